@@ -1,0 +1,48 @@
+# NearHome: one entry point for developers and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@echo "== installing NearHome and its pinned dependencies into $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED) ## create .venv and install the project with its dev tools
+
+infra-up: $(INSTALLED) ## start (or reuse) the local Kafka broker and PostgreSQL
+	$(BIN)/nearhome infra up
+
+infra-down: $(INSTALLED) ## stop what infra-up started
+	$(BIN)/nearhome infra down
+
+lint: $(INSTALLED) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(INSTALLED) ## mypy, strict
+	$(BIN)/mypy contracts services infra/data
+
+test: infra-up ## the whole test suite, against the real local broker and database
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(INSTALLED) ## only the tests that need no broker or database
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+check: lint types test ## lint, types and the whole test suite: what CI runs
+
+demo: $(INSTALLED) ## run the exchange locally (not yet: the services are being built)
+	@echo "not yet: the services are being built (see the open issues); 'make infra-up' starts the broker and database"
+
+.PHONY: help install infra-up infra-down lint types test unit check demo

@@ -1,0 +1,247 @@
+"""Every v1 event payload of INTERFACE.md, as frozen pydantic models that forbid unknown fields.
+
+Each class is named as the event (a past-tense fact) and carries its topic's key field. Update
+events carry the aggregate's whole new state, so a consumer never has to merge partial changes.
+"""
+
+from typing import ClassVar, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from contracts.enums import (
+    AlertRetractionReason,
+    OfstedRating,
+    PlacementEndReason,
+    PlacementType,
+    ReferralOutcome,
+    SearchScope,
+    Sex,
+    Urgency,
+    WithdrawalReason,
+)
+from contracts.types import (
+    AuthorityCode,
+    CaseReference,
+    ChildAge,
+    Miles,
+    Needs,
+    PlacementTypes,
+    PositiveCount,
+    PostcodeDistrict,
+    SensibleDate,
+    Sexes,
+    Slug,
+    StrictBool,
+    UtcDatetime,
+)
+
+
+class EventPayload(BaseModel):
+    """Base of every payload: immutable, and an unknown field (a `child_name`, say) is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    schema_version: ClassVar[int] = 1
+    key_field: ClassVar[str]
+
+    @classmethod
+    def event_type(cls) -> str:
+        return cls.__name__
+
+    def key(self) -> str:
+        """The value the topic's messages are keyed by (a setting or referral id)."""
+        return str(getattr(self, self.key_field))
+
+
+def _check_age_range(age_min: int | None, age_max: int | None) -> None:
+    if age_min is not None and age_max is not None and age_min > age_max:
+        raise ValueError(f"age_min ({age_min}) must not be greater than age_max ({age_max})")
+
+
+# --- provider.events, keyed by setting_id ---------------------------------------------------------
+
+
+class ProviderEvent(EventPayload):
+    key_field: ClassVar[str] = "setting_id"
+
+    setting_id: UUID
+    provider_id: Slug
+
+
+class SettingState(ProviderEvent):
+    """What a setting is: where, what type, how many registered places, whom it can care for."""
+
+    placement_type: PlacementType
+    registered_places: PositiveCount
+    ofsted_rating: OfstedRating
+    age_min: ChildAge
+    age_max: ChildAge
+    sexes_accepted: Sexes
+    needs_met: Needs
+    postcode_district: PostcodeDistrict
+    authority_code: AuthorityCode
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> Self:
+        _check_age_range(self.age_min, self.age_max)
+        return self
+
+
+class SettingRegistered(SettingState):
+    pass
+
+
+class SettingUpdated(SettingState):
+    pass
+
+
+class SettingClosed(ProviderEvent):
+    closed_on: SensibleDate
+
+
+class VacancyPosted(ProviderEvent):
+    """Beds offered at a setting; ages, sexes and needs, when given, narrow the setting's own."""
+
+    vacancy_id: UUID
+    beds: PositiveCount
+    available_from: SensibleDate
+    age_min: ChildAge | None = None
+    age_max: ChildAge | None = None
+    sexes_accepted: Sexes | None = None
+    needs_met: Needs | None = None
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> Self:
+        _check_age_range(self.age_min, self.age_max)
+        return self
+
+
+class VacancyConfirmed(ProviderEvent):
+    vacancy_id: UUID
+    confirmed_at: UtcDatetime
+
+
+class VacancyWithdrawn(ProviderEvent):
+    vacancy_id: UUID
+    reason: WithdrawalReason
+
+
+class VacancyExpired(ProviderEvent):
+    vacancy_id: UUID
+    last_confirmed_at: UtcDatetime
+
+
+class PlacementStarted(ProviderEvent):
+    placement_id: UUID
+    placing_authority_code: AuthorityCode
+    start_date: SensibleDate
+    beds: PositiveCount = 1
+    vacancy_id: UUID | None = None
+
+
+class PlacementEnded(ProviderEvent):
+    placement_id: UUID
+    placing_authority_code: AuthorityCode
+    beds: PositiveCount = 1
+    end_date: SensibleDate
+    reason: PlacementEndReason
+
+
+# --- referral.events, keyed by referral_id --------------------------------------------------------
+
+
+class ReferralEvent(EventPayload):
+    key_field: ClassVar[str] = "referral_id"
+
+    referral_id: UUID
+    authority_code: AuthorityCode
+
+
+class ReferralState(ReferralEvent):
+    """What matching needs to know about a child, and nothing that identifies them."""
+
+    reference: CaseReference
+    age: ChildAge
+    sex: Sex
+    needs: Needs
+    sibling_group_size: PositiveCount = 1
+    placement_types: PlacementTypes
+    home_postcode_district: PostcodeDistrict
+    needed_by: SensibleDate
+    urgency: Urgency
+    min_ofsted_rating: OfstedRating = OfstedRating.GOOD
+    accept_not_yet_inspected: StrictBool = False
+    search_scope: SearchScope = SearchScope.LOCAL
+
+    @model_validator(mode="after")
+    def _minimum_is_a_grade(self) -> Self:
+        if self.min_ofsted_rating is OfstedRating.NOT_YET_INSPECTED:
+            raise ValueError(
+                "min_ofsted_rating must be a grade; use accept_not_yet_inspected for new settings"
+            )
+        return self
+
+
+class ReferralOpened(ReferralState):
+    pass
+
+
+class ReferralUpdated(ReferralState):
+    pass
+
+
+class ReferralWidened(ReferralEvent):
+    search_scope: SearchScope = SearchScope.REGIONAL
+
+
+class ReferralClosed(ReferralEvent):
+    outcome: ReferralOutcome
+
+
+# --- alert.events, keyed by referral_id -----------------------------------------------------------
+
+
+class AlertEvent(EventPayload):
+    key_field: ClassVar[str] = "referral_id"
+
+    alert_id: UUID
+    referral_id: UUID
+    vacancy_id: UUID
+    setting_id: UUID
+    authority_code: AuthorityCode
+
+
+class AlertRaised(AlertEvent):
+    distance_miles: Miles
+    local: StrictBool
+    placement_type: PlacementType
+    ofsted_rating: OfstedRating
+    postcode_district: PostcodeDistrict
+    beds: PositiveCount
+
+
+class AlertRetracted(AlertEvent):
+    reason: AlertRetractionReason
+
+
+EVENT_TYPES: dict[str, type[EventPayload]] = {
+    cls.event_type(): cls
+    for cls in (
+        SettingRegistered,
+        SettingUpdated,
+        SettingClosed,
+        VacancyPosted,
+        VacancyConfirmed,
+        VacancyWithdrawn,
+        VacancyExpired,
+        PlacementStarted,
+        PlacementEnded,
+        ReferralOpened,
+        ReferralUpdated,
+        ReferralWidened,
+        ReferralClosed,
+        AlertRaised,
+        AlertRetracted,
+    )
+}

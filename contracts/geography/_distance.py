@@ -1,0 +1,43 @@
+"""Straight-line distance between postcode districts, and DOMAIN.md rule 2: what counts as local."""
+
+from __future__ import annotations
+
+import math
+
+from contracts.geography._areas import council, district
+
+EARTH_RADIUS_MILES = 3958.8
+LOCAL_RADIUS_MILES = 20.0
+
+
+def distance_miles(a: str, b: str) -> float:
+    """Great-circle (haversine) distance in statute miles between two districts' centroids."""
+    first, second = district(a), district(b)
+    lat1, lon1 = math.radians(first.lat), math.radians(first.lon)
+    lat2, lon2 = math.radians(second.lat), math.radians(second.lon)
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_MILES * math.asin(math.sqrt(min(1.0, h)))
+
+
+def is_local(
+    child_home_district: str,
+    referring_authority_code: str,
+    setting_district: str,
+    setting_authority_code: str | None = None,
+) -> bool:
+    """Within 20 miles of the child's home district, or inside the referring council's area.
+
+    The setting's council is `setting_authority_code` when given (a setting's own registration
+    is more precise than its district), else the council its district is assigned to.
+    Unknown districts or councils raise, whichever rule would decide.
+    """
+    miles = distance_miles(child_home_district, setting_district)
+    referring = council(referring_authority_code).code
+    if setting_authority_code is None:
+        setting_council = district(setting_district).authority_code
+    else:
+        setting_council = council(setting_authority_code).code
+    return miles <= LOCAL_RADIUS_MILES or setting_council == referring

@@ -1,0 +1,94 @@
+"""Constrained field types shared by the event payloads.
+
+Numbers and booleans are strict (no "3" for 3); dates, times and ids parse from their JSON strings.
+"""
+
+import re
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, Field, Strict
+
+from contracts import geography
+from contracts.enums import Need, PlacementType, Sex
+
+_OUTWARD_CODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?")
+_ONS_AUTHORITY = re.compile(r"E(06|07|08|09|10|11)[0-9]{6}")
+_SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+# A council's own case reference: letters, digits and / _ . - only. No spaces, so a name cannot be
+# typed into it as "Firstname Lastname".
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,39}")
+
+_E = TypeVar("_E", bound=StrEnum)
+
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+
+
+def _postcode_district(value: str) -> str:
+    code = value.strip().upper()
+    if not _OUTWARD_CODE.fullmatch(code):
+        raise ValueError(
+            f"{value!r} is not a postcode district: give the outward code only, such as LA9 or PR8"
+        )
+    if not geography.is_known_district(code):
+        raise ValueError(f"{code!r} is not a postcode district in England")
+    return code
+
+
+def _authority_code(value: str) -> str:
+    code = value.strip().upper()
+    if not _ONS_AUTHORITY.fullmatch(code):
+        raise ValueError(f"{value!r} is not an ONS council code such as E06000064")
+    if not geography.is_known_council(code):
+        raise ValueError(f"{code!r} is not an upper-tier council in England")
+    return code
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError(f"{value!r} is not a slug: lower-case letters and digits joined by '-'")
+    return value
+
+
+def _reference(value: str) -> str:
+    if not _REFERENCE.fullmatch(value):
+        raise ValueError(
+            "a reference is the council's own opaque case reference: 1-40 letters, digits "
+            "and / _ . - (no spaces, never a name)"
+        )
+    return value
+
+
+def _sensible_date(value: date) -> date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST_DATE} to {LATEST_DATE}")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _sorted_unique(values: tuple[_E, ...]) -> tuple[_E, ...]:
+    # Sets travel as sorted lists so that the same state always serialises to the same bytes.
+    return tuple(sorted(set(values)))
+
+
+PostcodeDistrict = Annotated[str, Strict(), AfterValidator(_postcode_district)]
+AuthorityCode = Annotated[str, Strict(), AfterValidator(_authority_code)]
+Slug = Annotated[str, Strict(), Field(min_length=2, max_length=64), AfterValidator(_slug)]
+CaseReference = Annotated[str, Strict(), AfterValidator(_reference)]
+OrganisationId = Annotated[str, Strict(), Field(min_length=2, max_length=64)]
+ChildAge = Annotated[int, Strict(), Field(ge=0, le=17)]
+PositiveCount = Annotated[int, Strict(), Field(ge=1, le=1000)]
+StrictBool = Annotated[bool, Strict()]
+SensibleDate = Annotated[date, AfterValidator(_sensible_date)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Miles = Annotated[float, Field(ge=0, le=1000)]
+Needs = Annotated[tuple[Need, ...], AfterValidator(_sorted_unique)]
+Sexes = Annotated[tuple[Sex, ...], Field(min_length=1), AfterValidator(_sorted_unique)]
+PlacementTypes = Annotated[
+    tuple[PlacementType, ...], Field(min_length=1), AfterValidator(_sorted_unique)
+]

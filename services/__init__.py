@@ -1,0 +1,1 @@
+"""NearHome's services and operator commands."""
