@@ -1,0 +1,10 @@
+"""The local infrastructure: a Kafka broker and a PostgreSQL server for development and tests.
+
+`ensure_up()` does what `nearhome infra up` does, for a pytest session fixture.
+"""
+
+from services.infra.errors import InfraError
+from services.infra.lifecycle import ensure_up
+from services.infra.status import ComponentStatus, InfraStatus, Origin
+
+__all__ = ["ComponentStatus", "InfraError", "InfraStatus", "Origin", "ensure_up"]

@@ -1,0 +1,52 @@
+"""`nearhome infra up|down|status`: the local Kafka broker and PostgreSQL server."""
+
+import asyncio
+import time
+
+import typer
+
+from services.infra import lifecycle
+from services.infra.errors import InfraError
+
+app = typer.Typer(
+    help="The local Kafka broker and PostgreSQL server (only what `up` started is stopped).",
+    no_args_is_help=True,
+)
+
+
+def _fail(error: InfraError) -> typer.Exit:
+    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def up() -> None:
+    """Start the broker and the database if needed, then declare topics and schemas."""
+    started = time.monotonic()
+    try:
+        infra = asyncio.run(lifecycle.up(typer.echo))
+    except InfraError as error:
+        raise _fail(error) from error
+    typer.echo(infra.describe())
+    typer.echo(f"ready in {time.monotonic() - started:.1f} s")
+
+
+@app.command()
+def down() -> None:
+    """Stop the broker and the database, only if `up` started them."""
+    try:
+        asyncio.run(lifecycle.down(typer.echo))
+    except InfraError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def status() -> None:
+    """Show where the broker and the database are and who runs them; exit 1 unless both are up."""
+    try:
+        infra = asyncio.run(lifecycle.status())
+    except InfraError as error:
+        raise _fail(error) from error
+    typer.echo(infra.describe())
+    if not infra.all_up:
+        raise typer.Exit(code=1)

@@ -1,0 +1,278 @@
+"""The local Kafka broker: its jars from Maven Central, its storage, its process."""
+
+import asyncio
+import base64
+import hashlib
+import shutil
+import uuid
+from string import Template
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from services.infra.errors import BrokerError, PortTakenError
+from services.infra.network import port_accepts
+from services.infra.processes import (
+    is_running,
+    read_pid_file,
+    require_program,
+    run_command,
+    start_detached,
+    stop_process,
+    tail_of_file,
+    write_pid_file,
+)
+from services.infra.state import StateLayout, infra_local_dir
+from services.infra.status import ComponentStatus, Origin, Progress
+
+LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+_LOCAL_ADDRESSES = frozenset({"127.0.0.1:9092", "localhost:9092"})
+_HOST = "127.0.0.1"
+_BROKER_PORT = 9092
+_CONTROLLER_PORT = 9093
+
+BROKER_START_TIMEOUT_S = 90.0
+BROKER_STOP_TIMEOUT_S = 30.0
+_MAVEN_TIMEOUT_S = 900.0
+_FORMAT_TIMEOUT_S = 120.0
+_PROBE_TIMEOUT_S = 3.0
+_RETRY_INTERVAL_S = 0.5
+
+_BROKER_MAIN = "kafka.Kafka"
+_STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
+_JARS_RESOLVED_MARKER = ".resolved-from-pom"
+
+
+def normalise_bootstrap(bootstrap: str) -> str:
+    """`bootstrap` without blanks or empty entries (aiokafka would try to reach an empty host)."""
+    return ",".join(address.strip() for address in bootstrap.split(",") if address.strip())
+
+
+def is_local_bootstrap(bootstrap: str) -> bool:
+    """Whether `bootstrap` names the broker `nearhome infra` runs itself."""
+    return normalise_bootstrap(bootstrap) in _LOCAL_ADDRESSES
+
+
+async def ensure_broker(bootstrap: str, layout: StateLayout, progress: Progress) -> ComponentStatus:
+    """Make a broker answer at `bootstrap`, starting the local one if that is where it should be."""
+    bootstrap = normalise_bootstrap(bootstrap)
+    if not is_local_bootstrap(bootstrap):
+        if not await broker_answers(bootstrap):
+            raise BrokerError(
+                f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer; start that broker, "
+                f"or unset KAFKA_BOOTSTRAP_SERVERS to use a local one at {LOCAL_BOOTSTRAP}"
+            )
+        progress(f"using the configured broker at {bootstrap}")
+        return ComponentStatus("broker", bootstrap, up=True, origin=Origin.CONFIGURED)
+
+    pid = recorded_broker_pid(layout)
+    if pid is not None:
+        progress(f"broker already running (pid {pid})")
+    elif await broker_answers(LOCAL_BOOTSTRAP):
+        progress(f"a broker not started by nearhome infra answers at {LOCAL_BOOTSTRAP}: using it")
+        return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.ALREADY_RUNNING)
+    else:
+        await _refuse_taken_ports()
+        pid = await start_local_broker(layout, progress)
+    await wait_for_broker(layout, pid, progress)
+    return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.STARTED_HERE, pid=pid)
+
+
+async def broker_status(bootstrap: str, layout: StateLayout) -> ComponentStatus:
+    bootstrap = normalise_bootstrap(bootstrap)
+    if not is_local_bootstrap(bootstrap):
+        up = await broker_answers(bootstrap)
+        return ComponentStatus("broker", bootstrap, up=up, origin=Origin.CONFIGURED)
+    pid = recorded_broker_pid(layout)
+    up = await broker_answers(LOCAL_BOOTSTRAP)
+    origin = Origin.STARTED_HERE if pid is not None else Origin.ALREADY_RUNNING
+    return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=up, origin=origin, pid=pid)
+
+
+async def start_local_broker(layout: StateLayout, progress: Progress) -> int:
+    """Resolve the jars, format the storage (both only once) and start the broker detached."""
+    for folder in (layout.kafka_dir, layout.kafka_data, layout.kafka_logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    await ensure_kafka_jars(layout, progress)
+    write_broker_config(layout)
+    await format_storage_once(layout, progress)
+    progress("starting the Kafka broker…")
+    pid = start_detached(
+        _java_command(layout, _BROKER_MAIN, str(layout.broker_config)),
+        log_path=layout.broker_console_log,
+        cwd=layout.kafka_dir,
+    )
+    write_pid_file(layout.broker_pid_file, pid)
+    return pid
+
+
+async def stop_local_broker(layout: StateLayout) -> int | None:
+    """Stop the broker `up` started, if it is running; return its pid, or None if there was none."""
+    pid = recorded_broker_pid(layout)
+    if pid is not None:
+        await stop_process(pid, *_broker_markers(layout), timeout_s=BROKER_STOP_TIMEOUT_S)
+    layout.broker_pid_file.unlink(missing_ok=True)
+    return pid
+
+
+def recorded_broker_pid(layout: StateLayout) -> int | None:
+    """The pid in the broker's pid file, if that process is still our broker."""
+    pid = read_pid_file(layout.broker_pid_file)
+    if pid is None or not is_running(pid, *_broker_markers(layout)):
+        return None
+    return pid
+
+
+def _broker_markers(layout: StateLayout) -> tuple[str, str]:
+    return (_BROKER_MAIN, str(layout.broker_config))
+
+
+async def ensure_kafka_jars(layout: StateLayout, progress: Progress) -> None:
+    """Copy Kafka and its dependencies from Maven into the state folder, unless already there.
+
+    The folder records the hash of the pom it came from, so editing the pom (a new Kafka version)
+    resolves the jars again instead of mixing two versions on one classpath.
+    """
+    pom = infra_local_dir() / "pom.xml"
+    wanted = hashlib.sha256(pom.read_bytes()).hexdigest()
+    marker = layout.kafka_libs / _JARS_RESOLVED_MARKER
+    if marker.is_file() and marker.read_text().strip() == wanted:
+        return
+    progress("resolving Kafka jars with Maven (first run only)…")
+    mvn = require_program("mvn", "install Maven 3 (apt-get install maven)")
+    partial = layout.kafka_libs.with_name(f"{layout.kafka_libs.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    await run_command(
+        [
+            mvn,
+            "--batch-mode",
+            "--quiet",
+            "--file",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
+            "-DincludeScope=runtime",
+        ],
+        action="resolving Kafka jars with Maven",
+        timeout_s=_MAVEN_TIMEOUT_S,
+    )
+    (partial / _JARS_RESOLVED_MARKER).write_text(f"{wanted}\n")
+    shutil.rmtree(layout.kafka_libs, ignore_errors=True)
+    partial.rename(layout.kafka_libs)
+
+
+def write_broker_config(layout: StateLayout) -> None:
+    template = Template((infra_local_dir() / "kafka-server.properties.template").read_text())
+    layout.broker_config.write_text(template.substitute(data_dir=layout.kafka_data))
+
+
+async def format_storage_once(layout: StateLayout, progress: Progress) -> None:
+    if (layout.kafka_data / "meta.properties").is_file():
+        return
+    progress("formatting Kafka storage (first run only)…")
+    # Without meta.properties no broker ever ran here: whatever is left is an interrupted format.
+    shutil.rmtree(layout.kafka_data, ignore_errors=True)
+    layout.kafka_data.mkdir(parents=True)
+    await run_command(
+        _java_command(
+            layout,
+            _STORAGE_TOOL_MAIN,
+            "format",
+            "--standalone",
+            "--config",
+            str(layout.broker_config),
+            "--cluster-id",
+            new_cluster_id(),
+        ),
+        action="formatting Kafka storage",
+        timeout_s=_FORMAT_TIMEOUT_S,
+    )
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's form: 16 random bytes, URL-safe base64 without padding."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka never issues ids starting with "-": they read as a command-line flag.
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _java_command(layout: StateLayout, main_class: str, *args: str) -> list[str]:
+    java = require_program("java", "install a Java 17+ runtime (apt-get install default-jre)")
+    return [
+        java,
+        "-Xmx512m",
+        f"-Dlog4j2.configurationFile={infra_local_dir() / 'log4j2.xml'}",
+        f"-Dkafka.logs.dir={layout.kafka_logs}",
+        "-cp",
+        f"{layout.kafka_libs}/*",
+        main_class,
+        *args,
+    ]
+
+
+async def wait_for_broker(layout: StateLayout, pid: int, progress: Progress) -> None:
+    """Return once the local broker answers a metadata request; `BrokerError` if it never does."""
+    if await broker_answers(LOCAL_BOOTSTRAP):
+        return
+    progress(f"waiting for the broker to answer at {LOCAL_BOOTSTRAP}…")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BROKER_START_TIMEOUT_S
+    while not await broker_answers(LOCAL_BOOTSTRAP):
+        if not is_running(pid, *_broker_markers(layout)):
+            raise BrokerError(
+                f"the broker (pid {pid}) exited while starting; see {layout.broker_server_log} "
+                f"and {layout.broker_console_log}. Last lines:\n{_last_broker_words(layout)}"
+            )
+        if loop.time() >= deadline:
+            raise BrokerError(
+                f"the broker (pid {pid}) did not answer at {LOCAL_BOOTSTRAP} within "
+                f"{BROKER_START_TIMEOUT_S:.0f} s; see {layout.broker_server_log} "
+                f"and {layout.broker_console_log}"
+            )
+        await asyncio.sleep(_RETRY_INTERVAL_S)
+
+
+def _last_broker_words(layout: StateLayout) -> str:
+    """The console's tail when the JVM itself complained, otherwise the server log's."""
+    console = layout.broker_console_log
+    if console.is_file() and console.stat().st_size > 0:
+        return tail_of_file(console)
+    return tail_of_file(layout.broker_server_log)
+
+
+async def broker_answers(bootstrap: str, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
+    """Whether a Kafka broker at `bootstrap` answers a metadata request."""
+    bootstrap = normalise_bootstrap(bootstrap)
+    addresses = [_split_address(address) for address in bootstrap.split(",")]
+    # A quiet TCP check first: aiokafka logs every refused connection as an error.
+    if not any([await port_accepts(host, port) for host, port in addresses]):
+        return False
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
+    return True
+
+
+async def _refuse_taken_ports() -> None:
+    for port, role in ((_BROKER_PORT, "broker"), (_CONTROLLER_PORT, "controller")):
+        if await port_accepts(_HOST, port):
+            raise PortTakenError(
+                f"port {_HOST}:{port} (the local Kafka {role}) is taken by something that is not "
+                "a Kafka broker started by nearhome infra; stop it, or set KAFKA_BOOTSTRAP_SERVERS "
+                "to a broker you run yourself"
+            )
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, separator, port = address.rpartition(":")
+    if not separator or not port.isdigit():
+        return (address, _BROKER_PORT)
+    return (host.strip("[]"), int(port))

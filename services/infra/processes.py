@@ -1,0 +1,157 @@
+"""Running commands, and starting, recognising and stopping the processes `up` leaves running."""
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from services.infra.errors import CommandFailedError, InfraError, ToolMissingError
+
+_OUTPUT_TAIL_LINES = 15
+_POLL_INTERVAL_S = 0.2
+_KILL_GRACE_S = 10.0
+
+# Processes started by this Python process. Keeping their Popen objects lets `stop_process` reap
+# them (so a test session that starts and stops the broker leaves no zombie behind) and avoids
+# the "subprocess is still running" warning when a Popen object is collected.
+_started_here: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def require_program(name: str, hint: str) -> str:
+    """The absolute path of `name` on PATH; `ToolMissingError` with `hint` when it is missing."""
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissingError(f"{name} not found on PATH: {hint}")
+    return found
+
+
+def tail(text: str, lines: int = _OUTPUT_TAIL_LINES) -> str:
+    """The last lines of a command's output, indented to follow an error message."""
+    kept = text.strip().splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in kept)
+
+
+def tail_of_file(path: Path, lines: int = _OUTPUT_TAIL_LINES) -> str:
+    try:
+        return tail(path.read_text(errors="replace"), lines)
+    except FileNotFoundError:
+        return f"    ({path} does not exist)"
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    action: str,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
+    """Run a command to completion and return its output; `CommandFailedError` if it fails."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=None if env is None else {**os.environ, **env},
+        cwd=cwd,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise CommandFailedError(f"{action} did not finish within {timeout_s:.0f} s") from None
+    text = output.decode(errors="replace")
+    if process.returncode != 0:
+        raise CommandFailedError(f"{action} failed (exit code {process.returncode}):\n{tail(text)}")
+    return text
+
+
+def is_running(pid: int, *markers: str) -> bool:
+    """Whether `pid` is a live (not zombie) process whose command line contains every marker.
+
+    The markers guard against a recorded pid that has since been reused by another program.
+    """
+    proc = Path("/proc") / str(pid)
+    try:
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    # The state follows the parenthesised command name, which may itself contain spaces.
+    state = stat.rpartition(")")[2].split()[0]
+    if state in {"Z", "X"}:
+        return False
+    command_line = cmdline.decode(errors="replace").replace("\0", " ")
+    return all(marker in command_line for marker in markers)
+
+
+def read_pid_file(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    path.write_text(f"{pid}\n")
+
+
+def start_detached(argv: Sequence[str], *, log_path: Path, cwd: Path) -> int:
+    """Start a long-running process in its own session, output to `log_path`; return its pid.
+
+    `log_path` starts empty, so what it holds after a failed start is about that start.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        child = subprocess.Popen(  # noqa: S603 - argv is built from our own paths, no shell
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _started_here[child.pid] = child
+    return child.pid
+
+
+async def stop_process(pid: int, *markers: str, timeout_s: float) -> None:
+    """SIGTERM `pid` if it is still the process the markers describe; SIGKILL after `timeout_s`."""
+    if not is_running(pid, *markers):
+        return
+    os.kill(pid, signal.SIGTERM)
+    if await _wait_until_gone(pid, markers, timeout_s):
+        return
+    os.kill(pid, signal.SIGKILL)
+    if not await _wait_until_gone(pid, markers, _KILL_GRACE_S):
+        raise InfraError(f"process {pid} survived SIGKILL")
+
+
+async def _wait_until_gone(pid: int, markers: tuple[str, ...], timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        child = _started_here.get(pid)
+        if child is not None and child.poll() is not None:
+            del _started_here[pid]
+        if not is_running(pid, *markers):
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_INTERVAL_S)
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def as_postgres_user(argv: Sequence[str]) -> list[str]:
+    """`argv` run as the `postgres` OS user when we are root: PostgreSQL refuses to run as root."""
+    if not running_as_root():
+        return list(argv)
+    runuser = require_program("runuser", "it is part of util-linux")
+    return [runuser, "-u", "postgres", "--", *argv]

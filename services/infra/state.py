@@ -1,0 +1,109 @@
+"""Where the local infrastructure keeps its files: jars, data, logs and pid files.
+
+Everything lives in one git-ignored folder, `.state/` at the repository root, or wherever
+`NEARHOME_STATE_DIR` points.
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.infra.status import Progress
+
+STATE_DIR_ENV = "NEARHOME_STATE_DIR"
+
+
+def repo_root() -> Path:
+    """The repository this package was installed from (editable installs keep it in place)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def infra_local_dir() -> Path:
+    """The checked-in recipes: the Kafka pom and the configuration templates."""
+    return repo_root() / "infra" / "local"
+
+
+@dataclass(frozen=True, slots=True)
+class StateLayout:
+    """The paths inside the state folder, named once so every module agrees on them."""
+
+    root: Path
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "infra.lock"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.root / "kafka-libs"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def kafka_data(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def kafka_logs(self) -> Path:
+        return self.kafka_dir / "logs"
+
+    @property
+    def broker_config(self) -> Path:
+        return self.kafka_dir / "server.properties"
+
+    @property
+    def broker_console_log(self) -> Path:
+        return self.kafka_logs / "console.log"
+
+    @property
+    def broker_server_log(self) -> Path:
+        return self.kafka_logs / "server.log"
+
+    @property
+    def broker_pid_file(self) -> Path:
+        return self.kafka_dir / "broker.pid"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def postgres_socket_dir(self) -> Path:
+        return self.postgres_dir / "socket"
+
+    @property
+    def postgres_log(self) -> Path:
+        return self.postgres_dir / "postgres.log"
+
+
+def state_layout() -> StateLayout:
+    """The state folder named by `NEARHOME_STATE_DIR`, or `.state/` at the repository root."""
+    configured = os.environ.get(STATE_DIR_ENV)
+    root = Path(configured).expanduser() if configured else repo_root() / ".state"
+    return StateLayout(root=root.resolve())
+
+
+@contextlib.asynccontextmanager
+async def exclusive(layout: StateLayout, progress: Progress) -> AsyncIterator[None]:
+    """One `up` or `down` at a time: two `up`s would each start a broker, losing one pid."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with layout.lock_file.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("waiting for another `nearhome infra` command to finish…")
+            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
