@@ -1,11 +1,100 @@
 """The `nearhome` console script: operator commands, one sub-app per area."""
 
+import importlib
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Protocol
+
 import typer
+import uvicorn
+from fastapi import FastAPI
 
+from contracts import geography
 from services.infra.cli import app as infra_app
+from services.platform.auth import Role, issue_token, principal_for
+from services.settings import ServiceSettings
 
-app = typer.Typer(help="NearHome: a regional vacancy exchange for children's care placements.")
+app = typer.Typer(
+    help="NearHome: a regional vacancy exchange for children's care placements.",
+    no_args_is_help=True,
+)
 app.add_typer(infra_app, name="infra")
+token_app = typer.Typer(help="Bearer tokens for the services' APIs.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+class Service(StrEnum):
+    PROVIDER = "provider"
+    AUTHORITY = "authority"
+    LEDGER = "ledger"
+    ALERTING = "alerting"
+
+
+class ServiceModule(Protocol):
+    """What each `services.<name>.app` module offers the command line."""
+
+    Settings: type[ServiceSettings]
+
+    def create_app(self, settings: ServiceSettings) -> FastAPI: ...
+
+
+def _service_module(service: Service) -> ServiceModule:
+    try:
+        module: ServiceModule = importlib.import_module(f"services.{service.value}.app")
+    except ModuleNotFoundError as error:
+        typer.echo(f"error: the {service.value} service is not built yet ({error})", err=True)
+        raise typer.Exit(1) from error
+    return module
+
+
+@app.command()
+def serve(service: Annotated[Service, typer.Argument(help="which service to run")]) -> None:
+    """Run one service in the foreground: its HTTP API, consumers, outbox relay and schedulers."""
+    module = _service_module(service)
+    settings = module.Settings()
+    if settings.uses_development_secret:
+        typer.echo(
+            "warning: NEARHOME_JWT_SECRET is not set; using the development secret", err=True
+        )
+    uvicorn.run(module.create_app(settings), host=settings.host, port=settings.port)
+
+
+@token_app.command("issue")
+def issue(
+    role: Annotated[Role, typer.Option(help="the token's role")],
+    provider_id: Annotated[str | None, typer.Option(help="for --role provider")] = None,
+    authority_code: Annotated[
+        str | None, typer.Option(help="for --role authority (ONS code)")
+    ] = None,
+    footprints: Annotated[
+        str | None, typer.Option(help="for --role collaborative: comma-separated footprint ids")
+    ] = None,
+    hours: Annotated[float, typer.Option(help="how long the token is valid")] = 12.0,
+) -> None:
+    """Print a signed bearer token (signed with NEARHOME_JWT_SECRET)."""
+    footprint_ids = tuple(f.strip() for f in (footprints or "").split(",") if f.strip())
+    problems = [f"unknown footprint {f!r}" for f in footprint_ids if not _is_footprint(f)]
+    if authority_code is not None and not geography.is_known_council(authority_code):
+        problems.append(f"unknown council {authority_code!r}")
+    try:
+        principal = principal_for(
+            role, provider_id=provider_id, authority_code=authority_code, footprints=footprint_ids
+        )
+    except ValueError as error:
+        problems.append(str(error))
+    if problems:
+        typer.echo(f"error: {'; '.join(problems)}", err=True)
+        raise typer.Exit(2)
+    secret = ServiceSettings(port=0).jwt_secret
+    typer.echo(issue_token(principal, secret, ttl=timedelta(hours=hours)))
+
+
+def _is_footprint(footprint_id: str) -> bool:
+    try:
+        geography.footprint(footprint_id)
+    except geography.UnknownFootprintError:
+        return False
+    return True
 
 
 def main() -> None:

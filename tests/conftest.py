@@ -1,8 +1,13 @@
 """Suite-wide fixtures: tests marked `kafka` or `postgres` get the real local infrastructure."""
 
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import asyncpg
 import pytest
 
 from services.infra import ensure_up
+from services.settings import CommonSettings
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +20,17 @@ async def _real_infrastructure() -> None:
 def _needs_infrastructure(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("kafka") or request.node.get_closest_marker("postgres"):
         request.getfixturevalue("_real_infrastructure")
+
+
+@pytest.fixture
+async def fresh_database_url(_real_infrastructure: None) -> AsyncIterator[str]:
+    """A new, empty database for one test (dropped after it), on the real local PostgreSQL."""
+    base = CommonSettings().database_url
+    name = f"nearhome_test_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

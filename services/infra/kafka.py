@@ -11,7 +11,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from services.infra.errors import BrokerError, PortTakenError
-from services.infra.network import port_accepts
 from services.infra.processes import (
     is_running,
     read_pid_file,
@@ -24,6 +23,7 @@ from services.infra.processes import (
 )
 from services.infra.state import StateLayout, infra_local_dir
 from services.infra.status import ComponentStatus, Origin, Progress
+from services.platform.network import port_accepts
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 _LOCAL_ADDRESSES = frozenset({"127.0.0.1:9092", "localhost:9092"})

@@ -23,7 +23,6 @@ from services.infra.errors import (
     PortTakenError,
     ToolMissingError,
 )
-from services.infra.network import port_accepts
 from services.infra.processes import (
     as_postgres_user,
     is_running,
@@ -34,6 +33,7 @@ from services.infra.processes import (
 )
 from services.infra.state import StateLayout, infra_local_dir
 from services.infra.status import ComponentStatus, Origin, Progress
+from services.platform.network import port_accepts
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432

@@ -1,0 +1,1 @@
+"""What every service is built from: database, outbox relay, auth, idempotency, HTTP edges."""

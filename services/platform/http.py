@@ -1,0 +1,107 @@
+"""The HTTP edge every service shares: probes, metrics, request ids and error answers."""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.platform.errors import ServiceError, UnauthenticatedError
+from services.platform.network import port_accepts
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "nearhome_http_requests",
+            "HTTP requests answered, by route template and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "nearhome_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=registry,
+        )
+
+
+async def broker_reachable(bootstrap_servers: str) -> bool:
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if await port_accepts(host or "127.0.0.1", int(port)):
+            return True
+    return False
+
+
+async def database_reachable(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready", which is the answer
+        return False
+    return True
+
+
+def _error_answer(_: Request, error: Exception) -> Response:
+    assert isinstance(error, ServiceError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthenticatedError) else None
+    return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
+
+
+def add_operational_routes(
+    app: FastAPI, registry: CollectorRegistry, engine: AsyncEngine, bootstrap_servers: str
+) -> None:
+    """`/health`, `/ready` and `/metrics`, plus request ids, request metrics and error answers."""
+    metrics = HttpMetrics(registry)
+    app.add_exception_handler(ServiceError, _error_answer)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid4())
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, template, response.status_code).inc()
+        metrics.duration.labels(request.method, template).observe(time.perf_counter() - started)
+        response.headers[REQUEST_ID_HEADER] = request.state.request_id
+        return response
+
+    probes = APIRouter(tags=["operations"])
+
+    @probes.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @probes.get("/ready", responses={503: {"description": "broker or database unreachable"}})
+    async def ready() -> Response:
+        """Readiness: the broker and the database are reachable."""
+        checks: dict[str, Any] = {
+            "database": await database_reachable(engine),
+            "broker": await broker_reachable(bootstrap_servers),
+        }
+        status = 200 if all(checks.values()) else 503
+        return JSONResponse({"ready": status == 200, **checks}, status_code=status)
+
+    @probes.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(probes)

@@ -1,0 +1,62 @@
+"""Alembic, one migration history per service, each in its own schema.
+
+A service's `migrations/env.py` is two lines: it hands its MetaData to `run_migrations`.
+"""
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+SERVICES_DIR = Path(__file__).resolve().parents[1]
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url)
+    config.attributes["service"] = service
+    return config
+
+
+def upgrade_to_head(service: str, database_url: str) -> None:
+    """Apply every migration of `service` (blocking: call it from a thread in async code)."""
+    command.upgrade(alembic_config(service, database_url), "head")
+
+
+async def upgrade_to_head_async(service: str, database_url: str) -> None:
+    await asyncio.to_thread(upgrade_to_head, service, database_url)
+
+
+def _migrate(connection: Connection, metadata: MetaData) -> None:
+    schema = metadata.schema
+    assert schema is not None, "every service's MetaData names its schema"
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table_schema=schema,
+        include_schemas=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online(metadata: MetaData) -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_migrate, metadata)
+    finally:
+        await engine.dispose()
+
+
+def run_migrations(metadata: MetaData) -> None:
+    """The body of every service's `env.py` (online mode only: migrations run against a DB)."""
+    asyncio.run(_run_online(metadata))

@@ -1,0 +1,234 @@
+"""Transactional outbox: an event row commits with the state change; a relay publishes it later.
+
+The relay publishes unsent rows in id order (so in order per aggregate), waits for the broker's
+acknowledgement (acks=all, idempotent producer) and only then marks them sent. If it dies between
+the two it publishes the same `event_id` again, and consumers deduplicate by it. If the broker is
+down, rows wait and the relay retries, still in order, until it is back.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.envelope import Envelope
+from contracts.serialization import to_bytes
+from contracts.topics import topic_for_event
+
+logger = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("event_type", Text, nullable=False),
+        Column("topic", Text, nullable=False),
+        Column("message_key", LargeBinary, nullable=False),
+        Column("aggregate_id", Uuid, nullable=False),
+        Column("sequence", Integer, nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Index("outbox_unsent", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+async def add_to_outbox(session: AsyncSession, outbox: Table, envelope: Envelope[Any]) -> None:
+    """Stage `envelope` for publishing; it is sent only if the caller's transaction commits."""
+    await session.execute(
+        outbox.insert().values(
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            topic=topic_for_event(envelope.event_type).name,
+            message_key=envelope.key,
+            aggregate_id=envelope.aggregate_id,
+            sequence=envelope.sequence,
+            body=to_bytes(envelope),
+            created_at=envelope.occurred_at,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    topic: str
+    key: bytes
+    body: bytes
+    headers: dict[str, str]
+
+
+# Sends one message and returns an awaitable that resolves once the broker has acknowledged it,
+# so that a batch can be in flight at once and still be confirmed in order.
+Send = Callable[[OutgoingMessage], Awaitable[Awaitable[object]]]
+
+
+class OutboxMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.backlog = Gauge(
+            "nearhome_outbox_backlog", "Events in the outbox not yet published", registry=registry
+        )
+        self.oldest_unsent_age = Gauge(
+            "nearhome_outbox_oldest_unsent_age_seconds",
+            "Age of the oldest event not yet published (0 when none)",
+            registry=registry,
+        )
+        self.published = Counter(
+            "nearhome_events_published",
+            "Events published to Kafka by the outbox relay",
+            ["topic", "event_type"],
+            registry=registry,
+        )
+        self.publish_failures = Counter(
+            "nearhome_outbox_publish_failures",
+            "Relay cycles that stopped because the broker did not acknowledge",
+            registry=registry,
+        )
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to Kafka, one batch at a time, in id order."""
+
+    def __init__(  # noqa: PLR0913 - each is a separate collaborator or tuning knob
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        send: Send,
+        metrics: OutboxMetrics,
+        *,
+        lock_id: int,
+        batch_size: int = 500,
+        idle_interval: float = 0.05,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+        self._send = send
+        self._metrics = metrics
+        self._lock_id = lock_id
+        self._batch_size = batch_size
+        self._idle_interval = idle_interval
+        self._retry_interval = retry_interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll: called after a write commits."""
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent events; returns how many were acknowledged and marked."""
+        async with self._sessions() as session, session.begin():
+            # One relay per schema at a time, or two could interleave an aggregate's events.
+            locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_id)))
+            if not locked:
+                return 0
+            rows = (
+                await session.execute(
+                    select(self._outbox)
+                    .where(self._outbox.c.published_at.is_(None))
+                    .order_by(self._outbox.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            acknowledged = await self._send_in_order(rows)
+            if acknowledged:
+                ids = [row.id for row in rows[:acknowledged]]
+                await session.execute(
+                    update(self._outbox)
+                    .where(self._outbox.c.id.in_(ids))
+                    .values(published_at=datetime.now(UTC))
+                )
+        for row in rows[:acknowledged]:
+            self._metrics.published.labels(row.topic, row.event_type).inc()
+        if acknowledged < len(rows):
+            self._metrics.publish_failures.inc()
+            raise BrokerUnavailableError(f"{len(rows) - acknowledged} events await the broker")
+        return acknowledged
+
+    async def _send_in_order(self, rows: Sequence[Any]) -> int:
+        """How many rows, from the first, the broker acknowledged (a failure ends the prefix)."""
+        pending: list[Awaitable[object]] = []
+        try:
+            for row in rows:
+                message = OutgoingMessage(
+                    topic=row.topic,
+                    key=row.message_key,
+                    body=row.body,
+                    headers={"event_type": row.event_type, "event_id": str(row.event_id)},
+                )
+                pending.append(await self._send(message))
+        except Exception:
+            logger.exception("the broker refused an event from the outbox")
+        acknowledged = 0
+        for confirmation in pending:
+            try:
+                await confirmation
+            except Exception:
+                logger.exception("the broker did not acknowledge an event from the outbox")
+                break
+            acknowledged += 1
+        return acknowledged
+
+    async def measure_backlog(self) -> None:
+        async with self._sessions() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(self._outbox.c.created_at)).where(
+                        self._outbox.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        self._metrics.backlog.set(count)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        self._metrics.oldest_unsent_age.set(max(age, 0.0))
+
+    async def run(self) -> None:
+        """Publish until cancelled: at once when woken, otherwise every `idle_interval`."""
+        while True:
+            try:
+                published = await self.publish_pending()
+                await self.measure_backlog()
+            except BrokerUnavailableError as error:
+                logger.warning("outbox relay waiting for the broker: %s", error)
+                await asyncio.sleep(self._retry_interval)
+                continue
+            except (SQLAlchemyError, OSError):
+                logger.exception("outbox relay cannot reach the database; trying again")
+                await asyncio.sleep(self._retry_interval)
+                continue
+            if published == self._batch_size:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval)
+
+
+class BrokerUnavailableError(Exception):
+    """The broker did not acknowledge every event of a batch; the rest wait for the next try."""

@@ -1,0 +1,78 @@
+"""Reading what really arrived on a topic, from the moment a test started looking."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.structs import TopicPartition
+
+from contracts.envelope import Envelope
+from contracts.events import EventPayload
+from contracts.serialization import from_bytes
+
+
+@dataclass(frozen=True)
+class Arrival:
+    record: ConsumerRecord[bytes, bytes]
+    event: Envelope[EventPayload]
+
+
+Match = Callable[[Envelope[EventPayload]], bool]
+
+
+class TopicProbe:
+    """Remembers a topic's end offsets, then reads every event published after them."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self.arrivals: list[Arrival] = []
+
+    @classmethod
+    async def from_now(cls, bootstrap_servers: str, topic: str) -> Self:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for partition, offset in ends.items():
+            consumer.seek(partition, offset)
+        return cls(consumer)
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def _read(self, timeout_s: float) -> None:
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
+        for records in batches.values():
+            self.arrivals.extend(Arrival(record, from_bytes(record.value)) for record in records)
+
+    def matching(self, match: Match) -> list[Arrival]:
+        return [arrival for arrival in self.arrivals if match(arrival.event)]
+
+    async def wait_for(self, match: Match, count: int = 1, timeout_s: float = 30) -> list[Arrival]:
+        """The first `count` matching arrivals; fails after `timeout_s` with what did arrive."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.matching(match)) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [a.event.event_type for a in self.matching(match)]
+                raise AssertionError(f"expected {count} matching events, got {len(seen)}: {seen}")
+            await self._read(min(remaining, 0.5))
+        return self.matching(match)[:count]
+
+    async def settle(self, quiet_s: float = 1.5) -> None:
+        """Read for `quiet_s` more, so a test can assert that nothing else arrived."""
+        deadline = time.monotonic() + quiet_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            await self._read(min(remaining, 0.5))
+
+
+def for_aggregate(aggregate_id: Any) -> Match:
+    return lambda event: str(event.aggregate_id) == str(aggregate_id)
+
+
+async def gather_probes(bootstrap_servers: str, *topics: str) -> list[TopicProbe]:
+    return list(await asyncio.gather(*(TopicProbe.from_now(bootstrap_servers, t) for t in topics)))
