@@ -12,6 +12,9 @@ from aiokafka.structs import TopicPartition
 from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.serialization import from_bytes
+from contracts.topics import TopicSpec, all_topics
+
+_CATALOGUE = {spec.name: spec for spec in all_topics()}
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,20 @@ class TopicProbe:
         self.arrivals: list[Arrival] = []
 
     @classmethod
-    async def from_now(cls, bootstrap_servers: str, topic: str) -> Self:
+    async def from_now(cls, bootstrap_servers: str, topic: str | TopicSpec) -> Self:
+        # The catalogue knows each topic's partitions; a new consumer has no metadata to ask.
+        spec = topic if isinstance(topic, TopicSpec) else _CATALOGUE[topic]
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
         await consumer.start()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        for partition, offset in ends.items():
-            consumer.seek(partition, offset)
+        try:
+            partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            for partition, offset in ends.items():
+                consumer.seek(partition, offset)
+        except BaseException:
+            await consumer.stop()
+            raise
         return cls(consumer)
 
     async def close(self) -> None:

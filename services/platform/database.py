@@ -15,7 +15,10 @@ def service_metadata(schema: str) -> MetaData:
 
 
 def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
-    return create_async_engine(database_url, pool_size=pool_size, pool_pre_ping=True)
+    # hide_parameters: a failed statement is logged without its values (ages, districts, refs).
+    return create_async_engine(
+        database_url, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

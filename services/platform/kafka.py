@@ -13,14 +13,19 @@ if TYPE_CHECKING:
     from faststream.kafka.publisher.usecase import DefaultPublisher
 
 
-def event_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
-    """A broker whose producer waits for every in-sync replica and never duplicates on retry."""
+def event_broker(
+    bootstrap_servers: str, client_id: str, *, request_timeout_ms: int = 10_000
+) -> KafkaBroker:
+    """A broker whose producer waits for every in-sync replica and never duplicates on retry.
+
+    `request_timeout_ms` bounds how long an unacknowledged send waits before it counts as failed.
+    """
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
-        request_timeout_ms=10_000,
+        request_timeout_ms=request_timeout_ms,
     )
 
 

@@ -3,7 +3,10 @@
 The relay publishes unsent rows in id order (so in order per aggregate), waits for the broker's
 acknowledgement (acks=all, idempotent producer) and only then marks them sent. If it dies between
 the two it publishes the same `event_id` again, and consumers deduplicate by it. If the broker is
-down, rows wait and the relay retries, still in order, until it is back.
+down, rows wait and the relay retries, still in order, until it is back. (Once connected, the
+idempotent producer itself retries a send until the broker acknowledges it, so the relay waits
+for those acknowledgements rather than failing; if the producer cannot connect at all, the send
+fails and the relay tries again after `retry_interval`.)
 """
 
 import asyncio
@@ -125,6 +128,7 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_interval: float = 0.05,
         retry_interval: float = 1.0,
+        backlog_interval: float = 1.0,
     ) -> None:
         self._sessions = sessions
         self._outbox = outbox
@@ -134,6 +138,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_interval = idle_interval
         self._retry_interval = retry_interval
+        self._backlog_interval = backlog_interval
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -210,7 +215,29 @@ class OutboxRelay:
         self._metrics.oldest_unsent_age.set(max(age, 0.0))
 
     async def run(self) -> None:
-        """Publish until cancelled: at once when woken, otherwise every `idle_interval`."""
+        """Publish until cancelled: at once when woken, otherwise every `idle_interval`.
+
+        The backlog gauges are also measured every `backlog_interval` on their own: while the
+        broker is away an idempotent producer retries rather than failing, so the publishing
+        loop waits with it, and the backlog is what an operator needs to see then.
+        """
+        measuring = asyncio.create_task(self._measure_backlog_every(self._backlog_interval))
+        try:
+            await self._publish_forever()
+        finally:
+            measuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await measuring
+
+    async def _measure_backlog_every(self, seconds: float) -> None:
+        while True:
+            try:
+                await self.measure_backlog()
+            except (SQLAlchemyError, OSError):
+                logger.warning("cannot measure the outbox backlog: the database is unreachable")
+            await asyncio.sleep(seconds)
+
+    async def _publish_forever(self) -> None:
         while True:
             try:
                 published = await self.publish_pending()

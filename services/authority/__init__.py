@@ -1,0 +1,1 @@
+"""The authority service: councils' referrals for children who need a home, audited."""

@@ -1,0 +1,114 @@
+"""The authority service's composition root: settings, the app, and its lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
+
+from contracts.topics import REFERRAL_EVENTS
+from services.authority.audit import add_audit_trail
+from services.authority.domain import WideningPolicy
+from services.authority.handlers import (
+    AUDITED_ROUTES,
+    answer_another_councils_referral,
+    answer_invalid_request,
+    router,
+)
+from services.authority.settings import Settings
+from services.authority.store import OUTBOX
+from services.authority.use_cases import ReferralOfAnotherCouncilError, Referrals
+from services.platform.background import every, running
+from services.platform.database import create_engine, session_factory
+from services.platform.http import add_operational_routes
+from services.platform.kafka import OutboxPublisher, event_broker
+from services.platform.migrations import upgrade_to_head_async
+from services.platform.outbox import OutboxMetrics, OutboxRelay
+
+__all__ = ["Settings", "create_app"]
+
+SERVICE = "authority"
+CLIENT_ID = "nearhome-authority"
+# The outbox relay's advisory lock: unique per service, so only one relay publishes this outbox.
+RELAY_LOCK_ID = 8002
+
+DESCRIPTION = """\
+Councils' referrals for children who need a home. Each referral holds only what matching needs
+(the council's own opaque reference, age, sex, needs, placement types, home postcode district…):
+never a name, date of birth, address or case notes. Unknown fields such as `child_name` are a 422.
+
+* **Who**: authority (council) tokens only; a council sees and changes only its own referrals.
+  Other roles get 403; a missing, bad or expired token 401.
+* **Another council's referral answers 404**, exactly as an unknown one does: a referral's
+  existence is private to its council (the audit log records the attempt as `denied`).
+* **Events**: every change is one event on `referral.events`, keyed by `referral_id`:
+  `ReferralOpened`, `ReferralUpdated` (the whole new state; a change that changes nothing publishes
+  nothing), `ReferralWidened`, `ReferralClosed`.
+* **Sibling groups**: a `sibling_group_size` above 1 adds the `sibling_group` need; the
+  `sibling_group` need with a size of 1 is a 422.
+* **Widening**: an open local referral widens to its region once, `widen_after_hours` after it was
+  opened (default 4 hours for an emergency, 5 days for a planned referral), emitting
+  `ReferralWidened`. If its council later sets it back to local, it stays local.
+* **Idempotency**: every POST honours the `Idempotency-Key` header; the same key with a different
+  request is a 422.
+* **Audit**: every read and write, refused ones included, leaves a row in an append-only log.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    registry = CollectorRegistry()
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    outbox_metrics = OutboxMetrics(registry)
+    policy = WideningPolicy(
+        emergency=settings.widen_after_emergency, planned=settings.widen_after_planned
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await upgrade_to_head_async(SERVICE, settings.database_url)
+            publisher = OutboxPublisher(
+                event_broker(settings.kafka_bootstrap_servers, CLIENT_ID), (REFERRAL_EVENTS,)
+            )
+            relay = OutboxRelay(
+                sessions,
+                OUTBOX,
+                publisher.send,
+                outbox_metrics,
+                lock_id=RELAY_LOCK_ID,
+                idle_interval=settings.relay_idle_interval,
+                retry_interval=settings.relay_retry_interval,
+            )
+            referrals = Referrals(sessions, relay.wake, policy, settings.widen_batch_size)
+            app.state.referrals = referrals
+            try:
+                async with running(
+                    relay.run(),
+                    every(
+                        settings.widen_check_interval,
+                        referrals.widen_due_referrals,
+                        "widen referrals",
+                    ),
+                ):
+                    yield
+            finally:
+                await publisher.close()
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="NearHome authority service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.jwt_secret = settings.jwt_secret
+    # Inside the platform's middleware, which assigns the request id the audit rows carry.
+    add_audit_trail(app, sessions, AUDITED_ROUTES)
+    add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    app.add_exception_handler(ReferralOfAnotherCouncilError, answer_another_councils_referral)
+    app.add_exception_handler(RequestValidationError, answer_invalid_request)
+    app.include_router(router)
+    return app

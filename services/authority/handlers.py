@@ -1,0 +1,174 @@
+"""The routing table: thin routes under /v1 that check the caller, call one use case and answer."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from contracts import geography
+from services.authority.audit import AuditAction, AuditOutcome, note_outcome, note_principal
+from services.authority.domain import ReferralStatus
+from services.authority.schemas import (
+    CloseReferral,
+    ErrorAnswer,
+    OpenReferral,
+    ReferralChanges,
+    ReferralView,
+    ValidationAnswer,
+)
+from services.authority.use_cases import Caller, ReferralOfAnotherCouncilError, Referrals
+from services.platform.auth import Principal, Role, authenticated, require_role
+from services.platform.errors import ForbiddenError
+from services.platform.idempotency import StoredResponse
+
+REFERRALS_PATH = "/v1/referrals"
+REFERRAL_PATH = "/v1/referrals/{referral_id}"
+CLOSE_PATH = "/v1/referrals/{referral_id}/close"
+
+# Every route here reads or writes referrals, so every one is audited (see audit.py).
+AUDITED_ROUTES: dict[tuple[str, str], AuditAction] = {
+    ("POST", REFERRALS_PATH): AuditAction.CREATE,
+    ("GET", REFERRALS_PATH): AuditAction.LIST,
+    ("GET", REFERRAL_PATH): AuditAction.READ,
+    ("PATCH", REFERRAL_PATH): AuditAction.UPDATE,
+    ("POST", CLOSE_PATH): AuditAction.CLOSE,
+}
+
+_PRIVATE_404 = (
+    "No such referral, or another council's: a referral's existence is private to its council"
+)
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorAnswer, "description": "No bearer token, or a bad or expired one"},
+    403: {"model": ErrorAnswer, "description": "Not an authority (council) token"},
+    422: {
+        "model": ValidationAnswer,
+        "description": "Bad input, each bad field named (a reused Idempotency-Key: a message)",
+    },
+}
+_ONE_REFERRAL: dict[int | str, dict[str, Any]] = {
+    **_ANSWERS,
+    404: {"model": ErrorAnswer, "description": _PRIVATE_404},
+}
+_CLOSED_409: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorAnswer, "description": "The referral is closed"}
+}
+
+router = APIRouter(prefix="/v1", tags=["referrals"], responses=_ANSWERS)
+
+
+def _caller(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Caller:
+    note_principal(request, principal)
+    require_role(principal, Role.AUTHORITY)
+    code = principal.authority_code
+    if code is None or not geography.is_known_council(code):
+        raise ForbiddenError(f"the token's authority_code {code!r} is not an English council")
+    return Caller(
+        actor=principal.organisation_id,
+        role=principal.role.value,
+        authority_code=code,
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+def _referrals(request: Request) -> Referrals:
+    referrals: Referrals = request.app.state.referrals
+    return referrals
+
+
+AuthorityCaller = Annotated[Caller, Depends(_caller)]
+ReferralsDep = Annotated[Referrals, Depends(_referrals)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Send the same key again to get the first answer back; nothing is repeated",
+    ),
+]
+
+
+def _as_json(answer: StoredResponse) -> JSONResponse:
+    return JSONResponse(answer.body, status_code=answer.status_code)
+
+
+@router.post(
+    "/referrals",
+    status_code=201,
+    response_model=ReferralView,
+    summary="Open a referral for a child (or a sibling group) who needs a home",
+)
+async def open_referral(
+    body: OpenReferral,
+    caller: AuthorityCaller,
+    referrals: ReferralsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return _as_json(await referrals.open(caller, body, idempotency_key))
+
+
+@router.get("/referrals", summary="The council's referrals")
+async def list_referrals(
+    caller: AuthorityCaller,
+    referrals: ReferralsDep,
+    status: Annotated[ReferralStatus | None, Query(description="only open or closed")] = None,
+) -> list[ReferralView]:
+    return await referrals.list_own(caller, status)
+
+
+@router.get("/referrals/{referral_id}", responses=_ONE_REFERRAL)
+async def read_referral(
+    referral_id: UUID, caller: AuthorityCaller, referrals: ReferralsDep
+) -> ReferralView:
+    return await referrals.read(caller, referral_id)
+
+
+@router.patch(
+    "/referrals/{referral_id}",
+    responses={**_ONE_REFERRAL, **_CLOSED_409},
+    summary="Change any of a referral's matching fields (no event when nothing changes)",
+)
+async def change_referral(
+    referral_id: UUID, body: ReferralChanges, caller: AuthorityCaller, referrals: ReferralsDep
+) -> ReferralView:
+    try:
+        return await referrals.change(caller, referral_id, body.model_dump(exclude_unset=True))
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
+        ) from error
+
+
+@router.post(
+    "/referrals/{referral_id}/close",
+    response_model=ReferralView,
+    responses={**_ONE_REFERRAL, **_CLOSED_409},
+    summary="Close a referral: placed, withdrawn or no longer needed",
+)
+async def close_referral(
+    referral_id: UUID,
+    body: CloseReferral,
+    caller: AuthorityCaller,
+    referrals: ReferralsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return _as_json(await referrals.close(caller, referral_id, body.outcome, idempotency_key))
+
+
+async def answer_another_councils_referral(request: Request, error: Exception) -> JSONResponse:
+    """The same 404 as an unknown referral, but audited as the denial it is."""
+    assert isinstance(error, ReferralOfAnotherCouncilError)
+    note_outcome(request, AuditOutcome.DENIED)
+    return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+
+
+async def answer_invalid_request(_: Request, error: Exception) -> JSONResponse:
+    """A 422 naming each bad field, without its `input` (it may be a child's details)."""
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"loc": problem["loc"], "msg": problem["msg"], "type": problem["type"]}
+        for problem in error.errors()
+    ]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)

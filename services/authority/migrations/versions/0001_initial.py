@@ -1,0 +1,168 @@
+"""Referrals, the append-only audit log, the outbox and idempotency keys.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0001"
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SCHEMA = "authority"
+_TZ = sa.DateTime(timezone=True)
+
+
+def _create_referrals() -> None:
+    op.create_table(
+        "referrals",
+        sa.Column("referral_id", sa.Uuid(), primary_key=True),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("reference", sa.Text(), nullable=False),
+        sa.Column("age", sa.SmallInteger(), nullable=False),
+        sa.Column("sex", sa.Text(), nullable=False),
+        sa.Column("needs", sa.ARRAY(sa.Text()), nullable=False),
+        sa.Column("sibling_group_size", sa.Integer(), nullable=False),
+        sa.Column("placement_types", sa.ARRAY(sa.Text()), nullable=False),
+        sa.Column("home_postcode_district", sa.Text(), nullable=False),
+        sa.Column("needed_by", sa.Date(), nullable=False),
+        sa.Column("urgency", sa.Text(), nullable=False),
+        sa.Column("min_ofsted_rating", sa.Text(), nullable=False),
+        sa.Column("accept_not_yet_inspected", sa.Boolean(), nullable=False),
+        sa.Column("search_scope", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("outcome", sa.Text()),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("opened_at", _TZ, nullable=False),
+        sa.Column("updated_at", _TZ, nullable=False),
+        sa.Column("closed_at", _TZ),
+        sa.Column("chosen_widen_after", sa.Interval()),
+        sa.Column("widen_at", _TZ, nullable=False),
+        sa.Column("widened_at", _TZ),
+        sa.CheckConstraint("status IN ('open', 'closed')", name="referrals_status_known"),
+        sa.CheckConstraint(
+            "(status = 'closed') = (outcome IS NOT NULL)", name="referrals_closed_has_outcome"
+        ),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "referrals_by_council",
+        "referrals",
+        ["authority_code", "status", "opened_at"],
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "referrals_due_to_widen",
+        "referrals",
+        ["widen_at"],
+        schema=SCHEMA,
+        postgresql_where=sa.text(
+            "status = 'open' AND search_scope = 'local' AND widened_at IS NULL"
+        ),
+    )
+
+
+def _create_audit_log() -> None:
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("at", _TZ, nullable=False),
+        sa.Column("actor", sa.Text()),
+        sa.Column("role", sa.Text()),
+        sa.Column("organisation", sa.Text()),
+        sa.Column("action", sa.Text(), nullable=False),
+        sa.Column("referral_id", sa.Uuid()),
+        sa.Column("outcome", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.Integer()),
+        sa.Column("request_id", sa.Text()),
+        schema=SCHEMA,
+    )
+    op.create_index("audit_log_by_referral", "audit_log", ["referral_id"], schema=SCHEMA)
+    # The service writes as the same role that owns the table, so privileges cannot stop it
+    # rewriting history; a trigger can.
+    op.execute(
+        f"""
+        CREATE FUNCTION {SCHEMA}.refuse_audit_log_change() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END
+        $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE TRIGGER audit_log_append_only
+        BEFORE UPDATE OR DELETE ON {SCHEMA}.audit_log
+        FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.refuse_audit_log_change()
+        """
+    )
+    op.execute(
+        f"""
+        CREATE TRIGGER audit_log_no_truncate
+        BEFORE TRUNCATE ON {SCHEMA}.audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.refuse_audit_log_change()
+        """
+    )
+
+
+def _create_outbox() -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("message_key", sa.LargeBinary(), nullable=False),
+        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", _TZ, nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", _TZ),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "outbox_unsent",
+        "outbox",
+        ["id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
+
+
+def _create_idempotency_keys() -> None:
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("organisation_id", sa.Text(), nullable=False),
+        sa.Column("idempotency_key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.Integer()),
+        sa.Column("response", postgresql.JSONB()),
+        sa.Column("created_at", _TZ, nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("organisation_id", "idempotency_key"),
+        schema=SCHEMA,
+    )
+
+
+def upgrade() -> None:
+    _create_referrals()
+    _create_audit_log()
+    _create_outbox()
+    _create_idempotency_keys()
+
+
+def downgrade() -> None:
+    op.drop_table("idempotency_keys", schema=SCHEMA)
+    op.drop_table("outbox", schema=SCHEMA)
+    op.drop_table("audit_log", schema=SCHEMA)
+    op.execute(f"DROP FUNCTION {SCHEMA}.refuse_audit_log_change()")
+    op.drop_table("referrals", schema=SCHEMA)

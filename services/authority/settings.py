@@ -1,0 +1,31 @@
+"""The authority service's settings, read from the environment (pydantic-settings)."""
+
+from datetime import timedelta
+
+from pydantic import AliasChoices, Field
+
+from services.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = Field(default=8002, validation_alias=AliasChoices("AUTHORITY_PORT", "port"))
+    # How long a local referral waits for a local fit before it widens to its region, unless the
+    # council chose its own `widen_after_hours` (seconds or ISO 8601 durations such as PT4H).
+    widen_after_emergency: timedelta = Field(
+        default=timedelta(hours=4),
+        gt=timedelta(0),
+        validation_alias=AliasChoices("WIDEN_AFTER_EMERGENCY", "widen_after_emergency"),
+    )
+    widen_after_planned: timedelta = Field(
+        default=timedelta(days=5),
+        gt=timedelta(0),
+        validation_alias=AliasChoices("WIDEN_AFTER_PLANNED", "widen_after_planned"),
+    )
+    widen_check_interval: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("WIDEN_CHECK_INTERVAL", "widen_check_interval"),
+    )
+    widen_batch_size: int = Field(default=100, ge=1)
+    relay_retry_interval: float = Field(default=1.0, gt=0)
+    relay_idle_interval: float = Field(default=0.05, gt=0)

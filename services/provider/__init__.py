@@ -1,0 +1,1 @@
+"""The provider service: the write side for providers' settings, vacancies and placements."""

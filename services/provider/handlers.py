@@ -1,0 +1,242 @@
+"""The provider API under /v1: thin routes that authenticate, validate, call a use case, answer."""
+
+import json
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.platform.auth import Principal, Role, authenticated, require_role
+from services.platform.idempotency import StoredResponse, request_fingerprint
+from services.provider.domain import PlacementStatus, SettingStatus, VacancyStatus
+from services.provider.models import (
+    CloseSetting,
+    EndPlacement,
+    PlacementView,
+    PostVacancy,
+    Problem,
+    RegisterSetting,
+    SettingView,
+    StartPlacement,
+    UpdateSetting,
+    VacancyView,
+    WithdrawVacancy,
+)
+from services.provider.use_cases import ProviderService, WriteRequest
+
+
+def provider_id_of(principal: Annotated[Principal, Depends(authenticated)]) -> str:
+    """The caller's provider (their organisation); 403 for any other role's token."""
+    require_role(principal, Role.PROVIDER)
+    assert principal.provider_id is not None, "a provider token always carries provider_id"
+    return principal.provider_id
+
+
+def provider_service(request: Request) -> ProviderService:
+    service: ProviderService = request.app.state.provider_service
+    return service
+
+
+ProviderId = Annotated[str, Depends(provider_id_of)]
+Service = Annotated[ProviderService, Depends(provider_service)]
+
+
+async def write_request(
+    request: Request,
+    provider_id: ProviderId,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Send the same key again to get the first answer, with nothing written",
+        ),
+    ] = None,
+) -> WriteRequest:
+    raw = await request.body()
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.hex()  # not JSON: the request is refused anyway, so any stable value will do
+    return WriteRequest(
+        provider_id=provider_id,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint(request.method, request.url.path, body),
+    )
+
+
+Write = Annotated[WriteRequest, Depends(write_request)]
+
+
+def _answer(stored: StoredResponse) -> Response:
+    return JSONResponse(stored.body, status_code=stored.status_code)
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem} for code in codes}
+
+
+router = APIRouter(prefix="/v1", responses=_problems(401, 403))
+_CREATE = _problems(404, 409, 422)
+_CHANGE = _problems(404, 409, 422)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/settings", status_code=201, response_model=SettingView, tags=["settings"], responses=_CREATE
+)
+async def register_setting(body: RegisterSetting, write: Write, service: Service) -> Response:
+    """Register a setting (a home): its type, places, rating, whom it cares for and where."""
+    return _answer(await service.register_setting(write, body))
+
+
+@router.patch(
+    "/settings/{setting_id}", response_model=SettingView, tags=["settings"], responses=_CHANGE
+)
+async def update_setting(
+    setting_id: UUID, body: UpdateSetting, write: Write, service: Service
+) -> Response:
+    """Change any of a setting's fields; an update that changes nothing publishes nothing."""
+    return _answer(await service.update_setting(write, setting_id, body))
+
+
+@router.post(
+    "/settings/{setting_id}/close",
+    response_model=SettingView,
+    tags=["settings"],
+    responses=_CHANGE,
+)
+async def close_setting(
+    setting_id: UUID,
+    write: Write,
+    service: Service,
+    body: Annotated[CloseSetting | None, Body()] = None,
+) -> Response:
+    """Close a setting (from `closed_on`, default today); it takes no new vacancies or children."""
+    return _answer(await service.close_setting(write, setting_id, body or CloseSetting()))
+
+
+@router.get("/settings", tags=["settings"])
+async def list_settings(
+    provider_id: ProviderId, service: Service, status: SettingStatus | None = None
+) -> list[SettingView]:
+    """The caller's own settings, with their beds occupied, offered and vacant."""
+    return await service.settings(provider_id, status)
+
+
+@router.get(
+    "/settings/{setting_id}",
+    tags=["settings"],
+    responses=_problems(404),
+)
+async def get_setting(setting_id: UUID, provider_id: ProviderId, service: Service) -> SettingView:
+    return await service.setting(provider_id, setting_id)
+
+
+# --- vacancies ------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/vacancies",
+    status_code=201,
+    response_model=VacancyView,
+    tags=["vacancies"],
+    responses=_CREATE,
+)
+async def post_vacancy(body: PostVacancy, write: Write, service: Service) -> Response:
+    """Offer beds at a setting; never more than its places free of placements and other offers."""
+    return _answer(await service.post_vacancy(write, body))
+
+
+@router.post(
+    "/vacancies/{vacancy_id}/confirm",
+    response_model=VacancyView,
+    tags=["vacancies"],
+    responses=_CHANGE,
+)
+async def confirm_vacancy(vacancy_id: UUID, write: Write, service: Service) -> Response:
+    """Say the vacancy is still there; an unconfirmed vacancy expires (see `expires_at`)."""
+    return _answer(await service.confirm_vacancy(write, vacancy_id))
+
+
+@router.post(
+    "/vacancies/{vacancy_id}/withdraw",
+    response_model=VacancyView,
+    tags=["vacancies"],
+    responses=_CHANGE,
+)
+async def withdraw_vacancy(
+    vacancy_id: UUID, body: WithdrawVacancy, write: Write, service: Service
+) -> Response:
+    return _answer(await service.withdraw_vacancy(write, vacancy_id, body))
+
+
+@router.get("/vacancies", tags=["vacancies"])
+async def list_vacancies(
+    provider_id: ProviderId,
+    service: Service,
+    status: VacancyStatus | None = None,
+    setting_id: UUID | None = None,
+) -> list[VacancyView]:
+    """The caller's own vacancies, each with `last_confirmed_at` and `expires_at`."""
+    return await service.vacancies(provider_id, status, setting_id)
+
+
+@router.get(
+    "/vacancies/{vacancy_id}",
+    tags=["vacancies"],
+    responses=_problems(404),
+)
+async def get_vacancy(vacancy_id: UUID, provider_id: ProviderId, service: Service) -> VacancyView:
+    return await service.vacancy(provider_id, vacancy_id)
+
+
+# --- placements -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/placements",
+    status_code=201,
+    response_model=PlacementView,
+    tags=["placements"],
+    responses=_CREATE,
+)
+async def start_placement(body: StartPlacement, write: Write, service: Service) -> Response:
+    """Record a child (or a sibling group: `beds`) starting to live at a setting."""
+    return _answer(await service.start_placement(write, body))
+
+
+@router.post(
+    "/placements/{placement_id}/end",
+    response_model=PlacementView,
+    tags=["placements"],
+    responses=_CHANGE,
+)
+async def end_placement(
+    placement_id: UUID, body: EndPlacement, write: Write, service: Service
+) -> Response:
+    """Record a placement ending, which frees its beds."""
+    return _answer(await service.end_placement(write, placement_id, body))
+
+
+@router.get("/placements", tags=["placements"])
+async def list_placements(
+    provider_id: ProviderId,
+    service: Service,
+    status: PlacementStatus | None = None,
+    setting_id: UUID | None = None,
+) -> list[PlacementView]:
+    return await service.placements(provider_id, status, setting_id)
+
+
+@router.get(
+    "/placements/{placement_id}",
+    tags=["placements"],
+    responses=_problems(404),
+)
+async def get_placement(
+    placement_id: UUID, provider_id: ProviderId, service: Service
+) -> PlacementView:
+    return await service.placement(provider_id, placement_id)

@@ -1,0 +1,153 @@
+"""The provider schema: settings, vacancies, placements, the outbox and idempotency keys.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+SCHEMA = "provider"
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "settings",
+        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        sa.Column("provider_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("placement_type", sa.Text(), nullable=False),
+        sa.Column("registered_places", sa.Integer(), nullable=False),
+        sa.Column("ofsted_rating", sa.Text(), nullable=False),
+        sa.Column("age_min", sa.Integer(), nullable=False),
+        sa.Column("age_max", sa.Integer(), nullable=False),
+        sa.Column("sexes_accepted", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("needs_met", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("postcode_district", sa.Text(), nullable=False),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("closed_on", sa.Date()),
+        sa.Column("version", sa.Integer(), nullable=False),
+        _timestamp("registered_at"),
+        _timestamp("updated_at"),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "settings_by_provider", "settings", ["provider_id", "registered_at"], schema=SCHEMA
+    )
+
+    op.create_table(
+        "vacancies",
+        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
+        sa.Column(
+            "setting_id",
+            sa.Uuid(),
+            sa.ForeignKey(f"{SCHEMA}.settings.setting_id"),
+            nullable=False,
+        ),
+        sa.Column("provider_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("beds", sa.Integer(), nullable=False),
+        sa.Column("available_from", sa.Date(), nullable=False),
+        sa.Column("age_min", sa.Integer()),
+        sa.Column("age_max", sa.Integer()),
+        sa.Column("sexes_accepted", postgresql.ARRAY(sa.Text())),
+        sa.Column("needs_met", postgresql.ARRAY(sa.Text())),
+        sa.Column("withdrawal_reason", sa.Text()),
+        _timestamp("posted_at"),
+        _timestamp("last_confirmed_at"),
+        _timestamp("ended_at", nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_index("vacancies_by_setting", "vacancies", ["setting_id", "status"], schema=SCHEMA)
+    op.create_index(
+        "vacancies_by_provider", "vacancies", ["provider_id", "posted_at"], schema=SCHEMA
+    )
+    op.create_index(
+        "vacancies_open_by_confirmation",
+        "vacancies",
+        ["last_confirmed_at"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'open'"),
+    )
+
+    op.create_table(
+        "placements",
+        sa.Column("placement_id", sa.Uuid(), primary_key=True),
+        sa.Column(
+            "setting_id",
+            sa.Uuid(),
+            sa.ForeignKey(f"{SCHEMA}.settings.setting_id"),
+            nullable=False,
+        ),
+        sa.Column("provider_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("placing_authority_code", sa.Text(), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("beds", sa.Integer(), nullable=False),
+        sa.Column("vacancy_id", sa.Uuid()),
+        sa.Column("end_date", sa.Date()),
+        sa.Column("end_reason", sa.Text()),
+        _timestamp("recorded_at"),
+        _timestamp("ended_at", nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_index("placements_by_setting", "placements", ["setting_id", "status"], schema=SCHEMA)
+    op.create_index(
+        "placements_by_provider", "placements", ["provider_id", "recorded_at"], schema=SCHEMA
+    )
+
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("message_key", sa.LargeBinary(), nullable=False),
+        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        _timestamp("published_at", nullable=True),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "outbox_unsent",
+        "outbox",
+        ["id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
+
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("organisation_id", sa.Text(), nullable=False),
+        sa.Column("idempotency_key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.Integer()),
+        sa.Column("response", postgresql.JSONB()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.PrimaryKeyConstraint("organisation_id", "idempotency_key"),
+        schema=SCHEMA,
+    )
+
+
+def downgrade() -> None:
+    for table in ("idempotency_keys", "outbox", "placements", "vacancies", "settings"):
+        op.drop_table(table, schema=SCHEMA)
