@@ -3,7 +3,7 @@
 Infrastructure code creates the topics from it; producers key each message by the field it names.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DLQ_SUFFIX = ".dlq"
 _DAY_MS = 24 * 60 * 60 * 1000
@@ -19,6 +19,10 @@ class TopicSpec:
     partitions: int = 6
     # -1 keeps events forever: the ledger is rebuilt by replaying topics from the start.
     retention_ms: int = -1
+
+    def prefixed(self, prefix: str) -> "TopicSpec":
+        """The same topic under `prefix` (a deployment's or a test run's own namespace)."""
+        return replace(self, name=prefix + self.name)
 
     @property
     def dlq(self) -> "TopicSpec":
@@ -61,9 +65,9 @@ ALERT_EVENTS = TopicSpec(
 CATALOGUE: tuple[TopicSpec, ...] = (PROVIDER_EVENTS, REFERRAL_EVENTS, ALERT_EVENTS)
 
 
-def all_topics() -> tuple[TopicSpec, ...]:
+def all_topics(prefix: str = "") -> tuple[TopicSpec, ...]:
     """Every topic to create: each catalogue topic followed by its dead-letter twin."""
-    return tuple(spec for topic in CATALOGUE for spec in (topic, topic.dlq))
+    return tuple(spec.prefixed(prefix) for topic in CATALOGUE for spec in (topic, topic.dlq))
 
 
 def topic_for_event(event_type: str) -> TopicSpec:

@@ -17,6 +17,10 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(default=LOCAL_KAFKA)
     database_url: str = Field(default=LOCAL_DATABASE_URL)
+    # Put before every topic name: lets several exchanges (or test runs) share one cluster.
+    topic_prefix: str = Field(
+        default="", validation_alias=AliasChoices("NEARHOME_TOPIC_PREFIX", "topic_prefix")
+    )
 
 
 class ServiceSettings(CommonSettings):

@@ -5,8 +5,11 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
+from contracts.topics import all_topics
 from services.infra import ensure_up
+from services.infra.topics import declare_topics
 from services.settings import CommonSettings
 
 
@@ -34,3 +37,25 @@ async def fresh_database_url(_real_infrastructure: None) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def topic_prefix(_real_infrastructure: None) -> AsyncIterator[str]:
+    """A namespace of fresh catalogue topics (and .dlq twins) for one test, deleted after it.
+
+    Services built with `topic_prefix=<this>` publish and consume only there, so a consumer that
+    reads from offset 0 sees this test's events and nothing else.
+    """
+    prefix = f"test-{uuid4().hex[:10]}."
+    bootstrap = CommonSettings().kafka_bootstrap_servers
+    specs = all_topics(prefix)
+    await declare_topics(bootstrap, specs, lambda _: None)
+    try:
+        yield prefix
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([spec.name for spec in specs])
+        finally:
+            await admin.close()

@@ -70,7 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await upgrade_to_head_async(SERVICE, settings.database_url)
             publisher = OutboxPublisher(
-                event_broker(settings.kafka_bootstrap_servers, CLIENT_ID), (REFERRAL_EVENTS,)
+                event_broker(settings.kafka_bootstrap_servers, CLIENT_ID),
+                (REFERRAL_EVENTS,),
+                topic_prefix=settings.topic_prefix,
             )
             relay = OutboxRelay(
                 sessions,

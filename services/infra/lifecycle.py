@@ -22,7 +22,9 @@ async def up(progress: Progress = quiet) -> InfraStatus:
         # Both start in parallel: the broker's JVM and Postgres's initdb each take seconds. Each
         # runs to its end even when the other fails, so a failure never interrupts a half-made one.
         broker, database = await asyncio.gather(
-            _broker_with_topics(settings.kafka_bootstrap_servers, layout, progress),
+            _broker_with_topics(
+                settings.kafka_bootstrap_servers, settings.topic_prefix, layout, progress
+            ),
             postgres.ensure_database(settings.database_url, SERVICE_SCHEMAS, layout, progress),
             return_exceptions=True,
         )
@@ -40,10 +42,10 @@ def _first_failure(*outcomes: object) -> BaseException:
 
 
 async def _broker_with_topics(
-    bootstrap: str, layout: StateLayout, progress: Progress
+    bootstrap: str, topic_prefix: str, layout: StateLayout, progress: Progress
 ) -> ComponentStatus:
     broker = await kafka.ensure_broker(bootstrap, layout, progress)
-    await declare_topics(broker.address, all_topics(), progress)
+    await declare_topics(broker.address, all_topics(topic_prefix), progress)
     return broker
 
 

@@ -4,13 +4,17 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import TopicSpec
+from services.platform.consumer import Delivery, ResumeFromStoredPositions
 from services.platform.outbox import OutgoingMessage
 
 if TYPE_CHECKING:
     from faststream.kafka.publisher.usecase import DefaultPublisher
+    from faststream.kafka.subscriber.usecase import BatchSubscriber as KafkaSubscriber
 
 
 def event_broker(
@@ -32,11 +36,14 @@ def event_broker(
 class OutboxPublisher:
     """Sends outbox rows through named FastStream publishers (so they appear in AsyncAPI)."""
 
-    def __init__(self, broker: KafkaBroker, topics: tuple[TopicSpec, ...]) -> None:
+    def __init__(
+        self, broker: KafkaBroker, topics: tuple[TopicSpec, ...], *, topic_prefix: str = ""
+    ) -> None:
         self._broker = broker
+        # Keyed by the catalogue name the outbox stores; published under the prefixed name.
         self._publishers: dict[str, DefaultPublisher] = {
             topic.name: broker.publisher(
-                topic.name,
+                topic_prefix + topic.name,
                 title=f"{topic.name}:publish",
                 description=f"{', '.join(topic.events)}, keyed by {topic.key_field}",
             )
@@ -65,3 +72,40 @@ class OutboxPublisher:
         if self._connected:
             await self._broker.stop()
             self._connected = False
+
+
+def exactly_once_subscriber(  # noqa: PLR0913 - where to read, as whom, and how much at once
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    engine: AsyncEngine,
+    schema: str,
+    max_records: int = 500,
+) -> "KafkaSubscriber":
+    """A batch subscriber that acks after each batch and resumes from the stored positions.
+
+    Decorate the handler with it; the handler passes `deliveries_of(message)` to its processor.
+    """
+    subscriber: KafkaSubscriber | None = None
+
+    def consumer() -> object:
+        assert subscriber is not None
+        return subscriber.consumer
+
+    subscriber = broker.subscriber(
+        topic,
+        batch=True,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+        max_records=max_records,
+        listener=ResumeFromStoredPositions(engine, schema, consumer),
+        title=f"{topic}:consume",
+    )
+    return subscriber
+
+
+def deliveries_of(message: KafkaMessage) -> list[Delivery]:
+    """The records of a batch message, as the processor takes them."""
+    return [Delivery.of(record) for record in message.raw_message]

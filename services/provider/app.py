@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
                 request_timeout_ms=settings.kafka_request_timeout_ms,
             ),
             (PROVIDER_EVENTS,),
+            topic_prefix=settings.topic_prefix,
         )
         relay = OutboxRelay(
             sessions,

@@ -1,0 +1,454 @@
+"""Exactly-once effect for consumers: inbox, per-aggregate ordering, stored positions, dead letters.
+
+Every batch of Kafka records becomes one PostgreSQL transaction that records the event ids (inbox),
+applies the new events in per-aggregate order through a projection, parks events that arrive ahead
+of their aggregate, and stores the next offset of every partition it read. Kafka may deliver twice,
+late or out of order: the effect happens once. A record that cannot be parsed or applied goes to the
+topic's `.dlq` twin with the reason, and the partition keeps moving.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+import asyncpg
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.serialization import ContractError, from_bytes
+from contracts.topics import DLQ_SUFFIX
+from services.platform.sequencing import Event, Outcome, Sequencer
+
+logger = logging.getLogger(__name__)
+
+StateT = TypeVar("StateT")
+
+# Errors that say the database is unreachable for now, not that the message is bad.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.AdminShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+def consumer_tables(metadata: MetaData) -> tuple[Table, ...]:
+    """The inbox, stored positions, aggregate versions and parked events, in a service's schema."""
+    return (
+        Table(
+            "inbox",
+            metadata,
+            Column("event_id", Uuid, primary_key=True),
+            Column("topic", Text, nullable=False),
+            Column("partition", Integer, nullable=False),
+            Column("offset", BigInteger, nullable=False),
+            Column("received_at", DateTime(timezone=True), server_default=func.now()),
+        ),
+        Table(
+            "consumer_positions",
+            metadata,
+            Column("topic", Text, nullable=False),
+            Column("partition", Integer, nullable=False),
+            Column("next_offset", BigInteger, nullable=False),
+            PrimaryKeyConstraint("topic", "partition"),
+        ),
+        Table(
+            "aggregate_versions",
+            metadata,
+            Column("aggregate_id", Uuid, primary_key=True),
+            Column("version", Integer, nullable=False),
+        ),
+        Table(
+            "parked_events",
+            metadata,
+            Column("event_id", Uuid, primary_key=True),
+            Column("aggregate_id", Uuid, nullable=False),
+            Column("sequence", Integer, nullable=False),
+            Column("body", LargeBinary, nullable=False),
+            Column("parked_at", DateTime(timezone=True), server_default=func.now()),
+            Index("parked_events_by_aggregate", "aggregate_id", "sequence"),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One Kafka record as the consumer received it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    @classmethod
+    def of(cls, record: Any) -> "Delivery":  # noqa: ANN401 - an aiokafka ConsumerRecord
+        return cls(record.topic, record.partition, record.offset, record.key, record.value)
+
+
+class Projection(Protocol[StateT]):
+    """What a consumer does with events: load the state they touch, apply them, save it back."""
+
+    async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> StateT: ...
+
+    def apply(self, state: StateT, event: Event) -> None: ...
+
+    async def save(self, connection: asyncpg.Connection, state: StateT) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, delivery: Delivery, reason: str) -> None: ...
+
+
+class PoisonError(Exception):
+    """An event the projection could not apply; the batch is retried one record at a time."""
+
+    def __init__(self, event: Event, cause: BaseException) -> None:
+        self.event = event
+        super().__init__(f"{event.event_type} {event.event_id} could not be applied: {cause!r}")
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        outcome = "Events received by the consumer, by what became of them"
+        self.events = Counter("nearhome_consumer_events", outcome, ["outcome"], registry=registry)
+        self.event_age = Histogram(
+            "nearhome_event_age_when_applied_seconds",
+            "Time from an event's occurred_at to its effect being committed",
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, float("inf")),
+        )
+
+
+@dataclass
+class _BatchResult:
+    counts: dict[str, int]
+    applied: list[Event]
+
+
+class ExactlyOnceProcessor(Generic[StateT]):
+    """Turns batches of deliveries into exactly-once effects in one service's schema."""
+
+    def __init__(  # noqa: PLR0913 - collaborators and two tuning knobs
+        self,
+        engine: AsyncEngine,
+        schema: str,
+        projection: Projection[StateT],
+        dead_letters: DeadLetterSink,
+        metrics: ConsumerMetrics,
+        *,
+        max_attempts: int = 3,
+        retry_backoff_s: float = 0.5,
+    ) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._projection = projection
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+        self._retry_backoff_s = retry_backoff_s
+
+    async def handle(self, deliveries: Sequence[Delivery]) -> None:
+        """Process one batch: afterwards its effect is committed and its positions stored."""
+        parsed: list[tuple[Delivery, Event]] = []
+        for delivery in deliveries:
+            try:
+                parsed.append((delivery, from_bytes(delivery.value)))
+            except ContractError as error:
+                await self._dead_letter(delivery, str(error))
+        try:
+            result = await self._until_reachable(lambda: self._process(parsed, deliveries))
+        except PoisonError:
+            await self._one_at_a_time(parsed, deliveries)
+            return
+        self._observe(result)
+
+    async def _one_at_a_time(
+        self, parsed: list[tuple[Delivery, Event]], deliveries: Sequence[Delivery]
+    ) -> None:
+        by_delivery = {id(delivery): event for delivery, event in parsed}
+        for delivery in deliveries:
+            event = by_delivery.get(id(delivery))
+            batch = [(delivery, event)] if event is not None else []
+            for attempt in range(1, self._max_attempts + 1):
+                try:
+                    result = await self._until_reachable(
+                        lambda b=batch, d=delivery: self._process(b, [d])  # type: ignore[misc]
+                    )
+                except PoisonError as error:
+                    if attempt < self._max_attempts:
+                        await asyncio.sleep(self._retry_backoff_s * attempt)
+                        continue
+                    await self._dead_letter(delivery, str(error))
+                    # Record it as received, so a redelivery is a duplicate, and move on.
+                    await self._until_reachable(lambda d=delivery: self._process([], [d], (d,)))  # type: ignore[misc]
+                else:
+                    self._observe(result)
+                break
+
+    async def _until_reachable(self, work: Callable[[], Awaitable[_BatchResult]]) -> _BatchResult:
+        """Retry while the database is unreachable: that is an outage, not a bad message."""
+        delay = self._retry_backoff_s
+        while True:
+            try:
+                return await work()
+            except TRANSIENT_ERRORS:
+                logger.exception("consumer cannot reach the database; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        logger.error(
+            "dead-lettering %s[%s]@%s: %s",
+            delivery.topic,
+            delivery.partition,
+            delivery.offset,
+            reason,
+        )
+        await self._dead_letters.send(delivery, reason)
+        self._metrics.events.labels("dead_lettered").inc()
+
+    def _observe(self, result: _BatchResult) -> None:
+        for outcome, count in result.counts.items():
+            if count:
+                self._metrics.events.labels(outcome).inc(count)
+        now = datetime.now(UTC)
+        for event in result.applied:
+            self._metrics.event_age.observe(max((now - event.occurred_at).total_seconds(), 0.0))
+
+    async def _process(
+        self,
+        parsed: Sequence[tuple[Delivery, Event]],
+        deliveries: Sequence[Delivery],
+        dead: Sequence[Delivery] = (),
+    ) -> _BatchResult:
+        async with self._engine.connect() as sa_connection:
+            raw = await sa_connection.get_raw_connection()
+            connection: asyncpg.Connection = raw.driver_connection
+            async with connection.transaction():
+                result = await self._in_transaction(connection, parsed, deliveries, dead)
+            await sa_connection.rollback()  # the transaction above is the unit; end SA's view
+        return result
+
+    async def _in_transaction(
+        self,
+        connection: asyncpg.Connection,
+        parsed: Sequence[tuple[Delivery, Event]],
+        deliveries: Sequence[Delivery],
+        dead: Sequence[Delivery],
+    ) -> _BatchResult:
+        s = self._schema
+        received = [(d, e.event_id) for d, e in parsed]
+        fresh_ids = await self._record_in_inbox(connection, received)
+        await self._record_dead_in_inbox(connection, dead)
+        fresh: list[tuple[Delivery, Event]] = []
+        for delivery, event in parsed:
+            if event.event_id in fresh_ids:
+                fresh.append((delivery, event))
+                fresh_ids.discard(event.event_id)  # a second copy in the same batch is a duplicate
+        counts = {outcome.value: 0 for outcome in Outcome}
+        counts[Outcome.DUPLICATE.value] = len(parsed) - len(fresh)
+
+        aggregates = list({event.aggregate_id for _, event in fresh})
+        sequencer = Sequencer(
+            versions=dict(
+                await connection.fetch(
+                    f"SELECT aggregate_id, version FROM {s}.aggregate_versions"  # noqa: S608
+                    " WHERE aggregate_id = any($1::uuid[])",
+                    aggregates,
+                )
+            ),
+            parked=await self._parked(connection, aggregates),
+        )
+        due: list[Event] = []
+        where: dict[UUID, Delivery] = {}
+        for delivery, event in fresh:
+            outcome, now_due = sequencer.admit(event)
+            counts[outcome.value] += 1
+            due.extend(now_due)
+            where[event.event_id] = delivery
+
+        state = await self._projection.load(connection, due)
+        for event in due:
+            try:
+                self._projection.apply(state, event)
+            except Exception as error:
+                raise PoisonError(event, error) from error
+        try:
+            await self._projection.save(connection, state)
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
+            raise PoisonError(due[0], error) from error
+
+        await self._write_sequencing(connection, sequencer, where)
+        await self._store_positions(connection, deliveries)
+        return _BatchResult(counts, due)
+
+    async def _record_in_inbox(
+        self, connection: asyncpg.Connection, received: Sequence[tuple[Delivery, UUID]]
+    ) -> set[UUID]:
+        if not received:
+            return set()
+        rows = await connection.fetch(
+            f'INSERT INTO {self._schema}.inbox (event_id, topic, partition, "offset")'  # noqa: S608
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[])"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            [event_id for _, event_id in received],
+            [d.topic for d, _ in received],
+            [d.partition for d, _ in received],
+            [d.offset for d, _ in received],
+        )
+        return {row["event_id"] for row in rows}
+
+    async def _record_dead_in_inbox(
+        self, connection: asyncpg.Connection, dead: Sequence[Delivery]
+    ) -> None:
+        for delivery in dead:
+            try:
+                event_id = from_bytes(delivery.value).event_id
+            except ContractError:
+                continue  # unparseable: nothing to key it by, and its position is stored anyway
+            await self._record_in_inbox(connection, [(delivery, event_id)])
+
+    async def _parked(
+        self, connection: asyncpg.Connection, aggregates: list[UUID]
+    ) -> dict[UUID, dict[int, Event]]:
+        rows = await connection.fetch(
+            f"SELECT body FROM {self._schema}.parked_events"  # noqa: S608
+            " WHERE aggregate_id = any($1::uuid[])",
+            aggregates,
+        )
+        parked: dict[UUID, dict[int, Event]] = {}
+        for row in rows:
+            event = from_bytes(row["body"])
+            parked.setdefault(event.aggregate_id, {})[event.sequence] = event
+        return parked
+
+    async def _write_sequencing(
+        self, connection: asyncpg.Connection, sequencer: Sequencer, where: dict[UUID, Delivery]
+    ) -> None:
+        s = self._schema
+        if sequencer.changed_versions:
+            changed = list(sequencer.changed_versions)
+            await connection.execute(
+                f"INSERT INTO {s}.aggregate_versions (aggregate_id, version)"  # noqa: S608
+                " SELECT * FROM unnest($1::uuid[], $2::int[])"
+                " ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version",
+                changed,
+                [sequencer.versions[aggregate] for aggregate in changed],
+            )
+        if sequencer.newly_parked:
+            parked = list(sequencer.newly_parked.values())
+            await connection.execute(
+                f"INSERT INTO {s}.parked_events (event_id, aggregate_id, sequence, body)"  # noqa: S608
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bytea[])",
+                [e.event_id for e in parked],
+                [e.aggregate_id for e in parked],
+                [e.sequence for e in parked],
+                [where[e.event_id].value for e in parked],
+            )
+        if sequencer.unparked:
+            await connection.execute(
+                f"DELETE FROM {s}.parked_events WHERE event_id = any($1::uuid[])",  # noqa: S608
+                [e.event_id for e in sequencer.unparked],
+            )
+
+    async def _store_positions(
+        self, connection: asyncpg.Connection, deliveries: Sequence[Delivery]
+    ) -> None:
+        if not deliveries:
+            return
+        next_offsets: dict[tuple[str, int], int] = {}
+        for d in deliveries:
+            key = (d.topic, d.partition)
+            next_offsets[key] = max(next_offsets.get(key, 0), d.offset + 1)
+        await connection.execute(
+            f"INSERT INTO {self._schema}.consumer_positions (topic, partition, next_offset)"  # noqa: S608
+            " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+            " ON CONFLICT (topic, partition) DO UPDATE"
+            " SET next_offset = GREATEST(consumer_positions.next_offset, excluded.next_offset)",
+            [topic for topic, _ in next_offsets],
+            [partition for _, partition in next_offsets],
+            list(next_offsets.values()),
+        )
+
+
+async def stored_positions(engine: AsyncEngine, schema: str) -> dict[TopicPartition, int]:
+    async with engine.connect() as sa_connection:
+        raw = await sa_connection.get_raw_connection()
+        connection: asyncpg.Connection = raw.driver_connection
+        rows = await connection.fetch(
+            f"SELECT topic, partition, next_offset FROM {schema}.consumer_positions"  # noqa: S608
+        )
+    return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+class ResumeFromStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek each partition to the position stored with the effect.
+
+    Kafka's own committed offsets are only a hint: the position committed in the same transaction
+    as the effect is the truth, so a crash between the two can neither skip nor repeat an effect.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        schema: str,
+        consumer: Callable[[], Any],
+    ) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:  # noqa: ANN401
+        pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:  # noqa: ANN401
+        positions = await stored_positions(self._engine, self._schema)
+        consumer = self._consumer()
+        for partition in assigned:
+            if partition in positions:
+                consumer.seek(partition, positions[partition])
+
+
+class KafkaDeadLetters:
+    """Publishes a poison record's original bytes to `<topic>.dlq`, saying why and whence."""
+
+    def __init__(self, publish: Callable[..., Awaitable[object]]) -> None:
+        self._publish = publish
+
+    async def send(self, delivery: Delivery, reason: str) -> None:
+        await self._publish(
+            delivery.value,
+            topic=delivery.topic + DLQ_SUFFIX,
+            key=delivery.key,
+            headers={
+                "dlq-error": reason[:4000],
+                "dlq-source-topic": delivery.topic,
+                "dlq-source-partition": str(delivery.partition),
+                "dlq-source-offset": str(delivery.offset),
+            },
+        )
