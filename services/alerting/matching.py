@@ -1,0 +1,305 @@
+"""Whether an open vacancy fits an open referral (DOMAIN.md rules 1 and 2), and how fits rank.
+
+Pure functions over small frozen records; no I/O. `CandidateIndex` (candidate_index.py) uses them
+to match one new event against only the candidates nearby.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+from functools import lru_cache
+from typing import Final, Self
+from uuid import UUID
+
+from contracts import geography
+from contracts.enums import (
+    RATING_RANK,
+    Need,
+    OfstedRating,
+    PlacementType,
+    SearchScope,
+    Sex,
+)
+from contracts.events import ReferralState, SettingState, VacancyPosted
+
+
+class VacancyOfAnotherSettingError(ValueError):
+    """A vacancy narrowed by a setting that is not its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenVacancy:
+    """The effective offer: a vacancy narrowed by its setting, as matching sees it."""
+
+    vacancy_id: UUID
+    setting_id: UUID
+    authority_code: str  # the setting's council
+    postcode_district: str
+    region_code: str  # the region of the setting's council
+    placement_type: PlacementType
+    ofsted_rating: OfstedRating
+    age_min: int
+    age_max: int
+    sexes_accepted: frozenset[Sex]
+    needs_met: frozenset[Need]
+    beds: int
+    available_from: date
+    setting_has_other_children: bool
+
+    @classmethod
+    def from_events(cls, setting: SettingState, vacancy: VacancyPosted, occupied_beds: int) -> Self:
+        """The vacancy's own ages, sexes and needs where given, never wider than the setting's.
+
+        `occupied_beds` is the number of beds taken at the setting now; any taken bed means another
+        child is placed there, which rules the setting out for a child who needs a solo placement.
+        """
+        if vacancy.setting_id != setting.setting_id:
+            raise VacancyOfAnotherSettingError(
+                f"vacancy {vacancy.vacancy_id} belongs to setting {vacancy.setting_id}, "
+                f"not {setting.setting_id}"
+            )
+        if occupied_beds < 0:
+            raise ValueError(f"occupied_beds must not be negative, got {occupied_beds}")
+        age_min, age_max = setting.age_min, setting.age_max
+        sexes, needs = frozenset(setting.sexes_accepted), frozenset(setting.needs_met)
+        # Intersected, not replaced: a vacancy cannot offer what its setting is not registered for.
+        if vacancy.age_min is not None:
+            age_min = max(age_min, vacancy.age_min)
+        if vacancy.age_max is not None:
+            age_max = min(age_max, vacancy.age_max)
+        if vacancy.sexes_accepted is not None:
+            sexes &= frozenset(vacancy.sexes_accepted)
+        if vacancy.needs_met is not None:
+            needs &= frozenset(vacancy.needs_met)
+        return cls(
+            vacancy_id=vacancy.vacancy_id,
+            setting_id=setting.setting_id,
+            authority_code=setting.authority_code,
+            postcode_district=setting.postcode_district,
+            region_code=geography.council(setting.authority_code).region_code,
+            placement_type=setting.placement_type,
+            ofsted_rating=setting.ofsted_rating,
+            age_min=age_min,
+            age_max=age_max,
+            sexes_accepted=sexes,
+            needs_met=needs,
+            beds=vacancy.beds,
+            available_from=vacancy.available_from,
+            setting_has_other_children=occupied_beds > 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReferral:
+    """What matching knows of an open referral: the child's needs and where home is."""
+
+    referral_id: UUID
+    authority_code: str  # the referring council
+    region_code: str  # the region of the referring council
+    home_postcode_district: str
+    age: int
+    sex: Sex
+    needs: frozenset[Need]
+    sibling_group_size: int
+    placement_types: frozenset[PlacementType]
+    needed_by: date
+    min_ofsted_rating: OfstedRating
+    accept_not_yet_inspected: bool
+    search_scope: SearchScope
+
+    def __post_init__(self) -> None:
+        if self.min_ofsted_rating not in RATING_RANK:
+            raise ValueError(
+                "min_ofsted_rating must be a grade; use accept_not_yet_inspected for new settings"
+            )
+
+    @classmethod
+    def from_event(cls, state: ReferralState) -> Self:
+        return cls(
+            referral_id=state.referral_id,
+            authority_code=state.authority_code,
+            region_code=geography.council(state.authority_code).region_code,
+            home_postcode_district=state.home_postcode_district,
+            age=state.age,
+            sex=state.sex,
+            needs=frozenset(state.needs),
+            sibling_group_size=state.sibling_group_size,
+            placement_types=frozenset(state.placement_types),
+            needed_by=state.needed_by,
+            min_ofsted_rating=state.min_ofsted_rating,
+            accept_not_yet_inspected=state.accept_not_yet_inspected,
+            search_scope=state.search_scope,
+        )
+
+    def with_scope(self, search_scope: SearchScope) -> Self:
+        """The same referral searching `search_scope` (after a ReferralWidened)."""
+        return replace(self, search_scope=search_scope)
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A vacancy that fits a referral: what an alert to the referring council says."""
+
+    referral_id: UUID
+    vacancy_id: UUID
+    setting_id: UUID
+    authority_code: str  # the referring council: the only one an alert about this fit goes to
+    distance_miles: float  # between district centroids, rounded to 0.1
+    local: bool
+    placement_type: PlacementType
+    ofsted_rating: OfstedRating
+    postcode_district: str
+    beds: int
+
+
+RankKey = tuple[bool, float, int, UUID, UUID]
+
+
+def rank_key(fit: Fit) -> RankKey:
+    """Local first, then nearer, then better rated, then by ids so that the order is total."""
+    # The rounded distance, so that two fits shown at the same distance are ordered by rating.
+    return (
+        not fit.local,
+        fit.distance_miles,
+        -RATING_RANK.get(fit.ofsted_rating, 0),
+        fit.referral_id,
+        fit.vacancy_id,
+    )
+
+
+def rank(fits_found: Iterable[Fit]) -> list[Fit]:
+    return sorted(fits_found, key=rank_key)
+
+
+# --- rule 1: what the child needs against what the vacancy offers ---------------------------------
+
+
+def _needs_met(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return referral.needs <= vacancy.needs_met
+
+
+def _age_in_range(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return vacancy.age_min <= referral.age <= vacancy.age_max
+
+
+def _sex_accepted(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return referral.sex in vacancy.sexes_accepted
+
+
+def _placement_type_wanted(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return vacancy.placement_type in referral.placement_types
+
+
+def _rating_accepted(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    rank_of_vacancy = RATING_RANK.get(vacancy.ofsted_rating)
+    if rank_of_vacancy is None:  # not yet inspected: never "at least" a grade, only a choice
+        return referral.accept_not_yet_inspected
+    return rank_of_vacancy >= RATING_RANK[referral.min_ofsted_rating]
+
+
+def _open_when_needed(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return vacancy.available_from <= referral.needed_by
+
+
+def _enough_beds(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return vacancy.beds >= referral.sibling_group_size
+
+
+def _solo_if_needed(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return Need.SOLO_PLACEMENT not in referral.needs or not vacancy.setting_has_other_children
+
+
+_Rule = Callable[[OpenReferral, OpenVacancy], bool]
+
+_RULE_1: Final[tuple[tuple[str, _Rule], ...]] = (
+    ("needs", _needs_met),
+    ("age", _age_in_range),
+    ("sex", _sex_accepted),
+    ("placement_type", _placement_type_wanted),
+    ("ofsted", _rating_accepted),
+    ("date", _open_when_needed),
+    ("beds", _enough_beds),
+    ("solo", _solo_if_needed),
+)
+
+RULE_NAMES: Final[tuple[str, ...]] = (*(name for name, _ in _RULE_1), "location")
+
+
+# --- rule 2 and the regional widening: where -----------------------------------------------------
+
+
+# Matching asks for the same pairs of districts again and again. England has some 2,200 districts,
+# too many pairs to keep them all, so the cache keeps those asked for most recently.
+@lru_cache(maxsize=1 << 16)
+def _miles_between(home_district: str, setting_district: str) -> float:
+    return geography.distance_miles(home_district, setting_district)
+
+
+def _reach(referral: OpenReferral, vacancy: OpenVacancy) -> tuple[float, bool] | None:
+    """(miles, local) when the vacancy is local, or in reach of a regional search; else None."""
+    miles = _miles_between(referral.home_postcode_district, vacancy.postcode_district)
+    local = (
+        miles <= geography.LOCAL_RADIUS_MILES or vacancy.authority_code == referral.authority_code
+    )
+    in_region = (
+        referral.search_scope is SearchScope.REGIONAL
+        and vacancy.region_code == referral.region_code
+    )
+    if local or in_region:
+        return miles, local
+    return None
+
+
+def fits(referral: OpenReferral, vacancy: OpenVacancy) -> Fit | None:
+    """The fit when the vacancy meets every part of rules 1 and 2 (or the regional widening)."""
+    # The index calls this for every candidate nearby, so rule 1 is restated inline here, where it
+    # costs half as much as calling each named rule; the tests hold it to `failed_rules`.
+    if not (
+        referral.needs <= vacancy.needs_met
+        and vacancy.age_min <= referral.age <= vacancy.age_max
+        and referral.sex in vacancy.sexes_accepted
+        and vacancy.placement_type in referral.placement_types
+        and _rating_accepted(referral, vacancy)
+        and vacancy.available_from <= referral.needed_by
+        and vacancy.beds >= referral.sibling_group_size
+        and (Need.SOLO_PLACEMENT not in referral.needs or not vacancy.setting_has_other_children)
+    ):
+        return None
+    reach = _reach(referral, vacancy)
+    if reach is None:
+        return None
+    miles, local = reach
+    return Fit(
+        referral_id=referral.referral_id,
+        vacancy_id=vacancy.vacancy_id,
+        setting_id=vacancy.setting_id,
+        authority_code=referral.authority_code,
+        distance_miles=round(miles, 1),
+        local=local,
+        placement_type=vacancy.placement_type,
+        ofsted_rating=vacancy.ofsted_rating,
+        postcode_district=vacancy.postcode_district,
+        beds=vacancy.beds,
+    )
+
+
+def failed_rules(referral: OpenReferral, vacancy: OpenVacancy) -> list[str]:
+    """The names of the rules the vacancy breaks for this referral, in RULE_NAMES order."""
+    broken = [name for name, rule in _RULE_1 if not rule(referral, vacancy)]
+    if _reach(referral, vacancy) is None:
+        broken.append("location")
+    return broken
+
+
+def brute_force_referrals_fitting(
+    vacancy: OpenVacancy, referrals: Iterable[OpenReferral]
+) -> list[Fit]:
+    """Every referral checked, best first: the reference the index is tested against."""
+    return rank(fit for referral in referrals if (fit := fits(referral, vacancy)) is not None)
+
+
+def brute_force_vacancies_fitting(
+    referral: OpenReferral, vacancies: Iterable[OpenVacancy]
+) -> list[Fit]:
+    """Every vacancy checked, best first: the reference the index is tested against."""
+    return rank(fit for vacancy in vacancies if (fit := fits(referral, vacancy)) is not None)
