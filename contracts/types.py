@@ -29,11 +29,10 @@ LATEST_DATE = date(2099, 12, 31)
 def _postcode_district(value: str) -> str:
     code = value.strip().upper()
     if not _OUTWARD_CODE.fullmatch(code):
-        raise ValueError(
-            f"{value!r} is not a postcode district: give the outward code only, such as LA9 or PR8"
-        )
+        # The value is not echoed: a full postcode may be a child's address, and errors get logged.
+        raise ValueError("not a postcode district: give the outward code only, such as LA9 or PR8")
     if not geography.is_known_district(code):
-        raise ValueError(f"{code!r} is not a postcode district in England")
+        raise ValueError("not a postcode district in England")
     return code
 
 

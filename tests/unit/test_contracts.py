@@ -184,3 +184,15 @@ def test_an_old_schema_version_without_an_upcaster_is_rejected_by_name() -> None
 
     with pytest.raises(ContractError, match="no upcaster from VacancyPosted schema_version 1"):
         from_bytes(to_bytes(sample_envelope("VacancyPosted")), upcasters)
+
+
+def test_a_rejected_full_postcode_is_not_repeated_in_the_error() -> None:
+    # A child's full home postcode is part of an address; errors end up in logs and dead letters.
+    with pytest.raises(ContractError) as raised:
+        payload_from(
+            "ReferralOpened",
+            {**SAMPLE_PAYLOADS["ReferralOpened"], "home_postcode_district": "L20 3AB"},
+        )
+
+    assert "home_postcode_district" in str(raised.value)
+    assert "3AB" not in str(raised.value)
