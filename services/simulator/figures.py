@@ -1,0 +1,204 @@
+"""The figures the synthetic region is built from, each with its source.
+
+Sources: /work/shared/DOMAIN.md ("Figures for realistic data") and the councils' sufficiency
+strategies beside it (Westmorland and Furness 2025, Sefton 2023, Cumbria 2021). Where a figure is
+our own assumption, the comment says so.
+"""
+
+from dataclasses import dataclass
+
+from contracts.enums import PlacementEndReason, PlacementType
+
+NORTH_WEST = "E12000002"
+WESTMORLAND_AND_FURNESS = "E06000064"
+SEFTON = "E08000014"
+
+# England: 80,080 children looked after (Mar 2020). A council's own figure is not in our data, so
+# it is England's total shared by the council's count of postcodes (a population proxy that
+# overstates sparse rural councils a little), except where a seed gives the council's own figure.
+ENGLAND_CHILDREN_LOOKED_AFTER = 80_080
+KNOWN_CHILDREN_LOOKED_AFTER = {
+    WESTMORLAND_AND_FURNESS: 261,  # March 2025
+    SEFTON: 620,  # October 2023
+}
+
+# England: 72% fostered, 13% in homes/secure/semi-independent (Mar 2020); W&F 63% fostered;
+# Sefton about 15% in residential care and 16% with parents (so about 60% fostered).
+FOSTERED_SHARE = 0.72
+FOSTERED_SHARE_BY_COUNCIL = {WESTMORLAND_AND_FURNESS: 0.63, SEFTON: 0.60}
+IN_HOMES_SHARE = 0.13
+# Kinship (family and friends) care is arranged outside the exchange: our assumption, a fifth of
+# fostered children.
+FOSTERED_THROUGH_THE_EXCHANGE = 0.8
+# About 44,500 fostering households for about 57,700 fostered children: 1.3 children a household.
+CHILDREN_PER_FOSTERING_HOUSEHOLD = 1.3
+# Households approved for 1, 2 or 3 children (our assumption; mean 1.75 places).
+FOSTER_PLACES_WEIGHTS = {1: 45, 2: 35, 3: 20}
+# Councils' own carers versus independent fostering agencies (our assumption for most councils;
+# Sefton's IFA placements overtook its in-house ones in 2022).
+IN_HOUSE_FOSTERING_SHARE = 0.6
+IN_HOUSE_FOSTERING_SHARE_BY_COUNCIL = {SEFTON: 0.45}
+
+# 12,732 children's home places in England (Mar 2021), a quarter of them in the North West, for
+# about 10,400 children in homes: 1.05 places a child outside the North West, 2.3 inside it.
+HOME_PLACES_PER_CHILD_IN_HOMES = 1.05
+HOME_PLACES_PER_CHILD_IN_HOMES_BY_REGION = {NORTH_WEST: 2.3}
+# New homes average 3.3 places; W&F's run from solo to 6 beds (78 places in 25 homes, 3.1 each);
+# Sefton's 25 independent homes have 103 beds (4.1 each).
+HOME_PLACES_WEIGHTS = {1: 14, 2: 14, 3: 22, 4: 26, 5: 14, 6: 10}
+# Councils' own homes: a share of places (our assumption); Sefton's are not in operation.
+IN_HOUSE_HOME_PLACES_SHARE = 0.15
+
+# W&F: 18 children in supported accommodation of 261 (7%), 4 registered providers.
+SUPPORTED_ACCOMMODATION_PLACES_PER_CHILD = 0.07
+# W&F: 34 residential special school places (about 0.13 a child, a high figure: four schools with
+# homes on site); England had 126 such schools. Our assumption elsewhere: 0.025 a child.
+SCHOOL_PLACES_PER_CHILD = 0.025
+# W&F: two short-breaks homes with 11 beds for children with severe learning disabilities (0.04
+# a child); elsewhere our assumption is a quarter of that, as short breaks churn fast.
+SHORT_BREAK_PLACES_PER_CHILD = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Provision:
+    """Settings of one kind and the places they have in all (sizes are drawn to that total)."""
+
+    settings: int
+    places: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KnownMarket:
+    """A council's settings as its sufficiency strategy counts them (None: the generic rule)."""
+
+    independent_homes: Provision
+    in_house_homes: Provision
+    in_house_households: int | None = None
+    ifa_households: int | None = None
+    supported_accommodation: Provision | None = None
+    schools: Provision | None = None
+    short_breaks: Provision | None = None
+
+
+KNOWN_MARKETS = {
+    WESTMORLAND_AND_FURNESS: KnownMarket(
+        # 25 external homes (solo to 6 beds) with 78 registered places.
+        independent_homes=Provision(25, 78),
+        # One edge-of-care home for up to 4, three long-stay homes for up to 14 in all.
+        in_house_homes=Provision(4, 18),
+        in_house_households=89,
+        ifa_households=30,  # 8 IFAs with about 30 households in the area
+        # 4 registered providers; 18 of the council's children in supported accommodation.
+        supported_accommodation=Provision(4, 18),
+        schools=Provision(4, 34),  # 34 places where the home's sub-type is a residential school
+        short_breaks=Provision(2, 11),
+    ),
+    SEFTON: KnownMarket(
+        # 25 independent residential providers with 103 beds; the council's own homes are closed.
+        independent_homes=Provision(25, 103),
+        in_house_homes=Provision(0, 0),
+    ),
+}
+
+# Of the beds in a council's settings, the share taken by children of OTHER councils. Sefton:
+# about 283 children from other councils, 44% of all cared-for children living there; W&F: only
+# 11 of the council's 34 children in external homes live in its area, and most children in its
+# external homes come from other councils; 163 of Cumbria's residential places went to others.
+OTHERS_SHARE = {
+    PlacementType.CHILDRENS_HOME: 0.45,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.7,
+    PlacementType.FOSTER_CARE_IFA: 0.35,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 0.03,
+    PlacementType.SUPPORTED_ACCOMMODATION: 0.35,
+    PlacementType.SHORT_BREAKS: 0.0,
+}
+INDEPENDENT_HOMES_OTHERS_SHARE_BY_COUNCIL = {WESTMORLAND_AND_FURNESS: 0.8, SEFTON: 0.45}
+# A child of another council comes from the same region this often, else from anywhere in England
+# (W&F: 46% of its children within 20 miles; nationally 1 in 5 more than 20 miles away).
+OTHERS_FROM_THE_REGION = 0.65
+
+# The share of a setting's places occupied at the start (our assumption, giving 80-90% overall):
+# homes and schools run full, foster households' second and third places less often.
+OCCUPIED = {
+    PlacementType.CHILDRENS_HOME: 0.86,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.82,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 0.84,
+    PlacementType.FOSTER_CARE_IFA: 0.8,
+    PlacementType.SUPPORTED_ACCOMMODATION: 0.85,
+    PlacementType.SHORT_BREAKS: 0.6,
+}
+# How often a free bed is offered on the exchange (the rest are filled by other routes or left
+# empty, e.g. for staffing): our assumption.
+OFFERED = {
+    PlacementType.CHILDRENS_HOME: 0.7,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.5,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 0.45,
+    PlacementType.FOSTER_CARE_IFA: 0.6,
+    PlacementType.SUPPORTED_ACCOMMODATION: 0.6,
+    PlacementType.SHORT_BREAKS: 0.4,
+}
+# At the start a free bed is on offer less often than when it is freed: beds freed long ago and
+# still empty are mostly not offered (our assumption, matching the share offered in the steady
+# state, about a fifth of empty beds).
+OFFERED_AT_THE_START = 0.45
+# Mean length of a placement in days (our assumption; short breaks are a few nights).
+MEAN_STAY_DAYS = {
+    PlacementType.CHILDRENS_HOME: 420,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 700,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 760,
+    PlacementType.FOSTER_CARE_IFA: 640,
+    PlacementType.SUPPORTED_ACCOMMODATION: 240,
+    PlacementType.SHORT_BREAKS: 5,
+}
+
+
+def mean_empty_days(placement_type: PlacementType) -> float:
+    """How long a freed place stays empty on average, so that occupancy holds at `OCCUPIED`.
+
+    In a steady state a place is occupied for a stay and empty for a gap, so the occupied share
+    is stay / (stay + gap), and gap = stay * (1 - occupied) / occupied.
+    """
+    occupied = OCCUPIED[placement_type]
+    return MEAN_STAY_DAYS[placement_type] * (1 - occupied) / occupied
+
+
+# Why placements end, by kind of setting (turned_18 comes from the child's age, not from here).
+END_REASON_WEIGHTS = {
+    "family": {
+        PlacementEndReason.RETURNED_HOME: 30,
+        PlacementEndReason.PLANNED_MOVE: 26,
+        PlacementEndReason.ADOPTION: 10,
+        PlacementEndReason.SPECIAL_GUARDIANSHIP: 12,
+        PlacementEndReason.UNPLANNED_ENDING: 15,
+        PlacementEndReason.OTHER: 7,
+    },
+    "residential": {
+        PlacementEndReason.PLANNED_MOVE: 45,
+        PlacementEndReason.RETURNED_HOME: 20,
+        PlacementEndReason.UNPLANNED_ENDING: 28,
+        PlacementEndReason.OTHER: 7,
+    },
+    "short_breaks": {PlacementEndReason.RETURNED_HOME: 100},
+}
+
+# Referrals a year per child looked after: about 31,000 children start to be looked after each
+# year in England (0.39 a child) plus moves between homes (our assumption: 0.16).
+REFERRALS_PER_CHILD_PER_YEAR = 0.55
+EMERGENCY_SHARE = 0.2
+# Settings opening and closing each year, as a share of those of their kind (England's homes grew
+# 5% in 2021 with many closures; foster households come and go faster).
+TURNOVER_PER_YEAR = {
+    PlacementType.CHILDRENS_HOME: 0.06,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.02,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 0.1,
+    PlacementType.FOSTER_CARE_IFA: 0.1,
+    PlacementType.SUPPORTED_ACCOMMODATION: 0.08,
+    PlacementType.SHORT_BREAKS: 0.02,
+}
+# Ofsted inspects homes, schools, supported accommodation and short-break homes about yearly.
+INSPECTED = (
+    PlacementType.CHILDRENS_HOME,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL,
+    PlacementType.SUPPORTED_ACCOMMODATION,
+    PlacementType.SHORT_BREAKS,
+)

@@ -1,0 +1,154 @@
+"""The simulator driving the real provider and authority services (in-process, real Postgres)."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.authority.app import Settings as AuthoritySettings
+from services.authority.app import create_app as create_authority
+from services.platform.database import create_engine
+from services.provider.app import Settings as ProviderSettings
+from services.provider.app import create_app as create_provider
+from services.simulator.area import resolve_area
+from services.simulator.plan import SimulationConfig, plan
+from services.simulator.progress import Progress
+from services.simulator.requests import Api, Kind
+from services.simulator.sender import Sender, SenderOptions
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+SECRET = "simulator-integration-secret-of-32-bytes"
+STEADY_REQUESTS = 400
+
+
+@dataclass
+class Services:
+    clients: dict[Api, httpx.AsyncClient]
+    database: AsyncEngine
+
+    async def counts(self, sql: str) -> dict[str, int]:
+        async with self.database.connect() as connection:
+            rows = await connection.execute(text(sql))
+            return {str(row[0]): int(row[1]) for row in rows}
+
+
+@contextlib.asynccontextmanager
+async def running_services(database_url: str, topic_prefix: str) -> AsyncIterator[Services]:
+    """Both services on one fresh database (each in its own schema), lifespans running."""
+    common = {"database_url": database_url, "jwt_secret": SECRET, "topic_prefix": topic_prefix}
+    provider = create_provider(ProviderSettings(**common, expiry_check_interval=3600.0))
+    authority = create_authority(AuthoritySettings(**common, widen_check_interval=3600.0))
+    database = create_engine(database_url)
+    try:
+        async with (
+            provider.router.lifespan_context(provider),
+            authority.router.lifespan_context(authority),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=provider), base_url="http://provider.test"
+            ) as provider_client,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=authority), base_url="http://authority.test"
+            ) as authority_client,
+        ):
+            yield Services(
+                {Api.PROVIDER: provider_client, Api.AUTHORITY: authority_client}, database
+            )
+    finally:
+        await database.dispose()
+
+
+async def test_a_simulated_council_seeds_and_runs_against_the_real_services(
+    fresh_database_url, topic_prefix
+):
+    config = SimulationConfig(area=resolve_area("westmorland-and-furness"), seed=11, scale=0.5)
+    the_plan = plan(config)
+    seeded = len(the_plan.seed_requests)
+    progress = Progress(seed_total=seeded)
+    options = SenderOptions(
+        speed=10_000_000.0,  # about four simulated months a second
+        rate=5_000.0,
+        concurrency=8,
+        max_requests=seeded + STEADY_REQUESTS,
+    )
+    async with running_services(fresh_database_url, topic_prefix) as services:
+        await Sender(services.clients, SECRET, options, progress).run(the_plan)
+
+        answers = progress.answers
+        assert answers["ok"] + answers["409"] == seeded + STEADY_REQUESTS, answers
+        assert answers["409"] <= 0.01 * progress.finished, answers
+        assert progress.seed_done == seeded
+        done = progress.succeeded
+        assert done[Kind.START_PLACEMENT] > 0
+        assert done[Kind.OPEN_REFERRAL] > 0
+        assert done[Kind.CLOSE_REFERRAL] > 0
+
+        settings = await services.counts(
+            "SELECT status, count(*) FROM provider.settings GROUP BY status"
+        )
+        assert sum(settings.values()) == done[Kind.REGISTER_SETTING]
+        assert settings.get("closed", 0) == done[Kind.CLOSE_SETTING]
+        vacancies = await services.counts(
+            "SELECT status, count(*) FROM provider.vacancies GROUP BY status"
+        )
+        assert sum(vacancies.values()) == done[Kind.POST_VACANCY]
+        assert vacancies.get("withdrawn", 0) == done[Kind.WITHDRAW_VACANCY]
+        placements = await services.counts(
+            "SELECT status, count(*) FROM provider.placements GROUP BY status"
+        )
+        assert sum(placements.values()) == done[Kind.START_PLACEMENT]
+        assert placements.get("ended", 0) == done[Kind.END_PLACEMENT]
+        referrals = await services.counts(
+            "SELECT status, count(*) FROM authority.referrals GROUP BY status"
+        )
+        assert sum(referrals.values()) == done[Kind.OPEN_REFERRAL]
+        assert referrals.get("closed", 0) == done[Kind.CLOSE_REFERRAL]
+
+        # The placing councils: the council's own children and others', as the seed planned.
+        placing = await services.counts(
+            "SELECT placing_authority_code = 'E06000064', count(*) "
+            "FROM provider.placements GROUP BY 1"
+        )
+        assert placing["True"] > 0
+        assert placing["False"] > 0
+
+
+async def test_a_rerun_of_the_same_seed_repeats_its_requests_and_changes_nothing(
+    fresh_database_url, topic_prefix
+):
+    config = SimulationConfig(area=resolve_area("E06000064"), seed=12, scale=0.2)
+    async with running_services(fresh_database_url, topic_prefix) as services:
+        first = Progress()
+        the_plan = plan(config)
+        count = len(the_plan.seed_requests) + 50
+        options = SenderOptions(speed=10_000_000.0, rate=5_000.0, max_requests=count)
+        await Sender(services.clients, SECRET, options, first).run(the_plan)
+        before = await services.counts(
+            "SELECT 'settings', count(*) FROM provider.settings UNION ALL "
+            "SELECT 'vacancies', count(*) FROM provider.vacancies UNION ALL "
+            "SELECT 'placements', count(*) FROM provider.placements UNION ALL "
+            "SELECT 'outbox', count(*) FROM provider.outbox UNION ALL "
+            "SELECT 'referrals', count(*) FROM authority.referrals"
+        )
+
+        # As after a crash: the same plan again, from the start, with the same keys.
+        again = Progress()
+        await Sender(services.clients, SECRET, options, again).run(plan(config))
+
+        after = await services.counts(
+            "SELECT 'settings', count(*) FROM provider.settings UNION ALL "
+            "SELECT 'vacancies', count(*) FROM provider.vacancies UNION ALL "
+            "SELECT 'placements', count(*) FROM provider.placements UNION ALL "
+            "SELECT 'outbox', count(*) FROM provider.outbox UNION ALL "
+            "SELECT 'referrals', count(*) FROM authority.referrals"
+        )
+    assert after == before
+    assert first.answers["ok"] == count
+    # Every write is answered as the first time, except changes to referrals closed since: the
+    # authority's PATCH takes no Idempotency-Key, so it answers 409 (and changes nothing).
+    assert again.answers["ok"] + again.answers["409"] == count
+    assert set(again.refused) <= {Kind.UPDATE_REFERRAL}
