@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 from contracts import geography
 from services.infra.cli import app as infra_app
+from services.ledger.cli import app as ledger_app
 from services.platform.auth import Role, issue_token, principal_for
 from services.settings import ServiceSettings
+from services.simulator.cli import app as simulator_app
 
 app = typer.Typer(
     help="NearHome: a regional vacancy exchange for children's care placements.",
@@ -21,6 +23,8 @@ app = typer.Typer(
 app.add_typer(infra_app, name="infra")
 token_app = typer.Typer(help="Bearer tokens for the services' APIs.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(simulator_app)
 
 
 class Service(StrEnum):

@@ -107,7 +107,9 @@ class Delivery:
 
     @classmethod
     def of(cls, record: Any) -> "Delivery":  # noqa: ANN401 - an aiokafka ConsumerRecord
-        return cls(record.topic, record.partition, record.offset, record.key, record.value)
+        # A record without a value (a tombstone) is no event: as empty bytes it is dead-lettered.
+        value = record.value if record.value is not None else b""
+        return cls(record.topic, record.partition, record.offset, record.key, value)
 
 
 class Projection(Protocol[StateT]):
@@ -427,11 +429,19 @@ class ResumeFromStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc
         pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:  # noqa: ANN401
-        positions = await stored_positions(self._engine, self._schema)
         consumer = self._consumer()
-        for partition in assigned:
-            if partition in positions:
-                consumer.seek(partition, positions[partition])
+        # Hold the partitions while the positions are read: otherwise records fetched from the
+        # group's committed offsets meanwhile are handed out before the seek takes effect.
+        consumer.pause(*assigned)
+        try:
+            positions = await stored_positions(self._engine, self._schema)
+            for partition in assigned:
+                # No effect stored yet: start at the beginning whatever the group committed, so a
+                # new or rebuilt schema under an old group id cannot skip history (offset 0 out of
+                # range, after retention, falls back to the earliest through auto_offset_reset).
+                consumer.seek(partition, positions.get(partition, 0))
+        finally:
+            consumer.resume(*assigned)
 
 
 class KafkaDeadLetters:

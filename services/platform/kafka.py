@@ -98,7 +98,9 @@ def exactly_once_subscriber(  # noqa: PLR0913 - where to read, as whom, and how 
         batch=True,
         group_id=group_id,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.ACK,
+        # On an error (not a poison message: the processor dead-letters those) seek back and
+        # redeliver the batch; acking it would let a later batch store a position past it.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=max_records,
         listener=ResumeFromStoredPositions(engine, schema, consumer),
         title=f"{topic}:consume",

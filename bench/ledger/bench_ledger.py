@@ -1,0 +1,243 @@
+"""How fast the ledger applies events, against how fast a bare consumer can read them.
+
+Run: .venv/bin/python bench/ledger/bench_ledger.py [--events 200000] [--max-records 2000]
+
+It makes its own prefixed topics and a fresh database on the local broker and PostgreSQL
+(`nearhome infra up`), fills `provider.events` and `referral.events` with a synthetic but valid
+history, then measures (a) a bare aiokafka consumer reading both topics from offset 0 to the end
+and (b) the real ledger (its app lifespan: FastStream subscribers, the exactly-once processor,
+the projection's bulk SQL) from offset 0 until every record is processed. Both topics and the
+database are dropped afterwards unless --keep.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from contracts.envelope import Envelope
+from contracts.serialization import to_bytes
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, all_topics
+from services.infra.topics import declare_topics
+from services.ledger import store
+from services.ledger.app import Settings, create_app
+from services.ledger.domain import council_figures, fold
+from services.ledger.synthetic import SyntheticHistory, topic_of
+from services.ledger.use_cases import utc_now
+from services.platform.database import create_engine
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events to produce")
+    parser.add_argument("--max-records", type=int, default=2000, help="records per ledger batch")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic history")
+    parser.add_argument("--keep", action="store_true", help="keep the topics and the database")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip comparing the result with a pure fold"
+    )
+    return parser.parse_args()
+
+
+@contextlib.asynccontextmanager
+async def fresh_topics(bootstrap: str, keep: bool) -> AsyncIterator[str]:
+    prefix = f"bench-{uuid4().hex[:8]}."
+    specs = all_topics(prefix)
+    await declare_topics(bootstrap, specs, lambda _: None)
+    try:
+        yield prefix
+    finally:
+        if not keep:
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+            await admin.start()
+            try:
+                await admin.delete_topics([spec.name for spec in specs])
+            finally:
+                await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(base_url: str, keep: bool) -> AsyncIterator[str]:
+    name = f"nearhome_bench_{uuid4().hex[:8]}"
+    admin = await asyncpg.connect(base_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        if not keep:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> float:
+    """Send every record (in order per key); the seconds it took."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(bootstrap: str, prefix: str) -> tuple[int, float]:
+    """A bare consumer (manual assignment, no group) reading both topics from 0 to the end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(prefix + topic.name, p)
+            for topic in (PROVIDER_EVENTS, REFERRAL_EVENTS)
+            for p in range(topic.partitions)
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        read = 0
+        started = time.perf_counter()
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+            read += sum(len(records) for records in batches.values())
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return read, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def run_ledger(settings: Settings, total: int) -> tuple[float, float, int]:
+    """The real ledger from offset 0 until it has processed `total` records.
+
+    Returns the seconds from the lifespan's start (migrations, joining the consumer group), the
+    seconds from its first commit, and the records processed since that first commit.
+    """
+    app = create_app(settings)
+    started = time.perf_counter()
+    async with app.router.lifespan_context(app):
+        engine = create_engine(settings.database_url)
+        try:
+            first_commit: float | None = None
+            done_at_first = 0
+            last_report = started
+            while True:
+                async with store.connection_of(engine) as connection:
+                    done = int(
+                        await connection.fetchval(
+                            "SELECT coalesce(sum(next_offset), 0) FROM ledger.consumer_positions"
+                        )
+                    )
+                now = time.perf_counter()
+                if first_commit is None and done:
+                    first_commit, done_at_first = now, done
+                if done >= total:
+                    break
+                if now - last_report >= 5:
+                    print(f"  ledger: {done:,}/{total:,} records processed")
+                    last_report = now
+                await asyncio.sleep(0.05)
+        finally:
+            await engine.dispose()
+    finished = time.perf_counter()
+    assert first_commit is not None
+    return finished - started, finished - first_commit, total - done_at_first
+
+
+async def verify(settings: Settings, events: list[Envelope[Any]]) -> bool:
+    now = utc_now()
+    stale_after = timedelta(hours=72)
+    expected = council_figures(fold(events), now, stale_after)
+    engine = create_engine(settings.database_url)
+    try:
+        async with store.connection_of(engine) as connection:
+            actual = await store.council_capacity(
+                connection, store.SCHEMA, now=now, stale_after=stale_after
+            )
+            applied = await store.events_applied(connection, store.SCHEMA)
+    finally:
+        await engine.dispose()
+    return actual == expected and applied == len(events)
+
+
+async def main() -> None:
+    arguments = _arguments()
+    logging.basicConfig(level=logging.WARNING)
+    base = Settings()
+    print(f"generating {arguments.events:,} events (seed {arguments.seed}) …")
+    started = time.perf_counter()
+    events = list(SyntheticHistory(arguments.seed).events(arguments.events))
+    print(f"  generated in {time.perf_counter() - started:.1f}s")
+    async with (
+        fresh_topics(base.kafka_bootstrap_servers, arguments.keep) as prefix,
+        fresh_database(base.database_url, arguments.keep) as database_url,
+    ):
+        records = [(topic_of(e, prefix), e.key, to_bytes(e)) for e in events]
+        size = sum(len(value) for _, _, value in records) / len(records)
+        seconds = await produce(base.kafka_bootstrap_servers, records)
+        print(
+            f"produced {len(events):,} records (mean {size:.0f} bytes) in {seconds:.1f}s"
+            f" ({len(events) / seconds:,.0f}/s) to {prefix}*"
+        )
+
+        del records
+        # The generated history stays in memory for the check at the end; keep the collector
+        # from walking it over and over while the ledger runs (a ledger process never holds it).
+        gc.collect()
+        gc.freeze()
+
+        read, raw_seconds = await raw_consume(base.kafka_bootstrap_servers, prefix)
+        raw_rate = read / raw_seconds
+        print(
+            f"(a) bare aiokafka consumer: {read:,} records in {raw_seconds:.2f}s"
+            f" = {raw_rate:,.0f}/s"
+        )
+
+        settings = Settings(
+            database_url=database_url,
+            topic_prefix=prefix,
+            consumer_group=f"bench-ledger-{uuid4().hex[:8]}",
+            max_records=arguments.max_records,
+            history_interval=3600.0,
+        )
+        total, steady, counted = await run_ledger(settings, len(events))
+        ledger_rate = counted / steady
+        print(
+            f"(b) ledger (max_records {arguments.max_records}): {len(events):,} records applied"
+            f" in {total:.1f}s from start-up ({len(events) / total:,.0f}/s);"
+            f" {ledger_rate:,.0f}/s from its first commit"
+        )
+        print(f"ratio (b)/(a): {ledger_rate / raw_rate:.0%}")
+        if not arguments.no_verify:
+            same = await verify(settings, events)
+            print(f"capacity equals a pure fold of the events: {same}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

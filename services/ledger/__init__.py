@@ -1,0 +1,1 @@
+"""The ledger service: live capacity per footprint, counted once from the events."""

@@ -1,0 +1,127 @@
+"""The ledger service's composition root: settings, the app and its lifespan.
+
+Nothing is built at import: `create_app(settings)` makes the app, and its lifespan runs the
+migrations, then starts the consumers (retrying while the broker is away, so the read API answers
+from the database meanwhile) and the capacity-history snapshots.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from services.ledger import store
+from services.ledger.handlers import router, subscribe
+from services.ledger.settings import Settings
+from services.ledger.use_cases import Clock, Ledger, LedgerMetrics, utc_now
+from services.platform.background import every, running
+from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
+from services.platform.database import create_engine
+from services.platform.http import add_operational_routes
+from services.platform.kafka import event_broker
+from services.platform.migrations import upgrade_to_head_async
+
+__all__ = ["Settings", "create_app"]
+
+SERVICE = "ledger"
+CLIENT_ID = "nearhome-ledger"
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Live capacity for every footprint (each council, each English region, each regional
+collaborative), counted from `provider.events` and `referral.events` exactly once: each event
+changes the ledger once even when Kafka delivers it twice, late or out of order; a message that
+cannot be applied goes to the topic's `.dlq` twin with the reason.
+
+* **Who**: authority and admin tokens read any footprint. A collaborative token reads the
+  footprints its `footprints` claim lists and the member councils of each of them; any other
+  footprint is a 403. Provider tokens get 403.
+* **Aggregates only**: no answer names a referral, a placement or a child.
+* **Figures** per placement type: registered places, beds occupied (by the footprint's own
+  councils' children and by others'), vacant, offered in open vacancies, stale vacancies (not
+  confirmed within `VACANCY_STALE_AFTER`, default 72 h) and open referrals wanting the type.
+* **History**: a snapshot every `LEDGER_HISTORY_INTERVAL` seconds records the council-level rows
+  that changed; `/history` rolls them up for the footprint over time.
+"""
+
+
+async def start_consuming(broker: KafkaBroker, retry_interval: float) -> None:
+    """Connect the subscribers and the dead-letter producer, trying again while Kafka is away."""
+    while True:
+        try:
+            await broker.start()
+        except Exception:
+            logger.exception("the ledger cannot reach Kafka; retrying in %.1fs", retry_interval)
+            await broker.stop()
+            await asyncio.sleep(retry_interval)
+        else:
+            return
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+    registry = CollectorRegistry()
+    consumer_metrics = ConsumerMetrics(registry)
+    ledger_metrics = LedgerMetrics(registry)
+    # An engine connects lazily; the probes need it before the lifespan starts.
+    engine = create_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await upgrade_to_head_async(SERVICE, settings.database_url)
+            broker = event_broker(
+                settings.kafka_bootstrap_servers,
+                CLIENT_ID,
+                request_timeout_ms=settings.kafka_request_timeout_ms,
+            )
+            processor = ExactlyOnceProcessor(
+                engine,
+                store.SCHEMA,
+                store.LedgerProjection(store.SCHEMA),
+                KafkaDeadLetters(broker.publish),
+                consumer_metrics,
+            )
+            subscribe(
+                broker,
+                processor,
+                engine=engine,
+                schema=store.SCHEMA,
+                group_id=settings.consumer_group,
+                topic_prefix=settings.topic_prefix,
+                max_records=settings.max_records,
+            )
+            ledger = Ledger(
+                engine,
+                stale_after=settings.vacancy_stale_after,
+                metrics=ledger_metrics,
+                clock=clock,
+            )
+            app.state.ledger = ledger
+            try:
+                async with running(
+                    start_consuming(broker, settings.broker_retry_interval),
+                    every(settings.history_interval, ledger.take_snapshot, "capacity history"),
+                ):
+                    yield
+            finally:
+                await broker.stop()
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="NearHome ledger service",
+        version="1.0.0",
+        summary="Live capacity, demand and flows per footprint, counted once from the events.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[{"name": "capacity", "description": "Aggregates per footprint"}],
+    )
+    app.state.jwt_secret = settings.jwt_secret
+    add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    app.include_router(router)
+    return app

@@ -1,0 +1,519 @@
+"""The ledger's rules, pure: records folded from events, capacity by council and by footprint.
+
+The ledger keeps the state of each record (setting, vacancy, placement, referral) and derives
+capacity from those states when asked. An event changes only its own record, so the order of
+events across records does not matter: a placement whose setting is not known yet simply does not
+count until the setting is. Within one record, the consumer applies events in sequence.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from contracts.enums import OfstedRating, PlacementType
+from contracts.envelope import Envelope
+from contracts.events import (
+    EventPayload,
+    PlacementEnded,
+    PlacementStarted,
+    ReferralClosed,
+    ReferralOpened,
+    ReferralUpdated,
+    ReferralWidened,
+    SettingClosed,
+    SettingRegistered,
+    SettingUpdated,
+    VacancyConfirmed,
+    VacancyExpired,
+    VacancyPosted,
+    VacancyWithdrawn,
+)
+from contracts.geography import Footprint
+from services.platform.auth import Principal, Role
+
+Event = Envelope[Any]
+RecordT = TypeVar("RecordT")
+
+
+class RecordKind(StrEnum):
+    SETTING = "setting"
+    VACANCY = "vacancy"
+    PLACEMENT = "placement"
+    REFERRAL = "referral"
+
+
+class VacancyStatus(StrEnum):
+    OPEN = "open"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class UnappliableEventError(ValueError):
+    """An event the ledger cannot apply (it goes to the dead-letter topic with this reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingRecord:
+    setting_id: UUID
+    provider_id: str
+    placement_type: PlacementType
+    registered_places: int
+    ofsted_rating: OfstedRating
+    postcode_district: str
+    authority_code: str
+    is_open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class VacancyRecord:
+    vacancy_id: UUID
+    setting_id: UUID
+    beds: int
+    status: VacancyStatus
+    posted_at: datetime
+    last_confirmed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRecord:
+    placement_id: UUID
+    setting_id: UUID
+    placing_authority_code: str
+    beds: int
+    is_active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralRecord:
+    referral_id: UUID
+    authority_code: str
+    placement_types: tuple[PlacementType, ...]
+    is_open: bool = True
+
+
+@dataclass
+class LedgerState:
+    """Records by id: the whole ledger (a pure fold) or the records one batch touches."""
+
+    settings: dict[UUID, SettingRecord] = field(default_factory=dict)
+    vacancies: dict[UUID, VacancyRecord] = field(default_factory=dict)
+    placements: dict[UUID, PlacementRecord] = field(default_factory=dict)
+    referrals: dict[UUID, ReferralRecord] = field(default_factory=dict)
+
+
+_RECORD_FIELD: dict[RecordKind, str] = {
+    RecordKind.SETTING: "setting_id",
+    RecordKind.VACANCY: "vacancy_id",
+    RecordKind.PLACEMENT: "placement_id",
+    RecordKind.REFERRAL: "referral_id",
+}
+_KIND_OF: dict[type[EventPayload], RecordKind] = {
+    SettingRegistered: RecordKind.SETTING,
+    SettingUpdated: RecordKind.SETTING,
+    SettingClosed: RecordKind.SETTING,
+    VacancyPosted: RecordKind.VACANCY,
+    VacancyConfirmed: RecordKind.VACANCY,
+    VacancyWithdrawn: RecordKind.VACANCY,
+    VacancyExpired: RecordKind.VACANCY,
+    PlacementStarted: RecordKind.PLACEMENT,
+    PlacementEnded: RecordKind.PLACEMENT,
+    ReferralOpened: RecordKind.REFERRAL,
+    ReferralUpdated: RecordKind.REFERRAL,
+    ReferralWidened: RecordKind.REFERRAL,
+    ReferralClosed: RecordKind.REFERRAL,
+}
+
+
+def record_of(payload: EventPayload) -> tuple[RecordKind, UUID]:
+    """The record an event changes; UnappliableEventError for an event the ledger does not keep."""
+    kind = _KIND_OF.get(type(payload))
+    if kind is None:
+        raise UnappliableEventError(f"the ledger does not apply {payload.event_type()} events")
+    record_id: UUID = getattr(payload, _RECORD_FIELD[kind])
+    return kind, record_id
+
+
+def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) -> RecordT:
+    found = records.get(record_id)
+    if found is None:
+        raise UnappliableEventError(
+            f"{event.event_type} (sequence {event.sequence}) for unknown record {record_id}"
+        )
+    return found
+
+
+def _apply_to_setting(state: LedgerState, event: Event, setting_id: UUID) -> None:
+    payload = event.payload
+    if isinstance(payload, SettingRegistered | SettingUpdated):
+        is_open = True
+        if isinstance(payload, SettingUpdated):
+            is_open = _existing(state.settings, setting_id, event).is_open
+        state.settings[setting_id] = SettingRecord(
+            setting_id=setting_id,
+            provider_id=payload.provider_id,
+            placement_type=payload.placement_type,
+            registered_places=payload.registered_places,
+            ofsted_rating=payload.ofsted_rating,
+            postcode_district=payload.postcode_district,
+            authority_code=payload.authority_code,
+            is_open=is_open,
+        )
+    else:
+        setting = _existing(state.settings, setting_id, event)
+        state.settings[setting_id] = replace(setting, is_open=False)
+
+
+def _apply_to_vacancy(state: LedgerState, event: Event, vacancy_id: UUID) -> None:
+    payload = event.payload
+    if isinstance(payload, VacancyPosted):
+        state.vacancies[vacancy_id] = VacancyRecord(
+            vacancy_id=vacancy_id,
+            setting_id=payload.setting_id,
+            beds=payload.beds,
+            status=VacancyStatus.OPEN,
+            posted_at=event.occurred_at,
+            last_confirmed_at=event.occurred_at,
+        )
+        return
+    vacancy = _existing(state.vacancies, vacancy_id, event)
+    if isinstance(payload, VacancyConfirmed):
+        confirmed = max(vacancy.last_confirmed_at, payload.confirmed_at)
+        state.vacancies[vacancy_id] = replace(vacancy, last_confirmed_at=confirmed)
+    else:
+        gone = (
+            VacancyStatus.WITHDRAWN
+            if isinstance(payload, VacancyWithdrawn)
+            else VacancyStatus.EXPIRED
+        )
+        state.vacancies[vacancy_id] = replace(vacancy, status=gone)
+
+
+def _apply_to_placement(state: LedgerState, event: Event, placement_id: UUID) -> None:
+    payload = event.payload
+    if isinstance(payload, PlacementStarted):
+        state.placements[placement_id] = PlacementRecord(
+            placement_id=placement_id,
+            setting_id=payload.setting_id,
+            placing_authority_code=payload.placing_authority_code,
+            beds=payload.beds,
+        )
+    else:
+        placement = _existing(state.placements, placement_id, event)
+        state.placements[placement_id] = replace(placement, is_active=False)
+
+
+def _apply_to_referral(state: LedgerState, event: Event, referral_id: UUID) -> None:
+    payload = event.payload
+    if isinstance(payload, ReferralOpened | ReferralUpdated):
+        is_open = True
+        if isinstance(payload, ReferralUpdated):
+            is_open = _existing(state.referrals, referral_id, event).is_open
+        state.referrals[referral_id] = ReferralRecord(
+            referral_id=referral_id,
+            authority_code=payload.authority_code,
+            placement_types=payload.placement_types,
+            is_open=is_open,
+        )
+        return
+    referral = _existing(state.referrals, referral_id, event)
+    if isinstance(payload, ReferralClosed):
+        state.referrals[referral_id] = replace(referral, is_open=False)
+    # ReferralWidened changes the search scope, which is not a capacity fact.
+
+
+_APPLY = {
+    RecordKind.SETTING: _apply_to_setting,
+    RecordKind.VACANCY: _apply_to_vacancy,
+    RecordKind.PLACEMENT: _apply_to_placement,
+    RecordKind.REFERRAL: _apply_to_referral,
+}
+
+
+def apply_event(state: LedgerState, event: Event) -> None:
+    """Change the one record `event` is about; UnappliableEventError says why it cannot."""
+    kind, record_id = record_of(event.payload)
+    if event.aggregate_id != record_id:
+        raise UnappliableEventError(
+            f"{event.event_type} has aggregate_id {event.aggregate_id}, not its {kind} {record_id}"
+        )
+    _APPLY[kind](state, event, record_id)
+
+
+def fold(events: Iterable[Event], state: LedgerState | None = None) -> LedgerState:
+    """Apply `events` in the order given (the reference the exactly-once consumer must equal)."""
+    state = state if state is not None else LedgerState()
+    for event in events:
+        apply_event(state, event)
+    return state
+
+
+# --- capacity per council ------------------------------------------------------------------------
+
+CouncilKey = tuple[str, PlacementType]  # (council the settings are in, placement type)
+# (council the setting is in, council that placed the children, placement type)
+FlowKey = tuple[str, str, PlacementType]
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilFigures:
+    """One council's figures for one placement type; `vacant` never counts a full home below 0."""
+
+    registered_places: int = 0
+    occupied: int = 0
+    vacant: int = 0
+    offered: int = 0
+    stale_vacancies: int = 0
+    open_referrals: int = 0
+
+    def __add__(self, other: "CouncilFigures") -> "CouncilFigures":
+        return CouncilFigures(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(CouncilFigures))
+        )
+
+    def as_row(self) -> tuple[int, ...]:
+        return tuple(getattr(self, f.name) for f in fields(CouncilFigures))
+
+
+@dataclass(frozen=True)
+class CouncilCapacity:
+    """Figures by (council, type) for every pair with an open setting or an open referral, and
+    beds occupied by (setting's council, placing council, type)."""
+
+    figures: Mapping[CouncilKey, CouncilFigures]
+    flows: Mapping[FlowKey, int]
+
+
+def stale_before(now: datetime, stale_after: timedelta) -> datetime:
+    """An open vacancy last confirmed before this instant is stale."""
+    return now - stale_after
+
+
+def _beds_by_setting(
+    state: LedgerState, cutoff: datetime
+) -> tuple[dict[UUID, int], dict[UUID, int], dict[UUID, int]]:
+    """Per setting: beds occupied by active placements, beds offered, stale open vacancies."""
+    occupied: defaultdict[UUID, int] = defaultdict(int)
+    for placement in state.placements.values():
+        if placement.is_active:
+            occupied[placement.setting_id] += placement.beds
+    offered: defaultdict[UUID, int] = defaultdict(int)
+    stale: defaultdict[UUID, int] = defaultdict(int)
+    for vacancy in state.vacancies.values():
+        if vacancy.status is VacancyStatus.OPEN:
+            offered[vacancy.setting_id] += vacancy.beds
+            stale[vacancy.setting_id] += vacancy.last_confirmed_at < cutoff
+    return occupied, offered, stale
+
+
+def _flows(state: LedgerState) -> dict[FlowKey, int]:
+    flows: defaultdict[FlowKey, int] = defaultdict(int)
+    for placement in state.placements.values():
+        setting = state.settings.get(placement.setting_id)
+        if placement.is_active and setting is not None and setting.is_open:
+            key = (setting.authority_code, placement.placing_authority_code)
+            flows[(*key, setting.placement_type)] += placement.beds
+    return dict(flows)
+
+
+def council_figures(state: LedgerState, now: datetime, stale_after: timedelta) -> CouncilCapacity:
+    """Capacity by council and type from whole-ledger state (what the store's SQL computes too).
+
+    Only open settings count; occupied = beds of active placements at them, offered = beds of
+    open vacancies at them, stale = open vacancies there not confirmed since `now - stale_after`.
+    A referral counts once under each placement type it wants, in its own council.
+    """
+    occupied, offered, stale = _beds_by_setting(state, stale_before(now, stale_after))
+    figures: defaultdict[CouncilKey, CouncilFigures] = defaultdict(CouncilFigures)
+    for setting in state.settings.values():
+        if setting.is_open:
+            beds = occupied.get(setting.setting_id, 0)
+            figures[setting.authority_code, setting.placement_type] += CouncilFigures(
+                registered_places=setting.registered_places,
+                occupied=beds,
+                vacant=max(setting.registered_places - beds, 0),
+                offered=offered.get(setting.setting_id, 0),
+                stale_vacancies=stale.get(setting.setting_id, 0),
+            )
+    for referral in state.referrals.values():
+        for placement_type in referral.placement_types if referral.is_open else ():
+            figures[referral.authority_code, placement_type] += CouncilFigures(open_referrals=1)
+    return CouncilCapacity(dict(figures), _flows(state))
+
+
+# --- capacity per footprint -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCapacity:
+    """A footprint's figures for one placement type (or all types, summed)."""
+
+    registered_places: int = 0
+    occupied: int = 0
+    vacant: int = 0
+    offered: int = 0
+    stale_vacancies: int = 0
+    open_referrals: int = 0
+    occupied_by_own: int = 0
+    occupied_by_others: int = 0
+
+    def __add__(self, other: "TypeCapacity") -> "TypeCapacity":
+        return TypeCapacity(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(TypeCapacity))
+        )
+
+
+@dataclass(frozen=True)
+class FootprintCapacity:
+    by_type: Mapping[PlacementType, TypeCapacity]
+
+    @property
+    def totals(self) -> TypeCapacity:
+        """The types summed (a referral wanting two types counts under both)."""
+        return sum(self.by_type.values(), TypeCapacity())
+
+
+def footprint_capacity(members: frozenset[str], capacity: CouncilCapacity) -> FootprintCapacity:
+    """Roll council figures up to a footprint: settings in any member council count.
+
+    Beds are occupied by the footprint's own children when the placing council is a member too.
+    Every placement type appears, with zeros where nothing is registered or wanted.
+    """
+    summed: dict[PlacementType, CouncilFigures] = {t: CouncilFigures() for t in PlacementType}
+    for (council_code, placement_type), figures in capacity.figures.items():
+        if council_code in members:
+            summed[placement_type] += figures
+    own: dict[PlacementType, int] = dict.fromkeys(PlacementType, 0)
+    others: dict[PlacementType, int] = dict.fromkeys(PlacementType, 0)
+    for (council_code, placing_code, placement_type), beds in capacity.flows.items():
+        if council_code in members:
+            if placing_code in members:
+                own[placement_type] += beds
+            else:
+                others[placement_type] += beds
+    return FootprintCapacity(
+        {
+            t: TypeCapacity(
+                registered_places=f.registered_places,
+                occupied=f.occupied,
+                vacant=f.vacant,
+                offered=f.offered,
+                stale_vacancies=f.stale_vacancies,
+                open_referrals=f.open_referrals,
+                occupied_by_own=own[t],
+                occupied_by_others=others[t],
+            )
+            for t, f in summed.items()
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Beds occupied in a footprint by children one council placed there."""
+
+    placing_authority_code: str
+    own: bool
+    by_type: Mapping[PlacementType, int]
+
+    @property
+    def beds(self) -> int:
+        return sum(self.by_type.values())
+
+
+def footprint_flows(members: frozenset[str], flows: Mapping[FlowKey, int]) -> list[Flow]:
+    """Who places children in the footprint's settings: most beds first, then by council code."""
+    by_placing: defaultdict[str, defaultdict[PlacementType, int]] = defaultdict(
+        lambda: defaultdict(int)
+    )
+    for (council_code, placing_code, placement_type), beds in flows.items():
+        if council_code in members and beds:
+            by_placing[placing_code][placement_type] += beds
+    found = [
+        Flow(placing, placing in members, dict(sorted(by_type.items())))
+        for placing, by_type in by_placing.items()
+    ]
+    return sorted(found, key=lambda flow: (-flow.beds, flow.placing_authority_code))
+
+
+# --- history --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryChanges:
+    """Council-level rows as the snapshots recorded them: each row holds from `taken_at` on."""
+
+    figures: list[tuple[datetime, CouncilKey, CouncilFigures]]
+    flows: list[tuple[datetime, FlowKey, int]]
+
+
+def changed_since(
+    current: CouncilCapacity, previous: CouncilCapacity
+) -> tuple[dict[CouncilKey, CouncilFigures], dict[FlowKey, int]]:
+    """The rows a snapshot must record: those that differ, and zeros for rows that went away."""
+    zero = CouncilFigures()
+    figures = {
+        key: current.figures.get(key, zero)
+        for key in current.figures.keys() | previous.figures.keys()
+        if current.figures.get(key, zero) != previous.figures.get(key, zero)
+    }
+    flows = {
+        key: current.flows.get(key, 0)
+        for key in current.flows.keys() | previous.flows.keys()
+        if current.flows.get(key, 0) != previous.flows.get(key, 0)
+    }
+    return figures, flows
+
+
+def history_points(
+    members: frozenset[str], since: datetime, baseline: CouncilCapacity, changes: HistoryChanges
+) -> list[tuple[datetime, FootprintCapacity]]:
+    """A footprint's capacity over time: the state at `since`, then one point per snapshot that
+    changed it, each council row carried forward until a later snapshot replaces it."""
+    figures = dict(baseline.figures)
+    flows = dict(baseline.flows)
+    points: list[tuple[datetime, FootprintCapacity]] = []
+    if figures or flows:
+        points.append((since, footprint_capacity(members, CouncilCapacity(figures, flows))))
+    moments = sorted({at for at, _, _ in changes.figures} | {at for at, _, _ in changes.flows})
+    figure_rows = sorted(changes.figures, key=lambda row: row[0])
+    flow_rows = sorted(changes.flows, key=lambda row: row[0])
+    f = g = 0
+    for moment in moments:
+        while f < len(figure_rows) and figure_rows[f][0] == moment:
+            figures[figure_rows[f][1]] = figure_rows[f][2]
+            f += 1
+        while g < len(flow_rows) and flow_rows[g][0] == moment:
+            flows[flow_rows[g][1]] = flow_rows[g][2]
+            g += 1
+        rolled = footprint_capacity(members, CouncilCapacity(figures, flows))
+        if not points or points[-1][1] != rolled:
+            points.append((moment, rolled))
+    return points
+
+
+# --- who may read what ----------------------------------------------------------------------------
+
+
+def readable_by_collaborative(claimed: Iterable[str], known: Mapping[str, Footprint]) -> set[str]:
+    """The footprints a collaborative token may read: those its `footprints` claim lists, and the
+    member councils of each (a council's figures are part of the aggregate it already sees)."""
+    readable: set[str] = set()
+    for footprint_id in claimed:
+        listed = known.get(footprint_id)
+        if listed is not None:
+            readable.add(listed.id)
+            readable.update(listed.member_councils)
+    return readable
+
+
+def may_read(principal: Principal, footprint: Footprint, known: Mapping[str, Footprint]) -> bool:
+    """Authorities and admins read any footprint, a collaborative its own, a provider none."""
+    if principal.role in {Role.AUTHORITY, Role.ADMIN}:
+        return True
+    if principal.role is Role.COLLABORATIVE:
+        return footprint.id in readable_by_collaborative(principal.footprints, known)
+    return False

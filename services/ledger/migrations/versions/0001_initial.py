@@ -1,0 +1,190 @@
+"""The ledger schema: record state, capacity history, and the consumer's inbox and positions.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+SCHEMA = "ledger"
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _records() -> None:
+    op.create_table(
+        "settings",
+        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        sa.Column("provider_id", sa.Text(), nullable=False),
+        sa.Column("placement_type", sa.Text(), nullable=False),
+        sa.Column("registered_places", sa.Integer(), nullable=False),
+        sa.Column("ofsted_rating", sa.Text(), nullable=False),
+        sa.Column("postcode_district", sa.Text(), nullable=False),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "settings_by_council", "settings", ["authority_code", "placement_type"], schema=SCHEMA
+    )
+    op.create_table(
+        "vacancies",
+        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
+        sa.Column("setting_id", sa.Uuid(), nullable=False),
+        sa.Column("beds", sa.Integer(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        _timestamp("posted_at"),
+        _timestamp("last_confirmed_at"),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "vacancies_open_by_setting",
+        "vacancies",
+        ["setting_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'open'"),
+    )
+    op.create_table(
+        "placements",
+        sa.Column("placement_id", sa.Uuid(), primary_key=True),
+        sa.Column("setting_id", sa.Uuid(), nullable=False),
+        sa.Column("placing_authority_code", sa.Text(), nullable=False),
+        sa.Column("beds", sa.Integer(), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "placements_active_by_setting",
+        "placements",
+        ["setting_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("is_active"),
+    )
+    op.create_table(
+        "referrals",
+        sa.Column("referral_id", sa.Uuid(), primary_key=True),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("placement_types", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        schema=SCHEMA,
+    )
+
+
+def _history() -> None:
+    op.create_table(
+        "capacity_history",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        _timestamp("taken_at"),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("placement_type", sa.Text(), nullable=False),
+        *(
+            sa.Column(name, sa.Integer(), nullable=False)
+            for name in (
+                "registered_places",
+                "occupied",
+                "vacant",
+                "offered",
+                "stale_vacancies",
+                "open_referrals",
+            )
+        ),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "capacity_history_by_key",
+        "capacity_history",
+        ["authority_code", "placement_type", "taken_at"],
+        schema=SCHEMA,
+    )
+    op.create_index("capacity_history_by_time", "capacity_history", ["taken_at"], schema=SCHEMA)
+    op.create_table(
+        "flow_history",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        _timestamp("taken_at"),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("placing_authority_code", sa.Text(), nullable=False),
+        sa.Column("placement_type", sa.Text(), nullable=False),
+        sa.Column("beds", sa.Integer(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "flow_history_by_key",
+        "flow_history",
+        ["authority_code", "placing_authority_code", "placement_type", "taken_at"],
+        schema=SCHEMA,
+    )
+    op.create_index("flow_history_by_time", "flow_history", ["taken_at"], schema=SCHEMA)
+
+
+def _consumer() -> None:
+    """The platform's `consumer_tables`: inbox, stored positions, aggregate versions, parked."""
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.Uuid(), primary_key=True),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "consumer_positions",
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "partition"),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "aggregate_versions",
+        sa.Column("aggregate_id", sa.Uuid(), primary_key=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "parked_events",
+        sa.Column("event_id", sa.Uuid(), primary_key=True),
+        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "parked_events_by_aggregate",
+        "parked_events",
+        ["aggregate_id", "sequence"],
+        schema=SCHEMA,
+    )
+
+
+def upgrade() -> None:
+    _records()
+    _history()
+    _consumer()
+
+
+def downgrade() -> None:
+    for table in (
+        "parked_events",
+        "aggregate_versions",
+        "consumer_positions",
+        "inbox",
+        "flow_history",
+        "capacity_history",
+        "referrals",
+        "placements",
+        "vacancies",
+        "settings",
+    ):
+        op.drop_table(table, schema=SCHEMA)

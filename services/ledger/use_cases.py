@@ -1,0 +1,181 @@
+"""The ledger's reads and its history snapshots: one method per question the API answers."""
+
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import geography
+from contracts.geography import Footprint, FootprintKind
+from services.ledger import store
+from services.ledger.domain import (
+    CouncilCapacity,
+    TypeCapacity,
+    changed_since,
+    footprint_capacity,
+    footprint_flows,
+    history_points,
+    may_read,
+)
+from services.ledger.models import CapacityView, FlowsView, HistoryView
+from services.platform.auth import Principal
+from services.platform.errors import ForbiddenError, NotFoundError
+
+Clock = Callable[[], datetime]
+DEFAULT_HISTORY_SPAN = timedelta(hours=24)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LedgerMetrics:
+    """Capacity gauges for the regions and collaboratives (never per council: 153 is too many)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.capacity = Gauge(
+            "nearhome_ledger_capacity",
+            "Capacity by footprint (regions and collaboratives), placement type and figure",
+            ["footprint", "placement_type", "figure"],
+            registry=registry,
+        )
+        self.history_rows = Counter(
+            "nearhome_ledger_history_rows",
+            "Council-level rows the history snapshots recorded (only rows that changed)",
+            registry=registry,
+        )
+        self.last_snapshot = Gauge(
+            "nearhome_ledger_last_snapshot_timestamp_seconds",
+            "When the last capacity snapshot was taken",
+            registry=registry,
+        )
+
+    def show(self, capacity: CouncilCapacity) -> None:
+        for footprint in geography.footprints():
+            if footprint.kind == "council":
+                continue
+            rolled = footprint_capacity(footprint.member_councils, capacity)
+            for placement_type, figures in rolled.by_type.items():
+                for figure in fields(TypeCapacity):
+                    self.capacity.labels(footprint.id, placement_type.value, figure.name).set(
+                        getattr(figures, figure.name)
+                    )
+
+
+def _footprints_by_id() -> dict[str, Footprint]:
+    return {footprint.id: footprint for footprint in geography.footprints()}
+
+
+class Ledger:
+    """Capacity, flows and history per footprint, for callers allowed to read them."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        stale_after: timedelta,
+        metrics: LedgerMetrics,
+        schema: str = store.SCHEMA,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._engine = engine
+        self._stale_after = stale_after
+        self._metrics = metrics
+        self._schema = schema
+        self._clock = clock
+
+    def readable_footprint(self, principal: Principal, footprint_id: str) -> Footprint:
+        """The footprint, if the caller may read it: 404 if there is none, else 403 if not."""
+        try:
+            found = geography.footprint(footprint_id)
+        except geography.UnknownFootprintError as error:
+            raise NotFoundError(f"no footprint {footprint_id!r}") from error
+        if not may_read(principal, found, _footprints_by_id()):
+            raise ForbiddenError(f"a {principal.role} token may not read footprint {found.id}")
+        return found
+
+    def footprints(self, principal: Principal, kind: FootprintKind | None) -> list[Footprint]:
+        """The footprints the caller may read (403 for a caller who may read none)."""
+        known = _footprints_by_id()
+        readable = [f for f in known.values() if may_read(principal, f, known)]
+        if not readable:
+            raise ForbiddenError(f"a {principal.role} token may not read capacity")
+        return [f for f in readable if kind is None or f.kind == kind]
+
+    async def _council_capacity(self, footprint: Footprint, now: datetime) -> CouncilCapacity:
+        async with (
+            store.connection_of(self._engine) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return await store.council_capacity(
+                connection,
+                self._schema,
+                now=now,
+                stale_after=self._stale_after,
+                councils=footprint.member_councils,
+            )
+
+    async def capacity(self, principal: Principal, footprint_id: str) -> CapacityView:
+        footprint = self.readable_footprint(principal, footprint_id)
+        now = self._clock()
+        capacity = await self._council_capacity(footprint, now)
+        rolled = footprint_capacity(footprint.member_councils, capacity)
+        return CapacityView.of(footprint, now, rolled)
+
+    async def flows(self, principal: Principal, footprint_id: str) -> FlowsView:
+        footprint = self.readable_footprint(principal, footprint_id)
+        now = self._clock()
+        capacity = await self._council_capacity(footprint, now)
+        return FlowsView.of(
+            footprint, now, footprint_flows(footprint.member_councils, capacity.flows)
+        )
+
+    async def history(
+        self,
+        principal: Principal,
+        footprint_id: str,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> HistoryView:
+        footprint = self.readable_footprint(principal, footprint_id)
+        until = as_utc(until) if until is not None else self._clock()
+        since = as_utc(since) if since is not None else until - DEFAULT_HISTORY_SPAN
+        async with (
+            store.connection_of(self._engine) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            baseline = await store.history_as_of(
+                connection, self._schema, at=since, councils=footprint.member_councils
+            )
+            changes = await store.history_between(
+                connection,
+                self._schema,
+                since=since,
+                until=until,
+                councils=footprint.member_councils,
+            )
+        points = history_points(footprint.member_councils, since, baseline, changes)
+        return HistoryView.of(footprint, since, until, points)
+
+    async def take_snapshot(self) -> int:
+        """Record every council-level row that changed since the last snapshot; refresh gauges."""
+        now = self._clock()
+        async with store.connection_of(self._engine) as connection, connection.transaction():
+            await store.lock_snapshots(connection)
+            current = await store.council_capacity(
+                connection, self._schema, now=now, stale_after=self._stale_after
+            )
+            previous = await store.history_as_of(connection, self._schema)
+            figures, flows = changed_since(current, previous)
+            await store.record_history(connection, self._schema, now, figures, flows)
+        self._metrics.show(current)
+        self._metrics.history_rows.inc(len(figures) + len(flows))
+        self._metrics.last_snapshot.set(now.timestamp())
+        return len(figures) + len(flows)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time without a zone is read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

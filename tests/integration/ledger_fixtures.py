@@ -1,0 +1,350 @@
+"""The ledger service run in-process (or as a process) for a test, with its own topics and database.
+
+Each ledger joins its own consumer group, so tests running at the same time never rebalance each
+other; events are published straight to the test's prefixed topics with a plain producer.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.structs import TopicPartition
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.envelope import Envelope
+from contracts.serialization import to_bytes
+from contracts.topics import DLQ_SUFFIX, PROVIDER_EVENTS
+from services.ledger import store
+from services.ledger.app import Settings, create_app
+from services.ledger.domain import CouncilCapacity
+from services.ledger.synthetic import topic_of
+from services.platform.auth import Role, issue_token, principal_for
+from services.platform.database import create_engine
+
+SECRET = "ledger-test-secret-of-at-least-32-bytes"
+BOOTSTRAP = Settings().kafka_bootstrap_servers
+REPO = Path(__file__).resolve().parents[2]
+
+WESTMORLAND_AND_FURNESS = "E06000064"
+CUMBERLAND = "E06000063"
+SEFTON = "E08000014"
+LEEDS = "E08000035"
+NORTH_WEST = "E12000002"
+PLACEMENTS_NORTH_WEST = "placements-north-west"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def admin_headers() -> dict[str, str]:
+    return bearer(issue_token(principal_for(Role.ADMIN), SECRET))
+
+
+def authority_headers(authority_code: str = SEFTON) -> dict[str, str]:
+    return bearer(issue_token(principal_for(Role.AUTHORITY, authority_code=authority_code), SECRET))
+
+
+def collaborative_headers(*footprints: str) -> dict[str, str]:
+    return bearer(issue_token(principal_for(Role.COLLABORATIVE, footprints=footprints), SECRET))
+
+
+def provider_headers(provider_id: str = "acme-care") -> dict[str, str]:
+    return bearer(issue_token(principal_for(Role.PROVIDER, provider_id=provider_id), SECRET))
+
+
+class TestClock:
+    """The ledger's clock: real time, or a fixed instant a test chooses."""
+
+    def __init__(self) -> None:
+        self.fixed: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.fixed or datetime.now(UTC)
+
+
+async def until(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60, every_s: float = 0.1
+) -> None:
+    """Poll `condition` until it holds; fail after `timeout_s`, saying what never happened."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
+        await asyncio.sleep(every_s)
+
+
+@dataclass
+class LedgerDatabase:
+    """Looks at a ledger's schema directly (the consumer's tables and the record state)."""
+
+    engine: AsyncEngine
+    schema: str = store.SCHEMA
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with store.connection_of(self.engine) as connection:
+            return [dict(row) for row in await connection.fetch(sql, *args)]
+
+    async def migrated(self) -> bool:
+        """Whether the ledger's schema exists yet (a process creates it as it starts)."""
+        rows = await self.fetch(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = $1"
+            " AND table_name = 'aggregate_versions'",
+            self.schema,
+        )
+        return bool(rows)
+
+    async def counts(self) -> dict[str, int]:
+        async with store.connection_of(self.engine) as connection:
+            return await store.row_counts(connection, self.schema)
+
+    async def applied(self) -> int:
+        async with store.connection_of(self.engine) as connection:
+            return await store.events_applied(connection, self.schema)
+
+    async def processed(self) -> int:
+        """Records the consumer is past (whatever became of them): the sum of stored positions."""
+        rows = await self.fetch(
+            f"SELECT coalesce(sum(next_offset), 0) AS n FROM {self.schema}.consumer_positions"
+        )
+        return int(rows[0]["n"])
+
+    async def council_capacity(self, now: datetime, stale_after: timedelta) -> CouncilCapacity:
+        async with store.connection_of(self.engine) as connection:
+            return await store.council_capacity(
+                connection, self.schema, now=now, stale_after=stale_after
+            )
+
+    async def until_processed(self, records: int, timeout_s: float = 60) -> None:
+        async def done() -> bool:
+            return await self.processed() >= records
+
+        await until(done, f"the ledger to process {records} records", timeout_s)
+
+    async def until_applied(self, events: int, timeout_s: float = 60) -> None:
+        async def done() -> bool:
+            return await self.applied() >= events
+
+        await until(done, f"the ledger to apply {events} events", timeout_s)
+
+
+@dataclass
+class RunningLedger:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    database: LedgerDatabase
+    clock: TestClock
+
+    async def get(self, path: str, headers: dict[str, str] | None = None, **params: str) -> Any:
+        headers = headers or admin_headers()
+        response = await self.client.get(path, headers=headers, params=params or None)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def capacity(self, footprint_id: str) -> dict[str, Any]:
+        return await self.get(f"/v1/capacity/{footprint_id}")
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = (await self.client.get("/metrics")).text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    async def consumer_events(self, outcome: str) -> float:
+        metrics = await self.metrics()
+        return metrics.get(("nearhome_consumer_events_total", (("outcome", outcome),)), 0.0)
+
+
+def ledger_settings(database_url: str, topic_prefix: str, **settings: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        jwt_secret=SECRET,
+        **{
+            "consumer_group": f"ledger-test-{uuid4().hex[:10]}",
+            "history_interval": 3600.0,
+            **settings,
+        },
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_ledger(
+    database_url: str, topic_prefix: str, **settings: Any
+) -> AsyncIterator[RunningLedger]:
+    """The ledger on `database_url`, reading `topic_prefix`'s topics, its lifespan running."""
+    configured = ledger_settings(database_url, topic_prefix, **settings)
+    clock = TestClock()
+    app = create_app(configured, clock=clock)
+    engine = create_engine(database_url)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
+            ) as client,
+        ):
+            yield RunningLedger(app, client, configured, LedgerDatabase(engine), clock)
+    finally:
+        await engine.dispose()
+
+
+# --- publishing and reading topics -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes | None  # None: a tombstone
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def record_of(event: Envelope[Any], topic_prefix: str) -> Record:
+    return Record(topic_of(event, topic_prefix), event.key, to_bytes(event))
+
+
+@dataclass
+class Published:
+    """Where each record landed: (topic, partition, offset), in publishing order."""
+
+    positions: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+async def publish(records: Iterable[Record]) -> Published:
+    """Produce `records` in order (per key) and wait until the broker has them all."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+            for r in records
+        ]
+        metadata = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return Published([(m.topic, m.partition, m.offset) for m in metadata])
+
+
+async def publish_events(events: Sequence[Envelope[Any]], topic_prefix: str) -> Published:
+    return await publish(record_of(event, topic_prefix) for event in events)
+
+
+async def dead_letters(
+    topic_prefix: str, count: int, timeout_s: float = 30
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first `count` records of `provider.events.dlq`, read from its beginning."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic_prefix + PROVIDER_EVENTS.name + DLQ_SUFFIX, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{len(found)} dead letters, expected {count}"
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                found.extend(records)
+        await asyncio.sleep(0.5)  # then anything more that came
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            found.extend(records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+# --- the ledger as a process ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class LedgerProcess:
+    """`nearhome serve ledger` in a child process, configured through its environment."""
+
+    environment: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("nearhome")), "serve", "ledger"],
+                env=self.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last commit; whatever was in flight is simply gone."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def ledger_process(
+    database_url: str, topic_prefix: str, log: Path, **variables: str
+) -> LedgerProcess:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "NEARHOME_TOPIC_PREFIX": topic_prefix,
+        "LEDGER_PORT": str(free_port()),
+        "NEARHOME_JWT_SECRET": SECRET,
+        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "LEDGER_CONSUMER_GROUP": f"ledger-test-{uuid4().hex[:10]}",
+        "LEDGER_HISTORY_INTERVAL": "3600",
+        **variables,
+    }
+    return LedgerProcess(environment, log)
+
+
+@contextlib.asynccontextmanager
+async def another_database() -> AsyncIterator[str]:
+    """One more new, empty database (dropped after), like the `fresh_database_url` fixture's."""
+    base = Settings().database_url
+    name = f"nearhome_test_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -1,0 +1,247 @@
+"""Each event changes the ledger exactly once: duplicates, disorder, poison, a killed consumer."""
+
+import asyncio
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from builders import sample_envelope
+from ledger_fixtures import (
+    NORTH_WEST,
+    WESTMORLAND_AND_FURNESS,
+    LedgerDatabase,
+    Record,
+    dead_letters,
+    ledger_process,
+    publish,
+    publish_events,
+    record_of,
+    running_ledger,
+    until,
+)
+
+from contracts.geography import footprint
+from contracts.serialization import to_bytes
+from contracts.topics import PROVIDER_EVENTS
+from services.ledger.domain import council_figures, fold, footprint_capacity
+from services.ledger.synthetic import synthetic_events
+from services.platform.database import create_engine
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+STALE_AFTER = timedelta(hours=72)
+
+
+def _childrens_homes(answer: dict[str, object]) -> dict[str, int]:
+    by_type = answer["by_type"]
+    assert isinstance(by_type, dict)
+    figures: dict[str, int] = by_type["childrens_home"]
+    return figures
+
+
+async def test_each_event_delivered_three_times_changes_the_ledger_once(
+    fresh_database_url, topic_prefix
+) -> None:
+    events = synthetic_events(600, seed=3)
+    records = [record_of(event, topic_prefix) for event in events]
+    # Twice back to back (one batch sees both copies), and once more after the whole history.
+    deliveries = [record for record in records for _ in range(2)] + records
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await publish(deliveries)
+        await ledger.database.until_processed(len(deliveries))
+
+        assert (await ledger.database.counts())["inbox"] == len(events)
+        assert await ledger.database.applied() == len(events)
+        assert await ledger.consumer_events("applied") == len(events)
+        assert await ledger.consumer_events("duplicate") == 2 * len(events)
+        now = datetime.now(UTC)
+        expected = council_figures(fold(events), now, STALE_AFTER)
+        assert await ledger.database.council_capacity(now, STALE_AFTER) == expected
+        ledger.clock.fixed = now
+        answer = await ledger.capacity(NORTH_WEST)
+
+    rolled = footprint_capacity(footprint(NORTH_WEST).member_councils, expected)
+    assert answer["by_type"] == {t.value: asdict(f) for t, f in rolled.by_type.items()}
+    assert answer["totals"] == asdict(rolled.totals)
+    assert answer["totals"]["registered_places"] > 0, "the sample history has homes in the NW"
+
+
+async def test_an_event_ahead_of_its_aggregate_waits_until_the_gap_fills(
+    fresh_database_url, topic_prefix
+) -> None:
+    setting_id, vacancy_id = uuid4(), uuid4()
+    registered = sample_envelope("SettingRegistered", setting_id=str(setting_id))
+    updated = sample_envelope(
+        "SettingUpdated", sequence=2, setting_id=str(setting_id), registered_places=6
+    )
+    posted = sample_envelope(
+        "VacancyPosted",
+        aggregate_id=vacancy_id,
+        setting_id=str(setting_id),
+        vacancy_id=str(vacancy_id),
+        beds=2,
+    )
+    withdrawn = sample_envelope(
+        "VacancyWithdrawn",
+        sequence=2,
+        aggregate_id=vacancy_id,
+        setting_id=str(setting_id),
+        vacancy_id=str(vacancy_id),
+    )
+    reposted_id = uuid4()
+    reposted = sample_envelope(
+        "VacancyPosted",
+        aggregate_id=reposted_id,
+        setting_id=str(setting_id),
+        vacancy_id=str(reposted_id),
+        beds=1,
+    )
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await publish_events([updated, withdrawn], topic_prefix)  # sequence 2 before 1
+
+        async def both_parked() -> bool:
+            return (await ledger.database.counts())["parked_events"] == 2
+
+        await until(both_parked, "both events to be parked")
+        waiting = _childrens_homes(await ledger.capacity(WESTMORLAND_AND_FURNESS))
+        assert waiting["registered_places"] == 0
+        assert await ledger.consumer_events("parked") == 2
+
+        await publish_events([registered, posted, reposted], topic_prefix)
+        await ledger.database.until_applied(5)
+        after = _childrens_homes(await ledger.capacity(WESTMORLAND_AND_FURNESS))
+        counts = await ledger.database.counts()
+        versions = await ledger.database.fetch(
+            "SELECT aggregate_id, version FROM ledger.aggregate_versions"
+        )
+
+    assert after["registered_places"] == 6, "the update applies after the registration"
+    assert after["offered"] == 1, "the withdrawn vacancy's 2 beds are not offered"
+    assert counts["parked_events"] == 0
+    assert {row["aggregate_id"]: row["version"] for row in versions} == {
+        setting_id: 2,
+        vacancy_id: 2,
+        reposted_id: 1,
+    }
+
+
+async def test_poison_goes_to_the_dead_letter_topic_with_its_reason_and_later_events_apply(
+    fresh_database_url, topic_prefix
+) -> None:
+    setting_id, placement_id, unknown_vacancy = uuid4(), uuid4(), uuid4()
+    topic = topic_prefix + PROVIDER_EVENTS.name
+    key = str(setting_id).encode()
+    registered = sample_envelope("SettingRegistered", setting_id=str(setting_id))
+    invalid = json.loads(to_bytes(registered))
+    invalid["event_id"] = str(uuid4())
+    invalid["payload"]["registered_places"] = 0
+    confirmed_unknown = sample_envelope(  # sequence 1 of a vacancy never posted: nothing to confirm
+        "VacancyConfirmed",
+        aggregate_id=unknown_vacancy,
+        setting_id=str(setting_id),
+        vacancy_id=str(unknown_vacancy),
+    )
+    started = sample_envelope(
+        "PlacementStarted",
+        aggregate_id=placement_id,
+        setting_id=str(setting_id),
+        placement_id=str(placement_id),
+    )
+    records = [
+        record_of(registered, topic_prefix),
+        Record(topic, key, b"{not json"),
+        Record(topic, key, None),  # a tombstone: no value at all
+        Record(topic, key, json.dumps(invalid).encode()),
+        record_of(confirmed_unknown, topic_prefix),
+        record_of(started, topic_prefix),
+    ]
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        published = await publish(records)
+        await ledger.database.until_processed(len(records))
+        letters = await dead_letters(topic_prefix, 4)
+        homes = _childrens_homes(await ledger.capacity(WESTMORLAND_AND_FURNESS))
+        dead_lettered = await ledger.consumer_events("dead_lettered")
+
+    assert len(letters) == 4
+    for letter, poison, (source_topic, partition, offset) in zip(
+        letters, records[1:5], published.positions[1:5], strict=True
+    ):
+        headers = {name: value.decode() for name, value in letter.headers}
+        assert letter.value == (poison.value or b"")
+        assert letter.key == key
+        assert headers["dlq-source-topic"] == source_topic == topic
+        assert headers["dlq-source-partition"] == str(partition)
+        assert headers["dlq-source-offset"] == str(offset)
+    reasons = [dict(letter.headers)["dlq-error"].decode() for letter in letters]
+    assert "not JSON" in reasons[0]
+    assert "not JSON" in reasons[1]
+    assert "registered_places" in reasons[2]
+    assert "unknown record" in reasons[3]
+    assert dead_lettered == 4
+    assert homes["registered_places"] == 4
+    assert homes["occupied"] == 1, "the placement after the poison is applied"
+
+
+async def test_a_ledger_killed_mid_stream_and_restarted_loses_nothing_and_doubles_nothing(
+    fresh_database_url, topic_prefix, tmp_path
+) -> None:
+    events = synthetic_events(10_000, seed=11)
+    records = [record_of(event, topic_prefix) for event in events]
+    engine = create_engine(fresh_database_url)
+    database = LedgerDatabase(engine)
+    # Small batches, so the kill lands between many commits.
+    ledger = ledger_process(
+        fresh_database_url, topic_prefix, tmp_path / "ledger.log", LEDGER_MAX_RECORDS="100"
+    )
+
+    async def publish_in_chunks() -> None:
+        for start in range(0, len(records), 500):
+            await publish(records[start : start + 500])
+
+    ledger.start()
+    publishing: asyncio.Task[None] | None = None
+    try:
+        await until(database.migrated, "the ledger process to create its schema", 60)
+        publishing = asyncio.create_task(publish_in_chunks())
+
+        async def some_applied() -> bool:
+            return await database.applied() >= 1000
+
+        await until(some_applied, "the ledger to apply some events", 60, every_s=0.02)
+        ledger.kill()
+        applied_when_killed = await database.applied()
+        await publishing
+        ledger.start()
+        await database.until_processed(len(records), timeout_s=120)
+
+        inbox = await database.fetch(
+            'SELECT event_id, topic, partition, "offset" FROM ledger.inbox'
+        )
+        versions = await database.fetch(
+            "SELECT aggregate_id, version FROM ledger.aggregate_versions"
+        )
+        now = datetime.now(UTC)
+        capacity = await database.council_capacity(now, STALE_AFTER)
+        counts = await database.counts()
+    finally:
+        ledger.stop()
+        if publishing is not None:
+            publishing.cancel()
+        await engine.dispose()
+
+    assert applied_when_killed < len(events), "the kill came before the end of the stream"
+    assert sorted(row["event_id"] for row in inbox) == sorted(e.event_id for e in events)
+    assert len({(r["topic"], r["partition"], r["offset"]) for r in inbox}) == len(events)
+    last_sequence: dict[object, int] = {}
+    for event in events:
+        last_sequence[event.aggregate_id] = max(
+            last_sequence.get(event.aggregate_id, 0), event.sequence
+        )
+    assert {row["aggregate_id"]: row["version"] for row in versions} == last_sequence
+    assert counts["parked_events"] == 0
+    assert capacity == council_figures(fold(events), now, STALE_AFTER)
