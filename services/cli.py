@@ -1,5 +1,6 @@
 """The `nearhome` console script: operator commands, one sub-app per area."""
 
+import asyncio
 import importlib
 from datetime import timedelta
 from enum import StrEnum
@@ -10,10 +11,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts import geography
+from services import dead_letters
 from services.infra.cli import app as infra_app
 from services.ledger.cli import app as ledger_app
 from services.platform.auth import Role, issue_token, principal_for
-from services.settings import ServiceSettings
+from services.settings import CommonSettings, ServiceSettings
 from services.simulator.cli import app as simulator_app
 
 app = typer.Typer(
@@ -25,6 +27,8 @@ token_app = typer.Typer(help="Bearer tokens for the services' APIs.", no_args_is
 app.add_typer(token_app, name="token")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(simulator_app)
+dlq_app = typer.Typer(help="Dead letters: poison messages set aside by consumers.")
+app.add_typer(dlq_app, name="dlq")
 
 
 class Service(StrEnum):
@@ -91,6 +95,29 @@ def issue(
         raise typer.Exit(2)
     secret = ServiceSettings(port=0).jwt_secret
     typer.echo(issue_token(principal, secret, ttl=timedelta(hours=hours)))
+
+
+@dlq_app.command("replay")
+def replay_dead_letters(
+    topic: Annotated[str, typer.Argument(help="a catalogue topic, e.g. provider.events")],
+    dry_run: Annotated[bool, typer.Option(help="list the dead letters, send nothing")] = False,
+) -> None:
+    """Republish a topic's dead letters, not yet replayed, to the topic they came from."""
+    settings = CommonSettings()
+    try:
+        dlq = dead_letters.dead_letter_topic(topic, settings.topic_prefix)
+    except dead_letters.UnknownTopicError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+    def report(letter: dead_letters.DeadLetter) -> None:
+        verb = "would replay" if dry_run else "replayed"
+        typer.echo(f"{verb} {dlq.name}@{letter.offset} to {letter.source_topic}: {letter.error}")
+
+    letters = asyncio.run(
+        dead_letters.replay(settings.kafka_bootstrap_servers, dlq, dry_run=dry_run, progress=report)
+    )
+    typer.echo(f"{len(letters)} dead letters {'found' if dry_run else 'replayed'} from {dlq.name}")
 
 
 def _is_footprint(footprint_id: str) -> bool:
