@@ -17,6 +17,8 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# Debian's Chromium for the dashboard's browser test (never a downloaded browser build).
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its dev tools
@@ -42,7 +44,10 @@ unit: $(INSTALLED) ## only the tests that need no broker or database
 
 check: lint types test ## lint, types and the whole test suite: what CI runs
 
-demo: $(INSTALLED) ## run the exchange locally (not yet: the services are being built)
-	@echo "not yet: the services are being built (see the open issues); 'make infra-up' starts the broker and database"
+demo: infra-up ## run the exchange locally, with a simulated North West, until Ctrl-C
+	$(BIN)/nearhome run --demo --no-infra
 
-.PHONY: help install infra-up infra-down lint types test unit check demo
+run: infra-up ## run the four services under one supervisor (no simulator), until Ctrl-C
+	$(BIN)/nearhome run --no-infra
+
+.PHONY: help install infra-up infra-down lint types test unit check demo run

@@ -17,6 +17,7 @@ from services.ledger.cli import app as ledger_app
 from services.platform.auth import Role, issue_token, principal_for
 from services.settings import CommonSettings, ServiceSettings
 from services.simulator.cli import app as simulator_app
+from services.supervisor.cli import app as run_app
 
 app = typer.Typer(
     help="NearHome: a regional vacancy exchange for children's care placements.",
@@ -27,6 +28,7 @@ token_app = typer.Typer(help="Bearer tokens for the services' APIs.", no_args_is
 app.add_typer(token_app, name="token")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(simulator_app)
+app.add_typer(run_app)
 dlq_app = typer.Typer(help="Dead letters: poison messages set aside by consumers.")
 app.add_typer(dlq_app, name="dlq")
 

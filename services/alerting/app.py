@@ -1,0 +1,194 @@
+"""The alerting service's composition root: settings, the app and its lifespan.
+
+Nothing is built at import: `create_app(settings)` makes the app; its lifespan runs the
+migrations, loads the alert book (the in-memory index of open referrals and vacancies) from the
+database, then starts the consumers, the outbox relay for `alert.events`, the webhook delivery
+worker and the listener that feeds the server-sent event streams.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from contracts.topics import ALERT_EVENTS
+from services.alerting import store
+from services.alerting.delivery import DeliveryWorker
+from services.alerting.domain import Clock, utc_now
+from services.alerting.handlers import router, subscribe
+from services.alerting.metrics import AlertingMetrics
+from services.alerting.projection import AlertingProjection
+from services.alerting.settings import Settings
+from services.alerting.stream import AlertStream
+from services.alerting.use_cases import Alerting
+from services.platform.background import running
+from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
+from services.platform.database import create_engine, session_factory
+from services.platform.http import add_operational_routes
+from services.platform.kafka import OutboxPublisher, event_broker
+from services.platform.migrations import upgrade_to_head_async
+from services.platform.outbox import OutboxMetrics, OutboxRelay
+
+__all__ = ["Settings", "create_app"]
+
+SERVICE = "alerting"
+CLIENT_ID = "nearhome-alerting"
+# Unique per service: one relay at a time publishes this schema's outbox.
+RELAY_LOCK_ID = 8004
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Tells a council's home finders, within a second, about open vacancies that fit their open
+referrals (DOMAIN.md rules 1-3), and takes the news back when it stops being true.
+
+* **Who**: authority (council) tokens only, and only for their own council: its subscriptions,
+  its alerts, its stream. Other roles get 403; a missing, bad or expired token 401.
+* **Matching**: every vacancy posted and every referral opened, updated or widened is matched
+  against the candidates nearby (an in-memory index), never by scanning every record. One alert
+  per (referral, vacancy) pair; a new or widened referral is alerted at once about every open
+  vacancy that already fits.
+* **Retraction** (`AlertRetracted`, with the reason): the vacancy is withdrawn, expires or is
+  taken (a placement leaves too few free beds, or a solo placement no longer possible), the setting
+  closes or falls below the referral's minimum rating, either side changes so that it no longer
+  fits, or the referral closes.
+* **Delivery**: `AlertRaised`/`AlertRetracted` on `alert.events` (outbox); a signed webhook to
+  every subscription of the council (`X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+  "t.body">`), retried with backoff and dead-lettered after the last try; server-sent events on
+  `GET /v1/alerts/stream`.
+"""
+
+
+async def start_consuming(broker: KafkaBroker, retry_interval: float) -> None:
+    """Connect the subscribers and the dead-letter producer, trying again while Kafka is away."""
+    while True:
+        try:
+            await broker.start()
+        except Exception:
+            logger.exception("alerting cannot reach Kafka; retrying in %.1fs", retry_interval)
+            await broker.stop()
+            await asyncio.sleep(retry_interval)
+        else:
+            return
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The SQLAlchemy URL as plain asyncpg takes it (for the notification listener)."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+    registry = CollectorRegistry()
+    consumer_metrics = ConsumerMetrics(registry)
+    outbox_metrics = OutboxMetrics(registry)
+    metrics = AlertingMetrics(registry)
+    # An engine connects lazily; the probes need it before the lifespan starts. Each
+    # subscription's delivery drain claims and records on its own, so the pool is larger.
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    sessions = session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await upgrade_to_head_async(SERVICE, settings.database_url)
+            publisher = OutboxPublisher(
+                event_broker(
+                    settings.kafka_bootstrap_servers,
+                    f"{CLIENT_ID}-outbox",
+                    request_timeout_ms=settings.kafka_request_timeout_ms,
+                ),
+                (ALERT_EVENTS,),
+                topic_prefix=settings.topic_prefix,
+            )
+            relay = OutboxRelay(
+                sessions,
+                store.OUTBOX,
+                publisher.send,
+                outbox_metrics,
+                lock_id=RELAY_LOCK_ID,
+                idle_interval=settings.relay_idle_interval,
+                retry_interval=settings.relay_retry_interval,
+                backlog_interval=settings.relay_backlog_interval,
+            )
+            projection = AlertingProjection(metrics, clock)
+            await projection.warm_up(engine, freeze_gc=settings.freeze_gc_after_load)
+            broker = event_broker(
+                settings.kafka_bootstrap_servers,
+                CLIENT_ID,
+                request_timeout_ms=settings.kafka_request_timeout_ms,
+            )
+            processor = ExactlyOnceProcessor(
+                engine,
+                store.SCHEMA,
+                projection,
+                KafkaDeadLetters(broker.publish),
+                consumer_metrics,
+            )
+            worker = DeliveryWorker(
+                engine,
+                metrics,
+                backoff=settings.webhook_backoff,
+                per_subscription=settings.webhook_concurrency,
+                batch_size=settings.delivery_batch_size,
+                poll_interval=settings.delivery_poll_interval,
+                request_timeout=settings.webhook_timeout,
+            )
+            stream = AlertStream(
+                asyncpg_dsn(settings.database_url),
+                store.ALERT_CHANNEL,
+                metrics,
+                queue_size=settings.sse_queue_size,
+                heartbeat_s=settings.sse_heartbeat_interval,
+                max_duration_s=settings.sse_max_duration,
+            )
+
+            async def after_batch() -> None:
+                relay.wake()
+                worker.wake()
+                await projection.settle_metrics(engine)
+
+            subscribe(
+                broker,
+                processor,
+                after_batch=after_batch,
+                engine=engine,
+                schema=store.SCHEMA,
+                group_id=settings.consumer_group,
+                topic_prefix=settings.topic_prefix,
+                max_records=settings.max_records,
+            )
+            app.state.alerting = Alerting(engine, sessions, clock=clock)
+            app.state.alert_stream = stream
+            try:
+                async with running(
+                    stream.run(),
+                    relay.run(),
+                    worker.run(),
+                    start_consuming(broker, settings.broker_retry_interval),
+                ):
+                    yield
+            finally:
+                await broker.stop()
+                await publisher.close()
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="NearHome alerting service",
+        version="1.0.0",
+        summary="Alerts to home finders about open vacancies that fit their referrals.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "subscriptions", "description": "A council's signed webhooks"},
+            {"name": "alerts", "description": "A council's alerts, listed or streamed"},
+        ],
+    )
+    app.state.jwt_secret = settings.jwt_secret
+    add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    app.include_router(router)
+    return app

@@ -1,0 +1,468 @@
+"""What alerting knows and decides, pure: open records, the candidate index and the open alerts.
+
+`AlertBook` is the working set the consumer keeps in memory: settings (with the beds occupied),
+open vacancies, open referrals, the `CandidateIndex` over them, and the open alert of each
+(referral, vacancy) pair. `AlertBook.apply` folds one event into it and records in a `Changes`
+what must be written: record rows, alerts raised and retracted, and the notices (events, webhooks)
+that tell the referring council. No I/O: the store loads a book from the database and saves the
+changes of a batch in the same transaction as the consumer's position.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid4
+
+from contracts.enums import AlertRetractionReason, SearchScope
+from contracts.envelope import Envelope, envelop
+from contracts.events import (
+    AlertRaised,
+    AlertRetracted,
+    EventPayload,
+    PlacementEnded,
+    PlacementStarted,
+    ReferralClosed,
+    ReferralOpened,
+    ReferralState,
+    ReferralUpdated,
+    ReferralWidened,
+    SettingClosed,
+    SettingRegistered,
+    SettingState,
+    SettingUpdated,
+    VacancyConfirmed,
+    VacancyExpired,
+    VacancyPosted,
+    VacancyWithdrawn,
+)
+from services.alerting.candidate_index import CandidateIndex
+from services.alerting.matching import Fit, OpenReferral, OpenVacancy, failed_rules
+
+Event = Envelope[Any]
+Clock = Callable[[], datetime]
+PRODUCER = "alerting"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnappliableEventError(ValueError):
+    """An event alerting cannot apply (it goes to the dead-letter topic with this reason)."""
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    RETRACTED = "retracted"
+
+
+class NoticeKind(StrEnum):
+    RAISED = "raised"
+    RETRACTED = "retracted"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An open alert: a fit told to the referring council, once per (referral, vacancy)."""
+
+    alert_id: UUID
+    fit: Fit
+    raised_at: datetime
+
+    @property
+    def pair(self) -> tuple[UUID, UUID]:
+        return self.fit.referral_id, self.fit.vacancy_id
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing to tell the referring council: an alert raised, or retracted with a reason."""
+
+    kind: NoticeKind
+    alert: Alert
+    at: datetime
+    source: Event  # the event that caused it: its occurred_at starts the latency clock
+    reason: AlertRetractionReason | None = None
+
+    def webhook_body(self) -> dict[str, Any]:
+        """The alert as a webhook, a stream event and `GET /alerts` show it (JSON-ready)."""
+        fit = self.alert.fit
+        body: dict[str, Any] = {
+            "alert_id": str(self.alert.alert_id),
+            "type": self.kind.value,
+            "referral_id": str(fit.referral_id),
+            "vacancy_id": str(fit.vacancy_id),
+            "setting_id": str(fit.setting_id),
+            "authority_code": fit.authority_code,
+            "distance_miles": fit.distance_miles,
+            "local": fit.local,
+            "placement_type": fit.placement_type.value,
+            "ofsted_rating": fit.ofsted_rating.value,
+            "postcode_district": fit.postcode_district,
+            "beds": fit.beds,
+            "raised_at": self.alert.raised_at.isoformat(),
+        }
+        if self.kind is NoticeKind.RETRACTED:
+            assert self.reason is not None
+            body["reason"] = self.reason.value
+            body["retracted_at"] = self.at.isoformat()
+        return body
+
+    def envelope(self) -> Event:
+        """`AlertRaised` (sequence 1) or `AlertRetracted` (sequence 2) of the alert aggregate."""
+        fit = self.alert.fit
+        payload: EventPayload
+        if self.kind is NoticeKind.RAISED:
+            payload = AlertRaised(
+                alert_id=self.alert.alert_id,
+                referral_id=fit.referral_id,
+                vacancy_id=fit.vacancy_id,
+                setting_id=fit.setting_id,
+                authority_code=fit.authority_code,
+                distance_miles=fit.distance_miles,
+                local=fit.local,
+                placement_type=fit.placement_type,
+                ofsted_rating=fit.ofsted_rating,
+                postcode_district=fit.postcode_district,
+                beds=fit.beds,
+            )
+        else:
+            assert self.reason is not None
+            payload = AlertRetracted(
+                alert_id=self.alert.alert_id,
+                referral_id=fit.referral_id,
+                vacancy_id=fit.vacancy_id,
+                setting_id=fit.setting_id,
+                authority_code=fit.authority_code,
+                reason=self.reason,
+            )
+        return envelop(
+            payload,
+            producer=PRODUCER,
+            # The tenant whose action caused it: the provider or council of the source event.
+            organisation_id=self.source.organisation_id,
+            aggregate_id=self.alert.alert_id,
+            sequence=1 if self.kind is NoticeKind.RAISED else 2,
+            occurred_at=self.at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SettingRow:
+    state: SettingState
+    is_open: bool
+
+
+@dataclass
+class Changes:
+    """What one batch of events changed: the rows to write and what to tell whom, in order."""
+
+    settings: dict[UUID, SettingRow] = field(default_factory=dict)
+    occupancy: dict[UUID, int] = field(default_factory=dict)
+    vacancies_posted: dict[UUID, VacancyPosted] = field(default_factory=dict)
+    vacancies_closed: set[UUID] = field(default_factory=set)
+    referrals: dict[UUID, ReferralState] = field(default_factory=dict)
+    referrals_closed: set[UUID] = field(default_factory=set)
+    raised: dict[UUID, Alert] = field(default_factory=dict)
+    retracted: dict[UUID, Notice] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+
+    def vacancy_posted(self, vacancy: VacancyPosted) -> None:
+        self.vacancies_posted[vacancy.vacancy_id] = vacancy
+        self.vacancies_closed.discard(vacancy.vacancy_id)
+
+    def vacancy_closed(self, vacancy_id: UUID) -> None:
+        self.vacancies_closed.add(vacancy_id)
+
+    def referral_open(self, state: ReferralState) -> None:
+        self.referrals[state.referral_id] = state
+        self.referrals_closed.discard(state.referral_id)
+
+    def referral_closed(self, referral_id: UUID) -> None:
+        self.referrals.pop(referral_id, None)
+        self.referrals_closed.add(referral_id)
+
+
+RetractionReasonFor = Callable[[OpenReferral, OpenVacancy | None], AlertRetractionReason]
+
+
+def always(reason: AlertRetractionReason) -> RetractionReasonFor:
+    return lambda _referral, _vacancy: reason
+
+
+def reason_after_setting_change(
+    referral: OpenReferral, vacancy: OpenVacancy | None
+) -> AlertRetractionReason:
+    """A setting updated below the referral's minimum rating says so; any other misfit is plain."""
+    if vacancy is not None and "ofsted" in failed_rules(referral, vacancy):
+        return AlertRetractionReason.RATING_BELOW_MINIMUM
+    return AlertRetractionReason.NO_LONGER_FITS
+
+
+def free_beds(registered_places: int, occupied_beds: int, vacancy_beds: int) -> int:
+    """Beds a vacancy can still fill: its own, but never more than the setting has free."""
+    return max(min(vacancy_beds, registered_places - max(occupied_beds, 0)), 0)
+
+
+def open_vacancy(setting: SettingState, vacancy: VacancyPosted, occupied_beds: int) -> OpenVacancy:
+    """The vacancy as matching sees it now: narrowed by its setting, with the beds still free."""
+    occupied = max(occupied_beds, 0)
+    offer = OpenVacancy.from_events(setting, vacancy, occupied)
+    return replace(offer, beds=free_beds(setting.registered_places, occupied, vacancy.beds))
+
+
+class AlertBook:
+    """Open settings, vacancies, referrals and alerts, kept as committed state (see store.py)."""
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self.index = CandidateIndex()
+        self.settings: dict[UUID, SettingRow] = {}
+        self.occupied: dict[UUID, int] = {}
+        self.vacancies: dict[UUID, VacancyPosted] = {}  # open: posted, not withdrawn or expired
+        self.vacancies_by_setting: dict[UUID, set[UUID]] = {}
+        self.referrals: dict[UUID, ReferralState] = {}  # open, with their current search scope
+        self.alerts: dict[tuple[UUID, UUID], Alert] = {}  # open, by (referral, vacancy)
+        self._alerted_referrals: dict[UUID, set[UUID]] = {}  # vacancy -> referrals alerted
+        self._alerted_vacancies: dict[UUID, set[UUID]] = {}  # referral -> vacancies alerted
+
+    @classmethod
+    def of(  # noqa: PLR0913 - the committed records, one collection per kind
+        cls,
+        *,
+        settings: Iterable[SettingRow],
+        occupied: dict[UUID, int],
+        vacancies: Iterable[VacancyPosted],
+        referrals: Iterable[ReferralState],
+        alerts: Iterable[Alert],
+        clock: Clock = utc_now,
+    ) -> "AlertBook":
+        """The book of committed state (loaded at start-up, or after a batch rolled back)."""
+        book = cls(clock)
+        book.settings = {row.state.setting_id: row for row in settings}
+        book.occupied = dict(occupied)
+        for vacancy in vacancies:
+            book.vacancies[vacancy.vacancy_id] = vacancy
+            book.vacancies_by_setting.setdefault(vacancy.setting_id, set()).add(vacancy.vacancy_id)
+            if (offer := book.open_vacancy(vacancy.vacancy_id)) is not None:
+                book.index.add_vacancy(offer)
+        for referral in referrals:
+            book.referrals[referral.referral_id] = referral
+            book.index.add_referral(OpenReferral.from_event(referral))
+        for alert in alerts:
+            book._file(alert)
+        return book
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def open_vacancy(self, vacancy_id: UUID) -> OpenVacancy | None:
+        """The vacancy as matching sees it, or None while its setting is unknown or closed."""
+        vacancy = self.vacancies.get(vacancy_id)
+        if vacancy is None:
+            return None
+        setting = self.settings.get(vacancy.setting_id)
+        if setting is None or not setting.is_open:
+            return None
+        return open_vacancy(setting.state, vacancy, self.occupied.get(vacancy.setting_id, 0))
+
+    def alerts_of_vacancy(self, vacancy_id: UUID) -> list[Alert]:
+        referrals = self._alerted_referrals.get(vacancy_id, ())
+        return [self.alerts[(referral_id, vacancy_id)] for referral_id in referrals]
+
+    def alerts_of_referral(self, referral_id: UUID) -> list[Alert]:
+        vacancies = self._alerted_vacancies.get(referral_id, ())
+        return [self.alerts[(referral_id, vacancy_id)] for vacancy_id in vacancies]
+
+    # --- applying events --------------------------------------------------------------------------
+
+    def apply(self, event: Event, changes: Changes) -> None:
+        """Fold one event into the book, recording in `changes` what to write and whom to tell."""
+        payload = event.payload
+        match payload:
+            case SettingRegistered() | SettingUpdated():
+                self._setting_state(event, payload, changes)
+            case SettingClosed():
+                self._setting_closed(event, payload, changes)
+            case VacancyPosted():
+                self._vacancy_posted(event, payload, changes)
+            case VacancyConfirmed():
+                pass  # still open, on the same terms: nothing to match again
+            case VacancyWithdrawn() | VacancyExpired():
+                self._vacancy_gone(event, payload, changes)
+            case PlacementStarted() | PlacementEnded():
+                self._occupancy_changed(event, payload, changes)
+            case ReferralOpened() | ReferralUpdated():
+                self._referral_state(event, payload, changes)
+            case ReferralWidened():
+                self._referral_widened(event, payload, changes)
+            case ReferralClosed():
+                self._referral_closed(event, payload, changes)
+            case _:
+                raise UnappliableEventError(f"alerting does not apply {event.event_type} events")
+
+    def _setting_state(
+        self, event: Event, payload: SettingRegistered | SettingUpdated, changes: Changes
+    ) -> None:
+        known = self.settings.get(payload.setting_id)
+        row = SettingRow(payload, is_open=known.is_open if known is not None else True)
+        self.settings[payload.setting_id] = row
+        changes.settings[payload.setting_id] = row
+        self._refresh_setting(event, payload.setting_id, changes, reason_after_setting_change)
+
+    def _setting_closed(self, event: Event, payload: SettingClosed, changes: Changes) -> None:
+        known = self._known_setting(event, payload.setting_id)
+        row = replace(known, is_open=False)
+        self.settings[payload.setting_id] = row
+        changes.settings[payload.setting_id] = row
+        reason = always(AlertRetractionReason.SETTING_CLOSED)
+        self._refresh_setting(event, payload.setting_id, changes, reason)
+
+    def _vacancy_posted(self, event: Event, payload: VacancyPosted, changes: Changes) -> None:
+        self.vacancies[payload.vacancy_id] = payload
+        self.vacancies_by_setting.setdefault(payload.setting_id, set()).add(payload.vacancy_id)
+        changes.vacancy_posted(payload)
+        # A vacancy of a setting not known yet waits unindexed; its setting's event indexes it.
+        self._refresh_vacancy(event, payload.vacancy_id, changes, reason_after_setting_change)
+
+    def _vacancy_gone(
+        self, event: Event, payload: VacancyWithdrawn | VacancyExpired, changes: Changes
+    ) -> None:
+        vacancy = self.vacancies.pop(payload.vacancy_id, None)
+        if vacancy is None:
+            raise UnappliableEventError(
+                f"{event.event_type} for vacancy {payload.vacancy_id}, which is not open here"
+            )
+        at_setting = self.vacancies_by_setting.get(vacancy.setting_id, set())
+        at_setting.discard(payload.vacancy_id)
+        if not at_setting:
+            self.vacancies_by_setting.pop(vacancy.setting_id, None)
+        changes.vacancy_closed(payload.vacancy_id)
+        self.index.remove_vacancy(payload.vacancy_id)
+        reason = (
+            AlertRetractionReason.VACANCY_WITHDRAWN
+            if isinstance(payload, VacancyWithdrawn)
+            else AlertRetractionReason.VACANCY_EXPIRED
+        )
+        for alert in self.alerts_of_vacancy(payload.vacancy_id):
+            self._retract(event, alert, reason, changes)
+
+    def _occupancy_changed(
+        self, event: Event, payload: PlacementStarted | PlacementEnded, changes: Changes
+    ) -> None:
+        change = payload.beds if isinstance(payload, PlacementStarted) else -payload.beds
+        occupied = self.occupied.get(payload.setting_id, 0) + change
+        self.occupied[payload.setting_id] = occupied
+        changes.occupancy[payload.setting_id] = occupied
+        # A placement takes beds (and leaves the setting no longer empty for a solo placement);
+        # an ending frees them, and a vacancy may fit again.
+        reason = always(
+            AlertRetractionReason.VACANCY_TAKEN
+            if isinstance(payload, PlacementStarted)
+            else AlertRetractionReason.NO_LONGER_FITS
+        )
+        self._refresh_setting(event, payload.setting_id, changes, reason)
+
+    def _referral_state(
+        self, event: Event, payload: ReferralOpened | ReferralUpdated, changes: Changes
+    ) -> None:
+        self._index_referral(event, payload, changes)
+
+    def _referral_widened(self, event: Event, payload: ReferralWidened, changes: Changes) -> None:
+        known = self.referrals.get(payload.referral_id)
+        if known is None:
+            raise UnappliableEventError(
+                f"ReferralWidened for referral {payload.referral_id}, which is not open here"
+            )
+        widened = known.model_copy(update={"search_scope": SearchScope(payload.search_scope)})
+        self._index_referral(event, widened, changes)
+
+    def _referral_closed(self, event: Event, payload: ReferralClosed, changes: Changes) -> None:
+        self.referrals.pop(payload.referral_id, None)
+        self.index.remove_referral(payload.referral_id)
+        changes.referral_closed(payload.referral_id)
+        for alert in self.alerts_of_referral(payload.referral_id):
+            self._retract(event, alert, AlertRetractionReason.REFERRAL_CLOSED, changes)
+
+    def _known_setting(self, event: Event, setting_id: UUID) -> SettingRow:
+        known = self.settings.get(setting_id)
+        if known is None:
+            raise UnappliableEventError(
+                f"{event.event_type} for setting {setting_id}, which is not known here"
+            )
+        return known
+
+    # --- matching again ---------------------------------------------------------------------------
+
+    def _index_referral(self, event: Event, state: ReferralState, changes: Changes) -> None:
+        self.referrals[state.referral_id] = state
+        changes.referral_open(state)
+        referral = OpenReferral.from_event(state)
+        self.index.add_referral(referral)
+        fitting = {fit.vacancy_id: fit for fit in self.index.vacancies_fitting(referral)}
+        for alert in self.alerts_of_referral(referral.referral_id):
+            if alert.fit.vacancy_id not in fitting:
+                self._retract(event, alert, AlertRetractionReason.NO_LONGER_FITS, changes)
+        for vacancy_id, fit in fitting.items():
+            if (referral.referral_id, vacancy_id) not in self.alerts:
+                self._raise(event, fit, changes)
+
+    def _refresh_setting(
+        self, event: Event, setting_id: UUID, changes: Changes, reason: RetractionReasonFor
+    ) -> None:
+        for vacancy_id in sorted(self.vacancies_by_setting.get(setting_id, ())):
+            self._refresh_vacancy(event, vacancy_id, changes, reason)
+
+    def _refresh_vacancy(
+        self, event: Event, vacancy_id: UUID, changes: Changes, reason: RetractionReasonFor
+    ) -> None:
+        """Index the vacancy as it is now; retract alerts it no longer fits, raise new fits."""
+        offer = self.open_vacancy(vacancy_id)
+        if offer is None:
+            self.index.remove_vacancy(vacancy_id)
+            fitting: dict[UUID, Fit] = {}
+        else:
+            self.index.add_vacancy(offer)
+            fitting = {fit.referral_id: fit for fit in self.index.referrals_fitting(offer)}
+        for alert in self.alerts_of_vacancy(vacancy_id):
+            if alert.fit.referral_id not in fitting:
+                referral = self.index.referrals[alert.fit.referral_id]
+                self._retract(event, alert, reason(referral, offer), changes)
+        for referral_id, fit in fitting.items():
+            if (referral_id, vacancy_id) not in self.alerts:
+                self._raise(event, fit, changes)
+
+    # --- alerts -----------------------------------------------------------------------------------
+
+    def _raise(self, event: Event, fit: Fit, changes: Changes) -> None:
+        now = self._clock()
+        alert = Alert(alert_id=uuid4(), fit=fit, raised_at=now)
+        self._file(alert)
+        changes.raised[alert.alert_id] = alert
+        changes.notices.append(Notice(NoticeKind.RAISED, alert, now, event))
+
+    def _retract(
+        self, event: Event, alert: Alert, reason: AlertRetractionReason, changes: Changes
+    ) -> None:
+        referral_id, vacancy_id = alert.pair
+        del self.alerts[alert.pair]
+        _discard(self._alerted_referrals, vacancy_id, referral_id)
+        _discard(self._alerted_vacancies, referral_id, vacancy_id)
+        notice = Notice(NoticeKind.RETRACTED, alert, self._clock(), event, reason)
+        changes.retracted[alert.alert_id] = notice
+        changes.notices.append(notice)
+
+    def _file(self, alert: Alert) -> None:
+        referral_id, vacancy_id = alert.pair
+        self.alerts[alert.pair] = alert
+        self._alerted_referrals.setdefault(vacancy_id, set()).add(referral_id)
+        self._alerted_vacancies.setdefault(referral_id, set()).add(vacancy_id)
+
+
+def _discard(index: dict[UUID, set[UUID]], key: UUID, member: UUID) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(member)
+        if not members:
+            del index[key]

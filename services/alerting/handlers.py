@@ -1,0 +1,194 @@
+"""Alerting's routing table: the two topic subscribers and the council API under /v1."""
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
+from services.alerting.domain import AlertStatus
+from services.alerting.models import (
+    AlertView,
+    CreatedSubscription,
+    NewSubscription,
+    Problem,
+    SubscriptionView,
+)
+from services.alerting.projection import Batch
+from services.alerting.stream import AlertStream
+from services.alerting.use_cases import Alerting, WriteRequest
+from services.platform.auth import Principal, Role, authenticated, require_role
+from services.platform.consumer import ExactlyOnceProcessor
+from services.platform.idempotency import request_fingerprint
+from services.platform.kafka import deliveries_of, exactly_once_subscriber
+
+# --- subscribers ----------------------------------------------------------------------------------
+
+
+def subscribe(  # noqa: PLR0913 - where to read, as whom, how much at once, what to do after
+    broker: KafkaBroker,
+    processor: ExactlyOnceProcessor[Batch],
+    *,
+    after_batch: Callable[[], Awaitable[None]],
+    engine: AsyncEngine,
+    schema: str,
+    group_id: str,
+    topic_prefix: str,
+    max_records: int,
+) -> None:
+    """Register `on_provider_events` and `on_referral_events`: each batch is matched once."""
+
+    def reader(topic: str) -> "BatchSubscriber":
+        return exactly_once_subscriber(
+            broker,
+            topic_prefix + topic,
+            group_id=group_id,
+            engine=engine,
+            schema=schema,
+            max_records=max_records,
+        )
+
+    @reader(PROVIDER_EVENTS.name)
+    async def on_provider_events(message: KafkaMessage) -> None:
+        """Settings, vacancies and placements: match new and changed vacancies to referrals."""
+        await processor.handle(deliveries_of(message))
+        await after_batch()
+
+    @reader(REFERRAL_EVENTS.name)
+    async def on_referral_events(message: KafkaMessage) -> None:
+        """Referrals: match new, changed and widened referrals to the open vacancies."""
+        await processor.handle(deliveries_of(message))
+        await after_batch()
+
+
+# --- the council API ------------------------------------------------------------------------------
+
+
+def council_of(principal: Annotated[Principal, Depends(authenticated)]) -> str:
+    """The caller's council; 403 for any token but an authority's."""
+    require_role(principal, Role.AUTHORITY)
+    assert principal.authority_code is not None, "an authority token always has authority_code"
+    return principal.authority_code
+
+
+def alerting_of(request: Request) -> Alerting:
+    alerting: Alerting = request.app.state.alerting
+    return alerting
+
+
+def stream_of(request: Request) -> AlertStream:
+    stream: AlertStream = request.app.state.alert_stream
+    return stream
+
+
+Council = Annotated[str, Depends(council_of)]
+Service = Annotated[Alerting, Depends(alerting_of)]
+
+
+async def write_request(
+    request: Request,
+    council: Council,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Send the same key again to get the first answer, with nothing written",
+        ),
+    ] = None,
+) -> WriteRequest:
+    raw = await request.body()
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.hex()  # not JSON: the request is refused anyway, so any stable value will do
+    return WriteRequest(
+        authority_code=council,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint(request.method, request.url.path, body),
+    )
+
+
+Write = Annotated[WriteRequest, Depends(write_request)]
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem} for code in codes}
+
+
+router = APIRouter(prefix="/v1", responses=_problems(401, 403))
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    response_model=CreatedSubscription,
+    tags=["subscriptions"],
+    responses=_problems(422),
+)
+async def create_subscription(body: NewSubscription, write: Write, service: Service) -> Response:
+    """Send the council's alerts to a webhook, signed with `secret` (made for you if left out,
+    and shown only in this answer): `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+    "t.body">`. Failed deliveries are tried again with backoff, then dead-lettered."""
+    stored = await service.subscribe(write, body)
+    return JSONResponse(stored.body, status_code=stored.status_code)
+
+
+@router.get("/subscriptions", tags=["subscriptions"])
+async def list_subscriptions(council: Council, service: Service) -> list[SubscriptionView]:
+    """The council's webhooks, each with its delivery status."""
+    return await service.subscriptions(council)
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=204,
+    tags=["subscriptions"],
+    responses=_problems(404),
+)
+async def delete_subscription(subscription_id: UUID, council: Council, service: Service) -> None:
+    """Stop a webhook; its pending deliveries are dropped. Another council's is a 404."""
+    await service.unsubscribe(council, subscription_id)
+
+
+@router.get("/alerts", tags=["alerts"])
+async def list_alerts(
+    council: Council,
+    service: Service,
+    referral_id: UUID | None = None,
+    status: AlertStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AlertView]:
+    """The council's alerts, best first: local, then nearer, then better rated."""
+    return await service.alerts(council, referral_id=referral_id, status=status, limit=limit)
+
+
+@router.get(
+    "/alerts/stream",
+    tags=["alerts"],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`alert.raised` and `alert.retracted` events, data as a webhook body",
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+async def stream_alerts(
+    council: Council, stream: Annotated[AlertStream, Depends(stream_of)]
+) -> StreamingResponse:
+    """Server-sent events of the council's alerts as they are raised and retracted (the data is
+    the webhook body). The stream ends now and then; EventSource reconnects by itself."""
+    return StreamingResponse(
+        stream.events_for(council),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,261 @@
+"""The alerting schema: records, alerts, subscriptions and deliveries, the index epoch, the outbox,
+idempotency keys, and the consumer's inbox and positions.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-24
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+SCHEMA = "alerting"
+
+
+def _timestamp(name: str, *, nullable: bool = True) -> sa.Column[object]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _records() -> None:
+    op.create_table(
+        "settings",
+        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        sa.Column("state", postgresql.JSONB(), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "setting_occupancy",
+        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        sa.Column("occupied_beds", sa.Integer(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "vacancies",
+        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
+        sa.Column("setting_id", sa.Uuid(), nullable=False),
+        sa.Column("state", postgresql.JSONB(), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_index("vacancies_by_setting", "vacancies", ["setting_id"], schema=SCHEMA)
+    op.create_table(
+        "referrals",
+        sa.Column("referral_id", sa.Uuid(), primary_key=True),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("state", postgresql.JSONB(), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "index_epoch",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.bulk_insert(
+        sa.table("index_epoch", sa.column("id"), sa.column("epoch"), schema=SCHEMA),
+        [{"id": 1, "epoch": 0}],
+    )
+
+
+def _alerts() -> None:
+    op.create_table(
+        "alerts",
+        sa.Column("alert_id", sa.Uuid(), primary_key=True),
+        sa.Column("referral_id", sa.Uuid(), nullable=False),
+        sa.Column("vacancy_id", sa.Uuid(), nullable=False),
+        sa.Column("setting_id", sa.Uuid(), nullable=False),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("distance_miles", sa.Float(), nullable=False),
+        sa.Column("local", sa.Boolean(), nullable=False),
+        sa.Column("placement_type", sa.Text(), nullable=False),
+        sa.Column("ofsted_rating", sa.Text(), nullable=False),
+        sa.Column("postcode_district", sa.Text(), nullable=False),
+        sa.Column("beds", sa.Integer(), nullable=False),
+        _timestamp("raised_at", nullable=False),
+        _timestamp("retracted_at"),
+        sa.Column("retraction_reason", sa.Text()),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "alerts_one_open_per_pair",
+        "alerts",
+        ["referral_id", "vacancy_id"],
+        unique=True,
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'open'"),
+    )
+    op.create_index("alerts_by_council", "alerts", ["authority_code", "status"], schema=SCHEMA)
+    op.create_index("alerts_by_referral", "alerts", ["referral_id"], schema=SCHEMA)
+
+
+def _deliveries() -> None:
+    op.create_table(
+        "subscriptions",
+        sa.Column("subscription_id", sa.Uuid(), primary_key=True),
+        sa.Column("authority_code", sa.Text(), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("secret", sa.Text(), nullable=False),
+        _timestamp("created_at", nullable=False),
+        sa.Column("delivered", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("failed_attempts", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("dead", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text()),
+        _timestamp("last_error_at"),
+        _timestamp("last_success_at"),
+        schema=SCHEMA,
+    )
+    op.create_index("subscriptions_by_council", "subscriptions", ["authority_code"], schema=SCHEMA)
+    op.create_table(
+        "deliveries",
+        sa.Column("delivery_id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column(
+            "subscription_id",
+            sa.Uuid(),
+            sa.ForeignKey(f"{SCHEMA}.subscriptions.subscription_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("alert_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        _timestamp("next_attempt_at", nullable=False),
+        _timestamp("lease_until"),
+        sa.Column("last_error", sa.Text()),
+        _timestamp("last_attempt_at"),
+        _timestamp("delivered_at"),
+        _timestamp("source_occurred_at", nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "deliveries_due_by_subscription",
+        "deliveries",
+        ["subscription_id", "next_attempt_at", "delivery_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
+        "deliveries_by_alert", "deliveries", ["alert_id", "subscription_id"], schema=SCHEMA
+    )
+
+
+def _outbox_and_idempotency() -> None:
+    """The platform's `outbox_table` and `idempotency_table`."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("message_key", sa.LargeBinary(), nullable=False),
+        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        _timestamp("published_at"),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "outbox_unsent",
+        "outbox",
+        ["id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("organisation_id", sa.Text(), nullable=False),
+        sa.Column("idempotency_key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.Integer()),
+        sa.Column("response", postgresql.JSONB()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.PrimaryKeyConstraint("organisation_id", "idempotency_key"),
+        schema=SCHEMA,
+    )
+
+
+def _consumer() -> None:
+    """The platform's `consumer_tables`: inbox, stored positions, aggregate versions, parked."""
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.Uuid(), primary_key=True),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "consumer_positions",
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "partition"),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "aggregate_versions",
+        sa.Column("aggregate_id", sa.Uuid(), primary_key=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "parked_events",
+        sa.Column("event_id", sa.Uuid(), primary_key=True),
+        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "parked_events_by_aggregate",
+        "parked_events",
+        ["aggregate_id", "sequence"],
+        schema=SCHEMA,
+    )
+
+
+def upgrade() -> None:
+    _records()
+    _alerts()
+    _deliveries()
+    _outbox_and_idempotency()
+    _consumer()
+
+
+def downgrade() -> None:
+    for table in (
+        "parked_events",
+        "aggregate_versions",
+        "consumer_positions",
+        "inbox",
+        "idempotency_keys",
+        "outbox",
+        "deliveries",
+        "subscriptions",
+        "alerts",
+        "index_epoch",
+        "referrals",
+        "vacancies",
+        "setting_occupancy",
+        "settings",
+    ):
+        op.drop_table(table, schema=SCHEMA)

@@ -1,0 +1,125 @@
+"""Alerting's part in the exactly-once processor, keeping the in-memory book in step with commits.
+
+The processor calls `load`, `apply` for each due event, then `save`, in one transaction that may
+still roll back after `save`. The book in memory is changed by `apply` at once, so it must be
+thrown away whenever its batch did not commit. Every `save` bumps the `index_epoch` row and the
+projection remembers the epoch it wrote; at the next `load` (holding the book's lock, so no other
+batch is in between) a database epoch other than the remembered one means that batch rolled back,
+or another process changed the state, and the book is loaded again from the database. A batch
+that failed before `save` leaves nothing remembered, which forces the same reload.
+
+Metrics count a batch's alerts only once its epoch is seen committed.
+"""
+
+import gc
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.alerting import store
+from services.alerting.domain import AlertBook, Changes, Clock, NoticeKind, utc_now
+from services.alerting.metrics import AlertingMetrics
+from services.platform.sequencing import Event
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    changes: Changes = field(default_factory=Changes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Uncounted:
+    epoch: int
+    raised_local: int
+    raised_elsewhere: int
+    retracted: dict[str, int]
+
+
+class AlertingProjection:
+    """Loads (or reuses) the book, applies events to it, and saves each batch's changes."""
+
+    def __init__(self, metrics: AlertingMetrics, clock: Clock = utc_now) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._book: AlertBook | None = None
+        self._expected_epoch: int | None = None  # None: the book may not match committed state
+        self._uncounted: list[_Uncounted] = []
+
+    @property
+    def book(self) -> AlertBook:
+        if self._book is None:
+            raise RuntimeError("the alert book is not loaded yet")
+        return self._book
+
+    async def warm_up(self, engine: AsyncEngine, *, freeze_gc: bool) -> None:
+        """Load the book at start-up, so that the first batch matches at once."""
+        async with store.connection_of(engine) as connection, connection.transaction():
+            await store.lock_book(connection)
+            await self._reload(connection, await store.current_epoch(connection))
+        if freeze_gc:
+            # The book is long-lived: keep the collector from walking it on every full collection.
+            gc.collect()
+            gc.freeze()
+
+    async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> Batch:  # noqa: ARG002 - the book holds every record
+        await store.lock_book(connection)
+        epoch = await store.current_epoch(connection)
+        # Holding the lock, no batch is in flight: one that saved a later epoch rolled back.
+        self._count_committed(epoch, forget_later=True)
+        if self._book is None or self._expected_epoch != epoch:
+            await self._reload(connection, epoch)
+        self._expected_epoch = None  # until this batch's save says which epoch it wrote
+        return Batch()
+
+    def apply(self, batch: Batch, event: Event) -> None:
+        self.book.apply(event, batch.changes)
+
+    async def save(self, connection: asyncpg.Connection, batch: Batch) -> None:
+        saved = await store.save_changes(connection, batch.changes)
+        self._expected_epoch = saved.epoch
+        self._uncounted.append(_count(saved.epoch, batch.changes))
+        book = self.book
+        self._metrics.open_referrals.set(len(book.referrals))
+        self._metrics.open_vacancies.set(len(book.index.vacancies))
+        self._metrics.open_alerts.set(len(book.alerts))
+
+    async def settle_metrics(self, engine: AsyncEngine) -> None:
+        """Count the alerts of batches that have committed (called after each batch's handling)."""
+        if not self._uncounted:
+            return
+        async with store.connection_of(engine) as connection:
+            self._count_committed(await store.current_epoch(connection), forget_later=False)
+
+    async def _reload(self, connection: asyncpg.Connection, epoch: int) -> None:
+        logger.info("loading the alert book (epoch %s)", epoch)
+        self._book = await store.load_book(connection, self._clock)
+        self._expected_epoch = epoch
+        self._metrics.book_loads.inc()
+
+    def _count_committed(self, epoch: int, *, forget_later: bool) -> None:
+        for uncounted in self._uncounted:
+            if uncounted.epoch <= epoch:
+                self._metrics.alerts_raised.labels("true").inc(uncounted.raised_local)
+                self._metrics.alerts_raised.labels("false").inc(uncounted.raised_elsewhere)
+                for reason, count in uncounted.retracted.items():
+                    self._metrics.alerts_retracted.labels(reason).inc(count)
+        self._uncounted = [] if forget_later else [u for u in self._uncounted if u.epoch > epoch]
+
+
+def _count(epoch: int, changes: Changes) -> _Uncounted:
+    local = elsewhere = 0
+    retracted: dict[str, int] = {}
+    for notice in changes.notices:
+        if notice.kind is NoticeKind.RAISED:
+            if notice.alert.fit.local:
+                local += 1
+            else:
+                elsewhere += 1
+        elif notice.reason is not None:
+            retracted[notice.reason.value] = retracted.get(notice.reason.value, 0) + 1
+    return _Uncounted(epoch, local, elsewhere, retracted)

@@ -1,0 +1,66 @@
+"""The alerting service's settings, read from the environment (pydantic-settings)."""
+
+from pydantic import AliasChoices, Field, field_validator
+
+from services.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = Field(default=8004, validation_alias=AliasChoices("ALERTING_PORT", "port"))
+    # The Kafka consumer group of the alerting subscribers (one per topic, both in this group).
+    consumer_group: str = Field(
+        default="nearhome-alerting",
+        min_length=1,
+        validation_alias=AliasChoices("ALERTING_CONSUMER_GROUP", "consumer_group"),
+    )
+    # Records per batch: each batch is one PostgreSQL transaction.
+    max_records: int = Field(
+        default=500, ge=1, validation_alias=AliasChoices("ALERTING_MAX_RECORDS", "max_records")
+    )
+    # Seconds to wait before each retry of a failed webhook; a delivery is dead after
+    # len(webhook_backoff) + 1 tries. From the environment as JSON: WEBHOOK_BACKOFF='[2, 10, 60]'.
+    webhook_backoff: tuple[float, ...] = Field(
+        default=(2.0, 10.0, 60.0, 300.0, 1800.0),
+        validation_alias=AliasChoices("WEBHOOK_BACKOFF", "webhook_backoff"),
+    )
+    # One webhook request may take this long (connect, send, answer) before it counts as failed.
+    webhook_timeout: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("WEBHOOK_TIMEOUT", "webhook_timeout")
+    )
+    # Requests in flight to one subscription at once: a slow receiver holds only its own slots.
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        validation_alias=AliasChoices("WEBHOOK_CONCURRENCY", "webhook_concurrency"),
+    )
+    # How often the delivery worker looks for retries that are due (new alerts wake it at once).
+    delivery_poll_interval: float = Field(default=0.5, gt=0)
+    # Deliveries a subscription's drain leases and tries at a time (its outcomes are one write).
+    delivery_batch_size: int = Field(default=32, ge=1)
+    # Server-sent events: a comment this often keeps proxies from closing an idle stream; a
+    # stream ends after `sse_max_duration` seconds and the client reconnects (EventSource does).
+    sse_heartbeat_interval: float = Field(default=15.0, gt=0)
+    sse_max_duration: float = Field(default=300.0, gt=0)
+    # Events buffered per stream client; a client that falls this far behind is disconnected.
+    sse_queue_size: int = Field(default=1000, ge=1)
+    # After the start-up load of the index: gc.freeze() keeps the collector from walking the
+    # index's objects again and again (pauses of ~50 ms at national scale).
+    freeze_gc_after_load: bool = True
+    # Connections kept open to PostgreSQL (each subscription's delivery drain uses one briefly).
+    database_pool_size: int = Field(default=20, ge=1)
+    broker_retry_interval: float = Field(default=2.0, gt=0)
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
+    relay_retry_interval: float = Field(default=1.0, gt=0)
+    relay_idle_interval: float = Field(default=0.05, gt=0)
+    relay_backlog_interval: float = Field(default=1.0, gt=0)
+
+    @field_validator("webhook_backoff")
+    @classmethod
+    def _non_negative_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("webhook_backoff delays must not be negative")
+        return value
+
+    @property
+    def webhook_max_attempts(self) -> int:
+        return len(self.webhook_backoff) + 1

@@ -1,0 +1,383 @@
+"""The alerting service run in-process for a test, a webhook receiver, and events to feed it.
+
+Each alerting app joins its own consumer group and reads the test's prefixed topics; webhooks go to
+a real HTTP receiver on 127.0.0.1 (uvicorn, in-process) that can be told to refuse.
+"""
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contracts.envelope import Envelope, envelop
+from contracts.serialization import payload_from, to_bytes
+from contracts.topics import topic_for_event
+from services.alerting import store
+from services.alerting.app import Settings, create_app
+from services.platform.auth import Role, issue_token, principal_for
+from services.platform.database import create_engine
+
+SECRET = "alerting-test-secret-of-at-least-32-bytes"
+BOOTSTRAP = Settings().kafka_bootstrap_servers
+
+SEFTON = "E08000014"
+LANCASHIRE = "E10000017"
+MANCHESTER = "E08000003"
+WESTMORLAND_AND_FURNESS = "E06000064"
+
+# Short enough for a test: a delivery is tried four times within about a second.
+FAST_RETRIES: dict[str, Any] = {
+    "webhook_backoff": (0.2, 0.3, 0.4),
+    "webhook_timeout": 2.0,
+    "delivery_poll_interval": 0.05,
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def council_headers(authority_code: str = SEFTON, **extra: str) -> dict[str, str]:
+    token = issue_token(principal_for(Role.AUTHORITY, authority_code=authority_code), SECRET)
+    return {**bearer(token), **extra}
+
+
+def provider_headers(provider_id: str = "acme-care") -> dict[str, str]:
+    return bearer(issue_token(principal_for(Role.PROVIDER, provider_id=provider_id), SECRET))
+
+
+async def until(
+    condition: Callable[[], Awaitable[bool]],
+    what: str,
+    timeout_s: float = 30,
+    every_s: float = 0.05,
+) -> None:
+    """Poll `condition` until it holds; fail after `timeout_s`, saying what never happened."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
+        await asyncio.sleep(every_s)
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningAlerting:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    engine: AsyncEngine
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with store.connection_of(self.engine) as connection:
+            return [dict(row) for row in await connection.fetch(sql, *args)]
+
+    async def subscribe(
+        self, authority_code: str, url: str, secret: str | None = None
+    ) -> dict[str, Any]:
+        body = {"url": url} if secret is None else {"url": url, "secret": secret}
+        response = await self.client.post(
+            "/v1/subscriptions", json=body, headers=council_headers(authority_code)
+        )
+        assert response.status_code == 201, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def subscriptions(self, authority_code: str) -> list[dict[str, Any]]:
+        response = await self.client.get(
+            "/v1/subscriptions", headers=council_headers(authority_code)
+        )
+        assert response.status_code == 200, response.text
+        answer: list[dict[str, Any]] = response.json()
+        return answer
+
+    async def alerts(self, authority_code: str, **params: str) -> list[dict[str, Any]]:
+        response = await self.client.get(
+            "/v1/alerts", params=params, headers=council_headers(authority_code)
+        )
+        assert response.status_code == 200, response.text
+        answer: list[dict[str, Any]] = response.json()
+        return answer
+
+    async def stored_alerts(self) -> list[dict[str, Any]]:
+        return await self.fetch("SELECT * FROM alerting.alerts ORDER BY raised_at, alert_id")
+
+    async def knows_vacancy(self, vacancy_id: Any) -> bool:
+        rows = await self.fetch(
+            "SELECT 1 FROM alerting.vacancies WHERE vacancy_id = $1", UUID(str(vacancy_id))
+        )
+        return bool(rows)
+
+    async def consumed_past(self, topic: str, partition: int, offset: int) -> bool:
+        rows = await self.fetch(
+            "SELECT next_offset FROM alerting.consumer_positions"
+            " WHERE topic = $1 AND partition = $2",
+            topic,
+            partition,
+        )
+        return bool(rows) and rows[0]["next_offset"] > offset
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = (await self.client.get("/metrics")).text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+
+def alerting_settings(database_url: str, topic_prefix: str, **settings: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        jwt_secret=SECRET,
+        **{
+            "consumer_group": f"alerting-test-{uuid4().hex[:10]}",
+            "freeze_gc_after_load": False,
+            "relay_retry_interval": 0.2,
+            **FAST_RETRIES,
+            **settings,
+        },
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_alerting(
+    database_url: str, topic_prefix: str, **settings: Any
+) -> AsyncIterator[RunningAlerting]:
+    """The service on `database_url`, reading `topic_prefix`'s topics, its lifespan around it."""
+    configured = alerting_settings(database_url, topic_prefix, **settings)
+    app = create_app(configured)
+    engine = create_engine(database_url)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://alerting.test"
+            ) as client,
+        ):
+            yield RunningAlerting(app, client, configured, engine)
+    finally:
+        await engine.dispose()
+
+
+# --- real HTTP servers on 127.0.0.1 ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port nothing listens on (for a receiver that is down: connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
+    """`app` served by uvicorn on 127.0.0.1 (its lifespan is the caller's); yields its base URL."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+            **config,
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        while not server.started:
+            assert not task.done(), "the server stopped before it started"
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        listening.close()
+
+
+@dataclass(frozen=True)
+class Webhook:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int  # what the receiver answered
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass
+class WebhookReceiver:
+    """Records every POST; answers each path's scripted statuses first, then 200."""
+
+    base_url: str = ""
+    requests: list[Webhook] = field(default_factory=list)
+    scripts: dict[str, list[int]] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def refuse(self, path: str, *statuses: int) -> None:
+        self.scripts[path] = list(statuses)
+
+    def received(self, path: str, *, accepted_only: bool = True) -> list[Webhook]:
+        return [
+            hook
+            for hook in self.requests
+            if hook.path == path and (not accepted_only or hook.status == 200)
+        ]
+
+    async def wait_for(self, path: str, count: int, timeout_s: float = 20) -> list[Webhook]:
+        """The first `count` accepted webhooks to `path`."""
+
+        async def arrived() -> bool:
+            return len(self.received(path)) >= count
+
+        await until(arrived, f"{count} webhooks at {path}", timeout_s, every_s=0.01)
+        return self.received(path)[:count]
+
+    async def _handle(self, request: Request) -> Response:
+        body = await request.body()
+        script = self.scripts.get(request.url.path, [])
+        status = script.pop(0) if script else 200
+        self.requests.append(
+            Webhook(request.url.path, dict(request.headers), body, status, time.monotonic())
+        )
+        return Response(status_code=status)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    async with serving(receiver.app()) as base_url:
+        receiver.base_url = base_url
+        yield receiver
+
+
+# --- events published straight to the test's topics ----------------------------------------------
+
+
+def event(
+    event_type: str,
+    aggregate_id: Any,
+    *,
+    sequence: int = 1,
+    organisation_id: str = "acme-care",
+    **fields: Any,
+) -> Envelope[Any]:
+    return envelop(
+        payload_from(event_type, fields),
+        producer="tests",
+        organisation_id=organisation_id,
+        aggregate_id=UUID(str(aggregate_id)),
+        sequence=sequence,
+        occurred_at=datetime.now(UTC),
+    )
+
+
+def setting_registered(setting_id: UUID, **changes: Any) -> Envelope[Any]:
+    return event(
+        "SettingRegistered",
+        setting_id,
+        **{
+            "setting_id": str(setting_id),
+            "provider_id": "acme-care",
+            "placement_type": "childrens_home",
+            "registered_places": 4,
+            "ofsted_rating": "good",
+            "age_min": 8,
+            "age_max": 17,
+            "sexes_accepted": ["female", "male"],
+            "needs_met": ["semh", "autism"],
+            "postcode_district": "L40",  # Lancashire, 12.0 miles from L20 (Sefton)
+            "authority_code": LANCASHIRE,
+            **changes,
+        },
+    )
+
+
+def vacancy_posted(setting_id: UUID, vacancy_id: UUID, **changes: Any) -> Envelope[Any]:
+    return event(
+        "VacancyPosted",
+        vacancy_id,
+        **{
+            "setting_id": str(setting_id),
+            "provider_id": "acme-care",
+            "vacancy_id": str(vacancy_id),
+            "beds": 1,
+            "available_from": "2026-11-23",
+            **changes,
+        },
+    )
+
+
+def referral_opened(
+    referral_id: UUID, authority_code: str = SEFTON, **changes: Any
+) -> Envelope[Any]:
+    return event(
+        "ReferralOpened",
+        referral_id,
+        organisation_id=authority_code,
+        **{
+            "referral_id": str(referral_id),
+            "authority_code": authority_code,
+            "reference": f"REF-{uuid4().hex[:8]}",
+            "age": 13,
+            "sex": "female",
+            "needs": ["semh"],
+            "sibling_group_size": 1,
+            "placement_types": ["childrens_home"],
+            "home_postcode_district": "L20",
+            "needed_by": "2026-12-01",
+            "urgency": "planned",
+            **changes,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+async def publish(events: Sequence[Envelope[Any]], topic_prefix: str) -> list[Position]:
+    """Produce the events to their topics under `topic_prefix`, keyed as the catalogue says."""
+    return await publish_raw(
+        [(topic_prefix + topic_for_event(e.event_type).name, e.key, to_bytes(e)) for e in events]
+    )
+
+
+async def publish_raw(records: Sequence[tuple[str, bytes, bytes]]) -> list[Position]:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value, key=key) for topic, key, value in records]
+        metadata = await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    return [Position(m.topic, m.partition, m.offset) for m in metadata]

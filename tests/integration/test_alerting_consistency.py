@@ -1,0 +1,272 @@
+"""The in-memory index stays in step with committed state: rollbacks, restarts and poison events."""
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from alerting_fixtures import (
+    BOOTSTRAP,
+    SEFTON,
+    event,
+    publish,
+    referral_opened,
+    running_alerting,
+    setting_registered,
+    until,
+    vacancy_posted,
+)
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.envelope import Envelope
+from contracts.topics import DLQ_SUFFIX, REFERRAL_EVENTS
+from services.alerting import store
+from services.alerting.metrics import AlertingMetrics
+from services.alerting.projection import AlertingProjection
+from services.platform.database import create_engine
+from services.platform.migrations import upgrade_to_head_async
+
+
+@pytest.fixture
+async def engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
+    await upgrade_to_head_async("alerting", fresh_database_url)
+    engine = create_engine(fresh_database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def new_projection(engine: AsyncEngine) -> tuple[AlertingProjection, AlertingMetrics]:
+    metrics = AlertingMetrics(CollectorRegistry())
+    projection = AlertingProjection(metrics)
+    await projection.warm_up(engine, freeze_gc=False)
+    return projection, metrics
+
+
+async def run_batch(
+    engine: AsyncEngine,
+    projection: AlertingProjection,
+    events: Sequence[Envelope[Any]],
+    *,
+    commit: bool = True,
+) -> None:
+    """What the exactly-once processor does with a batch: load, apply each, save, in one
+    transaction, which here may roll back after the save (as a failed position write would)."""
+    async with store.connection_of(engine) as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            batch = await projection.load(connection, events)
+            for each in events:
+                projection.apply(batch, each)
+            await projection.save(connection, batch)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        if commit:
+            await transaction.commit()
+        else:
+            await transaction.rollback()
+
+
+async def rows(engine: AsyncEngine, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async with store.connection_of(engine) as connection:
+        return [dict(row) for row in await connection.fetch(sql, *args)]
+
+
+async def open_alerts(engine: AsyncEngine) -> list[tuple[UUID, UUID]]:
+    found = await rows(
+        engine,
+        "SELECT referral_id, vacancy_id FROM alerting.alerts WHERE status = 'open'"
+        " ORDER BY referral_id, vacancy_id",
+    )
+    return [(r["referral_id"], r["vacancy_id"]) for r in found]
+
+
+def widened(referral_id: UUID) -> Envelope[Any]:
+    return event(
+        "ReferralWidened",
+        referral_id,
+        sequence=2,
+        organisation_id=SEFTON,
+        referral_id=str(referral_id),
+        authority_code=SEFTON,
+        search_scope="regional",
+    )
+
+
+@pytest.mark.postgres
+async def test_a_batch_rolled_back_after_its_save_leaves_nothing_behind_in_memory(
+    engine: AsyncEngine,
+) -> None:
+    projection, metrics = await new_projection(engine)
+    referral_id, setting_id, vacancy_id = uuid4(), uuid4(), uuid4()
+    await run_batch(
+        engine, projection, [referral_opened(referral_id), setting_registered(setting_id)]
+    )
+
+    posted = vacancy_posted(setting_id, vacancy_id)
+    await run_batch(engine, projection, [posted], commit=False)
+    assert await open_alerts(engine) == []
+    assert await rows(engine, "SELECT event_type FROM alerting.outbox") == []
+
+    # Kafka delivers the same event again: it fits, so it is alerted, once.
+    await run_batch(engine, projection, [posted])
+    assert await open_alerts(engine) == [(referral_id, vacancy_id)]
+    outbox = await rows(engine, "SELECT event_type, aggregate_id FROM alerting.outbox")
+    assert [r["event_type"] for r in outbox] == ["AlertRaised"]
+    assert metrics.book_loads._value.get() == 2  # at start-up, and after the rollback
+    await projection.settle_metrics(engine)
+    assert metrics.alerts_raised.labels("true")._value.get() == 1
+
+
+@pytest.mark.postgres
+async def test_a_batch_that_fails_before_its_save_forces_the_book_to_be_loaded_again(
+    engine: AsyncEngine,
+) -> None:
+    projection, metrics = await new_projection(engine)
+    referral_id, setting_id, vacancy_id = uuid4(), uuid4(), uuid4()
+    await run_batch(
+        engine, projection, [referral_opened(referral_id), setting_registered(setting_id)]
+    )
+
+    posted = vacancy_posted(setting_id, vacancy_id)
+    with pytest.raises(ValueError, match="not open here"):
+        # The vacancy is alerted in memory, then the unknown referral's event fails the batch.
+        await run_batch(engine, projection, [posted, widened(uuid4())])
+
+    await run_batch(engine, projection, [posted])
+    assert await open_alerts(engine) == [(referral_id, vacancy_id)]
+    assert metrics.book_loads._value.get() == 2
+
+
+SIBLINGS_WELCOME = ["semh", "autism", "sibling_group"]
+
+
+@pytest.mark.postgres
+async def test_a_book_loaded_at_start_up_is_the_one_the_events_built(engine: AsyncEngine) -> None:
+    live, _ = await new_projection(engine)
+    referrals = [uuid4() for _ in range(3)]
+    settings = [uuid4(), uuid4()]
+    vacancies = [uuid4() for _ in range(4)]
+    await run_batch(
+        engine,
+        live,
+        [
+            referral_opened(referrals[0]),
+            referral_opened(referrals[1], sibling_group_size=2, needs=["semh", "sibling_group"]),
+            referral_opened(referrals[2], home_postcode_district="LA9"),
+            setting_registered(settings[0], needs_met=SIBLINGS_WELCOME),
+            setting_registered(
+                settings[1],
+                needs_met=SIBLINGS_WELCOME,
+                postcode_district="WA9",  # St Helens, 11.2 miles from L20
+                authority_code="E08000013",
+            ),
+            vacancy_posted(settings[0], vacancies[0], beds=2),
+            vacancy_posted(settings[0], vacancies[1]),
+            vacancy_posted(settings[1], vacancies[2], beds=2),
+        ],
+    )
+    await run_batch(
+        engine,
+        live,
+        [
+            event(
+                "PlacementStarted",
+                uuid4(),
+                setting_id=str(settings[1]),
+                provider_id="acme-care",
+                placement_id=str(uuid4()),
+                placing_authority_code=SEFTON,
+                start_date="2026-11-24",
+                beds=3,
+            ),
+            event(
+                "VacancyWithdrawn",
+                vacancies[1],
+                sequence=2,
+                setting_id=str(settings[0]),
+                provider_id="acme-care",
+                vacancy_id=str(vacancies[1]),
+                reason="filled",
+            ),
+            widened(referrals[0]),
+        ],
+    )
+
+    # Referral 0 fits vacancies 0 and 2; the sibling group's fit at vacancy 2 was taken.
+    assert set(live.book.alerts) == {
+        (referrals[0], vacancies[0]),
+        (referrals[0], vacancies[2]),
+        (referrals[1], vacancies[0]),
+    }
+    restarted, _ = await new_projection(engine)
+    assert restarted.book.alerts == live.book.alerts
+    assert restarted.book.index.vacancies == live.book.index.vacancies
+    assert restarted.book.index.referrals == live.book.index.referrals
+    assert restarted.book.occupied == live.book.occupied == {settings[1]: 3}
+    assert sorted(await open_alerts(engine)) == sorted(live.book.alerts)
+
+    # And it matches: a new vacancy fits the referrals that were opened before the restart.
+    await run_batch(engine, restarted, [vacancy_posted(settings[0], vacancies[3])])
+    assert (referrals[0], vacancies[3]) in restarted.book.alerts
+    assert sorted(await open_alerts(engine)) == sorted(restarted.book.alerts)
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_matching_goes_on(
+    fresh_database_url: str, topic_prefix: str
+) -> None:
+    async with running_alerting(fresh_database_url, topic_prefix) as alerting:
+        unknown, referral_id, setting_id, vacancy_id = uuid4(), uuid4(), uuid4(), uuid4()
+        poison = event(
+            "ReferralWidened",
+            unknown,
+            organisation_id=SEFTON,
+            referral_id=str(unknown),
+            authority_code=SEFTON,
+            search_scope="regional",
+        )
+        await publish(
+            [
+                poison,
+                referral_opened(referral_id),
+                setting_registered(setting_id),
+                vacancy_posted(setting_id, vacancy_id),
+            ],
+            topic_prefix,
+        )
+
+        async def alerted() -> bool:
+            return bool(await alerting.alerts(SEFTON))
+
+        await until(alerted, "the fitting vacancy to be alerted")
+        [letter] = await _dead_letters(topic_prefix + REFERRAL_EVENTS.name + DLQ_SUFFIX)
+        headers = {name: value.decode() for name, value in letter.headers}
+        assert "not open here" in headers["dlq-error"]
+        assert letter.key == str(unknown).encode()
+
+
+async def _dead_letters(topic: str, timeout_s: float = 20) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while not found:
+            assert time.monotonic() < deadline, "nothing was dead-lettered"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(records)
+        return found
+    finally:
+        await consumer.stop()
