@@ -86,9 +86,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     consumer_metrics = ConsumerMetrics(registry)
     outbox_metrics = OutboxMetrics(registry)
     metrics = AlertingMetrics(registry)
-    # An engine connects lazily; the probes need it before the lifespan starts. Each
-    # subscription's delivery drain claims and records on its own, so the pool is larger.
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    # An engine connects lazily; the probes need it before the lifespan starts.
+    engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
 
     @asynccontextmanager
@@ -114,8 +113,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                 retry_interval=settings.relay_retry_interval,
                 backlog_interval=settings.relay_backlog_interval,
             )
-            projection = AlertingProjection(metrics, clock)
-            await projection.warm_up(engine, freeze_gc=settings.freeze_gc_after_load)
+            projection = AlertingProjection(metrics, clock, freeze_gc=settings.freeze_gc_after_load)
+            await projection.warm_up(engine)
             broker = event_broker(
                 settings.kafka_bootstrap_servers,
                 CLIENT_ID,
@@ -128,8 +127,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                 KafkaDeadLetters(broker.publish),
                 consumer_metrics,
             )
-            worker = DeliveryWorker(
-                engine,
+
+            # The delivery drains get a pool of their own: however many subscriptions have work,
+            # they never keep the consumer, the relay or the API waiting for a connection.
+            delivery_engine = create_engine(
+                settings.database_url, pool_size=settings.delivery_pool_size
+            )
+            deliveries = DeliveryWorker(
+                delivery_engine,
                 metrics,
                 backoff=settings.webhook_backoff,
                 per_subscription=settings.webhook_concurrency,
@@ -148,7 +153,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
             async def after_batch() -> None:
                 relay.wake()
-                worker.wake()
+                deliveries.wake()
                 await projection.settle_metrics(engine)
 
             subscribe(
@@ -167,13 +172,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                 async with running(
                     stream.run(),
                     relay.run(),
-                    worker.run(),
+                    deliveries.run(),
                     start_consuming(broker, settings.broker_retry_interval),
                 ):
                     yield
             finally:
                 await broker.stop()
                 await publisher.close()
+                await delivery_engine.dispose()
         finally:
             await engine.dispose()
 

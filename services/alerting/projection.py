@@ -43,9 +43,13 @@ class _Uncounted:
 class AlertingProjection:
     """Loads (or reuses) the book, applies events to it, and saves each batch's changes."""
 
-    def __init__(self, metrics: AlertingMetrics, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, metrics: AlertingMetrics, clock: Clock = utc_now, *, freeze_gc: bool = False
+    ) -> None:
         self._metrics = metrics
         self._clock = clock
+        self._freeze_gc = freeze_gc
+        self._frozen_size = 0
         self._book: AlertBook | None = None
         self._expected_epoch: int | None = None  # None: the book may not match committed state
         self._uncounted: list[_Uncounted] = []
@@ -56,15 +60,14 @@ class AlertingProjection:
             raise RuntimeError("the alert book is not loaded yet")
         return self._book
 
-    async def warm_up(self, engine: AsyncEngine, *, freeze_gc: bool) -> None:
+    async def warm_up(self, engine: AsyncEngine) -> None:
         """Load the book at start-up, so that the first batch matches at once."""
         async with store.connection_of(engine) as connection, connection.transaction():
             await store.lock_book(connection)
             await self._reload(connection, await store.current_epoch(connection))
-        if freeze_gc:
-            # The book is long-lived: keep the collector from walking it on every full collection.
+        if self._freeze_gc:
             gc.collect()
-            gc.freeze()
+            self._freeze()
 
     async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> Batch:  # noqa: ARG002 - the book holds every record
         await store.lock_book(connection)
@@ -87,6 +90,21 @@ class AlertingProjection:
         self._metrics.open_referrals.set(len(book.referrals))
         self._metrics.open_vacancies.set(len(book.index.vacancies))
         self._metrics.open_alerts.set(len(book.alerts))
+        if self._freeze_gc and _size(book) > 1.2 * self._frozen_size + 10_000:
+            self._freeze()
+
+    def _freeze(self) -> None:
+        """Move every object alive now out of the collector's sight.
+
+        The book is long-lived and large (at national scale a million objects); a full
+        collection walks all of it, pausing the service for hundreds of milliseconds, and
+        happens more often the faster the book grows. Frozen objects are still freed when
+        their last reference goes; only cyclic garbage alive at the moment of a freeze is never
+        collected, which is why it happens after the start-up load and then only each time the
+        book has grown by a fifth.
+        """
+        gc.freeze()
+        self._frozen_size = _size(self.book)
 
     async def settle_metrics(self, engine: AsyncEngine) -> None:
         """Count the alerts of batches that have committed (called after each batch's handling)."""
@@ -109,6 +127,10 @@ class AlertingProjection:
                 for reason, count in uncounted.retracted.items():
                     self._metrics.alerts_retracted.labels(reason).inc(count)
         self._uncounted = [] if forget_later else [u for u in self._uncounted if u.epoch > epoch]
+
+
+def _size(book: AlertBook) -> int:
+    return len(book.referrals) + len(book.vacancies) + len(book.alerts)
 
 
 def _count(epoch: int, changes: Changes) -> _Uncounted:

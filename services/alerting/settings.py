@@ -43,11 +43,13 @@ class Settings(ServiceSettings):
     sse_max_duration: float = Field(default=300.0, gt=0)
     # Events buffered per stream client; a client that falls this far behind is disconnected.
     sse_queue_size: int = Field(default=1000, ge=1)
-    # After the start-up load of the index: gc.freeze() keeps the collector from walking the
-    # index's objects again and again (pauses of ~50 ms at national scale).
+    # gc.freeze() after the start-up load of the index and whenever it has grown by a fifth:
+    # keeps the collector from walking the index's objects again and again (full collections
+    # of ~50-400 ms at national scale). See AlertingProjection._freeze.
     freeze_gc_after_load: bool = True
-    # Connections kept open to PostgreSQL (each subscription's delivery drain uses one briefly).
-    database_pool_size: int = Field(default=20, ge=1)
+    # Connections the delivery worker keeps to PostgreSQL (its own pool: each subscription's
+    # drain takes one briefly to claim a batch and to record it).
+    delivery_pool_size: int = Field(default=8, ge=1)
     broker_retry_interval: float = Field(default=2.0, gt=0)
     kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
     relay_retry_interval: float = Field(default=1.0, gt=0)

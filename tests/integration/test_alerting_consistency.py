@@ -44,7 +44,7 @@ async def engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
 async def new_projection(engine: AsyncEngine) -> tuple[AlertingProjection, AlertingMetrics]:
     metrics = AlertingMetrics(CollectorRegistry())
     projection = AlertingProjection(metrics)
-    await projection.warm_up(engine, freeze_gc=False)
+    await projection.warm_up(engine)
     return projection, metrics
 
 
