@@ -68,6 +68,9 @@ class DeliveryWorker:
         self._unix_time = unix_time
         self._wake = asyncio.Event()
         self._drains: dict[UUID, asyncio.Task[None]] = {}
+        # Subscriptions seen with due deliveries while their drain was busy: the drain looks
+        # once more before it ends (its last claim may have run before they were committed).
+        self._look_again: set[UUID] = set()
         # One sender per subscription, keeping as many connections alive as it has slots.
         self._senders: dict[UUID, WebhookSender] = {}
         self._tls = shared_tls_context()
@@ -88,7 +91,9 @@ class DeliveryWorker:
                     logger.exception("delivery worker cannot reach the database; trying again")
                     due = []
                 for subscription_id in due:
-                    if subscription_id not in self._drains:
+                    if subscription_id in self._drains:
+                        self._look_again.add(subscription_id)
+                    else:
                         self._start_drain(subscription_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
@@ -126,6 +131,9 @@ class DeliveryWorker:
                         connection, subscription_id, limit=self._batch_size, lease_s=self._lease_s
                     )
                 if not batch:
+                    if subscription_id in self._look_again:
+                        self._look_again.discard(subscription_id)
+                        continue
                     return
                 slots = asyncio.Semaphore(self._per_subscription)
                 outcomes = await asyncio.gather(*(self._try(d, slots) for d in batch))
