@@ -15,11 +15,11 @@ import hashlib
 import heapq
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from contracts import geography
 from contracts.enums import (
@@ -55,6 +55,7 @@ CONFIRM_EVERY = timedelta(days=7)
 WIDEN_AFTER = {True: timedelta(hours=4), False: timedelta(days=5)}
 
 Action = Callable[[], Iterator[PlannedRequest]]
+T = TypeVar("T")
 
 CHILDRENS_HOME = PlacementType.CHILDRENS_HOME
 _SIZES = {
@@ -236,16 +237,32 @@ class Planner:
 
     # --- the two phases ---------------------------------------------------------------------------
 
-    def seed(self) -> Iterator[PlannedRequest]:
-        """The baseline: every council's settings, placements, vacancies and open referrals."""
-        for council in self.config.area.councils:
-            yield from self._seed_council(council)
-        for council in self.config.area.councils:
-            referrals = round(
-                children_looked_after(council.code) * self.config.scale * OPEN_REFERRALS_PER_CHILD
-            )
-            for _ in range(referrals):
-                yield from self._open_referral(council.code)
+    def seed(self) -> list[PlannedRequest]:
+        """The baseline: every council's settings, placements, vacancies and open referrals.
+
+        Planned council by council, then sent interleaved so that every council fills up at the
+        same pace, each starting with its open referrals: a region's seed takes minutes to send,
+        and this way a minute into a demo every council has capacity, and the referrals are
+        alerted to fitting vacancies as those are posted (not only once the seed is over).
+        """
+        councils = self.config.area.councils
+        markets = [list(self._seed_council(council)) for council in councils]
+        referrals = [
+            [
+                request
+                for _ in range(self._open_referrals_at_the_start(council))
+                for request in self._open_referral(council.code)
+            ]
+            for council in councils
+        ]
+        return evenly_interleaved(
+            [[*opened, *market] for opened, market in zip(referrals, markets, strict=True)]
+        )
+
+    def _open_referrals_at_the_start(self, council: geography.Council) -> int:
+        return round(
+            children_looked_after(council.code) * self.config.scale * OPEN_REFERRALS_PER_CHILD
+        )
 
     def steady(self) -> Iterator[PlannedRequest]:
         """The dynamics, forever: take the next event off the simulated clock and act on it."""
@@ -904,6 +921,20 @@ class Planner:
         )
 
 
+def evenly_interleaved(streams: Sequence[Sequence[T]]) -> list[T]:
+    """The streams merged so that each advances at its own even pace and all end together.
+
+    Each stream keeps its order (so a setting's lane still starts with its registration); at
+    any point of the result every stream has gone about the same share of the way.
+    """
+    placed = sorted(
+        ((index + 0.5) / len(stream), number, index)
+        for number, stream in enumerate(streams)
+        for index in range(len(stream))
+    )
+    return [streams[number][index] for _, number, index in placed]
+
+
 class Plan:
     """The whole plan: the seed phase (listed up front, so its size is known) and the dynamics.
 
@@ -913,7 +944,7 @@ class Plan:
     def __init__(self, config: SimulationConfig) -> None:
         self.config = config
         self.planner = Planner(config)
-        self.seed_requests = list(self.planner.seed())
+        self.seed_requests = self.planner.seed()
         self._iterated = False
 
     def __iter__(self) -> Iterator[PlannedRequest]:

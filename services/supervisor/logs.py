@@ -14,6 +14,9 @@ _ROUTINE = (
     re.compile(r'^INFO:\s+\S+:\d+ - "[A-Z]+ \S+ HTTP/[\d.]+" \d{3}\b'),
     re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ INFO\s+- .* - (Received|Processed)$"),
 )
+# Loggers that colour their level names (FastStream does, even into a pipe, when the environment
+# asks for colour) must not hide their routine lines from the patterns above.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class LineSplitter:
@@ -84,4 +87,5 @@ class Tail:
 
 def is_routine(line: str) -> bool:
     """Whether `line` logs one request answered or one message consumed (a demo hides those)."""
-    return any(pattern.match(line) for pattern in _ROUTINE)
+    plain = _ANSI_ESCAPE.sub("", line)
+    return any(pattern.match(plain) for pattern in _ROUTINE)

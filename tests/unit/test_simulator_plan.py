@@ -13,6 +13,8 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from contracts.enums import PlacementType
@@ -28,7 +30,7 @@ from services.provider.models import (
     WithdrawVacancy,
 )
 from services.simulator.area import UnknownAreaError, resolve_area
-from services.simulator.plan import Plan, SimulationConfig, plan
+from services.simulator.plan import Plan, SimulationConfig, evenly_interleaved, plan
 from services.simulator.requests import Api, Kind, Phase, PlannedRequest
 
 SEFTON = "E08000014"
@@ -141,6 +143,65 @@ def test_the_plan_does_not_depend_on_the_interpreters_hash_seed():
         for hash_seed in ("0", "1", "12345")
     }
     assert len(digests) == 1
+
+
+# --- the seed's order -----------------------------------------------------------------------------
+
+
+@given(st.lists(st.lists(st.integers(), max_size=30), max_size=6))
+def test_interleaving_keeps_every_item_and_each_streams_order(streams):
+    tagged = [[(number, item) for item in stream] for number, stream in enumerate(streams)]
+
+    merged = evenly_interleaved(tagged)
+
+    assert sorted(merged) == sorted(pair for stream in tagged for pair in stream)
+    for number, stream in enumerate(tagged):
+        assert [pair for pair in merged if pair[0] == number] == stream
+
+
+@given(st.lists(st.integers(min_value=1, max_value=200), min_size=2, max_size=6))
+def test_interleaving_advances_every_stream_at_an_even_pace(lengths):
+    streams = [[number] * length for number, length in enumerate(lengths)]
+
+    merged = evenly_interleaved(streams)
+
+    for cut in range(1, len(merged) + 1):
+        share = cut / len(merged)
+        seen = Counter(merged[:cut])
+        for number, length in enumerate(lengths):
+            # Within one item of its share of the way, give or take one per other stream.
+            assert abs(seen[number] - share * length) <= len(lengths)
+
+
+def test_a_tenth_of_the_north_west_seed_reaches_every_council_after_its_open_referrals(north_west):
+    tenth = north_west.seed_requests[: len(north_west.seed_requests) // 10]
+    councils = {council.code for council in resolve_area("E12000002").councils}
+    settings_by_handle = north_west.planner.settings
+
+    with_settings = {
+        settings_by_handle[request.creates].council
+        for request in tenth
+        if request.kind is Kind.REGISTER_SETTING and request.creates is not None
+    }
+    referrals_sent = Counter(request.org for request in tenth if request.kind is Kind.OPEN_REFERRAL)
+    referrals_planned = Counter(
+        request.org for request in north_west.seed_requests if request.kind is Kind.OPEN_REFERRAL
+    )
+
+    assert with_settings == councils
+    assert referrals_sent == referrals_planned
+    assert {SEFTON, WESTMORLAND_AND_FURNESS} <= set(referrals_sent)
+
+
+def test_the_seed_sends_each_records_requests_in_the_order_they_were_planned(north_west):
+    steps_by_lane: dict[str, list[int]] = {}
+    for request in north_west.seed_requests:
+        steps_by_lane.setdefault(request.lane, []).append(request.step)
+
+    assert all(steps == sorted(steps) for steps in steps_by_lane.values())
+    firsts = [steps[0] for steps in steps_by_lane.values()]
+    creations = {r.step for r in north_west.seed_requests if r.creates is not None}
+    assert set(firsts) <= creations
 
 
 # --- realism --------------------------------------------------------------------------------------

@@ -298,16 +298,18 @@ def test_the_default_rate_follows_the_speed_within_bounds():
 
 def test_a_dry_run_prints_the_planned_requests_as_json_lines():
     result = CliRunner().invoke(
-        app, ["--region", "westmorland-and-furness", "--seed", "3", "--dry-run", "--requests", "5"]
+        app, ["--region", "westmorland-and-furness", "--seed", "3", "--dry-run", "--requests", "8"]
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 5
+    assert len(lines) == 8
     assert lines[0]["method"] == "POST"
-    assert lines[0]["path"] == "/v1/settings"
-    assert lines[0]["org"]
+    # A council's seed starts with the referrals it already has open.
+    assert lines[0]["path"] == "/v1/referrals"
+    assert lines[0]["org"] == "E06000064"
     assert lines[0]["idempotency_key"].startswith("sim-")
-    assert lines[0]["body"]["postcode_district"]
+    assert lines[0]["body"]["home_postcode_district"]
+    assert "/v1/settings" in {line["path"] for line in lines}
 
 
 def test_a_dry_run_with_a_duration_stops_at_that_much_simulated_time():

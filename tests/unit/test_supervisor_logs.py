@@ -77,6 +77,13 @@ def test_the_tail_keeps_only_the_last_lines() -> None:
     assert tail.lines() == []
 
 
+def test_a_coloured_line_per_event_is_routine_too() -> None:
+    coloured = "2026-11-23 15:17:54,614 \x1b[32mINFO\x1b[0m     - referral.events | nearhome-ledger"
+    assert is_routine(f"{coloured} | 0-1-179544 - Received")
+    assert is_routine(f"{coloured} | 0-1-179544 - Processed")
+    assert not is_routine(f"{coloured} |            - Consumer nearhome-ledger-1 assigned")
+
+
 def test_a_line_per_request_or_per_event_is_routine_and_the_rest_is_not() -> None:
     assert is_routine('INFO:     127.0.0.1:51234 - "GET /v1/vacancies HTTP/1.1" 200 OK')
     assert is_routine('INFO:     127.0.0.1:40000 - "POST /v1/referrals?x=1 HTTP/1.1" 422')
