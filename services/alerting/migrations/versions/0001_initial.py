@@ -10,6 +10,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.platform.migration_ops import (
+    CONSUMER_TABLES_V1,
+    OUTBOX_TABLES_V1,
+    create_consumer_tables_v1,
+    create_outbox_tables_v1,
+    drop_tables,
+)
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -151,104 +159,17 @@ def _deliveries() -> None:
     )
 
 
-def _outbox_and_idempotency() -> None:
-    """The platform's `outbox_table` and `idempotency_table`."""
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("message_key", sa.LargeBinary(), nullable=False),
-        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        _timestamp("published_at"),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "outbox_unsent",
-        "outbox",
-        ["id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("organisation_id", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.Integer()),
-        sa.Column("response", postgresql.JSONB()),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.PrimaryKeyConstraint("organisation_id", "idempotency_key"),
-        schema=SCHEMA,
-    )
-
-
-def _consumer() -> None:
-    """The platform's `consumer_tables`: inbox, stored positions, aggregate versions, parked."""
-    op.create_table(
-        "inbox",
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("offset", sa.BigInteger(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "consumer_positions",
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("next_offset", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("topic", "partition"),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "aggregate_versions",
-        sa.Column("aggregate_id", sa.Uuid(), primary_key=True),
-        sa.Column("version", sa.Integer(), nullable=False),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "parked_events",
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("parked_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "parked_events_by_aggregate",
-        "parked_events",
-        ["aggregate_id", "sequence"],
-        schema=SCHEMA,
-    )
-
-
 def upgrade() -> None:
     _records()
     _alerts()
     _deliveries()
-    _outbox_and_idempotency()
-    _consumer()
+    create_outbox_tables_v1(SCHEMA)
+    create_consumer_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
+    drop_tables(SCHEMA, *CONSUMER_TABLES_V1, *OUTBOX_TABLES_V1)
     for table in (
-        "parked_events",
-        "aggregate_versions",
-        "consumer_positions",
-        "inbox",
-        "idempotency_keys",
-        "outbox",
         "deliveries",
         "subscriptions",
         "alerts",

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from services.platform.migration_ops import (
+    OUTBOX_TABLES_V1,
+    create_outbox_tables_v1,
+    drop_tables,
+)
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -115,54 +120,14 @@ def _create_audit_log() -> None:
     )
 
 
-def _create_outbox() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("message_key", sa.LargeBinary(), nullable=False),
-        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", _TZ, nullable=False, server_default=sa.func.now()),
-        sa.Column("published_at", _TZ),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "outbox_unsent",
-        "outbox",
-        ["id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-
-
-def _create_idempotency_keys() -> None:
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("organisation_id", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.Integer()),
-        sa.Column("response", postgresql.JSONB()),
-        sa.Column("created_at", _TZ, nullable=False, server_default=sa.func.now()),
-        sa.PrimaryKeyConstraint("organisation_id", "idempotency_key"),
-        schema=SCHEMA,
-    )
-
-
 def upgrade() -> None:
     _create_referrals()
     _create_audit_log()
-    _create_outbox()
-    _create_idempotency_keys()
+    create_outbox_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_table("idempotency_keys", schema=SCHEMA)
-    op.drop_table("outbox", schema=SCHEMA)
+    drop_tables(SCHEMA, *OUTBOX_TABLES_V1)
     op.drop_table("audit_log", schema=SCHEMA)
     op.execute(f"DROP FUNCTION {SCHEMA}.refuse_audit_log_change()")
     op.drop_table("referrals", schema=SCHEMA)

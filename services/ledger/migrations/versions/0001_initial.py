@@ -9,6 +9,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.platform.migration_ops import (
+    CONSUMER_TABLES_V1,
+    create_consumer_tables_v1,
+    drop_tables,
+)
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -126,60 +132,15 @@ def _history() -> None:
     op.create_index("flow_history_by_time", "flow_history", ["taken_at"], schema=SCHEMA)
 
 
-def _consumer() -> None:
-    """The platform's `consumer_tables`: inbox, stored positions, aggregate versions, parked."""
-    op.create_table(
-        "inbox",
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("offset", sa.BigInteger(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "consumer_positions",
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("next_offset", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("topic", "partition"),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "aggregate_versions",
-        sa.Column("aggregate_id", sa.Uuid(), primary_key=True),
-        sa.Column("version", sa.Integer(), nullable=False),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "parked_events",
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("parked_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "parked_events_by_aggregate",
-        "parked_events",
-        ["aggregate_id", "sequence"],
-        schema=SCHEMA,
-    )
-
-
 def upgrade() -> None:
     _records()
     _history()
-    _consumer()
+    create_consumer_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
+    drop_tables(SCHEMA, *CONSUMER_TABLES_V1)
     for table in (
-        "parked_events",
-        "aggregate_versions",
-        "consumer_positions",
-        "inbox",
         "flow_history",
         "capacity_history",
         "referrals",

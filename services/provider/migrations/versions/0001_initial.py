@@ -9,6 +9,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.platform.migration_ops import (
+    OUTBOX_TABLES_V1,
+    create_outbox_tables_v1,
+    drop_tables,
+)
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -109,45 +115,8 @@ def upgrade() -> None:
         "placements_by_provider", "placements", ["provider_id", "recorded_at"], schema=SCHEMA
     )
 
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("message_key", sa.LargeBinary(), nullable=False),
-        sa.Column("aggregate_id", sa.Uuid(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        _timestamp("published_at", nullable=True),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "outbox_unsent",
-        "outbox",
-        ["id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("organisation_id", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("status_code", sa.Integer()),
-        sa.Column("response", postgresql.JSONB()),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.PrimaryKeyConstraint("organisation_id", "idempotency_key"),
-        schema=SCHEMA,
-    )
+    create_outbox_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
-    for table in ("idempotency_keys", "outbox", "placements", "vacancies", "settings"):
-        op.drop_table(table, schema=SCHEMA)
+    drop_tables(SCHEMA, *OUTBOX_TABLES_V1, "placements", "vacancies", "settings")
