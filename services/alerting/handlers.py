@@ -1,11 +1,10 @@
 """Alerting's routing table: the two topic subscribers and the council API under /v1."""
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -28,7 +27,7 @@ from services.alerting.stream import AlertStream
 from services.alerting.use_cases import Alerting, WriteRequest
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.consumer import ExactlyOnceProcessor
-from services.platform.idempotency import request_fingerprint
+from services.platform.http import IdempotencyKey, fingerprint_of
 from services.platform.kafka import deliveries_of, exactly_once_subscriber
 
 # --- subscribers ----------------------------------------------------------------------------------
@@ -95,25 +94,12 @@ Service = Annotated[Alerting, Depends(alerting_of)]
 
 
 async def write_request(
-    request: Request,
-    council: Council,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Send the same key again to get the first answer, with nothing written",
-        ),
-    ] = None,
+    request: Request, council: Council, idempotency_key: IdempotencyKey = None
 ) -> WriteRequest:
-    raw = await request.body()
-    try:
-        body: Any = json.loads(raw) if raw else None
-    except ValueError:
-        body = raw.hex()  # not JSON: the request is refused anyway, so any stable value will do
     return WriteRequest(
         authority_code=council,
         idempotency_key=idempotency_key,
-        fingerprint=request_fingerprint(request.method, request.url.path, body),
+        fingerprint=await fingerprint_of(request),
     )
 
 

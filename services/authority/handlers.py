@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,6 +23,7 @@ from services.authority.schemas import (
 from services.authority.use_cases import Caller, ReferralOfAnotherCouncilError, Referrals
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.errors import ForbiddenError
+from services.platform.http import IdempotencyKey
 from services.platform.idempotency import StoredResponse
 
 REFERRALS_PATH = "/v1/referrals"
@@ -81,13 +82,6 @@ def _referrals(request: Request) -> Referrals:
 
 AuthorityCaller = Annotated[Caller, Depends(_caller)]
 ReferralsDep = Annotated[Referrals, Depends(_referrals)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Send the same key again to get the first answer back; nothing is repeated",
-    ),
-]
 
 
 def _as_json(answer: StoredResponse) -> JSONResponse:

@@ -1,11 +1,12 @@
 """The HTTP edge every service shares: probes, metrics, request ids and error answers."""
 
+import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 from uuid import uuid4
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,9 +19,27 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.platform.errors import ServiceError, UnauthenticatedError
+from services.platform.idempotency import request_fingerprint
 from services.platform.network import port_accepts
 
 REQUEST_ID_HEADER = "X-Request-ID"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Send the same key again to get the first answer back; nothing is repeated",
+    ),
+]
+
+
+async def fingerprint_of(request: Request) -> str:
+    """The request's method, path and body, hashed: a key sent again with another is refused."""
+    raw = await request.body()
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.hex()  # not JSON: the request is refused anyway, so any stable value will do
+    return request_fingerprint(request.method, request.url.path, body)
 
 
 class HttpMetrics:

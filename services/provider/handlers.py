@@ -1,14 +1,14 @@
 """The provider API under /v1: thin routes that authenticate, validate, call a use case, answer."""
 
-import json
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.platform.auth import Principal, Role, authenticated, require_role
-from services.platform.idempotency import StoredResponse, request_fingerprint
+from services.platform.http import IdempotencyKey, fingerprint_of
+from services.platform.idempotency import StoredResponse
 from services.provider.domain import PlacementStatus, SettingStatus, VacancyStatus
 from services.provider.models import (
     CloseSetting,
@@ -43,25 +43,12 @@ Service = Annotated[ProviderService, Depends(provider_service)]
 
 
 async def write_request(
-    request: Request,
-    provider_id: ProviderId,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Send the same key again to get the first answer, with nothing written",
-        ),
-    ] = None,
+    request: Request, provider_id: ProviderId, idempotency_key: IdempotencyKey = None
 ) -> WriteRequest:
-    raw = await request.body()
-    try:
-        body: Any = json.loads(raw) if raw else None
-    except ValueError:
-        body = raw.hex()  # not JSON: the request is refused anyway, so any stable value will do
     return WriteRequest(
         provider_id=provider_id,
         idempotency_key=idempotency_key,
-        fingerprint=request_fingerprint(request.method, request.url.path, body),
+        fingerprint=await fingerprint_of(request),
     )
 
 
