@@ -1,13 +1,17 @@
 """Settings shared by every service and command, read from the environment (pydantic-settings)."""
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.platform.auth import DEVELOPMENT_SECRET
 
 LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_DATABASE_URL = "postgresql+asyncpg://nearhome:nearhome@127.0.0.1:5432/nearhome"
 SERVICE_SCHEMAS = ("provider", "authority", "ledger", "alerting")
+# The ledger's regional dashboard, as `nearhome run` serves it by default.
+LOCAL_DASHBOARD_ORIGINS = ("http://127.0.0.1:8003", "http://localhost:8003")
 
 
 class CommonSettings(BaseSettings):
@@ -32,6 +36,23 @@ class ServiceSettings(CommonSettings):
         default=DEVELOPMENT_SECRET,
         validation_alias=AliasChoices("NEARHOME_JWT_SECRET", "jwt_secret"),
     )
+
+    # Web pages served from these origins may read the service's GET resources with a token
+    # (CORS): the ledger's dashboard shows a council its open referrals and their alerts.
+    # Comma-separated in the environment; empty allows none.
+    browser_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=LOCAL_DASHBOARD_ORIGINS,
+        validation_alias=AliasChoices("NEARHOME_BROWSER_ORIGINS", "browser_origins"),
+    )
+
+    @field_validator("browser_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(
+                origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()
+            )
+        return value
 
     @property
     def uses_development_secret(self) -> bool:

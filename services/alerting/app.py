@@ -28,7 +28,7 @@ from services.alerting.use_cases import Alerting
 from services.platform.background import running
 from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
 from services.platform.database import create_engine, session_factory
-from services.platform.http import add_operational_routes
+from services.platform.http import add_operational_routes, allow_browser_origins
 from services.platform.kafka import OutboxPublisher, event_broker
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
@@ -196,5 +196,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     )
     app.state.jwt_secret = settings.jwt_secret
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    allow_browser_origins(app, settings.browser_origins)
     app.include_router(router)
     return app

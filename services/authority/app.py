@@ -21,7 +21,7 @@ from services.authority.store import OUTBOX
 from services.authority.use_cases import ReferralOfAnotherCouncilError, Referrals
 from services.platform.background import every, running
 from services.platform.database import create_engine, session_factory
-from services.platform.http import add_operational_routes
+from services.platform.http import add_operational_routes, allow_browser_origins
 from services.platform.kafka import OutboxPublisher, event_broker
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Inside the platform's middleware, which assigns the request id the audit rows carry.
     add_audit_trail(app, sessions, AUDITED_ROUTES)
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    allow_browser_origins(app, settings.browser_origins)
     app.add_exception_handler(ReferralOfAnotherCouncilError, answer_another_councils_referral)
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
     app.include_router(router)

@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.ledger import store
-from services.ledger.dashboard import add_dashboard
+from services.ledger.dashboard import DashboardLinks, add_dashboard
 from services.ledger.handlers import router, subscribe
 from services.ledger.settings import Settings
 from services.ledger.use_cases import Clock, Ledger, LedgerMetrics, utc_now
@@ -125,5 +125,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.jwt_secret = settings.jwt_secret
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
     app.include_router(router)
-    add_dashboard(app)
+    add_dashboard(
+        app,
+        DashboardLinks(
+            authority_url=str(settings.dashboard_authority_url).rstrip("/"),
+            alerting_url=str(settings.dashboard_alerting_url).rstrip("/"),
+        ),
+    )
     return app

@@ -2,11 +2,12 @@
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,6 +31,18 @@ IdempotencyKey = Annotated[
         description="Send the same key again to get the first answer back; nothing is repeated",
     ),
 ]
+
+
+def allow_browser_origins(app: FastAPI, origins: Sequence[str]) -> None:
+    """Let pages from `origins` read the GET resources with a bearer token (CORS); only that."""
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "Accept"],
+            max_age=600,
+        )
 
 
 async def fingerprint_of(request: Request) -> str:

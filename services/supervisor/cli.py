@@ -22,6 +22,7 @@ from services.supervisor.plan import (
     SIMULATOR,
     ChildSpec,
     base_url,
+    linked_environment,
     nearhome_command,
     parse_only,
     service_settings,
@@ -164,6 +165,8 @@ async def _run(
             console.say(f"error: {line}")
         return 1
     urls = {spec.name: spec.url for spec in run_plan.services if spec.url is not None}
+    # The children inherit this environment.
+    os.environ.update(linked_environment(urls, os.environ))
     supervisor = Supervisor(
         run_plan.services,
         console,

@@ -5,7 +5,7 @@ import importlib.util
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +105,21 @@ def simulator_spec(
         restart=False,
         stop_signal=signal.SIGINT,
     )
+
+
+def linked_environment(urls: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """What the services run together need to know of each other, where `environ` does not say.
+
+    The ledger's dashboard reads a council's referrals and alerts from the authority and alerting
+    services as run here, and those let pages from the dashboard's origin read them.
+    """
+    linked = {}
+    if "authority" in urls:
+        linked["LEDGER_DASHBOARD_AUTHORITY_URL"] = urls["authority"]
+    if "alerting" in urls:
+        linked["LEDGER_DASHBOARD_ALERTING_URL"] = urls["alerting"]
+    if "ledger" in urls:
+        ledger = urls["ledger"]
+        also = ledger.replace("//127.0.0.1:", "//localhost:", 1)
+        linked["NEARHOME_BROWSER_ORIGINS"] = ",".join(dict.fromkeys((ledger, also)))
+    return {name: value for name, value in linked.items() if name not in environ}

@@ -18,6 +18,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from dashboard_browser import OUTPUT, chromium, open_dashboard
 from ledger_fixtures import (
     BOOTSTRAP,
     PLACEMENTS_NORTH_WEST,
@@ -30,14 +31,12 @@ from ledger_fixtures import (
     provider_headers,
     until,
 )
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from provider_fixtures import setting_body, vacancy_body
 
 from services.ledger.app import create_app
 from services.ledger.dashboard import STATIC
 
-CHROMIUM = Path("/usr/bin/chromium")
-OUTPUT = REPO / "test-output"
 LedgerGet = Callable[[str], Awaitable[Any]]
 FIGURES = (
     "registered_places",
@@ -55,25 +54,40 @@ FIGURES = (
 async def test_the_dashboard_is_served_at_the_root_with_a_policy_that_allows_nothing_external(
     fresh_database_url: str, topic_prefix: str
 ) -> None:
-    app = create_app(ledger_settings(fresh_database_url, topic_prefix))
+    settings = ledger_settings(
+        fresh_database_url,
+        topic_prefix,
+        dashboard_authority_url="http://authority.test:8102/",
+        dashboard_alerting_url="https://alerting.test",
+    )
+    app = create_app(settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
     ) as client:
         page = await client.get("/")
         script = await client.get("/static/dashboard.js")
         style = await client.get("/static/dashboard.css")
+        links = await client.get("/dashboard/links.json")
         openapi = (await client.get("/openapi.json")).json()
+
+    # The other services the page reads for an authority's token: there, and nowhere else.
+    assert links.status_code == 200
+    assert links.json() == {
+        "authority_url": "http://authority.test:8102",
+        "alerting_url": "https://alerting.test",
+    }
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<label for="token">' in page.text
     assert 'aria-live="polite"' in page.text
     assert "<caption>" in page.text
-    for answer in (page, script, style):
+    for answer in (page, script, style, links):
         assert answer.status_code == 200
         policy = answer.headers["content-security-policy"]
         assert "default-src 'none'" in policy
-        assert "connect-src 'self'" in policy
+        assert "script-src 'self';" in policy
+        assert "connect-src 'self' http://authority.test:8102 https://alerting.test;" in policy
     assert script.headers["content-type"].startswith("text/javascript")
     assert "/" not in openapi["paths"]
 
@@ -176,21 +190,6 @@ async def services_running(
         yield provider, ledger
 
 
-def assert_chromium_installed() -> None:
-    assert CHROMIUM.exists(), (
-        "the dashboard's browser test needs Debian's chromium at /usr/bin/chromium: "
-        "run `apt-get install -y chromium` (the Makefile's install step does)"
-    )
-
-
-async def open_dashboard(page: Page, url: str, token: str) -> None:
-    """Load the page, enter the token once, and wait for the first poll to render."""
-    await page.goto(url + "/")
-    await page.get_by_label("Access token").fill(token)
-    await page.get_by_role("button", name="Use token").click()
-    await page.locator("body[data-polls]").wait_for(state="attached")
-
-
 async def assert_councils_match_the_api(page: Page, ledger_get: LedgerGet) -> None:
     """Every member council of the collaborative has a row, with the ledger API's figures."""
     footprint = next(
@@ -237,16 +236,14 @@ async def cell_text(page: Page, council: str, figure: str) -> str:
 async def test_a_collaborative_watches_its_councils_capacity_change_live_in_a_browser(
     fresh_database_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    assert_chromium_installed()
     provider_id = f"acme-{uuid4().hex[:10]}"
     collaborative = collaborative_headers(PLACEMENTS_NORTH_WEST)
     token = collaborative["Authorization"].removeprefix("Bearer ")
-    OUTPUT.mkdir(exist_ok=True)
 
     async with (
         services_running(fresh_database_url, topic_prefix, tmp_path) as (provider, ledger),
         httpx.AsyncClient(timeout=10) as http,
-        async_playwright() as playwright,
+        chromium() as browser,
     ):
 
         async def ledger_get(path: str) -> Any:
@@ -268,49 +265,42 @@ async def test_a_collaborative_watches_its_councils_capacity_change_live_in_a_br
 
         await until(counted, "the ledger to count the new setting", timeout_s=60)
 
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        external: list[str] = []
+        page.on(
+            "request",
+            lambda request: (
+                None if request.url.startswith(ledger.url) else external.append(request.url)
+            ),
         )
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            external: list[str] = []
-            page.on(
-                "request",
-                lambda request: (
-                    None if request.url.startswith(ledger.url) else external.append(request.url)
-                ),
-            )
-            await open_dashboard(page, ledger.url, token)
+        await open_dashboard(page, ledger.url, token)
 
-            # The picker starts on the token's collaborative; the figures are the ledger API's.
-            assert await page.get_by_label("Footprint").input_value() == PLACEMENTS_NORTH_WEST
-            await assert_councils_match_the_api(page, ledger_get)
-            assert await cell_text(page, WESTMORLAND_AND_FURNESS, "registered_places") == "4"
-            assert await cell_text(page, WESTMORLAND_AND_FURNESS, "offered") == "0"
+        # The picker starts on the token's collaborative; the figures are the ledger API's.
+        assert await page.get_by_label("Footprint").input_value() == PLACEMENTS_NORTH_WEST
+        await assert_councils_match_the_api(page, ledger_get)
+        assert await cell_text(page, WESTMORLAND_AND_FURNESS, "registered_places") == "4"
+        assert await cell_text(page, WESTMORLAND_AND_FURNESS, "offered") == "0"
 
-            # A vacancy posted through the provider API shows up without reloading the page.
-            await page.evaluate("window.__sameDocument = true")
-            offered = await http.post(
-                f"{provider.url}/v1/vacancies",
-                json=vacancy_body(setting_id, beds=2),
-                headers=provider_headers(provider_id),
-            )
-            assert offered.status_code == 201, offered.text
-            started = time.monotonic()
-            offered_cell = page.locator(
-                f'#councils tr[data-council="{WESTMORLAND_AND_FURNESS}"] td[data-figure="offered"]'
-            )
-            await expect(offered_cell).to_have_text("2", timeout=30_000)
-            assert time.monotonic() - started < 30
-            assert await page.evaluate("window.__sameDocument === true")
-            summary_offered = page.locator('#summary [data-figure="offered"]')
-            assert (await summary_offered.inner_text()).strip() == "2"
-            api_offered = (await ledger_get(f"/v1/capacity/{WESTMORLAND_AND_FURNESS}"))["totals"]
-            assert api_offered["offered"] == 2
-            await page.get_by_role("status").filter(has_text="Updated at").wait_for()
+        # A vacancy posted through the provider API shows up without reloading the page.
+        await page.evaluate("window.__sameDocument = true")
+        offered = await http.post(
+            f"{provider.url}/v1/vacancies",
+            json=vacancy_body(setting_id, beds=2),
+            headers=provider_headers(provider_id),
+        )
+        assert offered.status_code == 201, offered.text
+        started = time.monotonic()
+        offered_cell = page.locator(
+            f'#councils tr[data-council="{WESTMORLAND_AND_FURNESS}"] td[data-figure="offered"]'
+        )
+        await expect(offered_cell).to_have_text("2", timeout=30_000)
+        assert time.monotonic() - started < 30
+        assert await page.evaluate("window.__sameDocument === true")
+        summary_offered = page.locator('#summary [data-figure="offered"]')
+        assert (await summary_offered.inner_text()).strip() == "2"
+        api_offered = (await ledger_get(f"/v1/capacity/{WESTMORLAND_AND_FURNESS}"))["totals"]
+        assert api_offered["offered"] == 2
+        await page.get_by_role("status").filter(has_text="Updated at").wait_for()
 
-            await assert_details_and_save_a_screenshot(page, tmp_path)
-            assert external == []
-        finally:
-            await browser.close()
+        await assert_details_and_save_a_screenshot(page, tmp_path)
+        assert external == []

@@ -16,6 +16,7 @@ from services.supervisor.demo import demo_guide
 from services.supervisor.plan import (
     SERVICES,
     base_url,
+    linked_environment,
     nearhome_command,
     parse_only,
     simulator_spec,
@@ -176,3 +177,23 @@ def test_the_demo_guide_shows_requests_only_for_services_that_run() -> None:
     ]
     assert not any(line.startswith("Dashboard") for line in lines)
     assert "the development secret" in lines[0]
+
+
+def test_the_dashboard_is_linked_to_the_services_run_beside_it() -> None:
+    urls = {
+        "authority": "http://127.0.0.1:9002",
+        "ledger": "http://127.0.0.1:9003",
+        "alerting": "http://127.0.0.1:9004",
+    }
+    assert linked_environment(urls, {}) == {
+        "LEDGER_DASHBOARD_AUTHORITY_URL": "http://127.0.0.1:9002",
+        "LEDGER_DASHBOARD_ALERTING_URL": "http://127.0.0.1:9004",
+        "NEARHOME_BROWSER_ORIGINS": "http://127.0.0.1:9003,http://localhost:9003",
+    }
+
+
+def test_what_the_environment_says_of_the_links_is_kept() -> None:
+    urls = {"authority": "http://127.0.0.1:8002", "ledger": "http://10.0.0.5:8003"}
+    environ = {"LEDGER_DASHBOARD_AUTHORITY_URL": "https://authority.example.org"}
+
+    assert linked_environment(urls, environ) == {"NEARHOME_BROWSER_ORIGINS": "http://10.0.0.5:8003"}

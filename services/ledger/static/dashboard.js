@@ -1,5 +1,7 @@
 // NearHome regional dashboard: reads the ledger's /v1 API with the token kept in sessionStorage,
-// and polls it every 5 seconds (history every 30 seconds). No framework, no external resource.
+// and polls it every 5 seconds (history every 30 seconds). For an authority's token it also reads
+// the council's open referrals and their alerts from the authority and alerting services named in
+// /dashboard/links.json. No framework, no external resource.
 "use strict";
 
 const POLL_MS = 5000;
@@ -26,7 +28,16 @@ const TYPE_NAMES = {
   short_breaks: "Short breaks",
 };
 
-const state = { footprints: [], footprint: null, polls: 0, timer: null, generation: 0, last: {} };
+const RATING_NAMES = {
+  outstanding: "outstanding",
+  good: "good",
+  requires_improvement: "requires improvement",
+  inadequate: "inadequate",
+  not_yet_inspected: "not yet inspected",
+};
+const NEED_NAMES = { semh: "SEMH", uasc: "UASC", cse_risk: "CSE risk", cce_risk: "CCE risk" };
+
+const state = { footprints: [], footprint: null, polls: 0, timer: null, generation: 0, last: {}, links: null };
 const $ = (id) => document.getElementById(id);
 
 class ApiError extends Error {
@@ -34,6 +45,17 @@ class ApiError extends Error {
 }
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+// The token's claims (role, authority_code …), read only to choose what to show: every service
+// checks the token itself.
+function claims() {
+  try {
+    const part = token().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part));
+  } catch (_) {
+    return {};
+  }
+}
 
 async function api(path) {
   const response = await fetch(path, {
@@ -135,11 +157,20 @@ async function loadFootprints() {
   }
   const remembered = sessionStorage.getItem(FOOTPRINT_KEY);
   const byId = (id) => state.footprints.find((f) => f.footprint_id === id);
-  const chosen = byId(remembered) || state.footprints.find((f) => f.kind === "collaborative") || state.footprints[0];
+  const chosen = byId(remembered) || homeFootprint(claims().authority_code)
+    || state.footprints.find((f) => f.kind === "collaborative") || state.footprints[0];
   if (!chosen) throw new ApiError(403, "this token may read no footprint");
   select.value = chosen.footprint_id;
   $("picker").hidden = false;
   choose(chosen);
+}
+
+// For a council's token: the first collaborative it belongs to, else the council itself.
+function homeFootprint(code) {
+  if (!code) return null;
+  const member = (f) => f.member_councils.some((c) => c.authority_code === code);
+  return state.footprints.find((f) => f.kind === "collaborative" && member(f))
+    || state.footprints.find((f) => f.footprint_id === code) || null;
 }
 
 function choose(footprint) {
@@ -259,6 +290,80 @@ function renderHistory(footprintHistory, councilHistories) {
   }
 }
 
+// --- a council's own referrals and their alerts ------------------------------------------------
+
+function needName(need) { return NEED_NAMES[need] || need.replace(/_/g, " "); }
+
+function alertText(alert) {
+  const where = `${alert.distance_miles.toFixed(1)} miles${alert.local ? ", local" : ""}`;
+  const beds = alert.beds === 1 ? "1 bed" : `${alert.beds} beds`;
+  return `${TYPE_NAMES[alert.placement_type] || alert.placement_type} in ${alert.postcode_district} (${where}), `
+    + `rated ${RATING_NAMES[alert.ofsted_rating] || alert.ofsted_rating}, ${beds}`;
+}
+
+function referralRow(referral, alerts) {
+  const fitting = alerts.length
+    ? el("ul", { class: "alerts" }, ...alerts.map((a) => el("li", { "data-alert": a.alert_id, "data-vacancy": a.vacancy_id }, alertText(a))))
+    : el("span", { class: "empty" }, "None yet");
+  return el("tr", { "data-referral": referral.referral_id },
+    el("th", { scope: "row" }, referral.reference),
+    el("td", { class: "num" }, String(referral.age)),
+    el("td", {}, referral.placement_types.map((t) => TYPE_NAMES[t] || t).join(", ")),
+    el("td", {}, referral.needs.map(needName).join(", ") || "none"),
+    el("td", {}, referral.needed_by),
+    el("td", {}, referral.urgency),
+    el("td", {}, referral.search_scope),
+    el("td", { class: "num", "data-figure": "alerts" }, String(alerts.length)),
+    el("td", {}, fitting));
+}
+
+function renderReferrals(referrals, alerts) {
+  const byReferral = new Map();
+  for (const alert of alerts) {
+    if (!byReferral.has(alert.referral_id)) byReferral.set(alert.referral_id, []);
+    byReferral.get(alert.referral_id).push(alert); // already best first
+  }
+  const urgent = (r) => (r.urgency === "emergency" ? 0 : 1);
+  const ordered = [...referrals].sort((a, b) => urgent(a) - urgent(b) || a.needed_by.localeCompare(b.needed_by));
+  const rows = ordered.map((r) => referralRow(r, byReferral.get(r.referral_id) || []));
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "9", class: "empty" }, "No open referrals.")));
+  const signature = JSON.stringify([ordered.map((r) => [r.referral_id, r.version]), alerts.map((a) => a.alert_id)]);
+  if (state.last.referrals !== signature) { $("referrals").tBodies[0].replaceChildren(...rows); state.last.referrals = signature; }
+  const alerted = alerts.filter((a) => referrals.some((r) => r.referral_id === a.referral_id)).length;
+  $("referrals-status").textContent = `${referrals.length} open referral${referrals.length === 1 ? "" : "s"}, `
+    + `${alerted} open alert${alerted === 1 ? "" : "s"}.`;
+  $("referrals-status").classList.remove("error");
+}
+
+// Failing here (the authority or alerting service away) leaves the capacity figures alone.
+async function pollReferrals(generation) {
+  const section = $("council-referrals");
+  if (claims().role !== "authority" || !state.links) { section.hidden = true; return; }
+  section.hidden = false;
+  try {
+    const [referrals, alerts] = await Promise.all([
+      api(`${state.links.authority_url}/v1/referrals?status=open`),
+      api(`${state.links.alerting_url}/v1/alerts?status=open&limit=1000`),
+    ]);
+    if (generation === state.generation) renderReferrals(referrals, alerts);
+  } catch (error) {
+    if (generation !== state.generation) return;
+    $("referrals-status").textContent = error instanceof ApiError
+      ? `Could not read the referrals or their alerts: ${error.message} (HTTP ${error.status}).`
+      : "Could not reach the authority or alerting service; trying again.";
+    $("referrals-status").classList.add("error");
+  }
+}
+
+async function loadLinks() {
+  try {
+    const response = await fetch("/dashboard/links.json", { cache: "no-store" });
+    state.links = response.ok ? await response.json() : null;
+  } catch (_) {
+    state.links = null;
+  }
+}
+
 // --- polling ----------------------------------------------------------------------------------
 
 async function poll() {
@@ -269,6 +374,7 @@ async function poll() {
   const councils = councilsOf(footprint);
   const id = encodeURIComponent(footprint.footprint_id);
   const withHistory = state.polls % HISTORY_EVERY === 0;
+  const referrals = pollReferrals(generation);
   try {
     const [capacity, flows, ...perCouncil] = await Promise.all([
       api(`/v1/capacity/${id}`),
@@ -282,6 +388,7 @@ async function poll() {
         ...councils.map((c) => api(`/v1/capacity/${encodeURIComponent(c.authority_code)}/history`)),
       ]);
     }
+    await referrals;
     if (generation !== state.generation) return; // the footprint changed meanwhile
     renderSummary(capacity);
     const changes = councils.map((c, i) => renderCouncil(c.authority_code, c.name, perCouncil[i])).filter(Boolean);
@@ -307,6 +414,7 @@ async function start() {
   if (!token()) { say("Enter a token to see capacity."); return; }
   say("Loading footprints…");
   try {
+    await loadLinks();
     await loadFootprints();
   } catch (error) {
     const message = error instanceof ApiError ? `${error.message} (HTTP ${error.status})` : "the ledger did not answer";
