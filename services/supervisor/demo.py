@@ -92,5 +92,11 @@ def demo_guide(urls: Mapping[str, str], secret: str, *, development_secret: bool
             f'  curl -N -H "Authorization: Bearer {sefton}" {urls["alerting"]}/v1/alerts/stream'
         )
     if "ledger" in urls:
-        lines.append(f"Dashboard: {urls['ledger']}/")
+        lines += [
+            f"Dashboard: {urls['ledger']}/",
+            (
+                f"  enter {collaborative} for the region, or {sefton} for Sefton's own "
+                "referrals and their alerts too"
+            ),
+        ]
     return lines

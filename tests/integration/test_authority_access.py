@@ -299,3 +299,33 @@ async def test_nothing_a_caller_sends_outside_the_referral_fields_is_stored_anyw
     outbox = await authority.rows("SELECT convert_from(body, 'UTF8') AS body FROM authority.outbox")
     assert len(outbox) == 1
     assert marker not in outbox[0]["body"]
+
+
+async def test_only_the_dashboards_origin_may_read_from_a_browser_and_only_with_get(
+    authority: RunningAuthority,
+) -> None:
+    def preflight(origin: str, method: str) -> dict[str, str]:
+        return {
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization",
+        }
+
+    dashboard = "http://127.0.0.1:8003"  # the default NEARHOME_BROWSER_ORIGINS
+    allowed = await authority.client.options("/v1/referrals", headers=preflight(dashboard, "GET"))
+    elsewhere = await authority.client.options(
+        "/v1/referrals", headers=preflight("https://elsewhere.example", "GET")
+    )
+    writing = await authority.client.options("/v1/referrals", headers=preflight(dashboard, "POST"))
+    read = await authority.client.get(
+        "/v1/referrals", headers={"Origin": dashboard, **council(SEFTON)}
+    )
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == dashboard
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert elsewhere.status_code == 400
+    assert "access-control-allow-origin" not in elsewhere.headers
+    assert writing.status_code == 400
+    assert read.status_code == 200
+    assert read.headers["access-control-allow-origin"] == dashboard

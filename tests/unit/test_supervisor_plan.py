@@ -163,6 +163,9 @@ def test_the_demo_guide_gives_working_tokens_for_each_role() -> None:
     assert principals["SEFTON_TOKEN"].authority_code == "E08000014"
     assert principals["PROVIDER_TOKEN"].provider_id == "sefton-council"
     assert "Dashboard: http://127.0.0.1:8003/" in lines
+    assert any(
+        "$SEFTON_TOKEN for Sefton's own referrals and their alerts" in line for line in lines
+    )
     assert any("/v1/capacity/placements-north-west" in line for line in lines)
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(exports["SEFTON_TOKEN"], "another-secret-of-at-least-32-bytes", ["HS256"])
