@@ -329,7 +329,7 @@ function renderReferrals(referrals, alerts) {
   if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "9", class: "empty" }, "No open referrals.")));
   const signature = JSON.stringify([ordered.map((r) => [r.referral_id, r.version]), alerts.map((a) => a.alert_id)]);
   if (state.last.referrals !== signature) { $("referrals").tBodies[0].replaceChildren(...rows); state.last.referrals = signature; }
-  const alerted = alerts.filter((a) => referrals.some((r) => r.referral_id === a.referral_id)).length;
+  const alerted = ordered.reduce((count, r) => count + (byReferral.get(r.referral_id) || []).length, 0);
   $("referrals-status").textContent = `${referrals.length} open referral${referrals.length === 1 ? "" : "s"}, `
     + `${alerted} open alert${alerted === 1 ? "" : "s"}.`;
   $("referrals-status").classList.remove("error");
