@@ -28,13 +28,6 @@ const TYPE_NAMES = {
   short_breaks: "Short breaks",
 };
 
-const RATING_NAMES = {
-  outstanding: "outstanding",
-  good: "good",
-  requires_improvement: "requires improvement",
-  inadequate: "inadequate",
-  not_yet_inspected: "not yet inspected",
-};
 const NEED_NAMES = { semh: "SEMH", uasc: "UASC", cse_risk: "CSE risk", cce_risk: "CCE risk" };
 
 const state = { footprints: [], footprint: null, polls: 0, timer: null, generation: 0, last: {}, links: null };
@@ -292,13 +285,14 @@ function renderHistory(footprintHistory, councilHistories) {
 
 // --- a council's own referrals and their alerts ------------------------------------------------
 
-function needName(need) { return NEED_NAMES[need] || need.replace(/_/g, " "); }
+function words(value) { return value.replace(/_/g, " "); } // requires_improvement → requires improvement
+function needName(need) { return NEED_NAMES[need] || words(need); }
 
 function alertText(alert) {
   const where = `${alert.distance_miles.toFixed(1)} miles${alert.local ? ", local" : ""}`;
   const beds = alert.beds === 1 ? "1 bed" : `${alert.beds} beds`;
   return `${TYPE_NAMES[alert.placement_type] || alert.placement_type} in ${alert.postcode_district} (${where}), `
-    + `rated ${RATING_NAMES[alert.ofsted_rating] || alert.ofsted_rating}, ${beds}`;
+    + `rated ${words(alert.ofsted_rating)}, ${beds}`;
 }
 
 function referralRow(referral, alerts) {
