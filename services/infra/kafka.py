@@ -3,8 +3,10 @@
 import asyncio
 import base64
 import hashlib
+import re
 import shutil
 import uuid
+from pathlib import Path
 from string import Template
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -12,12 +14,16 @@ from aiokafka.errors import KafkaError
 
 from services.infra.errors import BrokerError, PortTakenError
 from services.infra.processes import (
+    cgroup_memory_report,
+    exit_status,
     is_running,
+    memory_available_mib,
     read_pid_file,
     require_program,
     run_command,
     start_detached,
     stop_process,
+    tail,
     tail_of_file,
     write_pid_file,
 )
@@ -32,6 +38,7 @@ _BROKER_PORT = 9092
 _CONTROLLER_PORT = 9093
 
 BROKER_START_TIMEOUT_S = 90.0
+BROKER_START_ATTEMPTS = 2
 BROKER_STOP_TIMEOUT_S = 30.0
 _MAVEN_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 120.0
@@ -41,6 +48,9 @@ _RETRY_INTERVAL_S = 0.5
 _BROKER_MAIN = "kafka.Kafka"
 _STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
 _JARS_RESOLVED_MARKER = ".resolved-from-pom"
+_SERVER_LOG_SCAN_LINES = 400
+# The levels in the broker's log4j pattern ("[date] LEVEL message (logger)").
+_COMPLAINT = re.compile(r"^\[[^\]]*\] (WARN|ERROR|FATAL) ")
 
 
 def normalise_bootstrap(bootstrap: str) -> str:
@@ -68,13 +78,13 @@ async def ensure_broker(bootstrap: str, layout: StateLayout, progress: Progress)
     pid = recorded_broker_pid(layout)
     if pid is not None:
         progress(f"broker already running (pid {pid})")
+        await wait_for_broker(layout, pid, progress)
     elif await broker_answers(LOCAL_BOOTSTRAP):
         progress(f"a broker not started by nearhome infra answers at {LOCAL_BOOTSTRAP}: using it")
         return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.ALREADY_RUNNING)
     else:
         await _refuse_taken_ports()
-        pid = await start_local_broker(layout, progress)
-    await wait_for_broker(layout, pid, progress)
+        pid = await start_broker_and_wait(layout, progress)
     return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.STARTED_HERE, pid=pid)
 
 
@@ -87,6 +97,27 @@ async def broker_status(bootstrap: str, layout: StateLayout) -> ComponentStatus:
     up = await broker_answers(LOCAL_BOOTSTRAP)
     origin = Origin.STARTED_HERE if pid is not None else Origin.ALREADY_RUNNING
     return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=up, origin=origin, pid=pid)
+
+
+async def start_broker_and_wait(layout: StateLayout, progress: Progress) -> int:
+    """Start the local broker and wait until it answers, starting it again if it dies on the way.
+
+    A broker that exits while starting with nothing in its logs was most likely killed from
+    outside (the kernel's out-of-memory killer on a busy machine): a second start usually works,
+    and one that fails again says why as well as the first did.
+    """
+    attempt = 1
+    while True:
+        pid = await start_local_broker(layout, progress)
+        try:
+            await wait_for_broker(layout, pid, progress)
+        except BrokerExitedError as error:
+            if attempt >= BROKER_START_ATTEMPTS:
+                raise
+            attempt += 1
+            progress(f"{error.summary}; starting it again (attempt {attempt})")
+            continue
+        return pid
 
 
 async def start_local_broker(layout: StateLayout, progress: Progress) -> int:
@@ -221,10 +252,7 @@ async def wait_for_broker(layout: StateLayout, pid: int, progress: Progress) -> 
     deadline = loop.time() + BROKER_START_TIMEOUT_S
     while not await broker_answers(LOCAL_BOOTSTRAP):
         if not is_running(pid, *_broker_markers(layout)):
-            raise BrokerError(
-                f"the broker (pid {pid}) exited while starting; see {layout.broker_server_log} "
-                f"and {layout.broker_console_log}. Last lines:\n{_last_broker_words(layout)}"
-            )
+            raise BrokerExitedError(pid, exit_status(pid), layout)
         if loop.time() >= deadline:
             raise BrokerError(
                 f"the broker (pid {pid}) did not answer at {LOCAL_BOOTSTRAP} within "
@@ -234,12 +262,54 @@ async def wait_for_broker(layout: StateLayout, pid: int, progress: Progress) -> 
         await asyncio.sleep(_RETRY_INTERVAL_S)
 
 
+class BrokerExitedError(BrokerError):
+    """The broker's process ended before it answered: how it ended, and what it last logged."""
+
+    def __init__(self, pid: int, how: str | None, layout: StateLayout) -> None:
+        self.summary = f"the broker (pid {pid}) exited while starting ({how or 'how is unknown'})"
+        super().__init__(
+            f"{self.summary}{_likely_cause(how)}; {_machine_headroom(layout)}. "
+            f"See {layout.broker_server_log} and {layout.broker_console_log}.\n"
+            f"{_last_broker_words(layout)}"
+        )
+
+
+def _likely_cause(how: str | None) -> str:
+    if how == "killed by SIGKILL":
+        return "; an unexplained SIGKILL usually comes from the kernel's out-of-memory killer"
+    return ""
+
+
+def _machine_headroom(layout: StateLayout) -> str:
+    memory = memory_available_mib()
+    disk = shutil.disk_usage(layout.root).free // (1024 * 1024)
+    memory_text = "unknown" if memory is None else f"{memory} MiB"
+    headroom = f"memory available now: {memory_text}, free disk under {layout.root}: {disk} MiB"
+    cgroup = cgroup_memory_report()
+    return headroom if cgroup is None else f"{headroom}, {cgroup}"
+
+
 def _last_broker_words(layout: StateLayout) -> str:
-    """The console's tail when the JVM itself complained, otherwise the server log's."""
+    """What the JVM printed (crashes, bad flags), then the broker log's warnings or last lines."""
+    parts = []
     console = layout.broker_console_log
     if console.is_file() and console.stat().st_size > 0:
-        return tail_of_file(console)
-    return tail_of_file(layout.broker_server_log)
+        parts.append(f"  console.log ends:\n{tail_of_file(console)}")
+    server_log = layout.broker_server_log
+    recent = _recent_lines(server_log, _SERVER_LOG_SCAN_LINES)
+    complaints = [line for line in recent if _COMPLAINT.search(line)]
+    if complaints:
+        parts.append(f"  server.log's last warnings and errors:\n{tail(chr(10).join(complaints))}")
+    else:
+        parts.append(f"  server.log ends (no warning or error in it):\n{tail_of_file(server_log)}")
+    return "\n".join(parts)
+
+
+def _recent_lines(path: Path, count: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-count:]
+    except FileNotFoundError:
+        return []
 
 
 async def broker_answers(bootstrap: str, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:

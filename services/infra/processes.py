@@ -120,6 +120,76 @@ def start_detached(argv: Sequence[str], *, log_path: Path, cwd: Path) -> int:
     return child.pid
 
 
+def exit_status(pid: int) -> str | None:
+    """How a process this Python process started ended ("exit code 1", "killed by SIGKILL").
+
+    None while it runs, or when it was not started here (only a parent can learn how a child
+    ended).
+    """
+    child = _started_here.get(pid)
+    if child is None:
+        return None
+    code = child.poll()
+    if code is None:
+        return None
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def memory_available_mib() -> int | None:
+    """The kernel's estimate of memory available to new work, in MiB (None off Linux)."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name == "MemAvailable":
+            return int(value.split()[0]) // 1024
+    return None
+
+
+def cgroup_memory_report() -> str | None:
+    """This process's memory cgroup: its limit and how many processes the kernel killed in it.
+
+    A JVM that vanishes without a word has usually met that killer; this says so for certain.
+    Reads cgroup v2 (`memory.max`, `memory.events`) or v1 (`memory.limit_in_bytes`,
+    `memory.oom_control`); None where neither is readable.
+    """
+    try:
+        memberships = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for membership in memberships:
+        _, controllers, path = membership.split(":", 2)
+        if controllers == "":
+            folder = Path("/sys/fs/cgroup") / path.lstrip("/")
+            names = ("memory.max", "memory.events")
+        elif "memory" in controllers.split(","):
+            folder = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            names = ("memory.limit_in_bytes", "memory.oom_control")
+        else:
+            continue
+        try:
+            limit = (folder / names[0]).read_text().strip()
+            counters = dict(line.split() for line in (folder / names[1]).read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        limit_text = (
+            f"{int(limit) // (1024 * 1024)} MiB"
+            if limit.isdigit() and int(limit) < 2**60
+            else "none"
+        )
+        return f"cgroup memory limit: {limit_text}, OOM kills in the cgroup: " + (
+            counters.get("oom_kill", "unknown")
+        )
+    return None
+
+
 async def stop_process(pid: int, *markers: str, timeout_s: float) -> None:
     """SIGTERM `pid` if it is still the process the markers describe; SIGKILL after `timeout_s`."""
     if not is_running(pid, *markers):
