@@ -252,7 +252,7 @@ async def wait_for_broker(layout: StateLayout, pid: int, progress: Progress) -> 
     deadline = loop.time() + BROKER_START_TIMEOUT_S
     while not await broker_answers(LOCAL_BOOTSTRAP):
         if not is_running(pid, *_broker_markers(layout)):
-            raise BrokerExitedError(pid, exit_status(pid), layout)
+            raise BrokerExitedError(pid, await exit_status(pid), layout)
         if loop.time() >= deadline:
             raise BrokerError(
                 f"the broker (pid {pid}) did not answer at {LOCAL_BOOTSTRAP} within "

@@ -13,6 +13,7 @@ from services.infra.errors import CommandFailedError, InfraError, ToolMissingErr
 _OUTPUT_TAIL_LINES = 15
 _POLL_INTERVAL_S = 0.2
 _KILL_GRACE_S = 10.0
+_EXIT_STATUS_WAIT_S = 5.0
 
 # Processes started by this Python process. Keeping their Popen objects lets `stop_process` reap
 # them (so a test session that starts and stops the broker leaves no zombie behind) and avoids
@@ -120,18 +121,21 @@ def start_detached(argv: Sequence[str], *, log_path: Path, cwd: Path) -> int:
     return child.pid
 
 
-def exit_status(pid: int) -> str | None:
+async def exit_status(pid: int, timeout_s: float = _EXIT_STATUS_WAIT_S) -> str | None:
     """How a process this Python process started ended ("exit code 1", "killed by SIGKILL").
 
-    None while it runs, or when it was not started here (only a parent can learn how a child
-    ended).
+    Waits up to `timeout_s` for it: a process on its way out already looks gone in /proc (its
+    command line is empty) a moment before the kernel has its exit status. None if it is still
+    running after that, or was not started here (only a parent learns how a child ended).
     """
     child = _started_here.get(pid)
     if child is None:
         return None
-    code = child.poll()
-    if code is None:
-        return None
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (code := child.poll()) is None:
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(_POLL_INTERVAL_S / 4)
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
