@@ -297,9 +297,9 @@ def _last_broker_words(layout: StateLayout) -> str:
         parts.append(f"  console.log ends:\n{tail_of_file(console)}")
     server_log = layout.broker_server_log
     recent = _recent_lines(server_log, _SERVER_LOG_SCAN_LINES)
-    complaints = [line for line in recent if _COMPLAINT.search(line)]
+    complaints = "\n".join(line for line in recent if _COMPLAINT.search(line))
     if complaints:
-        parts.append(f"  server.log's last warnings and errors:\n{tail(chr(10).join(complaints))}")
+        parts.append(f"  server.log's last warnings and errors:\n{tail(complaints)}")
     else:
         parts.append(f"  server.log ends (no warning or error in it):\n{tail_of_file(server_log)}")
     return "\n".join(parts)
