@@ -9,6 +9,7 @@ from uuid import uuid4
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,7 +20,14 @@ from prometheus_client import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.platform.errors import ServiceError, UnauthenticatedError
+from services.platform.errors import (
+    ConflictError,
+    ForbiddenError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    ServiceError,
+    UnauthenticatedError,
+)
 from services.platform.idempotency import request_fingerprint
 from services.platform.network import port_accepts
 
@@ -31,6 +39,35 @@ IdempotencyKey = Annotated[
         description="Send the same key again to get the first answer back; nothing is repeated",
     ),
 ]
+
+
+# How each named error is answered; a `ServiceError` of no kind listed here is a 500.
+STATUS_OF_ERROR: dict[type[ServiceError], int] = {
+    ConflictError: 409,
+    NotFoundError: 404,
+    ForbiddenError: 403,
+    UnauthenticatedError: 401,
+    IdempotencyKeyReusedError: 422,
+}
+
+
+def status_of(error: ServiceError) -> int:
+    """The HTTP status answering `error`, from the most specific kind it is an instance of."""
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF_ERROR:
+            return STATUS_OF_ERROR[kind]
+    return 500
+
+
+class Problem(BaseModel):
+    """A 4xx answer: what is wrong, in words."""
+
+    detail: str
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` saying that each of `codes` answers with a `Problem`."""
+    return {code: {"model": Problem} for code in codes}
 
 
 def allow_browser_origins(app: FastAPI, origins: Sequence[str]) -> None:
@@ -91,7 +128,7 @@ async def database_reachable(engine: AsyncEngine) -> bool:
 def _error_answer(_: Request, error: Exception) -> Response:
     assert isinstance(error, ServiceError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthenticatedError) else None
-    return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
+    return JSONResponse({"detail": str(error)}, status_code=status_of(error), headers=headers)
 
 
 def add_operational_routes(

@@ -1,20 +1,24 @@
 """The Kafka side of the outbox: a FastStream broker with one named publisher per topic."""
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from faststream import AckPolicy
+from faststream import AckPolicy, StreamMessage
 from faststream.kafka import KafkaBroker, KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import TopicSpec
-from services.platform.consumer import Delivery, ResumeFromStoredPositions
+from services.platform.consumer import Delivery, ExactlyOnceProcessor, ResumeFromStoredPositions
 from services.platform.outbox import OutgoingMessage
 
 if TYPE_CHECKING:
     from faststream.kafka.publisher.usecase import DefaultPublisher
     from faststream.kafka.subscriber.usecase import BatchSubscriber as KafkaSubscriber
+
+logger = logging.getLogger(__name__)
 
 
 def event_broker(
@@ -74,19 +78,26 @@ class OutboxPublisher:
             self._connected = False
 
 
-def exactly_once_subscriber(  # noqa: PLR0913 - where to read, as whom, and how much at once
-    broker: KafkaBroker,
-    topic: str,
-    *,
-    group_id: str,
-    engine: AsyncEngine,
-    schema: str,
-    max_records: int = 500,
-) -> "KafkaSubscriber":
-    """A batch subscriber that acks after each batch and resumes from the stored positions.
+@dataclass(frozen=True, slots=True)
+class ConsumerPlacement:
+    """Where a service's consumers read from and keep their effects."""
 
-    Decorate the handler with it; the handler passes `deliveries_of(message)` to its processor.
-    """
+    engine: AsyncEngine
+    schema: str
+    group_id: str
+    topic_prefix: str = ""
+    max_records: int = 500
+
+
+async def _left_as_bytes(message: StreamMessage[Any]) -> Any:  # noqa: ANN401 - any body
+    """The processor parses (and judges) every record itself: FastStream need not decode them."""
+    return message.body
+
+
+def _exactly_once_subscriber(
+    broker: KafkaBroker, topic: TopicSpec, placement: ConsumerPlacement, description: str
+) -> "KafkaSubscriber":
+    """A batch subscriber that acks after each batch and resumes from the stored positions."""
     subscriber: KafkaSubscriber | None = None
 
     def consumer() -> object:
@@ -94,16 +105,18 @@ def exactly_once_subscriber(  # noqa: PLR0913 - where to read, as whom, and how 
         return subscriber.consumer
 
     subscriber = broker.subscriber(
-        topic,
+        placement.topic_prefix + topic.name,
         batch=True,
-        group_id=group_id,
+        group_id=placement.group_id,
         auto_offset_reset="earliest",
         # On an error (not a poison message: the processor dead-letters those) seek back and
         # redeliver the batch; acking it would let a later batch store a position past it.
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_records=max_records,
-        listener=ResumeFromStoredPositions(engine, schema, consumer),
-        title=f"{topic}:consume",
+        max_records=placement.max_records,
+        listener=ResumeFromStoredPositions(placement.engine, placement.schema, consumer),
+        decoder=_left_as_bytes,
+        title=f"{topic.name}:consume",
+        description=description,
     )
     return subscriber
 
@@ -111,3 +124,40 @@ def exactly_once_subscriber(  # noqa: PLR0913 - where to read, as whom, and how 
 def deliveries_of(message: KafkaMessage) -> list[Delivery]:
     """The records of a batch message, as the processor takes them."""
     return [Delivery.of(record) for record in message.raw_message]
+
+
+def consume(
+    broker: KafkaBroker,
+    processor: ExactlyOnceProcessor[Any],
+    topics: Sequence[tuple[TopicSpec, str]],
+    placement: ConsumerPlacement,
+    *,
+    after_batch: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Subscribe `processor` to each topic (with what the service does with it, for AsyncAPI).
+
+    Every batch is applied exactly once, then `after_batch` runs (alerting delivers what the
+    batch raised). FastStream registers each subscriber, so it appears in the AsyncAPI document.
+    """
+    for topic, description in topics:
+
+        async def on_batch(message: KafkaMessage) -> None:
+            await processor.handle(deliveries_of(message))
+            if after_batch is not None:
+                await after_batch()
+
+        on_batch.__name__ = "on_" + topic.name.replace(".", "_")
+        _exactly_once_subscriber(broker, topic, placement, description)(on_batch)
+
+
+async def start_consuming(broker: KafkaBroker, retry_interval: float) -> None:
+    """Connect the subscribers and the dead-letter producer, trying again while Kafka is away."""
+    while True:
+        try:
+            await broker.start()
+        except Exception:
+            logger.exception("cannot reach Kafka; retrying in %.1fs", retry_interval)
+            await broker.stop()
+            await asyncio.sleep(retry_interval)
+        else:
+            return
