@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts.topics import all_topics
 from services.infra import ensure_up
 from services.infra.topics import declare_topics
-from services.settings import CommonSettings
+from services.platform.settings import CommonSettings
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,7 @@ from contracts.topics import REFERRAL_EVENTS, all_topics
 from services.alerting.webhooks import verify
 from services.infra.topics import declare_topics
 from services.platform.auth import Role, issue_token, principal_for
-from services.settings import CommonSettings
+from services.platform.settings import CommonSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"

@@ -2,7 +2,7 @@
 
 from pydantic import AliasChoices, Field, field_validator
 
-from services.settings import ServiceSettings
+from services.platform.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

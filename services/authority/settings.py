@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from pydantic import AliasChoices, Field
 
-from services.settings import ServiceSettings
+from services.platform.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -8,7 +8,7 @@ from services.infra.errors import InfraError
 from services.infra.state import StateLayout, exclusive, state_layout
 from services.infra.status import ComponentStatus, InfraStatus, Progress, quiet
 from services.infra.topics import declare_topics
-from services.settings import SERVICE_SCHEMAS, CommonSettings
+from services.platform.settings import SERVICE_SCHEMAS, CommonSettings
 
 
 async def up(progress: Progress = quiet) -> InfraStatus:

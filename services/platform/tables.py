@@ -42,10 +42,10 @@ class EnumText(TypeDecorator[E], Generic[E]):
         super().__init__()
         self.enum = enum
 
-    def process_bind_param(self, value: E | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: E | None, _dialect: Dialect) -> str | None:
         return None if value is None else self.enum(value).value
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+    def process_result_value(self, value: str | None, _dialect: Dialect) -> E | None:
         return None if value is None else self.enum(value)
 
 
@@ -59,11 +59,11 @@ class EnumTuple(TypeDecorator[tuple[E, ...]], Generic[E]):
         super().__init__()
         self.enum = enum
 
-    def process_bind_param(self, value: Sequence[E] | None, dialect: Dialect) -> list[str] | None:
+    def process_bind_param(self, value: Sequence[E] | None, _dialect: Dialect) -> list[str] | None:
         return None if value is None else [self.enum(item).value for item in value]
 
     def process_result_value(
-        self, value: Sequence[str] | None, dialect: Dialect
+        self, value: Sequence[str] | None, _dialect: Dialect
     ) -> tuple[E, ...] | None:
         return None if value is None else tuple(self.enum(item) for item in value)
 
@@ -107,8 +107,9 @@ def select_columns(table: Table, columns: Sequence[str] | None = None) -> str:
     """`SELECT <columns> FROM schema.table`: every column unless `columns` names some."""
     names = [column.name for column in table.columns] if columns is None else list(columns)
     for name in names:
-        table.columns[name]  # noqa: B018 - a KeyError names a column the table does not have
-    return f"SELECT {', '.join(map(_quoted, names))} FROM {qualified(table)}"
+        table.columns[name]
+    # Names from the table's own metadata, checked by `qualified`: never from input.
+    return f"SELECT {', '.join(map(_quoted, names))} FROM {qualified(table)}"  # noqa: S608
 
 
 def bulk_upsert(table: Table, columns: Sequence[str] | None = None) -> str:
@@ -138,11 +139,10 @@ def bulk_upsert(table: Table, columns: Sequence[str] | None = None) -> str:
         if updates
         else f" ON CONFLICT ({', '.join(map(_quoted, keys))}) DO NOTHING"
     )
-    return (
-        f"INSERT INTO {qualified(table)} ({', '.join(map(_quoted, names))})"
-        f" SELECT {', '.join(selected)}"
-        f" FROM unnest({', '.join(parameters)}) AS u({', '.join(aliases)})" + conflict
-    )
+    # Names from the table's own metadata, checked by `qualified`: never from input.
+    insert = f"INSERT INTO {qualified(table)} ({', '.join(map(_quoted, names))})"
+    rows = f" SELECT {', '.join(selected)} FROM unnest({', '.join(parameters)}) AS u({', '.join(aliases)})"  # noqa: E501, S608
+    return insert + rows + conflict
 
 
 @contextlib.asynccontextmanager

@@ -61,7 +61,7 @@ class Writer:
     async def write(
         self, request: WriteRequest, work: Work, *, after: AfterWork | None = None
     ) -> StoredResponse:
-        """Run `work` once per `Idempotency-Key`, then `after` (an audit row, say), in one commit."""
+        """Run `work` once per `Idempotency-Key`, then `after` (an audit row, say): one commit."""
         async with self.transaction() as session:
             answer = await run_once(
                 session,

@@ -12,7 +12,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from services.settings import ServiceSettings
+from services.platform.settings import ServiceSettings
 from services.simulator.area import UnknownAreaError, resolve_area
 from services.simulator.plan import DEFAULT_START, SimulationConfig, plan
 from services.simulator.progress import Progress

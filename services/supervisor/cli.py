@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from services.infra import InfraError, ensure_up
 from services.platform.network import port_accepts
-from services.settings import ServiceSettings
+from services.platform.settings import ServiceSettings
 from services.supervisor.backoff import RestartPolicy
 from services.supervisor.demo import demo_guide, url_table
 from services.supervisor.logs import Prefixer

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.settings import ServiceSettings
+from services.platform.settings import ServiceSettings
 
 SERVICES = ("provider", "authority", "ledger", "alerting")
 SIMULATOR = "simulator"

@@ -17,7 +17,7 @@ from contracts.topics import REFERRAL_EVENTS
 from services.authority.app import Settings, create_app
 from services.platform.auth import Principal, Role, issue_token, principal_for
 from services.platform.database import create_engine
-from services.settings import CommonSettings
+from services.platform.settings import CommonSettings
 
 SECRET = "test-secret-for-the-authority-service-suite"
 BOOTSTRAP = CommonSettings().kafka_bootstrap_servers

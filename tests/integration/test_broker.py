@@ -14,7 +14,7 @@ from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.serialization import from_bytes, to_bytes
 from contracts.topics import PROVIDER_EVENTS
-from services.settings import CommonSettings
+from services.platform.settings import CommonSettings
 
 pytestmark = pytest.mark.kafka
 

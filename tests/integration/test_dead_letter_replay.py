@@ -9,8 +9,8 @@ from kafka_probe import TopicProbe
 
 from contracts.serialization import to_bytes
 from contracts.topics import PROVIDER_EVENTS
-from services.dead_letters import UnknownTopicError, dead_letter_topic, replay
-from services.settings import CommonSettings
+from services.platform.dead_letters import UnknownTopicError, dead_letter_topic, replay
+from services.platform.settings import CommonSettings
 
 pytestmark = pytest.mark.kafka
 

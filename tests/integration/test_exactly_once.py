@@ -28,7 +28,7 @@ from services.platform.consumer import (
 )
 from services.platform.database import create_engine
 from services.platform.kafka import deliveries_of, exactly_once_subscriber
-from services.settings import CommonSettings
+from services.platform.settings import CommonSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -13,7 +13,7 @@ from contracts.topics import all_topics
 from services.infra import InfraStatus, Origin, lifecycle
 from services.infra.processes import is_running
 from services.infra.topics import partition_counts
-from services.settings import SERVICE_SCHEMAS, CommonSettings
+from services.platform.settings import SERVICE_SCHEMAS, CommonSettings
 
 NEARHOME = Path(sys.executable).with_name("nearhome")
 _COMMAND_TIMEOUT_S = 300

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.platform.auth import Role, decode_token
-from services.settings import ServiceSettings
+from services.platform.settings import ServiceSettings
 from services.supervisor.cli import app, plan_run
 from services.supervisor.demo import demo_guide
 from services.supervisor.plan import (
