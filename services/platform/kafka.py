@@ -4,12 +4,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from faststream import AckPolicy, StreamMessage
 from faststream.kafka import KafkaBroker, KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.envelope import Envelope
+from contracts.events import EVENT_TYPES
 from contracts.topics import TopicSpec
 from services.platform.consumer import Delivery, ExactlyOnceProcessor, ResumeFromStoredPositions
 from services.platform.outbox import OutgoingMessage
@@ -37,6 +39,12 @@ def event_broker(
     )
 
 
+def envelope_of(topic: TopicSpec) -> Any:  # noqa: ANN401 - a type built at run time
+    """The envelope over every payload `topic` carries: the message schema in AsyncAPI."""
+    payloads = tuple(EVENT_TYPES[name] for name in topic.events)
+    return Envelope[Union[payloads]]  # type: ignore[valid-type]  # noqa: UP007 - a runtime tuple
+
+
 class OutboxPublisher:
     """Sends outbox rows through named FastStream publishers (so they appear in AsyncAPI)."""
 
@@ -50,6 +58,7 @@ class OutboxPublisher:
                 topic_prefix + topic.name,
                 title=f"{topic.name}:publish",
                 description=f"{', '.join(topic.events)}, keyed by {topic.key_field}",
+                schema=envelope_of(topic),
             )
             for topic in topics
         }
@@ -115,7 +124,8 @@ def _exactly_once_subscriber(
         max_records=placement.max_records,
         listener=ResumeFromStoredPositions(placement.engine, placement.schema, consumer),
         decoder=_left_as_bytes,
-        title=f"{topic.name}:consume",
+        # One title per consumer group: two services reading one topic are two operations.
+        title=f"{topic.name}:{placement.group_id}",
         description=description,
     )
     return subscriber

@@ -1,0 +1,40 @@
+"""The AsyncAPI document FastStream generates from the brokers' registered publishers and subscribers.
+
+Each service serves its own part at `/asyncapi.json`; `nearhome asyncapi` writes the whole
+exchange's (every service's brokers together), committed as `docs/asyncapi.json`.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+ASYNCAPI_PATH = "/asyncapi.json"
+
+
+def asyncapi_document(
+    brokers: list[KafkaBroker], *, title: str, version: str, description: str
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of `brokers`, as JSON-ready data."""
+    specification = AsyncAPI(
+        *brokers, title=title, version=version, description=description
+    ).to_specification()
+    document: dict[str, Any] = json.loads(specification.to_json())
+    return document
+
+
+def add_asyncapi_route(
+    app: FastAPI, broker_of: Callable[[], KafkaBroker], *, title: str, version: str
+) -> None:
+    """Serve the service's own channels at `/asyncapi.json` (built from its broker on request)."""
+
+    @app.get(ASYNCAPI_PATH, tags=["operations"], include_in_schema=False)
+    async def asyncapi() -> JSONResponse:
+        document = asyncapi_document(
+            [broker_of()], title=title, version=version, description=app.summary or ""
+        )
+        return JSONResponse(document)
