@@ -1,4 +1,4 @@
-"""The AsyncAPI document FastStream generates from the brokers' registered publishers and subscribers.
+"""The AsyncAPI document FastStream generates from the brokers' publishers and subscribers.
 
 Each service serves its own part at `/asyncapi.json`; `nearhome asyncapi` writes the whole
 exchange's (every service's brokers together), committed as `docs/asyncapi.json`.
