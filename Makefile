@@ -34,7 +34,7 @@ lint: $(INSTALLED) ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 types: $(INSTALLED) ## mypy, strict
-	$(BIN)/mypy contracts services infra/data
+	$(BIN)/mypy contracts services infra tools
 
 test: infra-up ## the whole test suite, against the real local broker and database
 	$(BIN)/pytest $(PYTEST_ARGS)

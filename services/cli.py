@@ -11,13 +11,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts import geography
-from services.platform import dead_letters
-from services.infra.cli import app as infra_app
+from infra.local.cli import app as infra_app
 from services.ledger.cli import app as ledger_app
+from services.platform import dead_letters
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.settings import CommonSettings, ServiceSettings
-from services.simulator.cli import app as simulator_app
-from services.supervisor.cli import app as run_app
+from tools.simulator.cli import app as simulator_app
+from tools.supervisor.cli import app as run_app
 
 app = typer.Typer(
     help="NearHome: a regional vacancy exchange for children's care placements.",

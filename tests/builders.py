@@ -1,4 +1,8 @@
-"""Valid sample events for tests: one builder per event type, overridable field by field."""
+"""Valid sample events for tests: one builder per event type, overridable field by field.
+
+Fixed, hand-written values that tests can assert on; for many events drawn at random, see
+`tools.synthetic.history`. The councils are the synthetic world's two best-described ones.
+"""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -7,15 +11,13 @@ from uuid import UUID, uuid4
 from contracts.envelope import Envelope, envelop
 from contracts.events import EVENT_TYPES, EventPayload
 from contracts.serialization import payload_from
+from tools.synthetic.figures import SEFTON, WESTMORLAND_AND_FURNESS
 
 SETTING_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0001")
 VACANCY_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0002")
 PLACEMENT_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0003")
 REFERRAL_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0004")
 ALERT_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0005")
-
-WESTMORLAND_AND_FURNESS = "E06000064"
-SEFTON = "E08000014"
 
 _SETTING: dict[str, Any] = {
     "setting_id": str(SETTING_ID),

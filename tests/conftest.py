@@ -8,8 +8,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import all_topics
-from services.infra import ensure_up
-from services.infra.topics import declare_topics
+from infra.local import ensure_up
+from infra.local.topics import declare_topics
 from services.platform.settings import CommonSettings
 
 

@@ -46,8 +46,8 @@ from contracts.envelope import envelop
 from contracts.events import ReferralOpened
 from contracts.serialization import to_bytes
 from contracts.topics import REFERRAL_EVENTS, all_topics
+from infra.local.topics import declare_topics
 from services.alerting.webhooks import verify
-from services.infra.topics import declare_topics
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.settings import CommonSettings
 

@@ -1,58 +1,33 @@
 """How long matching one new vacancy or referral takes against a national population.
 
-Builds a CandidateIndex of open referrals and vacancies spread over England's postcode districts,
-then times `referrals_fitting` for new vacancies and `vacancies_fitting` for new referrals, and
-counts the candidates each match examined against the population it would otherwise scan.
+Builds a CandidateIndex of open referrals and vacancies spread over England's postcode districts
+(the synthetic world's open market, tools/synthetic/england.py), then times `referrals_fitting`
+for new vacancies and `vacancies_fitting` for new referrals, and counts the candidates each match
+examined against the population it would otherwise scan.
 
     .venv/bin/python bench/alerting/bench_matching.py [--seed 1]
 """
 
 import argparse
-import random
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TypeVar
 from uuid import UUID
 
 from contracts import geography
-from contracts.enums import Need, OfstedRating, PlacementType, SearchScope, Sex
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.matching import Fit, OpenReferral, OpenVacancy
+from tools.synthetic.area import region_of
+from tools.synthetic.england import OpenMarket
 
 Query = TypeVar("Query")
 
 TARGET_P99_MS = 5.0
 TODAY = date(2026, 11, 23)
-
-# Roughly England's mix: most children are fostered, most of the rest in children's homes.
-PLACEMENT_TYPE_WEIGHTS = {
-    PlacementType.FOSTER_CARE_IFA: 32,
-    PlacementType.FOSTER_CARE_IN_HOUSE: 30,
-    PlacementType.CHILDRENS_HOME: 22,
-    PlacementType.SUPPORTED_ACCOMMODATION: 6,
-    PlacementType.PARENT_AND_CHILD: 3,
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 2,
-    PlacementType.SHORT_BREAKS: 2,
-    PlacementType.SUPPORTED_LODGINGS: 2,
-    PlacementType.SECURE_CHILDRENS_HOME: 1,
-}
-RATING_WEIGHTS = {
-    OfstedRating.OUTSTANDING: 15,
-    OfstedRating.GOOD: 58,
-    OfstedRating.REQUIRES_IMPROVEMENT: 15,
-    OfstedRating.INADEQUATE: 4,
-    OfstedRating.NOT_YET_INSPECTED: 8,
-}
-FOSTERING = (PlacementType.FOSTER_CARE_IFA, PlacementType.FOSTER_CARE_IN_HOUSE)
-# Needs a child may have on its own; a sibling group's and a solo placement's come with the group
-# size and the setting's occupancy.
-PLAIN_NEEDS: tuple[Need, ...] = tuple(
-    need for need in Need if need not in {Need.SIBLING_GROUP, Need.SOLO_PLACEMENT}
-)
 
 
 @dataclass(frozen=True)
@@ -62,93 +37,52 @@ class Population:
 
 
 class Generator:
-    """Random open referrals and vacancies over England's postcode districts."""
+    """The synthetic world's open market over England, as the alerting service's index sees it."""
 
     def __init__(self, seed: int) -> None:
-        self._random = random.Random(seed)
-        self._districts = geography.districts()
-        self._regions = {c.code: c.region_code for c in geography.councils()}
+        self._market = OpenMarket(seed, TODAY)
         self._next_id = 0
 
     def _id(self) -> UUID:
         self._next_id += 1
         return UUID(int=self._next_id)
 
-    def _placement_type(self) -> PlacementType:
-        types = list(PLACEMENT_TYPE_WEIGHTS)
-        return self._random.choices(types, list(PLACEMENT_TYPE_WEIGHTS.values()))[0]
-
     def referral(self) -> OpenReferral:
-        pick = self._random
-        home = pick.choice(self._districts)
-        wanted = {self._placement_type()}
-        if wanted & set(FOSTERING) and pick.random() < 0.6:
-            wanted |= set(FOSTERING)  # in-house or agency carers, whichever is free
-        if pick.random() < 0.15:
-            wanted.add(PlacementType.CHILDRENS_HOME)
-        age = pick.randint(16, 17) if PlacementType.SUPPORTED_ACCOMMODATION in wanted else None
-        siblings = pick.choice((2, 2, 3)) if pick.random() < 0.08 else 1
-        needs: set[Need] = set(pick.sample(PLAIN_NEEDS, pick.randint(0, 3)))
-        if siblings > 1:
-            needs.add(Need.SIBLING_GROUP)
-        elif pick.random() < 0.03:
-            needs.add(Need.SOLO_PLACEMENT)
+        referral = self._market.referral()
         return OpenReferral(
             referral_id=self._id(),
-            authority_code=home.authority_code,
-            region_code=self._regions[home.authority_code],
-            home_postcode_district=home.code,
-            age=age if age is not None else pick.randint(0, 17),
-            sex=pick.choices((Sex.FEMALE, Sex.MALE, Sex.OTHER), (48, 50, 2))[0],
-            needs=frozenset(needs),
-            sibling_group_size=siblings,
-            placement_types=frozenset(wanted),
-            needed_by=TODAY + timedelta(pick.randint(0, 60)),
-            min_ofsted_rating=pick.choices(
-                (OfstedRating.GOOD, OfstedRating.REQUIRES_IMPROVEMENT), (80, 20)
-            )[0],
-            accept_not_yet_inspected=pick.random() < 0.3,
-            search_scope=SearchScope.REGIONAL if pick.random() < 0.15 else SearchScope.LOCAL,
+            authority_code=referral.council,
+            region_code=region_of(referral.council),
+            home_postcode_district=referral.home_district,
+            age=referral.age,
+            sex=referral.sex,
+            needs=frozenset(referral.needs),
+            sibling_group_size=referral.sibling_group_size,
+            placement_types=frozenset(referral.placement_types),
+            needed_by=referral.needed_by,
+            min_ofsted_rating=referral.min_rating,
+            accept_not_yet_inspected=referral.accept_not_yet_inspected,
+            search_scope=referral.scope,
         )
 
     def vacancy(self) -> OpenVacancy:
-        pick = self._random
-        place = pick.choice(self._districts)
-        placement_type = self._placement_type()
-        if placement_type is PlacementType.SUPPORTED_ACCOMMODATION:
-            age_min, age_max = 16, 17
-        else:
-            age_min = pick.randint(0, 12)
-            age_max = pick.randint(max(age_min, 11), 17)
-        needs_met: set[Need] = set(pick.sample(PLAIN_NEEDS, pick.randint(2, 10)))
-        beds = pick.choices((1, 2, 3), (75, 18, 7))[0]
-        if beds > 1 and pick.random() < 0.5:
-            needs_met.add(Need.SIBLING_GROUP)
-        has_other_children = pick.random() < 0.6
-        if not has_other_children and pick.random() < 0.3:
-            needs_met.add(Need.SOLO_PLACEMENT)
+        vacancy = self._market.vacancy()
+        setting = vacancy.setting
         return OpenVacancy(
             vacancy_id=self._id(),
             setting_id=self._id(),
-            authority_code=place.authority_code,
-            postcode_district=place.code,
-            region_code=self._regions[place.authority_code],
-            placement_type=placement_type,
-            ofsted_rating=pick.choices(list(RATING_WEIGHTS), list(RATING_WEIGHTS.values()))[0],
-            age_min=age_min,
-            age_max=age_max,
-            sexes_accepted=pick.choice(
-                (
-                    frozenset(Sex),
-                    frozenset({Sex.FEMALE, Sex.MALE}),
-                    frozenset({Sex.FEMALE}),
-                    frozenset({Sex.MALE}),
-                )
-            ),
-            needs_met=frozenset(needs_met),
-            beds=beds,
-            available_from=TODAY + timedelta(pick.randint(0, 30)),
-            setting_has_other_children=has_other_children,
+            authority_code=setting.council,
+            postcode_district=setting.district,
+            region_code=region_of(setting.council),
+            placement_type=setting.placement_type,
+            ofsted_rating=setting.rating,
+            age_min=setting.age_min if vacancy.age_min is None else vacancy.age_min,
+            age_max=setting.age_max if vacancy.age_max is None else vacancy.age_max,
+            sexes_accepted=frozenset(setting.sexes if vacancy.sexes is None else vacancy.sexes),
+            needs_met=frozenset(setting.needs),
+            beds=vacancy.beds,
+            available_from=vacancy.available_from,
+            setting_has_other_children=bool(setting.placements),
         )
 
     def population(self, referrals: int, vacancies: int) -> Population:

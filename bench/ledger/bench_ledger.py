@@ -29,13 +29,13 @@ from aiokafka.structs import TopicPartition
 from contracts.envelope import Envelope
 from contracts.serialization import to_bytes
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, all_topics
-from services.infra.topics import declare_topics
+from infra.local.topics import declare_topics
 from services.ledger import store
 from services.ledger.app import Settings, create_app
 from services.ledger.domain import council_figures, fold
-from services.ledger.synthetic import SyntheticHistory, topic_of
 from services.ledger.use_cases import utc_now
 from services.platform.database import create_engine
+from tools.synthetic.history import SyntheticHistory, topic_of
 
 
 def _arguments() -> argparse.Namespace:

@@ -4,7 +4,7 @@ A service's `migrations/env.py` is two lines: it hands its MetaData to `run_migr
 """
 
 import asyncio
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command, context
 from alembic.config import Config
@@ -12,12 +12,13 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-SERVICES_DIR = Path(__file__).resolve().parents[1]
-
 
 def alembic_config(service: str, database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    # The migrations ship inside the service's package: found where it is installed, not where
+    # this file happens to sit in a checkout.
+    migrations = files(f"services.{service}.migrations")
+    config.set_main_option("script_location", str(migrations))
     config.set_main_option("sqlalchemy.url", database_url)
     config.attributes["service"] = service
     return config

@@ -10,9 +10,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from contracts.topics import all_topics
-from services.infra import InfraStatus, Origin, lifecycle
-from services.infra.processes import is_running
-from services.infra.topics import partition_counts
+from infra.local import InfraStatus, Origin, lifecycle
+from infra.local.processes import is_running
+from infra.local.topics import partition_counts
 from services.platform.settings import SERVICE_SCHEMAS, CommonSettings
 
 NEARHOME = Path(sys.executable).with_name("nearhome")

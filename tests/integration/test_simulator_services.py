@@ -14,11 +14,11 @@ from services.authority.app import create_app as create_authority
 from services.platform.database import create_engine
 from services.provider.app import Settings as ProviderSettings
 from services.provider.app import create_app as create_provider
-from services.simulator.area import resolve_area
-from services.simulator.plan import SimulationConfig, plan
-from services.simulator.progress import Progress
-from services.simulator.requests import Api, Kind
-from services.simulator.sender import Sender, SenderOptions
+from tools.simulator.plan import SimulationConfig, plan
+from tools.simulator.progress import Progress
+from tools.simulator.requests import Api, Kind
+from tools.simulator.sender import Sender, SenderOptions
+from tools.synthetic.area import resolve_area
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.infra import kafka
-from services.infra.state import StateLayout, infra_local_dir
+from infra.local import kafka
+from infra.local.state import StateLayout, recipe
 
 _SERVER_LOG = """\
 [2026-11-23 10:00:00,000] INFO Registered kafka:type=kafka.Log4jController MBean (x)
@@ -24,7 +24,7 @@ def _layout_ready_to_start(root: Path) -> StateLayout:
     """A state folder whose jars count as resolved and whose storage counts as formatted."""
     layout = StateLayout(root=root)
     layout.kafka_libs.mkdir(parents=True)
-    pom_hash = hashlib.sha256((infra_local_dir() / "pom.xml").read_bytes()).hexdigest()
+    pom_hash = hashlib.sha256(recipe("pom.xml").read_bytes()).hexdigest()
     (layout.kafka_libs / ".resolved-from-pom").write_text(f"{pom_hash}\n")
     layout.kafka_data.mkdir(parents=True)
     (layout.kafka_data / "meta.properties").write_text("formatted\n")

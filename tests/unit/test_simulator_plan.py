@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from services.authority.schemas import CloseReferral, OpenReferral, ReferralChanges
 
 from contracts.enums import PlacementType
-from services.authority.schemas import CloseReferral, OpenReferral, ReferralChanges
 from services.provider import domain
 from services.provider.models import (
     CloseSetting,
@@ -29,9 +29,9 @@ from services.provider.models import (
     UpdateSetting,
     WithdrawVacancy,
 )
-from services.simulator.area import UnknownAreaError, resolve_area
-from services.simulator.plan import Plan, SimulationConfig, evenly_interleaved, plan
-from services.simulator.requests import Api, Kind, Phase, PlannedRequest
+from tools.simulator.plan import Plan, SimulationConfig, evenly_interleaved, plan
+from tools.simulator.requests import Api, Kind, Phase, PlannedRequest
+from tools.synthetic.area import UnknownAreaError, resolve_area
 
 SEFTON = "E08000014"
 WESTMORLAND_AND_FURNESS = "E06000064"
@@ -126,8 +126,8 @@ def test_idempotency_keys_are_unique_and_depend_on_the_seed_and_scale():
 def test_the_plan_does_not_depend_on_the_interpreters_hash_seed():
     script = (
         "import hashlib, itertools, json\n"
-        "from services.simulator.area import resolve_area\n"
-        "from services.simulator.plan import SimulationConfig, plan\n"
+        "from tools.synthetic.area import resolve_area\n"
+        "from tools.simulator.plan import SimulationConfig, plan\n"
         "p = plan(SimulationConfig(area=resolve_area('sefton'), seed=3, scale=0.5))\n"
         "text = json.dumps([r.as_json() for r in itertools.islice(iter(p), 2000)])\n"
         "print(hashlib.sha256(text.encode()).hexdigest())\n"

@@ -16,10 +16,10 @@ import httpx
 from typer.testing import CliRunner
 
 from services.platform.auth import Role, decode_token
-from services.simulator.cli import app, default_rate
-from services.simulator.progress import Progress
-from services.simulator.requests import Api, Kind, Phase, PlannedRequest, placeholder
-from services.simulator.sender import Sender, SenderOptions
+from tools.simulator.cli import app, default_rate
+from tools.simulator.progress import Progress
+from tools.simulator.requests import Api, Kind, Phase, PlannedRequest, placeholder
+from tools.simulator.sender import Sender, SenderOptions
 
 SECRET = "simulator-sender-test-secret-32-bytes!"
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)

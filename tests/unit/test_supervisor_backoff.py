@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.supervisor.backoff import Backoff, RestartPolicy
-from services.supervisor.supervisor import describe_exit
+from tools.supervisor.backoff import Backoff, RestartPolicy
+from tools.supervisor.supervisor import describe_exit
 
 
 def test_quick_failures_back_off_exponentially_then_give_up() -> None:

@@ -8,10 +8,10 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from services.supervisor.backoff import RestartPolicy
-from services.supervisor.logs import Prefixer
-from services.supervisor.plan import ChildSpec
-from services.supervisor.supervisor import Console, Supervisor, SupervisorOptions
+from tools.supervisor.backoff import RestartPolicy
+from tools.supervisor.logs import Prefixer
+from tools.supervisor.plan import ChildSpec
+from tools.supervisor.supervisor import Console, Supervisor, SupervisorOptions
 
 STEADY = "import time\nprint('steady up', flush=True)\nwhile True: time.sleep(1)"
 FLAKY = "import sys\nprint('connecting'); print('boom: no database', file=sys.stderr)\nsys.exit(3)"

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.supervisor.logs import LineSplitter, Prefixer, Tail, is_routine
+from tools.supervisor.logs import LineSplitter, Prefixer, Tail, is_routine
 
 
 def test_lines_split_across_chunks_come_out_whole() -> None:

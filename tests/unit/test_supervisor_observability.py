@@ -17,8 +17,8 @@ import pytest
 from services.alerting.settings import Settings as AlertingSettings
 from services.authority.settings import Settings as AuthoritySettings
 from services.ledger.settings import Settings as LedgerSettings
-from services.provider.settings import Settings as ProviderSettings
 from services.platform.settings import ServiceSettings
+from services.provider.settings import Settings as ProviderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from services.platform.auth import Role, decode_token
 from services.platform.settings import ServiceSettings
-from services.supervisor.cli import app, plan_run
-from services.supervisor.demo import demo_guide
-from services.supervisor.plan import (
+from tools.supervisor.cli import app, plan_run
+from tools.supervisor.demo import demo_guide
+from tools.supervisor.plan import (
     SERVICES,
     base_url,
     linked_environment,

@@ -6,14 +6,15 @@ import hashlib
 import re
 import shutil
 import uuid
+from importlib.resources import as_file
 from pathlib import Path
 from string import Template
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from services.infra.errors import BrokerError, PortTakenError
-from services.infra.processes import (
+from infra.local.errors import BrokerError, PortTakenError
+from infra.local.processes import (
     cgroup_memory_report,
     exit_status,
     is_running,
@@ -27,8 +28,8 @@ from services.infra.processes import (
     tail_of_file,
     write_pid_file,
 )
-from services.infra.state import StateLayout, infra_local_dir
-from services.infra.status import ComponentStatus, Origin, Progress
+from infra.local.state import StateLayout, recipe
+from infra.local.status import ComponentStatus, Origin, Progress
 from services.platform.network import port_accepts
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
@@ -164,7 +165,7 @@ async def ensure_kafka_jars(layout: StateLayout, progress: Progress) -> None:
     The folder records the hash of the pom it came from, so editing the pom (a new Kafka version)
     resolves the jars again instead of mixing two versions on one classpath.
     """
-    pom = infra_local_dir() / "pom.xml"
+    pom = recipe("pom.xml")
     wanted = hashlib.sha256(pom.read_bytes()).hexdigest()
     marker = layout.kafka_libs / _JARS_RESOLVED_MARKER
     if marker.is_file() and marker.read_text().strip() == wanted:
@@ -173,28 +174,32 @@ async def ensure_kafka_jars(layout: StateLayout, progress: Progress) -> None:
     mvn = require_program("mvn", "install Maven 3 (apt-get install maven)")
     partial = layout.kafka_libs.with_name(f"{layout.kafka_libs.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    await run_command(
-        [
-            mvn,
-            "--batch-mode",
-            "--quiet",
-            "--file",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={partial}",
-            "-DincludeScope=runtime",
-        ],
-        action="resolving Kafka jars with Maven",
-        timeout_s=_MAVEN_TIMEOUT_S,
-    )
+    with as_file(pom) as pom_file:
+        await run_command(
+            [
+                mvn,
+                "--batch-mode",
+                "--quiet",
+                "--file",
+                str(pom_file),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={partial}",
+                "-DincludeScope=runtime",
+            ],
+            action="resolving Kafka jars with Maven",
+            timeout_s=_MAVEN_TIMEOUT_S,
+        )
     (partial / _JARS_RESOLVED_MARKER).write_text(f"{wanted}\n")
     shutil.rmtree(layout.kafka_libs, ignore_errors=True)
     partial.rename(layout.kafka_libs)
 
 
 def write_broker_config(layout: StateLayout) -> None:
-    template = Template((infra_local_dir() / "kafka-server.properties.template").read_text())
+    template = Template(recipe("kafka-server.properties.template").read_text("utf-8"))
     layout.broker_config.write_text(template.substitute(data_dir=layout.kafka_data))
+    # The JVM reads its log configuration for as long as it runs: a copy in the state folder
+    # outlives any temporary file `as_file` could give for package data.
+    layout.broker_log_config.write_bytes(recipe("log4j2.xml").read_bytes())
 
 
 async def format_storage_once(layout: StateLayout, progress: Progress) -> None:
@@ -234,7 +239,7 @@ def _java_command(layout: StateLayout, main_class: str, *args: str) -> list[str]
     return [
         java,
         "-Xmx512m",
-        f"-Dlog4j2.configurationFile={infra_local_dir() / 'log4j2.xml'}",
+        f"-Dlog4j2.configurationFile={layout.broker_log_config}",
         f"-Dkafka.logs.dir={layout.kafka_logs}",
         "-cp",
         f"{layout.kafka_libs}/*",

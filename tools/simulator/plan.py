@@ -33,12 +33,12 @@ from contracts.enums import (
     Urgency,
     WithdrawalReason,
 )
-from services.simulator import figures, population
-from services.simulator.area import Area, children_looked_after
-from services.simulator.figures import Provision
-from services.simulator.population import FOSTERING, draw
-from services.simulator.requests import Api, Kind, Phase, PlannedRequest, placeholder
-from services.simulator.world import (
+from tools.simulator.requests import Api, Kind, Phase, PlannedRequest, placeholder
+from tools.synthetic import figures, population
+from tools.synthetic.area import Area, children_looked_after
+from tools.synthetic.figures import Provision
+from tools.synthetic.population import FOSTERING, draw
+from tools.synthetic.world import (
     SimPlacement,
     SimReferral,
     SimSetting,

@@ -1,4 +1,4 @@
-"""The figures the synthetic region is built from, each with its source.
+"""The figures the synthetic world is built from, each with its source.
 
 Sources: /work/shared/DOMAIN.md ("Figures for realistic data") and the councils' sufficiency
 strategies beside it (Westmorland and Furness 2025, Sefton 2023, Cumbria 2021). Where a figure is
@@ -7,7 +7,7 @@ our own assumption, the comment says so.
 
 from dataclasses import dataclass
 
-from contracts.enums import PlacementEndReason, PlacementType
+from contracts.enums import OfstedRating, PlacementEndReason, PlacementType
 
 NORTH_WEST = "E12000002"
 WESTMORLAND_AND_FURNESS = "E06000064"
@@ -202,3 +202,44 @@ INSPECTED = (
     PlacementType.SUPPORTED_ACCOMMODATION,
     PlacementType.SHORT_BREAKS,
 )
+
+# --- England as a whole -------------------------------------------------------------------------
+# The matching benchmark's open market and the ledger's event history spread over every council
+# and every placement type, not one area's market as above. Their mixes are not derived from the
+# figures above; they stay as they were so that a seed still draws the same population, and a
+# benchmark's figures stay comparable with earlier runs.
+
+# Children by where they live, roughly England's mix: most fostered, most of the rest in homes.
+ENGLAND_PLACEMENT_MIX = {
+    PlacementType.FOSTER_CARE_IFA: 32,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 30,
+    PlacementType.CHILDRENS_HOME: 22,
+    PlacementType.SUPPORTED_ACCOMMODATION: 6,
+    PlacementType.PARENT_AND_CHILD: 3,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 2,
+    PlacementType.SHORT_BREAKS: 2,
+    PlacementType.SUPPORTED_LODGINGS: 2,
+    PlacementType.SECURE_CHILDRENS_HOME: 1,
+}
+# The open market's grades (our assumption): a little harsher than the simulator's `RATINGS` in
+# population.py, which the benchmark's population predates.
+ENGLAND_RATING_MIX = {
+    OfstedRating.OUTSTANDING: 15,
+    OfstedRating.GOOD: 58,
+    OfstedRating.REQUIRES_IMPROVEMENT: 15,
+    OfstedRating.INADEQUATE: 4,
+    OfstedRating.NOT_YET_INSPECTED: 8,
+}
+# Settings registered in the ledger's history: a mix of kinds, homes first (our assumption: the
+# ledger's projections only need every type to occur, in no particular proportion).
+HISTORY_SETTING_MIX = {
+    PlacementType.CHILDRENS_HOME: 40,
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 4,
+    PlacementType.SECURE_CHILDRENS_HOME: 1,
+    PlacementType.FOSTER_CARE_IN_HOUSE: 20,
+    PlacementType.FOSTER_CARE_IFA: 20,
+    PlacementType.PARENT_AND_CHILD: 3,
+    PlacementType.SUPPORTED_ACCOMMODATION: 8,
+    PlacementType.SUPPORTED_LODGINGS: 2,
+    PlacementType.SHORT_BREAKS: 2,
+}

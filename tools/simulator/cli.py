@@ -13,11 +13,11 @@ import httpx
 import typer
 
 from services.platform.settings import ServiceSettings
-from services.simulator.area import UnknownAreaError, resolve_area
-from services.simulator.plan import DEFAULT_START, SimulationConfig, plan
-from services.simulator.progress import Progress
-from services.simulator.requests import Api, Phase, PlannedRequest
-from services.simulator.sender import Sender, SenderOptions
+from tools.simulator.plan import DEFAULT_START, SimulationConfig, plan
+from tools.simulator.progress import Progress
+from tools.simulator.requests import Api, Phase, PlannedRequest
+from tools.simulator.sender import Sender, SenderOptions
+from tools.synthetic.area import UnknownAreaError, resolve_area
 
 app = typer.Typer(help="A synthetic region for load and demonstration.")
 

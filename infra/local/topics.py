@@ -8,8 +8,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from contracts.topics import TopicSpec
-from services.infra.errors import BrokerError, TopicMismatchError
-from services.infra.status import Progress
+from infra.local.errors import BrokerError, TopicMismatchError
+from infra.local.status import Progress
 
 _REQUEST_TIMEOUT_MS = 30_000
 _TOPIC_ALREADY_EXISTS = 36

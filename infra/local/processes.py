@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from services.infra.errors import CommandFailedError, InfraError, ToolMissingError
+from infra.local.errors import CommandFailedError, InfraError, ToolMissingError
 
 _OUTPUT_TAIL_LINES = 15
 _POLL_INTERVAL_S = 0.2

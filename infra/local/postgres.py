@@ -16,14 +16,14 @@ from string import Template
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from services.infra.errors import (
+from infra.local.errors import (
     CommandFailedError,
     DatabaseError,
     InfraError,
     PortTakenError,
     ToolMissingError,
 )
-from services.infra.processes import (
+from infra.local.processes import (
     as_postgres_user,
     is_running,
     require_program,
@@ -31,8 +31,8 @@ from services.infra.processes import (
     running_as_root,
     tail_of_file,
 )
-from services.infra.state import StateLayout, infra_local_dir
-from services.infra.status import ComponentStatus, Origin, Progress
+from infra.local.state import StateLayout, recipe
+from infra.local.status import ComponentStatus, Origin, Progress
 from services.platform.network import port_accepts
 
 LOCAL_HOST = "127.0.0.1"
@@ -241,7 +241,7 @@ async def initialise_cluster_once(layout: StateLayout, progress: Progress) -> No
         action="initdb",
         timeout_s=_INITDB_TIMEOUT_S,
     )
-    template = Template((infra_local_dir() / "postgresql.conf.template").read_text())
+    template = Template(recipe("postgresql.conf.template").read_text("utf-8"))
     with (partial / "postgresql.conf").open("a") as conf:
         conf.write(template.substitute(socket_dir=layout.postgres_socket_dir))
     shutil.rmtree(layout.postgres_data, ignore_errors=True)

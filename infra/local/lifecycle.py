@@ -3,11 +3,11 @@
 import asyncio
 
 from contracts.topics import all_topics
-from services.infra import kafka, postgres
-from services.infra.errors import InfraError
-from services.infra.state import StateLayout, exclusive, state_layout
-from services.infra.status import ComponentStatus, InfraStatus, Progress, quiet
-from services.infra.topics import declare_topics
+from infra.local import kafka, postgres
+from infra.local.errors import InfraError
+from infra.local.state import StateLayout, exclusive, state_layout
+from infra.local.status import ComponentStatus, InfraStatus, Progress, quiet
+from infra.local.topics import declare_topics
 from services.platform.settings import SERVICE_SCHEMAS, CommonSettings
 
 

@@ -5,8 +5,8 @@ import time
 
 import typer
 
-from services.infra import lifecycle
-from services.infra.errors import InfraError
+from infra.local import lifecycle
+from infra.local.errors import InfraError
 
 app = typer.Typer(
     help="The local Kafka broker and PostgreSQL server (only what `up` started is stopped).",

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 from contracts import geography
 from services.platform.auth import Principal, Role, issue_token, principal_for
-from services.simulator.population import in_house_provider
+from tools.synthetic.figures import SEFTON, WESTMORLAND_AND_FURNESS
+from tools.synthetic.population import in_house_provider
 
 DEMO_COLLABORATIVE = "placements-north-west"
-DEMO_COUNCILS = ("E06000064", "E08000014")  # Westmorland and Furness, Sefton
+# One inland and one coastal council, both with their own figures in the synthetic world.
+DEMO_COUNCILS = (WESTMORLAND_AND_FURNESS, SEFTON)
 TOKEN_TTL = timedelta(hours=12)
 
 

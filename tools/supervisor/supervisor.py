@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import httpx
 import typer
 
-from services.supervisor.backoff import Backoff, RestartPolicy
-from services.supervisor.logs import LineSplitter, Prefixer, Tail, is_routine
-from services.supervisor.plan import ChildSpec
+from tools.supervisor.backoff import Backoff, RestartPolicy
+from tools.supervisor.logs import LineSplitter, Prefixer, Tail, is_routine
+from tools.supervisor.plan import ChildSpec
 
 SUPERVISOR = "supervisor"
 _POLL_INTERVAL = 0.2

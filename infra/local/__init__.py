@@ -3,8 +3,8 @@
 `ensure_up()` does what `nearhome infra up` does, for a pytest session fixture.
 """
 
-from services.infra.errors import InfraError
-from services.infra.lifecycle import ensure_up
-from services.infra.status import ComponentStatus, InfraStatus, Origin
+from infra.local.errors import InfraError
+from infra.local.lifecycle import ensure_up
+from infra.local.status import ComponentStatus, InfraStatus, Origin
 
 __all__ = ["ComponentStatus", "InfraError", "InfraStatus", "Origin", "ensure_up"]

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.simulator.requests import Kind, Phase, PlannedRequest
+from tools.simulator.requests import Kind, Phase, PlannedRequest
 
 # The status line groups the kinds by the record they act on.
 _RECORD = {

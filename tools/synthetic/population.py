@@ -1,7 +1,7 @@
 """Drawing settings, children and councils at random, in realistic proportions.
 
-Every function takes the plan's `random.Random` and nothing else that varies, so a seed always
-draws the same region. Proportions not sourced in figures.py are our assumptions, chosen so that
+Every function takes the caller's `random.Random` and nothing else that varies, so a seed always
+draws the same world. Proportions not sourced in figures.py are our assumptions, chosen so that
 a typical child's needs fit some but not all local settings.
 """
 
@@ -14,13 +14,22 @@ from typing import TypeVar
 
 from contracts import geography
 from contracts.enums import Need, OfstedRating, PlacementType, Sex
-from services.simulator import figures
-from services.simulator.area import districts_of, slug
+from tools.synthetic import figures
+from tools.synthetic.area import districts_of, slug
 
 K = TypeVar("K")
 
 ALL_SEXES = (Sex.FEMALE, Sex.MALE, Sex.OTHER)
 FOSTERING = (PlacementType.FOSTER_CARE_IN_HOUSE, PlacementType.FOSTER_CARE_IFA)
+# Children's ages in whole years, as the contracts bound them; supported accommodation is for
+# 16- and 17-year-olds only.
+YOUNGEST, OLDEST = 0, 17
+SUPPORTED_ACCOMMODATION_AGES = (16, 17)
+# Needs a child may have on its own: a sibling group's comes with the group's size, a solo
+# placement's with whether other children live there.
+PLAIN_NEEDS: tuple[Need, ...] = tuple(
+    need for need in Need if need not in {Need.SIBLING_GROUP, Need.SOLO_PLACEMENT}
+)
 
 
 def draw(rng: random.Random, weights: Mapping[K, float]) -> K:
@@ -160,16 +169,18 @@ def setting_terms(rng: random.Random, placement_type: PlacementType, places: int
             needs.add(Need.SIBLING_GROUP)
         age_min = draw(rng, {5: 5, 7: 10, 8: 25, 10: 35, 11: 15, 12: 10})
         sexes = draw(rng, _HOME_SEXES)
-        return SettingTerms(age_min, 17, sexes, tuple(sorted(needs)))
+        return SettingTerms(age_min, OLDEST, sexes, tuple(sorted(needs)))
     if placement_type is PlacementType.RESIDENTIAL_SPECIAL_SCHOOL:
         age_min = draw(rng, {5: 20, 8: 40, 11: 40})
-        return SettingTerms(age_min, 17, ALL_SEXES, some(rng, _SCHOOL_NEEDS))
+        return SettingTerms(age_min, OLDEST, ALL_SEXES, some(rng, _SCHOOL_NEEDS))
     if placement_type is PlacementType.SHORT_BREAKS:
         age_min = draw(rng, {5: 60, 8: 40})
-        return SettingTerms(age_min, 17, ALL_SEXES, some(rng, _SHORT_BREAK_NEEDS))
+        return SettingTerms(age_min, OLDEST, ALL_SEXES, some(rng, _SHORT_BREAK_NEEDS))
     if placement_type is PlacementType.SUPPORTED_ACCOMMODATION:
         sexes = draw(rng, {ALL_SEXES: 60, (Sex.MALE,): 25, (Sex.FEMALE,): 15})
-        return SettingTerms(16, 17, sexes, some(rng, _SUPPORTED_ACCOMMODATION_NEEDS))
+        return SettingTerms(
+            *SUPPORTED_ACCOMMODATION_AGES, sexes, some(rng, _SUPPORTED_ACCOMMODATION_NEEDS)
+        )
     needs = set(some(rng, _FOSTER_NEEDS))
     if places >= 2 and rng.random() < 0.85:
         needs.add(Need.SIBLING_GROUP)

@@ -1,7 +1,8 @@
 """Where the local infrastructure keeps its files: jars, data, logs and pid files.
 
-Everything lives in one git-ignored folder, `.state/` at the repository root, or wherever
-`NEARHOME_STATE_DIR` points.
+Everything lives in one folder: wherever `NEARHOME_STATE_DIR` points, else `.state/` in the
+current directory (git-ignored at the repository root, where `make` runs). The checked-in recipes
+(the Kafka pom, the log and configuration templates) ship inside this package.
 """
 
 import asyncio
@@ -10,21 +11,23 @@ import fcntl
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from services.infra.status import Progress
+from infra.local.status import Progress
 
 STATE_DIR_ENV = "NEARHOME_STATE_DIR"
+_RECIPES_PACKAGE = "infra.local"
 
 
-def repo_root() -> Path:
-    """The repository this package was installed from (editable installs keep it in place)."""
-    return Path(__file__).resolve().parents[2]
+def recipe(name: str) -> Traversable:
+    """A checked-in recipe (`pom.xml`, `log4j2.xml`, a `.template`), as installed package data.
 
-
-def infra_local_dir() -> Path:
-    """The checked-in recipes: the Kafka pom and the configuration templates."""
-    return repo_root() / "infra" / "local"
+    Not a path: an installed package need not be a folder on disk, so a program that must be
+    given a file gets a copy in the state folder, or one from `importlib.resources.as_file`.
+    """
+    return files(_RECIPES_PACKAGE).joinpath(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,10 @@ class StateLayout:
         return self.kafka_dir / "server.properties"
 
     @property
+    def broker_log_config(self) -> Path:
+        return self.kafka_dir / "log4j2.xml"
+
+    @property
     def broker_console_log(self) -> Path:
         return self.kafka_logs / "console.log"
 
@@ -87,9 +94,9 @@ class StateLayout:
 
 
 def state_layout() -> StateLayout:
-    """The state folder named by `NEARHOME_STATE_DIR`, or `.state/` at the repository root."""
+    """The state folder named by `NEARHOME_STATE_DIR`, or `.state/` in the current directory."""
     configured = os.environ.get(STATE_DIR_ENV)
-    root = Path(configured).expanduser() if configured else repo_root() / ".state"
+    root = Path(configured).expanduser() if configured else Path.cwd() / ".state"
     return StateLayout(root=root.resolve())
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 
 from services.platform.auth import Role, issue_token, principal_for
-from services.simulator.progress import Progress
-from services.simulator.requests import Api, Phase, PlannedRequest, UnresolvedHandleError
+from tools.simulator.progress import Progress
+from tools.simulator.requests import Api, Phase, PlannedRequest, UnresolvedHandleError
 
 log = logging.getLogger("nearhome.simulator")
 

@@ -1,6 +1,8 @@
-"""The simulated state a plan keeps: what it has asked the services to create and change.
+"""The synthetic world's records: settings with their placements and vacancies, and referrals.
 
-The plan assumes each of its requests succeeds, so this is what the services should hold.
+The simulator's plan keeps them as the state it has asked the services to create and change (it
+assumes each request succeeds, so this is what the services should hold); the open market of the
+matching benchmarks draws them over England.
 """
 
 from dataclasses import dataclass, field

@@ -1,4 +1,10 @@
-"""The area simulated: its councils, how big each is, and where in it people live."""
+"""Where the synthetic world is: areas and their councils, how big each council is, and where in
+it people live.
+
+The simulator works on one area (a region, a council or a collaborative); the benchmarks and the
+event history spread over England, the North West most densely. Both draw from the same pools of
+postcode districts, in the order the packaged geography lists them, so a seed keeps its meaning.
+"""
 
 import csv
 import io
@@ -9,11 +15,11 @@ from functools import cache
 from importlib.resources import files
 
 from contracts import geography
-from services.simulator import figures
+from tools.synthetic import figures
 
 
 class UnknownAreaError(ValueError):
-    """Not a region, council or collaborative the simulator knows."""
+    """Not a region, council or collaborative the synthetic world knows."""
 
 
 def slug(name: str) -> str:
@@ -65,10 +71,21 @@ def _postcodes_by_district() -> dict[str, int]:
 
 
 @cache
+def england_districts() -> tuple[geography.District, ...]:
+    """Every postcode district of a council the exchange knows, in the geography's order."""
+    return tuple(d for d in geography.districts() if geography.is_known_council(d.authority_code))
+
+
+@cache
+def districts_in_region(region_code: str) -> tuple[geography.District, ...]:
+    return tuple(d for d in england_districts() if d.region_code == region_code)
+
+
+@cache
 def _districts_by_council() -> dict[str, tuple[tuple[str, int], ...]]:
     postcodes = _postcodes_by_district()
     found: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for district in geography.districts():
+    for district in england_districts():
         found[district.authority_code].append((district.code, postcodes.get(district.code, 1)))
     return {code: tuple(districts) for code, districts in found.items()}
 
@@ -76,6 +93,23 @@ def _districts_by_council() -> dict[str, tuple[tuple[str, int], ...]]:
 def districts_of(council_code: str) -> tuple[tuple[str, int], ...]:
     """The council's postcode districts, each with its count of postcodes (a population weight)."""
     return _districts_by_council()[council_code]
+
+
+@cache
+def district_codes_of(council_code: str) -> tuple[str, ...]:
+    return tuple(code for code, _ in districts_of(council_code))
+
+
+@cache
+def council_codes(region_code: str | None = None) -> tuple[str, ...]:
+    """The councils with postcode districts (in `region_code` only, if given), sorted by code."""
+    districts = england_districts() if region_code is None else districts_in_region(region_code)
+    return tuple(sorted({d.authority_code for d in districts}))
+
+
+@cache
+def region_of(council_code: str) -> str:
+    return geography.council(council_code).region_code
 
 
 @cache

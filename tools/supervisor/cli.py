@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 import typer
 from pydantic import ValidationError
 
-from services.infra import InfraError, ensure_up
+from infra.local import InfraError, ensure_up
 from services.platform.network import port_accepts
 from services.platform.settings import ServiceSettings
-from services.supervisor.backoff import RestartPolicy
-from services.supervisor.demo import demo_guide, url_table
-from services.supervisor.logs import Prefixer
-from services.supervisor.plan import (
+from tools.supervisor.backoff import RestartPolicy
+from tools.supervisor.demo import demo_guide, url_table
+from tools.supervisor.logs import Prefixer
+from tools.supervisor.plan import (
     DEFAULT_SIMULATE_ARGS,
     SIMULATOR,
     ChildSpec,
@@ -30,7 +30,7 @@ from services.supervisor.plan import (
     simulator_spec,
     split_built,
 )
-from services.supervisor.supervisor import SUPERVISOR, Console, Supervisor, SupervisorOptions
+from tools.supervisor.supervisor import SUPERVISOR, Console, Supervisor, SupervisorOptions
 
 app = typer.Typer(help="Run the exchange's services under one supervisor.")
 
