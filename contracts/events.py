@@ -158,14 +158,20 @@ class ReferralEvent(EventPayload):
     authority_code: AuthorityCode
 
 
-class ReferralState(ReferralEvent):
-    """What matching needs to know about a child, and nothing that identifies them."""
+class ReferralDescription(BaseModel):
+    """A referral's descriptive fields: what matching needs to know about a child, nothing more.
+
+    Declared once, here: the events, the authority's requests and answers derive from it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     reference: CaseReference
     age: ChildAge
     sex: Sex
-    needs: Needs
+    # Before `needs` so that a rule on the needs may read it (the authority's sibling rule).
     sibling_group_size: PositiveCount = 1
+    needs: Needs
     placement_types: PlacementTypes
     home_postcode_district: PostcodeDistrict
     needed_by: SensibleDate
@@ -173,6 +179,12 @@ class ReferralState(ReferralEvent):
     min_ofsted_rating: OfstedRating = OfstedRating.GOOD
     accept_not_yet_inspected: StrictBool = False
     search_scope: SearchScope = SearchScope.LOCAL
+
+
+# Pydantic collects fields from the last base first: the payload reads referral_id, authority_code,
+# then the description.
+class ReferralState(ReferralDescription, ReferralEvent):
+    """What matching needs to know about a child, and nothing that identifies them."""
 
     @model_validator(mode="after")
     def _minimum_is_a_grade(self) -> Self:

@@ -17,14 +17,16 @@ from services.authority.handlers import (
     router,
 )
 from services.authority.settings import Settings
-from services.authority.store import OUTBOX
+from services.authority.tables import IDEMPOTENCY_KEYS, OUTBOX
 from services.authority.use_cases import ReferralOfAnotherCouncilError, Referrals
 from services.platform.background import every, running
+from services.platform.clock import Clock, utc_now
 from services.platform.database import create_engine, session_factory
 from services.platform.http import add_operational_routes, allow_browser_origins
 from services.platform.kafka import OutboxPublisher, event_broker
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
+from services.platform.writes import Writer
 
 __all__ = ["Settings", "create_app"]
 
@@ -56,7 +58,7 @@ never a name, date of birth, address or case notes. Unknown fields such as `chil
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     registry = CollectorRegistry()
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -83,7 +85,16 @@ def create_app(settings: Settings) -> FastAPI:
                 idle_interval=settings.relay_idle_interval,
                 retry_interval=settings.relay_retry_interval,
             )
-            referrals = Referrals(sessions, relay.wake, policy, settings.widen_batch_size)
+            writer = Writer(
+                sessions,
+                producer=SERVICE,
+                outbox=OUTBOX,
+                idempotency_keys=IDEMPOTENCY_KEYS,
+                on_commit=relay.wake,
+            )
+            referrals = Referrals(
+                writer, policy, clock=clock, widen_batch_size=settings.widen_batch_size
+            )
             app.state.referrals = referrals
             try:
                 async with running(
@@ -108,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.jwt_secret = settings.jwt_secret
     # Inside the platform's middleware, which assigns the request id the audit rows carry.
-    add_audit_trail(app, sessions, AUDITED_ROUTES)
+    add_audit_trail(app, sessions, AUDITED_ROUTES, clock)
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
     allow_browser_origins(app, settings.browser_origins)
     app.add_exception_handler(ReferralOfAnotherCouncilError, answer_another_councils_referral)

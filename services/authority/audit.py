@@ -7,36 +7,17 @@ afterwards in a transaction of its own.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from uuid import UUID
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.authority.store import AuditEntry, append_audit
+from services.authority.tables import AuditAction, AuditEntry, AuditOutcome
 from services.platform.auth import Principal
+from services.platform.clock import Clock
 
 SYSTEM_ACTOR = "system"
-
-
-class AuditAction(StrEnum):
-    CREATE = "create"
-    UPDATE = "update"
-    CLOSE = "close"
-    READ = "read"
-    LIST = "list"
-    WIDEN = "widen"
-
-
-class AuditOutcome(StrEnum):
-    ALLOWED = "allowed"
-    DENIED = "denied"
-    NOT_FOUND = "not_found"
-    CONFLICT = "conflict"
-    INVALID = "invalid"
-    UNAUTHENTICATED = "unauthenticated"
-    ERROR = "error"
 
 
 _OUTCOME_BY_STATUS = {
@@ -71,19 +52,19 @@ def _referral_id(request: Request) -> UUID | None:
         return None
 
 
-def _refusal(request: Request, action: AuditAction, status_code: int) -> AuditEntry:
+def _refusal(request: Request, action: AuditAction, status_code: int, at: datetime) -> AuditEntry:
     principal: Principal | None = getattr(request.state, "audit_principal", None)
     outcome: AuditOutcome = getattr(request.state, "audit_outcome", None) or outcome_for_status(
         status_code
     )
     return AuditEntry(
-        at=datetime.now(UTC),
+        at=at,
         actor=principal.organisation_id if principal else None,
         role=principal.role.value if principal else None,
         organisation=principal.authority_code if principal else None,
-        action=action.value,
+        action=action,
         referral_id=_referral_id(request),
-        outcome=outcome.value,
+        outcome=outcome,
         status_code=status_code,
         request_id=getattr(request.state, "request_id", None),
     )
@@ -93,6 +74,7 @@ def add_audit_trail(
     app: FastAPI,
     sessions: async_sessionmaker[AsyncSession],
     audited_routes: Mapping[tuple[str, str], AuditAction],
+    clock: Clock,
 ) -> None:
     """Audit every refused or failed request to a route in `audited_routes` ((method, path) keys).
 
@@ -106,7 +88,7 @@ def add_audit_trail(
         if action is None:
             return
         async with sessions() as session, session.begin():
-            await append_audit(session, _refusal(request, action, status_code))
+            session.add(_refusal(request, action, status_code, clock()))
 
     @app.middleware("http")
     async def audit_refusals(

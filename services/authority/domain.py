@@ -1,31 +1,23 @@
-"""A referral's rules, without I/O: its details, when it widens, the sibling rule, its changes."""
+"""A referral's rules, without I/O: each command decides the new state and the event to publish."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator
 
-from contracts.enums import Need, OfstedRating, ReferralOutcome, SearchScope, Sex, Urgency
-from contracts.types import (
-    CaseReference,
-    ChildAge,
-    Needs,
-    PlacementTypes,
-    PositiveCount,
-    PostcodeDistrict,
-    SensibleDate,
-    StrictBool,
+from contracts.enums import Need, OfstedRating, ReferralOutcome, SearchScope, Urgency
+from contracts.events import (
+    ReferralClosed,
+    ReferralDescription,
+    ReferralOpened,
+    ReferralUpdated,
+    ReferralWidened,
 )
+from services.authority.tables import Referral, ReferralStatus
 from services.platform.errors import ConflictError
-
-
-class ReferralStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class SiblingRuleError(ValueError):
@@ -47,27 +39,11 @@ def needs_for_sibling_group(needs: tuple[Need, ...], sibling_group_size: int) ->
     return needs
 
 
-class ReferralDetails(BaseModel):
-    """What matching needs to know about the child: the contracts' ReferralState fields.
+class ReferralDetails(ReferralDescription):
+    """The contract's description of a child, held to the authority's rules, each naming its field.
 
-    The same annotated types as the events, so the HTTP answer and the event agree on what is valid.
+    The events' own types, so the HTTP answer and the event agree on what is valid.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    reference: CaseReference
-    age: ChildAge
-    sex: Sex
-    # Declared before `needs` so that the sibling rule can read it.
-    sibling_group_size: PositiveCount = 1
-    needs: Needs
-    placement_types: PlacementTypes
-    home_postcode_district: PostcodeDistrict
-    needed_by: SensibleDate
-    urgency: Urgency
-    min_ofsted_rating: OfstedRating = OfstedRating.GOOD
-    accept_not_yet_inspected: StrictBool = False
-    search_scope: SearchScope = SearchScope.LOCAL
 
     @field_validator("needs")
     @classmethod
@@ -80,11 +56,16 @@ class ReferralDetails(BaseModel):
     @field_validator("min_ofsted_rating")
     @classmethod
     def _minimum_is_a_grade(cls, rating: OfstedRating) -> OfstedRating:
+        # The contract refuses it too, but for the whole event; a request names the field.
         if rating is OfstedRating.NOT_YET_INSPECTED:
             raise ValueError(
                 "min_ofsted_rating must be a grade; use accept_not_yet_inspected for new settings"
             )
         return rating
+
+
+def details_of(referral: Referral) -> ReferralDetails:
+    return ReferralDetails.model_validate(referral, from_attributes=True)
 
 
 def merge_changes(details: ReferralDetails, changes: Mapping[str, Any]) -> ReferralDetails:
@@ -117,22 +98,11 @@ def widen_at(
     return opened_at + (chosen if chosen is not None else policy.default_for(urgency))
 
 
-@dataclass(frozen=True, slots=True)
-class Referral:
-    """One referral as its single writer sees it; `version` is its last event's sequence."""
-
-    referral_id: UUID
-    authority_code: str
-    details: ReferralDetails
-    status: ReferralStatus
-    version: int
-    opened_at: datetime
-    updated_at: datetime
-    widen_at: datetime
-    chosen_widen_after: timedelta | None = None
-    outcome: ReferralOutcome | None = None
-    closed_at: datetime | None = None
-    widened_at: datetime | None = None
+def _next(referral: Referral, now: datetime, **changes: Any) -> Referral:  # noqa: ANN401
+    """The referral's next version, as a new object: a command never alters the one it was given."""
+    return Referral(
+        **{**referral.model_dump(), **changes, "version": referral.version + 1, "updated_at": now}
+    )
 
 
 def open_referral(  # noqa: PLR0913 - each is a distinct fact about the new referral
@@ -143,11 +113,11 @@ def open_referral(  # noqa: PLR0913 - each is a distinct fact about the new refe
     chosen_widen_after: timedelta | None,
     policy: WideningPolicy,
     now: datetime,
-) -> Referral:
-    return Referral(
+) -> tuple[Referral, ReferralOpened]:
+    referral = Referral(
         referral_id=referral_id,
         authority_code=authority_code,
-        details=details,
+        **details.model_dump(),
         status=ReferralStatus.OPEN,
         version=1,
         opened_at=now,
@@ -155,6 +125,7 @@ def open_referral(  # noqa: PLR0913 - each is a distinct fact about the new refe
         widen_at=widen_at(now, details.urgency, chosen_widen_after, policy),
         chosen_widen_after=chosen_widen_after,
     )
+    return referral, ReferralOpened.model_validate(referral, from_attributes=True)
 
 
 def _require_open(referral: Referral, doing: str) -> None:
@@ -166,30 +137,29 @@ def _require_open(referral: Referral, doing: str) -> None:
 
 def change_referral(
     referral: Referral, changes: Mapping[str, Any], policy: WideningPolicy, now: datetime
-) -> Referral | None:
-    """The referral after a partial change, or None when the change changes nothing."""
+) -> tuple[Referral, ReferralUpdated] | None:
+    """The referral after a partial change and its whole new state, or None if nothing changes."""
     _require_open(referral, "changed")
-    details = merge_changes(referral.details, changes)
-    if details == referral.details:
+    before = details_of(referral)
+    after = merge_changes(before, changes)
+    if after == before:
         return None
-    return replace(
+    changed = _next(
         referral,
-        details=details,
-        version=referral.version + 1,
-        updated_at=now,
-        widen_at=widen_at(referral.opened_at, details.urgency, referral.chosen_widen_after, policy),
+        now,
+        **after.model_dump(),
+        widen_at=widen_at(referral.opened_at, after.urgency, referral.chosen_widen_after, policy),
     )
+    return changed, ReferralUpdated.model_validate(changed, from_attributes=True)
 
 
-def close_referral(referral: Referral, outcome: ReferralOutcome, now: datetime) -> Referral:
+def close_referral(
+    referral: Referral, outcome: ReferralOutcome, now: datetime
+) -> tuple[Referral, ReferralClosed]:
     _require_open(referral, "closed again")
-    return replace(
-        referral,
-        status=ReferralStatus.CLOSED,
-        outcome=outcome,
-        version=referral.version + 1,
-        updated_at=now,
-        closed_at=now,
+    closed = _next(referral, now, status=ReferralStatus.CLOSED, outcome=outcome, closed_at=now)
+    return closed, ReferralClosed(
+        referral_id=closed.referral_id, authority_code=closed.authority_code, outcome=outcome
     )
 
 
@@ -200,19 +170,18 @@ def is_due_for_widening(referral: Referral, now: datetime) -> bool:
     """
     return (
         referral.status is ReferralStatus.OPEN
-        and referral.details.search_scope is SearchScope.LOCAL
+        and referral.search_scope is SearchScope.LOCAL
         and referral.widened_at is None
         and referral.widen_at <= now
     )
 
 
-def widen_referral(referral: Referral, now: datetime) -> Referral:
+def widen_referral(referral: Referral, now: datetime) -> tuple[Referral, ReferralWidened]:
     if not is_due_for_widening(referral, now):
         raise ConflictError(f"referral {referral.referral_id} is not due to widen")
-    return replace(
-        referral,
-        details=referral.details.model_copy(update={"search_scope": SearchScope.REGIONAL}),
-        version=referral.version + 1,
-        updated_at=now,
-        widened_at=now,
+    widened = _next(referral, now, search_scope=SearchScope.REGIONAL, widened_at=now)
+    return widened, ReferralWidened(
+        referral_id=widened.referral_id,
+        authority_code=widened.authority_code,
+        search_scope=widened.search_scope,
     )

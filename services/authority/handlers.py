@@ -10,21 +10,21 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from contracts import geography
-from services.authority.audit import AuditAction, AuditOutcome, note_outcome, note_principal
-from services.authority.domain import ReferralStatus
-from services.authority.schemas import (
+from services.authority.audit import note_outcome, note_principal
+from services.authority.models import (
     CloseReferral,
-    ErrorAnswer,
     OpenReferral,
     ReferralChanges,
     ReferralView,
     ValidationAnswer,
 )
+from services.authority.tables import AuditAction, AuditOutcome, ReferralStatus
 from services.authority.use_cases import Caller, ReferralOfAnotherCouncilError, Referrals
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.errors import ForbiddenError
-from services.platform.http import IdempotencyKey
+from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses, status_of
 from services.platform.idempotency import StoredResponse
+from services.platform.writes import WriteRequest
 
 REFERRALS_PATH = "/v1/referrals"
 REFERRAL_PATH = "/v1/referrals/{referral_id}"
@@ -39,12 +39,14 @@ AUDITED_ROUTES: dict[tuple[str, str], AuditAction] = {
     ("POST", CLOSE_PATH): AuditAction.CLOSE,
 }
 
-_PRIVATE_404 = (
-    "No such referral, or another council's: a referral's existence is private to its council"
-)
+
+def _problem(code: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {code: {**problem_responses(code)[code], "description": description}}
+
+
 _ANSWERS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorAnswer, "description": "No bearer token, or a bad or expired one"},
-    403: {"model": ErrorAnswer, "description": "Not an authority (council) token"},
+    **_problem(401, "No bearer token, or a bad or expired one"),
+    **_problem(403, "Not an authority (council) token"),
     422: {
         "model": ValidationAnswer,
         "description": "Bad input, each bad field named (a reused Idempotency-Key: a message)",
@@ -52,11 +54,12 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 _ONE_REFERRAL: dict[int | str, dict[str, Any]] = {
     **_ANSWERS,
-    404: {"model": ErrorAnswer, "description": _PRIVATE_404},
+    **_problem(
+        404,
+        "No such referral, or another council's: a referral's existence is private to its council",
+    ),
 }
-_CLOSED_409: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorAnswer, "description": "The referral is closed"}
-}
+_CLOSED_409 = _problem(409, "The referral is closed")
 
 router = APIRouter(prefix="/v1", tags=["referrals"], responses=_ANSWERS)
 
@@ -84,6 +87,19 @@ AuthorityCaller = Annotated[Caller, Depends(_caller)]
 ReferralsDep = Annotated[Referrals, Depends(_referrals)]
 
 
+async def _write_request(
+    request: Request, caller: AuthorityCaller, idempotency_key: IdempotencyKey = None
+) -> WriteRequest:
+    return WriteRequest(
+        organisation_id=caller.authority_code,
+        idempotency_key=idempotency_key,
+        fingerprint=await fingerprint_of(request),
+    )
+
+
+Write = Annotated[WriteRequest, Depends(_write_request)]
+
+
 def _as_json(answer: StoredResponse) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status_code)
 
@@ -95,12 +111,9 @@ def _as_json(answer: StoredResponse) -> JSONResponse:
     summary="Open a referral for a child (or a sibling group) who needs a home",
 )
 async def open_referral(
-    body: OpenReferral,
-    caller: AuthorityCaller,
-    referrals: ReferralsDep,
-    idempotency_key: IdempotencyKey = None,
+    body: OpenReferral, caller: AuthorityCaller, write: Write, referrals: ReferralsDep
 ) -> JSONResponse:
-    return _as_json(await referrals.open(caller, body, idempotency_key))
+    return _as_json(await referrals.open(caller, write, body.details(), body.chosen_widen_after()))
 
 
 @router.get("/referrals", summary="The council's referrals")
@@ -128,7 +141,7 @@ async def change_referral(
     referral_id: UUID, body: ReferralChanges, caller: AuthorityCaller, referrals: ReferralsDep
 ) -> ReferralView:
     try:
-        return await referrals.change(caller, referral_id, body.model_dump(exclude_unset=True))
+        return await referrals.change(caller, referral_id, body.changes())
     except ValidationError as error:
         raise RequestValidationError(
             [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
@@ -145,17 +158,17 @@ async def close_referral(
     referral_id: UUID,
     body: CloseReferral,
     caller: AuthorityCaller,
+    write: Write,
     referrals: ReferralsDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return _as_json(await referrals.close(caller, referral_id, body.outcome, idempotency_key))
+    return _as_json(await referrals.close(caller, write, referral_id, body.outcome))
 
 
 async def answer_another_councils_referral(request: Request, error: Exception) -> JSONResponse:
     """The same 404 as an unknown referral, but audited as the denial it is."""
     assert isinstance(error, ReferralOfAnotherCouncilError)
     note_outcome(request, AuditOutcome.DENIED)
-    return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+    return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
 
 async def answer_invalid_request(_: Request, error: Exception) -> JSONResponse:

@@ -1,42 +1,34 @@
-"""One function per command or query; each is one transaction of state, outbox row and audit row."""
+"""One method per command or query: load, let the domain decide, save, emit and audit, in one go.
 
-from collections.abc import Callable, Mapping
+Each runs in one transaction of state, outbox row and audit row, through the service's `Writer`.
+"""
+
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.enums import ReferralOutcome
-from contracts.envelope import envelop
-from contracts.events import (
-    ReferralClosed,
-    ReferralEvent,
-    ReferralOpened,
-    ReferralUpdated,
-    ReferralWidened,
-)
+from contracts.events import ReferralEvent
 from services.authority import domain
-from services.authority.audit import SYSTEM_ACTOR, AuditAction, AuditOutcome
-from services.authority.domain import Referral, ReferralStatus, WideningPolicy
-from services.authority.schemas import OpenReferral, ReferralView
-from services.authority.store import (
-    IDEMPOTENCY_KEYS,
-    OUTBOX,
+from services.authority.audit import SYSTEM_ACTOR
+from services.authority.domain import ReferralDetails, WideningPolicy
+from services.authority.models import ReferralView
+from services.authority.store import load_referral, lock_referrals_due_to_widen, referrals_of
+from services.authority.tables import (
+    AuditAction,
     AuditEntry,
-    append_audit,
-    insert_referral,
-    load_referral,
-    lock_referrals_due_to_widen,
-    referrals_of,
-    save_referral,
+    AuditOutcome,
+    Referral,
+    ReferralStatus,
 )
+from services.platform.clock import Clock, utc_now
 from services.platform.errors import NotFoundError
-from services.platform.idempotency import StoredResponse, request_fingerprint, run_once
-from services.platform.outbox import add_to_outbox
-
-PRODUCER = "authority"
+from services.platform.idempotency import StoredResponse
+from services.platform.writes import Writer, WriteRequest
 
 
 class ReferralOfAnotherCouncilError(NotFoundError):
@@ -53,43 +45,20 @@ class Caller:
     request_id: str | None
 
     def audit(
-        self,
-        action: AuditAction,
-        referral_id: UUID | None,
-        status_code: int,
-        outcome: AuditOutcome = AuditOutcome.ALLOWED,
+        self, action: AuditAction, referral_id: UUID | None, status_code: int, at: datetime
     ) -> AuditEntry:
+        """The row of an allowed request (refusals are audited by `audit.add_audit_trail`)."""
         return AuditEntry(
-            at=datetime.now(UTC),
+            at=at,
             actor=self.actor,
             role=self.role,
             organisation=self.authority_code,
-            action=action.value,
+            action=action,
             referral_id=referral_id,
-            outcome=outcome.value,
+            outcome=AuditOutcome.ALLOWED,
             status_code=status_code,
             request_id=self.request_id,
         )
-
-
-async def _publish(session: AsyncSession, referral: Referral, payload: ReferralEvent) -> None:
-    envelope = envelop(
-        payload,
-        producer=PRODUCER,
-        organisation_id=referral.authority_code,
-        aggregate_id=referral.referral_id,
-        sequence=referral.version,
-        occurred_at=referral.updated_at,
-    )
-    await add_to_outbox(session, OUTBOX, envelope)
-
-
-def _state(referral: Referral) -> dict[str, Any]:
-    return {
-        "referral_id": referral.referral_id,
-        "authority_code": referral.authority_code,
-        **referral.details.model_dump(),
-    }
 
 
 def _answer(status_code: int, referral: Referral) -> StoredResponse:
@@ -101,14 +70,15 @@ class Referrals:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
-        wake_relay: Callable[[], None],
+        writer: Writer,
         policy: WideningPolicy,
+        *,
+        clock: Clock = utc_now,
         widen_batch_size: int = 100,
     ) -> None:
-        self._sessions = sessions
-        self._wake_relay = wake_relay
+        self._writer = writer
         self._policy = policy
+        self._clock = clock
         self._widen_batch_size = widen_batch_size
 
     async def _own(
@@ -121,107 +91,86 @@ class Referrals:
             raise ReferralOfAnotherCouncilError(f"no referral {referral_id}")
         return referral
 
+    async def _emit(self, session: AsyncSession, referral: Referral, event: ReferralEvent) -> None:
+        await self._writer.emit(
+            session,
+            event,
+            organisation_id=referral.authority_code,
+            aggregate_id=referral.referral_id,
+            sequence=referral.version,
+            occurred_at=referral.updated_at,
+        )
+
     async def open(
-        self, caller: Caller, request: OpenReferral, idempotency_key: str | None
+        self,
+        caller: Caller,
+        request: WriteRequest,
+        details: ReferralDetails,
+        chosen_widen_after: timedelta | None,
     ) -> StoredResponse:
-        async with self._sessions() as session, session.begin():
-
-            async def open_it() -> StoredResponse:
-                referral = domain.open_referral(
-                    referral_id=uuid4(),
-                    authority_code=caller.authority_code,
-                    details=request.details(),
-                    chosen_widen_after=request.chosen_widen_after(),
-                    policy=self._policy,
-                    now=datetime.now(UTC),
-                )
-                await insert_referral(session, referral)
-                await _publish(session, referral, ReferralOpened.model_validate(_state(referral)))
-                return _answer(201, referral)
-
-            answer = await run_once(
-                session,
-                IDEMPOTENCY_KEYS,
-                organisation_id=caller.authority_code,
-                key=idempotency_key,
-                fingerprint=request_fingerprint(
-                    "POST", "/v1/referrals", request.model_dump(mode="json")
-                ),
-                work=open_it,
+        async def open_it(session: AsyncSession) -> StoredResponse:
+            referral, opened = domain.open_referral(
+                referral_id=uuid4(),
+                authority_code=caller.authority_code,
+                details=details,
+                chosen_widen_after=chosen_widen_after,
+                policy=self._policy,
+                now=self._clock(),
             )
+            session.add(referral)
+            await self._emit(session, referral, opened)
+            return _answer(201, referral)
+
+        async def audit_it(session: AsyncSession, answer: StoredResponse) -> None:
             referral_id = UUID(answer.body["referral_id"])
-            await append_audit(
-                session, caller.audit(AuditAction.CREATE, referral_id, answer.status_code)
+            session.add(
+                caller.audit(AuditAction.CREATE, referral_id, answer.status_code, self._clock())
             )
-        self._wake_relay()
-        return answer
+
+        return await self._writer.write(request, open_it, after=audit_it)
 
     async def change(
         self, caller: Caller, referral_id: UUID, changes: Mapping[str, Any]
     ) -> ReferralView:
         """Apply a partial change; pydantic's ValidationError names fields the result breaks."""
-        async with self._sessions() as session, session.begin():
+        async with self._writer.transaction() as session:
             referral = await self._own(session, caller, referral_id, for_update=True)
-            changed = domain.change_referral(referral, changes, self._policy, datetime.now(UTC))
-            if changed is not None:
-                await save_referral(session, changed)
-                await _publish(session, changed, ReferralUpdated.model_validate(_state(changed)))
-            await append_audit(session, caller.audit(AuditAction.UPDATE, referral_id, 200))
-        if changed is None:
-            return ReferralView.of(referral)
-        self._wake_relay()
-        return ReferralView.of(changed)
+            now = self._clock()
+            decided = domain.change_referral(referral, changes, self._policy, now)
+            if decided is not None:
+                referral, updated = decided
+                await session.merge(referral)
+                await self._emit(session, referral, updated)
+            session.add(caller.audit(AuditAction.UPDATE, referral_id, 200, now))
+        return ReferralView.of(referral)
 
     async def close(
-        self,
-        caller: Caller,
-        referral_id: UUID,
-        outcome: ReferralOutcome,
-        idempotency_key: str | None,
+        self, caller: Caller, request: WriteRequest, referral_id: UUID, outcome: ReferralOutcome
     ) -> StoredResponse:
-        async with self._sessions() as session, session.begin():
+        async def close_it(session: AsyncSession) -> StoredResponse:
+            referral = await self._own(session, caller, referral_id, for_update=True)
+            closed, event = domain.close_referral(referral, outcome, self._clock())
+            await session.merge(closed)
+            await self._emit(session, closed, event)
+            return _answer(200, closed)
 
-            async def close_it() -> StoredResponse:
-                referral = await self._own(session, caller, referral_id, for_update=True)
-                closed = domain.close_referral(referral, outcome, datetime.now(UTC))
-                await save_referral(session, closed)
-                await _publish(
-                    session,
-                    closed,
-                    ReferralClosed(
-                        referral_id=closed.referral_id,
-                        authority_code=closed.authority_code,
-                        outcome=outcome,
-                    ),
-                )
-                return _answer(200, closed)
+        async def audit_it(session: AsyncSession, answer: StoredResponse) -> None:
+            session.add(
+                caller.audit(AuditAction.CLOSE, referral_id, answer.status_code, self._clock())
+            )
 
-            answer = await run_once(
-                session,
-                IDEMPOTENCY_KEYS,
-                organisation_id=caller.authority_code,
-                key=idempotency_key,
-                fingerprint=request_fingerprint(
-                    "POST", f"/v1/referrals/{referral_id}/close", {"outcome": outcome.value}
-                ),
-                work=close_it,
-            )
-            await append_audit(
-                session, caller.audit(AuditAction.CLOSE, referral_id, answer.status_code)
-            )
-        self._wake_relay()
-        return answer
+        return await self._writer.write(request, close_it, after=audit_it)
 
     async def read(self, caller: Caller, referral_id: UUID) -> ReferralView:
-        async with self._sessions() as session, session.begin():
+        async with self._writer.transaction() as session:
             referral = await self._own(session, caller, referral_id, for_update=False)
-            await append_audit(session, caller.audit(AuditAction.READ, referral_id, 200))
+            session.add(caller.audit(AuditAction.READ, referral_id, 200, self._clock()))
         return ReferralView.of(referral)
 
     async def list_own(self, caller: Caller, status: ReferralStatus | None) -> list[ReferralView]:
-        async with self._sessions() as session, session.begin():
+        async with self._writer.transaction() as session:
             referrals = await referrals_of(session, caller.authority_code, status)
-            await append_audit(session, caller.audit(AuditAction.LIST, None, 200))
+            session.add(caller.audit(AuditAction.LIST, None, 200, self._clock()))
         return [ReferralView.of(referral) for referral in referrals]
 
     async def widen_due_referrals(self) -> int:
@@ -234,35 +183,21 @@ class Referrals:
                 return widened
 
     async def _widen_one_batch(self) -> int:
-        now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
+        now = self._clock()
+        async with self._writer.transaction() as session:
             due = await lock_referrals_due_to_widen(session, now, self._widen_batch_size)
             for referral in due:
-                widened = domain.widen_referral(referral, now)
-                await save_referral(session, widened)
-                await _publish(
-                    session,
-                    widened,
-                    ReferralWidened(
-                        referral_id=widened.referral_id,
-                        authority_code=widened.authority_code,
-                        search_scope=widened.details.search_scope,
-                    ),
-                )
-                await append_audit(
-                    session,
+                widened, event = domain.widen_referral(referral, now)
+                await session.merge(widened)
+                await self._emit(session, widened, event)
+                session.add(
                     AuditEntry(
                         at=now,
                         actor=SYSTEM_ACTOR,
-                        role=None,
                         organisation=widened.authority_code,
-                        action=AuditAction.WIDEN.value,
+                        action=AuditAction.WIDEN,
                         referral_id=widened.referral_id,
-                        outcome=AuditOutcome.ALLOWED.value,
-                        status_code=None,
-                        request_id=None,
-                    ),
+                        outcome=AuditOutcome.ALLOWED,
+                    )
                 )
-        if due:
-            self._wake_relay()
         return len(due)

@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contracts.enums import Need, ReferralOutcome, SearchScope, Sex, Urgency
+from contracts.events import ReferralClosed, ReferralOpened, ReferralUpdated, ReferralWidened
 from services.authority.domain import (
-    Referral,
     ReferralDetails,
-    ReferralStatus,
     SiblingRuleError,
     WideningPolicy,
     change_referral,
@@ -26,6 +25,7 @@ from services.authority.domain import (
     widen_referral,
 )
 from services.authority.settings import Settings
+from services.authority.tables import Referral, ReferralStatus
 from services.platform.errors import ConflictError
 
 OPENED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -44,7 +44,9 @@ DETAILS = ReferralDetails.model_validate(
 )
 
 
-def _referral(details: ReferralDetails = DETAILS, chosen: timedelta | None = None) -> Referral:
+def _opened(
+    details: ReferralDetails = DETAILS, chosen: timedelta | None = None
+) -> tuple[Referral, ReferralOpened]:
     return open_referral(
         referral_id=uuid4(),
         authority_code="E08000014",
@@ -53,6 +55,18 @@ def _referral(details: ReferralDetails = DETAILS, chosen: timedelta | None = Non
         policy=POLICY,
         now=OPENED,
     )
+
+
+def _referral(details: ReferralDetails = DETAILS, chosen: timedelta | None = None) -> Referral:
+    return _opened(details, chosen)[0]
+
+
+def _changed(
+    referral: Referral, changes: dict[str, Any], now: datetime = OPENED
+) -> tuple[Referral, ReferralUpdated]:
+    decided = change_referral(referral, changes, POLICY, now)
+    assert decided is not None
+    return decided
 
 
 def _problems(error: pytest.ExceptionInfo[ValidationError]) -> set[str]:
@@ -96,6 +110,14 @@ def test_a_new_referral_is_open_at_version_one_and_widens_by_its_urgency() -> No
     assert referral.widen_at == OPENED + timedelta(days=5)
 
 
+def test_opening_a_referral_decides_the_event_carrying_its_whole_state() -> None:
+    referral, opened = _opened()
+
+    assert opened == ReferralOpened(
+        referral_id=referral.referral_id, authority_code="E08000014", **DETAILS.model_dump()
+    )
+
+
 def test_changing_urgency_moves_the_default_widening_time_but_not_a_chosen_one() -> None:
     later = OPENED + timedelta(minutes=5)
 
@@ -105,9 +127,9 @@ def test_changing_urgency_moves_the_default_widening_time_but_not_a_chosen_one()
     )
 
     assert by_default is not None
-    assert by_default.widen_at == OPENED + timedelta(hours=4)
+    assert by_default[0].widen_at == OPENED + timedelta(hours=4)
     assert chosen is not None
-    assert chosen.widen_at == OPENED + timedelta(hours=30)
+    assert chosen[0].widen_at == OPENED + timedelta(hours=30)
 
 
 def test_a_local_open_referral_is_due_to_widen_only_once_its_time_is_up() -> None:
@@ -121,21 +143,26 @@ def test_widening_makes_the_search_regional_and_is_never_due_again() -> None:
     referral = _referral()
     now = referral.widen_at
 
-    widened = widen_referral(referral, now)
+    widened, event = widen_referral(referral, now)
 
-    assert widened.details.search_scope is SearchScope.REGIONAL
+    assert widened.search_scope is SearchScope.REGIONAL
     assert (widened.version, widened.widened_at) == (2, now)
+    assert event == ReferralWidened(
+        referral_id=referral.referral_id,
+        authority_code=referral.authority_code,
+        search_scope=SearchScope.REGIONAL,
+    )
     assert not is_due_for_widening(widened, now + timedelta(days=30))
     back_to_local = change_referral(widened, {"search_scope": SearchScope.LOCAL}, POLICY, now)
     assert back_to_local is not None
-    assert not is_due_for_widening(back_to_local, now + timedelta(days=30))
+    assert not is_due_for_widening(back_to_local[0], now + timedelta(days=30))
     with pytest.raises(ConflictError):
         widen_referral(widened, now)
 
 
 def test_regional_and_closed_referrals_are_never_due_to_widen() -> None:
     regional = _referral(DETAILS.model_copy(update={"search_scope": SearchScope.REGIONAL}))
-    closed = close_referral(_referral(), ReferralOutcome.PLACED, OPENED)
+    closed, _ = close_referral(_referral(), ReferralOutcome.PLACED, OPENED)
     much_later = OPENED + timedelta(days=365)
 
     assert not is_due_for_widening(regional, much_later)
@@ -262,17 +289,51 @@ def test_a_change_moves_the_version_on() -> None:
     changed = change_referral(_referral(), {"age": 9}, POLICY, OPENED + timedelta(hours=1))
 
     assert changed is not None
-    assert (changed.version, changed.details.age) == (2, 9)
-    assert changed.updated_at == OPENED + timedelta(hours=1)
+    assert (changed[0].version, changed[0].age) == (2, 9)
+    assert changed[0].updated_at == OPENED + timedelta(hours=1)
+
+
+def test_a_change_decides_an_update_carrying_the_whole_new_state() -> None:
+    referral = _referral()
+
+    changed, updated = _changed(referral, {"age": 9, "sibling_group_size": 2})
+
+    assert updated == ReferralUpdated(
+        referral_id=referral.referral_id,
+        authority_code=referral.authority_code,
+        **{
+            **DETAILS.model_dump(),
+            "age": 9,
+            "sibling_group_size": 2,
+            "needs": (Need.SEMH, Need.SIBLING_GROUP),
+        },
+    )
+    assert (changed.age, changed.needs) == (updated.age, updated.needs)
+
+
+def test_a_command_leaves_the_referral_it_was_given_as_it_was() -> None:
+    referral = _referral()
+    before = referral.model_dump()
+
+    _changed(referral, {"age": 9})
+    widen_referral(referral, referral.widen_at)
+    close_referral(referral, ReferralOutcome.PLACED, OPENED)
+
+    assert referral.model_dump() == before
 
 
 def test_a_closed_referral_can_be_neither_closed_again_nor_changed() -> None:
-    closed = close_referral(_referral(), ReferralOutcome.WITHDRAWN, OPENED)
+    closed, event = close_referral(_referral(), ReferralOutcome.WITHDRAWN, OPENED)
 
     assert (closed.status, closed.outcome, closed.version) == (
         ReferralStatus.CLOSED,
         ReferralOutcome.WITHDRAWN,
         2,
+    )
+    assert event == ReferralClosed(
+        referral_id=closed.referral_id,
+        authority_code=closed.authority_code,
+        outcome=ReferralOutcome.WITHDRAWN,
     )
     with pytest.raises(ConflictError, match="closed"):
         close_referral(closed, ReferralOutcome.PLACED, OPENED)

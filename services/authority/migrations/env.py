@@ -1,4 +1,4 @@
-from services.authority.store import METADATA
+from services.authority.tables import METADATA
 from services.platform.migrations import run_migrations
 
 run_migrations(METADATA)

@@ -1,26 +1,18 @@
-"""The HTTP API's request and answer models (what OpenAPI shows).
+"""The HTTP API's request and answer models (what OpenAPI shows), derived from the contract.
 
 Requests reject unknown fields, so a `child_name`, `date_of_birth` or `notes` is a 422 naming it.
 """
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, computed_field, create_model
 
-from contracts.enums import OfstedRating, ReferralOutcome, SearchScope, Sex, Urgency
-from contracts.types import (
-    CaseReference,
-    ChildAge,
-    Needs,
-    PlacementTypes,
-    PositiveCount,
-    PostcodeDistrict,
-    SensibleDate,
-    StrictBool,
-)
-from services.authority.domain import Referral, ReferralDetails, ReferralStatus
+from contracts.enums import ReferralOutcome
+from contracts.events import ReferralDescription
+from services.authority.domain import ReferralDetails
+from services.authority.tables import Referral, ReferralStatus
 
 _HOURS_IN_A_YEAR = 366 * 24
 
@@ -73,7 +65,7 @@ class OpenReferral(ReferralDetails):
         return timedelta(hours=self.widen_after_hours)
 
 
-class ReferralChanges(BaseModel):
+class ChangeRequest(BaseModel):
     """Any of a referral's matching fields; the result is validated as a whole."""
 
     model_config = ConfigDict(
@@ -82,18 +74,24 @@ class ReferralChanges(BaseModel):
         json_schema_extra={"examples": [{"needs": ["semh", "self_harm"], "age": 14}]},
     )
 
-    reference: CaseReference | None = None
-    age: ChildAge | None = None
-    sex: Sex | None = None
-    sibling_group_size: PositiveCount | None = None
-    needs: Needs | None = None
-    placement_types: PlacementTypes | None = None
-    home_postcode_district: PostcodeDistrict | None = None
-    needed_by: SensibleDate | None = None
-    urgency: Urgency | None = None
-    min_ofsted_rating: OfstedRating | None = None
-    accept_not_yet_inspected: StrictBool | None = None
-    search_scope: SearchScope | None = None
+    def changes(self) -> dict[str, Any]:
+        """The fields the request named: the others stay as they are."""
+        return self.model_dump(exclude_unset=True)
+
+
+if TYPE_CHECKING:  # mypy cannot follow `create_model`; to it, a change is any ChangeRequest
+    ReferralChanges = ChangeRequest
+else:
+    # Every descriptive field of the contract, optional: a field added there is changeable here.
+    ReferralChanges = create_model(
+        "ReferralChanges",
+        __base__=ChangeRequest,
+        __doc__=ChangeRequest.__doc__,
+        **{
+            name: (field.rebuild_annotation() | None, None)
+            for name, field in ReferralDescription.model_fields.items()
+        },
+    )
 
 
 class CloseReferral(BaseModel):
@@ -102,7 +100,7 @@ class CloseReferral(BaseModel):
     outcome: ReferralOutcome
 
 
-class ReferralView(ReferralDetails):
+class ReferralView(ReferralDescription):
     """A referral as its council sees it: the details the events carry, plus its lifecycle."""
 
     referral_id: UUID
@@ -113,35 +111,19 @@ class ReferralView(ReferralDetails):
     opened_at: datetime
     updated_at: datetime
     closed_at: datetime | None
-    widen_after_hours: float
     widen_at: datetime = Field(
         description="When a local search widens to the region if it is still open"
     )
     widened_at: datetime | None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def widen_after_hours(self) -> float:
+        return (self.widen_at - self.opened_at).total_seconds() / 3600
+
     @classmethod
-    def of(cls, referral: Referral) -> "ReferralView":
-        return cls.model_validate(
-            {
-                **referral.details.model_dump(),
-                "referral_id": referral.referral_id,
-                "authority_code": referral.authority_code,
-                "status": referral.status,
-                "outcome": referral.outcome,
-                "version": referral.version,
-                "opened_at": referral.opened_at,
-                "updated_at": referral.updated_at,
-                "closed_at": referral.closed_at,
-                "widen_after_hours": (referral.widen_at - referral.opened_at).total_seconds()
-                / 3600,
-                "widen_at": referral.widen_at,
-                "widened_at": referral.widened_at,
-            }
-        )
-
-
-class ErrorAnswer(BaseModel):
-    detail: str
+    def of(cls, referral: Referral) -> Self:
+        return cls.model_validate(referral, from_attributes=True)
 
 
 class InvalidField(BaseModel):
