@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from services.authority.schemas import CloseReferral, OpenReferral, ReferralChanges
 
 from contracts.enums import PlacementType
+from services.authority.models import CloseReferral, OpenReferral, ReferralChanges
 from services.provider import domain
 from services.provider.models import (
     CloseSetting,
