@@ -1,37 +1,36 @@
-"""The ledger service's composition root: settings, the app and its lifespan.
+"""The ledger service's composition root: settings, the broker, the app and its lifespan.
 
 Nothing is built at import: `create_app(settings)` makes the app, and its lifespan runs the
 migrations, then starts the consumers (retrying while the broker is away, so the read API answers
 from the database meanwhile) and the capacity-history snapshots.
 """
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger import store
 from services.ledger.dashboard import DashboardLinks, add_dashboard
-from services.ledger.handlers import router, subscribe
+from services.ledger.domain import LedgerState
+from services.ledger.handlers import SUBSCRIPTIONS, router
 from services.ledger.settings import Settings
-from services.ledger.use_cases import Clock, Ledger, LedgerMetrics, utc_now
+from services.ledger.use_cases import Ledger, LedgerMetrics
 from services.platform.background import every, running
+from services.platform.clock import Clock, utc_now
 from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
 from services.platform.database import create_engine
 from services.platform.http import add_operational_routes
-from services.platform.kafka import event_broker
+from services.platform.kafka import ConsumerPlacement, consume, event_broker, start_consuming
 from services.platform.migrations import upgrade_to_head_async
 
-__all__ = ["Settings", "create_app"]
+__all__ = ["Settings", "build_broker", "create_app"]
 
 SERVICE = "ledger"
 CLIENT_ID = "nearhome-ledger"
-
-logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Live capacity for every footprint (each council, each English region, each regional
@@ -51,17 +50,28 @@ cannot be applied goes to the topic's `.dlq` twin with the reason.
 """
 
 
-async def start_consuming(broker: KafkaBroker, retry_interval: float) -> None:
-    """Connect the subscribers and the dead-letter producer, trying again while Kafka is away."""
-    while True:
-        try:
-            await broker.start()
-        except Exception:
-            logger.exception("the ledger cannot reach Kafka; retrying in %.1fs", retry_interval)
-            await broker.stop()
-            await asyncio.sleep(retry_interval)
-        else:
-            return
+def build_broker(
+    settings: Settings, engine: AsyncEngine, processor: ExactlyOnceProcessor[LedgerState]
+) -> KafkaBroker:
+    """The ledger's broker with `processor` subscribed to its topics, not yet connected."""
+    broker = event_broker(
+        settings.kafka_bootstrap_servers,
+        CLIENT_ID,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    consume(
+        broker,
+        processor,
+        SUBSCRIPTIONS,
+        ConsumerPlacement(
+            engine=engine,
+            schema=store.SCHEMA,
+            group_id=settings.consumer_group,
+            topic_prefix=settings.topic_prefix,
+            max_records=settings.max_records,
+        ),
+    )
+    return broker
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
@@ -75,27 +85,16 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await upgrade_to_head_async(SERVICE, settings.database_url)
-            broker = event_broker(
-                settings.kafka_bootstrap_servers,
-                CLIENT_ID,
-                request_timeout_ms=settings.kafka_request_timeout_ms,
-            )
             processor = ExactlyOnceProcessor(
                 engine,
                 store.SCHEMA,
                 store.LedgerProjection(store.SCHEMA),
-                KafkaDeadLetters(broker.publish),
+                # Dead letters go out through the broker the processor is subscribed on, which is
+                # built from the processor below: the lambda looks it up when one is sent.
+                KafkaDeadLetters(lambda *args, **kwargs: broker.publish(*args, **kwargs)),  # noqa: PLW0108
                 consumer_metrics,
             )
-            subscribe(
-                broker,
-                processor,
-                engine=engine,
-                schema=store.SCHEMA,
-                group_id=settings.consumer_group,
-                topic_prefix=settings.topic_prefix,
-                max_records=settings.max_records,
-            )
+            broker = build_broker(settings, engine, processor)
             ledger = Ledger(
                 engine,
                 stale_after=settings.vacancy_stale_after,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar, assert_never
 from uuid import UUID
 
 from contracts.enums import OfstedRating, PlacementType
@@ -22,10 +22,12 @@ from contracts.events import (
     PlacementStarted,
     ReferralClosed,
     ReferralOpened,
+    ReferralState,
     ReferralUpdated,
     ReferralWidened,
     SettingClosed,
     SettingRegistered,
+    SettingState,
     SettingUpdated,
     VacancyConfirmed,
     VacancyExpired,
@@ -34,6 +36,7 @@ from contracts.events import (
 )
 from contracts.geography import Footprint
 from services.platform.auth import Principal, Role
+from services.platform.errors import UnappliableEventError
 
 Event = Envelope[Any]
 RecordT = TypeVar("RecordT")
@@ -50,10 +53,6 @@ class VacancyStatus(StrEnum):
     OPEN = "open"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
-
-
-class UnappliableEventError(ValueError):
-    """An event the ledger cannot apply (it goes to the dead-letter topic with this reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,36 +104,19 @@ class LedgerState:
     referrals: dict[UUID, ReferralRecord] = field(default_factory=dict)
 
 
-_RECORD_FIELD: dict[RecordKind, str] = {
-    RecordKind.SETTING: "setting_id",
-    RecordKind.VACANCY: "vacancy_id",
-    RecordKind.PLACEMENT: "placement_id",
-    RecordKind.REFERRAL: "referral_id",
-}
-_KIND_OF: dict[type[EventPayload], RecordKind] = {
-    SettingRegistered: RecordKind.SETTING,
-    SettingUpdated: RecordKind.SETTING,
-    SettingClosed: RecordKind.SETTING,
-    VacancyPosted: RecordKind.VACANCY,
-    VacancyConfirmed: RecordKind.VACANCY,
-    VacancyWithdrawn: RecordKind.VACANCY,
-    VacancyExpired: RecordKind.VACANCY,
-    PlacementStarted: RecordKind.PLACEMENT,
-    PlacementEnded: RecordKind.PLACEMENT,
-    ReferralOpened: RecordKind.REFERRAL,
-    ReferralUpdated: RecordKind.REFERRAL,
-    ReferralWidened: RecordKind.REFERRAL,
-    ReferralClosed: RecordKind.REFERRAL,
-}
-
-
 def record_of(payload: EventPayload) -> tuple[RecordKind, UUID]:
     """The record an event changes; UnappliableEventError for an event the ledger does not keep."""
-    kind = _KIND_OF.get(type(payload))
-    if kind is None:
-        raise UnappliableEventError(f"the ledger does not apply {payload.event_type()} events")
-    record_id: UUID = getattr(payload, _RECORD_FIELD[kind])
-    return kind, record_id
+    match payload:
+        case SettingRegistered() | SettingUpdated() | SettingClosed():
+            return RecordKind.SETTING, payload.setting_id
+        case VacancyPosted() | VacancyConfirmed() | VacancyWithdrawn() | VacancyExpired():
+            return RecordKind.VACANCY, payload.vacancy_id
+        case PlacementStarted() | PlacementEnded():
+            return RecordKind.PLACEMENT, payload.placement_id
+        case ReferralOpened() | ReferralUpdated() | ReferralWidened() | ReferralClosed():
+            return RecordKind.REFERRAL, payload.referral_id
+        case _:
+            raise UnappliableEventError(f"the ledger does not apply {payload.event_type()} events")
 
 
 def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) -> RecordT:
@@ -146,91 +128,102 @@ def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) ->
     return found
 
 
+def _not_about(kind: RecordKind, event: Event) -> UnappliableEventError:
+    return UnappliableEventError(f"the ledger does not apply {event.event_type} events to a {kind}")
+
+
+def _setting_record(setting_id: UUID, payload: SettingState, *, is_open: bool) -> SettingRecord:
+    return SettingRecord(
+        setting_id=setting_id,
+        provider_id=payload.provider_id,
+        placement_type=payload.placement_type,
+        registered_places=payload.registered_places,
+        ofsted_rating=payload.ofsted_rating,
+        postcode_district=payload.postcode_district,
+        authority_code=payload.authority_code,
+        is_open=is_open,
+    )
+
+
 def _apply_to_setting(state: LedgerState, event: Event, setting_id: UUID) -> None:
-    payload = event.payload
-    if isinstance(payload, SettingRegistered | SettingUpdated):
-        is_open = True
-        if isinstance(payload, SettingUpdated):
+    match event.payload:
+        case SettingRegistered() as registered:
+            state.settings[setting_id] = _setting_record(setting_id, registered, is_open=True)
+        case SettingUpdated() as updated:
             is_open = _existing(state.settings, setting_id, event).is_open
-        state.settings[setting_id] = SettingRecord(
-            setting_id=setting_id,
-            provider_id=payload.provider_id,
-            placement_type=payload.placement_type,
-            registered_places=payload.registered_places,
-            ofsted_rating=payload.ofsted_rating,
-            postcode_district=payload.postcode_district,
-            authority_code=payload.authority_code,
-            is_open=is_open,
-        )
-    else:
-        setting = _existing(state.settings, setting_id, event)
-        state.settings[setting_id] = replace(setting, is_open=False)
+            state.settings[setting_id] = _setting_record(setting_id, updated, is_open=is_open)
+        case SettingClosed():
+            setting = _existing(state.settings, setting_id, event)
+            state.settings[setting_id] = replace(setting, is_open=False)
+        case _:
+            raise _not_about(RecordKind.SETTING, event)
 
 
 def _apply_to_vacancy(state: LedgerState, event: Event, vacancy_id: UUID) -> None:
-    payload = event.payload
-    if isinstance(payload, VacancyPosted):
-        state.vacancies[vacancy_id] = VacancyRecord(
-            vacancy_id=vacancy_id,
-            setting_id=payload.setting_id,
-            beds=payload.beds,
-            status=VacancyStatus.OPEN,
-            posted_at=event.occurred_at,
-            last_confirmed_at=event.occurred_at,
-        )
-        return
-    vacancy = _existing(state.vacancies, vacancy_id, event)
-    if isinstance(payload, VacancyConfirmed):
-        confirmed = max(vacancy.last_confirmed_at, payload.confirmed_at)
-        state.vacancies[vacancy_id] = replace(vacancy, last_confirmed_at=confirmed)
-    else:
-        gone = (
-            VacancyStatus.WITHDRAWN
-            if isinstance(payload, VacancyWithdrawn)
-            else VacancyStatus.EXPIRED
-        )
-        state.vacancies[vacancy_id] = replace(vacancy, status=gone)
+    match event.payload:
+        case VacancyPosted() as posted:
+            state.vacancies[vacancy_id] = VacancyRecord(
+                vacancy_id=vacancy_id,
+                setting_id=posted.setting_id,
+                beds=posted.beds,
+                status=VacancyStatus.OPEN,
+                posted_at=event.occurred_at,
+                last_confirmed_at=event.occurred_at,
+            )
+        case VacancyConfirmed() as confirmed:
+            vacancy = _existing(state.vacancies, vacancy_id, event)
+            last = max(vacancy.last_confirmed_at, confirmed.confirmed_at)
+            state.vacancies[vacancy_id] = replace(vacancy, last_confirmed_at=last)
+        case VacancyWithdrawn():
+            vacancy = _existing(state.vacancies, vacancy_id, event)
+            state.vacancies[vacancy_id] = replace(vacancy, status=VacancyStatus.WITHDRAWN)
+        case VacancyExpired():
+            vacancy = _existing(state.vacancies, vacancy_id, event)
+            state.vacancies[vacancy_id] = replace(vacancy, status=VacancyStatus.EXPIRED)
+        case _:
+            raise _not_about(RecordKind.VACANCY, event)
 
 
 def _apply_to_placement(state: LedgerState, event: Event, placement_id: UUID) -> None:
-    payload = event.payload
-    if isinstance(payload, PlacementStarted):
-        state.placements[placement_id] = PlacementRecord(
-            placement_id=placement_id,
-            setting_id=payload.setting_id,
-            placing_authority_code=payload.placing_authority_code,
-            beds=payload.beds,
-        )
-    else:
-        placement = _existing(state.placements, placement_id, event)
-        state.placements[placement_id] = replace(placement, is_active=False)
+    match event.payload:
+        case PlacementStarted() as started:
+            state.placements[placement_id] = PlacementRecord(
+                placement_id=placement_id,
+                setting_id=started.setting_id,
+                placing_authority_code=started.placing_authority_code,
+                beds=started.beds,
+            )
+        case PlacementEnded():
+            placement = _existing(state.placements, placement_id, event)
+            state.placements[placement_id] = replace(placement, is_active=False)
+        case _:
+            raise _not_about(RecordKind.PLACEMENT, event)
+
+
+def _referral_record(referral_id: UUID, payload: ReferralState, *, is_open: bool) -> ReferralRecord:
+    return ReferralRecord(
+        referral_id=referral_id,
+        authority_code=payload.authority_code,
+        placement_types=payload.placement_types,
+        is_open=is_open,
+    )
 
 
 def _apply_to_referral(state: LedgerState, event: Event, referral_id: UUID) -> None:
-    payload = event.payload
-    if isinstance(payload, ReferralOpened | ReferralUpdated):
-        is_open = True
-        if isinstance(payload, ReferralUpdated):
+    match event.payload:
+        case ReferralOpened() as opened:
+            state.referrals[referral_id] = _referral_record(referral_id, opened, is_open=True)
+        case ReferralUpdated() as updated:
             is_open = _existing(state.referrals, referral_id, event).is_open
-        state.referrals[referral_id] = ReferralRecord(
-            referral_id=referral_id,
-            authority_code=payload.authority_code,
-            placement_types=payload.placement_types,
-            is_open=is_open,
-        )
-        return
-    referral = _existing(state.referrals, referral_id, event)
-    if isinstance(payload, ReferralClosed):
-        state.referrals[referral_id] = replace(referral, is_open=False)
-    # ReferralWidened changes the search scope, which is not a capacity fact.
-
-
-_APPLY = {
-    RecordKind.SETTING: _apply_to_setting,
-    RecordKind.VACANCY: _apply_to_vacancy,
-    RecordKind.PLACEMENT: _apply_to_placement,
-    RecordKind.REFERRAL: _apply_to_referral,
-}
+            state.referrals[referral_id] = _referral_record(referral_id, updated, is_open=is_open)
+        case ReferralWidened():
+            # It changes the search scope, which is not a capacity fact; the referral must exist.
+            _existing(state.referrals, referral_id, event)
+        case ReferralClosed():
+            referral = _existing(state.referrals, referral_id, event)
+            state.referrals[referral_id] = replace(referral, is_open=False)
+        case _:
+            raise _not_about(RecordKind.REFERRAL, event)
 
 
 def apply_event(state: LedgerState, event: Event) -> None:
@@ -240,7 +233,18 @@ def apply_event(state: LedgerState, event: Event) -> None:
         raise UnappliableEventError(
             f"{event.event_type} has aggregate_id {event.aggregate_id}, not its {kind} {record_id}"
         )
-    _APPLY[kind](state, event, record_id)
+    # `record_of` refused every event type the ledger does not keep; mypy checks every kind here.
+    match kind:
+        case RecordKind.SETTING:
+            _apply_to_setting(state, event, record_id)
+        case RecordKind.VACANCY:
+            _apply_to_vacancy(state, event, record_id)
+        case RecordKind.PLACEMENT:
+            _apply_to_placement(state, event, record_id)
+        case RecordKind.REFERRAL:
+            _apply_to_referral(state, event, record_id)
+        case _:
+            assert_never(kind)
 
 
 def fold(events: Iterable[Event], state: LedgerState | None = None) -> LedgerState:
@@ -259,7 +263,15 @@ FlowKey = tuple[str, str, PlacementType]
 
 
 @dataclass(frozen=True, slots=True)
-class CouncilFigures:
+class Counts:
+    """Base of the figures: counts that add up field by field."""
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilFigures(Counts):
     """One council's figures for one placement type; `vacant` never counts a full home below 0."""
 
     registered_places: int = 0
@@ -268,11 +280,6 @@ class CouncilFigures:
     offered: int = 0
     stale_vacancies: int = 0
     open_referrals: int = 0
-
-    def __add__(self, other: "CouncilFigures") -> "CouncilFigures":
-        return CouncilFigures(
-            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(CouncilFigures))
-        )
 
     def as_row(self) -> tuple[int, ...]:
         return tuple(getattr(self, f.name) for f in fields(CouncilFigures))
@@ -348,7 +355,7 @@ def council_figures(state: LedgerState, now: datetime, stale_after: timedelta) -
 
 
 @dataclass(frozen=True, slots=True)
-class TypeCapacity:
+class TypeCapacity(Counts):
     """A footprint's figures for one placement type (or all types, summed)."""
 
     registered_places: int = 0
@@ -359,11 +366,6 @@ class TypeCapacity:
     open_referrals: int = 0
     occupied_by_own: int = 0
     occupied_by_others: int = 0
-
-    def __add__(self, other: "TypeCapacity") -> "TypeCapacity":
-        return TypeCapacity(
-            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(TypeCapacity))
-        )
 
 
 @dataclass(frozen=True)

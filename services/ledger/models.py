@@ -14,12 +14,6 @@ class _Answer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Problem(_Answer):
-    """A 4xx answer: what is wrong, in words."""
-
-    detail: str
-
-
 class CouncilView(_Answer):
     authority_code: str
     name: str
@@ -67,16 +61,7 @@ class Figures(_Answer):
 
     @classmethod
     def of(cls, figures: TypeCapacity) -> Self:
-        return cls(
-            registered_places=figures.registered_places,
-            occupied=figures.occupied,
-            vacant=figures.vacant,
-            offered=figures.offered,
-            stale_vacancies=figures.stale_vacancies,
-            open_referrals=figures.open_referrals,
-            occupied_by_own=figures.occupied_by_own,
-            occupied_by_others=figures.occupied_by_others,
-        )
+        return cls.model_validate(figures, from_attributes=True)
 
 
 class _AboutFootprint(_Answer):

@@ -23,10 +23,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
-from services.ledger import store
+from services.ledger import store, tables
 from services.ledger.domain import CouncilCapacity
 from services.ledger.settings import Settings
-from services.ledger.use_cases import Clock, utc_now
+from services.platform.clock import Clock, utc_now
 from services.platform.consumer import (
     ConsumerMetrics,
     Delivery,
@@ -35,18 +35,19 @@ from services.platform.consumer import (
 )
 from services.platform.database import create_engine
 from services.platform.migrations import upgrade_to_head_async
+from services.platform.tables import connection_of, qualified, select_columns
 
 REBUILD_SCHEMA = "ledger_rebuild"
 # The record and consumer tables (history is the live ledger's own record of time).
 REBUILT_TABLES = (
-    store.SETTINGS,
-    store.VACANCIES,
-    store.PLACEMENTS,
-    store.REFERRALS,
-    store.INBOX,
-    store.CONSUMER_POSITIONS,
-    store.AGGREGATE_VERSIONS,
-    store.PARKED_EVENTS,
+    tables.SETTINGS,
+    tables.VACANCIES,
+    tables.PLACEMENTS,
+    tables.REFERRALS,
+    tables.INBOX,
+    tables.CONSUMER_POSITIONS,
+    tables.AGGREGATE_VERSIONS,
+    tables.PARKED_EVENTS,
 )
 # Records per replayed batch (one transaction each): bigger than the live consumer's, for speed.
 REPLAY_BATCH = 5000
@@ -109,9 +110,9 @@ async def _recreate_schema(connection: asyncpg.Connection) -> None:
     await connection.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")
     await connection.execute(f"CREATE SCHEMA {REBUILD_SCHEMA}")
     for table in REBUILT_TABLES:
+        rebuilt = tables.table_in(table, REBUILD_SCHEMA)
         await connection.execute(
-            f"CREATE TABLE {REBUILD_SCHEMA}.{table.name}"
-            f" (LIKE {store.SCHEMA}.{table.name} INCLUDING ALL)"
+            f"CREATE TABLE {qualified(rebuilt)} (LIKE {qualified(table)} INCLUDING ALL)"
         )
 
 
@@ -233,7 +234,7 @@ async def rebuild(
         auto_offset_reset="earliest",
     )
     try:
-        async with store.connection_of(engine) as connection:
+        async with connection_of(engine) as connection:
             await _recreate_schema(connection)
         await consumer.start()
         partitions = await _partitions(settings.kafka_bootstrap_servers, settings.topic_prefix)
@@ -243,14 +244,12 @@ async def rebuild(
         as_of = clock()
         # The live positions and capacity from one snapshot: what the live ledger had seen.
         async with (
-            store.connection_of(engine) as connection,
+            connection_of(engine) as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             targets = {
                 TopicPartition(r["topic"], r["partition"]): r["next_offset"]
-                for r in await connection.fetch(
-                    f"SELECT topic, partition, next_offset FROM {store.SCHEMA}.consumer_positions"  # noqa: S608
-                )
+                for r in await connection.fetch(select_columns(tables.CONSUMER_POSITIONS))
             }
             live = await _digest(connection, store.SCHEMA, settings, as_of)
         targets = {tp: targets.get(tp, 0) for tp in partitions}
@@ -260,7 +259,7 @@ async def rebuild(
         )
         replay = _Replay(engine, consumer, progress)
         await replay.run(targets, REPLAY_BATCH)
-        async with store.connection_of(engine) as connection:
+        async with connection_of(engine) as connection:
             rebuilt = await _digest(connection, REBUILD_SCHEMA, settings, as_of)
             if not keep:
                 await connection.execute(f"DROP SCHEMA {REBUILD_SCHEMA} CASCADE")

@@ -1,34 +1,25 @@
-"""The ledger schema and its queries: record state, the consumer's tables and capacity history.
+"""The ledger's queries: record state for the consumer, capacity by council, capacity history.
 
 Queries take the schema by name: the live ledger lives in `ledger`, a rebuild replays the topics
-into `ledger_rebuild` with the same code. They run on asyncpg connections (the consumer's batch
-transaction hands one over; readers take one from the engine) and move rows in bulk (`unnest`).
+into `ledger_rebuild` with the same code (`tables.tables_in`). They run on asyncpg connections
+(the consumer's batch transaction hands one over; readers take one from the engine) and move rows
+in bulk (`unnest`), with column lists taken from the tables in `tables.py`.
 """
 
-import contextlib
-import re
+import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, assert_never
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    Table,
-    Text,
-    Uuid,
-    text,
-)
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Column, Table, TypeDecorator
+from sqlalchemy.dialects import postgresql
 
-from contracts.enums import OfstedRating, PlacementType
+from contracts.enums import PlacementType
+from services.ledger import tables
 from services.ledger.domain import (
     CouncilCapacity,
     CouncilFigures,
@@ -41,251 +32,170 @@ from services.ledger.domain import (
     RecordKind,
     ReferralRecord,
     SettingRecord,
-    UnappliableEventError,
     VacancyRecord,
-    VacancyStatus,
     apply_event,
     record_of,
     stale_before,
 )
-from services.platform.consumer import consumer_tables
-from services.platform.database import service_metadata
-
-SCHEMA = "ledger"
-METADATA = service_metadata(SCHEMA)
-
-SETTINGS = Table(
-    "settings",
-    METADATA,
-    Column("setting_id", Uuid, primary_key=True),
-    Column("provider_id", Text, nullable=False),
-    Column("placement_type", Text, nullable=False),
-    Column("registered_places", Integer, nullable=False),
-    Column("ofsted_rating", Text, nullable=False),
-    Column("postcode_district", Text, nullable=False),
-    Column("authority_code", Text, nullable=False),
-    Column("is_open", Boolean, nullable=False),
-    Index("settings_by_council", "authority_code", "placement_type"),
-)
-VACANCIES = Table(
-    "vacancies",
-    METADATA,
-    Column("vacancy_id", Uuid, primary_key=True),
-    Column("setting_id", Uuid, nullable=False),  # no foreign key: its setting may come later
-    Column("beds", Integer, nullable=False),
-    Column("status", Text, nullable=False),
-    Column("posted_at", DateTime(timezone=True), nullable=False),
-    Column("last_confirmed_at", DateTime(timezone=True), nullable=False),
-    Index("vacancies_open_by_setting", "setting_id", postgresql_where=text("status = 'open'")),
-)
-PLACEMENTS = Table(
-    "placements",
-    METADATA,
-    Column("placement_id", Uuid, primary_key=True),
-    Column("setting_id", Uuid, nullable=False),
-    Column("placing_authority_code", Text, nullable=False),
-    Column("beds", Integer, nullable=False),
-    Column("is_active", Boolean, nullable=False),
-    Index("placements_active_by_setting", "setting_id", postgresql_where=text("is_active")),
-)
-REFERRALS = Table(
-    "referrals",
-    METADATA,
-    Column("referral_id", Uuid, primary_key=True),
-    Column("authority_code", Text, nullable=False),
-    Column("placement_types", ARRAY(Text), nullable=False),
-    Column("is_open", Boolean, nullable=False),
-)
-# Council-level figures as each snapshot found them; a row holds until a later row for its key.
-CAPACITY_HISTORY = Table(
-    "capacity_history",
-    METADATA,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("taken_at", DateTime(timezone=True), nullable=False),
-    Column("authority_code", Text, nullable=False),
-    Column("placement_type", Text, nullable=False),
-    Column("registered_places", Integer, nullable=False),
-    Column("occupied", Integer, nullable=False),
-    Column("vacant", Integer, nullable=False),
-    Column("offered", Integer, nullable=False),
-    Column("stale_vacancies", Integer, nullable=False),
-    Column("open_referrals", Integer, nullable=False),
-    Index("capacity_history_by_key", "authority_code", "placement_type", "taken_at"),
-    Index("capacity_history_by_time", "taken_at"),
-)
-FLOW_HISTORY = Table(
-    "flow_history",
-    METADATA,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("taken_at", DateTime(timezone=True), nullable=False),
-    Column("authority_code", Text, nullable=False),
-    Column("placing_authority_code", Text, nullable=False),
-    Column("placement_type", Text, nullable=False),
-    Column("beds", Integer, nullable=False),
-    Index(
-        "flow_history_by_key",
-        "authority_code",
-        "placing_authority_code",
-        "placement_type",
-        "taken_at",
-    ),
-    Index("flow_history_by_time", "taken_at"),
-)
-INBOX, CONSUMER_POSITIONS, AGGREGATE_VERSIONS, PARKED_EVENTS = consumer_tables(METADATA)
-
-# Every table a rebuild recreates (in this order) beside the live ones.
-LEDGER_TABLES: tuple[Table, ...] = (
-    SETTINGS,
-    VACANCIES,
-    PLACEMENTS,
-    REFERRALS,
+from services.ledger.tables import (
+    AGGREGATE_VERSIONS,
     CAPACITY_HISTORY,
     FLOW_HISTORY,
     INBOX,
-    CONSUMER_POSITIONS,
-    AGGREGATE_VERSIONS,
     PARKED_EVENTS,
+    PLACEMENTS,
+    REFERRALS,
+    SETTINGS,
+    VACANCIES,
+    table_in,
 )
+from services.platform.errors import UnappliableEventError
+from services.platform.tables import (
+    array_param,
+    bulk_upsert,
+    connection_of,
+    is_array,
+    qualified,
+    select_columns,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = [
+    "METADATA",
+    "SCHEMA",
+    "LedgerProjection",
+    "connection_of",
+    "council_capacity",
+    "events_applied",
+    "history_as_of",
+    "history_between",
+    "load_records",
+    "lock_snapshots",
+    "record_history",
+    "row_counts",
+    "save_records",
+]
+
+SCHEMA = tables.SCHEMA
+# The migrations test finds each service's tables here, and the benchmark its connections.
+METADATA = tables.METADATA
 
 # Advisory lock held while a snapshot is written: one snapshot at a time per database.
 SNAPSHOT_LOCK_ID = 8003
 
-
-@contextlib.asynccontextmanager
-async def connection_of(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled asyncpg connection (the queries here speak asyncpg, for bulk arrays)."""
-    async with engine.connect() as sa_connection:
-        raw = await sa_connection.get_raw_connection()
-        connection: asyncpg.Connection = raw.driver_connection
-        yield connection
-
-
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-def _sql(statement: str, schema: str) -> str:
-    """`statement` with `{s}` naming `schema`: a checked identifier from code, never from input."""
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise ValueError(f"{schema!r} is not a schema name")
-    return statement.replace("{s}", schema)
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+RecordT = TypeVar("RecordT", bound="DataclassInstance")
 
 
 # --- record state: what the consumer loads, applies and saves -------------------------------------
 
-_LOAD = {
-    RecordKind.SETTING: "SELECT setting_id, provider_id, placement_type, registered_places,"
-    " ofsted_rating, postcode_district, authority_code, is_open FROM {s}.settings"
-    " WHERE setting_id = any($1::uuid[])",
-    RecordKind.VACANCY: "SELECT vacancy_id, setting_id, beds, status, posted_at, last_confirmed_at"
-    " FROM {s}.vacancies WHERE vacancy_id = any($1::uuid[])",
-    RecordKind.PLACEMENT: "SELECT placement_id, setting_id, placing_authority_code, beds, is_active"
-    " FROM {s}.placements WHERE placement_id = any($1::uuid[])",
-    RecordKind.REFERRAL: "SELECT referral_id, authority_code, placement_types, is_open"
-    " FROM {s}.referrals WHERE referral_id = any($1::uuid[])",
-}
 
-_SAVE_SETTINGS = """
-INSERT INTO {s}.settings (setting_id, provider_id, placement_type, registered_places,
-                          ofsted_rating, postcode_district, authority_code, is_open)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                     $7::text[], $8::bool[])
-ON CONFLICT (setting_id) DO UPDATE SET
-    provider_id = excluded.provider_id, placement_type = excluded.placement_type,
-    registered_places = excluded.registered_places, ofsted_rating = excluded.ofsted_rating,
-    postcode_district = excluded.postcode_district, authority_code = excluded.authority_code,
-    is_open = excluded.is_open
-"""
-_SAVE_VACANCIES = """
-INSERT INTO {s}.vacancies (vacancy_id, setting_id, beds, status, posted_at, last_confirmed_at)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[],
-                     $6::timestamptz[])
-ON CONFLICT (vacancy_id) DO UPDATE SET
-    setting_id = excluded.setting_id, beds = excluded.beds, status = excluded.status,
-    posted_at = excluded.posted_at, last_confirmed_at = excluded.last_confirmed_at
-"""
-_SAVE_PLACEMENTS = """
-INSERT INTO {s}.placements (placement_id, setting_id, placing_authority_code, beds, is_active)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bool[])
-ON CONFLICT (placement_id) DO UPDATE SET
-    setting_id = excluded.setting_id, placing_authority_code = excluded.placing_authority_code,
-    beds = excluded.beds, is_active = excluded.is_active
-"""
-# unnest flattens a two-dimensional array, so each referral's types travel as one string.
-_SAVE_REFERRALS = """
-INSERT INTO {s}.referrals (referral_id, authority_code, placement_types, is_open)
-SELECT r, a, string_to_array(t, ','), o
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[]) AS u(r, a, t, o)
-ON CONFLICT (referral_id) DO UPDATE SET
-    authority_code = excluded.authority_code, placement_types = excluded.placement_types,
-    is_open = excluded.is_open
-"""
+def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How a value asyncpg read from `column` becomes the record's (None: as it is)."""
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        return lambda value: column_type.process_result_value(value, _DIALECT)
+    return None
+
+
+def _encoder(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How a record's value travels in a bulk statement's array for `column` (None: as it is)."""
+    if is_array(column):
+        return array_param
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        return lambda value: column_type.process_bind_param(value, _DIALECT)
+    return None
+
+
+class _StoredRecords(Generic[RecordT]):
+    """One kind of record in its table: a row per record, a column per field of the record."""
+
+    def __init__(self, table: Table, record: type[RecordT]) -> None:
+        self._record = record
+        self._names = [f.name for f in fields(record)]
+        columns = [table.columns[name] for name in self._names]
+        (key,) = table.primary_key.columns
+        self._key = key.name
+        self._decoders = [(i, d) for i, c in enumerate(columns) if (d := _decoder(c)) is not None]
+        self._encoders = [_encoder(column) for column in columns]
+        self._select = f"{select_columns(table, self._names)} WHERE {self._key} = any($1)"
+        self._upsert = bulk_upsert(table, self._names)
+
+    async def load(self, connection: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, RecordT]:
+        found: dict[UUID, RecordT] = {}
+        for row in await connection.fetch(self._select, ids):
+            values = list(row)
+            for position, decode in self._decoders:
+                values[position] = decode(values[position])
+            record = self._record(*values)
+            found[getattr(record, self._key)] = record
+        return found
+
+    async def save(self, connection: asyncpg.Connection, records: Collection[RecordT]) -> None:
+        if not records:
+            return
+        await connection.execute(
+            self._upsert,
+            *(
+                [getattr(r, name) for r in records]
+                if encode is None
+                else [encode(getattr(r, name)) for r in records]
+                for name, encode in zip(self._names, self._encoders, strict=True)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _RecordTables:
+    settings: _StoredRecords[SettingRecord]
+    vacancies: _StoredRecords[VacancyRecord]
+    placements: _StoredRecords[PlacementRecord]
+    referrals: _StoredRecords[ReferralRecord]
+
+
+@functools.cache
+def _record_tables(schema: str) -> _RecordTables:
+    return _RecordTables(
+        _StoredRecords(table_in(SETTINGS, schema), SettingRecord),
+        _StoredRecords(table_in(VACANCIES, schema), VacancyRecord),
+        _StoredRecords(table_in(PLACEMENTS, schema), PlacementRecord),
+        _StoredRecords(table_in(REFERRALS, schema), ReferralRecord),
+    )
 
 
 async def load_records(
     connection: asyncpg.Connection, schema: str, wanted: dict[RecordKind, list[UUID]]
 ) -> LedgerState:
     """The records with these ids, as stored (absent ones are simply not in the state)."""
+    stored = _record_tables(schema)
     state = LedgerState()
-    rows = {
-        kind: await connection.fetch(_sql(_LOAD[kind], schema), ids)
-        for kind, ids in wanted.items()
-        if ids
-    }
-    for r in rows.get(RecordKind.SETTING, ()):
-        state.settings[r[0]] = SettingRecord(
-            r[0], r[1], PlacementType(r[2]), r[3], OfstedRating(r[4]), r[5], r[6], r[7]
-        )
-    for r in rows.get(RecordKind.VACANCY, ()):
-        state.vacancies[r[0]] = VacancyRecord(r[0], r[1], r[2], VacancyStatus(r[3]), r[4], r[5])
-    for r in rows.get(RecordKind.PLACEMENT, ()):
-        state.placements[r[0]] = PlacementRecord(r[0], r[1], r[2], r[3], r[4])
-    for r in rows.get(RecordKind.REFERRAL, ()):
-        types = tuple(PlacementType(t) for t in r[2])
-        state.referrals[r[0]] = ReferralRecord(r[0], r[1], types, r[3])
+    for kind, ids in wanted.items():
+        if not ids:
+            continue
+        match kind:
+            case RecordKind.SETTING:
+                state.settings.update(await stored.settings.load(connection, ids))
+            case RecordKind.VACANCY:
+                state.vacancies.update(await stored.vacancies.load(connection, ids))
+            case RecordKind.PLACEMENT:
+                state.placements.update(await stored.placements.load(connection, ids))
+            case RecordKind.REFERRAL:
+                state.referrals.update(await stored.referrals.load(connection, ids))
+            case _:
+                assert_never(kind)
     return state
 
 
 async def save_records(connection: asyncpg.Connection, schema: str, state: LedgerState) -> None:
     """Insert or overwrite every record in `state`, one statement per kind of record."""
-    if settings := list(state.settings.values()):
-        await connection.execute(
-            _sql(_SAVE_SETTINGS, schema),
-            [s.setting_id for s in settings],
-            [s.provider_id for s in settings],
-            [s.placement_type.value for s in settings],
-            [s.registered_places for s in settings],
-            [s.ofsted_rating.value for s in settings],
-            [s.postcode_district for s in settings],
-            [s.authority_code for s in settings],
-            [s.is_open for s in settings],
-        )
-    if vacancies := list(state.vacancies.values()):
-        await connection.execute(
-            _sql(_SAVE_VACANCIES, schema),
-            [v.vacancy_id for v in vacancies],
-            [v.setting_id for v in vacancies],
-            [v.beds for v in vacancies],
-            [v.status.value for v in vacancies],
-            [v.posted_at for v in vacancies],
-            [v.last_confirmed_at for v in vacancies],
-        )
-    if placements := list(state.placements.values()):
-        await connection.execute(
-            _sql(_SAVE_PLACEMENTS, schema),
-            [p.placement_id for p in placements],
-            [p.setting_id for p in placements],
-            [p.placing_authority_code for p in placements],
-            [p.beds for p in placements],
-            [p.is_active for p in placements],
-        )
-    if referrals := list(state.referrals.values()):
-        await connection.execute(
-            _sql(_SAVE_REFERRALS, schema),
-            [r.referral_id for r in referrals],
-            [r.authority_code for r in referrals],
-            [",".join(t.value for t in r.placement_types) for r in referrals],
-            [r.is_open for r in referrals],
-        )
+    stored = _record_tables(schema)
+    await stored.settings.save(connection, state.settings.values())
+    await stored.vacancies.save(connection, state.vacancies.values())
+    await stored.placements.save(connection, state.placements.values())
+    await stored.referrals.save(connection, state.referrals.values())
 
 
 class LedgerProjection:
@@ -302,7 +212,9 @@ class LedgerProjection:
             try:
                 kind, record_id = record_of(event.payload)
             except UnappliableEventError:
-                continue  # `apply` refuses it, naming the reason, and it is dead-lettered
+                # Refusing it here would fail the whole batch; `apply` refuses it, naming the
+                # reason, and only that record is dead-lettered.
+                continue
             wanted[kind].append(record_id)
         return await load_records(connection, self.schema, wanted)
 
@@ -315,16 +227,19 @@ class LedgerProjection:
 
 # --- capacity by council --------------------------------------------------------------------------
 
+# The figures a council row holds, in the order CouncilFigures takes them.
+_FIGURES = tuple(f.name for f in fields(CouncilFigures))
+
 # Per open setting: beds occupied by active placements, beds offered in open vacancies, and
 # open vacancies last confirmed before $1 (stale); summed by council and type. `vacant` is
 # clamped per setting, so an over-full home never hides another home's empty beds.
 _SETTING_FIGURES = """
 WITH occupied AS (
-    SELECT setting_id, sum(beds) AS beds FROM {s}.placements
+    SELECT setting_id, sum(beds) AS beds FROM {placements}
     WHERE is_active GROUP BY setting_id
 ), offered AS (
     SELECT setting_id, sum(beds) AS beds, count(*) FILTER (WHERE last_confirmed_at < $1) AS stale
-    FROM {s}.vacancies WHERE status = 'open' GROUP BY setting_id
+    FROM {vacancies} WHERE status = 'open' GROUP BY setting_id
 )
 SELECT s.authority_code, s.placement_type,
        sum(s.registered_places)::int AS registered_places,
@@ -332,7 +247,7 @@ SELECT s.authority_code, s.placement_type,
        sum(greatest(s.registered_places - coalesce(o.beds, 0), 0))::int AS vacant,
        sum(coalesce(v.beds, 0))::int AS offered,
        sum(coalesce(v.stale, 0))::int AS stale_vacancies
-FROM {s}.settings s
+FROM {settings} s
 LEFT JOIN occupied o ON o.setting_id = s.setting_id
 LEFT JOIN offered v ON v.setting_id = s.setting_id
 WHERE s.is_open AND ($2::text[] IS NULL OR s.authority_code = any($2::text[]))
@@ -340,27 +255,112 @@ GROUP BY s.authority_code, s.placement_type
 """
 _REFERRAL_FIGURES = """
 SELECT authority_code, placement_type, count(*)::int AS open_referrals
-FROM {s}.referrals, unnest(placement_types) AS placement_type
+FROM {referrals}, unnest(placement_types) AS placement_type
 WHERE is_open AND ($1::text[] IS NULL OR authority_code = any($1::text[]))
 GROUP BY authority_code, placement_type
 """
 _FLOWS = """
 SELECT s.authority_code, p.placing_authority_code, s.placement_type, sum(p.beds)::int AS beds
-FROM {s}.placements p JOIN {s}.settings s ON s.setting_id = p.setting_id
+FROM {placements} p JOIN {settings} s ON s.setting_id = p.setting_id
 WHERE p.is_active AND s.is_open AND ($1::text[] IS NULL OR s.authority_code = any($1::text[]))
 GROUP BY s.authority_code, p.placing_authority_code, s.placement_type
 """
 
+# --- capacity history -----------------------------------------------------------------------------
+
+_LATEST_FIGURES = """
+SELECT DISTINCT ON (authority_code, placement_type) authority_code, placement_type, {figures}
+FROM {capacity_history}
+WHERE ($1::timestamptz IS NULL OR taken_at <= $1)
+  AND ($2::text[] IS NULL OR authority_code = any($2::text[]))
+ORDER BY authority_code, placement_type, taken_at DESC, id DESC
+"""
+_LATEST_FLOWS = """
+SELECT DISTINCT ON (authority_code, placing_authority_code, placement_type)
+       authority_code, placing_authority_code, placement_type, beds
+FROM {flow_history}
+WHERE ($1::timestamptz IS NULL OR taken_at <= $1)
+  AND ($2::text[] IS NULL OR authority_code = any($2::text[]))
+ORDER BY authority_code, placing_authority_code, placement_type, taken_at DESC, id DESC
+"""
+_FIGURES_BETWEEN = """
+SELECT taken_at, authority_code, placement_type, {figures}
+FROM {capacity_history}
+WHERE taken_at > $1 AND taken_at <= $2 AND authority_code = any($3::text[])
+ORDER BY taken_at, id
+"""
+_FLOWS_BETWEEN = """
+SELECT taken_at, authority_code, placing_authority_code, placement_type, beds
+FROM {flow_history}
+WHERE taken_at > $1 AND taken_at <= $2 AND authority_code = any($3::text[])
+ORDER BY taken_at, id
+"""
+_HISTORY_FIGURES_COLUMNS = ("taken_at", "authority_code", "placement_type", *_FIGURES)
+_HISTORY_FLOWS_COLUMNS = (
+    "taken_at",
+    "authority_code",
+    "placing_authority_code",
+    "placement_type",
+    "beds",
+)
+
+
+def _bulk_insert(table: Table, columns: Sequence[str]) -> str:
+    """Append rows given as one array per column (`$1` the first column's values)."""
+    chosen = [table.columns[name] for name in columns]
+    if any(is_array(column) for column in chosen):
+        raise ValueError(f"{table.name}: unnest would flatten an array column")
+    names = ", ".join(f'"{column.name}"' for column in chosen)
+    arrays = ", ".join(
+        f"${position}::{column.type.compile(dialect=_DIALECT)}[]"
+        for position, column in enumerate(chosen, start=1)
+    )
+    # Names from the table's own metadata, checked by `qualified`: never from input.
+    return f"INSERT INTO {qualified(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """The ledger's statements, naming the tables of one schema."""
+
+    setting_figures: str
+    referral_figures: str
+    flows: str
+    latest_figures: str
+    latest_flows: str
+    figures_between: str
+    flows_between: str
+    record_figures: str
+    record_flows: str
+    counts: dict[str, str]
+    events_applied: str
+
+
+@functools.cache
+def _queries(schema: str) -> _Queries:
+    names = {table.name: qualified(table) for table in tables.tables_in(schema).tables.values()}
+    figures = ", ".join(_FIGURES)
+    counted = [t.name for t in (SETTINGS, VACANCIES, PLACEMENTS, REFERRALS, INBOX, PARKED_EVENTS)]
+    return _Queries(
+        setting_figures=_SETTING_FIGURES.format_map(names),
+        referral_figures=_REFERRAL_FIGURES.format_map(names),
+        flows=_FLOWS.format_map(names),
+        latest_figures=_LATEST_FIGURES.format_map({**names, "figures": figures}),
+        latest_flows=_LATEST_FLOWS.format_map(names),
+        figures_between=_FIGURES_BETWEEN.format_map({**names, "figures": figures}),
+        flows_between=_FLOWS_BETWEEN.format_map(names),
+        record_figures=_bulk_insert(table_in(CAPACITY_HISTORY, schema), _HISTORY_FIGURES_COLUMNS),
+        record_flows=_bulk_insert(table_in(FLOW_HISTORY, schema), _HISTORY_FLOWS_COLUMNS),
+        counts={name: f"SELECT count(*) FROM {names[name]}" for name in counted},  # noqa: S608
+        events_applied=(
+            f"SELECT coalesce(sum(version), 0) FROM {names[AGGREGATE_VERSIONS.name]}"  # noqa: S608
+        ),
+    )
+
 
 def _figures(row: asyncpg.Record) -> CouncilFigures:
-    return CouncilFigures(
-        registered_places=row["registered_places"],
-        occupied=row["occupied"],
-        vacant=row["vacant"],
-        offered=row["offered"],
-        stale_vacancies=row["stale_vacancies"],
-        open_referrals=row.get("open_referrals", 0),
-    )
+    # A settings row has no open referrals: they are counted from the referrals.
+    return CouncilFigures(*(row.get(name, 0) for name in _FIGURES))
 
 
 def _council_key(row: asyncpg.Record) -> CouncilKey:
@@ -387,61 +387,18 @@ async def council_capacity(
 
     Run it inside a repeatable-read transaction when the figures and flows must agree.
     """
+    queries = _queries(schema)
     only = None if councils is None else list(councils)
     cutoff = stale_before(now, stale_after)
-    setting_rows = await connection.fetch(_sql(_SETTING_FIGURES, schema), cutoff, only)
-    referral_rows = await connection.fetch(_sql(_REFERRAL_FIGURES, schema), only)
-    flow_rows = await connection.fetch(_sql(_FLOWS, schema), only)
+    setting_rows = await connection.fetch(queries.setting_figures, cutoff, only)
+    referral_rows = await connection.fetch(queries.referral_figures, only)
+    flow_rows = await connection.fetch(queries.flows, only)
     figures: defaultdict[CouncilKey, CouncilFigures] = defaultdict(CouncilFigures)
     for row in setting_rows:
         figures[_council_key(row)] += _figures(row)
     for row in referral_rows:
         figures[_council_key(row)] += CouncilFigures(open_referrals=row["open_referrals"])
     return CouncilCapacity(dict(figures), {_flow_key(r): r["beds"] for r in flow_rows})
-
-
-# --- capacity history -----------------------------------------------------------------------------
-
-_LATEST_FIGURES = """
-SELECT DISTINCT ON (authority_code, placement_type) authority_code, placement_type,
-       registered_places, occupied, vacant, offered, stale_vacancies, open_referrals
-FROM {s}.capacity_history
-WHERE ($1::timestamptz IS NULL OR taken_at <= $1)
-  AND ($2::text[] IS NULL OR authority_code = any($2::text[]))
-ORDER BY authority_code, placement_type, taken_at DESC, id DESC
-"""
-_LATEST_FLOWS = """
-SELECT DISTINCT ON (authority_code, placing_authority_code, placement_type)
-       authority_code, placing_authority_code, placement_type, beds
-FROM {s}.flow_history
-WHERE ($1::timestamptz IS NULL OR taken_at <= $1)
-  AND ($2::text[] IS NULL OR authority_code = any($2::text[]))
-ORDER BY authority_code, placing_authority_code, placement_type, taken_at DESC, id DESC
-"""
-_FIGURES_BETWEEN = """
-SELECT taken_at, authority_code, placement_type,
-       registered_places, occupied, vacant, offered, stale_vacancies, open_referrals
-FROM {s}.capacity_history
-WHERE taken_at > $1 AND taken_at <= $2 AND authority_code = any($3::text[])
-ORDER BY taken_at, id
-"""
-_FLOWS_BETWEEN = """
-SELECT taken_at, authority_code, placing_authority_code, placement_type, beds
-FROM {s}.flow_history
-WHERE taken_at > $1 AND taken_at <= $2 AND authority_code = any($3::text[])
-ORDER BY taken_at, id
-"""
-_RECORD_FIGURES = """
-INSERT INTO {s}.capacity_history (taken_at, authority_code, placement_type, registered_places,
-                                  occupied, vacant, offered, stale_vacancies, open_referrals)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::int[],
-                         $8::int[], $9::int[])
-"""
-_RECORD_FLOWS = """
-INSERT INTO {s}.flow_history (taken_at, authority_code, placing_authority_code, placement_type,
-                              beds)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[])
-"""
 
 
 async def history_as_of(
@@ -452,9 +409,10 @@ async def history_as_of(
     councils: Collection[str] | None = None,
 ) -> CouncilCapacity:
     """The latest recorded row of every key at `at` (None: the latest of all)."""
+    queries = _queries(schema)
     only = None if councils is None else list(councils)
-    figure_rows = await connection.fetch(_sql(_LATEST_FIGURES, schema), at, only)
-    flow_rows = await connection.fetch(_sql(_LATEST_FLOWS, schema), at, only)
+    figure_rows = await connection.fetch(queries.latest_figures, at, only)
+    flow_rows = await connection.fetch(queries.latest_flows, at, only)
     return CouncilCapacity(
         {_council_key(r): _figures(r) for r in figure_rows},
         {_flow_key(r): r["beds"] for r in flow_rows},
@@ -470,9 +428,10 @@ async def history_between(
     councils: Collection[str],
 ) -> HistoryChanges:
     """Every row recorded after `since` and up to `until`, for these councils, oldest first."""
+    queries = _queries(schema)
     only = list(councils)
-    figure_rows = await connection.fetch(_sql(_FIGURES_BETWEEN, schema), since, until, only)
-    flow_rows = await connection.fetch(_sql(_FLOWS_BETWEEN, schema), since, until, only)
+    figure_rows = await connection.fetch(queries.figures_between, since, until, only)
+    flow_rows = await connection.fetch(queries.flows_between, since, until, only)
     return HistoryChanges(
         figures=[(r["taken_at"], _council_key(r), _figures(r)) for r in figure_rows],
         flows=[(r["taken_at"], _flow_key(r), r["beds"]) for r in flow_rows],
@@ -487,19 +446,20 @@ async def record_history(
     flows: dict[FlowKey, int],
 ) -> None:
     """Append one snapshot's changed rows."""
+    queries = _queries(schema)
     if keys := list(figures):
         rows = [figures[key].as_row() for key in keys]
         await connection.execute(
-            _sql(_RECORD_FIGURES, schema),
-            taken_at,
+            queries.record_figures,
+            [taken_at] * len(keys),
             [council_code for council_code, _ in keys],
             [placement_type.value for _, placement_type in keys],
-            *([row[column] for row in rows] for column in range(len(rows[0]))),
+            *([row[column] for row in rows] for column in range(len(_FIGURES))),
         )
     if flow_keys := list(flows):
         await connection.execute(
-            _sql(_RECORD_FLOWS, schema),
-            taken_at,
+            queries.record_flows,
+            [taken_at] * len(flow_keys),
             [key[0] for key in flow_keys],
             [key[1] for key in flow_keys],
             [key[2].value for key in flow_keys],
@@ -514,23 +474,16 @@ async def lock_snapshots(connection: asyncpg.Connection) -> None:
 
 # --- counts (rebuild reports, tests) --------------------------------------------------------------
 
-_COUNTS = {
-    table: f"SELECT count(*) FROM {{s}}.{table}"  # noqa: S608 - table names from this tuple
-    for table in ("settings", "vacancies", "placements", "referrals", "inbox", "parked_events")
-}
-
 
 async def row_counts(connection: asyncpg.Connection, schema: str) -> dict[str, int]:
     """Rows in each record table and in the inbox and parked events of `schema`."""
     return {
-        table: await connection.fetchval(_sql(statement, schema))
-        for table, statement in _COUNTS.items()
+        table: await connection.fetchval(statement)
+        for table, statement in _queries(schema).counts.items()
     }
 
 
 async def events_applied(connection: asyncpg.Connection, schema: str) -> int:
     """Events applied so far: each aggregate's version is the count of its events applied."""
-    applied = await connection.fetchval(
-        _sql("SELECT coalesce(sum(version), 0) FROM {s}.aggregate_versions", schema)
-    )
+    applied = await connection.fetchval(_queries(schema).events_applied)
     return int(applied)

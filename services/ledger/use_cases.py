@@ -1,6 +1,5 @@
 """The ledger's reads and its history snapshots: one method per question the API answers."""
 
-from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
@@ -21,14 +20,11 @@ from services.ledger.domain import (
 )
 from services.ledger.models import CapacityView, FlowsView, HistoryView
 from services.platform.auth import Principal
+from services.platform.clock import Clock, utc_now
 from services.platform.errors import ForbiddenError, NotFoundError
+from services.platform.tables import connection_of
 
-Clock = Callable[[], datetime]
 DEFAULT_HISTORY_SPAN = timedelta(hours=24)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LedgerMetrics:
@@ -106,7 +102,7 @@ class Ledger:
 
     async def _council_capacity(self, footprint: Footprint, now: datetime) -> CouncilCapacity:
         async with (
-            store.connection_of(self._engine) as connection,
+            connection_of(self._engine) as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             return await store.council_capacity(
@@ -143,7 +139,7 @@ class Ledger:
         until = as_utc(until) if until is not None else self._clock()
         since = as_utc(since) if since is not None else until - DEFAULT_HISTORY_SPAN
         async with (
-            store.connection_of(self._engine) as connection,
+            connection_of(self._engine) as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             baseline = await store.history_as_of(
@@ -162,7 +158,7 @@ class Ledger:
     async def take_snapshot(self) -> int:
         """Record every council-level row that changed since the last snapshot; refresh gauges."""
         now = self._clock()
-        async with store.connection_of(self._engine) as connection, connection.transaction():
+        async with connection_of(self._engine) as connection, connection.transaction():
             await store.lock_snapshots(connection)
             current = await store.council_capacity(
                 connection, self._schema, now=now, stale_after=self._stale_after

@@ -36,6 +36,7 @@ from services.ledger.domain import CouncilCapacity
 from services.ledger.synthetic import topic_of
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.database import create_engine
+from services.platform.tables import connection_of
 
 SECRET = "ledger-test-secret-of-at-least-32-bytes"
 BOOTSTRAP = Settings().kafka_bootstrap_servers
@@ -97,7 +98,7 @@ class LedgerDatabase:
     schema: str = store.SCHEMA
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with store.connection_of(self.engine) as connection:
+        async with connection_of(self.engine) as connection:
             return [dict(row) for row in await connection.fetch(sql, *args)]
 
     async def migrated(self) -> bool:
@@ -110,11 +111,11 @@ class LedgerDatabase:
         return bool(rows)
 
     async def counts(self) -> dict[str, int]:
-        async with store.connection_of(self.engine) as connection:
+        async with connection_of(self.engine) as connection:
             return await store.row_counts(connection, self.schema)
 
     async def applied(self) -> int:
-        async with store.connection_of(self.engine) as connection:
+        async with connection_of(self.engine) as connection:
             return await store.events_applied(connection, self.schema)
 
     async def processed(self) -> int:
@@ -125,7 +126,7 @@ class LedgerDatabase:
         return int(rows[0]["n"])
 
     async def council_capacity(self, now: datetime, stale_after: timedelta) -> CouncilCapacity:
-        async with store.connection_of(self.engine) as connection:
+        async with connection_of(self.engine) as connection:
             return await store.council_capacity(
                 connection, self.schema, now=now, stale_after=stale_after
             )

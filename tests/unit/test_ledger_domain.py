@@ -1,13 +1,21 @@
-"""The ledger's pure rules: applying events to records, capacity by council and by footprint."""
+"""The ledger's rules: applying events to records (refusing types it has no rule for), capacity."""
 
+from collections.abc import Callable
+from copy import deepcopy
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 from uuid import UUID, uuid4
 
 import pytest
 from builders import VACANCY_ID, sample_envelope
+from sqlalchemy import Table
 
 from contracts.enums import OfstedRating, PlacementType
+from contracts.envelope import envelop
+from contracts.events import EventPayload
 from contracts.geography import footprint, footprints
+from services.ledger import domain, tables
 from services.ledger.domain import (
     CouncilCapacity,
     CouncilFigures,
@@ -18,7 +26,6 @@ from services.ledger.domain import (
     ReferralRecord,
     SettingRecord,
     TypeCapacity,
-    UnappliableEventError,
     VacancyRecord,
     VacancyStatus,
     apply_event,
@@ -29,8 +36,11 @@ from services.ledger.domain import (
     footprint_flows,
     history_points,
     may_read,
+    record_of,
 )
+from services.ledger.store import LedgerProjection
 from services.platform.auth import Role, principal_for
+from services.platform.errors import UnappliableEventError
 
 W_AND_F, SEFTON, LEEDS, CUMBERLAND = "E06000064", "E08000014", "E08000035", "E06000063"
 NORTH_WEST = "E12000002"
@@ -76,6 +86,8 @@ def _state(*records: object) -> LedgerState:
                 state.placements[record.placement_id] = record
             case ReferralRecord():
                 state.referrals[record.referral_id] = record
+            case _:
+                raise TypeError(f"not a ledger record: {record!r}")
     return state
 
 
@@ -173,6 +185,104 @@ def test_a_placement_starts_and_ends_and_a_referral_opens_changes_and_closes() -
 def test_an_event_the_ledger_cannot_apply_says_why(event: Event, reason: str) -> None:
     with pytest.raises(UnappliableEventError, match=reason):
         apply_event(LedgerState(), event)
+
+
+class VacancyReopened(EventPayload):
+    """An event type the ledger has no rule for, as a later contract might add one."""
+
+    key_field: ClassVar[str] = "setting_id"
+
+    setting_id: UUID
+    vacancy_id: UUID
+
+
+def _reopened(setting: SettingRecord, vacancy_id: UUID) -> Event:
+    return envelop(
+        VacancyReopened(setting_id=setting.setting_id, vacancy_id=vacancy_id),
+        producer="tests",
+        organisation_id="acme-care",
+        aggregate_id=vacancy_id,
+        sequence=3,
+        occurred_at=NOW,
+    )
+
+
+def _every_kind_of_record() -> LedgerState:
+    setting = _setting()
+    return _state(
+        setting,
+        _vacancy(setting, 2, NOW),
+        _placement(setting, SEFTON),
+        ReferralRecord(uuid4(), SEFTON, (HOMES,)),
+    )
+
+
+def _ids(state: LedgerState) -> dict[str, UUID]:
+    return {
+        "setting": next(iter(state.settings)),
+        "vacancy": next(iter(state.vacancies)),
+        "placement": next(iter(state.placements)),
+        "referral": next(iter(state.referrals)),
+    }
+
+
+Refusal = Callable[[LedgerState, Event, dict[str, UUID]], object]
+
+DISPATCH_POINTS: dict[str, Refusal] = {
+    "record_of": lambda _, event, __: record_of(event.payload),
+    "apply_event": lambda state, event, _: apply_event(state, event),
+    "fold": lambda state, event, _: fold([event], state),
+    "the projection's apply": lambda state, event, _: LedgerProjection().apply(state, event),
+    "a setting's rules": lambda state, event, ids: domain._apply_to_setting(
+        state, event, ids["setting"]
+    ),
+    "a vacancy's rules": lambda state, event, ids: domain._apply_to_vacancy(
+        state, event, ids["vacancy"]
+    ),
+    "a placement's rules": lambda state, event, ids: domain._apply_to_placement(
+        state, event, ids["placement"]
+    ),
+    "a referral's rules": lambda state, event, ids: domain._apply_to_referral(
+        state, event, ids["referral"]
+    ),
+}
+
+
+@pytest.mark.parametrize("dispatch", DISPATCH_POINTS.values(), ids=DISPATCH_POINTS.keys())
+def test_an_event_type_the_ledger_has_no_rule_for_is_refused_not_counted_as_another(
+    dispatch: Refusal,
+) -> None:
+    state = _every_kind_of_record()
+    ids = _ids(state)
+    before = deepcopy(state)
+
+    with pytest.raises(UnappliableEventError, match="does not apply VacancyReopened"):
+        dispatch(state, _reopened(state.settings[ids["setting"]], ids["vacancy"]), ids)
+
+    assert state == before  # the open vacancy was not taken for withdrawn or expired, say
+
+
+async def test_the_projection_loads_nothing_for_an_event_type_it_will_refuse() -> None:
+    # Raising while loading would fail the whole batch; `apply` refuses the one event instead.
+    setting = _setting()
+    event = _reopened(setting, uuid4())
+
+    state = await LedgerProjection().load(None, [event])  # type: ignore[arg-type]
+
+    assert state == LedgerState()
+
+
+@pytest.mark.parametrize(
+    ("record", "table"),
+    [
+        (SettingRecord, tables.SETTINGS),
+        (VacancyRecord, tables.VACANCIES),
+        (PlacementRecord, tables.PLACEMENTS),
+        (ReferralRecord, tables.REFERRALS),
+    ],
+)
+def test_each_kind_of_record_is_stored_as_one_column_per_field(record: type, table: Table) -> None:
+    assert [f.name for f in fields(record)] == [column.name for column in table.columns]
 
 
 # --- capacity by council --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-from services.ledger.store import METADATA
+from services.ledger.tables import METADATA
 from services.platform.migrations import run_migrations
 
 run_migrations(METADATA)
