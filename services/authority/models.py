@@ -57,7 +57,7 @@ class OpenReferral(ReferralDetails):
     widen_after_hours: WidenAfterHours | None = None
 
     def details(self) -> ReferralDetails:
-        return ReferralDetails.model_validate(self.model_dump(exclude={"widen_after_hours"}))
+        return ReferralDetails.model_validate(self, from_attributes=True)
 
     def chosen_widen_after(self) -> timedelta | None:
         if self.widen_after_hours is None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.topics import REFERRAL_EVENTS
 from services.authority.app import Settings, create_app
 from services.platform.auth import Principal, Role, issue_token, principal_for
+from services.platform.clock import Clock, utc_now
 from services.platform.database import create_engine
 from services.platform.settings import CommonSettings
 
@@ -106,9 +107,11 @@ class RunningAuthority:
 
 
 @asynccontextmanager
-async def running_authority(database_url: str, **settings: Any) -> AsyncIterator[RunningAuthority]:
+async def running_authority(
+    database_url: str, clock: Clock = utc_now, **settings: Any
+) -> AsyncIterator[RunningAuthority]:
     """The service, its lifespan running (migrations, relay, scheduler), and an HTTP client."""
-    app = create_app(Settings(database_url=database_url, jwt_secret=SECRET, **settings))
+    app = create_app(Settings(database_url=database_url, jwt_secret=SECRET, **settings), clock)
     engine = create_engine(database_url)
     try:
         async with (

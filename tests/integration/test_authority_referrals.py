@@ -1,8 +1,8 @@
 """A council opens, changes and closes referrals: one event each on referral.events, as answered."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from uuid import UUID
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
 
 import pytest
 from authority_fixtures import (
@@ -315,3 +315,27 @@ async def test_the_service_answers_its_probes_metrics_and_openapi(
     assert "404" in openapi["info"]["description"]
     created = paths["/v1/referrals"]["post"]["responses"]["201"]["content"]["application/json"]
     assert created["schema"] == {"$ref": "#/components/schemas/ReferralView"}
+
+
+async def test_every_timestamp_comes_from_the_services_clock(fresh_database_url: str) -> None:
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    async with running_authority(fresh_database_url, clock=lambda: now) as authority:
+        opened = await authority.open_referral(urgency="emergency")
+        closed = await authority.client.post(
+            f"/v1/referrals/{opened['referral_id']}/close",
+            json={"outcome": "placed"},
+            headers=council(),
+        )
+        unknown = await authority.client.get(f"/v1/referrals/{uuid4()}", headers=council())
+        audit = await authority.audit_rows()
+        outbox = await authority.rows("SELECT created_at FROM authority.outbox")
+
+    assert unknown.status_code == 404
+    assert (_at(opened["opened_at"]), _at(opened["widen_at"])) == (now, now + timedelta(hours=4))
+    assert (_at(closed.json()["updated_at"]), _at(closed.json()["closed_at"])) == (now, now)
+    assert [(row["action"], row["outcome"], row["at"]) for row in audit] == [
+        ("create", "allowed", now),
+        ("close", "allowed", now),
+        ("read", "not_found", now),
+    ]
+    assert [row["created_at"] for row in outbox] == [now, now], "each event occurred at `now`"
