@@ -30,6 +30,7 @@ from services.alerting.metrics import AlertingMetrics
 from services.alerting.webhook_client import WebhookSender, WebhookSendError, shared_tls_context
 from services.alerting.webhooks import SIGNATURE_HEADER, retry_delay, signature
 from services.platform.consumer import TRANSIENT_ERRORS
+from services.platform.tables import connection_of
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class DeliveryWorker:
             self._senders.clear()
 
     async def _subscriptions_due(self) -> list[UUID]:
-        async with store.connection_of(self._engine) as connection:
+        async with connection_of(self._engine) as connection:
             return await store.subscriptions_with_due_deliveries(connection)
 
     def _start_drain(self, subscription_id: UUID) -> None:
@@ -126,7 +127,7 @@ class DeliveryWorker:
         """Send the subscription's due deliveries, a batch at a time, until none is left."""
         try:
             while True:
-                async with store.connection_of(self._engine) as connection:
+                async with connection_of(self._engine) as connection:
                     batch = await store.claim_due_deliveries(
                         connection, subscription_id, limit=self._batch_size, lease_s=self._lease_s
                     )
@@ -139,7 +140,7 @@ class DeliveryWorker:
                 outcomes = await asyncio.gather(*(self._try(d, slots) for d in batch))
                 delivered = [o for o in outcomes if isinstance(o, store.Delivered)]
                 failed = [o for o in outcomes if isinstance(o, store.Failed)]
-                async with store.connection_of(self._engine) as connection:
+                async with connection_of(self._engine) as connection:
                     await store.record_outcomes(connection, delivered, failed)
                 self._observe(batch, delivered, failed)
         except DATABASE_ERRORS:

@@ -10,9 +10,9 @@ changes of a batch in the same transaction as the consumer's position.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID, uuid4
 
 from contracts.enums import AlertRetractionReason, SearchScope
@@ -39,18 +39,11 @@ from contracts.events import (
 )
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.matching import Fit, OpenReferral, OpenVacancy, failed_rules
+from services.platform.clock import Clock, utc_now
+from services.platform.errors import UnappliableEventError
 
 Event = Envelope[Any]
-Clock = Callable[[], datetime]
 PRODUCER = "alerting"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class UnappliableEventError(ValueError):
-    """An event alerting cannot apply (it goes to the dead-letter topic with this reason)."""
 
 
 class AlertStatus(StrEnum):
@@ -61,6 +54,14 @@ class AlertStatus(StrEnum):
 class NoticeKind(StrEnum):
     RAISED = "raised"
     RETRACTED = "retracted"
+
+
+class DeliveryState(StrEnum):
+    """Where a webhook delivery stands: waiting for a (next) try, accepted, or given up."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,49 +105,61 @@ class Notice:
             "beds": fit.beds,
             "raised_at": self.alert.raised_at.isoformat(),
         }
-        if self.kind is NoticeKind.RETRACTED:
-            assert self.reason is not None
-            body["reason"] = self.reason.value
-            body["retracted_at"] = self.at.isoformat()
+        match self.kind:
+            case NoticeKind.RAISED:
+                pass
+            case NoticeKind.RETRACTED:
+                body["reason"] = self.retraction_reason().value
+                body["retracted_at"] = self.at.isoformat()
+            case _:
+                assert_never(self.kind)
         return body
 
     def envelope(self) -> Event:
         """`AlertRaised` (sequence 1) or `AlertRetracted` (sequence 2) of the alert aggregate."""
         fit = self.alert.fit
         payload: EventPayload
-        if self.kind is NoticeKind.RAISED:
-            payload = AlertRaised(
-                alert_id=self.alert.alert_id,
-                referral_id=fit.referral_id,
-                vacancy_id=fit.vacancy_id,
-                setting_id=fit.setting_id,
-                authority_code=fit.authority_code,
-                distance_miles=fit.distance_miles,
-                local=fit.local,
-                placement_type=fit.placement_type,
-                ofsted_rating=fit.ofsted_rating,
-                postcode_district=fit.postcode_district,
-                beds=fit.beds,
-            )
-        else:
-            assert self.reason is not None
-            payload = AlertRetracted(
-                alert_id=self.alert.alert_id,
-                referral_id=fit.referral_id,
-                vacancy_id=fit.vacancy_id,
-                setting_id=fit.setting_id,
-                authority_code=fit.authority_code,
-                reason=self.reason,
-            )
+        match self.kind:
+            case NoticeKind.RAISED:
+                payload = AlertRaised(
+                    alert_id=self.alert.alert_id,
+                    referral_id=fit.referral_id,
+                    vacancy_id=fit.vacancy_id,
+                    setting_id=fit.setting_id,
+                    authority_code=fit.authority_code,
+                    distance_miles=fit.distance_miles,
+                    local=fit.local,
+                    placement_type=fit.placement_type,
+                    ofsted_rating=fit.ofsted_rating,
+                    postcode_district=fit.postcode_district,
+                    beds=fit.beds,
+                )
+                sequence = 1
+            case NoticeKind.RETRACTED:
+                payload = AlertRetracted(
+                    alert_id=self.alert.alert_id,
+                    referral_id=fit.referral_id,
+                    vacancy_id=fit.vacancy_id,
+                    setting_id=fit.setting_id,
+                    authority_code=fit.authority_code,
+                    reason=self.retraction_reason(),
+                )
+                sequence = 2
+            case _:
+                assert_never(self.kind)
         return envelop(
             payload,
             producer=PRODUCER,
             # The tenant whose action caused it: the provider or council of the source event.
             organisation_id=self.source.organisation_id,
             aggregate_id=self.alert.alert_id,
-            sequence=1 if self.kind is NoticeKind.RAISED else 2,
+            sequence=sequence,
             occurred_at=self.at,
         )
+
+    def retraction_reason(self) -> AlertRetractionReason:
+        assert self.reason is not None, "a retraction always says why"
+        return self.reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +212,32 @@ def reason_after_setting_change(
     if vacancy is not None and "ofsted" in failed_rules(referral, vacancy):
         return AlertRetractionReason.RATING_BELOW_MINIMUM
     return AlertRetractionReason.NO_LONGER_FITS
+
+
+def reason_vacancy_gone(event: Event) -> AlertRetractionReason:
+    """Why a vacancy's alerts are retracted when it closes: withdrawn or expired, nothing else."""
+    match event.payload:
+        case VacancyWithdrawn():
+            return AlertRetractionReason.VACANCY_WITHDRAWN
+        case VacancyExpired():
+            return AlertRetractionReason.VACANCY_EXPIRED
+        case _:
+            raise UnappliableEventError(f"{event.event_type} does not close a vacancy")
+
+
+def occupancy_change(event: Event) -> tuple[int, AlertRetractionReason]:
+    """Beds a placement event takes (negative: frees), and why an alert it spoils is retracted.
+
+    A placement takes beds (and leaves the setting no longer empty for a solo placement); an
+    ending frees them, and a vacancy may fit again.
+    """
+    match event.payload:
+        case PlacementStarted(beds=beds):
+            return beds, AlertRetractionReason.VACANCY_TAKEN
+        case PlacementEnded(beds=beds):
+            return -beds, AlertRetractionReason.NO_LONGER_FITS
+        case _:
+            raise UnappliableEventError(f"{event.event_type} neither starts nor ends a placement")
 
 
 def free_beds(registered_places: int, occupied_beds: int, vacancy_beds: int) -> int:
@@ -329,6 +368,7 @@ class AlertBook:
     def _vacancy_gone(
         self, event: Event, payload: VacancyWithdrawn | VacancyExpired, changes: Changes
     ) -> None:
+        reason = reason_vacancy_gone(event)  # an event of any other type is refused here
         vacancy = self.vacancies.pop(payload.vacancy_id, None)
         if vacancy is None:
             raise UnappliableEventError(
@@ -340,29 +380,17 @@ class AlertBook:
             self.vacancies_by_setting.pop(vacancy.setting_id, None)
         changes.vacancy_closed(payload.vacancy_id)
         self.index.remove_vacancy(payload.vacancy_id)
-        reason = (
-            AlertRetractionReason.VACANCY_WITHDRAWN
-            if isinstance(payload, VacancyWithdrawn)
-            else AlertRetractionReason.VACANCY_EXPIRED
-        )
         for alert in self.alerts_of_vacancy(payload.vacancy_id):
             self._retract(event, alert, reason, changes)
 
     def _occupancy_changed(
         self, event: Event, payload: PlacementStarted | PlacementEnded, changes: Changes
     ) -> None:
-        change = payload.beds if isinstance(payload, PlacementStarted) else -payload.beds
+        change, reason = occupancy_change(event)
         occupied = self.occupied.get(payload.setting_id, 0) + change
         self.occupied[payload.setting_id] = occupied
         changes.occupancy[payload.setting_id] = occupied
-        # A placement takes beds (and leaves the setting no longer empty for a solo placement);
-        # an ending frees them, and a vacancy may fit again.
-        reason = always(
-            AlertRetractionReason.VACANCY_TAKEN
-            if isinstance(payload, PlacementStarted)
-            else AlertRetractionReason.NO_LONGER_FITS
-        )
-        self._refresh_setting(event, payload.setting_id, changes, reason)
+        self._refresh_setting(event, payload.setting_id, changes, always(reason))
 
     def _referral_state(
         self, event: Event, payload: ReferralOpened | ReferralUpdated, changes: Changes

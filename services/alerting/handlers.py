@@ -1,72 +1,36 @@
-"""Alerting's routing table: the two topic subscribers and the council API under /v1."""
+"""Alerting's routing table: the two topics it reads, and the council API under /v1."""
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-if TYPE_CHECKING:
-    from faststream.kafka.subscriber.usecase import BatchSubscriber
-
-from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
 from services.alerting.domain import AlertStatus
 from services.alerting.models import (
     AlertView,
     CreatedSubscription,
     NewSubscription,
-    Problem,
     SubscriptionView,
 )
-from services.alerting.projection import Batch
 from services.alerting.stream import AlertStream
-from services.alerting.use_cases import Alerting, WriteRequest
+from services.alerting.use_cases import Alerting
 from services.platform.auth import Principal, Role, authenticated, require_role
-from services.platform.consumer import ExactlyOnceProcessor
-from services.platform.http import IdempotencyKey, fingerprint_of
-from services.platform.kafka import deliveries_of, exactly_once_subscriber
+from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses
+from services.platform.writes import WriteRequest
 
 # --- subscribers ----------------------------------------------------------------------------------
 
-
-def subscribe(  # noqa: PLR0913 - where to read, as whom, how much at once, what to do after
-    broker: KafkaBroker,
-    processor: ExactlyOnceProcessor[Batch],
-    *,
-    after_batch: Callable[[], Awaitable[None]],
-    engine: AsyncEngine,
-    schema: str,
-    group_id: str,
-    topic_prefix: str,
-    max_records: int,
-) -> None:
-    """Register `on_provider_events` and `on_referral_events`: each batch is matched once."""
-
-    def reader(topic: str) -> "BatchSubscriber":
-        return exactly_once_subscriber(
-            broker,
-            topic_prefix + topic,
-            group_id=group_id,
-            engine=engine,
-            schema=schema,
-            max_records=max_records,
-        )
-
-    @reader(PROVIDER_EVENTS.name)
-    async def on_provider_events(message: KafkaMessage) -> None:
-        """Settings, vacancies and placements: match new and changed vacancies to referrals."""
-        await processor.handle(deliveries_of(message))
-        await after_batch()
-
-    @reader(REFERRAL_EVENTS.name)
-    async def on_referral_events(message: KafkaMessage) -> None:
-        """Referrals: match new, changed and widened referrals to the open vacancies."""
-        await processor.handle(deliveries_of(message))
-        await after_batch()
+# Each topic with what alerting does with it. `app.build_broker` subscribes the exactly-once
+# processor to both (`on_provider_events`, `on_referral_events`): each batch is matched once.
+CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
+    (
+        PROVIDER_EVENTS,
+        "Settings, vacancies and placements: match new and changed vacancies to referrals",
+    ),
+    (REFERRAL_EVENTS, "Referrals: match new, changed and widened referrals to the open vacancies"),
+)
 
 
 # --- the council API ------------------------------------------------------------------------------
@@ -97,7 +61,7 @@ async def write_request(
     request: Request, council: Council, idempotency_key: IdempotencyKey = None
 ) -> WriteRequest:
     return WriteRequest(
-        authority_code=council,
+        organisation_id=council,
         idempotency_key=idempotency_key,
         fingerprint=await fingerprint_of(request),
     )
@@ -106,11 +70,7 @@ async def write_request(
 Write = Annotated[WriteRequest, Depends(write_request)]
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem} for code in codes}
-
-
-router = APIRouter(prefix="/v1", responses=_problems(401, 403))
+router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
 
 
 @router.post(
@@ -118,7 +78,7 @@ router = APIRouter(prefix="/v1", responses=_problems(401, 403))
     status_code=201,
     response_model=CreatedSubscription,
     tags=["subscriptions"],
-    responses=_problems(422),
+    responses=problem_responses(422),
 )
 async def create_subscription(body: NewSubscription, write: Write, service: Service) -> Response:
     """Send the council's alerts to a webhook, signed with `secret` (made for you if left out,
@@ -138,7 +98,7 @@ async def list_subscriptions(council: Council, service: Service) -> list[Subscri
     "/subscriptions/{subscription_id}",
     status_code=204,
     tags=["subscriptions"],
-    responses=_problems(404),
+    responses=problem_responses(404),
 )
 async def delete_subscription(subscription_id: UUID, council: Council, service: Service) -> None:
     """Stop a webhook; its pending deliveries are dropped. Another council's is a 404."""

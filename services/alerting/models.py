@@ -1,13 +1,20 @@
-"""The alerting API's request and response models."""
+"""The alerting API's request and response models.
 
-from datetime import datetime
-from typing import Annotated, Any, Self
-from uuid import UUID
+The responses are built on the fields the tables declare (tables.py), read from a row with
+`model_validate`, so a field is named and typed in one place.
+"""
+
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, Strict
 
-from contracts.enums import AlertRetractionReason, OfstedRating, PlacementType
-from services.alerting.domain import AlertStatus
+from services.alerting.tables import (
+    AlertFields,
+    DeliveryCounts,
+    StoredAlert,
+    Subscription,
+    SubscriptionFields,
+)
 
 WebhookSecret = Annotated[str, Strict(), Field(min_length=16, max_length=256)]
 
@@ -21,40 +28,17 @@ class NewSubscription(BaseModel):
     secret: WebhookSecret | None = None
 
 
-class DeliveryStatus(BaseModel):
-    delivered: int = Field(description="deliveries the receiver accepted (2xx)")
-    failed: int = Field(description="tries that failed (each is tried again until dead)")
-    dead: int = Field(description="deliveries given up after the last try")
+class DeliveryStatus(DeliveryCounts):
     pending: int = Field(description="deliveries waiting for their first or next try")
-    last_error: str | None
-    last_error_at: datetime | None
-    last_success_at: datetime | None
 
 
-class SubscriptionView(BaseModel):
-    subscription_id: UUID
-    authority_code: str
-    url: str
-    created_at: datetime
+class SubscriptionView(SubscriptionFields):
     delivery_status: DeliveryStatus
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> Self:
-        return cls(
-            subscription_id=row["subscription_id"],
-            authority_code=row["authority_code"],
-            url=row["url"],
-            created_at=row["created_at"],
-            delivery_status=DeliveryStatus(
-                delivered=row["delivered"],
-                failed=row["failed_attempts"],
-                dead=row["dead"],
-                pending=row["pending"],
-                last_error=row["last_error"],
-                last_error_at=row["last_error_at"],
-                last_success_at=row["last_success_at"],
-            ),
-        )
+    def of(cls, subscription: Subscription, pending: int) -> Self:
+        status = DeliveryStatus.model_validate(subscription, update={"pending": pending})
+        return cls.model_validate(subscription, update={"delivery_status": status})
 
 
 class CreatedSubscription(SubscriptionView):
@@ -63,45 +47,7 @@ class CreatedSubscription(SubscriptionView):
     )
 
 
-class AlertView(BaseModel):
-    alert_id: UUID
-    referral_id: UUID
-    vacancy_id: UUID
-    setting_id: UUID
-    status: AlertStatus
-    local: bool
-    distance_miles: float
-    placement_type: PlacementType
-    ofsted_rating: OfstedRating
-    postcode_district: str
-    beds: int
-    raised_at: datetime
-    retracted_at: datetime | None
-    reason: AlertRetractionReason | None = Field(description="why it was retracted")
-
+class AlertView(AlertFields):
     @classmethod
-    def of(cls, row: dict[str, Any]) -> Self:
-        return cls(
-            alert_id=row["alert_id"],
-            referral_id=row["referral_id"],
-            vacancy_id=row["vacancy_id"],
-            setting_id=row["setting_id"],
-            status=AlertStatus(row["status"]),
-            local=row["local"],
-            distance_miles=row["distance_miles"],
-            placement_type=PlacementType(row["placement_type"]),
-            ofsted_rating=OfstedRating(row["ofsted_rating"]),
-            postcode_district=row["postcode_district"],
-            beds=row["beds"],
-            raised_at=row["raised_at"],
-            retracted_at=row["retracted_at"],
-            reason=(
-                None
-                if row["retraction_reason"] is None
-                else AlertRetractionReason(row["retraction_reason"])
-            ),
-        )
-
-
-class Problem(BaseModel):
-    detail: str
+    def of(cls, alert: StoredAlert) -> Self:
+        return cls.model_validate(alert)

@@ -15,14 +15,17 @@ import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerting import store
-from services.alerting.domain import AlertBook, Changes, Clock, NoticeKind, utc_now
+from services.alerting.domain import AlertBook, Changes, NoticeKind
 from services.alerting.metrics import AlertingMetrics
+from services.platform.clock import Clock, utc_now
 from services.platform.sequencing import Event
+from services.platform.tables import connection_of
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class AlertingProjection:
 
     async def warm_up(self, engine: AsyncEngine) -> None:
         """Load the book at start-up, so that the first batch matches at once."""
-        async with store.connection_of(engine) as connection, connection.transaction():
+        async with connection_of(engine) as connection, connection.transaction():
             await store.lock_book(connection)
             await self._reload(connection, await store.current_epoch(connection))
         if self._freeze_gc:
@@ -110,7 +113,7 @@ class AlertingProjection:
         """Count the alerts of batches that have committed (called after each batch's handling)."""
         if not self._uncounted:
             return
-        async with store.connection_of(engine) as connection:
+        async with connection_of(engine) as connection:
             self._count_committed(await store.current_epoch(connection), forget_later=False)
 
     async def _reload(self, connection: asyncpg.Connection, epoch: int) -> None:
@@ -137,11 +140,14 @@ def _count(epoch: int, changes: Changes) -> _Uncounted:
     local = elsewhere = 0
     retracted: dict[str, int] = {}
     for notice in changes.notices:
-        if notice.kind is NoticeKind.RAISED:
-            if notice.alert.fit.local:
+        match notice.kind:
+            case NoticeKind.RAISED if notice.alert.fit.local:
                 local += 1
-            else:
+            case NoticeKind.RAISED:
                 elsewhere += 1
-        elif notice.reason is not None:
-            retracted[notice.reason.value] = retracted.get(notice.reason.value, 0) + 1
+            case NoticeKind.RETRACTED:
+                reason = notice.retraction_reason().value
+                retracted[reason] = retracted.get(reason, 0) + 1
+            case _:
+                assert_never(notice.kind)
     return _Uncounted(epoch, local, elsewhere, retracted)

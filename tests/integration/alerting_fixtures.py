@@ -28,10 +28,10 @@ from starlette.routing import Route
 from contracts.envelope import Envelope, envelop
 from contracts.serialization import payload_from, to_bytes
 from contracts.topics import topic_for_event
-from services.alerting import store
 from services.alerting.app import Settings, create_app
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.database import create_engine
+from services.platform.tables import connection_of
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
 BOOTSTRAP = Settings().kafka_bootstrap_servers
@@ -86,7 +86,7 @@ class RunningAlerting:
     engine: AsyncEngine
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with store.connection_of(self.engine) as connection:
+        async with connection_of(self.engine) as connection:
             return [dict(row) for row in await connection.fetch(sql, *args)]
 
     async def subscribe(

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import Envelope
 from contracts.topics import DLQ_SUFFIX, REFERRAL_EVENTS
-from services.alerting import store
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
 from services.platform.database import create_engine
 from services.platform.migrations import upgrade_to_head_async
+from services.platform.tables import connection_of
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ async def run_batch(
 ) -> None:
     """What the exactly-once processor does with a batch: load, apply each, save, in one
     transaction, which here may roll back after the save (as a failed position write would)."""
-    async with store.connection_of(engine) as connection:
+    async with connection_of(engine) as connection:
         transaction = connection.transaction()
         await transaction.start()
         try:
@@ -75,7 +75,7 @@ async def run_batch(
 
 
 async def rows(engine: AsyncEngine, sql: str, *args: Any) -> list[dict[str, Any]]:
-    async with store.connection_of(engine) as connection:
+    async with connection_of(engine) as connection:
         return [dict(row) for row in await connection.fetch(sql, *args)]
 
 

@@ -1,15 +1,17 @@
 """The alert book (DOMAIN.md rule 3): which events raise alerts, which retract them, and why."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from contracts.enums import AlertRetractionReason
 from contracts.envelope import envelop
-from contracts.events import ReferralState
+from contracts.events import EventPayload, ReferralState
 from contracts.serialization import payload_from
 from services.alerting.domain import (
     AlertBook,
@@ -17,8 +19,13 @@ from services.alerting.domain import (
     Event,
     NoticeKind,
     free_beds,
+    occupancy_change,
+    reason_vacancy_gone,
 )
 from services.alerting.matching import OpenReferral, fits
+from services.alerting.metrics import AlertingMetrics
+from services.alerting.projection import AlertingProjection, Batch
+from services.platform.errors import UnappliableEventError
 
 SEFTON = "E08000014"
 LANCASHIRE = "E10000017"
@@ -361,6 +368,60 @@ def test_free_beds_are_the_vacancys_own_but_never_more_than_the_setting_has_free
     assert free_beds(registered_places=4, occupied_beds=1, vacancy_beds=2) == 2
     assert free_beds(registered_places=4, occupied_beds=3, vacancy_beds=2) == 1
     assert free_beds(registered_places=4, occupied_beds=5, vacancy_beds=2) == 0
+
+
+# --- events of a type alerting does not know ----------------------------------------------------
+
+
+class VacancyReserved(EventPayload):
+    """A provider event alerting has never heard of, shaped like the ones it knows (a setting, a
+    vacancy, beds): it must be refused, never taken for a placement or a closed vacancy."""
+
+    key_field: ClassVar[str] = "setting_id"
+
+    setting_id: UUID
+    vacancy_id: UUID
+    beds: int
+
+
+def reserved(setting_id: UUID, vacancy_id: UUID) -> Event:
+    return envelop(
+        VacancyReserved(setting_id=setting_id, vacancy_id=vacancy_id, beds=1),
+        producer="tests",
+        organisation_id="acme-care",
+        aggregate_id=vacancy_id,
+        sequence=2,
+        occurred_at=NOW,
+    )
+
+
+def test_an_event_of_an_unknown_type_is_refused_at_every_dispatch_point_and_changes_nothing():
+    book = book_with_alert()
+    before = (dict(book.alerts), dict(book.vacancies), dict(book.occupied))
+    unknown = reserved(S, V)
+
+    changes = Changes()
+    with pytest.raises(UnappliableEventError, match="VacancyReserved"):
+        book.apply(unknown, changes)
+    with pytest.raises(UnappliableEventError, match="VacancyReserved"):
+        reason_vacancy_gone(unknown)
+    with pytest.raises(UnappliableEventError, match="VacancyReserved"):
+        occupancy_change(unknown)
+
+    assert changes == Changes()
+    assert (book.alerts, book.vacancies, book.occupied) == before
+
+
+def test_the_projection_refuses_an_event_of_an_unknown_type_and_counts_nothing_for_it():
+    projection = AlertingProjection(AlertingMetrics(CollectorRegistry()), clock=lambda: NOW)
+    projection._book = book_with_alert()  # as loaded from the database at start-up
+    batch = Batch()
+
+    with pytest.raises(UnappliableEventError, match="VacancyReserved"):
+        projection.apply(batch, reserved(S, V))
+
+    assert batch.changes == Changes()
+    assert set(projection.book.alerts) == {(R, V)}
 
 
 # --- the book's invariant, and loading it from its records ----------------------------------------

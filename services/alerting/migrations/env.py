@@ -1,4 +1,4 @@
-from services.alerting.store import METADATA
+from services.alerting.tables import METADATA
 from services.platform.migrations import run_migrations
 
 run_migrations(METADATA)

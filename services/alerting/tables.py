@@ -1,0 +1,230 @@
+"""Alerting's tables, each declared once as a SQLModel class, and the platform's beside them.
+
+Record states are kept as the JSON of their latest event payload (`state`), so the start-up load
+parses them with the contracts' own models. The API's views are built on the same fields as the
+alert and subscription tables (`AlertFields`, `SubscriptionFields`, `DeliveryCounts`), so neither
+is written out twice; where the API names a field differently from its column, the field keeps
+the API's name and the column its own (`sa_column_kwargs={"name": ...}`).
+"""
+
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+from sqlalchemy import BigInteger, Index, Table, Text, func, inspect, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from contracts.enums import AlertRetractionReason, OfstedRating, PlacementType
+from services.alerting.domain import AlertStatus, DeliveryState, NoticeKind
+from services.platform.consumer import consumer_tables
+from services.platform.idempotency import idempotency_table
+from services.platform.outbox import outbox_table
+from services.platform.tables import EnumText, UtcDateTime, schema_registry
+
+SCHEMA: Final = "alerting"
+REGISTRY = schema_registry(SCHEMA)
+METADATA = REGISTRY.metadata
+
+# A counter that starts at zero in the database, whoever inserts the row.
+_ZERO: Final = {"server_default": "0"}
+
+
+class AlertingTable(SQLModel, registry=REGISTRY):
+    """Base of alerting's own tables: every one lives in the alerting schema."""
+
+
+# --- the records the book is loaded from ----------------------------------------------------------
+
+
+class StoredSetting(AlertingTable, table=True):
+    __tablename__ = "settings"
+
+    setting_id: UUID = Field(primary_key=True)
+    state: dict[str, Any] = Field(sa_type=JSONB)  # the latest SettingRegistered/Updated payload
+    is_open: bool
+
+
+class SettingOccupancy(AlertingTable, table=True):
+    __tablename__ = "setting_occupancy"
+
+    setting_id: UUID = Field(primary_key=True)
+    occupied_beds: int
+
+
+class StoredVacancy(AlertingTable, table=True):
+    __tablename__ = "vacancies"
+    __table_args__ = (Index("vacancies_by_setting", "setting_id"),)
+
+    vacancy_id: UUID = Field(primary_key=True)
+    setting_id: UUID
+    state: dict[str, Any] = Field(sa_type=JSONB)  # its VacancyPosted payload
+    is_open: bool
+
+
+class StoredReferral(AlertingTable, table=True):
+    __tablename__ = "referrals"
+
+    referral_id: UUID = Field(primary_key=True)
+    authority_code: str = Field(sa_type=Text)
+    state: dict[str, Any] = Field(sa_type=JSONB)  # the latest state, with its current search scope
+    is_open: bool
+
+
+class IndexEpoch(AlertingTable, table=True):
+    """One row, bumped by every consumer transaction: a process can tell whether the batch it
+    applied to its in-memory book committed (the epoch it wrote is there) or rolled back."""
+
+    __tablename__ = "index_epoch"
+
+    id: int = Field(primary_key=True)
+    epoch: int = Field(sa_type=BigInteger)
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+class AlertFields(SQLModel):
+    """An alert as its council reads it (`GET /v1/alerts`) and as it is stored."""
+
+    alert_id: UUID = Field(primary_key=True)
+    referral_id: UUID
+    vacancy_id: UUID
+    setting_id: UUID
+    status: AlertStatus = Field(sa_type=EnumText(AlertStatus))
+    local: bool
+    distance_miles: float
+    placement_type: PlacementType = Field(sa_type=EnumText(PlacementType))
+    ofsted_rating: OfstedRating = Field(sa_type=EnumText(OfstedRating))
+    postcode_district: str = Field(sa_type=Text)
+    beds: int
+    raised_at: datetime = Field(sa_type=UtcDateTime)
+    retracted_at: datetime | None = Field(sa_type=UtcDateTime)
+    reason: AlertRetractionReason | None = Field(
+        description="why it was retracted",
+        sa_type=EnumText(AlertRetractionReason),
+        sa_column_kwargs={"name": "retraction_reason"},
+    )
+
+
+class StoredAlert(AlertFields, AlertingTable, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        # One open alert per (referral, vacancy); a retracted pair may be alerted again later.
+        Index(
+            "alerts_one_open_per_pair",
+            "referral_id",
+            "vacancy_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("alerts_by_council", "authority_code", "status"),
+        Index("alerts_by_referral", "referral_id"),
+    )
+
+    authority_code: str = Field(sa_type=Text)  # the referring council's: only it reads the alert
+
+
+# --- webhooks: subscriptions and their deliveries -------------------------------------------------
+
+
+class SubscriptionFields(SQLModel):
+    """A council's webhook as the council reads it back (never with its secret)."""
+
+    subscription_id: UUID = Field(primary_key=True)
+    authority_code: str = Field(sa_type=Text)
+    url: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class DeliveryCounts(SQLModel):
+    """What became of a subscription's deliveries so far, kept on its row as they happen.
+
+    No defaults here, so the API's schema says every count is always there: the database starts
+    a new subscription's at zero.
+    """
+
+    delivered: int = Field(
+        description="deliveries the receiver accepted (2xx)",
+        sa_type=BigInteger,
+        sa_column_kwargs=_ZERO,
+    )
+    failed: int = Field(
+        description="tries that failed (each is tried again until dead)",
+        sa_type=BigInteger,
+        sa_column_kwargs={"name": "failed_attempts", **_ZERO},
+    )
+    dead: int = Field(
+        description="deliveries given up after the last try",
+        sa_type=BigInteger,
+        sa_column_kwargs=_ZERO,
+    )
+    last_error: str | None = Field(sa_type=Text)
+    last_error_at: datetime | None = Field(sa_type=UtcDateTime)
+    last_success_at: datetime | None = Field(sa_type=UtcDateTime)
+
+
+class Subscription(SubscriptionFields, DeliveryCounts, AlertingTable, table=True):
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("subscriptions_by_council", "authority_code"),)
+
+    secret: str = Field(sa_type=Text)  # signs every webhook; shown to the council once
+
+
+class WebhookDelivery(AlertingTable, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # Each subscription's queue, in the order its deliveries fall due.
+        Index(
+            "deliveries_due_by_subscription",
+            "subscription_id",
+            "next_attempt_at",
+            "delivery_id",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("deliveries_by_alert", "alert_id", "subscription_id"),
+    )
+
+    delivery_id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    subscription_id: UUID = Field(
+        foreign_key=f"{SCHEMA}.subscriptions.subscription_id", ondelete="CASCADE"
+    )
+    alert_id: UUID
+    kind: NoticeKind = Field(sa_type=EnumText(NoticeKind))
+    body: bytes  # the exact bytes every try sends
+    status: DeliveryState = Field(sa_type=EnumText(DeliveryState))
+    attempts: int = Field(default=0, sa_column_kwargs=_ZERO)
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    source_occurred_at: datetime = Field(sa_type=UtcDateTime)
+    created_at: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        nullable=False,
+        sa_column_kwargs={"server_default": func.now()},
+    )
+
+
+def _table(model: type[AlertingTable]) -> Table:
+    table = inspect(model).local_table
+    assert isinstance(table, Table), f"{model.__name__} is mapped to one table"
+    return table
+
+
+SETTINGS = _table(StoredSetting)
+SETTING_OCCUPANCY = _table(SettingOccupancy)
+VACANCIES = _table(StoredVacancy)
+REFERRALS = _table(StoredReferral)
+INDEX_EPOCH = _table(IndexEpoch)
+ALERTS = _table(StoredAlert)
+SUBSCRIPTIONS = _table(Subscription)
+DELIVERIES = _table(WebhookDelivery)
+
+# The platform's tables, in the alerting schema: the outbox of `alert.events`, the API's
+# idempotency keys, and the consumer's inbox, positions, aggregate versions and parked events.
+OUTBOX = outbox_table(METADATA)
+IDEMPOTENCY_KEYS = idempotency_table(METADATA)
+INBOX, CONSUMER_POSITIONS, AGGREGATE_VERSIONS, PARKED_EVENTS = consumer_tables(METADATA)
