@@ -69,8 +69,14 @@ class ProviderEvent(EventPayload):
     provider_id: Slug
 
 
-class SettingState(ProviderEvent):
-    """What a setting is: where, what type, how many registered places, whom it can care for."""
+class SettingDescription(BaseModel):
+    """A setting's descriptive fields: what type, how many places, whom it cares for, where.
+
+    Declared once, here: the events and the provider's requests and answers derive from it. The
+    council is not among them, since a request may leave it to follow the postcode district.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     placement_type: PlacementType
     registered_places: PositiveCount
@@ -80,12 +86,19 @@ class SettingState(ProviderEvent):
     sexes_accepted: Sexes
     needs_met: Needs
     postcode_district: PostcodeDistrict
-    authority_code: AuthorityCode
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:
         _check_age_range(self.age_min, self.age_max)
         return self
+
+
+# Pydantic collects fields from the last base first: the payload reads setting_id, provider_id,
+# the description, then the council.
+class SettingState(SettingDescription, ProviderEvent):
+    """What a setting is: where, what type, how many registered places, whom it can care for."""
+
+    authority_code: AuthorityCode
 
 
 class SettingRegistered(SettingState):
@@ -100,12 +113,11 @@ class SettingClosed(ProviderEvent):
     closed_on: SensibleDate
 
 
-class VacancyPosted(ProviderEvent):
-    """Beds offered at a setting; ages, sexes and needs, when given, narrow the setting's own."""
+class VacancyTerms(BaseModel):
+    """Whom a vacancy is for: each term narrows its setting's own; `None` means "as the setting"."""
 
-    vacancy_id: UUID
-    beds: PositiveCount
-    available_from: SensibleDate
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     age_min: ChildAge | None = None
     age_max: ChildAge | None = None
     sexes_accepted: Sexes | None = None
@@ -117,31 +129,54 @@ class VacancyPosted(ProviderEvent):
         return self
 
 
-class VacancyConfirmed(ProviderEvent):
+class VacancyOffer(VacancyTerms):
+    """Beds offered from a date, for whom the terms say: what a provider posts."""
+
+    beds: PositiveCount
+    available_from: SensibleDate
+
+
+class VacancyEvent(ProviderEvent):
     vacancy_id: UUID
+
+
+# The payload reads setting_id, provider_id, vacancy_id, then the offer (see SettingState).
+class VacancyPosted(VacancyOffer, VacancyEvent):
+    """Beds offered at a setting; ages, sexes and needs, when given, narrow the setting's own."""
+
+
+class VacancyConfirmed(VacancyEvent):
     confirmed_at: UtcDatetime
 
 
-class VacancyWithdrawn(ProviderEvent):
-    vacancy_id: UUID
+class VacancyWithdrawn(VacancyEvent):
     reason: WithdrawalReason
 
 
-class VacancyExpired(ProviderEvent):
-    vacancy_id: UUID
+class VacancyExpired(VacancyEvent):
     last_confirmed_at: UtcDatetime
 
 
-class PlacementStarted(ProviderEvent):
-    placement_id: UUID
+class PlacementTerms(BaseModel):
+    """A child (or a sibling group: `beds`) placed by a council from a date, maybe in a vacancy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     placing_authority_code: AuthorityCode
     start_date: SensibleDate
     beds: PositiveCount = 1
     vacancy_id: UUID | None = None
 
 
-class PlacementEnded(ProviderEvent):
+class PlacementEvent(ProviderEvent):
     placement_id: UUID
+
+
+class PlacementStarted(PlacementTerms, PlacementEvent):
+    pass
+
+
+class PlacementEnded(PlacementEvent):
     placing_authority_code: AuthorityCode
     beds: PositiveCount = 1
     end_date: SensibleDate

@@ -12,12 +12,14 @@ from prometheus_client import CollectorRegistry
 
 from contracts.topics import PROVIDER_EVENTS
 from services.platform.background import every, running
+from services.platform.clock import Clock, utc_now
 from services.platform.database import create_engine, session_factory
 from services.platform.http import add_operational_routes
 from services.platform.kafka import OutboxPublisher, event_broker
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
-from services.provider import store
+from services.platform.writes import Writer
+from services.provider import tables
 from services.provider.handlers import router
 from services.provider.settings import Settings
 from services.provider.use_cases import ProviderService
@@ -30,7 +32,7 @@ CLIENT_ID = "nearhome-provider"
 RELAY_LOCK_ID = 8001
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     registry = CollectorRegistry()
     outbox_metrics = OutboxMetrics(registry)
     # An engine connects lazily; the probes need it before the lifespan starts.
@@ -51,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         relay = OutboxRelay(
             sessions,
-            store.OUTBOX,
+            tables.OUTBOX,
             publisher.send,
             outbox_metrics,
             lock_id=RELAY_LOCK_ID,
@@ -59,9 +61,17 @@ def create_app(settings: Settings) -> FastAPI:
             retry_interval=settings.relay_retry_interval,
             backlog_interval=settings.relay_backlog_interval,
         )
+        writer = Writer(
+            sessions,
+            producer=SERVICE,
+            outbox=tables.OUTBOX,
+            idempotency_keys=tables.IDEMPOTENCY_KEYS,
+            on_commit=relay.wake,
+        )
         service = ProviderService(
             sessions,
-            on_commit=relay.wake,
+            writer,
+            clock=clock,
             vacancy_expire_after=settings.vacancy_expire_after,
         )
         app.state.provider_service = service

@@ -1,103 +1,51 @@
-"""The provider's rules, as pure functions: capacity arithmetic and what a vacancy may offer.
+"""The provider's rules, as pure functions: each command decides the new record and its event.
 
-Nothing here does I/O; each check raises `ConflictError` whose message is the reason.
+Nothing here does I/O. A command takes the records the use case loaded, checks the rules (a broken
+rule raises `ConflictError` or `ForbiddenError` whose message is the reason) and returns a new
+record, leaving the loaded one as it was, with the contract event that tells of the change.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any, TypeVar
 from uuid import UUID
 
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from sqlmodel import SQLModel
+
 from contracts import geography
-from contracts.enums import (
-    Need,
-    OfstedRating,
-    PlacementEndReason,
-    PlacementType,
-    Sex,
-    WithdrawalReason,
+from contracts.enums import PlacementEndReason, WithdrawalReason
+from contracts.events import (
+    PlacementEnded,
+    PlacementStarted,
+    PlacementTerms,
+    ProviderEvent,
+    SettingClosed,
+    SettingDescription,
+    SettingRegistered,
+    SettingUpdated,
+    VacancyConfirmed,
+    VacancyExpired,
+    VacancyOffer,
+    VacancyPosted,
+    VacancyTerms,
+    VacancyWithdrawn,
 )
 from services.platform.errors import ConflictError, ForbiddenError
+from services.provider.tables import (
+    Placement,
+    PlacementStatus,
+    Setting,
+    SettingStatus,
+    Vacancy,
+    VacancyStatus,
+)
 
-
-class SettingStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class VacancyStatus(StrEnum):
-    OPEN = "open"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-
-
-class PlacementStatus(StrEnum):
-    ACTIVE = "active"
-    ENDED = "ended"
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    setting_id: UUID
-    provider_id: str
-    status: SettingStatus
-    placement_type: PlacementType
-    registered_places: int
-    ofsted_rating: OfstedRating
-    age_min: int
-    age_max: int
-    sexes_accepted: tuple[Sex, ...]
-    needs_met: tuple[Need, ...]
-    postcode_district: str
-    authority_code: str
-    closed_on: date | None
-    version: int
-    registered_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class VacancyTerms:
-    """Whom a vacancy is for; `None` means "as the setting"."""
-
-    age_min: int | None = None
-    age_max: int | None = None
-    sexes_accepted: tuple[Sex, ...] | None = None
-    needs_met: tuple[Need, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Vacancy:
-    vacancy_id: UUID
-    setting_id: UUID
-    provider_id: str
-    status: VacancyStatus
-    beds: int
-    available_from: date
-    terms: VacancyTerms
-    withdrawal_reason: WithdrawalReason | None
-    posted_at: datetime
-    last_confirmed_at: datetime
-    ended_at: datetime | None
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    placement_id: UUID
-    setting_id: UUID
-    provider_id: str
-    status: PlacementStatus
-    placing_authority_code: str
-    start_date: date
-    beds: int
-    vacancy_id: UUID | None
-    end_date: date | None
-    end_reason: PlacementEndReason | None
-    version: int
-    recorded_at: datetime
-    ended_at: datetime | None
+Record = TypeVar("Record", Setting, Vacancy, Placement)
+Event = TypeVar("Event", bound=ProviderEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +70,9 @@ class Capacity:
 def council_of_district(postcode_district: str) -> str:
     """The council a postcode district lies in (the default `authority_code` of a setting)."""
     return geography.district(postcode_district).authority_code
+
+
+# --- rules ----------------------------------------------------------------------------------------
 
 
 def check_owned_by(owner: str, provider_id: str, what: str) -> None:
@@ -214,3 +165,200 @@ def check_end_date(placement: Placement, end_date: date) -> None:
 
 def vacancy_expires_at(last_confirmed_at: datetime, expire_after: timedelta) -> datetime:
     return last_confirmed_at + expire_after
+
+
+# --- commands: each returns the new record and its event ------------------------------------------
+
+
+def _fields_of(model: BaseModel, shape: type[BaseModel]) -> dict[str, Any]:
+    """The fields `shape` declares, read from `model` (a `shape`, or a request built on one)."""
+    return model.model_dump(include=set(shape.model_fields))
+
+
+def _changed(record: Record, **changes: Any) -> Record:  # noqa: ANN401 - any of its fields
+    """A new record: `record`'s fields with `changes` (`model_copy` would share its row state)."""
+    return type(record)(**{**record.model_dump(), **changes})
+
+
+def _event(kind: type[Event], record: SQLModel, **fields: object) -> Event:
+    """An event about `record`: the fields it shares with the record, then `fields`, validated."""
+    return kind.model_validate({**record.model_dump(include=set(kind.model_fields)), **fields})
+
+
+def register_setting(
+    setting_id: UUID,
+    provider_id: str,
+    description: SettingDescription,
+    authority_code: str | None,
+    now: datetime,
+) -> tuple[Setting, SettingRegistered]:
+    """A new open setting; its council is `authority_code`, or that of its postcode district."""
+    setting = Setting(
+        setting_id=setting_id,
+        provider_id=provider_id,
+        status=SettingStatus.OPEN,
+        **_fields_of(description, SettingDescription),
+        authority_code=authority_code or council_of_district(description.postcode_district),
+        version=1,
+        registered_at=now,
+        updated_at=now,
+    )
+    return setting, _event(SettingRegistered, setting)
+
+
+def _ages_out_of_order(setting: Setting, changes: Mapping[str, Any]) -> ValidationError | None:
+    """A change of one end of the age range must still leave it in order: an error naming it."""
+    age_min = changes.get("age_min", setting.age_min)
+    age_max = changes.get("age_max", setting.age_max)
+    if age_min <= age_max:
+        return None
+    field = "age_min" if "age_min" in changes else "age_max"
+    problem = PydanticCustomError(
+        "value_error",
+        "age_min ({age_min}) must not be greater than age_max ({age_max})",
+        {"age_min": age_min, "age_max": age_max},
+    )
+    return ValidationError.from_exception_data(
+        SettingUpdated.__name__,
+        [InitErrorDetails(type=problem, loc=(field,), input=changes[field])],
+    )
+
+
+def update_setting(
+    setting: Setting, changes: Mapping[str, Any], capacity: Capacity, now: datetime
+) -> tuple[Setting, SettingUpdated] | None:
+    """The setting with `changes`, validated as a whole; `None` when they change nothing.
+
+    A new state that breaks the contract raises pydantic's `ValidationError`, naming the field.
+    """
+    check_setting_open(setting)
+    wanted_changes = dict(changes)
+    if "postcode_district" in changes and "authority_code" not in changes:
+        wanted_changes["authority_code"] = council_of_district(changes["postcode_district"])
+    if (out_of_order := _ages_out_of_order(setting, wanted_changes)) is not None:
+        raise out_of_order
+    current = SettingUpdated.model_validate(setting, from_attributes=True)
+    wanted = SettingUpdated.model_validate({**current.model_dump(), **wanted_changes})
+    if wanted == current:
+        return None
+    check_registered_places_cover_occupied(wanted.registered_places, capacity)
+    updated = _changed(setting, **wanted.model_dump(), version=setting.version + 1, updated_at=now)
+    return updated, wanted
+
+
+def close_setting(
+    setting: Setting, closed_on: date | None, now: datetime
+) -> tuple[Setting, SettingClosed]:
+    """The setting closed from `closed_on` (default today): no new vacancies or children."""
+    check_setting_open(setting)
+    closed = _changed(
+        setting,
+        status=SettingStatus.CLOSED,
+        closed_on=closed_on or now.date(),
+        version=setting.version + 1,
+        updated_at=now,
+    )
+    return closed, _event(SettingClosed, closed)
+
+
+def post_vacancy(
+    vacancy_id: UUID, setting: Setting, capacity: Capacity, offer: VacancyOffer, now: datetime
+) -> tuple[Vacancy, VacancyPosted]:
+    """A new open vacancy at an open setting, within its terms and its room for vacancies."""
+    check_setting_open(setting)
+    check_vacancy_fits_setting(offer, setting)
+    check_room_for_vacancy(offer.beds, capacity)
+    vacancy = Vacancy(
+        vacancy_id=vacancy_id,
+        setting_id=setting.setting_id,
+        provider_id=setting.provider_id,
+        status=VacancyStatus.OPEN,
+        **_fields_of(offer, VacancyOffer),
+        posted_at=now,
+        last_confirmed_at=now,
+        version=1,
+    )
+    return vacancy, _event(VacancyPosted, vacancy)
+
+
+def confirm_vacancy(
+    vacancy: Vacancy, setting: Setting, now: datetime
+) -> tuple[Vacancy, VacancyConfirmed]:
+    """The vacancy confirmed as still there now, which restarts its freshness window."""
+    check_vacancy_open(vacancy)
+    check_setting_open(setting)
+    confirmed = _changed(vacancy, last_confirmed_at=now, version=vacancy.version + 1)
+    return confirmed, _event(VacancyConfirmed, confirmed, confirmed_at=now)
+
+
+def withdraw(
+    vacancy: Vacancy, reason: WithdrawalReason, now: datetime
+) -> tuple[Vacancy, VacancyWithdrawn]:
+    check_vacancy_open(vacancy)
+    withdrawn = _changed(
+        vacancy,
+        status=VacancyStatus.WITHDRAWN,
+        withdrawal_reason=reason,
+        ended_at=now,
+        version=vacancy.version + 1,
+    )
+    return withdrawn, _event(VacancyWithdrawn, withdrawn, reason=reason)
+
+
+def expire(vacancy: Vacancy, now: datetime) -> tuple[Vacancy, VacancyExpired]:
+    """The vacancy expired, unconfirmed for too long; its event says when it was last confirmed."""
+    check_vacancy_open(vacancy)
+    expired = _changed(
+        vacancy, status=VacancyStatus.EXPIRED, ended_at=now, version=vacancy.version + 1
+    )
+    return expired, _event(VacancyExpired, expired)
+
+
+def start_placement(  # noqa: PLR0913 - the new id, the records the rules read, the terms, the time
+    placement_id: UUID,
+    setting: Setting,
+    capacity: Capacity,
+    terms: PlacementTerms,
+    *,
+    vacancy: Vacancy | None,
+    now: datetime,
+) -> tuple[Placement, PlacementStarted]:
+    """A new active placement at an open setting that has the beds free.
+
+    `vacancy` is the one `terms.vacancy_id` names, if it exists: it must be open, at this setting.
+    """
+    check_setting_open(setting)
+    if terms.vacancy_id is not None:
+        if vacancy is None or vacancy.setting_id != setting.setting_id:
+            raise ConflictError(
+                f"vacancy_id: {terms.vacancy_id} is not a vacancy at setting {setting.setting_id}"
+            )
+        check_vacancy_open(vacancy)
+    check_room_for_placement(terms.beds, capacity)
+    placement = Placement(
+        placement_id=placement_id,
+        setting_id=setting.setting_id,
+        provider_id=setting.provider_id,
+        status=PlacementStatus.ACTIVE,
+        **_fields_of(terms, PlacementTerms),
+        recorded_at=now,
+        version=1,
+    )
+    return placement, _event(PlacementStarted, placement)
+
+
+def end_placement(
+    placement: Placement, end_date: date, reason: PlacementEndReason, now: datetime
+) -> tuple[Placement, PlacementEnded]:
+    """The placement ended on `end_date` (not before it started), which frees its beds."""
+    check_placement_active(placement)
+    check_end_date(placement, end_date)
+    ended = _changed(
+        placement,
+        status=PlacementStatus.ENDED,
+        end_date=end_date,
+        end_reason=reason,
+        ended_at=now,
+        version=placement.version + 1,
+    )
+    return ended, _event(PlacementEnded, ended, reason=reason)

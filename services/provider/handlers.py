@@ -1,21 +1,22 @@
 """The provider API under /v1: thin routes that authenticate, validate, call a use case, answer."""
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from services.platform.auth import Principal, Role, authenticated, require_role
-from services.platform.http import IdempotencyKey, fingerprint_of
+from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses
 from services.platform.idempotency import StoredResponse
-from services.provider.domain import PlacementStatus, SettingStatus, VacancyStatus
+from services.platform.writes import WriteRequest
 from services.provider.models import (
     CloseSetting,
     EndPlacement,
     PlacementView,
     PostVacancy,
-    Problem,
     RegisterSetting,
     SettingView,
     StartPlacement,
@@ -23,7 +24,8 @@ from services.provider.models import (
     VacancyView,
     WithdrawVacancy,
 )
-from services.provider.use_cases import ProviderService, WriteRequest
+from services.provider.tables import PlacementStatus, SettingStatus, VacancyStatus
+from services.provider.use_cases import ProviderService
 
 
 def provider_id_of(principal: Annotated[Principal, Depends(authenticated)]) -> str:
@@ -46,7 +48,7 @@ async def write_request(
     request: Request, provider_id: ProviderId, idempotency_key: IdempotencyKey = None
 ) -> WriteRequest:
     return WriteRequest(
-        provider_id=provider_id,
+        organisation_id=provider_id,
         idempotency_key=idempotency_key,
         fingerprint=await fingerprint_of(request),
     )
@@ -59,13 +61,19 @@ def _answer(stored: StoredResponse) -> Response:
     return JSONResponse(stored.body, status_code=stored.status_code)
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem} for code in codes}
+def _as_request_error(error: ValidationError) -> RequestValidationError:
+    """A new state that fails its contract is bad input: a 422 naming the field, like any other."""
+    return RequestValidationError(
+        [
+            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"], "input": e["input"]}
+            for e in error.errors()
+        ]
+    )
 
 
-router = APIRouter(prefix="/v1", responses=_problems(401, 403))
-_CREATE = _problems(404, 409, 422)
-_CHANGE = _problems(404, 409, 422)
+router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
+_CREATE = problem_responses(404, 409, 422)
+_CHANGE = problem_responses(404, 409, 422)
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -86,7 +94,10 @@ async def update_setting(
     setting_id: UUID, body: UpdateSetting, write: Write, service: Service
 ) -> Response:
     """Change any of a setting's fields; an update that changes nothing publishes nothing."""
-    return _answer(await service.update_setting(write, setting_id, body))
+    try:
+        return _answer(await service.update_setting(write, setting_id, body))
+    except ValidationError as error:
+        raise _as_request_error(error) from error
 
 
 @router.post(
@@ -116,7 +127,7 @@ async def list_settings(
 @router.get(
     "/settings/{setting_id}",
     tags=["settings"],
-    responses=_problems(404),
+    responses=problem_responses(404),
 )
 async def get_setting(setting_id: UUID, provider_id: ProviderId, service: Service) -> SettingView:
     return await service.setting(provider_id, setting_id)
@@ -174,7 +185,7 @@ async def list_vacancies(
 @router.get(
     "/vacancies/{vacancy_id}",
     tags=["vacancies"],
-    responses=_problems(404),
+    responses=problem_responses(404),
 )
 async def get_vacancy(vacancy_id: UUID, provider_id: ProviderId, service: Service) -> VacancyView:
     return await service.vacancy(provider_id, vacancy_id)
@@ -221,7 +232,7 @@ async def list_placements(
 @router.get(
     "/placements/{placement_id}",
     tags=["placements"],
-    responses=_problems(404),
+    responses=problem_responses(404),
 )
 async def get_placement(
     placement_id: UUID, provider_id: ProviderId, service: Service

@@ -1,44 +1,22 @@
-"""One function per command: load state (locked), check the rules, write state and its event.
+"""One method per command: load what it needs (locked), ask the domain, save and emit its answer.
 
-Every write is one transaction holding the state change, exactly one outbox row (or none, when
-nothing changed) and the `Idempotency-Key` claim; the relay is woken once it commits.
+Every write is one transaction (the platform's `Writer`) holding the state change, exactly one
+outbox row (or none, when nothing changed) and the `Idempotency-Key` claim.
 """
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID, uuid4
 
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contracts.envelope import envelop
-from contracts.events import (
-    PlacementEnded,
-    PlacementStarted,
-    ProviderEvent,
-    SettingClosed,
-    SettingRegistered,
-    SettingUpdated,
-    VacancyConfirmed,
-    VacancyExpired,
-    VacancyPosted,
-    VacancyWithdrawn,
-)
-from services.platform.errors import ConflictError, NotFoundError
-from services.platform.idempotency import StoredResponse, run_once
+from contracts.events import ProviderEvent
+from services.platform.clock import Clock
+from services.platform.errors import NotFoundError
+from services.platform.idempotency import StoredResponse
+from services.platform.writes import Writer, WriteRequest
 from services.provider import domain, store
-from services.provider.domain import (
-    Placement,
-    PlacementStatus,
-    Setting,
-    SettingStatus,
-    Vacancy,
-    VacancyStatus,
-    VacancyTerms,
-)
 from services.provider.models import (
     CloseSetting,
     EndPlacement,
@@ -51,157 +29,73 @@ from services.provider.models import (
     VacancyView,
     WithdrawVacancy,
 )
+from services.provider.tables import (
+    Placement,
+    PlacementStatus,
+    Setting,
+    SettingStatus,
+    Vacancy,
+    VacancyStatus,
+)
 
-PRODUCER = "provider"
+# The status codes of the answers stored against an `Idempotency-Key`, replayed as they were.
 CREATED = 201
 OK = 200
 
-Clock = Callable[[], datetime]
-Work = Callable[[AsyncSession], Awaitable[StoredResponse]]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRequest:
-    """Who asks, and how to recognise the same request sent again."""
-
-    provider_id: str
-    idempotency_key: str | None
-    fingerprint: str
+Record = TypeVar("Record", Setting, Vacancy, Placement)
 
 
 def _answer(status_code: int, view: BaseModel) -> StoredResponse:
     return StoredResponse(status_code, view.model_dump(mode="json"))
 
 
-def _setting_event_fields(setting: Setting) -> dict[str, Any]:
-    return {
-        "setting_id": setting.setting_id,
-        "provider_id": setting.provider_id,
-        "placement_type": setting.placement_type,
-        "registered_places": setting.registered_places,
-        "ofsted_rating": setting.ofsted_rating,
-        "age_min": setting.age_min,
-        "age_max": setting.age_max,
-        "sexes_accepted": setting.sexes_accepted,
-        "needs_met": setting.needs_met,
-        "postcode_district": setting.postcode_district,
-        "authority_code": setting.authority_code,
-    }
-
-
-def _as_request_error(error: ValidationError) -> RequestValidationError:
-    """A merged state that fails its contract is bad input: a 422 naming the field."""
-    return RequestValidationError(
-        [
-            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"], "input": e["input"]}
-            for e in error.errors()
-        ]
-    )
-
-
-def _check_merged_ages(setting: Setting, changes: dict[str, Any]) -> None:
-    """A PATCH of one end of the age range must still leave it in order: 422 naming that end."""
-    age_min = changes.get("age_min", setting.age_min)
-    age_max = changes.get("age_max", setting.age_max)
-    if age_min > age_max:
-        field = "age_min" if "age_min" in changes else "age_max"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", field),
-                    "msg": f"age_min ({age_min}) must not be greater than age_max ({age_max})",
-                    "input": changes[field],
-                }
-            ]
-        )
-
-
 class ProviderService:
-    """The provider's use cases over its database; `on_commit` wakes the outbox relay."""
+    """The provider's use cases over its database, writing through the platform's `Writer`."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        writer: Writer,
         *,
-        on_commit: Callable[[], None],
+        clock: Clock,
         vacancy_expire_after: timedelta,
-        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
-        self._on_commit = on_commit
-        self.vacancy_expire_after = vacancy_expire_after
+        self._writer = writer
         self._clock = clock
+        self.vacancy_expire_after = vacancy_expire_after
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    async def _write(self, request: WriteRequest, work: Work) -> StoredResponse:
-        async with self._sessions() as session, session.begin():
-            answer = await run_once(
-                session,
-                store.IDEMPOTENCY_KEYS,
-                organisation_id=request.provider_id,
-                key=request.idempotency_key,
-                fingerprint=request.fingerprint,
-                work=lambda: work(session),
-            )
-        self._on_commit()
-        return answer
-
     @staticmethod
+    async def _owned(
+        session: AsyncSession, kind: type[Record], key: UUID, provider_id: str, *, lock: bool
+    ) -> Record:
+        """The record of `kind` with `key`, if there is one and it is the caller's."""
+        what = kind.__name__.lower()
+        record = await store.load(session, kind, key, lock=lock)
+        if record is None:
+            raise NotFoundError(f"no {what} {key}")
+        domain.check_owned_by(record.provider_id, provider_id, what)
+        return record
+
     async def _emit(
+        self,
         session: AsyncSession,
-        payload: ProviderEvent,
+        event: ProviderEvent,
         *,
         aggregate_id: UUID,
         sequence: int,
-        occurred_at: datetime,
+        now: datetime,
     ) -> None:
-        await store.add_event(
+        await self._writer.emit(
             session,
-            envelop(
-                payload,
-                producer=PRODUCER,
-                organisation_id=payload.provider_id,
-                aggregate_id=aggregate_id,
-                sequence=sequence,
-                occurred_at=occurred_at,
-            ),
+            event,
+            organisation_id=event.provider_id,
+            aggregate_id=aggregate_id,
+            sequence=sequence,
+            occurred_at=now,
         )
-
-    @staticmethod
-    async def _owned_setting(
-        session: AsyncSession, setting_id: UUID, provider_id: str, *, lock: bool
-    ) -> Setting:
-        setting = await store.load_setting(session, setting_id, lock=lock)
-        if setting is None:
-            raise NotFoundError(f"no setting {setting_id}")
-        domain.check_owned_by(setting.provider_id, provider_id, "setting")
-        return setting
-
-    @staticmethod
-    async def _owned_vacancy(
-        session: AsyncSession, vacancy_id: UUID, provider_id: str, *, lock: bool
-    ) -> Vacancy:
-        vacancy = await store.load_vacancy(session, vacancy_id, lock=lock)
-        if vacancy is None:
-            raise NotFoundError(f"no vacancy {vacancy_id}")
-        domain.check_owned_by(vacancy.provider_id, provider_id, "vacancy")
-        return vacancy
-
-    @staticmethod
-    async def _owned_placement(
-        session: AsyncSession, placement_id: UUID, provider_id: str, *, lock: bool
-    ) -> Placement:
-        placement = await store.load_placement(session, placement_id, lock=lock)
-        if placement is None:
-            raise NotFoundError(f"no placement {placement_id}")
-        domain.check_owned_by(placement.provider_id, provider_id, "placement")
-        return placement
 
     async def _setting_view(self, session: AsyncSession, setting: Setting) -> SettingView:
         return SettingView.of(setting, await store.capacity(session, setting))
@@ -216,120 +110,62 @@ class ProviderService:
     ) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
             now = self._clock()
-            authority_code = body.authority_code or domain.council_of_district(
-                body.postcode_district
+            setting, registered = domain.register_setting(
+                uuid4(), request.organisation_id, body, body.authority_code, now
             )
-            setting = Setting(
-                setting_id=uuid4(),
-                provider_id=request.provider_id,
-                status=SettingStatus.OPEN,
-                placement_type=body.placement_type,
-                registered_places=body.registered_places,
-                ofsted_rating=body.ofsted_rating,
-                age_min=body.age_min,
-                age_max=body.age_max,
-                sexes_accepted=body.sexes_accepted,
-                needs_met=body.needs_met,
-                postcode_district=body.postcode_district,
-                authority_code=authority_code,
-                closed_on=None,
-                version=1,
-                registered_at=now,
-                updated_at=now,
-            )
-            await store.insert_setting(session, setting)
+            session.add(setting)
             await self._emit(
                 session,
-                SettingRegistered(**_setting_event_fields(setting)),
+                registered,
                 aggregate_id=setting.setting_id,
                 sequence=setting.version,
-                occurred_at=now,
+                now=now,
             )
             return _answer(CREATED, await self._setting_view(session, setting))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def update_setting(
         self, request: WriteRequest, setting_id: UUID, body: UpdateSetting
     ) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
-            setting = await self._owned_setting(session, setting_id, request.provider_id, lock=True)
-            domain.check_setting_open(setting)
-            changes = body.changes()
-            if "postcode_district" in changes and "authority_code" not in changes:
-                changes["authority_code"] = domain.council_of_district(changes["postcode_district"])
-            _check_merged_ages(setting, changes)
-            current = _setting_event_fields(setting)
-            try:
-                wanted = SettingUpdated.model_validate({**current, **changes})
-            except ValidationError as error:
-                raise _as_request_error(error) from error
-            if wanted == SettingUpdated.model_validate(current):
-                return _answer(OK, await self._setting_view(session, setting))
-            domain.check_registered_places_cover_occupied(
-                wanted.registered_places, await store.capacity(session, setting)
+            setting = await self._owned(
+                session, Setting, setting_id, request.organisation_id, lock=True
             )
+            capacity = await store.capacity(session, setting)
             now = self._clock()
-            updated = replace(
-                setting,
-                placement_type=wanted.placement_type,
-                registered_places=wanted.registered_places,
-                ofsted_rating=wanted.ofsted_rating,
-                age_min=wanted.age_min,
-                age_max=wanted.age_max,
-                sexes_accepted=wanted.sexes_accepted,
-                needs_met=wanted.needs_met,
-                postcode_district=wanted.postcode_district,
-                authority_code=wanted.authority_code,
-                version=setting.version + 1,
-                updated_at=now,
-            )
-            await store.save_setting(session, updated)
+            decided = domain.update_setting(setting, body.changes(), capacity, now)
+            if decided is None:
+                return _answer(OK, SettingView.of(setting, capacity))
+            updated, event = decided
+            await store.save(session, updated)
             await self._emit(
-                session,
-                wanted,
-                aggregate_id=setting_id,
-                sequence=updated.version,
-                occurred_at=now,
+                session, event, aggregate_id=setting_id, sequence=updated.version, now=now
             )
             return _answer(OK, await self._setting_view(session, updated))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def close_setting(
         self, request: WriteRequest, setting_id: UUID, body: CloseSetting
     ) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
-            setting = await self._owned_setting(session, setting_id, request.provider_id, lock=True)
-            domain.check_setting_open(setting)
-            now = self._clock()
-            closed_on = body.closed_on or now.date()
-            closed = replace(
-                setting,
-                status=SettingStatus.CLOSED,
-                closed_on=closed_on,
-                version=setting.version + 1,
-                updated_at=now,
+            setting = await self._owned(
+                session, Setting, setting_id, request.organisation_id, lock=True
             )
-            await store.save_setting(session, closed)
+            now = self._clock()
+            closed, event = domain.close_setting(setting, body.closed_on, now)
+            await store.save(session, closed)
             await self._emit(
-                session,
-                SettingClosed(
-                    setting_id=setting_id,
-                    provider_id=setting.provider_id,
-                    closed_on=closed_on,
-                ),
-                aggregate_id=setting_id,
-                sequence=closed.version,
-                occurred_at=now,
+                session, event, aggregate_id=setting_id, sequence=closed.version, now=now
             )
             return _answer(OK, await self._setting_view(session, closed))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def setting(self, provider_id: str, setting_id: UUID) -> SettingView:
         async with self._sessions() as session:
-            setting = await self._owned_setting(session, setting_id, provider_id, lock=False)
+            setting = await self._owned(session, Setting, setting_id, provider_id, lock=False)
             return await self._setting_view(session, setting)
 
     async def settings(self, provider_id: str, status: SettingStatus | None) -> list[SettingView]:
@@ -343,116 +179,58 @@ class ProviderService:
     async def post_vacancy(self, request: WriteRequest, body: PostVacancy) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
             # The setting's lock serialises every capacity check at it.
-            setting = await self._owned_setting(
-                session, body.setting_id, request.provider_id, lock=True
+            setting = await self._owned(
+                session, Setting, body.setting_id, request.organisation_id, lock=True
             )
-            domain.check_setting_open(setting)
-            terms = VacancyTerms(
-                age_min=body.age_min,
-                age_max=body.age_max,
-                sexes_accepted=body.sexes_accepted,
-                needs_met=body.needs_met,
-            )
-            domain.check_vacancy_fits_setting(terms, setting)
-            domain.check_room_for_vacancy(body.beds, await store.capacity(session, setting))
+            capacity = await store.capacity(session, setting)
             now = self._clock()
-            vacancy = Vacancy(
-                vacancy_id=uuid4(),
-                setting_id=setting.setting_id,
-                provider_id=request.provider_id,
-                status=VacancyStatus.OPEN,
-                beds=body.beds,
-                available_from=body.available_from,
-                terms=terms,
-                withdrawal_reason=None,
-                posted_at=now,
-                last_confirmed_at=now,
-                ended_at=None,
-                version=1,
-            )
-            await store.insert_vacancy(session, vacancy)
+            vacancy, posted = domain.post_vacancy(uuid4(), setting, capacity, body, now)
+            session.add(vacancy)
             await self._emit(
-                session,
-                VacancyPosted(
-                    setting_id=vacancy.setting_id,
-                    provider_id=vacancy.provider_id,
-                    vacancy_id=vacancy.vacancy_id,
-                    beds=vacancy.beds,
-                    available_from=vacancy.available_from,
-                    age_min=terms.age_min,
-                    age_max=terms.age_max,
-                    sexes_accepted=terms.sexes_accepted,
-                    needs_met=terms.needs_met,
-                ),
-                aggregate_id=vacancy.vacancy_id,
-                sequence=vacancy.version,
-                occurred_at=now,
+                session, posted, aggregate_id=vacancy.vacancy_id, sequence=vacancy.version, now=now
             )
             return _answer(CREATED, self._vacancy_view(vacancy))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def confirm_vacancy(self, request: WriteRequest, vacancy_id: UUID) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
-            vacancy = await self._owned_vacancy(session, vacancy_id, request.provider_id, lock=True)
-            domain.check_vacancy_open(vacancy)
-            setting = await self._owned_setting(
-                session, vacancy.setting_id, request.provider_id, lock=False
+            vacancy = await self._owned(
+                session, Vacancy, vacancy_id, request.organisation_id, lock=True
             )
-            domain.check_setting_open(setting)
+            setting = await self._owned(
+                session, Setting, vacancy.setting_id, request.organisation_id, lock=False
+            )
             now = self._clock()
-            confirmed = replace(vacancy, last_confirmed_at=now, version=vacancy.version + 1)
-            await store.save_vacancy(session, confirmed)
+            confirmed, event = domain.confirm_vacancy(vacancy, setting, now)
+            await store.save(session, confirmed)
             await self._emit(
-                session,
-                VacancyConfirmed(
-                    setting_id=vacancy.setting_id,
-                    provider_id=vacancy.provider_id,
-                    vacancy_id=vacancy_id,
-                    confirmed_at=now,
-                ),
-                aggregate_id=vacancy_id,
-                sequence=confirmed.version,
-                occurred_at=now,
+                session, event, aggregate_id=vacancy_id, sequence=confirmed.version, now=now
             )
             return _answer(OK, self._vacancy_view(confirmed))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def withdraw_vacancy(
         self, request: WriteRequest, vacancy_id: UUID, body: WithdrawVacancy
     ) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
-            vacancy = await self._owned_vacancy(session, vacancy_id, request.provider_id, lock=True)
-            domain.check_vacancy_open(vacancy)
-            now = self._clock()
-            withdrawn = replace(
-                vacancy,
-                status=VacancyStatus.WITHDRAWN,
-                withdrawal_reason=body.reason,
-                ended_at=now,
-                version=vacancy.version + 1,
+            vacancy = await self._owned(
+                session, Vacancy, vacancy_id, request.organisation_id, lock=True
             )
-            await store.save_vacancy(session, withdrawn)
+            now = self._clock()
+            withdrawn, event = domain.withdraw(vacancy, body.reason, now)
+            await store.save(session, withdrawn)
             await self._emit(
-                session,
-                VacancyWithdrawn(
-                    setting_id=vacancy.setting_id,
-                    provider_id=vacancy.provider_id,
-                    vacancy_id=vacancy_id,
-                    reason=body.reason,
-                ),
-                aggregate_id=vacancy_id,
-                sequence=withdrawn.version,
-                occurred_at=now,
+                session, event, aggregate_id=vacancy_id, sequence=withdrawn.version, now=now
             )
             return _answer(OK, self._vacancy_view(withdrawn))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def vacancy(self, provider_id: str, vacancy_id: UUID) -> VacancyView:
         async with self._sessions() as session:
-            vacancy = await self._owned_vacancy(session, vacancy_id, provider_id, lock=False)
+            vacancy = await self._owned(session, Vacancy, vacancy_id, provider_id, lock=False)
         return self._vacancy_view(vacancy)
 
     async def vacancies(
@@ -470,136 +248,70 @@ class ProviderService:
         """
         expired = 0
         while True:
-            async with self._sessions() as session, session.begin():
+            async with self._writer.transaction() as session:
                 now = self._clock()
                 stale = await store.lock_stale_vacancies(
                     session, now - self.vacancy_expire_after, batch_size
                 )
                 for vacancy in stale:
-                    await self._expire(session, vacancy, now)
-            if stale:
-                self._on_commit()
+                    gone, event = domain.expire(vacancy, now)
+                    await store.save(session, gone)
+                    await self._emit(
+                        session, event, aggregate_id=gone.vacancy_id, sequence=gone.version, now=now
+                    )
             expired += len(stale)
             if len(stale) < batch_size:
                 return expired
-
-    async def _expire(self, session: AsyncSession, vacancy: Vacancy, now: datetime) -> None:
-        gone = replace(
-            vacancy, status=VacancyStatus.EXPIRED, ended_at=now, version=vacancy.version + 1
-        )
-        await store.save_vacancy(session, gone)
-        await self._emit(
-            session,
-            VacancyExpired(
-                setting_id=vacancy.setting_id,
-                provider_id=vacancy.provider_id,
-                vacancy_id=vacancy.vacancy_id,
-                last_confirmed_at=vacancy.last_confirmed_at,
-            ),
-            aggregate_id=vacancy.vacancy_id,
-            sequence=gone.version,
-            occurred_at=now,
-        )
 
     # --- placements -------------------------------------------------------------------------------
 
     async def start_placement(self, request: WriteRequest, body: StartPlacement) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
-            setting = await self._owned_setting(
-                session, body.setting_id, request.provider_id, lock=True
+            setting = await self._owned(
+                session, Setting, body.setting_id, request.organisation_id, lock=True
             )
-            domain.check_setting_open(setting)
-            if body.vacancy_id is not None:
-                await self._check_open_vacancy_at(session, body.vacancy_id, setting)
-            domain.check_room_for_placement(body.beds, await store.capacity(session, setting))
+            vacancy = (
+                None
+                if body.vacancy_id is None
+                else await store.load(session, Vacancy, body.vacancy_id, lock=False)
+            )
+            capacity = await store.capacity(session, setting)
             now = self._clock()
-            placement = Placement(
-                placement_id=uuid4(),
-                setting_id=setting.setting_id,
-                provider_id=request.provider_id,
-                status=PlacementStatus.ACTIVE,
-                placing_authority_code=body.placing_authority_code,
-                start_date=body.start_date,
-                beds=body.beds,
-                vacancy_id=body.vacancy_id,
-                end_date=None,
-                end_reason=None,
-                version=1,
-                recorded_at=now,
-                ended_at=None,
+            placement, started = domain.start_placement(
+                uuid4(), setting, capacity, body, vacancy=vacancy, now=now
             )
-            await store.insert_placement(session, placement)
+            session.add(placement)
             await self._emit(
                 session,
-                PlacementStarted(
-                    setting_id=placement.setting_id,
-                    provider_id=placement.provider_id,
-                    placement_id=placement.placement_id,
-                    placing_authority_code=placement.placing_authority_code,
-                    start_date=placement.start_date,
-                    beds=placement.beds,
-                    vacancy_id=placement.vacancy_id,
-                ),
+                started,
                 aggregate_id=placement.placement_id,
                 sequence=placement.version,
-                occurred_at=now,
+                now=now,
             )
             return _answer(CREATED, PlacementView.of(placement))
 
-        return await self._write(request, work)
-
-    @staticmethod
-    async def _check_open_vacancy_at(
-        session: AsyncSession, vacancy_id: UUID, setting: Setting
-    ) -> None:
-        vacancy = await store.load_vacancy(session, vacancy_id, lock=False)
-        if vacancy is None or vacancy.setting_id != setting.setting_id:
-            raise ConflictError(
-                f"vacancy_id: {vacancy_id} is not a vacancy at setting {setting.setting_id}"
-            )
-        domain.check_vacancy_open(vacancy)
+        return await self._writer.write(request, work)
 
     async def end_placement(
         self, request: WriteRequest, placement_id: UUID, body: EndPlacement
     ) -> StoredResponse:
         async def work(session: AsyncSession) -> StoredResponse:
-            placement = await self._owned_placement(
-                session, placement_id, request.provider_id, lock=True
+            placement = await self._owned(
+                session, Placement, placement_id, request.organisation_id, lock=True
             )
-            domain.check_placement_active(placement)
-            domain.check_end_date(placement, body.end_date)
             now = self._clock()
-            ended = replace(
-                placement,
-                status=PlacementStatus.ENDED,
-                end_date=body.end_date,
-                end_reason=body.reason,
-                ended_at=now,
-                version=placement.version + 1,
-            )
-            await store.save_placement(session, ended)
+            ended, event = domain.end_placement(placement, body.end_date, body.reason, now)
+            await store.save(session, ended)
             await self._emit(
-                session,
-                PlacementEnded(
-                    setting_id=placement.setting_id,
-                    provider_id=placement.provider_id,
-                    placement_id=placement_id,
-                    placing_authority_code=placement.placing_authority_code,
-                    beds=placement.beds,
-                    end_date=body.end_date,
-                    reason=body.reason,
-                ),
-                aggregate_id=placement_id,
-                sequence=ended.version,
-                occurred_at=now,
+                session, event, aggregate_id=placement_id, sequence=ended.version, now=now
             )
             return _answer(OK, PlacementView.of(ended))
 
-        return await self._write(request, work)
+        return await self._writer.write(request, work)
 
     async def placement(self, provider_id: str, placement_id: UUID) -> PlacementView:
         async with self._sessions() as session:
-            placement = await self._owned_placement(session, placement_id, provider_id, lock=False)
+            placement = await self._owned(session, Placement, placement_id, provider_id, lock=False)
         return PlacementView.of(placement)
 
     async def placements(

@@ -16,7 +16,7 @@ from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.topics import PROVIDER_EVENTS, TopicSpec
 from services.platform.auth import Role, issue_token, principal_for
-from services.provider import store
+from services.provider import tables
 from services.provider.app import Settings, create_app
 
 SECRET = "provider-test-secret-of-at-least-32-bytes"
@@ -84,14 +84,7 @@ class RunningProvider:
 
     async def counts(self) -> dict[str, int]:
         """Rows in every table of the provider schema: a request that changed nothing keeps them."""
-        tables = (
-            store.SETTINGS,
-            store.VACANCIES,
-            store.PLACEMENTS,
-            store.OUTBOX,
-            store.IDEMPOTENCY_KEYS,
-        )
-        return {table.name: await self.count(table) for table in tables}
+        return {table.name: await self.count(table) for table in tables.METADATA.sorted_tables}
 
     async def register_setting(self, provider_id: str, **changes: Any) -> dict[str, Any]:
         response = await self.client.post(

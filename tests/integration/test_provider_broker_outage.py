@@ -19,10 +19,10 @@ from provider_fixtures import (
 )
 from sqlalchemy import func, select
 
-from services.infra import ensure_up
-from services.infra import kafka as infra_kafka
-from services.infra.state import state_layout
-from services.provider import store
+from infra.local import ensure_up
+from infra.local import kafka as infra_kafka
+from infra.local.state import state_layout
+from services.provider import tables
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 async def _unsent(service: RunningProvider) -> int:
     async with service.database.connect() as connection:
         count = await connection.scalar(
-            select(func.count()).where(store.OUTBOX.c.published_at.is_(None))
+            select(func.count()).where(tables.OUTBOX.c.published_at.is_(None))
         )
     return int(count or 0)
 

@@ -14,7 +14,7 @@ from provider_fixtures import (
     vacancy_body,
 )
 
-from services.provider import store
+from services.provider import tables
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -59,10 +59,10 @@ async def test_a_repeated_post_yields_one_record_one_event_and_the_same_answer(
     assert placements == [placements[0]] * 2
     assert reused[0] == 422
     assert "already used for a different request" in reused[1]["detail"]  # type: ignore[index]
-    assert counts[store.SETTINGS.name] == 1
-    assert counts[store.VACANCIES.name] == 1
-    assert counts[store.PLACEMENTS.name] == 1
-    assert counts[store.OUTBOX.name] == 4
+    assert counts["settings"] == 1
+    assert counts["vacancies"] == 1
+    assert counts["placements"] == 1
+    assert counts[tables.OUTBOX.name] == 4
     assert [e.event_type for e in events] == [
         "SettingRegistered",
         "VacancyPosted",

@@ -1,4 +1,4 @@
 from services.platform.migrations import run_migrations
-from services.provider.store import METADATA
+from services.provider.tables import METADATA
 
 run_migrations(METADATA)
