@@ -33,10 +33,10 @@ from contracts.topics import DLQ_SUFFIX, PROVIDER_EVENTS
 from services.ledger import store
 from services.ledger.app import Settings, create_app
 from services.ledger.domain import CouncilCapacity
-from services.ledger.synthetic import topic_of
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.database import create_engine
 from services.platform.tables import connection_of
+from tools.synthetic.history import topic_of
 
 SECRET = "ledger-test-secret-of-at-least-32-bytes"
 BOOTSTRAP = Settings().kafka_bootstrap_servers

@@ -26,8 +26,8 @@ from contracts.geography import footprint
 from contracts.serialization import to_bytes
 from contracts.topics import PROVIDER_EVENTS
 from services.ledger.domain import council_figures, fold, footprint_capacity
-from services.ledger.synthetic import synthetic_events
 from services.platform.database import create_engine
+from tools.synthetic.history import synthetic_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -7,7 +7,7 @@ from ledger_fixtures import Record, publish, record_of, running_ledger
 
 from contracts.topics import PROVIDER_EVENTS
 from services.ledger.rebuild import rebuild
-from services.ledger.synthetic import synthetic_events
+from tools.synthetic.history import synthetic_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -7,7 +7,7 @@ import pytest
 from ledger_fixtures import another_database, publish, record_of, running_ledger, until
 
 from services.ledger.domain import council_figures, fold
-from services.ledger.synthetic import synthetic_events
+from tools.synthetic.history import synthetic_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

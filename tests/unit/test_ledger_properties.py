@@ -17,8 +17,8 @@ from services.ledger.domain import (
     fold,
     footprint_capacity,
 )
-from services.ledger.synthetic import SyntheticHistory
 from services.platform.sequencing import Sequencer
+from tools.synthetic.history import SyntheticHistory
 
 Event = Envelope[Any]
 STALE_AFTER = timedelta(hours=72)
