@@ -7,19 +7,19 @@ bulk, one array per column (`unnest`), with the columns and their types taken fr
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Column, Table, case, delete, func, insert, select
+from sqlalchemy import Column, Table, TypeDecorator, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from contracts.enums import RATING_RANK, OfstedRating, PlacementType
+from contracts.enums import RATING_RANK
 from contracts.events import ReferralState, SettingState, VacancyPosted
 from contracts.serialization import to_bytes
 from contracts.topics import topic_for_event
@@ -63,7 +63,7 @@ BOOK_LOCK_ID = 8104
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-def _unnest(*columns: "Column[Any]", ordinality: bool = False) -> str:
+def _unnest(*columns: Column[Any], ordinality: bool = False) -> str:
     """`unnest($1::<type>[], …) AS u(<names>)`: one array parameter per column, typed as its table
     types it; with `ordinality`, `u.n` numbers the rows in the order the arrays give them."""
     parameters = ", ".join(
@@ -85,6 +85,20 @@ async def _save(connection: asyncpg.Connection, table: Table, values: dict[str, 
     await connection.execute(_upsert(table, tuple(values)), *values.values())
 
 
+def _as_read(column: Column[Any], value: object) -> Any:  # noqa: ANN401 - of the column's type
+    """A value from asyncpg as the column's type reads it (an enumeration's text as the enum)."""
+    if isinstance(column.type, TypeDecorator):
+        return column.type.process_result_value(value, _DIALECT)
+    return value
+
+
+def _as_written(column: Column[Any], value: object) -> object:
+    """A value for asyncpg as the column's type writes it (an enumeration as its text)."""
+    if isinstance(column.type, TypeDecorator):
+        return column.type.process_bind_param(value, _DIALECT)
+    return value
+
+
 # --- the book: loading committed state ------------------------------------------------------------
 
 # States are read as JSON text: the contracts parse their own JSON (ids and dates from strings).
@@ -92,24 +106,10 @@ _LOAD_SETTINGS = f"SELECT state::text, is_open FROM {qualified(SETTINGS)}"  # no
 _LOAD_OCCUPANCY = select_columns(SETTING_OCCUPANCY, ["setting_id", "occupied_beds"])
 _LOAD_VACANCIES = f"SELECT state::text FROM {qualified(VACANCIES)} WHERE is_open"  # noqa: S608
 _LOAD_REFERRALS = f"SELECT state::text FROM {qualified(REFERRALS)} WHERE is_open"  # noqa: S608
+# A fit is kept as the alert's columns of the same names.
+_FIT_COLUMNS = tuple(ALERTS.c[fit_field.name] for fit_field in fields(Fit))
 _LOAD_ALERTS = (
-    select_columns(
-        ALERTS,
-        [
-            "alert_id",
-            "referral_id",
-            "vacancy_id",
-            "setting_id",
-            "authority_code",
-            "distance_miles",
-            "local",
-            "placement_type",
-            "ofsted_rating",
-            "postcode_district",
-            "beds",
-            "raised_at",
-        ],
-    )
+    select_columns(ALERTS, ["alert_id", "raised_at", *(column.name for column in _FIT_COLUMNS)])
     + " WHERE status = 'open'"
 )
 _CURRENT_EPOCH = select_columns(INDEX_EPOCH, ["epoch"]) + " WHERE id = 1"
@@ -126,18 +126,7 @@ async def current_epoch(connection: asyncpg.Connection) -> int:
 
 
 def _fit(row: asyncpg.Record) -> Fit:
-    return Fit(
-        referral_id=row["referral_id"],
-        vacancy_id=row["vacancy_id"],
-        setting_id=row["setting_id"],
-        authority_code=row["authority_code"],
-        distance_miles=row["distance_miles"],
-        local=row["local"],
-        placement_type=PlacementType(row["placement_type"]),
-        ofsted_rating=OfstedRating(row["ofsted_rating"]),
-        postcode_district=row["postcode_district"],
-        beds=row["beds"],
-    )
+    return Fit(**{column.name: _as_read(column, row[column.name]) for column in _FIT_COLUMNS})
 
 
 async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
@@ -312,26 +301,21 @@ async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None
         )
     if raised := list(changes.raised.values()):
         gone = [changes.retracted.get(alert.alert_id) for alert in raised]
+        fits = {
+            column.name: [_as_written(column, getattr(a.fit, column.name)) for a in raised]
+            for column in _FIT_COLUMNS
+        }
         # Every alert id is new: nothing is overwritten.
         await _save(
             connection,
             ALERTS,
             {
                 "alert_id": [a.alert_id for a in raised],
-                "referral_id": [a.fit.referral_id for a in raised],
-                "vacancy_id": [a.fit.vacancy_id for a in raised],
-                "setting_id": [a.fit.setting_id for a in raised],
-                "authority_code": [a.fit.authority_code for a in raised],
+                **fits,
                 "status": [
                     AlertStatus.OPEN.value if g is None else AlertStatus.RETRACTED.value
                     for g in gone
                 ],
-                "distance_miles": [a.fit.distance_miles for a in raised],
-                "local": [a.fit.local for a in raised],
-                "placement_type": [a.fit.placement_type.value for a in raised],
-                "ofsted_rating": [a.fit.ofsted_rating.value for a in raised],
-                "postcode_district": [a.fit.postcode_district for a in raised],
-                "beds": [a.fit.beds for a in raised],
                 "raised_at": [a.raised_at for a in raised],
                 "retracted_at": [None if g is None else g.at for g in gone],
                 "retraction_reason": [
