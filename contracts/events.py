@@ -72,8 +72,8 @@ class ProviderEvent(EventPayload):
 class SettingDescription(BaseModel):
     """A setting's descriptive fields: what type, how many places, whom it cares for, where.
 
-    Declared once, here: the events and the provider's requests and answers derive from it. The
-    council is not among them, since a request may leave it to follow the postcode district.
+    Declared once, here: the events and the provider's requests derive from it. The council is
+    not among them, since a request may leave it to follow the postcode district.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -206,22 +206,21 @@ def register_setting(
     return setting, _event(SettingRegistered, setting)
 
 
-def _ages_out_of_order(setting: Setting, changes: Mapping[str, Any]) -> ValidationError | None:
-    """A change of one end of the age range must still leave it in order: an error naming it."""
+def _check_ages_stay_in_order(setting: Setting, changes: Mapping[str, Any]) -> None:
+    """A change of one end of the age range must leave it in order; the error names that end."""
     age_min = changes.get("age_min", setting.age_min)
     age_max = changes.get("age_max", setting.age_max)
-    if age_min <= age_max:
-        return None
-    field = "age_min" if "age_min" in changes else "age_max"
-    problem = PydanticCustomError(
-        "value_error",
-        "age_min ({age_min}) must not be greater than age_max ({age_max})",
-        {"age_min": age_min, "age_max": age_max},
-    )
-    return ValidationError.from_exception_data(
-        SettingUpdated.__name__,
-        [InitErrorDetails(type=problem, loc=(field,), input=changes[field])],
-    )
+    if age_min > age_max:
+        field = "age_min" if "age_min" in changes else "age_max"
+        problem = PydanticCustomError(
+            "value_error",
+            "age_min ({age_min}) must not be greater than age_max ({age_max})",
+            {"age_min": age_min, "age_max": age_max},
+        )
+        raise ValidationError.from_exception_data(
+            SettingUpdated.__name__,
+            [InitErrorDetails(type=problem, loc=(field,), input=changes[field])],
+        )
 
 
 def update_setting(
@@ -235,8 +234,7 @@ def update_setting(
     wanted_changes = dict(changes)
     if "postcode_district" in changes and "authority_code" not in changes:
         wanted_changes["authority_code"] = council_of_district(changes["postcode_district"])
-    if (out_of_order := _ages_out_of_order(setting, wanted_changes)) is not None:
-        raise out_of_order
+    _check_ages_stay_in_order(setting, wanted_changes)
     current = SettingUpdated.model_validate(setting, from_attributes=True)
     wanted = SettingUpdated.model_validate({**current.model_dump(), **wanted_changes})
     if wanted == current:

@@ -1,18 +1,43 @@
 """The provider's pure rules: capacity arithmetic and what a vacancy may offer at its setting."""
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from contracts.enums import Need, OfstedRating, PlacementType, Sex
-from contracts.events import VacancyTerms
+from contracts.enums import (
+    Need,
+    OfstedRating,
+    PlacementEndReason,
+    PlacementType,
+    Sex,
+    WithdrawalReason,
+)
+from contracts.events import (
+    PlacementStarted,
+    PlacementTerms,
+    SettingDescription,
+    SettingRegistered,
+    SettingUpdated,
+    VacancyOffer,
+    VacancyPosted,
+    VacancyTerms,
+)
 from services.platform.errors import ConflictError, ForbiddenError
 from services.provider import domain
 from services.provider.domain import Capacity
-from services.provider.tables import Placement, PlacementStatus, Setting, SettingStatus
+from services.provider.tables import (
+    Placement,
+    PlacementStatus,
+    Setting,
+    SettingStatus,
+    Vacancy,
+    VacancyStatus,
+)
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -240,3 +265,257 @@ def test_a_vacancy_fits_exactly_when_its_terms_are_within_the_settings(
     )
 
     assert (domain.vacancy_mismatches(vacancy, setting) == []) is within
+
+
+# --- commands: each returns a new record and the event that tells of it ---------------------------
+
+LATER = NOW + timedelta(hours=3)
+
+
+def a_vacancy(setting: Setting, **changes: object) -> Vacancy:
+    fields: dict[str, object] = {
+        "vacancy_id": uuid4(),
+        "setting_id": setting.setting_id,
+        "provider_id": setting.provider_id,
+        "status": VacancyStatus.OPEN,
+        "beds": 1,
+        "available_from": date(2026, 12, 1),
+        "posted_at": NOW,
+        "last_confirmed_at": NOW,
+        "version": 1,
+    }
+    return Vacancy(**{**fields, **changes})  # type: ignore[arg-type]  # each value as the field's
+
+
+def _description(**changes: object) -> SettingDescription:
+    fields: dict[str, object] = {
+        "placement_type": PlacementType.CHILDRENS_HOME,
+        "registered_places": 4,
+        "ofsted_rating": OfstedRating.GOOD,
+        "age_min": 8,
+        "age_max": 17,
+        "sexes_accepted": (Sex.MALE, Sex.FEMALE),
+        "needs_met": (Need.SEMH, Need.AUTISM),
+        "postcode_district": "LA9",
+    }
+    return SettingDescription.model_validate({**fields, **changes})
+
+
+def test_a_registered_setting_is_open_at_version_1_in_the_council_of_its_district() -> None:
+    setting_id = uuid4()
+
+    setting, registered = domain.register_setting(
+        setting_id, "acme-care", _description(), None, NOW
+    )
+
+    assert (setting.setting_id, setting.status, setting.version) == (
+        setting_id,
+        SettingStatus.OPEN,
+        1,
+    )
+    assert (setting.registered_at, setting.updated_at, setting.closed_on) == (NOW, NOW, None)
+    assert setting.authority_code == "E06000064"
+    assert setting.sexes_accepted == (Sex.FEMALE, Sex.MALE), "as the contract sorted them"
+    assert registered == SettingRegistered.model_validate(setting, from_attributes=True)
+
+
+def test_a_setting_registered_with_a_council_keeps_it() -> None:
+    setting, registered = domain.register_setting(
+        uuid4(), "acme-care", _description(), "E08000014", NOW
+    )
+
+    assert setting.authority_code == registered.authority_code == "E08000014"
+
+
+def test_an_update_returns_a_new_record_and_leaves_the_loaded_one_as_it_was() -> None:
+    setting = a_setting()
+
+    decided = domain.update_setting(setting, {"registered_places": 6}, Capacity(4), LATER)
+
+    assert decided is not None
+    updated, event = decided
+    assert updated is not setting
+    assert (setting.registered_places, setting.version, setting.updated_at) == (4, 1, NOW)
+    assert (updated.registered_places, updated.version, updated.updated_at) == (6, 2, LATER)
+    assert updated.registered_at == NOW
+    assert event == SettingUpdated.model_validate(updated, from_attributes=True)
+
+
+def test_an_update_that_changes_nothing_decides_nothing() -> None:
+    same = {"registered_places": 4, "needs_met": (Need.SEMH, Need.AUTISM)}
+
+    assert domain.update_setting(a_setting(), same, Capacity(4), NOW) is None
+
+
+def test_moving_a_setting_to_another_district_moves_it_to_that_districts_council() -> None:
+    decided = domain.update_setting(a_setting(), {"postcode_district": "PR8"}, Capacity(4), NOW)
+
+    assert decided is not None
+    assert decided[0].authority_code == decided[1].authority_code == "E08000014"
+
+
+def test_an_update_that_inverts_the_ages_names_the_end_it_changed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        domain.update_setting(a_setting(age_max=12), {"age_min": 14}, Capacity(4), NOW)
+
+    [error] = refused.value.errors()
+    assert (error["loc"], error["type"], error["input"]) == (("age_min",), "value_error", 14)
+    assert error["msg"] == "age_min (14) must not be greater than age_max (12)"
+
+
+def test_an_update_may_not_leave_fewer_places_than_children_placed() -> None:
+    with pytest.raises(ConflictError, match="registered_places: 1 is fewer than the 2 beds"):
+        domain.update_setting(a_setting(), {"registered_places": 1}, Capacity(4, 2), NOW)
+
+
+def test_a_closed_setting_takes_no_change_vacancy_or_placement() -> None:
+    closed, event = domain.close_setting(a_setting(), None, LATER)
+
+    assert (closed.status, closed.closed_on, closed.version) == (
+        SettingStatus.CLOSED,
+        LATER.date(),
+        2,
+    )
+    assert event.closed_on == LATER.date()
+    offer = VacancyOffer(beds=1, available_from=date(2026, 12, 1))
+    terms = PlacementTerms(placing_authority_code="E08000014", start_date=date(2026, 12, 1))
+    refusals: list[Callable[[], object]] = [
+        lambda: domain.close_setting(closed, None, LATER),
+        lambda: domain.update_setting(closed, {"registered_places": 6}, Capacity(4), LATER),
+        lambda: domain.post_vacancy(uuid4(), closed, Capacity(4), offer, LATER),
+        lambda: domain.start_placement(
+            uuid4(), closed, Capacity(4), terms, vacancy=None, now=LATER
+        ),
+    ]
+    for refusal in refusals:
+        with pytest.raises(ConflictError, match="is closed"):
+            refusal()
+
+
+def test_a_posted_vacancy_is_open_and_its_event_carries_the_offer() -> None:
+    setting = a_setting()
+    offer = VacancyOffer(
+        beds=2, available_from=date(2026, 12, 1), age_min=12, sexes_accepted=(Sex.FEMALE,)
+    )
+
+    vacancy, posted = domain.post_vacancy(uuid4(), setting, Capacity(4), offer, NOW)
+
+    assert (vacancy.status, vacancy.version, vacancy.posted_at, vacancy.last_confirmed_at) == (
+        VacancyStatus.OPEN,
+        1,
+        NOW,
+        NOW,
+    )
+    assert (vacancy.setting_id, vacancy.provider_id) == (setting.setting_id, "acme-care")
+    assert (vacancy.age_min, vacancy.age_max, vacancy.needs_met) == (12, None, None)
+    assert posted == VacancyPosted.model_validate(vacancy, from_attributes=True)
+    assert posted.beds == 2
+
+
+def test_a_vacancy_is_posted_only_within_its_settings_terms_and_room() -> None:
+    wider = VacancyOffer(beds=1, available_from=date(2026, 12, 1), age_min=5)
+    with pytest.raises(ConflictError, match="outside the setting's 8-17"):
+        domain.post_vacancy(uuid4(), a_setting(), Capacity(4), wider, NOW)
+    too_many = VacancyOffer(beds=2, available_from=date(2026, 12, 1))
+    with pytest.raises(ConflictError, match="beds: 2 offered but only 1 free"):
+        domain.post_vacancy(uuid4(), a_setting(), Capacity(4, 2, 1), too_many, NOW)
+
+
+def test_confirming_a_vacancy_restarts_its_freshness_window() -> None:
+    setting = a_setting()
+    vacancy = a_vacancy(setting)
+
+    confirmed, event = domain.confirm_vacancy(vacancy, setting, LATER)
+
+    assert (confirmed.last_confirmed_at, confirmed.version) == (LATER, 2)
+    assert vacancy.last_confirmed_at == NOW, "the loaded record is left as it was"
+    assert (event.vacancy_id, event.confirmed_at) == (vacancy.vacancy_id, LATER)
+
+
+def test_a_withdrawn_vacancy_ends_and_cannot_be_withdrawn_or_confirmed_again() -> None:
+    setting = a_setting()
+
+    withdrawn, event = domain.withdraw(a_vacancy(setting), WithdrawalReason.FILLED, LATER)
+
+    assert (withdrawn.status, withdrawn.withdrawal_reason, withdrawn.ended_at) == (
+        VacancyStatus.WITHDRAWN,
+        WithdrawalReason.FILLED,
+        LATER,
+    )
+    assert (event.reason, event.setting_id) == (WithdrawalReason.FILLED, setting.setting_id)
+    with pytest.raises(ConflictError, match="is withdrawn, not open"):
+        domain.withdraw(withdrawn, WithdrawalReason.OTHER, LATER)
+    with pytest.raises(ConflictError, match="is withdrawn, not open"):
+        domain.confirm_vacancy(withdrawn, setting, LATER)
+
+
+def test_an_expired_vacancy_tells_when_it_was_last_confirmed() -> None:
+    vacancy = a_vacancy(a_setting(), last_confirmed_at=NOW, version=2)
+
+    expired, event = domain.expire(vacancy, LATER)
+
+    assert (expired.status, expired.ended_at, expired.version) == (
+        VacancyStatus.EXPIRED,
+        LATER,
+        3,
+    )
+    assert event.last_confirmed_at == NOW
+
+
+def test_a_placement_may_fill_only_an_open_vacancy_at_its_own_setting() -> None:
+    setting = a_setting()
+    elsewhere = a_vacancy(a_setting())
+    withdrawn = a_vacancy(setting, status=VacancyStatus.WITHDRAWN)
+    open_here = a_vacancy(setting)
+
+    def start(vacancy: Vacancy) -> tuple[Placement, PlacementStarted]:
+        terms = PlacementTerms(
+            placing_authority_code="E08000014",
+            start_date=date(2026, 12, 1),
+            vacancy_id=vacancy.vacancy_id,
+        )
+        return domain.start_placement(
+            uuid4(), setting, Capacity(4), terms, vacancy=vacancy, now=NOW
+        )
+
+    with pytest.raises(ConflictError, match="is not a vacancy at setting"):
+        start(elsewhere)
+    with pytest.raises(ConflictError, match="withdrawn, not open"):
+        start(withdrawn)
+    placement, started = start(open_here)
+    assert (placement.status, placement.vacancy_id, placement.version) == (
+        PlacementStatus.ACTIVE,
+        open_here.vacancy_id,
+        1,
+    )
+    assert started == PlacementStarted.model_validate(placement, from_attributes=True)
+
+
+def test_a_placement_needs_its_beds_free_of_other_placements() -> None:
+    terms = PlacementTerms(placing_authority_code="E08000014", start_date=date(2026, 12, 1), beds=2)
+    with pytest.raises(ConflictError, match="beds: 2 needed but only 1 free"):
+        domain.start_placement(uuid4(), a_setting(), Capacity(4, 3), terms, vacancy=None, now=NOW)
+
+
+def test_an_ended_placement_records_why_and_cannot_end_again() -> None:
+    placement = a_placement(beds=2)
+
+    ended, event = domain.end_placement(
+        placement, date(2027, 1, 1), PlacementEndReason.ADOPTION, LATER
+    )
+
+    assert (ended.status, ended.end_date, ended.end_reason, ended.ended_at, ended.version) == (
+        PlacementStatus.ENDED,
+        date(2027, 1, 1),
+        PlacementEndReason.ADOPTION,
+        LATER,
+        2,
+    )
+    assert placement.status is PlacementStatus.ACTIVE, "the loaded record is left as it was"
+    assert (event.reason, event.beds, event.end_date) == (
+        PlacementEndReason.ADOPTION,
+        2,
+        date(2027, 1, 1),
+    )
+    with pytest.raises(ConflictError, match="has already ended"):
+        domain.end_placement(ended, date(2027, 1, 2), PlacementEndReason.ADOPTION, LATER)
