@@ -3,7 +3,7 @@
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from builders import sample_envelope
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid
 
@@ -27,7 +27,7 @@ from services.platform.consumer import (
     consumer_tables,
 )
 from services.platform.database import create_engine
-from services.platform.kafka import deliveries_of, exactly_once_subscriber
+from services.platform.kafka import ConsumerPlacement, consume
 from services.platform.settings import CommonSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -107,13 +107,12 @@ async def _run_consumer(database_url: str, topic: str, until: Any) -> RunningCon
         ConsumerMetrics(registry),
         retry_backoff_s=0.01,
     )
-    subscriber = exactly_once_subscriber(
-        broker, topic, group_id=f"test-{uuid4()}", engine=engine, schema=SCHEMA, max_records=4
+    consume(
+        broker,
+        processor,
+        [(replace(PROVIDER_EVENTS, name=topic), "recorded by the test's projection")],
+        ConsumerPlacement(engine=engine, schema=SCHEMA, group_id=f"test-{uuid4()}", max_records=4),
     )
-
-    @subscriber
-    async def on_provider_events(message: KafkaMessage) -> None:
-        await processor.handle(deliveries_of(message))
 
     connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
