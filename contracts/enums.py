@@ -1,4 +1,4 @@
-"""The exchange's enumerations: snake_case strings, exactly as INTERFACE.md names them."""
+"""The exchange's enumerations: snake_case strings, as docs/events.md lists them."""
 
 from enum import StrEnum
 

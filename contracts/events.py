@@ -1,4 +1,4 @@
-"""Every v1 event payload of INTERFACE.md, as frozen pydantic models that forbid unknown fields.
+"""Every v1 event payload (docs/events.md), as frozen pydantic models that forbid unknown fields.
 
 Each class is named as the event (a past-tense fact) and carries its topic's key field. Update
 events carry the aggregate's whole new state, so a consumer never has to merge partial changes.

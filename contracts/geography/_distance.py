@@ -1,4 +1,4 @@
-"""Straight-line distance between postcode districts, and DOMAIN.md rule 2: what counts as local."""
+"""Straight-line distance between districts, and what counts as local (docs/domain.md, rule 2)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ RELAY_LOCK_ID = 8004
 
 DESCRIPTION = """\
 Tells a council's home finders, within a second, about open vacancies that fit their open
-referrals (DOMAIN.md rules 1-3), and takes the news back when it stops being true.
+referrals (docs/domain.md, rules 1-3), and takes the news back when it stops being true.
 
 * **Who**: authority (council) tokens only, and only for their own council: its subscriptions,
   its alerts, its stream. Other roles get 403; a missing, bad or expired token 401.

@@ -1,4 +1,4 @@
-"""Whether an open vacancy fits an open referral (DOMAIN.md rules 1 and 2), and how fits rank.
+"""Whether an open vacancy fits an open referral (docs/domain.md, rules 1 and 2), and how fits rank.
 
 Pure functions over small frozen records; no I/O. `CandidateIndex` (candidate_index.py) uses them
 to match one new event against only the candidates nearby.

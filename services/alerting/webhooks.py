@@ -1,8 +1,8 @@
 """Signed webhooks, pure: the signature header, its check, and when to try a failed one again.
 
 `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` with the subscription's secret
-(INTERFACE.md). A receiver recomputes the HMAC over the raw body it received and compares in
-constant time, and refuses an old `t` to stop replays.
+(docs/events.md, Webhooks). A receiver recomputes the HMAC over the raw body it received, compares
+in constant time, and refuses an old `t` to stop replays.
 """
 
 import hashlib

@@ -58,7 +58,7 @@ class AuthorityTable(SQLModel, registry=REGISTRY):
 class Referral(AuthorityTable, table=True):
     """One referral as its single writer sees it; `version` is its last event's sequence.
 
-    Only what matching needs: no names, dates of birth, addresses or notes (see DOMAIN.md, Privacy).
+    Only what matching needs: no names, dates of birth, addresses or notes (docs/domain.md).
     """
 
     __tablename__ = "referrals"

@@ -1,4 +1,4 @@
-"""The alert book (DOMAIN.md rule 3): which events raise alerts, which retract them, and why."""
+"""The alert book (docs/domain.md, rule 3): which events raise alerts, which retract them, why."""
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar

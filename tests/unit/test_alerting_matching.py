@@ -1,4 +1,4 @@
-"""Matching (DOMAIN.md rules 1 and 2): which open vacancies fit which open referrals, best first."""
+"""Matching (docs/domain.md, rules 1 and 2): which open vacancies fit which referrals, best first."""
 
 from dataclasses import replace
 from datetime import date, timedelta

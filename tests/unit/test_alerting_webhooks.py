@@ -1,4 +1,4 @@
-"""Signed webhooks (INTERFACE.md): the X-Signature header, its check, and the retry schedule."""
+"""Signed webhooks (docs/events.md): the X-Signature header, its check, and the retry schedule."""
 
 import hashlib
 import hmac

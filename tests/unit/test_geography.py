@@ -1,4 +1,4 @@
-"""Reference geography: councils, districts, distances, DOMAIN.md rule 2 (local) and footprints."""
+"""Reference geography: councils, districts, distances, local (docs/domain.md rule 2), footprints"""
 
 import math
 import subprocess
@@ -288,7 +288,7 @@ def test_distance_obeys_the_triangle_inequality(a, b, c):
     assert distance_miles(a, c) <= distance_miles(a, b) + distance_miles(b, c) + 1e-9
 
 
-# --- DOMAIN.md rule 2: local ---
+# --- rule 2 of docs/domain.md: local ---
 
 
 def test_local_radius_is_twenty_miles():

@@ -1,8 +1,8 @@
 """The figures the synthetic world is built from, each with its source.
 
-Sources: /work/shared/DOMAIN.md ("Figures for realistic data") and the councils' sufficiency
-strategies beside it (Westmorland and Furness 2025, Sefton 2023, Cumbria 2021). Where a figure is
-our own assumption, the comment says so.
+Sources: the councils' published sufficiency strategies (Westmorland and Furness 2025, Sefton
+2023, Cumbria 2021) and national statistics, summarised in docs/domain.md ("Figures behind the
+simulated region"). Where a figure is our own assumption, the comment says so.
 """
 
 from dataclasses import dataclass

@@ -94,7 +94,7 @@ def rating_accepted(rating: OfstedRating, referral: SimReferral) -> bool:
 
 
 def fits(vacancy: SimVacancy, referral: SimReferral) -> bool:
-    """DOMAIN.md rule 1: the child's needs, age and sex, the type, rating, date and beds."""
+    """Rule 1 of docs/domain.md: the child's needs, age and sex, the type, rating, date and beds."""
     setting = vacancy.setting
     age_min = setting.age_min if vacancy.age_min is None else vacancy.age_min
     age_max = setting.age_max if vacancy.age_max is None else vacancy.age_max
@@ -114,7 +114,7 @@ def fits(vacancy: SimVacancy, referral: SimReferral) -> bool:
 
 
 def is_local(setting: SimSetting, referral: SimReferral) -> bool:
-    """DOMAIN.md rule 2: within 20 miles of the child's home, or in the council's own area."""
+    """Rule 2 of docs/domain.md: within 20 miles of the child's home, or in the council's area."""
     return geography.is_local(
         referral.home_district, referral.council, setting.district, setting.council
     )
