@@ -1,4 +1,4 @@
-"""Matching (docs/domain.md, rules 1 and 2): which open vacancies fit which referrals, best first."""
+"""Matching (docs/domain.md, rules 1 and 2): which open vacancies fit which referrals, in order."""
 
 from dataclasses import replace
 from datetime import date, timedelta
