@@ -7,6 +7,7 @@ from the database meanwhile) and the capacity-history snapshots.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ledger import store
 from services.ledger.dashboard import DashboardLinks, add_dashboard
 from services.ledger.domain import LedgerState
-from services.ledger.handlers import SUBSCRIPTIONS, router
+from services.ledger.handlers import CONSUMED_TOPICS, router
 from services.ledger.settings import Settings
 from services.ledger.use_cases import Ledger, LedgerMetrics
 from services.platform.background import every, running
@@ -53,7 +54,10 @@ cannot be applied goes to the topic's `.dlq` twin with the reason.
 def build_broker(
     settings: Settings, engine: AsyncEngine, processor: ExactlyOnceProcessor[LedgerState]
 ) -> KafkaBroker:
-    """The ledger's broker with `processor` subscribed to its topics, not yet connected."""
+    """The ledger's broker: `processor` subscribed to each topic the ledger reads.
+
+    Nothing connects until the broker is started, so the AsyncAPI document can be made from it.
+    """
     broker = event_broker(
         settings.kafka_bootstrap_servers,
         CLIENT_ID,
@@ -62,7 +66,7 @@ def build_broker(
     consume(
         broker,
         processor,
-        SUBSCRIPTIONS,
+        CONSUMED_TOPICS,
         ConsumerPlacement(
             engine=engine,
             schema=store.SCHEMA,
@@ -85,13 +89,17 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await upgrade_to_head_async(SERVICE, settings.database_url)
+
+            # The processor dead-letters through the broker it is subscribed on, which is built
+            # from it: the name is looked up when a record is dead-lettered, long after both.
+            async def dead_letter(*args: Any, **kwargs: Any) -> object:  # noqa: ANN401
+                return await broker.publish(*args, **kwargs)
+
             processor = ExactlyOnceProcessor(
                 engine,
                 store.SCHEMA,
                 store.LedgerProjection(store.SCHEMA),
-                # Dead letters go out through the broker the processor is subscribed on, which is
-                # built from the processor below: the lambda looks it up when one is sent.
-                KafkaDeadLetters(lambda *args, **kwargs: broker.publish(*args, **kwargs)),  # noqa: PLW0108
+                KafkaDeadLetters(dead_letter),
                 consumer_metrics,
             )
             broker = build_broker(settings, engine, processor)

@@ -1,7 +1,7 @@
 """The ledger's routing table: the topics it counts from and the read API under /v1."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
@@ -16,7 +16,7 @@ from services.platform.http import problem_responses
 
 # Each topic the ledger reads, with what it counts from it (the AsyncAPI document's description);
 # `app.build_broker` subscribes the exactly-once processor to each.
-SUBSCRIPTIONS: tuple[tuple[TopicSpec, str], ...] = (
+CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
     (
         PROVIDER_EVENTS,
         "Settings, vacancies and placements: registered places, beds occupied and offered.",

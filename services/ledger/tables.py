@@ -6,6 +6,7 @@ tables in another schema (`tables_in`).
 
 import functools
 from datetime import datetime
+from typing import Final
 from uuid import UUID
 
 from sqlalchemy import BigInteger, Index, MetaData, Table, Text, inspect, text
@@ -16,7 +17,7 @@ from services.ledger.domain import VacancyStatus
 from services.platform.consumer import consumer_tables
 from services.platform.tables import EnumText, EnumTuple, UtcDateTime, schema_registry
 
-SCHEMA = "ledger"
+SCHEMA: Final = "ledger"
 REGISTRY = schema_registry(SCHEMA)
 METADATA = REGISTRY.metadata
 
