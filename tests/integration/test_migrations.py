@@ -21,7 +21,7 @@ VERSION_TABLE = "alembic_version"
 
 
 def metadata_of(service: str) -> MetaData:
-    metadata: MetaData = importlib.import_module(f"services.{service}.store").METADATA
+    metadata: MetaData = importlib.import_module(f"services.{service}.tables").METADATA
     return metadata
 
 
