@@ -33,8 +33,9 @@ from infra.local.topics import declare_topics
 from services.ledger import store
 from services.ledger.app import Settings, create_app
 from services.ledger.domain import council_figures, fold
-from services.ledger.use_cases import utc_now
+from services.platform.clock import utc_now
 from services.platform.database import create_engine
+from services.platform.tables import connection_of
 from tools.synthetic.history import SyntheticHistory, topic_of
 
 
@@ -148,7 +149,7 @@ async def run_ledger(settings: Settings, total: int) -> tuple[float, float, int]
             done_at_first = 0
             last_report = started
             while True:
-                async with store.connection_of(engine) as connection:
+                async with connection_of(engine) as connection:
                     done = int(
                         await connection.fetchval(
                             "SELECT coalesce(sum(next_offset), 0) FROM ledger.consumer_positions"
@@ -176,7 +177,7 @@ async def verify(settings: Settings, events: list[Envelope[Any]]) -> bool:
     expected = council_figures(fold(events), now, stale_after)
     engine = create_engine(settings.database_url)
     try:
-        async with store.connection_of(engine) as connection:
+        async with connection_of(engine) as connection:
             actual = await store.council_capacity(
                 connection, store.SCHEMA, now=now, stale_after=stale_after
             )

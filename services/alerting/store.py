@@ -14,8 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Column, Table, TypeDecorator, case, delete, func, insert, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -50,7 +49,14 @@ from services.alerting.tables import (
     WebhookDelivery,
 )
 from services.platform.clock import Clock
-from services.platform.tables import bulk_upsert, qualified, select_columns
+from services.platform.tables import (
+    as_read,
+    as_written,
+    bulk_upsert,
+    qualified,
+    select_columns,
+    unnest,
+)
 
 # Migrations and their test read the schema from here (tables.py declares it).
 __all__ = ["METADATA", "SCHEMA"]
@@ -59,20 +65,6 @@ __all__ = ["METADATA", "SCHEMA"]
 ALERT_CHANNEL = "alerting_alerts"
 # Held by each consumer transaction: one batch at a time changes the book, in any process.
 BOOK_LOCK_ID = 8104
-
-_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-def _unnest(*columns: Column[Any], ordinality: bool = False) -> str:
-    """`unnest($1::<type>[], …) AS u(<names>)`: one array parameter per column, typed as its table
-    types it; with `ordinality`, `u.n` numbers the rows in the order the arrays give them."""
-    parameters = ", ".join(
-        f"${position}::{column.type.compile(dialect=_DIALECT)}[]"
-        for position, column in enumerate(columns, start=1)
-    )
-    names = [f'"{column.name}"' for column in columns] + (["n"] if ordinality else [])
-    numbered = " WITH ORDINALITY" if ordinality else ""
-    return f"unnest({parameters}){numbered} AS u({', '.join(names)})"
 
 
 @cache
@@ -83,20 +75,6 @@ def _upsert(table: Table, columns: tuple[str, ...]) -> str:
 async def _save(connection: asyncpg.Connection, table: Table, values: dict[str, list[Any]]) -> None:
     """Insert or overwrite rows given as one list per column, named as the table names them."""
     await connection.execute(_upsert(table, tuple(values)), *values.values())
-
-
-def _as_read(column: Column[Any], value: object) -> Any:  # noqa: ANN401 - of the column's type
-    """A value from asyncpg as the column's type reads it (an enumeration's text as the enum)."""
-    if isinstance(column.type, TypeDecorator):
-        return column.type.process_result_value(value, _DIALECT)
-    return value
-
-
-def _as_written(column: Column[Any], value: object) -> object:
-    """A value for asyncpg as the column's type writes it (an enumeration as its text)."""
-    if isinstance(column.type, TypeDecorator):
-        return column.type.process_bind_param(value, _DIALECT)
-    return value
 
 
 # --- the book: loading committed state ------------------------------------------------------------
@@ -126,7 +104,7 @@ async def current_epoch(connection: asyncpg.Connection) -> int:
 
 
 def _fit(row: asyncpg.Record) -> Fit:
-    return Fit(**{column.name: _as_read(column, row[column.name]) for column in _FIT_COLUMNS})
+    return Fit(**{column.name: as_read(column, row[column.name]) for column in _FIT_COLUMNS})
 
 
 async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
@@ -154,7 +132,7 @@ _CLOSE_REFERRALS = f"UPDATE {qualified(REFERRALS)} SET is_open = false WHERE ref
 _RETRACT_ALERTS = f"""
 UPDATE {qualified(ALERTS)} a SET status = 'retracted', retracted_at = u.retracted_at,
     retraction_reason = u.retraction_reason
-FROM {_unnest(ALERTS.c.alert_id, ALERTS.c.retracted_at, ALERTS.c.retraction_reason)}
+FROM {unnest(ALERTS.c.alert_id, ALERTS.c.retracted_at, ALERTS.c.retraction_reason)}
 WHERE a.alert_id = u.alert_id AND a.status = 'open'
 """  # noqa: S608 - names from the tables' own metadata
 _OUTBOX_COLUMNS = [
@@ -174,10 +152,10 @@ _OUTBOX_NAMES = ", ".join(f'"{column.name}"' for column in _OUTBOX_COLUMNS)
 # In the order given: the outbox's ids are the order the relay publishes an alert's events in.
 _INSERT_OUTBOX = f"""
 INSERT INTO {qualified(OUTBOX)} ({_OUTBOX_NAMES})
-SELECT {_OUTBOX_NAMES} FROM {_unnest(*_OUTBOX_COLUMNS, ordinality=True)}
+SELECT {_OUTBOX_NAMES} FROM {unnest(*_OUTBOX_COLUMNS, ordinality=True)}
 ORDER BY n
 """  # noqa: S608 - names from the tables' own metadata
-_NOTICES = _unnest(
+_NOTICES = unnest(
     SUBSCRIPTIONS.c.authority_code,
     DELIVERIES.c.alert_id,
     DELIVERIES.c.kind,
@@ -302,7 +280,7 @@ async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None
     if raised := list(changes.raised.values()):
         gone = [changes.retracted.get(alert.alert_id) for alert in raised]
         fits = {
-            column.name: [_as_written(column, getattr(a.fit, column.name)) for a in raised]
+            column.name: [as_written(column, getattr(a.fit, column.name)) for a in raised]
             for column in _FIT_COLUMNS
         }
         # Every alert id is new: nothing is overwritten.
@@ -378,7 +356,7 @@ _DELIVERED = f"""
 WITH done AS (
     UPDATE {_DELIVERIES} d SET status = 'delivered', attempts = d.attempts + 1,
         delivered_at = u.delivered_at, last_attempt_at = u.delivered_at, lease_until = NULL
-    FROM {_unnest(DELIVERIES.c.delivery_id, DELIVERIES.c.delivered_at)}
+    FROM {unnest(DELIVERIES.c.delivery_id, DELIVERIES.c.delivered_at)}
     WHERE d.delivery_id = u.delivery_id AND d.status = 'pending'
     RETURNING d.subscription_id, u.delivered_at
 ), counted AS (
@@ -389,7 +367,7 @@ UPDATE {_SUBSCRIPTIONS} s SET delivered = s.delivered + c.delivered,
     last_success_at = greatest(s.last_success_at, c.last_at)
 FROM counted c WHERE s.subscription_id = c.subscription_id
 """  # noqa: S608 - names from the tables' own metadata
-_FAILURES = _unnest(
+_FAILURES = unnest(
     DELIVERIES.c.delivery_id,
     DELIVERIES.c.last_error,
     DELIVERIES.c.next_attempt_at,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Index, Table, Text, func, inspect, text
+from sqlalchemy import BigInteger, Index, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -20,7 +20,7 @@ from services.alerting.domain import AlertStatus, DeliveryState, NoticeKind
 from services.platform.consumer import consumer_tables
 from services.platform.idempotency import idempotency_table
 from services.platform.outbox import outbox_table
-from services.platform.tables import EnumText, UtcDateTime, schema_registry
+from services.platform.tables import EnumText, UtcDateTime, schema_registry, table_of
 
 SCHEMA: Final = "alerting"
 REGISTRY = schema_registry(SCHEMA)
@@ -208,20 +208,14 @@ class WebhookDelivery(AlertingTable, table=True):
     )
 
 
-def _table(model: type[AlertingTable]) -> Table:
-    table = inspect(model).local_table
-    assert isinstance(table, Table), f"{model.__name__} is mapped to one table"
-    return table
-
-
-SETTINGS = _table(StoredSetting)
-SETTING_OCCUPANCY = _table(SettingOccupancy)
-VACANCIES = _table(StoredVacancy)
-REFERRALS = _table(StoredReferral)
-INDEX_EPOCH = _table(IndexEpoch)
-ALERTS = _table(StoredAlert)
-SUBSCRIPTIONS = _table(Subscription)
-DELIVERIES = _table(WebhookDelivery)
+SETTINGS = table_of(StoredSetting)
+SETTING_OCCUPANCY = table_of(SettingOccupancy)
+VACANCIES = table_of(StoredVacancy)
+REFERRALS = table_of(StoredReferral)
+INDEX_EPOCH = table_of(IndexEpoch)
+ALERTS = table_of(StoredAlert)
+SUBSCRIPTIONS = table_of(Subscription)
+DELIVERIES = table_of(WebhookDelivery)
 
 # The platform's tables, in the alerting schema: the outbox of `alert.events`, the API's
 # idempotency keys, and the consumer's inbox, positions, aggregate versions and parked events.

@@ -8,15 +8,14 @@ in bulk (`unnest`), with column lists taken from the tables in `tables.py`.
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, assert_never
+from typing import TYPE_CHECKING, Generic, TypeVar, assert_never
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Column, Table, TypeDecorator
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table
 
 from contracts.enums import PlacementType
 from services.ledger import tables
@@ -51,10 +50,10 @@ from services.ledger.tables import (
 )
 from services.platform.errors import UnappliableEventError
 from services.platform.tables import (
-    array_param,
+    bulk_insert,
     bulk_upsert,
-    connection_of,
-    is_array,
+    decoder,
+    encoder,
     qualified,
     select_columns,
 )
@@ -66,7 +65,6 @@ __all__ = [
     "METADATA",
     "SCHEMA",
     "LedgerProjection",
-    "connection_of",
     "council_capacity",
     "events_applied",
     "history_as_of",
@@ -85,29 +83,10 @@ METADATA = tables.METADATA
 # Advisory lock held while a snapshot is written: one snapshot at a time per database.
 SNAPSHOT_LOCK_ID = 8003
 
-_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 RecordT = TypeVar("RecordT", bound="DataclassInstance")
 
 
 # --- record state: what the consumer loads, applies and saves -------------------------------------
-
-
-def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
-    """How a value asyncpg read from `column` becomes the record's (None: as it is)."""
-    column_type = column.type
-    if isinstance(column_type, TypeDecorator):
-        return lambda value: column_type.process_result_value(value, _DIALECT)
-    return None
-
-
-def _encoder(column: Column[Any]) -> Callable[[Any], Any] | None:
-    """How a record's value travels in a bulk statement's array for `column` (None: as it is)."""
-    if is_array(column):
-        return array_param
-    column_type = column.type
-    if isinstance(column_type, TypeDecorator):
-        return lambda value: column_type.process_bind_param(value, _DIALECT)
-    return None
 
 
 class _StoredRecords(Generic[RecordT]):
@@ -119,8 +98,8 @@ class _StoredRecords(Generic[RecordT]):
         columns = [table.columns[name] for name in self._names]
         (key,) = table.primary_key.columns
         self._key = key.name
-        self._decoders = [(i, d) for i, c in enumerate(columns) if (d := _decoder(c)) is not None]
-        self._encoders = [_encoder(column) for column in columns]
+        self._decoders = [(i, d) for i, c in enumerate(columns) if (d := decoder(c)) is not None]
+        self._encoders = [encoder(column, arrays_as_text=True) for column in columns]
         self._select = f"{select_columns(table, self._names)} WHERE {self._key} = any($1)"
         self._upsert = bulk_upsert(table, self._names)
 
@@ -305,20 +284,6 @@ _HISTORY_FLOWS_COLUMNS = (
 )
 
 
-def _bulk_insert(table: Table, columns: Sequence[str]) -> str:
-    """Append rows given as one array per column (`$1` the first column's values)."""
-    chosen = [table.columns[name] for name in columns]
-    if any(is_array(column) for column in chosen):
-        raise ValueError(f"{table.name}: unnest would flatten an array column")
-    names = ", ".join(f'"{column.name}"' for column in chosen)
-    arrays = ", ".join(
-        f"${position}::{column.type.compile(dialect=_DIALECT)}[]"
-        for position, column in enumerate(chosen, start=1)
-    )
-    # Names from the table's own metadata, checked by `qualified`: never from input.
-    return f"INSERT INTO {qualified(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
-
-
 @dataclass(frozen=True)
 class _Queries:
     """The ledger's statements, naming the tables of one schema."""
@@ -349,8 +314,8 @@ def _queries(schema: str) -> _Queries:
         latest_flows=_LATEST_FLOWS.format_map(names),
         figures_between=_FIGURES_BETWEEN.format_map({**names, "figures": figures}),
         flows_between=_FLOWS_BETWEEN.format_map(names),
-        record_figures=_bulk_insert(table_in(CAPACITY_HISTORY, schema), _HISTORY_FIGURES_COLUMNS),
-        record_flows=_bulk_insert(table_in(FLOW_HISTORY, schema), _HISTORY_FLOWS_COLUMNS),
+        record_figures=bulk_insert(table_in(CAPACITY_HISTORY, schema), _HISTORY_FIGURES_COLUMNS),
+        record_flows=bulk_insert(table_in(FLOW_HISTORY, schema), _HISTORY_FLOWS_COLUMNS),
         counts={name: f"SELECT count(*) FROM {names[name]}" for name in counted},  # noqa: S608
         events_applied=(
             f"SELECT coalesce(sum(version), 0) FROM {names[AGGREGATE_VERSIONS.name]}"  # noqa: S608

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Index, MetaData, Table, Text, inspect, text
+from sqlalchemy import BigInteger, Index, MetaData, Table, Text, text
 from sqlmodel import Field, SQLModel
 
 from contracts.enums import OfstedRating, PlacementType
 from services.ledger.domain import VacancyStatus
 from services.platform.consumer import consumer_tables
-from services.platform.tables import EnumText, EnumTuple, UtcDateTime, schema_registry
+from services.platform.tables import EnumText, EnumTuple, UtcDateTime, schema_registry, table_of
 
 SCHEMA: Final = "ledger"
 REGISTRY = schema_registry(SCHEMA)
@@ -125,13 +125,6 @@ class FlowHistoryRow(LedgerTable, table=True):
     placing_authority_code: str = Field(sa_type=Text)
     placement_type: PlacementType = Field(sa_type=EnumText(PlacementType))
     beds: int
-
-
-def table_of(row: type[LedgerTable]) -> Table:
-    """The table a row class declares (SQLModel builds it but does not type `__table__`)."""
-    table = inspect(row).local_table
-    assert isinstance(table, Table)
-    return table
 
 
 SETTINGS = table_of(SettingRow)

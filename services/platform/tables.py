@@ -9,20 +9,38 @@ their column lists from the same tables (`bulk_upsert`), never from SQL typed ou
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from sqlalchemy import ARRAY, Column, DateTime, Dialect, MetaData, Table, Text, TypeDecorator
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    DateTime,
+    Dialect,
+    MetaData,
+    Table,
+    Text,
+    TypeDecorator,
+    inspect,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
 
 
 def schema_registry(schema: str) -> registry:
     """A registry whose MetaData puts every table in `schema`: one per service."""
     return registry(metadata=MetaData(schema=schema))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The table a SQLModel class declares (SQLModel builds it but does not type `__table__`)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table), f"{model.__name__} is mapped to one table"
+    return table
 
 
 # A timestamp with its time zone: every instant the services store is timezone-aware.
@@ -86,6 +104,39 @@ def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
+def decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How a value asyncpg read from `column` becomes the column's type (None: as it is)."""
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        return lambda value: column_type.process_result_value(value, _DIALECT)
+    return None
+
+
+def encoder(column: Column[Any], *, arrays_as_text: bool = False) -> Callable[[Any], Any] | None:
+    """How a value travels to asyncpg for `column` (None: as it is).
+
+    With `arrays_as_text`, an array column's value is joined as `bulk_upsert` takes it.
+    """
+    if arrays_as_text and is_array(column):
+        return array_param
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        return lambda value: column_type.process_bind_param(value, _DIALECT)
+    return None
+
+
+def as_read(column: Column[Any], value: object) -> Any:  # noqa: ANN401 - of the column's type
+    """One value from asyncpg as the column's type reads it (an enumeration's text as the enum)."""
+    decode = decoder(column)
+    return value if decode is None else decode(value)
+
+
+def as_written(column: Column[Any], value: object) -> object:
+    """One value for asyncpg as the column's type writes it (an enumeration as its text)."""
+    encode = encoder(column)
+    return value if encode is None else encode(value)
+
+
 def _sql_type(column: Column[Any]) -> str:
     column_type = column.type
     if isinstance(column_type, TypeDecorator):
@@ -110,6 +161,27 @@ def select_columns(table: Table, columns: Sequence[str] | None = None) -> str:
         table.columns[name]
     # Names from the table's own metadata, checked by `qualified`: never from input.
     return f"SELECT {', '.join(map(_quoted, names))} FROM {qualified(table)}"  # noqa: S608
+
+
+def unnest(*columns: Column[Any], ordinality: bool = False) -> str:
+    """`unnest($1::<type>[], …) AS u(<names>)`: one array parameter per column, typed as its table
+    types it; with `ordinality`, `u.n` numbers the rows in the order the arrays give them."""
+    if any(is_array(column) for column in columns):
+        raise ValueError("unnest would flatten an array column: use bulk_upsert")
+    parameters = ", ".join(
+        f"${position}::{_sql_type(column)}[]" for position, column in enumerate(columns, start=1)
+    )
+    names = [_quoted(column.name) for column in columns] + (["n"] if ordinality else [])
+    numbered = " WITH ORDINALITY" if ordinality else ""
+    return f"unnest({parameters}){numbered} AS u({', '.join(names)})"
+
+
+def bulk_insert(table: Table, columns: Sequence[str]) -> str:
+    """Append rows given as one array per column (`$1` the first column's values)."""
+    chosen = [table.columns[name] for name in columns]
+    names = ", ".join(_quoted(column.name) for column in chosen)
+    # Names from the table's own metadata, checked by `qualified`: never from input.
+    return f"INSERT INTO {qualified(table)} ({names}) SELECT * FROM {unnest(*chosen)}"  # noqa: S608
 
 
 def bulk_upsert(table: Table, columns: Sequence[str] | None = None) -> str:
