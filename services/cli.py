@@ -2,9 +2,12 @@
 
 import asyncio
 import importlib
+import json
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Protocol
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, Protocol
 
 import typer
 import uvicorn
@@ -14,8 +17,9 @@ from contracts import geography
 from infra.local.cli import app as infra_app
 from services.ledger.cli import app as ledger_app
 from services.platform import dead_letters
+from services.platform.asyncapi import asyncapi_document
 from services.platform.auth import Role, issue_token, principal_for
-from services.platform.settings import CommonSettings, ServiceSettings
+from services.platform.settings import LOCAL_KAFKA, CommonSettings, ServiceSettings
 from tools.simulator.cli import app as simulator_app
 from tools.supervisor.cli import app as run_app
 
@@ -46,6 +50,12 @@ class ServiceModule(Protocol):
     Settings: type[ServiceSettings]
 
     def create_app(self, settings: ServiceSettings) -> FastAPI: ...
+
+
+EXCHANGE_DESCRIPTION = """\
+Every event of the NearHome exchange: what each service publishes (through its transactional
+outbox) and consumes (exactly once). Each topic's messages are keyed by the payload field its
+publisher names, and every payload travels in the same envelope; docs/events.md explains them."""
 
 
 def _service_module(service: Service) -> ServiceModule:
@@ -120,6 +130,40 @@ def replay_dead_letters(
         dead_letters.replay(settings.kafka_bootstrap_servers, dlq, dry_run=dry_run, progress=report)
     )
     typer.echo(f"{len(letters)} dead letters {'found' if dry_run else 'replayed'} from {dlq.name}")
+
+
+def exchange_asyncapi() -> dict[str, Any]:
+    """The exchange's AsyncAPI document, from each service's broker as `create_app` builds it.
+
+    Built with the default broker address and no topic prefix, so it is the same on any machine.
+    """
+    brokers = []
+    for service in Service:
+        settings = _service_module(service).Settings(
+            kafka_bootstrap_servers=LOCAL_KAFKA, topic_prefix=""
+        )
+        brokers.append(_service_module(service).create_app(settings).state.event_broker)
+    return asyncapi_document(
+        brokers,
+        title="NearHome events",
+        version=version("nearhome"),
+        description=EXCHANGE_DESCRIPTION,
+    )
+
+
+@app.command("asyncapi")
+def write_asyncapi(
+    output: Annotated[
+        Path | None, typer.Option(help="write the document here instead of standard output")
+    ] = None,
+) -> None:
+    """Print the exchange's AsyncAPI document (committed as docs/asyncapi.json)."""
+    text = json.dumps(exchange_asyncapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
 
 
 def _is_footprint(footprint_id: str) -> bool:

@@ -22,14 +22,14 @@ from services.platform.writes import WriteRequest
 
 # --- subscribers ----------------------------------------------------------------------------------
 
-# Each topic with what alerting does with it. `app.build_broker` subscribes the exactly-once
+# Each topic with what alerting does with it. `app.create_app` subscribes the exactly-once
 # processor to both (`on_provider_events`, `on_referral_events`): each batch is matched once.
 CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
     (
         PROVIDER_EVENTS,
-        "Settings, vacancies and placements: match new and changed vacancies to referrals",
+        "Settings, vacancies and placements: match new and changed vacancies to referrals.",
     ),
-    (REFERRAL_EVENTS, "Referrals: match new, changed and widened referrals to the open vacancies"),
+    (REFERRAL_EVENTS, "Referrals: match new, changed and widened referrals to open vacancies."),
 )
 
 

@@ -1,4 +1,8 @@
-"""The authority service's composition root: settings, the app, and its lifespan."""
+"""The authority service's composition root: settings, the app, and its lifespan.
+
+Nothing is built at import: `create_app(settings)` builds the app and everything it uses (nothing
+connects yet); its lifespan runs the migrations, then the outbox relay and the widening scheduler.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +23,7 @@ from services.authority.handlers import (
 from services.authority.settings import Settings
 from services.authority.tables import IDEMPOTENCY_KEYS, OUTBOX
 from services.authority.use_cases import ReferralOfAnotherCouncilError, Referrals
+from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
 from services.platform.database import create_engine, session_factory
@@ -67,35 +72,30 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
         emergency=settings.widen_after_emergency, planned=settings.widen_after_planned
     )
 
+    broker = event_broker(settings.kafka_bootstrap_servers, CLIENT_ID)
+    publisher = OutboxPublisher(broker, (REFERRAL_EVENTS,), topic_prefix=settings.topic_prefix)
+    relay = OutboxRelay(
+        sessions,
+        OUTBOX,
+        publisher.send,
+        outbox_metrics,
+        lock_id=RELAY_LOCK_ID,
+        idle_interval=settings.relay_idle_interval,
+        retry_interval=settings.relay_retry_interval,
+    )
+    writer = Writer(
+        sessions,
+        producer=SERVICE,
+        outbox=OUTBOX,
+        idempotency_keys=IDEMPOTENCY_KEYS,
+        on_commit=relay.wake,
+    )
+    referrals = Referrals(writer, policy, clock=clock, widen_batch_size=settings.widen_batch_size)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await upgrade_to_head_async(SERVICE, settings.database_url)
-            publisher = OutboxPublisher(
-                event_broker(settings.kafka_bootstrap_servers, CLIENT_ID),
-                (REFERRAL_EVENTS,),
-                topic_prefix=settings.topic_prefix,
-            )
-            relay = OutboxRelay(
-                sessions,
-                OUTBOX,
-                publisher.send,
-                outbox_metrics,
-                lock_id=RELAY_LOCK_ID,
-                idle_interval=settings.relay_idle_interval,
-                retry_interval=settings.relay_retry_interval,
-            )
-            writer = Writer(
-                sessions,
-                producer=SERVICE,
-                outbox=OUTBOX,
-                idempotency_keys=IDEMPOTENCY_KEYS,
-                on_commit=relay.wake,
-            )
-            referrals = Referrals(
-                writer, policy, clock=clock, widen_batch_size=settings.widen_batch_size
-            )
-            app.state.referrals = referrals
             try:
                 async with running(
                     relay.run(),
@@ -118,6 +118,8 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.jwt_secret = settings.jwt_secret
+    app.state.referrals = referrals
+    add_asyncapi_route(app, broker)
     # Inside the platform's middleware, which assigns the request id the audit rows carry.
     add_audit_trail(app, sessions, AUDITED_ROUTES, clock)
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)

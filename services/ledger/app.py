@@ -1,25 +1,23 @@
 """The ledger service's composition root: settings, the broker, the app and its lifespan.
 
-Nothing is built at import: `create_app(settings)` makes the app, and its lifespan runs the
-migrations, then starts the consumers (retrying while the broker is away, so the read API answers
-from the database meanwhile) and the capacity-history snapshots.
+Nothing is built at import: `create_app(settings)` builds the app, its broker and its consumers
+(nothing connects yet); its lifespan runs the migrations, then starts the consumers (retrying while
+the broker is away, so the read API answers from the database meanwhile) and the capacity-history
+snapshots.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger import store
 from services.ledger.dashboard import DashboardLinks, add_dashboard
-from services.ledger.domain import LedgerState
 from services.ledger.handlers import CONSUMED_TOPICS, router
 from services.ledger.settings import Settings
 from services.ledger.use_cases import Ledger, LedgerMetrics
+from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
 from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
@@ -28,7 +26,7 @@ from services.platform.http import add_operational_routes
 from services.platform.kafka import ConsumerPlacement, consume, event_broker, start_consuming
 from services.platform.migrations import upgrade_to_head_async
 
-__all__ = ["Settings", "build_broker", "create_app"]
+__all__ = ["Settings", "create_app"]
 
 SERVICE = "ledger"
 CLIENT_ID = "nearhome-ledger"
@@ -51,17 +49,24 @@ cannot be applied goes to the topic's `.dlq` twin with the reason.
 """
 
 
-def build_broker(
-    settings: Settings, engine: AsyncEngine, processor: ExactlyOnceProcessor[LedgerState]
-) -> KafkaBroker:
-    """The ledger's broker: `processor` subscribed to each topic the ledger reads.
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+    registry = CollectorRegistry()
+    consumer_metrics = ConsumerMetrics(registry)
+    ledger_metrics = LedgerMetrics(registry)
+    # An engine connects lazily; the probes need it before the lifespan starts.
+    engine = create_engine(settings.database_url)
 
-    Nothing connects until the broker is started, so the AsyncAPI document can be made from it.
-    """
     broker = event_broker(
         settings.kafka_bootstrap_servers,
         CLIENT_ID,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    processor = ExactlyOnceProcessor(
+        engine,
+        store.SCHEMA,
+        store.LedgerProjection(store.SCHEMA),
+        KafkaDeadLetters(broker.publish),
+        consumer_metrics,
     )
     consume(
         broker,
@@ -75,41 +80,14 @@ def build_broker(
             max_records=settings.max_records,
         ),
     )
-    return broker
-
-
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
-    registry = CollectorRegistry()
-    consumer_metrics = ConsumerMetrics(registry)
-    ledger_metrics = LedgerMetrics(registry)
-    # An engine connects lazily; the probes need it before the lifespan starts.
-    engine = create_engine(settings.database_url)
+    ledger = Ledger(
+        engine, stale_after=settings.vacancy_stale_after, metrics=ledger_metrics, clock=clock
+    )
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await upgrade_to_head_async(SERVICE, settings.database_url)
-
-            # The processor dead-letters through the broker it is subscribed on, which is built
-            # from it: the name is looked up when a record is dead-lettered, long after both.
-            async def dead_letter(*args: Any, **kwargs: Any) -> object:  # noqa: ANN401
-                return await broker.publish(*args, **kwargs)
-
-            processor = ExactlyOnceProcessor(
-                engine,
-                store.SCHEMA,
-                store.LedgerProjection(store.SCHEMA),
-                KafkaDeadLetters(dead_letter),
-                consumer_metrics,
-            )
-            broker = build_broker(settings, engine, processor)
-            ledger = Ledger(
-                engine,
-                stale_after=settings.vacancy_stale_after,
-                metrics=ledger_metrics,
-                clock=clock,
-            )
-            app.state.ledger = ledger
             try:
                 async with running(
                     start_consuming(broker, settings.broker_retry_interval),
@@ -130,7 +108,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         openapi_tags=[{"name": "capacity", "description": "Aggregates per footprint"}],
     )
     app.state.jwt_secret = settings.jwt_secret
+    app.state.ledger = ledger
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    add_asyncapi_route(app, broker)
     app.include_router(router)
     add_dashboard(
         app,

@@ -15,7 +15,7 @@ from services.platform.http import problem_responses
 # --- subscribers ----------------------------------------------------------------------------------
 
 # Each topic the ledger reads, with what it counts from it (the AsyncAPI document's description);
-# `app.build_broker` subscribes the exactly-once processor to each.
+# `app.create_app` subscribes the exactly-once processor to each.
 CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
     (
         PROVIDER_EVENTS,

@@ -5,7 +5,6 @@ exchange's (every service's brokers together), committed as `docs/asyncapi.json`
 """
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,14 +26,16 @@ def asyncapi_document(
     return document
 
 
-def add_asyncapi_route(
-    app: FastAPI, broker_of: Callable[[], KafkaBroker], *, title: str, version: str
-) -> None:
-    """Serve the service's own channels at `/asyncapi.json` (built from its broker on request)."""
+def add_asyncapi_route(app: FastAPI, broker: KafkaBroker) -> None:
+    """Serve the service's own channels at `/asyncapi.json`, and keep its broker on the app.
+
+    `nearhome asyncapi` reads `app.state.event_broker` of every service to write the exchange's.
+    """
+    app.state.event_broker = broker
 
     @app.get(ASYNCAPI_PATH, tags=["operations"], include_in_schema=False)
     async def asyncapi() -> JSONResponse:
         document = asyncapi_document(
-            [broker_of()], title=title, version=version, description=app.summary or ""
+            [broker], title=app.title, version=app.version, description=app.summary or ""
         )
         return JSONResponse(document)

@@ -45,13 +45,29 @@ def envelope_of(topic: TopicSpec) -> Any:  # noqa: ANN401 - a type built at run 
     return Envelope[Union[payloads]]  # type: ignore[valid-type]  # noqa: UP007 - a runtime tuple
 
 
+class BrokerNotStartedError(Exception):
+    """The broker an outbox publishes through is started by its consumers, and has not been yet."""
+
+
 class OutboxPublisher:
-    """Sends outbox rows through named FastStream publishers (so they appear in AsyncAPI)."""
+    """Sends outbox rows through named FastStream publishers (so they appear in AsyncAPI).
+
+    It starts its broker at the first send, unless the broker also carries the service's
+    consumers (`started_by_consumers`): starting it twice would start the subscribers twice, so a
+    send before the consumers have started it fails, and the relay tries again later, as it does
+    while Kafka is away.
+    """
 
     def __init__(
-        self, broker: KafkaBroker, topics: tuple[TopicSpec, ...], *, topic_prefix: str = ""
+        self,
+        broker: KafkaBroker,
+        topics: tuple[TopicSpec, ...],
+        *,
+        topic_prefix: str = "",
+        started_by_consumers: bool = False,
     ) -> None:
         self._broker = broker
+        self._started_by_consumers = started_by_consumers
         # Keyed by the catalogue name the outbox stores; published under the prefixed name.
         self._publishers: dict[str, DefaultPublisher] = {
             topic.name: broker.publisher(
@@ -66,6 +82,10 @@ class OutboxPublisher:
         self._lock = asyncio.Lock()
 
     async def _ensure_connected(self) -> None:
+        if self._started_by_consumers:
+            if not self._broker.running:
+                raise BrokerNotStartedError("the broker has not been started by its consumers")
+            return
         async with self._lock:
             if not self._connected:
                 try:
@@ -126,7 +146,9 @@ def _exactly_once_subscriber(
         decoder=_left_as_bytes,
         # One title per consumer group: two services reading one topic are two operations.
         title=f"{topic.name}:{placement.group_id}",
-        description=description,
+        # The records are left as bytes for the processor to judge, so FastStream cannot read
+        # their schema from the handler: say where it is.
+        description=f"{description} Messages as `{topic.name}:publish` describes them.",
     )
     return subscriber
 
