@@ -90,6 +90,33 @@ def is_running(pid: int, *markers: str) -> bool:
     return all(marker in command_line for marker in markers)
 
 
+def _task_state(stat_file: Path) -> str | None:
+    try:
+        stat = stat_file.read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def has_exited(pid: int, *markers: str) -> bool:
+    """Whether `pid` has ended: none of its threads is alive, or the pid is another program's now.
+
+    Not `not is_running(...)`: a JVM's first thread can end (a zombie, with an empty command line)
+    while its other threads still shut the broker down and write to its data folder; a second
+    broker started then on the same folder corrupts its metadata log.
+    """
+    proc = Path("/proc") / str(pid)
+    try:
+        cmdline = (proc / "cmdline").read_bytes()
+        tasks = list((proc / "task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    if not any(_task_state(task / "stat") not in {None, "Z", "X"} for task in tasks):
+        return True
+    command_line = cmdline.decode(errors="replace").replace("\0", " ")
+    return bool(command_line) and not all(marker in command_line for marker in markers)
+
+
 def read_pid_file(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
@@ -212,7 +239,7 @@ async def _wait_until_gone(pid: int, markers: tuple[str, ...], timeout_s: float)
         child = _started_here.get(pid)
         if child is not None and child.poll() is not None:
             del _started_here[pid]
-        if not is_running(pid, *markers):
+        if has_exited(pid, *markers):
             return True
         if asyncio.get_running_loop().time() >= deadline:
             return False
