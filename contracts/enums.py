@@ -98,3 +98,34 @@ class AlertRetractionReason(StrEnum):
     RATING_BELOW_MINIMUM = "rating_below_minimum"
     NO_LONGER_FITS = "no_longer_fits"
     REFERRAL_CLOSED = "referral_closed"
+    # Another council's offer holds the bed: raised again if the hold is released.
+    HELD = "held"
+
+
+class DeclineReason(StrEnum):
+    """Why a provider declines a placement request."""
+
+    NEEDS_CANNOT_BE_MET = "needs_cannot_be_met"
+    MATCHING_RISK = "matching_risk"  # with the children already living there
+    STAFFING = "staffing"
+    LOCATION_RISK = "location_risk"
+    BED_NO_LONGER_AVAILABLE = "bed_no_longer_available"
+    OTHER = "other"
+
+
+class RequestWithdrawalReason(StrEnum):
+    """Why a council's placement request ended before a placement started from it."""
+
+    BY_COUNCIL = "withdrawn_by_council"
+    REFERRAL_PLACED = "referral_placed"  # placed through another request
+    REFERRAL_CLOSED = "referral_closed"
+
+
+class OfferWithdrawalReason(StrEnum):
+    """Why an offer's hold on its beds was released before the offer expired or was taken up."""
+
+    REQUEST_WITHDRAWN = "request_withdrawn"
+    VACANCY_WITHDRAWN = "vacancy_withdrawn"
+    VACANCY_EXPIRED = "vacancy_expired"
+    SETTING_CLOSED = "setting_closed"
+    BY_PROVIDER = "withdrawn_by_provider"

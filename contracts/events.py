@@ -7,14 +7,17 @@ events carry the aggregate's whole new state, so a consumer never has to merge p
 from typing import ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, model_validator
 
 from contracts.enums import (
     AlertRetractionReason,
+    DeclineReason,
+    OfferWithdrawalReason,
     OfstedRating,
     PlacementEndReason,
     PlacementType,
     ReferralOutcome,
+    RequestWithdrawalReason,
     SearchScope,
     Sex,
     Urgency,
@@ -26,14 +29,19 @@ from contracts.types import (
     ChildAge,
     Miles,
     Needs,
+    OfstedUrn,
     PlacementTypes,
     PositiveCount,
     PostcodeDistrict,
     SensibleDate,
+    SettingBlurb,
+    SettingName,
     Sexes,
     Slug,
     StrictBool,
+    TelephoneNumber,
     UtcDatetime,
+    WeeklyFee,
 )
 
 
@@ -93,9 +101,25 @@ class SettingDescription(BaseModel):
         return self
 
 
+class SettingProfile(BaseModel):
+    """A setting's public profile, which every council may read: whose home it is, how to ask.
+
+    Each field is optional in the contract: settings registered before profiles existed, and
+    foster households (not registered with Ofsted one by one), have none.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: SettingName | None = None
+    ofsted_urn: OfstedUrn | None = None
+    referrals_email: EmailStr | None = None
+    referrals_phone: TelephoneNumber | None = None
+    description: SettingBlurb | None = None
+
+
 # Pydantic collects fields from the last base first: the payload reads setting_id, provider_id,
-# the description, then the council.
-class SettingState(SettingDescription, ProviderEvent):
+# the description, the profile, then the council.
+class SettingState(SettingProfile, SettingDescription, ProviderEvent):
     """What a setting is: where, what type, how many registered places, whom it can care for."""
 
     authority_code: AuthorityCode
@@ -173,7 +197,10 @@ class PlacementEvent(ProviderEvent):
 
 
 class PlacementStarted(PlacementTerms, PlacementEvent):
-    pass
+    """A child placed; from an accepted offer, it names the request and the referral."""
+
+    request_id: UUID | None = None
+    referral_id: UUID | None = None
 
 
 class PlacementEnded(PlacementEvent):
@@ -181,6 +208,43 @@ class PlacementEnded(PlacementEvent):
     beds: PositiveCount = 1
     end_date: SensibleDate
     reason: PlacementEndReason
+
+
+# A provider's answers to a placement request are events of the vacancy they are about (its own
+# sequence): one writer, the provider, orders them with everything else that happens to the bed.
+
+
+class RequestAnswer(VacancyEvent):
+    """About one council's placement request for a bed of this vacancy."""
+
+    request_id: UUID
+    referral_id: UUID
+    authority_code: AuthorityCode
+
+
+class PlacementOffered(RequestAnswer):
+    """The provider offers the bed(s): held for this referral until `expires_at`."""
+
+    beds: PositiveCount
+    expires_at: UtcDatetime
+    weekly_fee_gbp: WeeklyFee | None = None
+
+
+class PlacementDeclined(RequestAnswer):
+    reason: DeclineReason
+
+
+class OfferExpired(RequestAnswer):
+    """The offer was not accepted in time: its beds are free again."""
+
+    beds: PositiveCount
+
+
+class OfferWithdrawn(RequestAnswer):
+    """The offer's hold is released before it expired or a placement started from it."""
+
+    beds: PositiveCount
+    reason: OfferWithdrawalReason
 
 
 # --- referral.events, keyed by referral_id --------------------------------------------------------
@@ -246,6 +310,42 @@ class ReferralClosed(ReferralEvent):
     outcome: ReferralOutcome
 
 
+class RequestedChild(BaseModel):
+    """What a provider learns of the child a council asks it to care for: no name, no case
+    reference, no date of birth, no address; only what deciding whether to offer needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    age: ChildAge
+    sex: Sex
+    sibling_group_size: PositiveCount = 1
+    needs: Needs
+    home_postcode_district: PostcodeDistrict
+    needed_by: SensibleDate
+    urgency: Urgency
+
+
+class RequestEvent(ReferralEvent):
+    """About a council's request for one vacancy's bed(s), an event of the referral it is for."""
+
+    request_id: UUID
+    vacancy_id: UUID
+    setting_id: UUID
+    provider_id: Slug
+
+
+class PlacementRequested(RequestedChild, RequestEvent):
+    """A council asks a provider for a fitting vacancy's bed(s) for one of its open referrals."""
+
+
+class RequestWithdrawn(RequestEvent):
+    reason: RequestWithdrawalReason
+
+
+class OfferAccepted(RequestEvent):
+    """The council accepts the provider's offer: the provider may start the placement from it."""
+
+
 # --- alert.events, keyed by referral_id -----------------------------------------------------------
 
 
@@ -266,6 +366,8 @@ class AlertRaised(AlertEvent):
     ofsted_rating: OfstedRating
     postcode_district: PostcodeDistrict
     beds: PositiveCount
+    # Whose home it is and how to ask for the bed (none for a setting without a profile).
+    setting_profile: SettingProfile | None = None
 
 
 class AlertRetracted(AlertEvent):
@@ -284,10 +386,17 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         VacancyExpired,
         PlacementStarted,
         PlacementEnded,
+        PlacementOffered,
+        PlacementDeclined,
+        OfferExpired,
+        OfferWithdrawn,
         ReferralOpened,
         ReferralUpdated,
         ReferralWidened,
         ReferralClosed,
+        PlacementRequested,
+        RequestWithdrawn,
+        OfferAccepted,
         AlertRaised,
         AlertRetracted,
     )

@@ -49,12 +49,24 @@ PROVIDER_EVENTS = TopicSpec(
         "VacancyExpired",
         "PlacementStarted",
         "PlacementEnded",
+        "PlacementOffered",
+        "PlacementDeclined",
+        "OfferExpired",
+        "OfferWithdrawn",
     ),
 )
 REFERRAL_EVENTS = TopicSpec(
     name="referral.events",
     key_field="referral_id",
-    events=("ReferralOpened", "ReferralUpdated", "ReferralWidened", "ReferralClosed"),
+    events=(
+        "ReferralOpened",
+        "ReferralUpdated",
+        "ReferralWidened",
+        "ReferralClosed",
+        "PlacementRequested",
+        "RequestWithdrawn",
+        "OfferAccepted",
+    ),
 )
 ALERT_EVENTS = TopicSpec(
     name="alert.events",

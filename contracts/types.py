@@ -20,6 +20,12 @@ _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 # typed into it as "Firstname Lastname".
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,39}")
 
+# Ofsted's unique reference number: "SC" and six digits for a children's social care setting, or
+# six or seven digits for the older and the school-based registrations.
+_OFSTED_URN = re.compile(r"SC[0-9]{6}|[0-9]{6,7}")
+# A UK telephone number as people write it: digits, spaces, an optional leading +.
+_PHONE = re.compile(r"\+?[0-9][0-9 ]{8,17}[0-9]")
+
 _E = TypeVar("_E", bound=StrEnum)
 
 EARLIEST_DATE = date(2000, 1, 1)
@@ -60,6 +66,24 @@ def _reference(value: str) -> str:
     return value
 
 
+def _ofsted_urn(value: str) -> str:
+    if not _OFSTED_URN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an Ofsted URN: SC and 6 digits, or 6 or 7 digits")
+    return value
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.fullmatch(value):
+        raise ValueError("a telephone number is 10-19 digits, spaces allowed, + allowed first")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be a single line")
+    return value
+
+
 def _sensible_date(value: date) -> date:
     if not EARLIEST_DATE <= value <= LATEST_DATE:
         raise ValueError(f"{value.isoformat()} is outside {EARLIEST_DATE} to {LATEST_DATE}")
@@ -83,6 +107,13 @@ OrganisationId = Annotated[str, Strict(), Field(min_length=2, max_length=64)]
 ChildAge = Annotated[int, Strict(), Field(ge=0, le=17)]
 PositiveCount = Annotated[int, Strict(), Field(ge=1, le=1000)]
 StrictBool = Annotated[bool, Strict()]
+OfstedUrn = Annotated[str, Strict(), AfterValidator(_ofsted_urn)]
+TelephoneNumber = Annotated[str, Strict(), AfterValidator(_phone)]
+SettingName = Annotated[
+    str, Strict(), Field(min_length=1, max_length=120), AfterValidator(_one_line)
+]
+SettingBlurb = Annotated[str, Strict(), Field(max_length=600)]
+WeeklyFee = Annotated[float, Field(ge=0, le=100_000)]
 SensibleDate = Annotated[date, AfterValidator(_sensible_date)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Miles = Annotated[float, Field(ge=0, le=1000)]

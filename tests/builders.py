@@ -18,6 +18,7 @@ VACANCY_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0002")
 PLACEMENT_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0003")
 REFERRAL_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0004")
 ALERT_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0005")
+REQUEST_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0006")
 
 _SETTING: dict[str, Any] = {
     "setting_id": str(SETTING_ID),
@@ -55,6 +56,22 @@ _ALERT = {
     "vacancy_id": str(VACANCY_ID),
     "setting_id": str(SETTING_ID),
     "authority_code": SEFTON,
+}
+
+_ANSWER = {
+    **_PROVIDER,
+    "vacancy_id": str(VACANCY_ID),
+    "request_id": str(REQUEST_ID),
+    "referral_id": str(REFERRAL_ID),
+    "authority_code": SEFTON,
+}
+_REQUEST = {
+    "referral_id": str(REFERRAL_ID),
+    "authority_code": SEFTON,
+    "request_id": str(REQUEST_ID),
+    "vacancy_id": str(VACANCY_ID),
+    "setting_id": str(SETTING_ID),
+    "provider_id": "acme-care",
 }
 
 SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
@@ -96,6 +113,15 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "end_date": "2027-03-01",
         "reason": "planned_move",
     },
+    "PlacementOffered": {
+        **_ANSWER,
+        "beds": 1,
+        "expires_at": "2026-11-25T10:00:00Z",
+        "weekly_fee_gbp": 5600.0,
+    },
+    "PlacementDeclined": {**_ANSWER, "reason": "staffing"},
+    "OfferExpired": {**_ANSWER, "beds": 1},
+    "OfferWithdrawn": {**_ANSWER, "beds": 1, "reason": "request_withdrawn"},
     "ReferralOpened": _REFERRAL,
     "ReferralUpdated": {**_REFERRAL, "needs": ["semh", "self_harm"]},
     "ReferralWidened": {
@@ -108,6 +134,18 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "authority_code": SEFTON,
         "outcome": "placed",
     },
+    "PlacementRequested": {
+        **_REQUEST,
+        "age": 14,
+        "sex": "female",
+        "sibling_group_size": 1,
+        "needs": ["semh"],
+        "home_postcode_district": "L20",
+        "needed_by": "2026-12-01",
+        "urgency": "planned",
+    },
+    "RequestWithdrawn": {**_REQUEST, "reason": "withdrawn_by_council"},
+    "OfferAccepted": _REQUEST,
     "AlertRaised": {
         **_ALERT,
         "distance_miles": 41.2,
