@@ -21,13 +21,17 @@ from contracts.events import (
     AlertRaised,
     AlertRetracted,
     EventPayload,
+    OfferAccepted,
+    PlacementDeclined,
     PlacementEnded,
+    PlacementRequested,
     PlacementStarted,
     ReferralClosed,
     ReferralOpened,
     ReferralState,
     ReferralUpdated,
     ReferralWidened,
+    RequestWithdrawn,
     SettingClosed,
     SettingRegistered,
     SettingState,
@@ -316,7 +320,7 @@ class AlertBook:
 
     # --- applying events --------------------------------------------------------------------------
 
-    def apply(self, event: Event, changes: Changes) -> None:
+    def apply(self, event: Event, changes: Changes) -> None:  # noqa: C901 - the routing table
         """Fold one event into the book, recording in `changes` what to write and whom to tell."""
         payload = event.payload
         match payload:
@@ -338,6 +342,10 @@ class AlertBook:
                 self._referral_widened(event, payload, changes)
             case ReferralClosed():
                 self._referral_closed(event, payload, changes)
+            case PlacementRequested() | RequestWithdrawn() | OfferAccepted() | PlacementDeclined():
+                # A request holds no bed (only an offer does), and a decline or an accepted offer
+                # changes none: the offer's own events, and the placement, say what happens to it.
+                pass
             case _:
                 raise UnappliableEventError(f"alerting does not apply {event.event_type} events")
 
