@@ -33,6 +33,7 @@ from contracts.events import (
     ReferralWidened,
     RequestWithdrawn,
     SettingClosed,
+    SettingProfile,
     SettingRegistered,
     SettingState,
     SettingUpdated,
@@ -75,6 +76,7 @@ class Alert:
     alert_id: UUID
     fit: Fit
     raised_at: datetime
+    setting_profile: SettingProfile | None = None  # as the setting's was when it was raised
 
     @property
     def pair(self) -> tuple[UUID, UUID]:
@@ -108,6 +110,7 @@ class Notice:
             "postcode_district": fit.postcode_district,
             "beds": fit.beds,
             "raised_at": self.alert.raised_at.isoformat(),
+            "setting_profile": profile_body(self.alert.setting_profile),
         }
         match self.kind:
             case NoticeKind.RAISED:
@@ -137,6 +140,7 @@ class Notice:
                     ofsted_rating=fit.ofsted_rating,
                     postcode_district=fit.postcode_district,
                     beds=fit.beds,
+                    setting_profile=self.alert.setting_profile,
                 )
                 sequence = 1
             case NoticeKind.RETRACTED:
@@ -166,10 +170,30 @@ class Notice:
         return self.reason
 
 
+def profile_body(profile: SettingProfile | None) -> dict[str, Any] | None:
+    return None if profile is None else profile.model_dump(mode="json")
+
+
+_PROFILE_FIELDS = tuple(SettingProfile.model_fields)
+
+
+def profile_of(state: SettingState) -> SettingProfile | None:
+    """The setting's public profile, or None when it has none (no field of it given)."""
+    values = {name: getattr(state, name) for name in _PROFILE_FIELDS}
+    if all(value is None for value in values.values()):
+        return None
+    return SettingProfile(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class SettingRow:
     state: SettingState
     is_open: bool
+    # Worked out once per state, not once per alert raised.
+    profile: SettingProfile | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profile", profile_of(self.state))
 
 
 @dataclass
@@ -473,7 +497,9 @@ class AlertBook:
 
     def _raise(self, event: Event, fit: Fit, changes: Changes) -> None:
         now = self._clock()
-        alert = Alert(alert_id=uuid4(), fit=fit, raised_at=now)
+        setting = self.settings.get(fit.setting_id)
+        profile = None if setting is None else setting.profile
+        alert = Alert(alert_id=uuid4(), fit=fit, raised_at=now, setting_profile=profile)
         self._file(alert)
         changes.raised[alert.alert_id] = alert
         changes.notices.append(Notice(NoticeKind.RAISED, alert, now, event))

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from contracts.enums import RATING_RANK
-from contracts.events import ReferralState, SettingState, VacancyPosted
+from contracts.events import ReferralState, SettingProfile, SettingState, VacancyPosted
 from contracts.serialization import to_bytes
 from contracts.topics import topic_for_event
 from services.alerting.domain import (
@@ -86,10 +86,14 @@ _LOAD_VACANCIES = f"SELECT state::text FROM {qualified(VACANCIES)} WHERE is_open
 _LOAD_REFERRALS = f"SELECT state::text FROM {qualified(REFERRALS)} WHERE is_open"  # noqa: S608
 # A fit is kept as the alert's columns of the same names.
 _FIT_COLUMNS = tuple(ALERTS.c[fit_field.name] for fit_field in fields(Fit))
-_LOAD_ALERTS = (
-    select_columns(ALERTS, ["alert_id", "raised_at", *(column.name for column in _FIT_COLUMNS)])
-    + " WHERE status = 'open'"
+_ALERT_NAMES = ", ".join(
+    f'"{column.name}"' for column in (ALERTS.c.alert_id, ALERTS.c.raised_at, *_FIT_COLUMNS)
 )
+# The profile as JSON text too, parsed by its contract.
+_LOAD_ALERTS = f"""
+SELECT {_ALERT_NAMES}, setting_profile::text AS setting_profile FROM {qualified(ALERTS)}
+WHERE status = 'open'
+"""  # noqa: S608 - names from the tables' own metadata
 _CURRENT_EPOCH = select_columns(INDEX_EPOCH, ["epoch"]) + " WHERE id = 1"
 
 
@@ -107,6 +111,16 @@ def _fit(row: asyncpg.Record) -> Fit:
     return Fit(**{column.name: as_read(column, row[column.name]) for column in _FIT_COLUMNS})
 
 
+def _alert(row: asyncpg.Record) -> Alert:
+    profile = row["setting_profile"]
+    return Alert(
+        row["alert_id"],
+        _fit(row),
+        row["raised_at"],
+        None if profile is None else SettingProfile.model_validate_json(profile),
+    )
+
+
 async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
     """Every open record and open alert, as committed, in a new book with its index."""
     settings = await connection.fetch(_LOAD_SETTINGS)
@@ -119,7 +133,7 @@ async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
         occupied={r[0]: r[1] for r in occupancy},
         vacancies=(VacancyPosted.model_validate_json(r[0]) for r in vacancies),
         referrals=(ReferralState.model_validate_json(r[0]) for r in referrals),
-        alerts=(Alert(r["alert_id"], _fit(r), r["raised_at"]) for r in alerts),
+        alerts=(_alert(r) for r in alerts),
         clock=clock,
     )
 
@@ -298,6 +312,10 @@ async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None
                 "retracted_at": [None if g is None else g.at for g in gone],
                 "retraction_reason": [
                     None if g is None or g.reason is None else g.reason.value for g in gone
+                ],
+                "setting_profile": [
+                    None if a.setting_profile is None else a.setting_profile.model_dump_json()
+                    for a in raised
                 ],
             },
         )

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from contracts.enums import AlertRetractionReason, OfstedRating, PlacementType
+from contracts.events import SettingProfile
 from services.alerting.domain import AlertStatus, DeliveryState, NoticeKind
 from services.platform.consumer import consumer_tables
 from services.platform.idempotency import idempotency_table
@@ -104,6 +105,11 @@ class AlertFields(SQLModel):
         description="why it was retracted",
         sa_type=EnumText(AlertRetractionReason),
         sa_column_kwargs={"name": "retraction_reason"},
+    )
+    setting_profile: SettingProfile | None = Field(
+        description="whose home it is and how to ask for the bed, as when the alert was raised"
+        " (null for a setting without a profile)",
+        sa_type=JSONB,
     )
 
 

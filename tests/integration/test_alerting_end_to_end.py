@@ -29,6 +29,7 @@ from kafka_probe import TopicProbe
 from provider_fixtures import RunningProvider, new_provider_id, provider_headers, running_provider
 
 from contracts import geography
+from contracts.events import SettingProfile
 from contracts.topics import ALERT_EVENTS, PROVIDER_EVENTS
 from services.alerting.webhooks import verify
 
@@ -51,6 +52,12 @@ def test_the_districts_are_as_far_apart_as_the_test_says() -> None:
 def _body(hook: Webhook) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(hook.body)
     return body
+
+
+def _profile_of(setting: dict[str, Any]) -> dict[str, Any] | None:
+    """The profile an alert carries of the setting the provider registered (None: it has none)."""
+    profile = {name: setting.get(name) for name in SettingProfile.model_fields}
+    return None if all(value is None for value in profile.values()) else profile
 
 
 def _signed_for(secret: str, hook: Webhook) -> None:
@@ -151,6 +158,7 @@ async def _story(
         "postcode_district": NEAR,
         "beds": 1,
         "raised_at": alert["raised_at"],
+        "setting_profile": _profile_of(near_home),
     }
     listed = await alerting.alerts(SEFTON, referral_id=referral["referral_id"], status="open")
     assert [(a["alert_id"], a["vacancy_id"], a["status"], a["local"]) for a in listed] == [
@@ -208,6 +216,7 @@ async def _story(
         "postcode_district": FAR,
         "beds": 1,
         "raised_at": "",
+        "setting_profile": _profile_of(far_home),
     }
     listed = await alerting.alerts(SEFTON, referral_id=referral["referral_id"])
     assert [a["vacancy_id"] for a in listed] == [near["vacancy_id"], far["vacancy_id"]]

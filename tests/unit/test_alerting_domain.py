@@ -223,6 +223,7 @@ def test_the_webhook_body_and_event_carry_the_alert():
         "postcode_district": "L40",
         "beds": 1,
         "raised_at": NOW.isoformat(),
+        "setting_profile": None,  # the setting has no profile
     }
     envelope = notice.envelope()
     assert (envelope.event_type, envelope.sequence, envelope.key) == (
