@@ -42,8 +42,11 @@ cannot be applied goes to the topic's `.dlq` twin with the reason.
   footprint is a 403. Provider tokens get 403.
 * **Aggregates only**: no answer names a referral, a placement or a child.
 * **Figures** per placement type: registered places, beds occupied (by the footprint's own
-  councils' children and by others'), vacant, offered in open vacancies, stale vacancies (not
-  confirmed within `VACANCY_STALE_AFTER`, default 72 h) and open referrals wanting the type.
+  councils' children and by others'), vacant, held (beds open offers hold for a child until
+  they expire, are withdrawn or a placement starts from them), offered (beds in open vacancies
+  that no open offer holds: per vacancy, its beds minus its held beds, never below 0), stale
+  vacancies (not confirmed within `VACANCY_STALE_AFTER`, default 72 h) and open referrals wanting
+  the type. A bed counts once: occupied, held, offered, or vacant and not offered.
 * **History**: a snapshot every `LEDGER_HISTORY_INTERVAL` seconds records the council-level rows
   that changed; `/history` rolls them up for the footprint over time.
 """

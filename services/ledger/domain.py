@@ -1,9 +1,11 @@
 """The ledger's rules, pure: records folded from events, capacity by council and by footprint.
 
-The ledger keeps the state of each record (setting, vacancy, placement, referral) and derives
+The ledger keeps the state of each record (setting, vacancy, placement, referral, and each
+placement request's two halves: the council's request and the provider's answer) and derives
 capacity from those states when asked. An event changes only its own record, so the order of
 events across records does not matter: a placement whose setting is not known yet simply does not
-count until the setting is. Within one record, the consumer applies events in sequence.
+count until the setting is, and a hold taken by a placement is released whichever of the two the
+ledger saw first. Within one record, the consumer applies events in sequence.
 """
 
 from collections import defaultdict
@@ -14,17 +16,26 @@ from enum import StrEnum
 from typing import Any, Self, TypeVar, assert_never
 from uuid import UUID
 
-from contracts.enums import OfstedRating, PlacementType
+from contracts.enums import DeclineReason, Need, OfstedRating, PlacementType
 from contracts.envelope import Envelope
 from contracts.events import (
     EventPayload,
+    OfferAccepted,
+    OfferExpired,
+    OfferWithdrawn,
+    PlacementDeclined,
     PlacementEnded,
+    PlacementOffered,
+    PlacementRequested,
     PlacementStarted,
     ReferralClosed,
     ReferralOpened,
     ReferralState,
     ReferralUpdated,
     ReferralWidened,
+    RequestAnswer,
+    RequestEvent,
+    RequestWithdrawn,
     SettingClosed,
     SettingRegistered,
     SettingState,
@@ -47,6 +58,26 @@ class RecordKind(StrEnum):
     VACANCY = "vacancy"
     PLACEMENT = "placement"
     REFERRAL = "referral"
+    # A placement request, as the council's referral events tell it (aggregate: the referral).
+    REQUEST = "request"
+    # The provider's answer to a placement request, from the vacancy's events (aggregate: the
+    # vacancy). Two records, not one, so that each has a single writer and a single sequence.
+    ANSWER = "answer"
+
+
+class RequestStatus(StrEnum):
+    OPEN = "open"
+    WITHDRAWN = "withdrawn"
+    ACCEPTED = "accepted"
+
+
+class AnswerStatus(StrEnum):
+    """Where a provider's answer stands: an offer holds its beds only while `offered`."""
+
+    OFFERED = "offered"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
 
 
 class VacancyStatus(StrEnum):
@@ -84,6 +115,9 @@ class PlacementRecord:
     placing_authority_code: str
     beds: int
     is_active: bool = True
+    # From an accepted offer: the request whose hold it takes, and the referral it places.
+    request_id: UUID | None = None
+    referral_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +128,37 @@ class ReferralRecord:
     is_open: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A council's request for a vacancy's bed(s): who asked, when, and the child's needs and
+    home district (what the response and sufficiency figures count by; nothing that names)."""
+
+    request_id: UUID
+    referral_id: UUID
+    authority_code: str
+    vacancy_id: UUID
+    setting_id: UUID
+    requested_at: datetime
+    needs: tuple[Need, ...]
+    home_postcode_district: str
+    status: RequestStatus = RequestStatus.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """A provider's answer to one request: when it first answered, the beds it offered (0 if it
+    never offered), why it declined (if it did), and whether the offer still holds the beds."""
+
+    request_id: UUID
+    vacancy_id: UUID
+    setting_id: UUID
+    authority_code: str
+    first_answered_at: datetime
+    status: AnswerStatus
+    offered_beds: int = 0
+    decline_reason: DeclineReason | None = None
+
+
 @dataclass
 class LedgerState:
     """Records by id: the whole ledger (a pure fold) or the records one batch touches."""
@@ -102,6 +167,8 @@ class LedgerState:
     vacancies: dict[UUID, VacancyRecord] = field(default_factory=dict)
     placements: dict[UUID, PlacementRecord] = field(default_factory=dict)
     referrals: dict[UUID, ReferralRecord] = field(default_factory=dict)
+    requests: dict[UUID, RequestRecord] = field(default_factory=dict)
+    answers: dict[UUID, AnswerRecord] = field(default_factory=dict)
 
 
 def record_of(payload: EventPayload) -> tuple[RecordKind, UUID]:
@@ -115,8 +182,25 @@ def record_of(payload: EventPayload) -> tuple[RecordKind, UUID]:
             return RecordKind.PLACEMENT, payload.placement_id
         case ReferralOpened() | ReferralUpdated() | ReferralWidened() | ReferralClosed():
             return RecordKind.REFERRAL, payload.referral_id
+        case PlacementRequested() | RequestWithdrawn() | OfferAccepted():
+            return RecordKind.REQUEST, payload.request_id
+        case PlacementOffered() | PlacementDeclined() | OfferExpired() | OfferWithdrawn():
+            return RecordKind.ANSWER, payload.request_id
         case _:
             raise UnappliableEventError(f"the ledger does not apply {payload.event_type()} events")
+
+
+def aggregate_of(payload: EventPayload, record_id: UUID) -> UUID:
+    """The aggregate whose sequence an event belongs to: a request's halves belong to the
+    referral (the council's events) and to the vacancy (the provider's); other records are their
+    own aggregate."""
+    match payload:
+        case RequestAnswer():
+            return payload.vacancy_id
+        case RequestEvent():
+            return payload.referral_id
+        case _:
+            return record_id
 
 
 def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) -> RecordT:
@@ -192,6 +276,8 @@ def _apply_to_placement(state: LedgerState, event: Event, placement_id: UUID) ->
                 setting_id=started.setting_id,
                 placing_authority_code=started.placing_authority_code,
                 beds=started.beds,
+                request_id=started.request_id,
+                referral_id=started.referral_id,
             )
         case PlacementEnded():
             placement = _existing(state.placements, placement_id, event)
@@ -226,12 +312,74 @@ def _apply_to_referral(state: LedgerState, event: Event, referral_id: UUID) -> N
             raise _not_about(RecordKind.REFERRAL, event)
 
 
+def _apply_to_request(state: LedgerState, event: Event, request_id: UUID) -> None:
+    match event.payload:
+        case PlacementRequested() as requested:
+            state.requests[request_id] = RequestRecord(
+                request_id=request_id,
+                referral_id=requested.referral_id,
+                authority_code=requested.authority_code,
+                vacancy_id=requested.vacancy_id,
+                setting_id=requested.setting_id,
+                requested_at=event.occurred_at,
+                needs=requested.needs,
+                home_postcode_district=requested.home_postcode_district,
+            )
+        case RequestWithdrawn():
+            request = _existing(state.requests, request_id, event)
+            state.requests[request_id] = replace(request, status=RequestStatus.WITHDRAWN)
+        case OfferAccepted():
+            request = _existing(state.requests, request_id, event)
+            state.requests[request_id] = replace(request, status=RequestStatus.ACCEPTED)
+        case _:
+            raise _not_about(RecordKind.REQUEST, event)
+
+
+def _answered(state: LedgerState, event: Event, answer: RequestAnswer) -> AnswerRecord:
+    """The answer so far, or a new one first answered now (an offer or a decline opens it)."""
+    found = state.answers.get(answer.request_id)
+    if found is not None:
+        return found
+    return AnswerRecord(
+        request_id=answer.request_id,
+        vacancy_id=answer.vacancy_id,
+        setting_id=answer.setting_id,
+        authority_code=answer.authority_code,
+        first_answered_at=event.occurred_at,
+        status=AnswerStatus.OFFERED,
+    )
+
+
+def _apply_to_answer(state: LedgerState, event: Event, request_id: UUID) -> None:
+    match event.payload:
+        case PlacementOffered() as offered:
+            answer = _answered(state, event, offered)
+            state.answers[request_id] = replace(
+                answer, status=AnswerStatus.OFFERED, offered_beds=offered.beds
+            )
+        case PlacementDeclined() as declined:
+            answer = _answered(state, event, declined)
+            state.answers[request_id] = replace(
+                answer, status=AnswerStatus.DECLINED, decline_reason=declined.reason
+            )
+        case OfferExpired():
+            answer = _existing(state.answers, request_id, event)
+            state.answers[request_id] = replace(answer, status=AnswerStatus.EXPIRED)
+        case OfferWithdrawn():
+            answer = _existing(state.answers, request_id, event)
+            state.answers[request_id] = replace(answer, status=AnswerStatus.WITHDRAWN)
+        case _:
+            raise _not_about(RecordKind.ANSWER, event)
+
+
 def apply_event(state: LedgerState, event: Event) -> None:
     """Change the one record `event` is about; UnappliableEventError says why it cannot."""
     kind, record_id = record_of(event.payload)
-    if event.aggregate_id != record_id:
+    aggregate_id = aggregate_of(event.payload, record_id)
+    if event.aggregate_id != aggregate_id:
         raise UnappliableEventError(
-            f"{event.event_type} has aggregate_id {event.aggregate_id}, not its {kind} {record_id}"
+            f"{event.event_type} has aggregate_id {event.aggregate_id},"
+            f" not its {kind}'s aggregate {aggregate_id}"
         )
     # `record_of` refused every event type the ledger does not keep; mypy checks every kind here.
     match kind:
@@ -243,6 +391,10 @@ def apply_event(state: LedgerState, event: Event) -> None:
             _apply_to_placement(state, event, record_id)
         case RecordKind.REFERRAL:
             _apply_to_referral(state, event, record_id)
+        case RecordKind.REQUEST:
+            _apply_to_request(state, event, record_id)
+        case RecordKind.ANSWER:
+            _apply_to_answer(state, event, record_id)
         case _:
             assert_never(kind)
 
@@ -280,6 +432,8 @@ class CouncilFigures(Counts):
     offered: int = 0
     stale_vacancies: int = 0
     open_referrals: int = 0
+    # Last, so that figures written out by position before there were offers still read the same.
+    held: int = 0
 
     def as_row(self) -> tuple[int, ...]:
         return tuple(getattr(self, f.name) for f in fields(CouncilFigures))
@@ -299,21 +453,46 @@ def stale_before(now: datetime, stale_after: timedelta) -> datetime:
     return now - stale_after
 
 
-def _beds_by_setting(
-    state: LedgerState, cutoff: datetime
-) -> tuple[dict[UUID, int], dict[UUID, int], dict[UUID, int]]:
-    """Per setting: beds occupied by active placements, beds offered, stale open vacancies."""
+@dataclass(frozen=True, slots=True)
+class BedsBySetting:
+    """Per setting: beds occupied, beds held by open offers, beds offered and not held, and
+    stale open vacancies."""
+
+    occupied: Mapping[UUID, int]
+    held: Mapping[UUID, int]
+    offered: Mapping[UUID, int]
+    stale: Mapping[UUID, int]
+
+
+def open_holds(state: LedgerState) -> list[AnswerRecord]:
+    """Offers still holding their beds: offered, neither expired nor withdrawn, and no placement
+    has started from their request (a placement takes the beds its offer held)."""
+    taken = {p.request_id for p in state.placements.values() if p.request_id is not None}
+    return [
+        answer
+        for answer in state.answers.values()
+        if answer.status is AnswerStatus.OFFERED and answer.request_id not in taken
+    ]
+
+
+def _beds_by_setting(state: LedgerState, cutoff: datetime) -> BedsBySetting:
     occupied: defaultdict[UUID, int] = defaultdict(int)
     for placement in state.placements.values():
         if placement.is_active:
             occupied[placement.setting_id] += placement.beds
+    held: defaultdict[UUID, int] = defaultdict(int)
+    held_in_vacancy: defaultdict[UUID, int] = defaultdict(int)
+    for answer in open_holds(state):
+        held[answer.setting_id] += answer.offered_beds
+        held_in_vacancy[answer.vacancy_id] += answer.offered_beds
     offered: defaultdict[UUID, int] = defaultdict(int)
     stale: defaultdict[UUID, int] = defaultdict(int)
     for vacancy in state.vacancies.values():
         if vacancy.status is VacancyStatus.OPEN:
-            offered[vacancy.setting_id] += vacancy.beds
+            unheld = max(vacancy.beds - held_in_vacancy.get(vacancy.vacancy_id, 0), 0)
+            offered[vacancy.setting_id] += unheld
             stale[vacancy.setting_id] += vacancy.last_confirmed_at < cutoff
-    return occupied, offered, stale
+    return BedsBySetting(occupied, held, offered, stale)
 
 
 def _flows(state: LedgerState) -> dict[FlowKey, int]:
@@ -329,21 +508,25 @@ def _flows(state: LedgerState) -> dict[FlowKey, int]:
 def council_figures(state: LedgerState, now: datetime, stale_after: timedelta) -> CouncilCapacity:
     """Capacity by council and type from whole-ledger state (what the store's SQL computes too).
 
-    Only open settings count; occupied = beds of active placements at them, offered = beds of
-    open vacancies at them, stale = open vacancies there not confirmed since `now - stale_after`.
+    Only open settings count; occupied = beds of active placements at them, held = beds that open
+    offers hold there (`open_holds`), offered = beds of open vacancies there less the beds held in
+    each (never below 0 per vacancy), stale = open vacancies there not confirmed since
+    `now - stale_after`.
     A referral counts once under each placement type it wants, in its own council.
     """
-    occupied, offered, stale = _beds_by_setting(state, stale_before(now, stale_after))
+    beds = _beds_by_setting(state, stale_before(now, stale_after))
     figures: defaultdict[CouncilKey, CouncilFigures] = defaultdict(CouncilFigures)
     for setting in state.settings.values():
         if setting.is_open:
-            beds = occupied.get(setting.setting_id, 0)
+            setting_id = setting.setting_id
+            occupied = beds.occupied.get(setting_id, 0)
             figures[setting.authority_code, setting.placement_type] += CouncilFigures(
                 registered_places=setting.registered_places,
-                occupied=beds,
-                vacant=max(setting.registered_places - beds, 0),
-                offered=offered.get(setting.setting_id, 0),
-                stale_vacancies=stale.get(setting.setting_id, 0),
+                occupied=occupied,
+                vacant=max(setting.registered_places - occupied, 0),
+                offered=beds.offered.get(setting_id, 0),
+                held=beds.held.get(setting_id, 0),
+                stale_vacancies=beds.stale.get(setting_id, 0),
             )
     for referral in state.referrals.values():
         for placement_type in referral.placement_types if referral.is_open else ():
@@ -366,6 +549,7 @@ class TypeCapacity(Counts):
     open_referrals: int = 0
     occupied_by_own: int = 0
     occupied_by_others: int = 0
+    held: int = 0  # last, as in CouncilFigures
 
 
 @dataclass(frozen=True)
@@ -403,6 +587,7 @@ def footprint_capacity(members: frozenset[str], capacity: CouncilCapacity) -> Fo
                 occupied=f.occupied,
                 vacant=f.vacant,
                 offered=f.offered,
+                held=f.held,
                 stale_vacancies=f.stale_vacancies,
                 open_referrals=f.open_referrals,
                 occupied_by_own=own[t],

@@ -50,7 +50,13 @@ async def list_footprints(
 @router.get("/capacity/{footprint_id}", responses=problem_responses(404))
 async def capacity(footprint_id: str, caller: Caller, ledger: Reads) -> CapacityView:
     """Live capacity by placement type: places, beds occupied (by whose children), vacant,
-    offered, stale vacancies and open referrals."""
+    held by open offers, offered (open vacancies' beds not held), stale vacancies and open
+    referrals.
+
+    Each bed is counted once: occupied, held for a child by an open offer, offered (in an open
+    vacancy and not held), or vacant and not offered. Per vacancy, offered = its beds minus the
+    beds its open offers hold (never below 0); an offer's hold ends when it expires, is withdrawn,
+    or a placement starts from its request (the beds then count as occupied)."""
     return await ledger.capacity(caller, footprint_id)
 
 

@@ -44,7 +44,11 @@ class Figures(_Answer):
     """Beds and places for one placement type (or all of them, in `totals`).
 
     `vacant` is registered places minus beds occupied, counted per home and never below 0;
-    `offered` is beds in open vacancies; `stale_vacancies` counts open vacancies not confirmed
+    `held` is beds that open offers hold for a child (offered, not yet expired, withdrawn or taken
+    by a placement started from the offer); `offered` is beds in open vacancies that no open offer
+    holds (each vacancy's beds less its held beds, never below 0), so a bed is counted once: as
+    occupied, held, offered, or vacant and not offered (held + offered is at most vacant while
+    providers keep to the write-side checks); `stale_vacancies` counts open vacancies not confirmed
     within VACANCY_STALE_AFTER; `open_referrals` counts open referrals from the footprint's councils
     wanting the type; `occupied_by_own` are beds taken by children the footprint's own councils
     placed, `occupied_by_others` by children placed there from elsewhere.
@@ -54,6 +58,7 @@ class Figures(_Answer):
     occupied: int
     vacant: int
     offered: int
+    held: int
     stale_vacancies: int
     open_referrals: int
     occupied_by_own: int

@@ -44,6 +44,8 @@ REBUILT_TABLES = (
     tables.VACANCIES,
     tables.PLACEMENTS,
     tables.REFERRALS,
+    tables.REQUESTS,
+    tables.ANSWERS,
     tables.INBOX,
     tables.CONSUMER_POSITIONS,
     tables.AGGREGATE_VERSIONS,

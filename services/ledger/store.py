@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from contracts.enums import PlacementType
 from services.ledger import tables
 from services.ledger.domain import (
+    AnswerRecord,
     CouncilCapacity,
     CouncilFigures,
     CouncilKey,
@@ -30,6 +31,7 @@ from services.ledger.domain import (
     PlacementRecord,
     RecordKind,
     ReferralRecord,
+    RequestRecord,
     SettingRecord,
     VacancyRecord,
     apply_event,
@@ -38,12 +40,14 @@ from services.ledger.domain import (
 )
 from services.ledger.tables import (
     AGGREGATE_VERSIONS,
+    ANSWERS,
     CAPACITY_HISTORY,
     FLOW_HISTORY,
     INBOX,
     PARKED_EVENTS,
     PLACEMENTS,
     REFERRALS,
+    REQUESTS,
     SETTINGS,
     VACANCIES,
     table_in,
@@ -133,6 +137,8 @@ class _RecordTables:
     vacancies: _StoredRecords[VacancyRecord]
     placements: _StoredRecords[PlacementRecord]
     referrals: _StoredRecords[ReferralRecord]
+    requests: _StoredRecords[RequestRecord]
+    answers: _StoredRecords[AnswerRecord]
 
 
 @functools.cache
@@ -142,6 +148,8 @@ def _record_tables(schema: str) -> _RecordTables:
         _StoredRecords(table_in(VACANCIES, schema), VacancyRecord),
         _StoredRecords(table_in(PLACEMENTS, schema), PlacementRecord),
         _StoredRecords(table_in(REFERRALS, schema), ReferralRecord),
+        _StoredRecords(table_in(REQUESTS, schema), RequestRecord),
+        _StoredRecords(table_in(ANSWERS, schema), AnswerRecord),
     )
 
 
@@ -163,6 +171,10 @@ async def load_records(
                 state.placements.update(await stored.placements.load(connection, ids))
             case RecordKind.REFERRAL:
                 state.referrals.update(await stored.referrals.load(connection, ids))
+            case RecordKind.REQUEST:
+                state.requests.update(await stored.requests.load(connection, ids))
+            case RecordKind.ANSWER:
+                state.answers.update(await stored.answers.load(connection, ids))
             case _:
                 assert_never(kind)
     return state
@@ -175,6 +187,8 @@ async def save_records(connection: asyncpg.Connection, schema: str, state: Ledge
     await stored.vacancies.save(connection, state.vacancies.values())
     await stored.placements.save(connection, state.placements.values())
     await stored.referrals.save(connection, state.referrals.values())
+    await stored.requests.save(connection, state.requests.values())
+    await stored.answers.save(connection, state.answers.values())
 
 
 class LedgerProjection:
@@ -209,26 +223,39 @@ class LedgerProjection:
 # The figures a council row holds, in the order CouncilFigures takes them.
 _FIGURES = tuple(f.name for f in fields(CouncilFigures))
 
-# Per open setting: beds occupied by active placements, beds offered in open vacancies, and
-# open vacancies last confirmed before $1 (stale); summed by council and type. `vacant` is
-# clamped per setting, so an over-full home never hides another home's empty beds.
+# Per open setting: beds occupied by active placements, beds held by open offers (offered, not
+# expired or withdrawn, no placement started from their request), beds offered in open vacancies
+# less the beds held in each (never below 0 per vacancy), and open vacancies last confirmed before
+# $1 (stale); summed by council and type. `vacant` is clamped per setting, so an over-full home
+# never hides another home's empty beds. `domain.council_figures` is the same arithmetic.
 _SETTING_FIGURES = """
 WITH occupied AS (
     SELECT setting_id, sum(beds) AS beds FROM {placements}
     WHERE is_active GROUP BY setting_id
+), holds AS (
+    SELECT a.setting_id, a.vacancy_id, sum(a.offered_beds) AS beds FROM {answers} a
+    WHERE a.status = 'offered'
+      AND NOT EXISTS (SELECT 1 FROM {placements} p WHERE p.request_id = a.request_id)
+    GROUP BY a.setting_id, a.vacancy_id
+), held AS (
+    SELECT setting_id, sum(beds) AS beds FROM holds GROUP BY setting_id
 ), offered AS (
-    SELECT setting_id, sum(beds) AS beds, count(*) FILTER (WHERE last_confirmed_at < $1) AS stale
-    FROM {vacancies} WHERE status = 'open' GROUP BY setting_id
+    SELECT v.setting_id, sum(greatest(v.beds - coalesce(h.beds, 0), 0)) AS beds,
+           count(*) FILTER (WHERE v.last_confirmed_at < $1) AS stale
+    FROM {vacancies} v LEFT JOIN holds h ON h.vacancy_id = v.vacancy_id
+    WHERE v.status = 'open' GROUP BY v.setting_id
 )
 SELECT s.authority_code, s.placement_type,
        sum(s.registered_places)::int AS registered_places,
        sum(coalesce(o.beds, 0))::int AS occupied,
        sum(greatest(s.registered_places - coalesce(o.beds, 0), 0))::int AS vacant,
        sum(coalesce(v.beds, 0))::int AS offered,
+       sum(coalesce(h.beds, 0))::int AS held,
        sum(coalesce(v.stale, 0))::int AS stale_vacancies
 FROM {settings} s
 LEFT JOIN occupied o ON o.setting_id = s.setting_id
 LEFT JOIN offered v ON v.setting_id = s.setting_id
+LEFT JOIN held h ON h.setting_id = s.setting_id
 WHERE s.is_open AND ($2::text[] IS NULL OR s.authority_code = any($2::text[]))
 GROUP BY s.authority_code, s.placement_type
 """
@@ -305,7 +332,8 @@ class _Queries:
 def _queries(schema: str) -> _Queries:
     names = {table.name: qualified(table) for table in tables.tables_in(schema).tables.values()}
     figures = ", ".join(_FIGURES)
-    counted = [t.name for t in (SETTINGS, VACANCIES, PLACEMENTS, REFERRALS, INBOX, PARKED_EVENTS)]
+    records = (SETTINGS, VACANCIES, PLACEMENTS, REFERRALS, REQUESTS, ANSWERS)
+    counted = [t.name for t in (*records, INBOX, PARKED_EVENTS)]
     return _Queries(
         setting_figures=_SETTING_FIGURES.format_map(names),
         referral_figures=_REFERRAL_FIGURES.format_map(names),

@@ -12,8 +12,8 @@ from uuid import UUID
 from sqlalchemy import BigInteger, Index, MetaData, Table, Text, text
 from sqlmodel import Field, SQLModel
 
-from contracts.enums import OfstedRating, PlacementType
-from services.ledger.domain import VacancyStatus
+from contracts.enums import DeclineReason, Need, OfstedRating, PlacementType
+from services.ledger.domain import AnswerStatus, RequestStatus, VacancyStatus
 from services.platform.consumer import consumer_tables
 from services.platform.tables import EnumText, EnumTuple, UtcDateTime, schema_registry, table_of
 
@@ -61,6 +61,12 @@ class PlacementRow(LedgerTable, table=True):
     __tablename__ = "placements"
     __table_args__ = (
         Index("placements_active_by_setting", "setting_id", postgresql_where=text("is_active")),
+        # Which offers' holds placements took (few rows: only placements from a request).
+        Index(
+            "placements_by_request",
+            "request_id",
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
     )
 
     placement_id: UUID = Field(primary_key=True)
@@ -68,6 +74,8 @@ class PlacementRow(LedgerTable, table=True):
     placing_authority_code: str = Field(sa_type=Text)
     beds: int
     is_active: bool
+    request_id: UUID | None = Field(default=None)
+    referral_id: UUID | None = Field(default=None)
 
 
 class ReferralRow(LedgerTable, table=True):
@@ -77,6 +85,45 @@ class ReferralRow(LedgerTable, table=True):
     authority_code: str = Field(sa_type=Text)
     placement_types: tuple[PlacementType, ...] = Field(sa_type=EnumTuple(PlacementType))
     is_open: bool
+
+
+class RequestRow(LedgerTable, table=True):
+    """A council's placement request (from its referral's events)."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("requests_by_setting", "setting_id"),
+        Index("requests_by_referral", "referral_id"),
+    )
+
+    request_id: UUID = Field(primary_key=True)
+    referral_id: UUID
+    authority_code: str = Field(sa_type=Text)
+    vacancy_id: UUID  # no foreign keys: the vacancy's events come on another topic
+    setting_id: UUID
+    requested_at: datetime = Field(sa_type=UtcDateTime)
+    needs: tuple[Need, ...] = Field(sa_type=EnumTuple(Need))
+    home_postcode_district: str = Field(sa_type=Text)
+    status: RequestStatus = Field(sa_type=EnumText(RequestStatus))
+
+
+class AnswerRow(LedgerTable, table=True):
+    """A provider's answer to a placement request (from its vacancy's events)."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        Index("answers_by_setting", "setting_id"),
+        Index("answers_offered", "setting_id", postgresql_where=text("status = 'offered'")),
+    )
+
+    request_id: UUID = Field(primary_key=True)
+    vacancy_id: UUID
+    setting_id: UUID
+    authority_code: str = Field(sa_type=Text)
+    first_answered_at: datetime = Field(sa_type=UtcDateTime)
+    status: AnswerStatus = Field(sa_type=EnumText(AnswerStatus))
+    offered_beds: int
+    decline_reason: DeclineReason | None = Field(default=None, sa_type=EnumText(DeclineReason))
 
 
 # --- capacity history: a row holds until a later row for its key --------------------------------
@@ -101,6 +148,8 @@ class CapacityHistoryRow(LedgerTable, table=True):
     offered: int
     stale_vacancies: int
     open_referrals: int
+    # Added by migration 0002 (rows before it held no offers): last, as ALTER TABLE puts it.
+    held: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class FlowHistoryRow(LedgerTable, table=True):
@@ -131,6 +180,8 @@ SETTINGS = table_of(SettingRow)
 VACANCIES = table_of(VacancyRow)
 PLACEMENTS = table_of(PlacementRow)
 REFERRALS = table_of(ReferralRow)
+REQUESTS = table_of(RequestRow)
+ANSWERS = table_of(AnswerRow)
 CAPACITY_HISTORY = table_of(CapacityHistoryRow)
 FLOW_HISTORY = table_of(FlowHistoryRow)
 INBOX, CONSUMER_POSITIONS, AGGREGATE_VERSIONS, PARKED_EVENTS = consumer_tables(METADATA)

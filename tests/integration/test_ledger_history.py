@@ -35,6 +35,7 @@ def _homes(registered: int, occupied: int, own: int, others: int, referrals: int
         "occupied": occupied,
         "vacant": registered - occupied,
         "offered": 0,
+        "held": 0,
         "stale_vacancies": 0,
         "open_referrals": referrals,
         "occupied_by_own": own,

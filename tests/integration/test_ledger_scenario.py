@@ -52,17 +52,23 @@ FIGURES = (
 )
 
 
+# No request is sent in this day, so no offer holds a bed.
+EVERY_FIGURE = (*FIGURES, "held")
+
+
 def _by_type(**types: tuple[int, ...]) -> dict[str, dict[str, int]]:
-    """Every placement type at zero, except those given (in FIGURES order)."""
-    zero = dict.fromkeys(FIGURES, 0)
+    """Every placement type at zero, except those given (in FIGURES order, nothing held)."""
+    zero = dict.fromkeys(EVERY_FIGURE, 0)
     return {
-        t.value: dict(zip(FIGURES, types[t.value], strict=True)) if t.value in types else zero
+        t.value: {**dict(zip(FIGURES, types[t.value], strict=True)), "held": 0}
+        if t.value in types
+        else zero
         for t in PlacementType
     }
 
 
 def _totals(by_type: dict[str, dict[str, int]]) -> dict[str, int]:
-    return {figure: sum(figures[figure] for figures in by_type.values()) for figure in FIGURES}
+    return {figure: sum(figures[figure] for figures in by_type.values()) for figure in EVERY_FIGURE}
 
 
 async def _post(service: Any, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:

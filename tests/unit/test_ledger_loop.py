@@ -1,0 +1,231 @@
+"""The ledger's rules for the loop from request to placement: holds, releases, takes."""
+
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from builders import SAMPLE_PAYLOADS, sample_envelope
+from sqlalchemy import Table
+
+from contracts.enums import DeclineReason, Need, PlacementType
+from services.ledger import tables
+from services.ledger.domain import (
+    AnswerRecord,
+    AnswerStatus,
+    CouncilFigures,
+    Event,
+    LedgerState,
+    RecordKind,
+    RequestRecord,
+    RequestStatus,
+    apply_event,
+    council_figures,
+    fold,
+    record_of,
+)
+from services.platform.errors import UnappliableEventError
+
+W_AND_F, SEFTON = "E06000064", "E08000014"
+HOMES = PlacementType.CHILDRENS_HOME
+AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+STALE_AFTER = timedelta(hours=72)
+
+REQUEST_EVENTS = ("PlacementRequested", "RequestWithdrawn", "OfferAccepted")
+ANSWER_EVENTS = ("PlacementOffered", "PlacementDeclined", "OfferExpired", "OfferWithdrawn")
+
+
+class Home:
+    """One Westmorland and Furness home with one open vacancy, and events about both."""
+
+    def __init__(self, places: int = 4, vacancy_beds: int = 3) -> None:
+        self.setting_id, self.vacancy_id = uuid4(), uuid4()
+        self.vacancy_sequence = 1
+        self.events: list[Event] = [
+            sample_envelope(
+                "SettingRegistered", setting_id=str(self.setting_id), registered_places=places
+            ),
+            self.vacancy("VacancyPosted", beds=vacancy_beds),
+        ]
+
+    def vacancy(self, event_type: str, at: datetime = AT, **changes: Any) -> Event:
+        """The vacancy's next event (its sequence counts offers and answers too)."""
+        event = sample_envelope(
+            event_type,
+            sequence=self.vacancy_sequence,
+            aggregate_id=self.vacancy_id,
+            setting_id=str(self.setting_id),
+            vacancy_id=str(self.vacancy_id),
+            **changes,
+        )
+        self.vacancy_sequence += 1
+        return event.model_copy(update={"occurred_at": at})
+
+    def answer(self, event_type: str, request_id: UUID, **changes: Any) -> Event:
+        return self.vacancy(event_type, request_id=str(request_id), **changes)
+
+    def placement(self, request_id: UUID | None, beds: int = 1) -> Event:
+        placement_id = uuid4()
+        return sample_envelope(
+            "PlacementStarted",
+            aggregate_id=placement_id,
+            placement_id=str(placement_id),
+            setting_id=str(self.setting_id),
+            vacancy_id=str(self.vacancy_id),
+            beds=beds,
+            request_id=None if request_id is None else str(request_id),
+            referral_id=None if request_id is None else str(uuid4()),
+        )
+
+    def figures(self, *events: Event) -> CouncilFigures:
+        state = fold([*self.events, *events])
+        return council_figures(state, AT, STALE_AFTER).figures[W_AND_F, HOMES]
+
+
+def _expected(**figures: int) -> CouncilFigures:
+    return CouncilFigures(**{"registered_places": 4, "vacant": 4, **figures})
+
+
+# --- every new event type by name -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_type", REQUEST_EVENTS + ANSWER_EVENTS)
+def test_each_event_of_the_loop_changes_the_request_it_is_about(event_type: str) -> None:
+    kind, record_id = record_of(sample_envelope(event_type).payload)
+
+    assert kind is (RecordKind.REQUEST if event_type in REQUEST_EVENTS else RecordKind.ANSWER)
+    assert record_id == UUID(SAMPLE_PAYLOADS[event_type]["request_id"])
+
+
+def test_a_request_is_kept_with_the_childs_needs_and_home_and_then_accepted() -> None:
+    referral_id, request_id = uuid4(), uuid4()
+
+    def referral(event_type: str, sequence: int, **changes: Any) -> Event:
+        return sample_envelope(
+            event_type,
+            sequence=sequence,
+            referral_id=str(referral_id),
+            request_id=str(request_id),
+            **changes,
+        )
+
+    state = fold(
+        [
+            sample_envelope("ReferralOpened", referral_id=str(referral_id)),
+            referral("PlacementRequested", 2, needs=["semh", "autism"]),
+            referral("OfferAccepted", 3),
+        ]
+    )
+
+    request = state.requests[request_id]
+    assert request.needs == (Need.AUTISM, Need.SEMH)  # the contract sorts them
+    assert (request.home_postcode_district, request.authority_code) == ("L20", SEFTON)
+    assert (request.requested_at, request.status) == (AT, RequestStatus.ACCEPTED)
+    apply_event(state, referral("RequestWithdrawn", 4))
+    assert state.requests[request_id].status is RequestStatus.WITHDRAWN
+
+
+def test_a_request_event_belongs_to_its_referral_and_an_answer_to_its_vacancy() -> None:
+    wrong = uuid4()
+    for event in (
+        sample_envelope("PlacementRequested", sequence=2, aggregate_id=wrong),
+        sample_envelope("PlacementOffered", sequence=2, aggregate_id=wrong),
+    ):
+        with pytest.raises(UnappliableEventError, match="aggregate_id"):
+            apply_event(LedgerState(), event)
+
+
+def test_an_offer_that_was_never_made_cannot_expire_or_be_withdrawn() -> None:
+    home = Home()
+    for event_type in ("OfferExpired", "OfferWithdrawn"):
+        with pytest.raises(UnappliableEventError, match="unknown record"):
+            fold([*home.events, home.answer(event_type, uuid4())])
+
+
+# --- held beds ------------------------------------------------------------------------------------
+
+
+def test_an_offer_holds_its_beds_which_are_no_longer_offered() -> None:
+    home = Home(vacancy_beds=3)
+    request_id = uuid4()
+
+    figures = home.figures(home.answer("PlacementOffered", request_id, beds=2))
+
+    assert figures == _expected(offered=1, held=2)
+
+
+def test_a_decline_holds_nothing() -> None:
+    home = Home(vacancy_beds=3)
+
+    figures = home.figures(home.answer("PlacementDeclined", uuid4()))
+
+    assert figures == _expected(offered=3, held=0)
+
+
+@pytest.mark.parametrize("release", ["OfferExpired", "OfferWithdrawn", "PlacementDeclined"])
+def test_an_offer_that_expires_is_withdrawn_or_declined_releases_its_beds(release: str) -> None:
+    home = Home(vacancy_beds=3)
+    request_id = uuid4()
+    offered = home.answer("PlacementOffered", request_id, beds=2)
+
+    figures = home.figures(offered, home.answer(release, request_id))
+
+    assert figures == _expected(offered=3, held=0)
+
+
+def test_a_placement_from_the_offer_takes_the_held_beds_whichever_the_ledger_sees_first() -> None:
+    home = Home(vacancy_beds=3)
+    request_id = uuid4()
+    offered = home.answer("PlacementOffered", request_id, beds=2)
+    placed = home.placement(request_id, beds=2)
+    other = home.placement(None)  # a placement with no request takes no hold
+
+    in_order = home.figures(offered, placed, other)
+    placement_first = home.figures(placed, other, offered)
+
+    # The vacancy stays open until its provider withdraws it (filled): its 3 beds are offered.
+    assert in_order == placement_first == _expected(occupied=3, vacant=1, offered=3, held=0)
+
+
+def test_holds_at_a_closed_home_do_not_count_and_an_over_held_vacancy_offers_none() -> None:
+    home = Home(vacancy_beds=1)
+    first, second = uuid4(), uuid4()
+    holds = (
+        home.answer("PlacementOffered", first, beds=1),
+        home.answer("PlacementOffered", second, beds=1),
+    )
+
+    assert home.figures(*holds) == _expected(offered=0, held=2)
+    closed = sample_envelope("SettingClosed", sequence=2, setting_id=str(home.setting_id))
+    state = fold([*home.events, *holds, closed])
+    assert council_figures(state, AT, STALE_AFTER).figures == {}
+
+
+def test_an_answer_remembers_when_it_first_came_and_why_it_declined() -> None:
+    home = Home()
+    request_id = uuid4()
+
+    state = fold(
+        [
+            *home.events,
+            home.answer("PlacementOffered", request_id, beds=1),
+            home.answer("OfferWithdrawn", request_id),
+            home.answer("PlacementDeclined", request_id, at=AT + timedelta(hours=5)),
+        ]
+    )
+
+    answer = state.answers[request_id]
+    assert answer.first_answered_at == AT
+    assert (answer.status, answer.offered_beds) == (AnswerStatus.DECLINED, 1)
+    assert answer.decline_reason is DeclineReason.STAFFING
+
+
+@pytest.mark.parametrize(
+    ("record", "table"),
+    [(RequestRecord, tables.REQUESTS), (AnswerRecord, tables.ANSWERS)],
+)
+def test_each_half_of_a_request_is_stored_as_one_column_per_field(
+    record: type, table: Table
+) -> None:
+    assert [f.name for f in fields(record)] == [column.name for column in table.columns]
