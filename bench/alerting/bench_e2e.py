@@ -50,6 +50,7 @@ from infra.local.topics import declare_topics
 from services.alerting.webhooks import verify
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.settings import CommonSettings
+from tools.synthetic.population import setting_profile
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
@@ -286,8 +287,11 @@ async def until_rows(
 
 def setting_bodies(generator: Generator, count: int) -> list[dict[str, Any]]:
     bodies = []
-    for _ in range(count):
+    for number in range(count):
         offer = generator.vacancy()
+        profile = setting_profile(
+            f"bench-{number}", PROVIDER_ID, offer.placement_type, 4, offer.postcode_district
+        )
         bodies.append(
             {
                 "placement_type": offer.placement_type.value,
@@ -298,6 +302,7 @@ def setting_bodies(generator: Generator, count: int) -> list[dict[str, Any]]:
                 "sexes_accepted": sorted(s.value for s in offer.sexes_accepted),
                 "needs_met": sorted(n.value for n in offer.needs_met),
                 "postcode_district": offer.postcode_district,
+                **(profile or {}),
             }
         )
     return bodies

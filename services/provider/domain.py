@@ -17,7 +17,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlmodel import SQLModel
 
 from contracts import geography
-from contracts.enums import PlacementEndReason, WithdrawalReason
+from contracts.enums import PlacementEndReason, PlacementType, WithdrawalReason
 from contracts.events import (
     PlacementEnded,
     PlacementStarted,
@@ -25,6 +25,7 @@ from contracts.events import (
     ProviderEvent,
     SettingClosed,
     SettingDescription,
+    SettingProfile,
     SettingRegistered,
     SettingUpdated,
     VacancyConfirmed,
@@ -65,6 +66,20 @@ class Capacity:
     def room_for_vacancies(self) -> int:
         """Vacant places not already offered by an open vacancy."""
         return max(self.vacant - self.offered, 0)
+
+
+# Foster households are not registered with Ofsted one by one (their agency is): no name, URN or
+# contact of their own is asked for. Every other setting is registered with its profile.
+PROFILE_OPTIONAL_TYPES = frozenset(
+    {PlacementType.FOSTER_CARE_IN_HOUSE, PlacementType.FOSTER_CARE_IFA}
+)
+PROFILE_FIELDS = tuple(SettingProfile.model_fields)
+NO_PROFILE = SettingProfile()
+
+
+def profile_required(placement_type: PlacementType) -> bool:
+    """Whether a new setting of this type must give every field of its public profile."""
+    return placement_type not in PROFILE_OPTIONAL_TYPES
 
 
 def council_of_district(postcode_district: str) -> str:
@@ -185,12 +200,14 @@ def _event(kind: type[Event], record: SQLModel, **fields: object) -> Event:
     return kind.model_validate({**record.model_dump(include=set(kind.model_fields)), **fields})
 
 
-def register_setting(
+def register_setting(  # noqa: PLR0913 - the new id, its owner, what it is, where, when
     setting_id: UUID,
     provider_id: str,
     description: SettingDescription,
     authority_code: str | None,
     now: datetime,
+    *,
+    profile: SettingProfile = NO_PROFILE,
 ) -> tuple[Setting, SettingRegistered]:
     """A new open setting; its council is `authority_code`, or that of its postcode district."""
     setting = Setting(
@@ -198,6 +215,7 @@ def register_setting(
         provider_id=provider_id,
         status=SettingStatus.OPEN,
         **_fields_of(description, SettingDescription),
+        **_fields_of(profile, SettingProfile),
         authority_code=authority_code or council_of_district(description.postcode_district),
         version=1,
         registered_at=now,

@@ -18,6 +18,7 @@ from services.provider.models import (
     PlacementView,
     PostVacancy,
     RegisterSetting,
+    SettingProfileView,
     SettingView,
     StartPlacement,
     UpdateSetting,
@@ -131,6 +132,19 @@ async def list_settings(
 )
 async def get_setting(setting_id: UUID, provider_id: ProviderId, service: Service) -> SettingView:
     return await service.setting(provider_id, setting_id)
+
+
+@router.get(
+    "/settings/{setting_id}/profile",
+    tags=["settings"],
+    responses=problem_responses(404),
+)
+async def get_setting_profile(
+    setting_id: UUID, principal: Annotated[Principal, Depends(authenticated)], service: Service
+) -> SettingProfileView:
+    """A setting's public profile: any council may read it, and the provider that owns it."""
+    require_role(principal, Role.AUTHORITY, Role.PROVIDER)
+    return await service.setting_profile(principal, setting_id)
 
 
 # --- vacancies ------------------------------------------------------------------------------------

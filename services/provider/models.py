@@ -12,16 +12,17 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationInfo, create_model, field_validator
 from sqlmodel import SQLModel
 
-from contracts.enums import PlacementEndReason, WithdrawalReason
+from contracts.enums import OfstedRating, PlacementEndReason, PlacementType, WithdrawalReason
 from contracts.events import (
     PlacementTerms,
     ProviderEvent,
     SettingDescription,
+    SettingProfile,
     SettingState,
     VacancyOffer,
 )
 from contracts.types import AuthorityCode, SensibleDate
-from services.provider.domain import Capacity, vacancy_expires_at
+from services.provider.domain import Capacity, profile_required, vacancy_expires_at
 from services.provider.tables import (
     Placement,
     PlacementRecord,
@@ -46,12 +47,31 @@ def _age_max_not_below_min(age_max: int | None, info: ValidationInfo) -> int | N
     return age_max
 
 
-class RegisterSetting(SettingDescription):
-    """A new setting; `authority_code` defaults to the council its postcode district is in."""
+def _required_unless_foster(value: object, info: ValidationInfo) -> object:
+    # On each field (validated even when omitted), so that the 422 names the missing one.
+    placement_type = info.data.get("placement_type")
+    if value is None and placement_type is not None and profile_required(placement_type):
+        raise ValueError(
+            f"{info.field_name} is required to register a {placement_type.value} setting "
+            "(only foster households may leave their profile out)"
+        )
+    return value
+
+
+# Pydantic collects fields from the last base first: the description, then the profile.
+class RegisterSetting(SettingProfile, SettingDescription):
+    """A new setting with its public profile (required except for foster households);
+    `authority_code` defaults to the council its postcode district is in."""
+
+    # Defaults are validated too: an omitted profile field is checked like a given one.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     authority_code: AuthorityCode | None = None
 
     _age_max_after_min = field_validator("age_max")(_age_max_not_below_min)
+    _profile_required = field_validator(*SettingProfile.model_fields, mode="after")(
+        _required_unless_foster
+    )
 
 
 class SettingChanges(_Request):
@@ -143,6 +163,26 @@ class SettingView(SettingRecord, _Answer):
             beds_offered=capacity.offered,
             beds_vacant=capacity.vacant,
         )
+
+
+class SettingProfileView(_Answer):
+    """What any council may read of a setting: whose home it is, what and where, how to ask."""
+
+    setting_id: UUID
+    provider_id: str
+    placement_type: PlacementType
+    postcode_district: str
+    authority_code: str
+    ofsted_rating: OfstedRating
+    name: str | None
+    ofsted_urn: str | None
+    referrals_email: str | None
+    referrals_phone: str | None
+    description: str | None
+
+    @classmethod
+    def of(cls, setting: Setting) -> Self:
+        return cls.model_validate(setting.model_dump(include=set(cls.model_fields)))
 
 
 class VacancyView(VacancyRecord, _Answer):

@@ -63,6 +63,13 @@ class SettingRecord(SQLModel):
     needs_met: tuple[Need, ...] = Field(sa_type=EnumTuple(Need))
     postcode_district: str = Field(sa_type=Text)
     authority_code: str = Field(sa_type=Text)
+    # The public profile (`contracts.events.SettingProfile`): none for a foster household, or for
+    # a setting registered before profiles existed until its provider adds one.
+    name: str | None = Field(default=None, sa_type=Text)
+    ofsted_urn: str | None = Field(default=None, sa_type=Text)
+    referrals_email: str | None = Field(default=None, sa_type=Text)
+    referrals_phone: str | None = Field(default=None, sa_type=Text)
+    description: str | None = Field(default=None, sa_type=Text)
     closed_on: date | None = None
     version: int
     registered_at: datetime = Field(sa_type=UtcDateTime)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.events import ProviderEvent
+from services.platform.auth import Principal, Role
 from services.platform.clock import Clock
 from services.platform.errors import NotFoundError
 from services.platform.idempotency import StoredResponse
@@ -23,6 +24,7 @@ from services.provider.models import (
     PlacementView,
     PostVacancy,
     RegisterSetting,
+    SettingProfileView,
     SettingView,
     StartPlacement,
     UpdateSetting,
@@ -111,7 +113,7 @@ class ProviderService:
         async def work(session: AsyncSession) -> StoredResponse:
             now = self._clock()
             setting, registered = domain.register_setting(
-                uuid4(), request.organisation_id, body, body.authority_code, now
+                uuid4(), request.organisation_id, body, body.authority_code, now, profile=body
             )
             session.add(setting)
             await self._emit(
@@ -167,6 +169,16 @@ class ProviderService:
         async with self._sessions() as session:
             setting = await self._owned(session, Setting, setting_id, provider_id, lock=False)
             return await self._setting_view(session, setting)
+
+    async def setting_profile(self, reader: Principal, setting_id: UUID) -> SettingProfileView:
+        """Any council reads a setting's profile; of the providers, only its own."""
+        async with self._sessions() as session:
+            setting = await store.load(session, Setting, setting_id, lock=False)
+        if setting is None:
+            raise NotFoundError(f"no setting {setting_id}")
+        if reader.role is not Role.AUTHORITY:
+            domain.check_owned_by(setting.provider_id, reader.provider_id or "", "setting")
+        return SettingProfileView.of(setting)
 
     async def settings(self, provider_id: str, status: SettingStatus | None) -> list[SettingView]:
         async with self._sessions() as session:

@@ -42,8 +42,24 @@ def authority_headers(authority_code: str = SEFTON) -> dict[str, str]:
     return bearer(issue_token(principal_for(Role.AUTHORITY, authority_code=authority_code), SECRET))
 
 
+PROFILE_FIELDS = ("name", "ofsted_urn", "referrals_email", "referrals_phone", "description")
+
+
+def profile_body(**changes: Any) -> dict[str, Any]:
+    """A setting's public profile: required to register any setting but a foster household."""
+    return {
+        "name": "Ashdale House",
+        "ofsted_urn": "SC123456",
+        "referrals_email": "referrals@acme-care.example",
+        "referrals_phone": "01539 000 123",
+        "description": "A four-bed home on the edge of Kendal, close to schools and the fells.",
+        **changes,
+    }
+
+
 def setting_body(**changes: Any) -> dict[str, Any]:
     return {
+        **profile_body(),
         "placement_type": "childrens_home",
         "registered_places": 4,
         "ofsted_rating": "good",

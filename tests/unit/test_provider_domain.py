@@ -21,6 +21,7 @@ from contracts.events import (
     PlacementStarted,
     PlacementTerms,
     SettingDescription,
+    SettingProfile,
     SettingRegistered,
     SettingUpdated,
     VacancyOffer,
@@ -519,3 +520,27 @@ def test_an_ended_placement_records_why_and_cannot_end_again() -> None:
     )
     with pytest.raises(ConflictError, match="has already ended"):
         domain.end_placement(ended, date(2027, 1, 2), PlacementEndReason.ADOPTION, LATER)
+
+
+def test_a_setting_registered_with_its_profile_carries_it_on_the_event() -> None:
+    profile = SettingProfile(
+        name="Ashdale House",
+        ofsted_urn="SC123456",
+        referrals_email="referrals@acme-care.example",
+        referrals_phone="01539 000 123",
+        description="A four-bed home near Kendal.",
+    )
+
+    setting, registered = domain.register_setting(
+        uuid4(), "acme-care", _description(), None, NOW, profile=profile
+    )
+
+    assert setting.name == registered.name == "Ashdale House"
+    assert registered.model_dump(include=set(domain.PROFILE_FIELDS)) == profile.model_dump()
+
+
+@pytest.mark.parametrize("placement_type", list(PlacementType))
+def test_only_foster_households_may_register_without_a_profile(placement_type) -> None:
+    fostering = {PlacementType.FOSTER_CARE_IN_HOUSE, PlacementType.FOSTER_CARE_IFA}
+
+    assert domain.profile_required(placement_type) is (placement_type not in fostering)

@@ -382,6 +382,16 @@ class Planner:
             "sexes_accepted": [sex.value for sex in setting.sexes],
             "needs_met": [need.value for need in setting.needs],
             "postcode_district": setting.district,
+            **(
+                population.setting_profile(
+                    f"{self.config.seed}|{setting.handle}",
+                    setting.provider_id,
+                    setting.placement_type,
+                    setting.places,
+                    setting.district,
+                )
+                or {}
+            ),
         }
         return self._request(
             Kind.REGISTER_SETTING,

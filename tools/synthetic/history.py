@@ -52,7 +52,7 @@ from tools.synthetic.area import (
     districts_in_region,
     england_districts,
 )
-from tools.synthetic.population import OLDEST, YOUNGEST, draw
+from tools.synthetic.population import OLDEST, YOUNGEST, draw, setting_profile
 
 T = TypeVar("T")
 PRODUCER = "synthetic"
@@ -200,6 +200,15 @@ class SyntheticHistory:
             postcode_district=where.code,
             authority_code=where.authority_code,
         )
+        profile = setting_profile(
+            str(registered.setting_id),
+            registered.provider_id,
+            placement_type,
+            registered.registered_places,
+            where.code,
+        )
+        if profile is not None:
+            registered = SettingRegistered.model_validate({**registered.model_dump(), **profile})
         self._settings[registered.setting_id] = setting = _Setting(registered)
         self._open_settings.add(registered.setting_id, setting)
         return self._envelope(registered, registered.setting_id, 1)

@@ -5,6 +5,7 @@ draws the same world. Proportions not sourced in figures.py are our assumptions,
 a typical child's needs fit some but not all local settings.
 """
 
+import hashlib
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -416,3 +417,61 @@ def pick_group(
     if not groups or rng.random() >= join_chance:
         return None
     return rng.choices(list(groups), weights=[sizes[g] for g in groups])[0]
+
+
+# --- a setting's public profile -------------------------------------------------------------------
+
+_NAME_STEMS = (
+    "Ashdale", "Birchwood", "Brackenrigg", "Cedar", "Fellside", "Greystones", "Hawthorn",
+    "Heathfield", "Kirkbank", "Larchmont", "Meadowcroft", "Oakleigh", "Riverside", "Rowan",
+    "Sandholme", "Thornbeck", "Willowbank", "Yewtree",
+)  # fmt: skip
+_NAME_ENDINGS = {
+    PlacementType.CHILDRENS_HOME: ("House", "Lodge", "Cottage", "View"),
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: ("School", "College"),
+    PlacementType.SECURE_CHILDRENS_HOME: ("Secure Unit", "Centre"),
+    PlacementType.PARENT_AND_CHILD: ("Family Centre", "Mother and Baby Unit"),
+    PlacementType.SUPPORTED_ACCOMMODATION: ("Flats", "Court", "Supported Living"),
+    PlacementType.SUPPORTED_LODGINGS: ("Lodgings", "Home Share"),
+    PlacementType.SHORT_BREAKS: ("Short Breaks", "Respite House"),
+}
+_WHAT = {
+    PlacementType.CHILDRENS_HOME: "children's home",
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: "residential special school",
+    PlacementType.SECURE_CHILDRENS_HOME: "secure children's home",
+    PlacementType.PARENT_AND_CHILD: "parent and child unit",
+    PlacementType.SUPPORTED_ACCOMMODATION: "supported accommodation service",
+    PlacementType.SUPPORTED_LODGINGS: "supported lodgings scheme",
+    PlacementType.SHORT_BREAKS: "short breaks service",
+}
+
+
+def setting_profile(
+    seed: str,
+    provider_id: str,
+    placement_type: PlacementType,
+    places: int,
+    district: str,
+) -> dict[str, str] | None:
+    """A fictional public profile for a setting, or `None` for a foster household (which has none).
+
+    Its chance comes from hashing `seed` (the run and the setting), not from the caller's random
+    generator, so adding profiles changed no other draw: a seed still gives the same world.
+    """
+    if placement_type in FOSTERING:
+        return None
+    digest = hashlib.sha256(seed.encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    endings = _NAME_ENDINGS[placement_type]
+    name = f"{_NAME_STEMS[number % len(_NAME_STEMS)]} {endings[(number >> 8) % len(endings)]}"
+    what = _WHAT[placement_type]
+    return {
+        "name": name,
+        "ofsted_urn": f"SC{(number >> 16) % 1_000_000:06d}",
+        "referrals_email": f"referrals@{provider_id}.example",
+        "referrals_phone": f"01{(number >> 40) % 900 + 100} 000 {(number >> 52) % 900 + 100}",
+        "description": (
+            f"A {places}-place {what} in the {district} area. Ask the referrals team about "
+            "the children we can care for now."
+        ),
+    }
