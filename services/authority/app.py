@@ -1,7 +1,9 @@
 """The authority service's composition root: settings, the app, and its lifespan.
 
 Nothing is built at import: `create_app(settings)` builds the app and everything it uses (nothing
-connects yet); its lifespan runs the migrations, then the outbox relay and the widening scheduler.
+connects yet); its lifespan runs the migrations, then the consumer of `provider.events` (its view
+of settings, vacancies, beds occupied and the providers' answers), the outbox relay and the
+widening scheduler.
 """
 
 from collections.abc import AsyncIterator
@@ -16,19 +18,33 @@ from services.authority.audit import add_audit_trail
 from services.authority.domain import WideningPolicy
 from services.authority.handlers import (
     AUDITED_ROUTES,
+    CONSUMED_TOPICS,
     answer_another_councils_referral,
     answer_invalid_request,
     router,
 )
+from services.authority.projection import ProviderView
 from services.authority.settings import Settings
+from services.authority.store import SCHEMA
 from services.authority.tables import IDEMPOTENCY_KEYS, OUTBOX
-from services.authority.use_cases import ReferralOfAnotherCouncilError, Referrals
+from services.authority.use_cases import (
+    PlacementRequests,
+    ReferralOfAnotherCouncilError,
+    Referrals,
+)
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
+from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
 from services.platform.database import create_engine, session_factory
 from services.platform.http import add_operational_routes, allow_browser_origins
-from services.platform.kafka import OutboxPublisher, event_broker
+from services.platform.kafka import (
+    ConsumerPlacement,
+    OutboxPublisher,
+    consume,
+    event_broker,
+    start_consuming,
+)
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
 from services.platform.writes import Writer
@@ -51,7 +67,14 @@ never a name, date of birth, address or case notes. Unknown fields such as `chil
   existence is private to its council (the audit log records the attempt as `denied`).
 * **Events**: every change is one event on `referral.events`, keyed by `referral_id`:
   `ReferralOpened`, `ReferralUpdated` (the whole new state; a change that changes nothing publishes
-  nothing), `ReferralWidened`, `ReferralClosed`.
+  nothing), `ReferralWidened`, `ReferralClosed`, and for placement requests `PlacementRequested`,
+  `OfferAccepted`, `RequestWithdrawn`.
+* **Placement requests**: a council sends one of its open referrals to one open vacancy that fits
+  it by every matching rule (otherwise 409 naming each rule that fails); the provider sees only
+  the child's pseudonymous profile, never the reference. The providers' offers, declines, expiries
+  and withdrawals arrive on `provider.events`; a council accepts an offer while it stands, or
+  withdraws a request. A placement started from an accepted offer closes the referral as placed
+  and withdraws its other requests.
 * **Sibling groups**: a `sibling_group_size` above 1 adds the `sibling_group` need; the
   `sibling_group` need with a size of 1 is a 422.
 * **Widening**: an open local referral widens to its region once, `widen_after_hours` after it was
@@ -72,8 +95,15 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
         emergency=settings.widen_after_emergency, planned=settings.widen_after_planned
     )
 
-    broker = event_broker(settings.kafka_bootstrap_servers, CLIENT_ID)
-    publisher = OutboxPublisher(broker, (REFERRAL_EVENTS,), topic_prefix=settings.topic_prefix)
+    broker = event_broker(
+        settings.kafka_bootstrap_servers,
+        CLIENT_ID,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    # The broker carries the consumer too, so the consumer starts it (see OutboxPublisher).
+    publisher = OutboxPublisher(
+        broker, (REFERRAL_EVENTS,), topic_prefix=settings.topic_prefix, started_by_consumers=True
+    )
     relay = OutboxRelay(
         sessions,
         OUTBOX,
@@ -92,12 +122,37 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     )
     referrals = Referrals(writer, policy, clock=clock, widen_batch_size=settings.widen_batch_size)
 
+    async def after_batch() -> None:
+        relay.wake()  # a placement may have closed a referral: its events are in the outbox
+
+    processor = ExactlyOnceProcessor(
+        engine,
+        SCHEMA,
+        ProviderView(clock),
+        KafkaDeadLetters(broker.publish),
+        ConsumerMetrics(registry),
+    )
+    consume(
+        broker,
+        processor,
+        CONSUMED_TOPICS,
+        ConsumerPlacement(
+            engine,
+            SCHEMA,
+            settings.consumer_group,
+            topic_prefix=settings.topic_prefix,
+            max_records=settings.max_records,
+        ),
+        after_batch=after_batch,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await upgrade_to_head_async(SERVICE, settings.database_url)
             try:
                 async with running(
+                    start_consuming(broker, settings.broker_retry_interval),
                     relay.run(),
                     every(
                         settings.widen_check_interval,
@@ -107,7 +162,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
                 ):
                     yield
             finally:
-                await publisher.close()
+                await broker.stop()
         finally:
             await engine.dispose()
 
@@ -119,6 +174,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     )
     app.state.jwt_secret = settings.jwt_secret
     app.state.referrals = referrals
+    app.state.placement_requests = PlacementRequests(writer, clock=clock)
     add_asyncapi_route(app, broker)
     # Inside the platform's middleware, which assigns the request id the audit rows carry.
     add_audit_trail(app, sessions, AUDITED_ROUTES, clock)

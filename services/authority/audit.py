@@ -45,7 +45,15 @@ def note_outcome(request: Request, outcome: AuditOutcome) -> None:
     request.state.audit_outcome = outcome
 
 
+def note_referral(request: Request, referral_id: UUID | None) -> None:
+    """Name the referral a refused request was about when its path does not (a request route)."""
+    request.state.audit_referral_id = referral_id
+
+
 def _referral_id(request: Request) -> UUID | None:
+    noted: UUID | None = getattr(request.state, "audit_referral_id", None)
+    if noted is not None:
+        return noted
     try:
         return UUID(str(request.path_params.get("referral_id")))
     except ValueError:

@@ -1,4 +1,8 @@
-"""A referral's rules, without I/O: each command decides the new state and the event to publish."""
+"""A referral's rules, without I/O: each command decides the new state and the event to publish.
+
+A placement request is an event of its referral (the referral's next version), so its commands
+return the referral's next version too.
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -8,16 +12,42 @@ from uuid import UUID
 
 from pydantic import ValidationInfo, field_validator
 
-from contracts.enums import Need, OfstedRating, ReferralOutcome, SearchScope, Urgency
+from contracts.enums import (
+    Need,
+    OfstedRating,
+    ReferralOutcome,
+    RequestWithdrawalReason,
+    SearchScope,
+    Urgency,
+)
 from contracts.events import (
+    OfferAccepted,
+    OfferExpired,
+    OfferWithdrawn,
+    PlacementDeclined,
+    PlacementOffered,
+    PlacementRequested,
     ReferralClosed,
     ReferralDescription,
     ReferralOpened,
     ReferralUpdated,
     ReferralWidened,
+    RequestAnswer,
+    RequestWithdrawn,
+    SettingDescription,
+    VacancyTerms,
 )
-from services.authority.tables import Referral, ReferralStatus
-from services.platform.errors import ConflictError
+from contracts.matching import OfferedBed, SoughtPlacement, failed_rules
+from services.authority.tables import (
+    OPEN_REQUEST_STATUSES,
+    PlacementRequest,
+    ProviderSetting,
+    ProviderVacancy,
+    Referral,
+    ReferralStatus,
+    RequestStatus,
+)
+from services.platform.errors import ConflictError, UnappliableEventError
 
 
 class SiblingRuleError(ValueError):
@@ -128,7 +158,7 @@ def open_referral(  # noqa: PLR0913 - each is a distinct fact about the new refe
     return referral, ReferralOpened.model_validate(referral, from_attributes=True)
 
 
-def _require_open(referral: Referral, doing: str) -> None:
+def require_open(referral: Referral, doing: str) -> None:
     if referral.status is ReferralStatus.CLOSED:
         raise ConflictError(
             f"referral {referral.referral_id} is closed ({referral.outcome}); it cannot be {doing}"
@@ -139,7 +169,7 @@ def change_referral(
     referral: Referral, changes: Mapping[str, Any], policy: WideningPolicy, now: datetime
 ) -> tuple[Referral, ReferralUpdated] | None:
     """The referral after a partial change and its whole new state, or None if nothing changes."""
-    _require_open(referral, "changed")
+    require_open(referral, "changed")
     before = details_of(referral)
     after = merge_changes(before, changes)
     if after == before:
@@ -156,7 +186,7 @@ def change_referral(
 def close_referral(
     referral: Referral, outcome: ReferralOutcome, now: datetime
 ) -> tuple[Referral, ReferralClosed]:
-    _require_open(referral, "closed again")
+    require_open(referral, "closed again")
     closed = _next(referral, now, status=ReferralStatus.CLOSED, outcome=outcome, closed_at=now)
     return closed, ReferralClosed(
         referral_id=closed.referral_id, authority_code=closed.authority_code, outcome=outcome
@@ -185,3 +215,239 @@ def widen_referral(referral: Referral, now: datetime) -> tuple[Referral, Referra
         authority_code=widened.authority_code,
         search_scope=widened.search_scope,
     )
+
+
+# --- placement requests (docs/domain.md, "From alert to placement") -------------------------------
+
+# What each matching rule (contracts/matching.py) asks, for a 409 that names the one that fails.
+RULE_EXPLANATIONS: dict[str, str] = {
+    "needs": "rule 1.1 `needs`: the vacancy does not meet every one of the child's needs",
+    "age": "rule 1.2 `age`: the child's age is outside the vacancy's age range",
+    "sex": "rule 1.3 `sex`: the vacancy does not accept the child's sex",
+    "placement_type": "rule 1.4 `placement_type`: the setting's type is not one the referral wants",
+    "ofsted": "rule 1.5 `ofsted`: the setting's rating is below the referral's minimum",
+    "date": "rule 1.6 `date`: the vacancy is not available by the date the child needs a home",
+    "beds": "rule 1.7 `beds`: the vacancy has fewer free beds than the sibling group has children",
+    "solo": "rule 1.8 `solo`: the child needs a solo placement and another child lives there",
+    "location": "rule 2 `location`: the setting is not local and the search is not regional",
+}
+
+
+def offered_bed(
+    setting: ProviderSetting, vacancy: ProviderVacancy, occupied_beds: int
+) -> OfferedBed:
+    """The vacancy as matching sees it, narrowed by its setting."""
+    return OfferedBed.of(
+        vacancy_id=vacancy.vacancy_id,
+        setting_id=setting.setting_id,
+        setting=SettingDescription.model_validate(setting, from_attributes=True),
+        setting_authority_code=setting.authority_code,
+        terms=VacancyTerms.model_validate(vacancy, from_attributes=True),
+        beds=vacancy.beds,
+        available_from=vacancy.available_from,
+        occupied_beds=occupied_beds,
+    )
+
+
+def _require_fit(
+    referral: Referral, setting: ProviderSetting | None, vacancy: ProviderVacancy, occupied: int
+) -> None:
+    if not vacancy.is_open:
+        raise ConflictError(f"vacancy {vacancy.vacancy_id} is no longer open")
+    if setting is None:
+        raise ConflictError(f"the setting of vacancy {vacancy.vacancy_id} is not known yet")
+    if not setting.is_open:
+        raise ConflictError(f"the setting of vacancy {vacancy.vacancy_id} is closed")
+    sought = SoughtPlacement.of(referral.authority_code, details_of(referral))
+    broken = failed_rules(sought, offered_bed(setting, vacancy, occupied))
+    if broken:
+        reasons = "; ".join(RULE_EXPLANATIONS[name] for name in broken)
+        raise ConflictError(
+            f"vacancy {vacancy.vacancy_id} does not fit referral {referral.referral_id}: {reasons}"
+        )
+
+
+def request_placement(  # noqa: PLR0913 - each is a distinct fact the rules read
+    referral: Referral,
+    *,
+    request_id: UUID,
+    setting: ProviderSetting | None,
+    vacancy: ProviderVacancy,
+    occupied_beds: int,
+    already_requested: bool,
+    now: datetime,
+) -> tuple[Referral, PlacementRequest, PlacementRequested]:
+    """Send an open referral to a vacancy that fits it by every matching rule (else 409)."""
+    require_open(referral, "sent to a provider")
+    if already_requested:
+        raise ConflictError(
+            f"referral {referral.referral_id} already has an open request "
+            f"for vacancy {vacancy.vacancy_id}"
+        )
+    _require_fit(referral, setting, vacancy, occupied_beds)
+    assert setting is not None  # _require_fit refuses an unknown setting
+    request = PlacementRequest(
+        request_id=request_id,
+        referral_id=referral.referral_id,
+        authority_code=referral.authority_code,
+        vacancy_id=vacancy.vacancy_id,
+        setting_id=setting.setting_id,
+        provider_id=setting.provider_id,
+        status=RequestStatus.REQUESTED,
+        requested_at=now,
+        updated_at=now,
+    )
+    # The pseudonymous profile only: RequestedChild's fields, never the council's reference.
+    event = PlacementRequested(
+        referral_id=referral.referral_id,
+        authority_code=referral.authority_code,
+        request_id=request_id,
+        vacancy_id=vacancy.vacancy_id,
+        setting_id=setting.setting_id,
+        provider_id=setting.provider_id,
+        age=referral.age,
+        sex=referral.sex,
+        sibling_group_size=referral.sibling_group_size,
+        needs=referral.needs,
+        home_postcode_district=referral.home_postcode_district,
+        needed_by=referral.needed_by,
+        urgency=referral.urgency,
+    )
+    return _next(referral, now), request, event
+
+
+def _request_fields(request: PlacementRequest) -> dict[str, Any]:
+    return {
+        "referral_id": request.referral_id,
+        "authority_code": request.authority_code,
+        "request_id": request.request_id,
+        "vacancy_id": request.vacancy_id,
+        "setting_id": request.setting_id,
+        "provider_id": request.provider_id,
+    }
+
+
+def _with(request: PlacementRequest, now: datetime, **changes: Any) -> PlacementRequest:  # noqa: ANN401
+    """The request's next state, as a new object."""
+    return PlacementRequest(**{**request.model_dump(), **changes, "updated_at": now})
+
+
+def accept_offer(
+    referral: Referral, request: PlacementRequest, now: datetime
+) -> tuple[Referral, PlacementRequest, OfferAccepted]:
+    """Take up the provider's offer, while it stands."""
+    require_open(referral, "placed through an offer")
+    if request.status is not RequestStatus.OFFERED:
+        raise ConflictError(
+            f"request {request.request_id} is {request.status}: only an offer can be accepted"
+        )
+    if request.offer_expires_at is not None and request.offer_expires_at <= now:
+        raise ConflictError(
+            f"the offer for request {request.request_id} expired at "
+            f"{request.offer_expires_at.isoformat()}"
+        )
+    accepted = _with(request, now, status=RequestStatus.ACCEPTED)
+    return _next(referral, now), accepted, OfferAccepted(**_request_fields(request))
+
+
+def withdraw_request(
+    referral: Referral,
+    request: PlacementRequest,
+    reason: RequestWithdrawalReason,
+    now: datetime,
+) -> tuple[Referral, PlacementRequest, RequestWithdrawn]:
+    """End a request still in play (requested, offered or accepted)."""
+    if request.status not in OPEN_REQUEST_STATUSES:
+        raise ConflictError(
+            f"request {request.request_id} is {request.status}: only a request still in play "
+            "(requested, offered or accepted) can be withdrawn"
+        )
+    withdrawn = _with(request, now, status=RequestStatus.WITHDRAWN, withdrawal_reason=reason)
+    event = RequestWithdrawn(**_request_fields(request), reason=reason)
+    return _next(referral, now), withdrawn, event
+
+
+RequestOutcome = tuple[Referral, list[PlacementRequest], list[ReferralClosed | RequestWithdrawn]]
+
+
+def place_referral(
+    referral: Referral,
+    requests: list[PlacementRequest],
+    *,
+    request_id: UUID | None,
+    placement_id: UUID,
+    now: datetime,
+) -> RequestOutcome:
+    """A placement started from one of the referral's requests: the search is over.
+
+    The request it came from is placed; every other request still in play is withdrawn
+    (`referral_placed`), and then the referral closes as placed, unless its council closed it.
+    """
+    changed: list[PlacementRequest] = []
+    events: list[ReferralClosed | RequestWithdrawn] = []
+    for request in requests:
+        if request.request_id == request_id:
+            changed.append(
+                _with(request, now, status=RequestStatus.PLACED, placement_id=placement_id)
+            )
+        elif request.status in OPEN_REQUEST_STATUSES:
+            referral, withdrawn, event = withdraw_request(
+                referral, request, RequestWithdrawalReason.REFERRAL_PLACED, now
+            )
+            changed.append(withdrawn)
+            events.append(event)
+    if referral.status is ReferralStatus.OPEN:
+        referral, closed = close_referral(referral, ReferralOutcome.PLACED, now)
+        events.append(closed)
+    return referral, changed, events
+
+
+def withdraw_open_requests(
+    referral: Referral,
+    requests: list[PlacementRequest],
+    reason: RequestWithdrawalReason,
+    now: datetime,
+) -> tuple[Referral, list[tuple[PlacementRequest, RequestWithdrawn]]]:
+    """Withdraw every request of the referral still in play (its council closed it, say)."""
+    withdrawn: list[tuple[PlacementRequest, RequestWithdrawn]] = []
+    for request in requests:
+        if request.status in OPEN_REQUEST_STATUSES:
+            referral, ended, event = withdraw_request(referral, request, reason, now)
+            withdrawn.append((ended, event))
+    return referral, withdrawn
+
+
+def record_answer(
+    request: PlacementRequest, answer: RequestAnswer, now: datetime
+) -> PlacementRequest | None:
+    """The request after the provider's answer, or None when the answer changes nothing.
+
+    An answer can cross the council's own move (an offer made as the council withdraws): the
+    request stays as the council left it, and the provider learns of it from RequestWithdrawn.
+    """
+    status = request.status
+    match answer:
+        case PlacementOffered() if status is RequestStatus.REQUESTED:
+            return _with(
+                request,
+                now,
+                status=RequestStatus.OFFERED,
+                offered_beds=answer.beds,
+                offer_expires_at=answer.expires_at,
+                weekly_fee_gbp=answer.weekly_fee_gbp,
+            )
+        case PlacementDeclined() if status in (RequestStatus.REQUESTED, RequestStatus.OFFERED):
+            return _with(request, now, status=RequestStatus.DECLINED, decline_reason=answer.reason)
+        case OfferExpired() if status is RequestStatus.OFFERED:
+            return _with(request, now, status=RequestStatus.EXPIRED)
+        case OfferWithdrawn() if status in (RequestStatus.OFFERED, RequestStatus.ACCEPTED):
+            return _with(
+                request,
+                now,
+                status=RequestStatus.OFFER_WITHDRAWN,
+                offer_withdrawal_reason=answer.reason,
+            )
+        case PlacementOffered() | PlacementDeclined() | OfferExpired() | OfferWithdrawn():
+            return None
+        case _:
+            raise UnappliableEventError(f"{type(answer).__name__} is not an answer to a request")

@@ -1,6 +1,7 @@
-"""The routing table: thin routes under /v1 that check the caller, call one use case and answer."""
+"""The routing table: thin routes under /v1 that check the caller, call one use case and answer;
+and the topics the service consumes (its subscribers are the platform's exactly-once consumer)."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,25 +11,46 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from contracts import geography
-from services.authority.audit import note_outcome, note_principal
+from contracts.topics import PROVIDER_EVENTS, TopicSpec
+from services.authority.audit import note_outcome, note_principal, note_referral
 from services.authority.models import (
     CloseReferral,
     OpenReferral,
     ReferralChanges,
     ReferralView,
+    RequestPlacement,
+    RequestView,
     ValidationAnswer,
 )
 from services.authority.tables import AuditAction, AuditOutcome, ReferralStatus
-from services.authority.use_cases import Caller, ReferralOfAnotherCouncilError, Referrals
+from services.authority.use_cases import (
+    Caller,
+    PlacementRequests,
+    ReferralOfAnotherCouncilError,
+    Referrals,
+)
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.errors import ForbiddenError
 from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses, status_of
 from services.platform.idempotency import StoredResponse
 from services.platform.writes import WriteRequest
 
+CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
+    (
+        PROVIDER_EVENTS,
+        (
+            "Settings (with profiles), open vacancies, beds occupied, and the providers' answers "
+            "to this service's placement requests; a placement from a referral closes it."
+        ),
+    ),
+)
+
 REFERRALS_PATH = "/v1/referrals"
 REFERRAL_PATH = "/v1/referrals/{referral_id}"
 CLOSE_PATH = "/v1/referrals/{referral_id}/close"
+REFERRAL_REQUESTS_PATH = "/v1/referrals/{referral_id}/requests"
+ACCEPT_PATH = "/v1/requests/{request_id}/accept"
+WITHDRAW_PATH = "/v1/requests/{request_id}/withdraw"
 
 # Every route here reads or writes referrals, so every one is audited (see audit.py).
 AUDITED_ROUTES: dict[tuple[str, str], AuditAction] = {
@@ -37,6 +59,10 @@ AUDITED_ROUTES: dict[tuple[str, str], AuditAction] = {
     ("GET", REFERRAL_PATH): AuditAction.READ,
     ("PATCH", REFERRAL_PATH): AuditAction.UPDATE,
     ("POST", CLOSE_PATH): AuditAction.CLOSE,
+    ("POST", REFERRAL_REQUESTS_PATH): AuditAction.REQUEST,
+    ("GET", REFERRAL_REQUESTS_PATH): AuditAction.LIST_REQUESTS,
+    ("POST", ACCEPT_PATH): AuditAction.ACCEPT,
+    ("POST", WITHDRAW_PATH): AuditAction.WITHDRAW,
 }
 
 
@@ -60,6 +86,11 @@ _ONE_REFERRAL: dict[int | str, dict[str, Any]] = {
     ),
 }
 _CLOSED_409 = _problem(409, "The referral is closed")
+_ONE_REQUEST: dict[int | str, dict[str, Any]] = {
+    **_ANSWERS,
+    **_problem(404, "No such request, or another council's"),
+    **_problem(409, "The request is not in a state that allows it (the detail says why)"),
+}
 
 router = APIRouter(prefix="/v1", tags=["referrals"], responses=_ANSWERS)
 
@@ -85,6 +116,14 @@ def _referrals(request: Request) -> Referrals:
 
 AuthorityCaller = Annotated[Caller, Depends(_caller)]
 ReferralsDep = Annotated[Referrals, Depends(_referrals)]
+
+
+def _placement_requests(request: Request) -> PlacementRequests:
+    requests: PlacementRequests = request.app.state.placement_requests
+    return requests
+
+
+RequestsDep = Annotated[PlacementRequests, Depends(_placement_requests)]
 
 
 async def _write_request(
@@ -164,10 +203,74 @@ async def close_referral(
     return _as_json(await referrals.close(caller, write, referral_id, body.outcome))
 
 
+@router.post(
+    "/referrals/{referral_id}/requests",
+    status_code=201,
+    response_model=RequestView,
+    responses={
+        **_ONE_REFERRAL,
+        **_problem(
+            409,
+            "The referral is closed, the vacancy is not open, it already has an open request, "
+            "or the vacancy breaks a matching rule (the detail names each rule that fails)",
+        ),
+    },
+    tags=["requests"],
+    summary="Send the referral to one open vacancy that fits it (PlacementRequested)",
+)
+async def request_placement(
+    referral_id: UUID,
+    body: RequestPlacement,
+    caller: AuthorityCaller,
+    write: Write,
+    requests: RequestsDep,
+) -> JSONResponse:
+    return _as_json(await requests.request(caller, write, referral_id, body.vacancy_id))
+
+
+@router.get(
+    "/referrals/{referral_id}/requests",
+    responses=_ONE_REFERRAL,
+    tags=["requests"],
+    summary="The referral's placement requests, the providers' answers and the settings' profiles",
+)
+async def list_requests(
+    referral_id: UUID, caller: AuthorityCaller, requests: RequestsDep
+) -> list[RequestView]:
+    return await requests.list_of(caller, referral_id)
+
+
+@router.post(
+    "/requests/{request_id}/accept",
+    response_model=RequestView,
+    responses=_ONE_REQUEST,
+    tags=["requests"],
+    summary="Accept the provider's offer while it stands (OfferAccepted)",
+)
+async def accept_offer(
+    request_id: UUID, caller: AuthorityCaller, write: Write, requests: RequestsDep
+) -> JSONResponse:
+    return _as_json(await requests.accept(caller, write, request_id))
+
+
+@router.post(
+    "/requests/{request_id}/withdraw",
+    response_model=RequestView,
+    responses=_ONE_REQUEST,
+    tags=["requests"],
+    summary="Withdraw a request still in play (RequestWithdrawn, withdrawn_by_council)",
+)
+async def withdraw_request(
+    request_id: UUID, caller: AuthorityCaller, write: Write, requests: RequestsDep
+) -> JSONResponse:
+    return _as_json(await requests.withdraw(caller, write, request_id))
+
+
 async def answer_another_councils_referral(request: Request, error: Exception) -> JSONResponse:
     """The same 404 as an unknown referral, but audited as the denial it is."""
     assert isinstance(error, ReferralOfAnotherCouncilError)
     note_outcome(request, AuditOutcome.DENIED)
+    note_referral(request, error.referral_id)
     return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
 

@@ -9,10 +9,23 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, computed_field, create_model
 
-from contracts.enums import ReferralOutcome
-from contracts.events import ReferralDescription
+from contracts.enums import (
+    DeclineReason,
+    OfferWithdrawalReason,
+    OfstedRating,
+    PlacementType,
+    ReferralOutcome,
+    RequestWithdrawalReason,
+)
+from contracts.events import ReferralDescription, SettingProfile
 from services.authority.domain import ReferralDetails
-from services.authority.tables import Referral, ReferralStatus
+from services.authority.tables import (
+    PlacementRequest,
+    ProviderSetting,
+    Referral,
+    ReferralStatus,
+    RequestStatus,
+)
 
 _HOURS_IN_A_YEAR = 366 * 24
 
@@ -124,6 +137,72 @@ class ReferralView(ReferralDescription):
     @classmethod
     def of(cls, referral: Referral) -> Self:
         return cls.model_validate(referral, from_attributes=True)
+
+
+class RequestPlacement(BaseModel):
+    """Send the referral to one open vacancy that fits it by every matching rule."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"vacancy_id": "6c1f7c3e-9d57-4a43-9a8e-2f3b1b0d4e21"}]},
+    )
+
+    vacancy_id: UUID
+
+
+class RequestedSetting(BaseModel):
+    """The setting a request went to, as its provider describes it publicly."""
+
+    placement_type: PlacementType
+    ofsted_rating: OfstedRating
+    postcode_district: str
+    authority_code: str
+    is_open: bool
+    profile: SettingProfile
+
+    @classmethod
+    def of(cls, setting: ProviderSetting) -> Self:
+        return cls(
+            placement_type=setting.placement_type,
+            ofsted_rating=setting.ofsted_rating,
+            postcode_district=setting.postcode_district,
+            authority_code=setting.authority_code,
+            is_open=setting.is_open,
+            profile=SettingProfile.model_validate(setting, from_attributes=True),
+        )
+
+
+class RequestView(BaseModel):
+    """A placement request as its council sees it: where it stands and the provider's answer."""
+
+    request_id: UUID
+    referral_id: UUID
+    vacancy_id: UUID
+    setting_id: UUID
+    provider_id: str
+    status: RequestStatus
+    requested_at: datetime
+    updated_at: datetime
+    offered_beds: int | None = None
+    offer_expires_at: datetime | None = Field(
+        default=None, description="An offer holds its beds for this referral until then"
+    )
+    weekly_fee_gbp: float | None = None
+    decline_reason: DeclineReason | None = None
+    offer_withdrawal_reason: OfferWithdrawalReason | None = None
+    withdrawal_reason: RequestWithdrawalReason | None = None
+    placement_id: UUID | None = None
+    setting: RequestedSetting | None = Field(
+        default=None, description="The setting and its public profile (none if not known yet)"
+    )
+
+    @classmethod
+    def of(cls, request: PlacementRequest, setting: ProviderSetting | None) -> Self:
+        view = cls.model_validate(request, from_attributes=True)
+        if setting is None:
+            return view
+        return view.model_copy(update={"setting": RequestedSetting.of(setting)})
 
 
 class InvalidField(BaseModel):

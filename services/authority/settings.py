@@ -27,5 +27,16 @@ class Settings(ServiceSettings):
         validation_alias=AliasChoices("WIDEN_CHECK_INTERVAL", "widen_check_interval"),
     )
     widen_batch_size: int = Field(default=100, ge=1)
+    # The Kafka consumer group of the view of the provider side (provider.events).
+    consumer_group: str = Field(
+        default="nearhome-authority",
+        min_length=1,
+        validation_alias=AliasChoices("AUTHORITY_CONSUMER_GROUP", "consumer_group"),
+    )
+    # Records per batch: each batch is one PostgreSQL transaction.
+    max_records: int = Field(default=500, ge=1)
+    # How long to wait before trying again to connect the consumer when the broker is down.
+    broker_retry_interval: float = Field(default=2.0, gt=0)
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
     relay_retry_interval: float = Field(default=1.0, gt=0)
     relay_idle_interval: float = Field(default=0.05, gt=0)

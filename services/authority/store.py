@@ -1,17 +1,61 @@
-"""Queries on the authority's tables; writes are `session.add` and `session.merge` of the rows."""
+"""Queries on the authority's tables.
 
-from collections.abc import Sequence
+The HTTP side writes with `session.add` and `session.merge` of the rows. The consumer of
+`provider.events` works on the processor's asyncpg connection, moving rows in bulk with the
+columns and their types taken from the same table classes (services/platform/tables.py).
+"""
+
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
+from sqlalchemy import Table, func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from contracts.enums import SearchScope
-from services.authority.tables import METADATA, Referral, ReferralStatus
+from contracts.envelope import Envelope
+from contracts.serialization import to_bytes
+from contracts.topics import topic_for_event
+from services.authority.tables import (
+    METADATA,
+    OPEN_REQUEST_STATUSES,
+    OUTBOX,
+    PlacementRequest,
+    ProviderSetting,
+    ProviderVacancy,
+    Referral,
+    ReferralStatus,
+    SettingOccupancy,
+)
+from services.platform.tables import (
+    as_read,
+    bulk_upsert,
+    encoder,
+    qualified,
+    select_columns,
+    table_of,
+    unnest,
+)
 
 # Every service's migration test reads its tables from `store.METADATA`.
-__all__ = ["METADATA", "load_referral", "lock_referrals_due_to_widen", "referrals_of"]
+__all__ = [
+    "METADATA",
+    "has_open_request",
+    "load_referral",
+    "load_request",
+    "lock_referrals_due_to_widen",
+    "occupied_beds",
+    "referrals_of",
+    "requests_of",
+]
+
+SCHEMA = "authority"
+
+Row = TypeVar("Row", bound=SQLModel)
 
 
 async def load_referral(
@@ -50,3 +94,139 @@ async def lock_referrals_due_to_widen(
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
+
+
+# --- placement requests and the provider view, for the HTTP side ----------------------------------
+
+
+async def load_request(
+    session: AsyncSession, request_id: UUID, *, for_update: bool = False
+) -> PlacementRequest | None:
+    query = select(PlacementRequest).where(PlacementRequest.request_id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def requests_of(
+    session: AsyncSession, referral_id: UUID, *, for_update: bool = False
+) -> Sequence[PlacementRequest]:
+    """A referral's requests, oldest first (the caller holds the referral's lock to update them)."""
+    query = (
+        select(PlacementRequest)
+        .where(PlacementRequest.referral_id == referral_id)
+        .order_by(col(PlacementRequest.requested_at), col(PlacementRequest.request_id))
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).all()
+
+
+async def has_open_request(session: AsyncSession, referral_id: UUID, vacancy_id: UUID) -> bool:
+    query = select(func.count()).where(
+        PlacementRequest.referral_id == referral_id,
+        PlacementRequest.vacancy_id == vacancy_id,
+        col(PlacementRequest.status).in_(OPEN_REQUEST_STATUSES),
+    )
+    return bool((await session.execute(query)).scalar_one())
+
+
+async def load_vacancy(session: AsyncSession, vacancy_id: UUID) -> ProviderVacancy | None:
+    return await session.get(ProviderVacancy, vacancy_id)
+
+
+async def settings_by_id(
+    session: AsyncSession, setting_ids: Iterable[UUID]
+) -> dict[UUID, ProviderSetting]:
+    query = select(ProviderSetting).where(col(ProviderSetting.setting_id).in_(set(setting_ids)))
+    return {setting.setting_id: setting for setting in (await session.scalars(query)).all()}
+
+
+async def occupied_beds(session: AsyncSession, setting_id: UUID) -> int:
+    occupancy = await session.get(SettingOccupancy, setting_id)
+    return 0 if occupancy is None else occupancy.occupied_beds
+
+
+# --- the consumer's bulk statements (asyncpg) -----------------------------------------------------
+
+
+@cache
+def _select_by(table: Table, key: str, *, for_update: bool) -> str:
+    lock = " ORDER BY " + f'"{key}"' + " FOR UPDATE" if for_update else ""
+    return select_columns(table) + f' WHERE "{table.columns[key].name}" = any($1::uuid[])' + lock
+
+
+async def fetch_rows(
+    connection: asyncpg.Connection,
+    model: type[Row],
+    key: str,
+    ids: Iterable[UUID],
+    *,
+    for_update: bool = False,
+) -> list[Row]:
+    """The rows of `model` whose `key` is among `ids`; locked in key order with `for_update`."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    table = table_of(model)
+    records = await connection.fetch(_select_by(table, key, for_update=for_update), wanted)
+    return [
+        model(**{column.name: as_read(column, record[column.name]) for column in table.columns})
+        for record in records
+    ]
+
+
+async def upsert_rows(
+    connection: asyncpg.Connection, model: type[SQLModel], rows: Sequence[SQLModel]
+) -> None:
+    """Insert or overwrite whole rows of `model` by primary key."""
+    if not rows:
+        return
+    table = table_of(model)
+    values: list[list[Any]] = []
+    for column in table.columns:
+        encode = encoder(column, arrays_as_text=True)
+        raw = [getattr(row, column.name) for row in rows]
+        values.append(raw if encode is None else [encode(value) for value in raw])
+    await connection.execute(bulk_upsert(table), *values)
+
+
+_OUTBOX_COLUMNS = [
+    OUTBOX.c[name]
+    for name in (
+        "event_id",
+        "event_type",
+        "topic",
+        "message_key",
+        "aggregate_id",
+        "sequence",
+        "body",
+        "created_at",
+    )
+]
+_OUTBOX_NAMES = ", ".join(f'"{column.name}"' for column in _OUTBOX_COLUMNS)
+# In the order given: the outbox's ids are the order the relay publishes a referral's events in.
+_INSERT_OUTBOX = f"""
+INSERT INTO {qualified(OUTBOX)} ({_OUTBOX_NAMES})
+SELECT {_OUTBOX_NAMES} FROM {unnest(*_OUTBOX_COLUMNS, ordinality=True)}
+ORDER BY n
+"""  # noqa: S608 - names from the tables' own metadata
+
+
+async def stage_in_outbox(
+    connection: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]
+) -> None:
+    """Add events to the outbox in the consumer's transaction: sent only if it commits."""
+    if not envelopes:
+        return
+    await connection.execute(
+        _INSERT_OUTBOX,
+        [e.event_id for e in envelopes],
+        [e.event_type for e in envelopes],
+        [topic_for_event(e.event_type).name for e in envelopes],
+        [e.key for e in envelopes],
+        [e.aggregate_id for e in envelopes],
+        [e.sequence for e in envelopes],
+        [to_bytes(e) for e in envelopes],
+        [e.occurred_at for e in envelopes],
+    )

@@ -1,25 +1,40 @@
-"""The authority schema, declared once: referrals, the append-only audit log, outbox, idempotency.
+"""The authority schema, declared once: referrals, their placement requests, the append-only audit
+log, the view of the provider side (settings, open vacancies, beds occupied), outbox, idempotency
+and the consumer's tables.
 
 The classes serve reads and writes; they do not validate (SQLModel tables never do), so a referral
-is validated as the contract's `ReferralDescription` before it becomes a row.
+is validated as the contract's `ReferralDescription` before it becomes a row, and the provider view
+is written only from validated events.
 """
 
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Index, SmallInteger, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    SmallInteger,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from contracts.enums import (
+    DeclineReason,
     Need,
+    OfferWithdrawalReason,
     OfstedRating,
     PlacementType,
     ReferralOutcome,
+    RequestWithdrawalReason,
     SearchScope,
     Sex,
     Urgency,
 )
+from services.platform.consumer import consumer_tables
 from services.platform.idempotency import idempotency_table
 from services.platform.outbox import outbox_table
 from services.platform.tables import EnumText, EnumTuple, UtcDateTime, schema_registry
@@ -39,6 +54,29 @@ class AuditAction(StrEnum):
     READ = "read"
     LIST = "list"
     WIDEN = "widen"
+    REQUEST = "request"
+    LIST_REQUESTS = "list_requests"
+    ACCEPT = "accept"
+    WITHDRAW = "withdraw"
+
+
+class RequestStatus(StrEnum):
+    """Where a placement request stands: sent, answered by the provider, or ended."""
+
+    REQUESTED = "requested"
+    OFFERED = "offered"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+    WITHDRAWN = "withdrawn"
+    ACCEPTED = "accepted"
+    PLACED = "placed"
+
+
+# A request still in play: at most one per (referral, vacancy), and each is withdrawn when its
+# referral is placed or closed.
+OPEN_REQUEST_STATUSES = (RequestStatus.REQUESTED, RequestStatus.OFFERED, RequestStatus.ACCEPTED)
+_OPEN_REQUEST_SQL = "status IN ('requested', 'offered', 'accepted')"
 
 
 class AuditOutcome(StrEnum):
@@ -126,6 +164,102 @@ class AuditEntry(AuthorityTable, table=True):
     request_id: str | None = Field(default=None, sa_type=Text)
 
 
+class PlacementRequest(AuthorityTable, table=True):
+    """A council's request for one vacancy's bed(s) for one referral, and the provider's answer.
+
+    Written by the council's requests (requested, accepted, withdrawn) and by the consumer of
+    `provider.events` (offered, declined, expired, offer withdrawn, placed).
+    """
+
+    __tablename__ = "placement_requests"
+    __table_args__ = (
+        Index("placement_requests_by_referral", "referral_id", "requested_at"),
+        Index(
+            "placement_requests_one_open_per_vacancy",
+            "referral_id",
+            "vacancy_id",
+            unique=True,
+            postgresql_where=text(_OPEN_REQUEST_SQL),
+        ),
+    )
+
+    request_id: UUID = Field(primary_key=True)
+    referral_id: UUID
+    authority_code: str = Field(sa_type=Text)
+    vacancy_id: UUID
+    setting_id: UUID
+    provider_id: str = Field(sa_type=Text)
+    status: RequestStatus = Field(sa_type=EnumText(RequestStatus))
+    requested_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    offered_beds: int | None = None
+    offer_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    weekly_fee_gbp: float | None = None
+    decline_reason: DeclineReason | None = Field(default=None, sa_type=EnumText(DeclineReason))
+    offer_withdrawal_reason: OfferWithdrawalReason | None = Field(
+        default=None, sa_type=EnumText(OfferWithdrawalReason)
+    )
+    withdrawal_reason: RequestWithdrawalReason | None = Field(
+        default=None, sa_type=EnumText(RequestWithdrawalReason)
+    )
+    placement_id: UUID | None = None
+
+
+# --- the view of the provider side, kept by the consumer of provider.events -----------------------
+
+
+class ProviderSetting(AuthorityTable, table=True):
+    """A setting as its latest SettingRegistered/SettingUpdated said, open until SettingClosed."""
+
+    __tablename__ = "provider_settings"
+
+    setting_id: UUID = Field(primary_key=True)
+    provider_id: str = Field(sa_type=Text)
+    placement_type: PlacementType = Field(sa_type=EnumText(PlacementType))
+    registered_places: int
+    ofsted_rating: OfstedRating = Field(sa_type=EnumText(OfstedRating))
+    age_min: int = Field(sa_type=SmallInteger)
+    age_max: int = Field(sa_type=SmallInteger)
+    sexes_accepted: tuple[Sex, ...] = Field(sa_type=EnumTuple(Sex))
+    needs_met: tuple[Need, ...] = Field(sa_type=EnumTuple(Need))
+    postcode_district: str = Field(sa_type=Text)
+    authority_code: str = Field(sa_type=Text)
+    is_open: bool
+    # The public profile (none for a setting registered without one).
+    name: str | None = Field(default=None, sa_type=Text)
+    ofsted_urn: str | None = Field(default=None, sa_type=Text)
+    referrals_email: str | None = Field(default=None, sa_type=Text)
+    referrals_phone: str | None = Field(default=None, sa_type=Text)
+    description: str | None = Field(default=None, sa_type=Text)
+
+
+class SettingOccupancy(AuthorityTable, table=True):
+    """Beds taken at a setting by active placements (PlacementStarted less PlacementEnded)."""
+
+    __tablename__ = "setting_occupancy"
+
+    setting_id: UUID = Field(primary_key=True)
+    occupied_beds: int
+
+
+class ProviderVacancy(AuthorityTable, table=True):
+    """A vacancy as posted; its terms, where given, narrow its setting's. Open until it ends."""
+
+    __tablename__ = "provider_vacancies"
+
+    vacancy_id: UUID = Field(primary_key=True)
+    setting_id: UUID
+    provider_id: str = Field(sa_type=Text)
+    beds: int
+    available_from: date
+    age_min: int | None = Field(default=None, sa_type=SmallInteger)
+    age_max: int | None = Field(default=None, sa_type=SmallInteger)
+    sexes_accepted: tuple[Sex, ...] | None = Field(default=None, sa_type=EnumTuple(Sex))
+    needs_met: tuple[Need, ...] | None = Field(default=None, sa_type=EnumTuple(Need))
+    is_open: bool
+
+
 METADATA = REGISTRY.metadata
 OUTBOX = outbox_table(METADATA)
 IDEMPOTENCY_KEYS = idempotency_table(METADATA)
+INBOX, CONSUMER_POSITIONS, AGGREGATE_VERSIONS, PARKED_EVENTS = consumer_tables(METADATA)

@@ -3,7 +3,7 @@
 Each runs in one transaction of state, outbox row and audit row, through the service's `Writer`.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,17 +11,18 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import ReferralOutcome
+from contracts.enums import ReferralOutcome, RequestWithdrawalReason
 from contracts.events import ReferralEvent
-from services.authority import domain
+from services.authority import domain, store
 from services.authority.audit import SYSTEM_ACTOR
 from services.authority.domain import ReferralDetails, WideningPolicy
-from services.authority.models import ReferralView
+from services.authority.models import ReferralView, RequestView
 from services.authority.store import load_referral, lock_referrals_due_to_widen, referrals_of
 from services.authority.tables import (
     AuditAction,
     AuditEntry,
     AuditOutcome,
+    PlacementRequest,
     Referral,
     ReferralStatus,
 )
@@ -33,6 +34,10 @@ from services.platform.writes import Writer, WriteRequest
 
 class ReferralOfAnotherCouncilError(NotFoundError):
     """Another council's referral: answered exactly as an unknown one, audited as a denial."""
+
+    def __init__(self, message: str, referral_id: UUID | None = None) -> None:
+        super().__init__(message)
+        self.referral_id = referral_id  # for the audit row of a request route, which names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,32 @@ class Caller:
         )
 
 
+async def own_referral(
+    session: AsyncSession, caller: Caller, referral_id: UUID, *, for_update: bool
+) -> Referral:
+    """The caller's council's referral; another council's is answered as an unknown one."""
+    referral = await load_referral(session, referral_id, for_update=for_update)
+    if referral is None:
+        raise NotFoundError(f"no referral {referral_id}")
+    if referral.authority_code != caller.authority_code:
+        raise ReferralOfAnotherCouncilError(f"no referral {referral_id}", referral_id)
+    return referral
+
+
+async def emit_referral_event(
+    writer: Writer, session: AsyncSession, referral: Referral, event: ReferralEvent
+) -> None:
+    """Stage an event of the referral at its version (the command that made it bumped it)."""
+    await writer.emit(
+        session,
+        event,
+        organisation_id=referral.authority_code,
+        aggregate_id=referral.referral_id,
+        sequence=referral.version,
+        occurred_at=referral.updated_at,
+    )
+
+
 def _answer(status_code: int, referral: Referral) -> StoredResponse:
     return StoredResponse(status_code, ReferralView.of(referral).model_dump(mode="json"))
 
@@ -84,22 +115,10 @@ class Referrals:
     async def _own(
         self, session: AsyncSession, caller: Caller, referral_id: UUID, *, for_update: bool
     ) -> Referral:
-        referral = await load_referral(session, referral_id, for_update=for_update)
-        if referral is None:
-            raise NotFoundError(f"no referral {referral_id}")
-        if referral.authority_code != caller.authority_code:
-            raise ReferralOfAnotherCouncilError(f"no referral {referral_id}")
-        return referral
+        return await own_referral(session, caller, referral_id, for_update=for_update)
 
     async def _emit(self, session: AsyncSession, referral: Referral, event: ReferralEvent) -> None:
-        await self._writer.emit(
-            session,
-            event,
-            organisation_id=referral.authority_code,
-            aggregate_id=referral.referral_id,
-            sequence=referral.version,
-            occurred_at=referral.updated_at,
-        )
+        await emit_referral_event(self._writer, session, referral, event)
 
     async def open(
         self,
@@ -149,7 +168,26 @@ class Referrals:
     ) -> StoredResponse:
         async def close_it(session: AsyncSession) -> StoredResponse:
             referral = await self._own(session, caller, referral_id, for_update=True)
-            closed, event = domain.close_referral(referral, outcome, self._clock())
+            now = self._clock()
+            domain.require_open(referral, "closed again")
+            # Its requests end first: no provider keeps a bed for a search that is over.
+            requests = await store.requests_of(session, referral_id, for_update=True)
+            referral, withdrawn = domain.withdraw_open_requests(
+                referral, list(requests), RequestWithdrawalReason.REFERRAL_CLOSED, now
+            )
+            version = referral.version - len(withdrawn)
+            for ended, withdrawal in withdrawn:
+                version += 1
+                await session.merge(ended)
+                await self._writer.emit(
+                    session,
+                    withdrawal,
+                    organisation_id=referral.authority_code,
+                    aggregate_id=referral.referral_id,
+                    sequence=version,
+                    occurred_at=now,
+                )
+            closed, event = domain.close_referral(referral, outcome, now)
             await session.merge(closed)
             await self._emit(session, closed, event)
             return _answer(200, closed)
@@ -201,3 +239,116 @@ class Referrals:
                     )
                 )
         return len(due)
+
+
+def _request_answer(status_code: int, view: RequestView) -> StoredResponse:
+    return StoredResponse(status_code, view.model_dump(mode="json"))
+
+
+# A command on one request: (referral, request, now) -> their next versions and the event.
+Decision = Callable[
+    [Referral, PlacementRequest, datetime], tuple[Referral, PlacementRequest, ReferralEvent]
+]
+
+
+class PlacementRequests:
+    """A council's placement requests: send a referral to a vacancy, accept an offer, withdraw."""
+
+    def __init__(self, writer: Writer, *, clock: Clock = utc_now) -> None:
+        self._writer = writer
+        self._clock = clock
+
+    async def _view(self, session: AsyncSession, request: PlacementRequest) -> RequestView:
+        settings = await store.settings_by_id(session, [request.setting_id])
+        return RequestView.of(request, settings.get(request.setting_id))
+
+    async def request(
+        self, caller: Caller, write: WriteRequest, referral_id: UUID, vacancy_id: UUID
+    ) -> StoredResponse:
+        async def request_it(session: AsyncSession) -> StoredResponse:
+            referral = await own_referral(session, caller, referral_id, for_update=True)
+            vacancy = await store.load_vacancy(session, vacancy_id)
+            if vacancy is None:
+                raise NotFoundError(f"no vacancy {vacancy_id}")
+            settings = await store.settings_by_id(session, [vacancy.setting_id])
+            referral, request, event = domain.request_placement(
+                referral,
+                request_id=uuid4(),
+                setting=settings.get(vacancy.setting_id),
+                vacancy=vacancy,
+                occupied_beds=await store.occupied_beds(session, vacancy.setting_id),
+                already_requested=await store.has_open_request(session, referral_id, vacancy_id),
+                now=self._clock(),
+            )
+            await session.merge(referral)
+            session.add(request)
+            await emit_referral_event(self._writer, session, referral, event)
+            return _request_answer(201, RequestView.of(request, settings.get(vacancy.setting_id)))
+
+        async def audit_it(session: AsyncSession, answer: StoredResponse) -> None:
+            session.add(
+                caller.audit(AuditAction.REQUEST, referral_id, answer.status_code, self._clock())
+            )
+
+        return await self._writer.write(write, request_it, after=audit_it)
+
+    async def list_of(self, caller: Caller, referral_id: UUID) -> list[RequestView]:
+        async with self._writer.transaction() as session:
+            await own_referral(session, caller, referral_id, for_update=False)
+            requests = await store.requests_of(session, referral_id)
+            settings = await store.settings_by_id(session, (r.setting_id for r in requests))
+            session.add(caller.audit(AuditAction.LIST_REQUESTS, referral_id, 200, self._clock()))
+        return [RequestView.of(r, settings.get(r.setting_id)) for r in requests]
+
+    async def _own_request(
+        self, session: AsyncSession, caller: Caller, request_id: UUID
+    ) -> tuple[Referral, PlacementRequest]:
+        """The request and its referral, both locked (the referral first, as everywhere)."""
+        unlocked = await store.load_request(session, request_id)
+        if unlocked is None:
+            raise NotFoundError(f"no request {request_id}")
+        if unlocked.authority_code != caller.authority_code:
+            raise ReferralOfAnotherCouncilError(f"no request {request_id}", unlocked.referral_id)
+        referral = await own_referral(session, caller, unlocked.referral_id, for_update=True)
+        request = await store.load_request(session, request_id, for_update=True)
+        assert request is not None  # a request is never deleted
+        return referral, request
+
+    async def _decide(
+        self,
+        caller: Caller,
+        write: WriteRequest,
+        request_id: UUID,
+        action: AuditAction,
+        decide: Decision,
+    ) -> StoredResponse:
+        async def decide_it(session: AsyncSession) -> StoredResponse:
+            referral, request = await self._own_request(session, caller, request_id)
+            referral, request, event = decide(referral, request, self._clock())
+            await session.merge(referral)
+            await session.merge(request)
+            await emit_referral_event(self._writer, session, referral, event)
+            return _request_answer(200, await self._view(session, request))
+
+        async def audit_it(session: AsyncSession, answer: StoredResponse) -> None:
+            referral_id = UUID(answer.body["referral_id"])
+            session.add(caller.audit(action, referral_id, answer.status_code, self._clock()))
+
+        return await self._writer.write(write, decide_it, after=audit_it)
+
+    async def accept(self, caller: Caller, write: WriteRequest, request_id: UUID) -> StoredResponse:
+        return await self._decide(
+            caller, write, request_id, AuditAction.ACCEPT, domain.accept_offer
+        )
+
+    async def withdraw(
+        self, caller: Caller, write: WriteRequest, request_id: UUID
+    ) -> StoredResponse:
+        def withdraw_it(
+            referral: Referral, request: PlacementRequest, now: datetime
+        ) -> tuple[Referral, PlacementRequest, ReferralEvent]:
+            return domain.withdraw_request(
+                referral, request, RequestWithdrawalReason.BY_COUNCIL, now
+            )
+
+        return await self._decide(caller, write, request_id, AuditAction.WITHDRAW, withdraw_it)

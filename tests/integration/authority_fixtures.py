@@ -110,7 +110,12 @@ class RunningAuthority:
 async def running_authority(
     database_url: str, clock: Clock = utc_now, **settings: Any
 ) -> AsyncIterator[RunningAuthority]:
-    """The service, its lifespan running (migrations, relay, scheduler), and an HTTP client."""
+    """The service, its lifespan running (migrations, consumer, relay, scheduler), and a client.
+
+    Its consumer joins a group of its own, so services running at the same time never rebalance
+    each other.
+    """
+    settings.setdefault("consumer_group", f"test-authority-{uuid4().hex[:10]}")
     app = create_app(Settings(database_url=database_url, jwt_secret=SECRET, **settings), clock)
     engine = create_engine(database_url)
     try:

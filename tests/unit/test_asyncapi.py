@@ -57,6 +57,7 @@ def test_each_consumer_names_where_its_messages_are_described():
         "referral.events:nearhome-ledger",
         "provider.events:nearhome-alerting",
         "referral.events:nearhome-alerting",
+        "provider.events:nearhome-authority",
     }
     for channel in consumed.values():
         assert f"`{channel['address']}:publish`" in channel["description"]
@@ -66,7 +67,10 @@ def test_each_consumer_names_where_its_messages_are_described():
     ("app", "channels"),
     [
         (lambda: provider_app(ProviderSettings()), {"provider.events:publish"}),
-        (lambda: authority_app(AuthoritySettings()), {"referral.events:publish"}),
+        (
+            lambda: authority_app(AuthoritySettings()),
+            {"referral.events:publish", "provider.events:nearhome-authority"},
+        ),
         (
             lambda: ledger_app(LedgerSettings()),
             {"provider.events:nearhome-ledger", "referral.events:nearhome-ledger"},
