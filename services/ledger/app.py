@@ -47,6 +47,11 @@ cannot be applied goes to the topic's `.dlq` twin with the reason.
   that no open offer holds: per vacancy, its beds minus its held beds, never below 0), stale
   vacancies (not confirmed within `VACANCY_STALE_AFTER`, default 72 h) and open referrals wanting
   the type. A bed counts once: occupied, held, offered, or vacant and not offered.
+* **Responses** (`/responses`): requests sent to the footprint's settings, offers, declines by
+  reason and by the child's needs, median hours to a first answer, requests per placement.
+* **Sufficiency** (`/sufficiency`): placements started from a referral, counted where the setting
+  is (or, with `counted_by=placing_council`, by the placing council): the share within 20 miles
+  of the child's home district and the share inside the placing council.
 * **History**: a snapshot every `LEDGER_HISTORY_INTERVAL` seconds records the council-level rows
   that changed; `/history` rolls them up for the footprint over time.
 """

@@ -8,7 +8,8 @@ count until the setting is, and a hold taken by a placement is released whicheve
 ledger saw first. Within one record, the consumer applies events in sequence.
 """
 
-from collections import defaultdict
+import statistics
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -45,7 +46,8 @@ from contracts.events import (
     VacancyPosted,
     VacancyWithdrawn,
 )
-from contracts.geography import Footprint
+from contracts.geography import LOCAL_RADIUS_MILES, Footprint, distance_miles
+from contracts.geography.errors import UnknownDistrictError
 from services.platform.auth import Principal, Role
 from services.platform.errors import UnappliableEventError
 
@@ -624,6 +626,200 @@ def footprint_flows(members: frozenset[str], flows: Mapping[FlowKey, int]) -> li
         for placing, by_type in by_placing.items()
     ]
     return sorted(found, key=lambda flow: (-flow.beds, flow.placing_authority_code))
+
+
+# --- what the loop teaches: responses to requests, and placements' sufficiency --------------------
+
+
+class CountedBy(StrEnum):
+    """Whose footprint a placement counts in: where the setting is, or who placed the child."""
+
+    SETTING = "setting"
+    PLACING_COUNCIL = "placing_council"
+
+
+@dataclass(frozen=True, slots=True)
+class Responses:
+    """How providers answered the requests sent to a footprint's settings (of one type, or all).
+
+    `declines_by_need` counts each need of a declined request once (for requests whose
+    PlacementRequested the ledger has). Hours run from a request to its first answer, for the
+    requests whose both halves the ledger has.
+    """
+
+    requests: int = 0
+    offers: int = 0
+    declines: int = 0
+    declines_by_reason: Mapping[DeclineReason, int] = field(default_factory=dict)
+    declines_by_need: Mapping[Need, int] = field(default_factory=dict)
+    answered: int = 0
+    median_hours_to_first_answer: float | None = None
+    placements_from_requests: int = 0
+
+    @property
+    def requests_per_placement(self) -> float | None:
+        """Requests sent for each placement started from one (None before the first)."""
+        if not self.placements_from_requests:
+            return None
+        return self.requests / self.placements_from_requests
+
+
+@dataclass(frozen=True)
+class FootprintResponses:
+    by_type: Mapping[PlacementType, Responses]
+    totals: Responses
+
+
+def _responses(
+    requests: list[RequestRecord],
+    answers: list[AnswerRecord],
+    placements: list[PlacementRecord],
+    requested: Mapping[UUID, RequestRecord],
+) -> Responses:
+    declined = [a for a in answers if a.decline_reason is not None]
+    by_need: Counter[Need] = Counter()
+    for answer in declined:
+        request = requested.get(answer.request_id)
+        by_need.update(request.needs if request is not None else ())
+    hours = [
+        (a.first_answered_at - requested[a.request_id].requested_at).total_seconds() / 3600
+        for a in answers
+        if a.request_id in requested
+    ]
+    return Responses(
+        requests=len(requests),
+        offers=sum(1 for a in answers if a.offered_beds > 0),
+        declines=len(declined),
+        declines_by_reason=dict(
+            sorted(Counter(a.decline_reason for a in declined if a.decline_reason).items())
+        ),
+        declines_by_need=dict(sorted(by_need.items())),
+        answered=len(hours),
+        median_hours_to_first_answer=statistics.median(hours) if hours else None,
+        placements_from_requests=len(placements),
+    )
+
+
+def footprint_responses(state: LedgerState, members: frozenset[str]) -> FootprintResponses:
+    """Requests to the footprint's settings (open or closed since), their answers, and the
+    placements started from them, by the setting's placement type and in all.
+
+    A request or answer whose setting the ledger does not know yet is not counted.
+    """
+    types: dict[UUID, PlacementType] = {
+        s.setting_id: s.placement_type
+        for s in state.settings.values()
+        if s.authority_code in members
+    }
+    requests: defaultdict[PlacementType, list[RequestRecord]] = defaultdict(list)
+    for request in state.requests.values():
+        if request.setting_id in types:
+            requests[types[request.setting_id]].append(request)
+    answers: defaultdict[PlacementType, list[AnswerRecord]] = defaultdict(list)
+    for answer in state.answers.values():
+        if answer.setting_id in types:
+            answers[types[answer.setting_id]].append(answer)
+    placements: defaultdict[PlacementType, list[PlacementRecord]] = defaultdict(list)
+    for placement in state.placements.values():
+        if placement.request_id is not None and placement.setting_id in types:
+            placements[types[placement.setting_id]].append(placement)
+    requested = {r.request_id: r for found in requests.values() for r in found}
+    return FootprintResponses(
+        by_type={
+            t: _responses(requests[t], answers[t], placements[t], requested) for t in PlacementType
+        },
+        totals=_responses(
+            [r for found in requests.values() for r in found],
+            [a for found in answers.values() for a in found],
+            [p for found in placements.values() for p in found],
+            requested,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sufficiency(Counts):
+    """Placements started from a referral: how many, how many of them within 20 miles of the
+    child's home district (of those whose home district the ledger knows from a request), and
+    how many inside the placing council's own area."""
+
+    placements: int = 0
+    home_known: int = 0
+    within_20_miles: int = 0
+    inside_placing_council: int = 0
+
+    @property
+    def share_within_20_miles(self) -> float | None:
+        return self.within_20_miles / self.home_known if self.home_known else None
+
+    @property
+    def share_inside_placing_council(self) -> float | None:
+        return self.inside_placing_council / self.placements if self.placements else None
+
+
+@dataclass(frozen=True)
+class FootprintSufficiency:
+    counted_by: CountedBy
+    by_type: Mapping[PlacementType, Sufficiency]
+
+    @property
+    def totals(self) -> Sufficiency:
+        return sum(self.by_type.values(), Sufficiency())
+
+
+def _home_district(state: LedgerState, placement: PlacementRecord) -> str | None:
+    """The child's home district: from the placement's own request, else from the latest request
+    made for its referral."""
+    if placement.request_id is not None and placement.request_id in state.requests:
+        return state.requests[placement.request_id].home_postcode_district
+    made = [r for r in state.requests.values() if r.referral_id == placement.referral_id]
+    return max(made, key=lambda r: r.requested_at).home_postcode_district if made else None
+
+
+def _within_local_radius(home: str, setting: SettingRecord) -> bool | None:
+    try:
+        return distance_miles(home, setting.postcode_district) <= LOCAL_RADIUS_MILES
+    except UnknownDistrictError:
+        return None
+
+
+def placement_sufficiency(
+    state: LedgerState, placement: PlacementRecord, setting: SettingRecord
+) -> Sufficiency:
+    """One placement started from a referral, as the sufficiency figures count it."""
+    home = _home_district(state, placement)
+    within = None if home is None else _within_local_radius(home, setting)
+    return Sufficiency(
+        placements=1,
+        home_known=within is not None,
+        within_20_miles=within is True,
+        inside_placing_council=setting.authority_code == placement.placing_authority_code,
+    )
+
+
+def footprint_sufficiency(
+    state: LedgerState, members: frozenset[str], counted_by: CountedBy
+) -> FootprintSufficiency:
+    """Placements started from a referral (active or ended since), by the setting's placement
+    type, counted where the setting is or by the placing council's footprint.
+
+    A placement whose setting the ledger does not know yet is not counted.
+    """
+    by_type = {t: Sufficiency() for t in PlacementType}
+    for placement in state.placements.values():
+        setting = state.settings.get(placement.setting_id)
+        if placement.referral_id is None or setting is None:
+            continue
+        match counted_by:
+            case CountedBy.SETTING:
+                council_code = setting.authority_code
+            case CountedBy.PLACING_COUNCIL:
+                council_code = placement.placing_authority_code
+            case _:
+                assert_never(counted_by)
+        if council_code in members:
+            by_type[setting.placement_type] += placement_sufficiency(state, placement, setting)
+    return FootprintSufficiency(counted_by, by_type)
 
 
 # --- history --------------------------------------------------------------------------------------

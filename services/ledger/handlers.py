@@ -7,7 +7,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from contracts.geography import FootprintKind
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
-from services.ledger.models import CapacityView, FlowsView, FootprintView, HistoryView
+from services.ledger.domain import CountedBy
+from services.ledger.models import (
+    CapacityView,
+    FlowsView,
+    FootprintView,
+    HistoryView,
+    ResponsesView,
+    SufficiencyView,
+)
 from services.ledger.use_cases import Ledger, as_utc
 from services.platform.auth import Principal, authenticated
 from services.platform.http import problem_responses
@@ -64,6 +72,32 @@ async def capacity(footprint_id: str, caller: Caller, ledger: Reads) -> Capacity
 async def flows(footprint_id: str, caller: Caller, ledger: Reads) -> FlowsView:
     """Who places children in the footprint's homes: placing council to beds occupied."""
     return await ledger.flows(caller, footprint_id)
+
+
+@router.get("/capacity/{footprint_id}/responses", responses=problem_responses(404))
+async def responses(footprint_id: str, caller: Caller, ledger: Reads) -> ResponsesView:
+    """How providers answer the requests sent to the footprint's settings, by the settings'
+    placement type: requests, offers, declines by reason and by the child's needs, the median
+    hours from a request to its first answer, and requests per placement started from one."""
+    return await ledger.responses(caller, footprint_id)
+
+
+@router.get("/capacity/{footprint_id}/sufficiency", responses=problem_responses(404, 422))
+async def sufficiency(
+    footprint_id: str,
+    caller: Caller,
+    ledger: Reads,
+    counted_by: Annotated[
+        CountedBy,
+        Query(
+            description="count a placement where its setting is (default), or in the placing"
+            " council's footprints"
+        ),
+    ] = CountedBy.SETTING,
+) -> SufficiencyView:
+    """Placements started from a referral, by placement type: how many, the share within 20
+    miles of the child's home district, and the share inside the placing council's own area."""
+    return await ledger.sufficiency(caller, footprint_id, counted_by)
 
 
 @router.get("/capacity/{footprint_id}/history", responses=problem_responses(404, 422))

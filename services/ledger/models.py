@@ -5,9 +5,18 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.enums import PlacementType
+from contracts.enums import DeclineReason, Need, PlacementType
 from contracts.geography import Footprint, council
-from services.ledger.domain import Flow, FootprintCapacity, TypeCapacity
+from services.ledger.domain import (
+    CountedBy,
+    Flow,
+    FootprintCapacity,
+    FootprintResponses,
+    FootprintSufficiency,
+    Responses,
+    Sufficiency,
+    TypeCapacity,
+)
 
 
 class _Answer(BaseModel):
@@ -180,4 +189,118 @@ class HistoryView(_AboutFootprint):
                 )
                 for at, capacity in points
             ],
+        )
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+class ResponseFigures(_Answer):
+    """How providers answered the requests sent to the footprint's settings (of one type, or all).
+
+    `requests` counts requests sent; `offers` the requests a provider offered beds for, `declines`
+    those it declined, by reason and by the child's needs (each need of a declined request once);
+    `answered` the requests with a first answer, and `median_hours_to_first_answer` the median
+    time from a request to its first offer or decline (null before any); `requests_per_placement`
+    is `requests` divided by `placements_from_requests` (placements started from an accepted
+    offer; null before any).
+    """
+
+    requests: int
+    offers: int
+    declines: int
+    declines_by_reason: dict[DeclineReason, int]
+    declines_by_need: dict[Need, int]
+    answered: int
+    median_hours_to_first_answer: float | None
+    placements_from_requests: int
+    requests_per_placement: float | None
+
+    @classmethod
+    def of(cls, responses: Responses) -> Self:
+        return cls(
+            requests=responses.requests,
+            offers=responses.offers,
+            declines=responses.declines,
+            declines_by_reason=dict(responses.declines_by_reason),
+            declines_by_need=dict(responses.declines_by_need),
+            answered=responses.answered,
+            median_hours_to_first_answer=_rounded(responses.median_hours_to_first_answer, 2),
+            placements_from_requests=responses.placements_from_requests,
+            requests_per_placement=_rounded(responses.requests_per_placement, 2),
+        )
+
+
+class ResponsesView(_AboutFootprint):
+    """Requests to the footprint's settings and how they were answered, by placement type, as of
+    `as_of` (every request the ledger has counted, since the exchange began)."""
+
+    as_of: datetime
+    by_type: dict[PlacementType, ResponseFigures]
+    totals: ResponseFigures
+
+    @classmethod
+    def of(cls, footprint: Footprint, as_of: datetime, responses: FootprintResponses) -> Self:
+        return cls(
+            footprint_id=footprint.id,
+            name=footprint.name,
+            kind=footprint.kind,
+            as_of=as_of,
+            by_type={t: ResponseFigures.of(r) for t, r in responses.by_type.items()},
+            totals=ResponseFigures.of(responses.totals),
+        )
+
+
+class SufficiencyFigures(_Answer):
+    """Placements started from a referral (of one type, or all), active or ended since.
+
+    `share_within_20_miles` is `within_20_miles / home_known`: placements whose setting's
+    district is within 20 miles of the child's home district (from the request), of those whose
+    home district the ledger knows; `share_inside_placing_council` is
+    `inside_placing_council / placements`: the setting is in the council that placed the child.
+    Shares are fractions from 0 to 1, null when there is nothing to divide by.
+    """
+
+    placements: int
+    home_known: int
+    within_20_miles: int
+    inside_placing_council: int
+    share_within_20_miles: float | None
+    share_inside_placing_council: float | None
+
+    @classmethod
+    def of(cls, sufficiency: Sufficiency) -> Self:
+        return cls(
+            placements=sufficiency.placements,
+            home_known=sufficiency.home_known,
+            within_20_miles=sufficiency.within_20_miles,
+            inside_placing_council=sufficiency.inside_placing_council,
+            share_within_20_miles=_rounded(sufficiency.share_within_20_miles, 4),
+            share_inside_placing_council=_rounded(sufficiency.share_inside_placing_council, 4),
+        )
+
+
+class SufficiencyView(_AboutFootprint):
+    """The sufficiency measures for placements started from referrals, by placement type.
+
+    `counted_by` says whose footprint a placement counts in: `setting` (where the home is, the
+    default) or `placing_council` (the council that placed the child is a member).
+    """
+
+    as_of: datetime
+    counted_by: CountedBy
+    by_type: dict[PlacementType, SufficiencyFigures]
+    totals: SufficiencyFigures
+
+    @classmethod
+    def of(cls, footprint: Footprint, as_of: datetime, sufficiency: FootprintSufficiency) -> Self:
+        return cls(
+            footprint_id=footprint.id,
+            name=footprint.name,
+            kind=footprint.kind,
+            as_of=as_of,
+            counted_by=sufficiency.counted_by,
+            by_type={t: SufficiencyFigures.of(f) for t, f in sufficiency.by_type.items()},
+            totals=SufficiencyFigures.of(sufficiency.totals),
         )

@@ -84,8 +84,11 @@ class RebuildReport:
         return self.live.sha256 == self.rebuilt.sha256
 
 
-def capacity_digest(capacity: CouncilCapacity, as_of: datetime) -> str:
-    """sha256 over the sorted council-level rows and flows (and the `as_of` they hold for)."""
+def capacity_digest(
+    capacity: CouncilCapacity, as_of: datetime, loop: dict[str, str] | None = None
+) -> str:
+    """sha256 over the sorted council-level rows and flows (and the `as_of` they hold for), and
+    the digests of the loop's records (requests, answers, placements from them) when given."""
     lines = sorted(
         "figures|{}|{}|{}".format(code, placement_type.value, "|".join(map(str, f.as_row())))
         for (code, placement_type), f in capacity.figures.items()
@@ -94,6 +97,7 @@ def capacity_digest(capacity: CouncilCapacity, as_of: datetime) -> str:
         f"flow|{code}|{placing}|{placement_type.value}|{beds}"
         for (code, placing, placement_type), beds in capacity.flows.items()
     )
+    lines += sorted(f"loop|{name}|{digest}" for name, digest in (loop or {}).items())
     body = "\n".join([f"as_of|{as_of.isoformat()}", *lines])
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -125,7 +129,7 @@ async def _digest(
         connection, schema, now=as_of, stale_after=settings.vacancy_stale_after
     )
     return LedgerDigest(
-        sha256=capacity_digest(capacity, as_of),
+        sha256=capacity_digest(capacity, as_of, await store.loop_digests(connection, schema)),
         council_rows=len(capacity.figures),
         flow_rows=len(capacity.flows),
         counts=await store.row_counts(connection, schema),

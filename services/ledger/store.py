@@ -24,6 +24,7 @@ from services.ledger.domain import (
     CouncilCapacity,
     CouncilFigures,
     CouncilKey,
+    CountedBy,
     Event,
     FlowKey,
     HistoryChanges,
@@ -75,9 +76,12 @@ __all__ = [
     "history_between",
     "load_records",
     "lock_snapshots",
+    "loop_digests",
     "record_history",
+    "response_records",
     "row_counts",
     "save_records",
+    "sufficiency_records",
 ]
 
 SCHEMA = tables.SCHEMA
@@ -104,12 +108,24 @@ class _StoredRecords(Generic[RecordT]):
         self._key = key.name
         self._decoders = [(i, d) for i, c in enumerate(columns) if (d := decoder(c)) is not None]
         self._encoders = [encoder(column, arrays_as_text=True) for column in columns]
-        self._select = f"{select_columns(table, self._names)} WHERE {self._key} = any($1)"
+        self._select_all = select_columns(table, self._names)
+        self._select = f"{self._select_all} WHERE {self._key} = any($1)"
         self._upsert = bulk_upsert(table, self._names)
 
     async def load(self, connection: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, RecordT]:
+        return await self._fetch(connection, self._select, ids)
+
+    async def load_where(
+        self, connection: asyncpg.Connection, condition: str, *args: object
+    ) -> dict[UUID, RecordT]:
+        """The records matching `condition` (SQL written in this module, never from input)."""
+        return await self._fetch(connection, f"{self._select_all} WHERE {condition}", *args)
+
+    async def _fetch(
+        self, connection: asyncpg.Connection, statement: str, *args: object
+    ) -> dict[UUID, RecordT]:
         found: dict[UUID, RecordT] = {}
-        for row in await connection.fetch(self._select, ids):
+        for row in await connection.fetch(statement, *args):
             values = list(row)
             for position, decode in self._decoders:
                 values[position] = decode(values[position])
@@ -216,6 +232,76 @@ class LedgerProjection:
 
     async def save(self, connection: asyncpg.Connection, state: LedgerState) -> None:
         await save_records(connection, self.schema, state)
+
+
+# --- what the loop teaches: the records the responses and sufficiency figures count ------------
+
+# Conditions on the record tables of one schema ({settings} etc. name them); $1 is a council list.
+_IN_FOOTPRINT = "authority_code = any($1::text[])"
+_AT_FOOTPRINT_SETTINGS = (
+    "setting_id IN (SELECT setting_id FROM {settings} WHERE authority_code = any($1::text[]))"
+)
+_FROM_REFERRAL_AT_FOOTPRINT_SETTINGS = f"referral_id IS NOT NULL AND {_AT_FOOTPRINT_SETTINGS}"
+_FROM_REQUEST_AT_FOOTPRINT_SETTINGS = f"request_id IS NOT NULL AND {_AT_FOOTPRINT_SETTINGS}"
+_FROM_REFERRAL_PLACED_BY = "referral_id IS NOT NULL AND placing_authority_code = any($1::text[])"
+_SETTINGS_BY_ID = "setting_id = any($1::uuid[])"
+_REQUESTS_OF = "request_id = any($1::uuid[]) OR referral_id = any($2::uuid[])"
+
+
+@functools.cache
+def _loop_conditions(schema: str) -> dict[str, str]:
+    names = {table.name: qualified(table) for table in tables.tables_in(schema).tables.values()}
+    return {
+        "at_settings": _AT_FOOTPRINT_SETTINGS.format_map(names),
+        "from_referral_at_settings": _FROM_REFERRAL_AT_FOOTPRINT_SETTINGS.format_map(names),
+        "from_request_at_settings": _FROM_REQUEST_AT_FOOTPRINT_SETTINGS.format_map(names),
+    }
+
+
+async def response_records(
+    connection: asyncpg.Connection, schema: str, councils: Collection[str]
+) -> LedgerState:
+    """The footprint's settings, the requests and answers about them, and the placements started
+    there from a request: what `domain.footprint_responses` counts."""
+    stored, conditions, only = _record_tables(schema), _loop_conditions(schema), list(councils)
+    return LedgerState(
+        settings=await stored.settings.load_where(connection, _IN_FOOTPRINT, only),
+        requests=await stored.requests.load_where(connection, conditions["at_settings"], only),
+        answers=await stored.answers.load_where(connection, conditions["at_settings"], only),
+        placements=await stored.placements.load_where(
+            connection, conditions["from_request_at_settings"], only
+        ),
+    )
+
+
+async def sufficiency_records(
+    connection: asyncpg.Connection, schema: str, councils: Collection[str], counted_by: CountedBy
+) -> LedgerState:
+    """Placements started from a referral in the footprint (where the setting is, or by the
+    placing council), their settings and their referrals' requests: what
+    `domain.footprint_sufficiency` counts."""
+    stored, conditions, only = _record_tables(schema), _loop_conditions(schema), list(councils)
+    match counted_by:
+        case CountedBy.SETTING:
+            placements = await stored.placements.load_where(
+                connection, conditions["from_referral_at_settings"], only
+            )
+        case CountedBy.PLACING_COUNCIL:
+            placements = await stored.placements.load_where(
+                connection, _FROM_REFERRAL_PLACED_BY, only
+            )
+        case _:
+            assert_never(counted_by)
+    setting_ids = list({p.setting_id for p in placements.values()})
+    request_ids = [p.request_id for p in placements.values() if p.request_id is not None]
+    referral_ids = [p.referral_id for p in placements.values() if p.referral_id is not None]
+    return LedgerState(
+        settings=await stored.settings.load_where(connection, _SETTINGS_BY_ID, setting_ids),
+        placements=placements,
+        requests=await stored.requests.load_where(
+            connection, _REQUESTS_OF, request_ids, referral_ids
+        ),
+    )
 
 
 # --- capacity by council --------------------------------------------------------------------------
@@ -463,6 +549,35 @@ async def record_history(
 async def lock_snapshots(connection: asyncpg.Connection) -> None:
     """Hold the snapshot lock until the caller's transaction ends."""
     await connection.execute("SELECT pg_advisory_xact_lock($1)", SNAPSHOT_LOCK_ID)
+
+
+# --- digests of the loop's records (rebuild) ------------------------------------------------------
+
+# The rows that only the loop's figures read, in a stable order: the requests, the answers, and the
+# placements' requests and referrals (their other columns are in the capacity digest already).
+_LOOP_ROWS = {
+    "requests": "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.request_id), ''))"
+    " FROM {requests} t",
+    "answers": "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.request_id), ''))"
+    " FROM {answers} t",
+    "placements_from_requests": "SELECT md5(coalesce(string_agg("
+    "concat_ws(',', placement_id, request_id, referral_id), '|' ORDER BY placement_id), ''))"
+    " FROM {placements} WHERE request_id IS NOT NULL OR referral_id IS NOT NULL",
+}
+
+
+@functools.cache
+def _loop_digests(schema: str) -> dict[str, str]:
+    names = {table.name: qualified(table) for table in tables.tables_in(schema).tables.values()}
+    return {name: statement.format_map(names) for name, statement in _LOOP_ROWS.items()}
+
+
+async def loop_digests(connection: asyncpg.Connection, schema: str) -> dict[str, str]:
+    """An md5 of each of the loop's record sets in `schema`: equal when their rows are."""
+    return {
+        name: await connection.fetchval(statement)
+        for name, statement in _loop_digests(schema).items()
+    }
 
 
 # --- counts (rebuild reports, tests) --------------------------------------------------------------

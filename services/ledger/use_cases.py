@@ -11,14 +11,23 @@ from contracts.geography import Footprint, FootprintKind
 from services.ledger import store
 from services.ledger.domain import (
     CouncilCapacity,
+    CountedBy,
     TypeCapacity,
     changed_since,
     footprint_capacity,
     footprint_flows,
+    footprint_responses,
+    footprint_sufficiency,
     history_points,
     may_read,
 )
-from services.ledger.models import CapacityView, FlowsView, HistoryView
+from services.ledger.models import (
+    CapacityView,
+    FlowsView,
+    HistoryView,
+    ResponsesView,
+    SufficiencyView,
+)
 from services.platform.auth import Principal
 from services.platform.clock import Clock, utc_now
 from services.platform.errors import ForbiddenError, NotFoundError
@@ -126,6 +135,36 @@ class Ledger:
         capacity = await self._council_capacity(footprint, now)
         return FlowsView.of(
             footprint, now, footprint_flows(footprint.member_councils, capacity.flows)
+        )
+
+    async def responses(self, principal: Principal, footprint_id: str) -> ResponsesView:
+        footprint = self.readable_footprint(principal, footprint_id)
+        now = self._clock()
+        async with (
+            connection_of(self._engine) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            records = await store.response_records(
+                connection, self._schema, footprint.member_councils
+            )
+        return ResponsesView.of(
+            footprint, now, footprint_responses(records, footprint.member_councils)
+        )
+
+    async def sufficiency(
+        self, principal: Principal, footprint_id: str, counted_by: CountedBy
+    ) -> SufficiencyView:
+        footprint = self.readable_footprint(principal, footprint_id)
+        now = self._clock()
+        async with (
+            connection_of(self._engine) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            records = await store.sufficiency_records(
+                connection, self._schema, footprint.member_councils, counted_by
+            )
+        return SufficiencyView.of(
+            footprint, now, footprint_sufficiency(records, footprint.member_councils, counted_by)
         )
 
     async def history(

@@ -9,20 +9,27 @@ import pytest
 from builders import SAMPLE_PAYLOADS, sample_envelope
 from sqlalchemy import Table
 
-from contracts.enums import DeclineReason, Need, PlacementType
+from contracts.enums import DeclineReason, Need, OfstedRating, PlacementType
 from services.ledger import tables
 from services.ledger.domain import (
     AnswerRecord,
     AnswerStatus,
     CouncilFigures,
+    CountedBy,
     Event,
     LedgerState,
+    PlacementRecord,
     RecordKind,
     RequestRecord,
     RequestStatus,
+    Responses,
+    SettingRecord,
+    Sufficiency,
     apply_event,
     council_figures,
     fold,
+    footprint_responses,
+    footprint_sufficiency,
     record_of,
 )
 from services.platform.errors import UnappliableEventError
@@ -229,3 +236,177 @@ def test_each_half_of_a_request_is_stored_as_one_column_per_field(
     record: type, table: Table
 ) -> None:
     assert [f.name for f in fields(record)] == [column.name for column in table.columns]
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+IFA = PlacementType.FOSTER_CARE_IFA
+
+
+def _home_at(council: str, district: str, placement_type: PlacementType = HOMES) -> SettingRecord:
+    return SettingRecord(
+        uuid4(), "acme-care", placement_type, 4, OfstedRating.GOOD, district, council
+    )
+
+
+def _request(
+    setting: SettingRecord, *needs: Need, home: str = "LA9", referral_id: UUID | None = None
+) -> RequestRecord:
+    return RequestRecord(
+        uuid4(), referral_id or uuid4(), W_AND_F, uuid4(), setting.setting_id, AT, needs, home
+    )
+
+
+def _answer(
+    request: RequestRecord, hours: float, beds: int = 0, reason: DeclineReason | None = None
+) -> AnswerRecord:
+    return AnswerRecord(
+        request.request_id,
+        request.vacancy_id,
+        request.setting_id,
+        request.authority_code,
+        AT + timedelta(hours=hours),
+        AnswerStatus.OFFERED if beds else AnswerStatus.DECLINED,
+        beds,
+        reason,
+    )
+
+
+def _placed(
+    setting: SettingRecord,
+    placing: str,
+    request: RequestRecord | None = None,
+    referral_id: UUID | None = None,
+) -> PlacementRecord:
+    return PlacementRecord(
+        uuid4(),
+        setting.setting_id,
+        placing,
+        1,
+        request_id=None if request is None else request.request_id,
+        referral_id=request.referral_id if request is not None else referral_id,
+    )
+
+
+def _ledger(*records: object) -> LedgerState:
+    state = LedgerState()
+    for record in records:
+        match record:
+            case SettingRecord():
+                state.settings[record.setting_id] = record
+            case PlacementRecord():
+                state.placements[record.placement_id] = record
+            case RequestRecord():
+                state.requests[record.request_id] = record
+            case AnswerRecord():
+                state.answers[record.request_id] = record
+            case _:
+                raise TypeError(f"not a record here: {record!r}")
+    return state
+
+
+def test_responses_count_requests_answers_and_placements_at_the_footprints_settings() -> None:
+    kendal, bootle, windermere = (
+        _home_at(W_AND_F, "LA9"),
+        _home_at(SEFTON, "L20"),
+        _home_at(W_AND_F, "LA23", IFA),
+    )
+    declined_for_staff = _request(kendal, Need.SEMH, Need.AUTISM)
+    offered = _request(kendal, Need.SEMH)
+    declined_for_risk = _request(kendal, Need.AUTISM)
+    unanswered = _request(kendal, Need.SEMH)
+    in_sefton = _request(bootle, Need.SEMH)
+    fostering = _request(windermere, Need.SEMH)
+    state = _ledger(
+        kendal,
+        bootle,
+        windermere,
+        *(declined_for_staff, offered, declined_for_risk, unanswered, in_sefton, fostering),
+        _answer(declined_for_staff, 2, reason=DeclineReason.STAFFING),
+        _answer(offered, 4, beds=1),
+        _answer(declined_for_risk, 1, reason=DeclineReason.MATCHING_RISK),
+        _answer(in_sefton, 0.5, reason=DeclineReason.STAFFING),
+        _answer(fostering, 3, beds=1),
+        _placed(kendal, W_AND_F, offered),
+        _placed(kendal, W_AND_F),  # not from a request
+    )
+
+    found = footprint_responses(state, frozenset({W_AND_F}))
+
+    homes = found.by_type[HOMES]
+    assert (homes.requests, homes.offers, homes.declines, homes.answered) == (4, 1, 2, 3)
+    assert homes.declines_by_reason == {
+        DeclineReason.MATCHING_RISK: 1,
+        DeclineReason.STAFFING: 1,
+    }
+    # Needs of the two declined requests: (semh, autism) and (autism).
+    assert homes.declines_by_need == {Need.AUTISM: 2, Need.SEMH: 1}
+    assert homes.median_hours_to_first_answer == 2.0  # of 2, 4 and 1 hours
+    assert (homes.placements_from_requests, homes.requests_per_placement) == (1, 4.0)
+    ifa = found.by_type[IFA]
+    assert (ifa.requests, ifa.offers, ifa.median_hours_to_first_answer) == (1, 1, 3.0)
+    assert ifa.requests_per_placement is None, "no placement from a request yet"
+    totals = found.totals
+    assert (totals.requests, totals.offers, totals.declines, totals.answered) == (5, 2, 2, 4)
+    assert totals.median_hours_to_first_answer == 2.5  # of 1, 2, 3 and 4 hours
+    assert totals.requests_per_placement == 5.0
+    assert found.by_type[PlacementType.SHORT_BREAKS] == Responses()
+
+
+# --- sufficiency ----------------------------------------------------------------------------------
+
+
+def test_sufficiency_shares_with_distances_worked_out_by_hand() -> None:
+    # LA9 (Kendal) to LA23 (Windermere) 7.5 miles; LA9 to LA14 (Barrow) 24.3; LA9 to L20 61.1.
+    kendal, barrow, bootle = (
+        _home_at(W_AND_F, "LA9"),
+        _home_at(W_AND_F, "LA14"),
+        _home_at(SEFTON, "L20"),
+    )
+    from_windermere = _request(kendal, home="LA23")
+    from_kendal_referral = uuid4()
+    from_kendal = _request(barrow, home="LA9", referral_id=from_kendal_referral)
+    from_kendal_too = _request(bootle, home="LA9")
+    from_bootle = _request(kendal, home="L20")
+    placements = (
+        _placed(kendal, W_AND_F, from_windermere),  # 7.5 mi, inside W&F
+        # Its own request is not named: the home comes from its referral's request. 24.3 mi.
+        _placed(barrow, W_AND_F, referral_id=from_kendal_referral),
+        _placed(bootle, W_AND_F, from_kendal_too),  # 61.1 mi, outside W&F
+        _placed(kendal, SEFTON, from_bootle),  # 61.1 mi, outside Sefton
+        _placed(kendal, W_AND_F, referral_id=uuid4()),  # no request known: home unknown
+        _placed(kendal, W_AND_F),  # not from a referral: not counted
+    )
+    state = _ledger(
+        kendal,
+        barrow,
+        bootle,
+        from_windermere,
+        from_kendal,
+        from_kendal_too,
+        from_bootle,
+        *placements,
+    )
+
+    by_setting = footprint_sufficiency(state, frozenset({W_AND_F}), CountedBy.SETTING)
+    by_placing = footprint_sufficiency(state, frozenset({W_AND_F}), CountedBy.PLACING_COUNCIL)
+    in_sefton = footprint_sufficiency(state, frozenset({SEFTON}), CountedBy.SETTING)
+
+    # In W&F's homes: Windermere's, Kendal's in Barrow, Bootle's in Kendal, the unknown home.
+    assert by_setting.by_type[HOMES] == Sufficiency(
+        placements=4, home_known=3, within_20_miles=1, inside_placing_council=3
+    )
+    assert by_setting.totals.share_within_20_miles == pytest.approx(1 / 3)
+    assert by_setting.totals.share_inside_placing_council == 0.75
+    # Placed by W&F: Windermere's, Kendal's in Barrow and in Bootle, the unknown home.
+    assert by_placing.totals == Sufficiency(
+        placements=4, home_known=3, within_20_miles=1, inside_placing_council=3
+    )
+    assert in_sefton.totals == Sufficiency(
+        placements=1, home_known=1, within_20_miles=0, inside_placing_council=0
+    )
+    assert in_sefton.totals.share_inside_placing_council == 0.0
+    assert footprint_sufficiency(LedgerState(), frozenset({SEFTON}), CountedBy.SETTING).totals == (
+        Sufficiency()
+    )
+    assert Sufficiency().share_within_20_miles is None
