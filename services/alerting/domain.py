@@ -22,8 +22,11 @@ from contracts.events import (
     AlertRetracted,
     EventPayload,
     OfferAccepted,
+    OfferExpired,
+    OfferWithdrawn,
     PlacementDeclined,
     PlacementEnded,
+    PlacementOffered,
     PlacementRequested,
     PlacementStarted,
     ReferralClosed,
@@ -43,7 +46,8 @@ from contracts.events import (
     VacancyWithdrawn,
 )
 from services.alerting.candidate_index import CandidateIndex
-from services.alerting.matching import Fit, OpenReferral, OpenVacancy, failed_rules
+from services.alerting.holds import Hold, Holds
+from services.alerting.matching import Fit, OpenReferral, OpenVacancy, failed_rules, fits
 from services.platform.clock import Clock, utc_now
 from services.platform.errors import UnappliableEventError
 
@@ -206,6 +210,8 @@ class Changes:
     vacancies_closed: set[UUID] = field(default_factory=set)
     referrals: dict[UUID, ReferralState] = field(default_factory=dict)
     referrals_closed: set[UUID] = field(default_factory=set)
+    holds: dict[UUID, Hold] = field(default_factory=dict)  # by request
+    holds_released: set[UUID] = field(default_factory=set)
     raised: dict[UUID, Alert] = field(default_factory=dict)
     retracted: dict[UUID, Notice] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
@@ -224,6 +230,14 @@ class Changes:
     def referral_closed(self, referral_id: UUID) -> None:
         self.referrals.pop(referral_id, None)
         self.referrals_closed.add(referral_id)
+
+    def hold_kept(self, hold: Hold) -> None:
+        self.holds[hold.request_id] = hold
+        self.holds_released.discard(hold.request_id)
+
+    def hold_released(self, request_id: UUID) -> None:
+        self.holds.pop(request_id, None)
+        self.holds_released.add(request_id)
 
 
 RetractionReasonFor = Callable[[OpenReferral, OpenVacancy | None], AlertRetractionReason]
@@ -273,11 +287,17 @@ def free_beds(registered_places: int, occupied_beds: int, vacancy_beds: int) -> 
     return max(min(vacancy_beds, registered_places - max(occupied_beds, 0)), 0)
 
 
-def open_vacancy(setting: SettingState, vacancy: VacancyPosted, occupied_beds: int) -> OpenVacancy:
-    """The vacancy as matching sees it now: narrowed by its setting, with the beds still free."""
+def open_vacancy(
+    setting: SettingState, vacancy: VacancyPosted, occupied_beds: int, held_beds: int = 0
+) -> OpenVacancy:
+    """The vacancy as matching sees it now: narrowed by its setting, with the beds still free.
+
+    Beds held by offers (or taken by placements started from them) are not free.
+    """
     occupied = max(occupied_beds, 0)
     offer = OpenVacancy.from_events(setting, vacancy, occupied)
-    return replace(offer, beds=free_beds(setting.registered_places, occupied, vacancy.beds))
+    beds = free_beds(setting.registered_places, occupied, vacancy.beds - held_beds)
+    return replace(offer, beds=beds)
 
 
 class AlertBook:
@@ -291,6 +311,7 @@ class AlertBook:
         self.vacancies: dict[UUID, VacancyPosted] = {}  # open: posted, not withdrawn or expired
         self.vacancies_by_setting: dict[UUID, set[UUID]] = {}
         self.referrals: dict[UUID, ReferralState] = {}  # open, with their current search scope
+        self.holds = Holds()  # on open vacancies
         self.alerts: dict[tuple[UUID, UUID], Alert] = {}  # open, by (referral, vacancy)
         self._alerted_referrals: dict[UUID, set[UUID]] = {}  # vacancy -> referrals alerted
         self._alerted_vacancies: dict[UUID, set[UUID]] = {}  # referral -> vacancies alerted
@@ -304,12 +325,15 @@ class AlertBook:
         vacancies: Iterable[VacancyPosted],
         referrals: Iterable[ReferralState],
         alerts: Iterable[Alert],
+        holds: Iterable[Hold] = (),
         clock: Clock = utc_now,
     ) -> "AlertBook":
         """The book of committed state (loaded at start-up, or after a batch rolled back)."""
         book = cls(clock)
         book.settings = {row.state.setting_id: row for row in settings}
         book.occupied = dict(occupied)
+        for hold in holds:
+            book.holds.add(hold)
         for vacancy in vacancies:
             book.vacancies[vacancy.vacancy_id] = vacancy
             book.vacancies_by_setting.setdefault(vacancy.setting_id, set()).add(vacancy.vacancy_id)
@@ -324,15 +348,20 @@ class AlertBook:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def open_vacancy(self, vacancy_id: UUID) -> OpenVacancy | None:
-        """The vacancy as matching sees it, or None while its setting is unknown or closed."""
+    def open_vacancy(self, vacancy_id: UUID, *, sparing: UUID | None = None) -> OpenVacancy | None:
+        """The vacancy as matching sees it, or None while its setting is unknown or closed.
+
+        Its free beds leave out those held by offers, except the offers for referral `sparing`.
+        """
         vacancy = self.vacancies.get(vacancy_id)
         if vacancy is None:
             return None
         setting = self.settings.get(vacancy.setting_id)
         if setting is None or not setting.is_open:
             return None
-        return open_vacancy(setting.state, vacancy, self.occupied.get(vacancy.setting_id, 0))
+        occupied = self.occupied.get(vacancy.setting_id, 0)
+        held = self.holds.beds_held(vacancy_id, sparing=sparing)
+        return open_vacancy(setting.state, vacancy, occupied, held)
 
     def alerts_of_vacancy(self, vacancy_id: UUID) -> list[Alert]:
         referrals = self._alerted_referrals.get(vacancy_id, ())
@@ -344,7 +373,7 @@ class AlertBook:
 
     # --- applying events --------------------------------------------------------------------------
 
-    def apply(self, event: Event, changes: Changes) -> None:  # noqa: C901 - the routing table
+    def apply(self, event: Event, changes: Changes) -> None:  # noqa: C901, PLR0912 - routing table
         """Fold one event into the book, recording in `changes` what to write and whom to tell."""
         payload = event.payload
         match payload:
@@ -366,6 +395,10 @@ class AlertBook:
                 self._referral_widened(event, payload, changes)
             case ReferralClosed():
                 self._referral_closed(event, payload, changes)
+            case PlacementOffered():
+                self._offer_made(event, payload, changes)
+            case OfferExpired() | OfferWithdrawn():
+                self._offer_ended(event, payload, changes)
             case PlacementRequested() | RequestWithdrawn() | OfferAccepted() | PlacementDeclined():
                 # A request holds no bed (only an offer does), and a decline or an accepted offer
                 # changes none: the offer's own events, and the placement, say what happens to it.
@@ -411,6 +444,8 @@ class AlertBook:
         if not at_setting:
             self.vacancies_by_setting.pop(vacancy.setting_id, None)
         changes.vacancy_closed(payload.vacancy_id)
+        for hold in self.holds.remove_vacancy(payload.vacancy_id):
+            changes.hold_released(hold.request_id)
         self.index.remove_vacancy(payload.vacancy_id)
         for alert in self.alerts_of_vacancy(payload.vacancy_id):
             self._retract(event, alert, reason, changes)
@@ -419,6 +454,13 @@ class AlertBook:
         self, event: Event, payload: PlacementStarted | PlacementEnded, changes: Changes
     ) -> None:
         change, reason = occupancy_change(event)
+        match payload:
+            case PlacementStarted(request_id=UUID() as request_id):
+                # From an accepted offer: its held beds are taken, never to be freed again.
+                if (taken := self.holds.take(request_id)) is not None:
+                    changes.hold_kept(taken)
+            case _:
+                pass
         occupied = self.occupied.get(payload.setting_id, 0) + change
         self.occupied[payload.setting_id] = occupied
         changes.occupancy[payload.setting_id] = occupied
@@ -445,6 +487,27 @@ class AlertBook:
         for alert in self.alerts_of_referral(payload.referral_id):
             self._retract(event, alert, AlertRetractionReason.REFERRAL_CLOSED, changes)
 
+    def _offer_made(self, event: Event, payload: PlacementOffered, changes: Changes) -> None:
+        if payload.vacancy_id not in self.vacancies:
+            return  # the vacancy closed: its holds went with it
+        hold = Hold(payload.request_id, payload.vacancy_id, payload.referral_id, payload.beds)
+        self.holds.add(hold)
+        changes.hold_kept(hold)
+        reason = always(AlertRetractionReason.HELD)
+        self._refresh_vacancy(event, payload.vacancy_id, changes, reason)
+
+    def _offer_ended(
+        self, event: Event, payload: OfferExpired | OfferWithdrawn, changes: Changes
+    ) -> None:
+        hold = self.holds.get(payload.request_id)
+        # None: the hold went with its vacancy; taken: a placement has the beds, nothing to free.
+        if hold is None or hold.taken:
+            return
+        self.holds.remove(payload.request_id)
+        changes.hold_released(payload.request_id)
+        reason = always(AlertRetractionReason.NO_LONGER_FITS)
+        self._refresh_vacancy(event, payload.vacancy_id, changes, reason)
+
     def _known_setting(self, event: Event, setting_id: UUID) -> SettingRow:
         known = self.settings.get(setting_id)
         if known is None:
@@ -461,6 +524,9 @@ class AlertBook:
         referral = OpenReferral.from_event(state)
         self.index.add_referral(referral)
         fitting = {fit.vacancy_id: fit for fit in self.index.vacancies_fitting(referral)}
+        for vacancy_id in self.holds.vacancies_held_for(referral.referral_id):
+            if (fit := self._fit_on_own_hold(referral.referral_id, vacancy_id)) is not None:
+                fitting[vacancy_id] = fit
         for alert in self.alerts_of_referral(referral.referral_id):
             if alert.fit.vacancy_id not in fitting:
                 self._retract(event, alert, AlertRetractionReason.NO_LONGER_FITS, changes)
@@ -485,6 +551,9 @@ class AlertBook:
         else:
             self.index.add_vacancy(offer)
             fitting = {fit.referral_id: fit for fit in self.index.referrals_fitting(offer)}
+            for referral_id in self.holds.referrals_holding(vacancy_id):
+                if (fit := self._fit_on_own_hold(referral_id, vacancy_id)) is not None:
+                    fitting[referral_id] = fit
         for alert in self.alerts_of_vacancy(vacancy_id):
             if alert.fit.referral_id not in fitting:
                 referral = self.index.referrals[alert.fit.referral_id]
@@ -492,6 +561,14 @@ class AlertBook:
         for referral_id, fit in fitting.items():
             if (referral_id, vacancy_id) not in self.alerts:
                 self._raise(event, fit, changes)
+
+    def _fit_on_own_hold(self, referral_id: UUID, vacancy_id: UUID) -> Fit | None:
+        """The fit for the referral an offer holds the vacancy's beds for, counting them free."""
+        referral = self.index.referrals.get(referral_id)
+        offer = self.open_vacancy(vacancy_id, sparing=referral_id)
+        if referral is None or offer is None:
+            return None
+        return fits(referral, offer)
 
     # --- alerts -----------------------------------------------------------------------------------
 

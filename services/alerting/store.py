@@ -30,10 +30,12 @@ from services.alerting.domain import (
     DeliveryState,
     SettingRow,
 )
+from services.alerting.holds import Hold
 from services.alerting.matching import Fit
 from services.alerting.tables import (
     ALERTS,
     DELIVERIES,
+    HOLDS,
     INDEX_EPOCH,
     METADATA,
     OUTBOX,
@@ -94,6 +96,9 @@ _LOAD_ALERTS = f"""
 SELECT {_ALERT_NAMES}, setting_profile::text AS setting_profile FROM {qualified(ALERTS)}
 WHERE status = 'open'
 """  # noqa: S608 - names from the tables' own metadata
+# A hold is kept as the columns of the same names.
+_HOLD_NAMES = tuple(hold_field.name for hold_field in fields(Hold))
+_LOAD_HOLDS = select_columns(HOLDS, _HOLD_NAMES)
 _CURRENT_EPOCH = select_columns(INDEX_EPOCH, ["epoch"]) + " WHERE id = 1"
 
 
@@ -128,12 +133,14 @@ async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
     vacancies = await connection.fetch(_LOAD_VACANCIES)
     referrals = await connection.fetch(_LOAD_REFERRALS)
     alerts = await connection.fetch(_LOAD_ALERTS)
+    holds = await connection.fetch(_LOAD_HOLDS)
     return AlertBook.of(
         settings=(SettingRow(SettingState.model_validate_json(r[0]), r[1]) for r in settings),
         occupied={r[0]: r[1] for r in occupancy},
         vacancies=(VacancyPosted.model_validate_json(r[0]) for r in vacancies),
         referrals=(ReferralState.model_validate_json(r[0]) for r in referrals),
         alerts=(_alert(r) for r in alerts),
+        holds=(Hold(**dict(r)) for r in holds),
         clock=clock,
     )
 
@@ -143,6 +150,7 @@ async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
 _BUMP_EPOCH = f"UPDATE {qualified(INDEX_EPOCH)} SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch"  # noqa: S608
 _CLOSE_VACANCIES = f"UPDATE {qualified(VACANCIES)} SET is_open = false WHERE vacancy_id = any($1)"  # noqa: S608
 _CLOSE_REFERRALS = f"UPDATE {qualified(REFERRALS)} SET is_open = false WHERE referral_id = any($1)"  # noqa: S608
+_RELEASE_HOLDS = f"DELETE FROM {qualified(HOLDS)} WHERE request_id = any($1)"  # noqa: S608
 _RETRACT_ALERTS = f"""
 UPDATE {qualified(ALERTS)} a SET status = 'retracted', retracted_at = u.retracted_at,
     retraction_reason = u.retraction_reason
@@ -278,6 +286,14 @@ async def _save_records(connection: asyncpg.Connection, changes: Changes) -> Non
         )
     if changes.referrals_closed:
         await connection.execute(_CLOSE_REFERRALS, list(changes.referrals_closed))
+    if changes.holds_released:
+        await connection.execute(_RELEASE_HOLDS, list(changes.holds_released))
+    if holds := list(changes.holds.values()):
+        await _save(
+            connection,
+            HOLDS,
+            {name: [getattr(hold, name) for hold in holds] for name in _HOLD_NAMES},
+        )
 
 
 async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None:

@@ -72,6 +72,18 @@ class StoredReferral(AlertingTable, table=True):
     is_open: bool
 
 
+class StoredHold(AlertingTable, table=True):
+    """Beds of an open vacancy an offer holds for a referral, or a placement from it has taken."""
+
+    __tablename__ = "holds"
+
+    request_id: UUID = Field(primary_key=True)
+    vacancy_id: UUID
+    referral_id: UUID
+    beds: int
+    taken: bool
+
+
 class IndexEpoch(AlertingTable, table=True):
     """One row, bumped by every consumer transaction: a process can tell whether the batch it
     applied to its in-memory book committed (the epoch it wrote is there) or rolled back."""
@@ -218,6 +230,7 @@ SETTINGS = table_of(StoredSetting)
 SETTING_OCCUPANCY = table_of(SettingOccupancy)
 VACANCIES = table_of(StoredVacancy)
 REFERRALS = table_of(StoredReferral)
+HOLDS = table_of(StoredHold)
 INDEX_EPOCH = table_of(IndexEpoch)
 ALERTS = table_of(StoredAlert)
 SUBSCRIPTIONS = table_of(Subscription)
