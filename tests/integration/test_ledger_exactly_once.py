@@ -4,6 +4,7 @@ import asyncio
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -245,3 +246,65 @@ async def test_a_ledger_killed_mid_stream_and_restarted_loses_nothing_and_double
     assert {row["aggregate_id"]: row["version"] for row in versions} == last_sequence
     assert counts["parked_events"] == 0
     assert capacity == council_figures(fold(events), now, STALE_AFTER)
+
+
+async def test_a_duplicate_and_a_reordered_offer_change_the_held_beds_once(
+    fresh_database_url, topic_prefix
+) -> None:
+    setting_id, vacancy_id, placement_id = uuid4(), uuid4(), uuid4()
+    first, second = uuid4(), uuid4()
+
+    def vacancy(event_type: str, sequence: int, **changes: object) -> Any:
+        return sample_envelope(
+            event_type,
+            sequence=sequence,
+            aggregate_id=vacancy_id,
+            setting_id=str(setting_id),
+            vacancy_id=str(vacancy_id),
+            **changes,
+        )
+
+    registered = sample_envelope("SettingRegistered", setting_id=str(setting_id))
+    posted = vacancy("VacancyPosted", 1, beds=3)
+    offer_first = vacancy("PlacementOffered", 2, request_id=str(first), beds=1)
+    offer_second = vacancy("PlacementOffered", 3, request_id=str(second), beds=1)
+    expired_first = vacancy("OfferExpired", 4, request_id=str(first), beds=1)
+    placed_from_second = sample_envelope(
+        "PlacementStarted",
+        aggregate_id=placement_id,
+        setting_id=str(setting_id),
+        placement_id=str(placement_id),
+        vacancy_id=str(vacancy_id),
+        request_id=str(second),
+        referral_id=str(uuid4()),
+    )
+    # The placement before the offer it takes, the second offer before the first (parked until
+    # it comes), and each offer twice.
+    deliveries = [
+        registered,
+        posted,
+        placed_from_second,
+        offer_second,
+        offer_first,
+        offer_first,
+        offer_second,
+    ]
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await publish_events(deliveries, topic_prefix)
+        await ledger.database.until_processed(len(deliveries))
+        holding = _childrens_homes(await ledger.capacity(WESTMORLAND_AND_FURNESS))
+        counts = await ledger.database.counts()
+        duplicates = await ledger.consumer_events("duplicate")
+        await publish_events([expired_first, expired_first], topic_prefix)
+        await ledger.database.until_processed(len(deliveries) + 2)
+        released = _childrens_homes(await ledger.capacity(WESTMORLAND_AND_FURNESS))
+        applied = await ledger.database.applied()
+
+    # 4 places, 1 occupied by the placement from the second offer (which its hold no longer
+    # counts); the first offer holds 1 of the vacancy's 3 beds, so 2 are offered.
+    assert (holding["occupied"], holding["held"], holding["offered"]) == (1, 1, 2)
+    assert (counts["answers"], counts["inbox"], counts["parked_events"]) == (2, 5, 0)
+    assert duplicates == 2
+    assert (released["occupied"], released["held"], released["offered"]) == (1, 0, 3)
+    assert applied == 6, "each of the six events applied once"
