@@ -61,7 +61,11 @@ referrals (docs/domain.md, rules 1-3), and takes the news back when it stops bei
 * **Retraction** (`AlertRetracted`, with the reason): the vacancy is withdrawn, expires or is
   taken (a placement leaves too few free beds, or a solo placement no longer possible), the setting
   closes or falls below the referral's minimum rating, either side changes so that it no longer
-  fits, or the referral closes.
+  fits, or the referral closes; `held` when an offer to another referral holds the beds it needed
+  (alerted again, as a new alert, if the offer expires or is withdrawn).
+* **Profile**: every alert carries its setting's public profile (`setting_profile`: name, Ofsted
+  URN, referrals e-mail and phone, description) as it was when the alert was raised; null for a
+  setting without one.
 * **Delivery**: `AlertRaised`/`AlertRetracted` on `alert.events` (outbox); a signed webhook to
   every subscription of the council (`X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
   "t.body">`), retried with backoff and dead-lettered after the last try; server-sent events on
