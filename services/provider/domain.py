@@ -17,9 +17,21 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlmodel import SQLModel
 
 from contracts import geography
-from contracts.enums import PlacementEndReason, PlacementType, WithdrawalReason
+from contracts.enums import (
+    DeclineReason,
+    OfferWithdrawalReason,
+    PlacementEndReason,
+    PlacementType,
+    RequestWithdrawalReason,
+    WithdrawalReason,
+)
 from contracts.events import (
+    OfferExpired,
+    OfferWithdrawn,
+    PlacementDeclined,
     PlacementEnded,
+    PlacementOffered,
+    PlacementRequested,
     PlacementStarted,
     PlacementTerms,
     ProviderEvent,
@@ -35,17 +47,20 @@ from contracts.events import (
     VacancyTerms,
     VacancyWithdrawn,
 )
-from services.platform.errors import ConflictError, ForbiddenError
+from services.platform.errors import ConflictError, ForbiddenError, UnappliableEventError
 from services.provider.tables import (
+    HOLDING,
     Placement,
     PlacementStatus,
+    Request,
+    RequestStatus,
     Setting,
     SettingStatus,
     Vacancy,
     VacancyStatus,
 )
 
-Record = TypeVar("Record", Setting, Vacancy, Placement)
+Record = TypeVar("Record", Setting, Vacancy, Placement, Request)
 Event = TypeVar("Event", bound=ProviderEvent)
 
 
@@ -56,6 +71,7 @@ class Capacity:
     registered_places: int
     occupied: int = 0
     offered: int = 0
+    held: int = 0  # of the beds offered, those an offer to a council holds
 
     @property
     def vacant(self) -> int:
@@ -378,3 +394,172 @@ def end_placement(
         version=placement.version + 1,
     )
     return ended, _event(PlacementEnded, ended, reason=reason)
+
+
+# --- placement requests: what councils ask of this provider, and its answers ----------------------
+#
+# The answers are events of the vacancy the request is for: each bumps the vacancy's version, and
+# its sequence is that new version.
+
+
+def _request_answer(
+    kind: type[Event], request: Request, vacancy: Vacancy, **fields: object
+) -> tuple[Vacancy, Event]:
+    """The vacancy at its next version and the answer about `request`, as that version's event."""
+    bumped = _changed(vacancy, version=vacancy.version + 1)
+    return bumped, _event(kind, request, **fields)
+
+
+def check_request_status(request: Request, *allowed: RequestStatus, action: str) -> None:
+    if request.status not in allowed:
+        wanted = " or ".join(status.value for status in allowed)
+        raise ConflictError(
+            f"request {request.request_id} is {request.status.value}, not {wanted}: "
+            f"it cannot be {action}"
+        )
+
+
+def check_room_for_offer(beds: int, vacancy: Vacancy, held_by_others: int) -> None:
+    """An offer holds beds of its vacancy that no other offer holds."""
+    free = max(vacancy.beds - held_by_others, 0)
+    if beds > free:
+        raise ConflictError(
+            f"beds: {beds} offered but only {free} of vacancy {vacancy.vacancy_id}'s "
+            f"{vacancy.beds} beds are free to offer ({held_by_others} held by other offers)"
+        )
+
+
+def receive_request(
+    requested: PlacementRequested, vacancy: Vacancy | None, received_at: datetime
+) -> Request:
+    """A council's request, recorded for the provider whose vacancy it names.
+
+    A request for a vacancy this service does not have, or that is not at the setting and
+    provider the request names, cannot be applied: no provider is shown a request it was not sent.
+    """
+    if vacancy is None:
+        raise UnappliableEventError(f"no vacancy {requested.vacancy_id} for this request")
+    if (vacancy.setting_id, vacancy.provider_id) != (requested.setting_id, requested.provider_id):
+        raise UnappliableEventError(
+            f"vacancy {vacancy.vacancy_id} is not at setting {requested.setting_id} "
+            f"of provider {requested.provider_id}"
+        )
+    return Request(
+        **requested.model_dump(include=set(Request.model_fields)),
+        status=RequestStatus.REQUESTED,
+        requested_at=received_at,
+        updated_at=received_at,
+    )
+
+
+def offer_placement(  # noqa: PLR0913 - the records the rules read and the offer's terms
+    request: Request,
+    vacancy: Vacancy,
+    setting: Setting,
+    *,
+    beds: int | None,
+    held_by_others: int,
+    expires_at: datetime,
+    weekly_fee_gbp: float | None,
+    now: datetime,
+) -> tuple[Request, Vacancy, PlacementOffered]:
+    """The provider offers the request's beds (default: its sibling group) until `expires_at`."""
+    check_request_status(request, RequestStatus.REQUESTED, action="offered")
+    check_vacancy_open(vacancy)
+    check_setting_open(setting)
+    offered_beds = request.sibling_group_size if beds is None else beds
+    check_room_for_offer(offered_beds, vacancy, held_by_others)
+    offered = _changed(
+        request,
+        status=RequestStatus.OFFERED,
+        offered_beds=offered_beds,
+        offer_expires_at=expires_at,
+        weekly_fee_gbp=weekly_fee_gbp,
+        answered_at=now,
+        updated_at=now,
+    )
+    bumped, event = _request_answer(
+        PlacementOffered, offered, vacancy, beds=offered_beds, expires_at=expires_at
+    )
+    return offered, bumped, event
+
+
+def decline_request(
+    request: Request, vacancy: Vacancy, reason: DeclineReason, now: datetime
+) -> tuple[Request, Vacancy, PlacementDeclined]:
+    check_request_status(request, RequestStatus.REQUESTED, action="declined")
+    declined = _changed(
+        request,
+        status=RequestStatus.DECLINED,
+        decline_reason=reason,
+        answered_at=now,
+        updated_at=now,
+    )
+    bumped, event = _request_answer(PlacementDeclined, declined, vacancy, reason=reason)
+    return declined, bumped, event
+
+
+def _held_beds(request: Request) -> int:
+    assert request.offered_beds is not None, "a request holding beds has offered some"
+    return request.offered_beds
+
+
+def expire_offer(
+    request: Request, vacancy: Vacancy, now: datetime
+) -> tuple[Request, Vacancy, OfferExpired]:
+    """The offer was not accepted by its `offer_expires_at`: its beds are free again."""
+    check_request_status(request, RequestStatus.OFFERED, action="expired")
+    expired = _changed(request, status=RequestStatus.OFFER_EXPIRED, updated_at=now)
+    bumped, event = _request_answer(OfferExpired, expired, vacancy, beds=_held_beds(request))
+    return expired, bumped, event
+
+
+def release_offer(
+    request: Request, vacancy: Vacancy, reason: OfferWithdrawalReason, now: datetime
+) -> tuple[Request, Vacancy, OfferWithdrawn]:
+    """The provider releases an offer's hold because its vacancy or setting is gone."""
+    check_request_status(request, *HOLDING, action="released")
+    released = _changed(
+        request,
+        status=RequestStatus.OFFER_WITHDRAWN,
+        offer_withdrawal_reason=reason,
+        updated_at=now,
+    )
+    bumped, event = _request_answer(
+        OfferWithdrawn, released, vacancy, beds=_held_beds(request), reason=reason
+    )
+    return released, bumped, event
+
+
+def withdraw_request(
+    request: Request, vacancy: Vacancy, reason: RequestWithdrawalReason, now: datetime
+) -> tuple[Request, Vacancy | None, OfferWithdrawn | None]:
+    """The council withdrew its request: an offer holding beds for it releases them.
+
+    Only a request still open (asked, offered or accepted) changes; a withdrawal that arrives
+    after the request ended (declined, expired, placed) changes nothing.
+    """
+    if request.status not in (RequestStatus.REQUESTED, *HOLDING):
+        return request, None, None
+    withdrawn = _changed(
+        request, status=RequestStatus.WITHDRAWN, withdrawal_reason=reason, updated_at=now
+    )
+    if request.status not in HOLDING:
+        return withdrawn, None, None
+    withdrawn = _changed(withdrawn, offer_withdrawal_reason=OfferWithdrawalReason.REQUEST_WITHDRAWN)
+    bumped, event = _request_answer(
+        OfferWithdrawn,
+        withdrawn,
+        vacancy,
+        beds=_held_beds(request),
+        reason=OfferWithdrawalReason.REQUEST_WITHDRAWN,
+    )
+    return withdrawn, bumped, event
+
+
+def accept_offer(request: Request, now: datetime) -> Request | None:
+    """The council accepted the offer; `None` when it is no longer open (it expired or was
+    released first: the council has been told so by the provider's event)."""
+    if request.status is not RequestStatus.OFFERED:
+        return None
+    return _changed(request, status=RequestStatus.ACCEPTED, updated_at=now)

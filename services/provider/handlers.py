@@ -1,6 +1,7 @@
-"""The provider API under /v1: thin routes that authenticate, validate, call a use case, answer."""
+"""The provider's routing table: the topics it consumes, and the API under /v1 (thin routes that
+authenticate, validate, call a use case, answer)."""
 
-from typing import Annotated
+from typing import Annotated, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -8,16 +9,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from contracts.topics import REFERRAL_EVENTS, TopicSpec
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses
 from services.platform.idempotency import StoredResponse
 from services.platform.writes import WriteRequest
 from services.provider.models import (
     CloseSetting,
+    DeclineRequest,
     EndPlacement,
+    OfferPlacement,
     PlacementView,
     PostVacancy,
     RegisterSetting,
+    RequestView,
     SettingProfileView,
     SettingView,
     StartPlacement,
@@ -25,8 +30,23 @@ from services.provider.models import (
     VacancyView,
     WithdrawVacancy,
 )
-from services.provider.tables import PlacementStatus, SettingStatus, VacancyStatus
+from services.provider.tables import (
+    PlacementStatus,
+    RequestStatus,
+    SettingStatus,
+    VacancyStatus,
+)
 from services.provider.use_cases import ProviderService
+
+CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
+    (
+        REFERRAL_EVENTS,
+        (
+            "Placement requests sent to this provider's vacancies, their withdrawals and accepted "
+            "offers (the provider's inbox); every other referral event is read and left alone."
+        ),
+    ),
+)
 
 
 def provider_id_of(principal: Annotated[Principal, Depends(authenticated)]) -> str:
@@ -203,6 +223,48 @@ async def list_vacancies(
 )
 async def get_vacancy(vacancy_id: UUID, provider_id: ProviderId, service: Service) -> VacancyView:
     return await service.vacancy(provider_id, vacancy_id)
+
+
+# --- placement requests --------------------------------------------------------------------------
+
+
+@router.get("/requests", tags=["requests"])
+async def list_requests(
+    provider_id: ProviderId, service: Service, status: RequestStatus | None = None
+) -> list[RequestView]:
+    """The placement requests councils sent to the caller's vacancies, newest first."""
+    return await service.placement_requests(provider_id, status)
+
+
+@router.get("/requests/{request_id}", tags=["requests"], responses=problem_responses(404))
+async def get_request(request_id: UUID, provider_id: ProviderId, service: Service) -> RequestView:
+    """One request sent to the caller; another provider's answers 404, as an unknown one."""
+    return await service.placement_request(provider_id, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/offer",
+    response_model=RequestView,
+    tags=["requests"],
+    responses=_CHANGE,
+)
+async def offer_placement(
+    request_id: UUID, body: OfferPlacement, write: Write, service: Service
+) -> Response:
+    """Offer the beds (default: the sibling group), held for the council until the offer expires."""
+    return _answer(await service.offer_placement(write, request_id, body))
+
+
+@router.post(
+    "/requests/{request_id}/decline",
+    response_model=RequestView,
+    tags=["requests"],
+    responses=_CHANGE,
+)
+async def decline_request(
+    request_id: UUID, body: DeclineRequest, write: Write, service: Service
+) -> Response:
+    return _answer(await service.decline_request(write, request_id, body))
 
 
 # --- placements -----------------------------------------------------------------------------------

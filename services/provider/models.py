@@ -9,10 +9,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self, TypeVar, get_type_hints
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 from sqlmodel import SQLModel
 
-from contracts.enums import OfstedRating, PlacementEndReason, PlacementType, WithdrawalReason
+from contracts.enums import (
+    DeclineReason,
+    OfstedRating,
+    PlacementEndReason,
+    PlacementType,
+    WithdrawalReason,
+)
 from contracts.events import (
     PlacementTerms,
     ProviderEvent,
@@ -21,11 +27,12 @@ from contracts.events import (
     SettingState,
     VacancyOffer,
 )
-from contracts.types import AuthorityCode, SensibleDate
+from contracts.types import AuthorityCode, PositiveCount, SensibleDate, WeeklyFee
 from services.provider.domain import Capacity, profile_required, vacancy_expires_at
 from services.provider.tables import (
     Placement,
     PlacementRecord,
+    RequestRecord,
     Setting,
     SettingRecord,
     Vacancy,
@@ -138,6 +145,20 @@ class StartPlacement(PlacementTerms):
     setting_id: UUID
 
 
+class OfferPlacement(_Request):
+    """An offer of a requested vacancy's beds, held for the council until it expires."""
+
+    # Default: the request's sibling group.
+    beds: PositiveCount | None = None
+    # Default: OFFER_HOLD_HOURS (24). At most four weeks.
+    hold_hours: int | None = Field(default=None, ge=1, le=672)
+    weekly_fee_gbp: WeeklyFee | None = None
+
+
+class DeclineRequest(_Request):
+    reason: DeclineReason
+
+
 class EndPlacement(_Request):
     end_date: SensibleDate
     reason: PlacementEndReason
@@ -154,6 +175,8 @@ class SettingView(SettingRecord, _Answer):
     beds_occupied: int
     beds_offered: int
     beds_vacant: int
+    # Of the beds offered, those held by offers to councils (offered or accepted).
+    beds_held: int
 
     @classmethod
     def of(cls, setting: Setting, capacity: Capacity) -> Self:
@@ -162,6 +185,7 @@ class SettingView(SettingRecord, _Answer):
             beds_occupied=capacity.occupied,
             beds_offered=capacity.offered,
             beds_vacant=capacity.vacant,
+            beds_held=capacity.held,
         )
 
 
@@ -189,13 +213,24 @@ class VacancyView(VacancyRecord, _Answer):
     """A vacancy, with when it expires unless confirmed again."""
 
     expires_at: datetime
+    # Of its beds, those held by offers to councils (offered or accepted).
+    beds_held: int
 
     @classmethod
-    def of(cls, vacancy: Vacancy, expire_after: timedelta) -> Self:
+    def of(cls, vacancy: Vacancy, expire_after: timedelta, beds_held: int = 0) -> Self:
         return cls(
             **vacancy.model_dump(),
             expires_at=vacancy_expires_at(vacancy.last_confirmed_at, expire_after),
+            beds_held=beds_held,
         )
+
+
+class RequestView(RequestRecord, _Answer):
+    """A council's placement request as its provider sees it: the child is pseudonymous."""
+
+    @classmethod
+    def of(cls, request: RequestRecord) -> Self:
+        return cls(**request.model_dump())
 
 
 class PlacementView(PlacementRecord, _Answer):

@@ -11,15 +11,19 @@ from uuid import UUID
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 
 from services.provider.domain import Capacity
 from services.provider.tables import (
+    HOLDING,
     IDEMPOTENCY_KEYS,
     METADATA,
     OUTBOX,
     Placement,
     PlacementStatus,
+    Request,
+    RequestStatus,
     Setting,
     SettingStatus,
     Vacancy,
@@ -31,17 +35,21 @@ __all__ = [
     "IDEMPOTENCY_KEYS",
     "METADATA",
     "OUTBOX",
+    "beds_held",
     "capacities",
     "capacity",
+    "holding_requests",
     "load",
+    "lock_expired_offers",
     "lock_stale_vacancies",
     "placements_of",
+    "requests_of",
     "save",
     "settings_of",
     "vacancies_of",
 ]
 
-Record = TypeVar("Record", Setting, Vacancy, Placement)
+Record = TypeVar("Record", Setting, Vacancy, Placement, Request)
 
 
 async def load(
@@ -77,11 +85,13 @@ async def capacities(session: AsyncSession, settings: Sequence[Setting]) -> dict
     ids = [setting.setting_id for setting in settings]
     occupied = await _beds_by_setting(session, Placement, ids, PlacementStatus.ACTIVE)
     offered = await _beds_by_setting(session, Vacancy, ids, VacancyStatus.OPEN)
+    held = await _held_by(session, col(Request.setting_id), ids)
     return {
         setting.setting_id: Capacity(
             registered_places=setting.registered_places,
             occupied=occupied.get(setting.setting_id, 0),
             offered=offered.get(setting.setting_id, 0),
+            held=held.get(setting.setting_id, 0),
         )
         for setting in settings
     }
@@ -156,3 +166,85 @@ async def placements_of(
         query = query.where(Placement.setting_id == setting_id)
     query = query.order_by(col(Placement.recorded_at), col(Placement.placement_id))
     return (await session.scalars(query)).all()
+
+
+# --- placement requests ---------------------------------------------------------------------------
+
+
+async def _held_by(
+    session: AsyncSession, key: Mapped[UUID], ids: Iterable[UUID]
+) -> dict[UUID, int]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(key, func.sum(col(Request.offered_beds)))
+        .where(key.in_(wanted), col(Request.status).in_(HOLDING))
+        .group_by(key)
+    )
+    return {record_id: int(beds or 0) for record_id, beds in rows.all()}
+
+
+async def beds_held(session: AsyncSession, vacancy_ids: Iterable[UUID]) -> dict[UUID, int]:
+    """Each vacancy's beds held by offers (offered or accepted, not yet placed)."""
+    return await _held_by(session, col(Request.vacancy_id), vacancy_ids)
+
+
+async def holding_requests(
+    session: AsyncSession, *, vacancy_ids: Iterable[UUID] = (), setting_id: UUID | None = None
+) -> Sequence[Request]:
+    """The requests whose offers hold beds at these vacancies (or at the setting), locked."""
+    query = select(Request).where(col(Request.status).in_(HOLDING))
+    if setting_id is not None:
+        query = query.where(Request.setting_id == setting_id)
+    else:
+        query = query.where(col(Request.vacancy_id).in_(list(vacancy_ids)))
+    query = query.order_by(col(Request.vacancy_id), col(Request.request_id)).with_for_update()
+    return (await session.scalars(query)).all()
+
+
+async def requests_of(
+    session: AsyncSession, provider_id: str, status: RequestStatus | None
+) -> Sequence[Request]:
+    query = select(Request).where(Request.provider_id == provider_id)
+    if status is not None:
+        query = query.where(Request.status == status)
+    query = query.order_by(col(Request.requested_at).desc(), col(Request.request_id))
+    return (await session.scalars(query)).all()
+
+
+async def lock_expired_offers(
+    session: AsyncSession, now: datetime, limit: int
+) -> tuple[dict[UUID, Vacancy], Sequence[Request]]:
+    """Offers past their expiry and their vacancies, locked vacancy first (as every writer locks).
+
+    Vacancies another writer holds are skipped and looked at next time.
+    """
+    expired = (
+        select(Request.vacancy_id)
+        .where(Request.status == RequestStatus.OFFERED, col(Request.offer_expires_at) <= now)
+        .limit(limit)
+    )
+    vacancies = (
+        await session.scalars(
+            select(Vacancy)
+            .where(col(Vacancy.vacancy_id).in_(expired))
+            .order_by(col(Vacancy.vacancy_id))
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not vacancies:
+        return {}, []
+    requests = (
+        await session.scalars(
+            select(Request)
+            .where(
+                col(Request.vacancy_id).in_([v.vacancy_id for v in vacancies]),
+                Request.status == RequestStatus.OFFERED,
+                col(Request.offer_expires_at) <= now,
+            )
+            .order_by(col(Request.offer_expires_at), col(Request.request_id))
+            .with_for_update()
+        )
+    ).all()
+    return {vacancy.vacancy_id: vacancy for vacancy in vacancies}, requests

@@ -1,4 +1,5 @@
-"""The provider schema, declared once: settings, vacancies, placements, outbox, idempotency keys.
+"""The provider schema, declared once: settings, vacancies, placements, placement requests, the
+outbox, idempotency keys and the referral.events consumer's tables.
 
 Each record's columns are one SQLModel class (`SettingRecord`, ...): the table class adds its name
 and indexes, and the HTTP answers inherit the same fields. The classes do not validate (SQLModel
@@ -14,18 +15,24 @@ from sqlalchemy import Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from contracts.enums import (
+    DeclineReason,
     Need,
+    OfferWithdrawalReason,
     OfstedRating,
     PlacementEndReason,
     PlacementType,
+    RequestWithdrawalReason,
     Sex,
+    Urgency,
     WithdrawalReason,
 )
+from services.platform.consumer import consumer_tables
 from services.platform.idempotency import idempotency_table
 from services.platform.outbox import outbox_table
 from services.platform.tables import EnumText, EnumTuple, UtcDateTime, schema_registry
 
-REGISTRY = schema_registry("provider")
+SCHEMA = "provider"
+REGISTRY = schema_registry(SCHEMA)
 
 
 class SettingStatus(StrEnum):
@@ -42,6 +49,23 @@ class VacancyStatus(StrEnum):
 class PlacementStatus(StrEnum):
     ACTIVE = "active"
     ENDED = "ended"
+
+
+class RequestStatus(StrEnum):
+    """Where a council's placement request stands with the provider it was sent to."""
+
+    REQUESTED = "requested"  # waiting for the provider's answer
+    OFFERED = "offered"  # the provider holds beds for it until the offer expires
+    DECLINED = "declined"
+    OFFER_EXPIRED = "offer_expired"
+    OFFER_WITHDRAWN = "offer_withdrawn"  # the provider released the hold (vacancy or setting gone)
+    WITHDRAWN = "withdrawn"  # by the council
+    ACCEPTED = "accepted"  # the council accepted the offer; the beds stay held for the placement
+    PLACED = "placed"
+
+
+# A request in one of these holds its offered beds at the vacancy.
+HOLDING = (RequestStatus.OFFERED, RequestStatus.ACCEPTED)
 
 
 class ProviderTable(SQLModel, registry=REGISTRY):
@@ -145,6 +169,61 @@ class Placement(PlacementRecord, ProviderTable, table=True):
     )
 
 
+class RequestRecord(SQLModel):
+    """A council's request for a vacancy's beds, as the provider it was sent to sees it.
+
+    The child is pseudonymous: age, sex, needs, sibling group, home district, date needed and
+    urgency, as `contracts.events.RequestedChild` gives them. Never a name, a date of birth, an
+    address or the council's case reference.
+    """
+
+    request_id: UUID = Field(primary_key=True)
+    referral_id: UUID
+    authority_code: str = Field(sa_type=Text)
+    vacancy_id: UUID = Field(foreign_key="vacancies.vacancy_id")
+    setting_id: UUID = Field(foreign_key="settings.setting_id")
+    provider_id: str = Field(sa_type=Text)
+    age: int
+    sex: Sex = Field(sa_type=EnumText(Sex))
+    sibling_group_size: int
+    needs: tuple[Need, ...] = Field(sa_type=EnumTuple(Need))
+    home_postcode_district: str = Field(sa_type=Text)
+    needed_by: date
+    urgency: Urgency = Field(sa_type=EnumText(Urgency))
+    status: RequestStatus = Field(sa_type=EnumText(RequestStatus))
+    requested_at: datetime = Field(sa_type=UtcDateTime)
+    # The provider's answer: the beds offered (held while the request is in HOLDING), until when.
+    offered_beds: int | None = None
+    offer_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    weekly_fee_gbp: float | None = None
+    decline_reason: DeclineReason | None = Field(default=None, sa_type=EnumText(DeclineReason))
+    withdrawal_reason: RequestWithdrawalReason | None = Field(
+        default=None, sa_type=EnumText(RequestWithdrawalReason)
+    )
+    offer_withdrawal_reason: OfferWithdrawalReason | None = Field(
+        default=None, sa_type=EnumText(OfferWithdrawalReason)
+    )
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    placement_id: UUID | None = None
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Request(RequestRecord, ProviderTable, table=True):
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("requests_by_provider", "provider_id", "requested_at"),
+        Index("requests_by_vacancy", "vacancy_id", "status"),
+        # The offer-expiry scheduler's query: open offers by when they expire.
+        Index(
+            "offers_open_by_expiry",
+            "offer_expires_at",
+            postgresql_where=text("status = 'offered'"),
+        ),
+    )
+
+
 METADATA = REGISTRY.metadata
 OUTBOX = outbox_table(METADATA)
 IDEMPOTENCY_KEYS = idempotency_table(METADATA)
+# The inbox, stored positions, aggregate versions and parked events of the referral.events consumer.
+CONSUMER_TABLES = consumer_tables(METADATA)

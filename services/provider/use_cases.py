@@ -4,6 +4,7 @@ Every write is one transaction (the platform's `Writer`) holding the state chang
 outbox row (or none, when nothing changed) and the `Idempotency-Key` claim.
 """
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID, uuid4
@@ -11,6 +12,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.enums import OfferWithdrawalReason
 from contracts.events import ProviderEvent
 from services.platform.auth import Principal, Role
 from services.platform.clock import Clock
@@ -20,10 +22,13 @@ from services.platform.writes import Writer, WriteRequest
 from services.provider import domain, store
 from services.provider.models import (
     CloseSetting,
+    DeclineRequest,
     EndPlacement,
+    OfferPlacement,
     PlacementView,
     PostVacancy,
     RegisterSetting,
+    RequestView,
     SettingProfileView,
     SettingView,
     StartPlacement,
@@ -34,6 +39,8 @@ from services.provider.models import (
 from services.provider.tables import (
     Placement,
     PlacementStatus,
+    Request,
+    RequestStatus,
     Setting,
     SettingStatus,
     Vacancy,
@@ -44,7 +51,7 @@ from services.provider.tables import (
 CREATED = 201
 OK = 200
 
-Record = TypeVar("Record", Setting, Vacancy, Placement)
+Record = TypeVar("Record", Setting, Vacancy, Placement, Request)
 
 
 def _answer(status_code: int, view: BaseModel) -> StoredResponse:
@@ -61,11 +68,13 @@ class ProviderService:
         *,
         clock: Clock,
         vacancy_expire_after: timedelta,
+        offer_hold: timedelta = timedelta(hours=24),
     ) -> None:
         self._sessions = sessions
         self._writer = writer
         self._clock = clock
         self.vacancy_expire_after = vacancy_expire_after
+        self.offer_hold = offer_hold
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -102,8 +111,38 @@ class ProviderService:
     async def _setting_view(self, session: AsyncSession, setting: Setting) -> SettingView:
         return SettingView.of(setting, await store.capacity(session, setting))
 
-    def _vacancy_view(self, vacancy: Vacancy) -> VacancyView:
-        return VacancyView.of(vacancy, self.vacancy_expire_after)
+    def _vacancy_view(self, vacancy: Vacancy, beds_held: int = 0) -> VacancyView:
+        return VacancyView.of(vacancy, self.vacancy_expire_after, beds_held)
+
+    async def _vacancy_views(
+        self, session: AsyncSession, vacancies: Sequence[Vacancy]
+    ) -> list[VacancyView]:
+        held = await store.beds_held(session, [vacancy.vacancy_id for vacancy in vacancies])
+        return [self._vacancy_view(v, held.get(v.vacancy_id, 0)) for v in vacancies]
+
+    async def _release_offers(
+        self,
+        session: AsyncSession,
+        vacancies: dict[UUID, Vacancy],
+        holding: Iterable[Request],
+        reason: OfferWithdrawalReason,
+        now: datetime,
+    ) -> dict[UUID, Vacancy]:
+        """Release the holds of `holding` (their vacancies locked, in `vacancies`), one event each.
+
+        Returns the vacancies at their new versions; a vacancy's later event follows them.
+        """
+        for request in holding:
+            released, bumped, event = domain.release_offer(
+                request, vacancies[request.vacancy_id], reason, now
+            )
+            vacancies[bumped.vacancy_id] = bumped
+            await store.save(session, released)
+            await store.save(session, bumped)
+            await self._emit(
+                session, event, aggregate_id=bumped.vacancy_id, sequence=bumped.version, now=now
+            )
+        return vacancies
 
     # --- settings ---------------------------------------------------------------------------------
 
@@ -157,6 +196,14 @@ class ProviderService:
             )
             now = self._clock()
             closed, event = domain.close_setting(setting, body.closed_on, now)
+            holding = await store.holding_requests(session, setting_id=setting_id)
+            await self._release_offers(
+                session,
+                await self._locked_vacancies(session, {r.vacancy_id for r in holding}),
+                holding,
+                OfferWithdrawalReason.SETTING_CLOSED,
+                now,
+            )
             await store.save(session, closed)
             await self._emit(
                 session, event, aggregate_id=setting_id, sequence=closed.version, now=now
@@ -231,7 +278,15 @@ class ProviderService:
                 session, Vacancy, vacancy_id, request.organisation_id, lock=True
             )
             now = self._clock()
-            withdrawn, event = domain.withdraw(vacancy, body.reason, now)
+            domain.check_vacancy_open(vacancy)
+            released = await self._release_offers(
+                session,
+                {vacancy_id: vacancy},
+                await store.holding_requests(session, vacancy_ids=[vacancy_id]),
+                OfferWithdrawalReason.VACANCY_WITHDRAWN,
+                now,
+            )
+            withdrawn, event = domain.withdraw(released[vacancy_id], body.reason, now)
             await store.save(session, withdrawn)
             await self._emit(
                 session, event, aggregate_id=vacancy_id, sequence=withdrawn.version, now=now
@@ -243,14 +298,15 @@ class ProviderService:
     async def vacancy(self, provider_id: str, vacancy_id: UUID) -> VacancyView:
         async with self._sessions() as session:
             vacancy = await self._owned(session, Vacancy, vacancy_id, provider_id, lock=False)
-        return self._vacancy_view(vacancy)
+            (view,) = await self._vacancy_views(session, [vacancy])
+        return view
 
     async def vacancies(
         self, provider_id: str, status: VacancyStatus | None, setting_id: UUID | None
     ) -> list[VacancyView]:
         async with self._sessions() as session:
             vacancies = await store.vacancies_of(session, provider_id, status, setting_id)
-        return [self._vacancy_view(vacancy) for vacancy in vacancies]
+            return await self._vacancy_views(session, vacancies)
 
     async def expire_stale_vacancies(self, batch_size: int = 100) -> int:
         """Expire open vacancies not confirmed within `vacancy_expire_after`, a batch at a time.
@@ -265,8 +321,18 @@ class ProviderService:
                 stale = await store.lock_stale_vacancies(
                     session, now - self.vacancy_expire_after, batch_size
                 )
+                holding = await store.holding_requests(
+                    session, vacancy_ids=[vacancy.vacancy_id for vacancy in stale]
+                )
+                released = await self._release_offers(
+                    session,
+                    {vacancy.vacancy_id: vacancy for vacancy in stale},
+                    holding,
+                    OfferWithdrawalReason.VACANCY_EXPIRED,
+                    now,
+                )
                 for vacancy in stale:
-                    gone, event = domain.expire(vacancy, now)
+                    gone, event = domain.expire(released[vacancy.vacancy_id], now)
                     await store.save(session, gone)
                     await self._emit(
                         session, event, aggregate_id=gone.vacancy_id, sequence=gone.version, now=now
@@ -274,6 +340,124 @@ class ProviderService:
             expired += len(stale)
             if len(stale) < batch_size:
                 return expired
+
+    # --- placement requests: the inbox fills them from referral.events; the provider answers ----
+
+    async def _locked_vacancies(
+        self, session: AsyncSession, vacancy_ids: Iterable[UUID]
+    ) -> dict[UUID, Vacancy]:
+        vacancies: dict[UUID, Vacancy] = {}
+        for vacancy_id in sorted(vacancy_ids):
+            vacancy = await store.load(session, Vacancy, vacancy_id, lock=True)
+            assert vacancy is not None, "a request's vacancy is never deleted"
+            vacancies[vacancy_id] = vacancy
+        return vacancies
+
+    @staticmethod
+    async def _sent_to(
+        session: AsyncSession, request_id: UUID, provider_id: str, *, lock: bool
+    ) -> Request:
+        """The request, if it was sent to this provider: another's is as unknown as no request."""
+        request = await store.load(session, Request, request_id, lock=lock)
+        if request is None or request.provider_id != provider_id:
+            raise NotFoundError(f"no request {request_id}")
+        return request
+
+    async def _answer_locked(
+        self, session: AsyncSession, request_id: UUID, provider_id: str
+    ) -> tuple[Request, Vacancy, Setting]:
+        """The request with its setting and vacancy, locked setting, vacancy, then request."""
+        found = await self._sent_to(session, request_id, provider_id, lock=False)
+        setting = await store.load(session, Setting, found.setting_id, lock=True)
+        vacancy = await store.load(session, Vacancy, found.vacancy_id, lock=True)
+        assert setting is not None, "a request's setting is never deleted"
+        assert vacancy is not None, "a request's vacancy is never deleted"
+        request = await self._sent_to(session, request_id, provider_id, lock=True)
+        return request, vacancy, setting
+
+    async def offer_placement(
+        self, request: WriteRequest, request_id: UUID, body: OfferPlacement
+    ) -> StoredResponse:
+        async def work(session: AsyncSession) -> StoredResponse:
+            asked, vacancy, setting = await self._answer_locked(
+                session, request_id, request.organisation_id
+            )
+            held = await store.beds_held(session, [vacancy.vacancy_id])
+            now = self._clock()
+            hold = self.offer_hold if body.hold_hours is None else timedelta(hours=body.hold_hours)
+            offered, bumped, event = domain.offer_placement(
+                asked,
+                vacancy,
+                setting,
+                beds=body.beds,
+                held_by_others=held.get(vacancy.vacancy_id, 0),
+                expires_at=now + hold,
+                weekly_fee_gbp=body.weekly_fee_gbp,
+                now=now,
+            )
+            await store.save(session, offered)
+            await store.save(session, bumped)
+            await self._emit(
+                session, event, aggregate_id=bumped.vacancy_id, sequence=bumped.version, now=now
+            )
+            return _answer(OK, RequestView.of(offered))
+
+        return await self._writer.write(request, work)
+
+    async def decline_request(
+        self, request: WriteRequest, request_id: UUID, body: DeclineRequest
+    ) -> StoredResponse:
+        async def work(session: AsyncSession) -> StoredResponse:
+            asked, vacancy, _ = await self._answer_locked(
+                session, request_id, request.organisation_id
+            )
+            now = self._clock()
+            declined, bumped, event = domain.decline_request(asked, vacancy, body.reason, now)
+            await store.save(session, declined)
+            await store.save(session, bumped)
+            await self._emit(
+                session, event, aggregate_id=bumped.vacancy_id, sequence=bumped.version, now=now
+            )
+            return _answer(OK, RequestView.of(declined))
+
+        return await self._writer.write(request, work)
+
+    async def expire_offers(self, batch_size: int = 100) -> int:
+        """Expire offers not accepted by their `offer_expires_at`, a batch at a time: each one's
+        beds are free again (`OfferExpired`)."""
+        expired = 0
+        while True:
+            async with self._writer.transaction() as session:
+                now = self._clock()
+                vacancies, due = await store.lock_expired_offers(session, now, batch_size)
+                for asked in due:
+                    gone, bumped, event = domain.expire_offer(
+                        asked, vacancies[asked.vacancy_id], now
+                    )
+                    vacancies[bumped.vacancy_id] = bumped
+                    await store.save(session, gone)
+                    await store.save(session, bumped)
+                    await self._emit(
+                        session,
+                        event,
+                        aggregate_id=bumped.vacancy_id,
+                        sequence=bumped.version,
+                        now=now,
+                    )
+            expired += len(due)
+            if len(vacancies) < batch_size:
+                return expired
+
+    async def placement_request(self, provider_id: str, request_id: UUID) -> RequestView:
+        async with self._sessions() as session:
+            return RequestView.of(await self._sent_to(session, request_id, provider_id, lock=False))
+
+    async def placement_requests(
+        self, provider_id: str, status: RequestStatus | None
+    ) -> list[RequestView]:
+        async with self._sessions() as session:
+            requests = await store.requests_of(session, provider_id, status)
+        return [RequestView.of(request) for request in requests]
 
     # --- placements -------------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ def test_each_consumer_names_where_its_messages_are_described():
         "provider.events:nearhome-alerting",
         "referral.events:nearhome-alerting",
         "provider.events:nearhome-authority",
+        "referral.events:nearhome-provider",
     }
     for channel in consumed.values():
         assert f"`{channel['address']}:publish`" in channel["description"]
@@ -66,7 +67,10 @@ def test_each_consumer_names_where_its_messages_are_described():
 @pytest.mark.parametrize(
     ("app", "channels"),
     [
-        (lambda: provider_app(ProviderSettings()), {"provider.events:publish"}),
+        (
+            lambda: provider_app(ProviderSettings()),
+            {"provider.events:publish", "referral.events:nearhome-provider"},
+        ),
         (
             lambda: authority_app(AuthoritySettings()),
             {"referral.events:publish", "provider.events:nearhome-authority"},
