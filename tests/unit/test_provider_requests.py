@@ -1,0 +1,199 @@
+"""The provider's pure rules for placement requests: receive, offer, decline, expire, release."""
+
+from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from contracts.enums import (
+    DeclineReason,
+    Need,
+    OfferWithdrawalReason,
+    RequestWithdrawalReason,
+    Sex,
+    Urgency,
+)
+from contracts.events import PlacementRequested
+from services.platform.errors import ConflictError, UnappliableEventError
+from services.provider import domain
+from services.provider.tables import Request, RequestStatus, Vacancy, VacancyStatus
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+def a_vacancy(**changes: object) -> Vacancy:
+    fields: dict[str, object] = {
+        "vacancy_id": uuid4(),
+        "setting_id": uuid4(),
+        "provider_id": "acme-care",
+        "status": VacancyStatus.OPEN,
+        "beds": 2,
+        "available_from": date(2026, 12, 1),
+        "posted_at": NOW,
+        "last_confirmed_at": NOW,
+        "version": 1,
+    }
+    return Vacancy(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def requested_for(vacancy: Vacancy, **changes: object) -> PlacementRequested:
+    return PlacementRequested.model_validate(
+        {
+            "referral_id": str(uuid4()),
+            "authority_code": "E08000014",
+            "request_id": str(uuid4()),
+            "vacancy_id": str(vacancy.vacancy_id),
+            "setting_id": str(vacancy.setting_id),
+            "provider_id": vacancy.provider_id,
+            "age": 14,
+            "sex": "female",
+            "sibling_group_size": 2,
+            "needs": ["semh"],
+            "home_postcode_district": "L20",
+            "needed_by": "2026-12-07",
+            "urgency": "planned",
+            **changes,
+        }
+    )
+
+
+def a_request(vacancy: Vacancy, **changes: object) -> Request:
+    received = domain.receive_request(requested_for(vacancy), vacancy, NOW)
+    return Request(**{**received.model_dump(), **changes})
+
+
+def test_a_received_request_keeps_only_the_childs_pseudonymous_profile() -> None:
+    vacancy = a_vacancy()
+
+    request = domain.receive_request(requested_for(vacancy), vacancy, NOW)
+
+    assert request.status is RequestStatus.REQUESTED
+    assert (request.age, request.sex, request.needs) == (14, Sex.FEMALE, (Need.SEMH,))
+    assert (request.urgency, request.requested_at) == (Urgency.PLANNED, NOW)
+    assert not {"reference", "name", "date_of_birth"} & set(Request.model_fields)
+
+
+def test_a_request_for_another_providers_vacancy_or_an_unknown_one_cannot_be_applied() -> None:
+    vacancy = a_vacancy()
+
+    with pytest.raises(UnappliableEventError, match="no vacancy"):
+        domain.receive_request(requested_for(vacancy), None, NOW)
+    with pytest.raises(UnappliableEventError, match="is not at setting"):
+        domain.receive_request(requested_for(vacancy, provider_id="other-care"), vacancy, NOW)
+
+
+def test_an_offer_holds_the_sibling_group_by_default_and_bumps_the_vacancy() -> None:
+    vacancy = a_vacancy()
+    request = a_request(vacancy)
+    setting = _open_setting(vacancy)
+
+    offered, bumped, event = domain.offer_placement(
+        request,
+        vacancy,
+        setting,
+        beds=None,
+        held_by_others=0,
+        expires_at=LATER,
+        weekly_fee_gbp=None,
+        now=NOW,
+    )
+
+    assert (offered.status, offered.offered_beds, offered.offer_expires_at) == (
+        RequestStatus.OFFERED,
+        2,
+        LATER,
+    )
+    assert (bumped.version, vacancy.version) == (2, 1), "a new vacancy; the loaded one unchanged"
+    assert (event.beds, event.expires_at, event.request_id) == (2, LATER, request.request_id)
+
+
+def test_an_offer_may_not_take_beds_another_offer_holds() -> None:
+    vacancy = a_vacancy(beds=2)
+
+    with pytest.raises(ConflictError, match="only 1 of vacancy"):
+        domain.offer_placement(
+            a_request(vacancy),
+            vacancy,
+            _open_setting(vacancy),
+            beds=2,
+            held_by_others=1,
+            expires_at=LATER,
+            weekly_fee_gbp=None,
+            now=NOW,
+        )
+
+
+@pytest.mark.parametrize("status", [s for s in RequestStatus if s is not RequestStatus.REQUESTED])
+def test_only_a_request_waiting_for_an_answer_is_offered_or_declined(status) -> None:
+    vacancy = a_vacancy()
+    request = a_request(vacancy, status=status, offered_beds=1)
+
+    with pytest.raises(ConflictError, match=f"is {status.value}, not requested"):
+        domain.decline_request(request, vacancy, DeclineReason.STAFFING, NOW)
+    with pytest.raises(ConflictError, match=f"is {status.value}, not requested"):
+        domain.offer_placement(
+            request,
+            vacancy,
+            _open_setting(vacancy),
+            beds=None,
+            held_by_others=0,
+            expires_at=LATER,
+            weekly_fee_gbp=None,
+            now=NOW,
+        )
+
+
+def test_an_offer_expires_or_is_released_with_its_beds() -> None:
+    vacancy = a_vacancy()
+    offered = a_request(vacancy, status=RequestStatus.OFFERED, offered_beds=2)
+
+    expired, _, expiry = domain.expire_offer(offered, vacancy, LATER)
+    released, _, release = domain.release_offer(
+        offered, vacancy, OfferWithdrawalReason.VACANCY_WITHDRAWN, LATER
+    )
+
+    assert (expired.status, expiry.beds) == (RequestStatus.OFFER_EXPIRED, 2)
+    assert (released.status, release.beds, release.reason) == (
+        RequestStatus.OFFER_WITHDRAWN,
+        2,
+        OfferWithdrawalReason.VACANCY_WITHDRAWN,
+    )
+
+
+def test_a_withdrawn_request_releases_its_offer_and_a_late_withdrawal_changes_nothing() -> None:
+    vacancy = a_vacancy()
+    offered = a_request(vacancy, status=RequestStatus.OFFERED, offered_beds=1)
+    declined = a_request(vacancy, status=RequestStatus.DECLINED)
+
+    withdrawn, bumped, event = domain.withdraw_request(
+        offered, vacancy, RequestWithdrawalReason.REFERRAL_PLACED, LATER
+    )
+    unchanged = domain.withdraw_request(
+        declined, vacancy, RequestWithdrawalReason.REFERRAL_PLACED, LATER
+    )
+
+    assert withdrawn.status is RequestStatus.WITHDRAWN
+    assert bumped is not None
+    assert bumped.version == 2
+    assert event is not None
+    assert event.reason is OfferWithdrawalReason.REQUEST_WITHDRAWN
+    assert unchanged == (declined, None, None)
+
+
+def test_only_an_open_offer_is_accepted() -> None:
+    vacancy = a_vacancy()
+
+    accepted = domain.accept_offer(a_request(vacancy, status=RequestStatus.OFFERED), LATER)
+
+    assert accepted is not None
+    assert accepted.status is RequestStatus.ACCEPTED
+    assert (
+        domain.accept_offer(a_request(vacancy, status=RequestStatus.OFFER_EXPIRED), LATER) is None
+    )
+
+
+def _open_setting(vacancy: Vacancy):
+    from test_provider_domain import a_setting  # noqa: PLC0415 - the other module's builder
+
+    return a_setting(setting_id=vacancy.setting_id, provider_id=vacancy.provider_id)
