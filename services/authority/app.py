@@ -21,6 +21,7 @@ from services.authority.handlers import (
     CONSUMED_TOPICS,
     answer_another_councils_referral,
     answer_invalid_request,
+    answer_refused_request,
     router,
 )
 from services.authority.projection import ProviderView
@@ -31,6 +32,7 @@ from services.authority.use_cases import (
     PlacementRequests,
     ReferralOfAnotherCouncilError,
     Referrals,
+    RequestRefusedError,
 )
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
@@ -181,6 +183,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
     allow_browser_origins(app, settings.browser_origins)
     app.add_exception_handler(ReferralOfAnotherCouncilError, answer_another_councils_referral)
+    app.add_exception_handler(RequestRefusedError, answer_refused_request)
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
     app.include_router(router)
     return app

@@ -28,6 +28,7 @@ from services.authority.use_cases import (
     PlacementRequests,
     ReferralOfAnotherCouncilError,
     Referrals,
+    RequestRefusedError,
 )
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.errors import ForbiddenError
@@ -270,6 +271,13 @@ async def answer_another_councils_referral(request: Request, error: Exception) -
     """The same 404 as an unknown referral, but audited as the denial it is."""
     assert isinstance(error, ReferralOfAnotherCouncilError)
     note_outcome(request, AuditOutcome.DENIED)
+    note_referral(request, error.referral_id)
+    return JSONResponse({"detail": str(error)}, status_code=status_of(error))
+
+
+async def answer_refused_request(request: Request, error: Exception) -> JSONResponse:
+    """A 409 on a request route, audited against the referral the request belongs to."""
+    assert isinstance(error, RequestRefusedError)
     note_referral(request, error.referral_id)
     return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 

@@ -247,8 +247,8 @@ class ProviderView:
                 for i in sorted(batch.changed_occupancy)
             ],
         )
-        await store.upsert_rows(
-            connection, Referral, [batch.referrals[i] for i in sorted(batch.changed_referrals)]
+        await store.update_referral_lifecycles(
+            connection, [batch.referrals[i] for i in sorted(batch.changed_referrals)]
         )
         await store.upsert_rows(
             connection,

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Table, func
+from sqlalchemy import Column, Table, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
@@ -32,9 +32,13 @@ from services.authority.tables import (
     SettingOccupancy,
 )
 from services.platform.tables import (
+    EnumText,
+    EnumTuple,
+    array_param,
     as_read,
+    as_written,
     bulk_upsert,
-    encoder,
+    is_array,
     qualified,
     select_columns,
     table_of,
@@ -150,6 +154,22 @@ async def occupied_beds(session: AsyncSession, setting_id: UUID) -> int:
 # --- the consumer's bulk statements (asyncpg) -----------------------------------------------------
 
 
+def _is_enum(column: Column[Any]) -> bool:
+    # Only the enumerations need translating: asyncpg reads and writes the other columns' types
+    # (an interval as a timedelta) itself.
+    return isinstance(column.type, EnumText | EnumTuple)
+
+
+def _read(column: Column[Any], value: object) -> object:
+    return as_read(column, value) if _is_enum(column) else value
+
+
+def _written(column: Column[Any], value: Any) -> object:  # noqa: ANN401 - of the column's type
+    if is_array(column):
+        return array_param(value)  # bulk_upsert takes an array joined by commas
+    return as_written(column, value) if _is_enum(column) else value
+
+
 @cache
 def _select_by(table: Table, key: str, *, for_update: bool) -> str:
     lock = " ORDER BY " + f'"{key}"' + " FOR UPDATE" if for_update else ""
@@ -171,7 +191,7 @@ async def fetch_rows(
     table = table_of(model)
     records = await connection.fetch(_select_by(table, key, for_update=for_update), wanted)
     return [
-        model(**{column.name: as_read(column, record[column.name]) for column in table.columns})
+        model(**{column.name: _read(column, record[column.name]) for column in table.columns})
         for record in records
     ]
 
@@ -183,12 +203,38 @@ async def upsert_rows(
     if not rows:
         return
     table = table_of(model)
-    values: list[list[Any]] = []
-    for column in table.columns:
-        encode = encoder(column, arrays_as_text=True)
-        raw = [getattr(row, column.name) for row in rows]
-        values.append(raw if encode is None else [encode(value) for value in raw])
+    values = [
+        [_written(column, getattr(row, column.name)) for row in rows] for column in table.columns
+    ]
     await connection.execute(bulk_upsert(table), *values)
+
+
+_REFERRALS = table_of(Referral)
+# What a placement changes on a referral: its lifecycle and version, never what the council wrote.
+_REFERRAL_LIFECYCLE = [
+    _REFERRALS.c[name]
+    for name in ("referral_id", "status", "outcome", "closed_at", "version", "updated_at")
+]
+_UPDATE_REFERRALS = f"""
+UPDATE {qualified(_REFERRALS)} r SET
+    {", ".join(f'"{c.name}" = u."{c.name}"' for c in _REFERRAL_LIFECYCLE[1:])}
+FROM {unnest(*_REFERRAL_LIFECYCLE)}
+WHERE r.referral_id = u.referral_id
+"""  # noqa: S608 - names from the tables' own metadata
+
+
+async def update_referral_lifecycles(
+    connection: asyncpg.Connection, referrals: Sequence[Referral]
+) -> None:
+    """Save the status, outcome and version of referrals the consumer holds locked."""
+    if referrals:
+        await connection.execute(
+            _UPDATE_REFERRALS,
+            *(
+                [_written(column, getattr(referral, column.name)) for referral in referrals]
+                for column in _REFERRAL_LIFECYCLE
+            ),
+        )
 
 
 _OUTBOX_COLUMNS = [

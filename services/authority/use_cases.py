@@ -27,7 +27,7 @@ from services.authority.tables import (
     ReferralStatus,
 )
 from services.platform.clock import Clock, utc_now
-from services.platform.errors import NotFoundError
+from services.platform.errors import ConflictError, NotFoundError
 from services.platform.idempotency import StoredResponse
 from services.platform.writes import Writer, WriteRequest
 
@@ -245,6 +245,14 @@ def _request_answer(status_code: int, view: RequestView) -> StoredResponse:
     return StoredResponse(status_code, view.model_dump(mode="json"))
 
 
+class RequestRefusedError(ConflictError):
+    """A rule refused a command on a request; it names the referral, for the audit row."""
+
+    def __init__(self, message: str, referral_id: UUID) -> None:
+        super().__init__(message)
+        self.referral_id = referral_id
+
+
 # A command on one request: (referral, request, now) -> their next versions and the event.
 Decision = Callable[
     [Referral, PlacementRequest, datetime], tuple[Referral, PlacementRequest, ReferralEvent]
@@ -324,7 +332,10 @@ class PlacementRequests:
     ) -> StoredResponse:
         async def decide_it(session: AsyncSession) -> StoredResponse:
             referral, request = await self._own_request(session, caller, request_id)
-            referral, request, event = decide(referral, request, self._clock())
+            try:
+                referral, request, event = decide(referral, request, self._clock())
+            except ConflictError as error:
+                raise RequestRefusedError(str(error), referral.referral_id) from error
             await session.merge(referral)
             await session.merge(request)
             await emit_referral_event(self._writer, session, referral, event)

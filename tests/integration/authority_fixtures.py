@@ -1,19 +1,24 @@
 """A running authority service for integration tests: its client, tokens, rows and sample bodies."""
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from kafka_probe import TopicProbe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.topics import REFERRAL_EVENTS
+from contracts.envelope import envelop
+from contracts.serialization import payload_from, to_bytes
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
 from services.authority.app import Settings, create_app
 from services.platform.auth import Principal, Role, issue_token, principal_for
 from services.platform.clock import Clock, utc_now
@@ -138,3 +143,158 @@ async def referral_events_probe() -> AsyncIterator[TopicProbe]:
         yield probe
     finally:
         await probe.close()
+
+
+# --- the provider side, as the authority's consumer reads it --------------------------------------
+
+PROVIDER_ID = "acme-care"
+
+
+def setting_state(setting_id: UUID, **changes: Any) -> dict[str, Any]:
+    """A SettingRegistered payload: a Sefton children's home that fits `referral_body()`."""
+    return {
+        "setting_id": str(setting_id),
+        "provider_id": PROVIDER_ID,
+        "placement_type": "childrens_home",
+        "registered_places": 3,
+        "ofsted_rating": "good",
+        "age_min": 10,
+        "age_max": 17,
+        "sexes_accepted": ["female", "male"],
+        "needs_met": ["self_harm", "semh", "sibling_group", "solo_placement"],
+        "postcode_district": "L20",
+        "authority_code": SEFTON,
+        "name": "Seaview House",
+        "ofsted_urn": "SC123456",
+        "referrals_email": "referrals@acme-care.example",
+        **changes,
+    }
+
+
+class ProviderFeed:
+    """Publishes provider events as the provider service would, on a test's own topic."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._sequences: dict[UUID, int] = {}
+        self.sent = 0
+
+    async def send(self, event_type: str, aggregate_id: UUID, **payload: Any) -> None:
+        sequence = self._sequences.get(aggregate_id, 0) + 1
+        self._sequences[aggregate_id] = sequence
+        event = envelop(
+            payload_from(event_type, payload),
+            producer="provider",
+            organisation_id=PROVIDER_ID,
+            aggregate_id=aggregate_id,
+            sequence=sequence,
+            occurred_at=datetime.now(UTC),
+        )
+        await self._producer.send_and_wait(self._topic, to_bytes(event), key=event.key)
+        self.sent += 1
+
+    async def setting(self, **changes: Any) -> UUID:
+        setting_id = uuid4()
+        await self.send("SettingRegistered", setting_id, **setting_state(setting_id, **changes))
+        return setting_id
+
+    async def vacancy(self, setting_id: UUID, **changes: Any) -> UUID:
+        vacancy_id = uuid4()
+        await self.send(
+            "VacancyPosted",
+            vacancy_id,
+            setting_id=str(setting_id),
+            provider_id=PROVIDER_ID,
+            vacancy_id=str(vacancy_id),
+            **{"beds": 1, "available_from": "2026-11-23", **changes},
+        )
+        return vacancy_id
+
+    async def fitting_vacancy(self, **setting_changes: Any) -> UUID:
+        return await self.vacancy(await self.setting(**setting_changes))
+
+    async def answer(self, event_type: str, request: dict[str, Any], **fields: Any) -> None:
+        """A provider's answer to a request (as `GET /v1/referrals/{id}/requests` lists it)."""
+        await self.send(
+            event_type,
+            UUID(request["vacancy_id"]),
+            setting_id=request["setting_id"],
+            provider_id=PROVIDER_ID,
+            vacancy_id=request["vacancy_id"],
+            request_id=request["request_id"],
+            referral_id=request["referral_id"],
+            authority_code=SEFTON,
+            **fields,
+        )
+
+    async def placement(self, setting_id: UUID, **fields: Any) -> UUID:
+        placement_id = uuid4()
+        await self.send(
+            "PlacementStarted",
+            placement_id,
+            setting_id=str(setting_id),
+            provider_id=PROVIDER_ID,
+            placement_id=str(placement_id),
+            placing_authority_code=SEFTON,
+            start_date="2026-11-24",
+            **fields,
+        )
+        return placement_id
+
+
+@dataclass
+class RequestsWorld:
+    """A running authority fed by a provider on the test's own topics, and its referral events."""
+
+    authority: RunningAuthority
+    feed: ProviderFeed
+    referral_events: TopicProbe
+
+    async def until_seen(self, timeout_s: float = 30) -> None:
+        """Wait until the authority's consumer has taken in every provider event sent so far."""
+        deadline = time.monotonic() + timeout_s
+        while await self.authority.count("inbox") < self.feed.sent:
+            assert time.monotonic() < deadline, "the authority did not take in the provider events"
+            await asyncio.sleep(0.05)
+
+    async def request(
+        self, referral_id: str, vacancy_id: UUID, authority_code: str = SEFTON, **headers: str
+    ) -> httpx.Response:
+        return await self.authority.client.post(
+            f"/v1/referrals/{referral_id}/requests",
+            json={"vacancy_id": str(vacancy_id)},
+            headers={**council(authority_code), **headers},
+        )
+
+    async def requests_of(self, referral_id: str) -> list[dict[str, Any]]:
+        answer = await self.authority.client.get(
+            f"/v1/referrals/{referral_id}/requests", headers=council()
+        )
+        assert answer.status_code == 200, answer.text
+        listed: list[dict[str, Any]] = answer.json()
+        return listed
+
+    async def decide(
+        self, request_id: str, decision: str, authority_code: str = SEFTON
+    ) -> httpx.Response:
+        return await self.authority.client.post(
+            f"/v1/requests/{request_id}/{decision}", headers=council(authority_code)
+        )
+
+
+@asynccontextmanager
+async def requests_world(database_url: str, topic_prefix: str) -> AsyncIterator[RequestsWorld]:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    await producer.start()
+    try:
+        probe = await TopicProbe.from_now(BOOTSTRAP, REFERRAL_EVENTS.prefixed(topic_prefix))
+        try:
+            async with running_authority(database_url, topic_prefix=topic_prefix) as authority:
+                yield RequestsWorld(
+                    authority, ProviderFeed(producer, topic_prefix + PROVIDER_EVENTS.name), probe
+                )
+        finally:
+            await probe.close()
+    finally:
+        await producer.stop()
