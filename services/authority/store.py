@@ -32,8 +32,6 @@ from services.authority.tables import (
     SettingOccupancy,
 )
 from services.platform.tables import (
-    EnumText,
-    EnumTuple,
     array_param,
     as_read,
     as_written,
@@ -154,20 +152,10 @@ async def occupied_beds(session: AsyncSession, setting_id: UUID) -> int:
 # --- the consumer's bulk statements (asyncpg) -----------------------------------------------------
 
 
-def _is_enum(column: Column[Any]) -> bool:
-    # Only the enumerations need translating: asyncpg reads and writes the other columns' types
-    # (an interval as a timedelta) itself.
-    return isinstance(column.type, EnumText | EnumTuple)
-
-
-def _read(column: Column[Any], value: object) -> object:
-    return as_read(column, value) if _is_enum(column) else value
-
-
 def _written(column: Column[Any], value: Any) -> object:  # noqa: ANN401 - of the column's type
     if is_array(column):
         return array_param(value)  # bulk_upsert takes an array joined by commas
-    return as_written(column, value) if _is_enum(column) else value
+    return as_written(column, value)
 
 
 @cache
@@ -191,7 +179,7 @@ async def fetch_rows(
     table = table_of(model)
     records = await connection.fetch(_select_by(table, key, for_update=for_update), wanted)
     return [
-        model(**{column.name: _read(column, record[column.name]) for column in table.columns})
+        model(**{column.name: as_read(column, record[column.name]) for column in table.columns})
         for record in records
     ]
 

@@ -104,10 +104,14 @@ def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
+# Only the enumerations need translating (below): asyncpg reads and writes the other columns' own
+# types (an interval as a timedelta) itself, even where SQLAlchemy wraps them in a decorator.
+
+
 def decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
     """How a value asyncpg read from `column` becomes the column's type (None: as it is)."""
     column_type = column.type
-    if isinstance(column_type, TypeDecorator):
+    if isinstance(column_type, EnumText | EnumTuple):
         return lambda value: column_type.process_result_value(value, _DIALECT)
     return None
 
@@ -120,7 +124,7 @@ def encoder(column: Column[Any], *, arrays_as_text: bool = False) -> Callable[[A
     if arrays_as_text and is_array(column):
         return array_param
     column_type = column.type
-    if isinstance(column_type, TypeDecorator):
+    if isinstance(column_type, EnumText | EnumTuple):
         return lambda value: column_type.process_bind_param(value, _DIALECT)
     return None
 
@@ -138,9 +142,12 @@ def as_written(column: Column[Any], value: object) -> object:
 
 
 def _sql_type(column: Column[Any]) -> str:
-    column_type = column.type
-    if isinstance(column_type, TypeDecorator):
+    column_type: Any = column.type
+    if isinstance(column_type, EnumText | EnumTuple):
         column_type = column_type.impl_instance
+    elif isinstance(column_type, TypeDecorator):
+        # The type PostgreSQL stores: an Interval is a native INTERVAL here, not its fallback.
+        column_type = column_type.dialect_impl(_DIALECT)
     return str(column_type.compile(dialect=_DIALECT))
 
 
