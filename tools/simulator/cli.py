@@ -6,17 +6,19 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import httpx
 import typer
 
+from services.alerting.settings import Settings as AlertingSettings
 from services.platform.settings import ServiceSettings
+from tools.simulator.loop import Loop, round_interval
 from tools.simulator.plan import DEFAULT_START, SimulationConfig, plan
 from tools.simulator.progress import Progress
 from tools.simulator.requests import Api, Phase, PlannedRequest
-from tools.simulator.sender import Sender, SenderOptions
+from tools.simulator.sender import Sender, SenderOptions, Tokens
 from tools.synthetic.area import UnknownAreaError, resolve_area
 
 app = typer.Typer(help="A synthetic region for load and demonstration.")
@@ -29,6 +31,16 @@ class _SecretOnly(ServiceSettings):
     """Only NEARHOME_JWT_SECRET is read from the environment (no service port is needed)."""
 
     port: int = 0
+
+
+def default_alerting_url() -> str:
+    """The alerting service as `nearhome run` starts it (ALERTING_HOST/ALERTING_PORT …)."""
+    try:
+        settings = AlertingSettings()
+    except ValueError:
+        return "http://127.0.0.1:8004"
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    return f"http://{host}:{settings.port}"
 
 
 def default_rate(speed: float) -> float:
@@ -56,14 +68,15 @@ def dry_run_requests(
 
 @contextlib.asynccontextmanager
 async def _clients(
-    provider_url: str, authority_url: str
+    provider_url: str, authority_url: str, alerting_url: str
 ) -> AsyncIterator[dict[Api, httpx.AsyncClient]]:
     timeout = httpx.Timeout(30.0)
     async with (
         httpx.AsyncClient(base_url=provider_url, timeout=timeout) as provider,
         httpx.AsyncClient(base_url=authority_url, timeout=timeout) as authority,
+        httpx.AsyncClient(base_url=alerting_url, timeout=timeout) as alerting,
     ):
-        yield {Api.PROVIDER: provider, Api.AUTHORITY: authority}
+        yield {Api.PROVIDER: provider, Api.AUTHORITY: authority, Api.ALERTING: alerting}
 
 
 async def _report(progress: Progress, every: float) -> None:
@@ -79,24 +92,54 @@ async def _report(progress: Progress, every: float) -> None:
         sys.stderr.flush()
 
 
-async def _simulate(
+async def _simulate(  # noqa: PLR0913 - the run's parts, named
     config: SimulationConfig,
     options: SenderOptions,
-    urls: tuple[str, str],
+    urls: tuple[str, str, str],
     secret: str,
     progress: Progress,
+    *,
+    loop: bool,
 ) -> None:
     the_plan = plan(config)
     progress.seed_total = len(the_plan.seed_requests)
     async with _clients(*urls) as clients:
         sender = Sender(clients, secret, options, progress)
-        reporter = asyncio.create_task(_report(progress, 1.0))
+        background = [asyncio.create_task(_report(progress, 1.0))]
+        if loop:
+            background.append(asyncio.create_task(_run_loop(config, options, sender, clients)))
         try:
             await sender.run(the_plan)
         finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _run_loop(
+    config: SimulationConfig,
+    options: SenderOptions,
+    sender: Sender,
+    clients: dict[Api, httpx.AsyncClient],
+) -> None:
+    """The loop from alert to placement, once the seed is sent, until the plan stops."""
+
+    def today() -> date:
+        now = sender.progress.simulated_now()
+        return (now or config.start).date()
+
+    the_loop = Loop(
+        clients,
+        Tokens(sender.secret),
+        councils=(council.code for council in config.area.councils),
+        seed=config.seed,
+        run_id=config.run_id,
+        today=today,
+        progress=sender.progress,
+        limiter=sender.limiter,
+        retries=options.retries,
+    )
+    await the_loop.run(round_interval(options.speed), sender.seeded)
 
 
 @app.command()
@@ -137,6 +180,20 @@ def simulate(  # noqa: PLR0913 - one parameter per command-line option
     authority_url: Annotated[str, typer.Option(help="The authority service")] = (
         "http://127.0.0.1:8002"
     ),
+    alerting_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The alerting service, read by the loop [default: as `nearhome run` starts it]"
+        ),
+    ] = None,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop/--no-loop",
+            help="Once seeded, councils request their best alerts' vacancies, providers offer or "
+            "decline, councils accept offers and providers start the placements",
+        ),
+    ] = True,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -151,6 +208,8 @@ def simulate(  # noqa: PLR0913 - one parameter per command-line option
     Seeds the region (settings, the placements that fill them, vacancies, open referrals), then
     runs its dynamics on a simulated clock: referrals arriving, widening and being placed,
     vacancies posted, confirmed and withdrawn, placements ending, homes opening and closing.
+    Alongside them (unless --no-loop), councils act on their alerts through the exchange:
+    placement requests, offers and declines, acceptances and placements from accepted offers.
     """
     try:
         area = resolve_area(region)
@@ -187,7 +246,7 @@ def simulate(  # noqa: PLR0913 - one parameter per command-line option
         err=True,
     )
     progress = Progress()
-    urls = (provider_url, authority_url)
+    urls = (provider_url, authority_url, alerting_url or default_alerting_url())
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_simulate(config, options, urls, settings.jwt_secret, progress))
+        asyncio.run(_simulate(config, options, urls, settings.jwt_secret, progress, loop=loop))
     typer.echo(f"\n{progress.summary()}", err=True)

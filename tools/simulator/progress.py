@@ -43,6 +43,9 @@ class Progress:
     lag: timedelta = timedelta(0)  # how far the latest request went out after it was due
     _clock: tuple[float, datetime, float] | None = None  # real start, simulated start, speed
     started: float = field(default_factory=time.monotonic)
+    # The loop from alert to placement (loop.py): what it did, by step, and its HTTP calls.
+    loop: Counter[str] = field(default_factory=Counter)
+    loop_calls: int = 0
     _last_count: int = 0
     _last_at: float = field(default_factory=time.monotonic)
 
@@ -91,6 +94,17 @@ class Progress:
             self.seed_done += 1
         self.answers[outcome] += 1
 
+    def looped(self, step: str) -> None:
+        """One step of the loop done: a request sent, an offer, a decline, an acceptance …"""
+        self.loop[step] += 1
+
+    def loop_line(self) -> str:
+        """The loop's counts, in the order the loop goes (empty before its first step)."""
+        if not self.loop:
+            return ""
+        steps = ("requests", "offers", "declines", "accepted", "placed")
+        return "loop " + " ".join(f"{step} {self.loop[step]:,}" for step in steps)
+
     def rate(self) -> float:
         """Requests finished a second since the last call."""
         now = time.monotonic()
@@ -118,10 +132,12 @@ class Progress:
             if self.answers[name] or name == "ok"
         )
         records = " ".join(f"{name} {count:,}" for name, count in sorted(self.by_record().items()))
-        return (
+        line = (
             f"sim {sim} | seed {self.seed_done:,}/{self.seed_total:,} | {answers} | "
             f"{self.rate():.1f}/s | {records}"
         )
+        loop = self.loop_line()
+        return f"{line} | {loop}" if loop else line
 
     def summary(self) -> str:
         kinds = ", ".join(f"{kind.value} {n:,}" for kind, n in sorted(self.succeeded.items()))
@@ -131,4 +147,6 @@ class Progress:
         if self.refused:
             refused = ", ".join(f"{kind.value} {n:,}" for kind, n in sorted(self.refused.items()))
             summary += f"; refused: {refused}"
+        if self.loop:
+            summary += f"; {self.loop_line()} ({self.loop_calls:,} calls)"
         return summary

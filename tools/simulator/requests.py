@@ -20,6 +20,7 @@ class Api(StrEnum):
 
     PROVIDER = "provider"
     AUTHORITY = "authority"
+    ALERTING = "alerting"  # read by the loop (loop.py) as a council; the plan never writes to it
 
 
 class Phase(StrEnum):

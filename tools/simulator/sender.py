@@ -90,6 +90,7 @@ class Sender:
         progress: Progress | None = None,
     ) -> None:
         self._clients = clients
+        self.secret = secret
         self._tokens = Tokens(secret)
         self.options = options
         self.progress = progress or Progress()
@@ -98,13 +99,17 @@ class Sender:
         self._slots = asyncio.Semaphore(options.concurrency)
         self._window = asyncio.Semaphore(options.concurrency * WINDOW_PER_SLOT)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Shared with the loop (loop.py), so that its requests count against the same rate.
+        self.limiter = RateLimiter(options.rate, asyncio.sleep)
+        # Set once the seed is sent and the simulated clock starts.
+        self.seeded = asyncio.Event()
 
     async def run(self, requests: Iterable[PlannedRequest]) -> Progress:
         """Send until the plan ends, `duration` passes or `max_requests` are sent."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         deadline = None if self.options.duration is None else began + self.options.duration
-        limiter = RateLimiter(self.options.rate, asyncio.sleep)
+        limiter = self.limiter
         origin: datetime | None = None  # the simulated time of the seed
         anchor: tuple[float, datetime] | None = None
         try:
@@ -118,6 +123,7 @@ class Sender:
                         await self._drain()
                         anchor = (loop.time(), origin)
                         self.progress.clock_started(origin, self.options.speed)
+                        self.seeded.set()
                     release = anchor[0] + (request.at - anchor[1]).total_seconds() / (
                         self.options.speed
                     )

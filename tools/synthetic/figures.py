@@ -7,7 +7,7 @@ simulated region"). Where a figure is our own assumption, the comment says so.
 
 from dataclasses import dataclass
 
-from contracts.enums import OfstedRating, PlacementEndReason, PlacementType
+from contracts.enums import DeclineReason, OfstedRating, PlacementEndReason, PlacementType
 
 NORTH_WEST = "E12000002"
 WESTMORLAND_AND_FURNESS = "E06000064"
@@ -202,6 +202,35 @@ INSPECTED = (
     PlacementType.SUPPORTED_ACCOMMODATION,
     PlacementType.SHORT_BREAKS,
 )
+
+# --- From alert to placement (the simulator's loop) -----------------------------------------------
+# Our assumption, not a published figure: a provider declines about three requests in ten that
+# reach it through the exchange (each already fits the setting by every matching rule, so fewer are
+# refused than the "send to all" referral e-mails providers answer today), and a child with more
+# needs is declined more often: the share grows by 0.05 a need, to at most 0.6.
+REQUEST_DECLINE_SHARE = 0.3
+REQUEST_DECLINE_SHARE_PER_NEED = 0.05
+REQUEST_DECLINE_SHARE_AT_MOST = 0.6
+# Why providers decline (our assumption, shares in per cent): staffing and the match with the
+# children already living there most often, as councils and providers describe it; "other" is left
+# out so that every simulated decline teaches the ledger a reason.
+DECLINE_REASON_MIX = {
+    DeclineReason.STAFFING: 30,
+    DeclineReason.MATCHING_RISK: 30,
+    DeclineReason.NEEDS_CANNOT_BE_MET: 20,
+    DeclineReason.LOCATION_RISK: 12,
+    DeclineReason.BED_NO_LONGER_AVAILABLE: 8,
+}
+# Weekly fees offered, low and high, in pounds (our assumption, in line with the fees the CMA's 2022
+# market study reports: about £4,000-£6,000 a week for a children's home, under £1,000 for an
+# independent fostering agency). A type not listed offers no fee.
+WEEKLY_FEE_GBP = {
+    PlacementType.CHILDRENS_HOME: (4_000, 7_000),
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: (4_000, 8_000),
+    PlacementType.FOSTER_CARE_IFA: (750, 1_100),
+    PlacementType.SUPPORTED_ACCOMMODATION: (1_000, 2_500),
+    PlacementType.SHORT_BREAKS: (2_000, 4_000),
+}
 
 # --- England as a whole -------------------------------------------------------------------------
 # The matching benchmark's open market and the ledger's event history spread over every council
