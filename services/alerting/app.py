@@ -20,7 +20,7 @@ from services.alerting.handlers import CONSUMED_TOPICS, router
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
 from services.alerting.settings import Settings
-from services.alerting.store import ALERT_CHANNEL
+from services.alerting.store import ALERT_CHANNEL, NOTICE_CHANNEL
 from services.alerting.stream import AlertStream
 from services.alerting.tables import IDEMPOTENCY_KEYS, OUTBOX, SCHEMA
 from services.alerting.use_cases import Alerting
@@ -52,8 +52,10 @@ DESCRIPTION = """\
 Tells a council's home finders, within a second, about open vacancies that fit their open
 referrals (docs/domain.md, rules 1-3), and takes the news back when it stops being true.
 
-* **Who**: authority (council) tokens only, and only for their own council: its subscriptions,
-  its alerts, its stream. Other roles get 403; a missing, bad or expired token 401.
+* **Who**: authority (council) tokens, and only for their own council: its subscriptions, its
+  alerts, its stream; provider tokens, for their own provider: its subscriptions and its stream of
+  placement-loop notices (never an alert, nor another provider's notice). Other roles get 403
+  (and a provider token on `GET /v1/alerts`); a missing, bad or expired token 401.
 * **Matching**: every vacancy posted and every referral opened, updated or widened is matched
   against the candidates nearby (an in-memory index), never by scanning every record. One alert
   per (referral, vacancy) pair; a new or widened referral is alerted at once about every open
@@ -70,6 +72,25 @@ referrals (docs/domain.md, rules 1-3), and takes the news back when it stops bei
   every subscription of the council (`X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
   "t.body">`), retried with backoff and dead-lettered after the last try; server-sent events on
   `GET /v1/alerts/stream`.
+* **Placement-loop notices**: the placement loop's events, each told once (keyed by its event id)
+  to the organisation it concerns, by the same signed, retried webhooks and on the same stream.
+  The body is the event's payload with `notice_id` (the event's id), `type` and `occurred_at`;
+  the `X-NearHome-Event` header and the stream's event name are the `type`:
+
+  | type | from the event (and what it adds) | told to |
+  |---|---|---|
+  | `placement.requested` | `PlacementRequested` (the child's pseudonymous profile) | provider |
+  | `request.withdrawn` | `RequestWithdrawn` (`reason`) | provider |
+  | `offer.accepted` | `OfferAccepted` | provider |
+  | `placement.offered` | `PlacementOffered` (`beds`, `expires_at`, `weekly_fee_gbp`) | council |
+  | `placement.declined` | `PlacementDeclined` (`reason`) | council |
+  | `offer.expired` | `OfferExpired` (`beds`) | council |
+  | `offer.withdrawn` | `OfferWithdrawn` (`beds`, `reason`) | council |
+
+  "provider" is the request's `provider_id` (the provider asked for a bed at one of its
+  settings); "council" is the request's `authority_code` (the council that asked).
+
+  Alert webhooks keep `type` `raised`/`retracted` and the header `alert.<type>`.
 """
 
 
@@ -104,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         asyncpg_dsn(settings.database_url),
         ALERT_CHANNEL,
         metrics,
+        notice_channel=NOTICE_CHANNEL,
         queue_size=settings.sse_queue_size,
         heartbeat_s=settings.sse_heartbeat_interval,
         max_duration_s=settings.sse_max_duration,
@@ -182,8 +204,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[
-            {"name": "subscriptions", "description": "A council's signed webhooks"},
-            {"name": "alerts", "description": "A council's alerts, listed or streamed"},
+            {"name": "subscriptions", "description": "A council's or provider's signed webhooks"},
+            {
+                "name": "alerts",
+                "description": "A council's alerts, listed or streamed; a provider's notices,"
+                " streamed",
+            },
         ],
     )
     app.state.jwt_secret = settings.jwt_secret

@@ -1,9 +1,10 @@
 """The delivery worker: sends pending webhook deliveries, signed, concurrently, with retries.
 
-Deliveries are rows written in the same transaction as their alert. Each subscription with due
-deliveries gets a drain of its own: it leases the next batch of its due deliveries (so that no
-other worker tries them at the same time), posts them at most `per_subscription` at once, each
-with a timeout, records what became of them in one transaction, and goes on until none is due.
+Deliveries are rows written in the same transaction as their alert or placement-loop notice.
+Each subscription with due deliveries gets a drain of its own: it leases the next batch of its
+due deliveries (so that no other worker tries them at the same time), posts them at most
+`per_subscription` at once, each with a timeout, records what became of them in one
+transaction, and goes on until none is due.
 A receiver that is down or slow holds up only its own subscription's drain, never another
 council's alerts. A failed try is due again after the next backoff delay; after the last it is
 dead, which `GET /v1/subscriptions` shows. The worker runs in the service's lifespan, is woken
@@ -11,7 +12,7 @@ after each consumer batch commits, and polls for retries that fall due.
 
 Delivery is at least once: if the process dies between a receiver's answer and the recording of
 it, the lease runs out and the delivery is sent again (the `X-NearHome-Delivery` header and the
-body's `alert_id` let a receiver spot the repeat).
+body's `alert_id` or `notice_id` let a receiver spot the repeat).
 """
 
 import asyncio
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerting import store
 from services.alerting.metrics import AlertingMetrics
+from services.alerting.notices import event_name
 from services.alerting.webhook_client import WebhookSender, WebhookSendError, shared_tls_context
 from services.alerting.webhooks import SIGNATURE_HEADER, retry_delay, signature
 from services.platform.consumer import TRANSIENT_ERRORS
@@ -173,7 +175,7 @@ class DeliveryWorker:
             ("User-Agent", USER_AGENT),
             (SIGNATURE_HEADER, signature(delivery.secret, sent_at, delivery.body)),
             ("X-NearHome-Delivery", str(delivery.delivery_id)),
-            ("X-NearHome-Event", f"alert.{delivery.kind}"),
+            ("X-NearHome-Event", event_name(delivery.kind)),
         ]
         try:
             status = await self._sender(delivery).post(delivery.body, headers)

@@ -48,6 +48,7 @@ from contracts.events import (
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.holds import Hold, Holds
 from services.alerting.matching import Fit, OpenReferral, OpenVacancy, failed_rules, fits
+from services.alerting.notices import LoopNotice, loop_notice_of
 from services.platform.clock import Clock, utc_now
 from services.platform.errors import UnappliableEventError
 
@@ -215,6 +216,8 @@ class Changes:
     raised: dict[UUID, Alert] = field(default_factory=dict)
     retracted: dict[UUID, Notice] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
+    # The placement loop's events told to the provider or council each concerns (notices.py).
+    loop_notices: list[LoopNotice] = field(default_factory=list)
 
     def vacancy_posted(self, vacancy: VacancyPosted) -> None:
         self.vacancies_posted[vacancy.vacancy_id] = vacancy
@@ -396,13 +399,16 @@ class AlertBook:
             case ReferralClosed():
                 self._referral_closed(event, payload, changes)
             case PlacementOffered():
+                changes.loop_notices.append(loop_notice_of(event))
                 self._offer_made(event, payload, changes)
             case OfferExpired() | OfferWithdrawn():
+                changes.loop_notices.append(loop_notice_of(event))
                 self._offer_ended(event, payload, changes)
             case PlacementRequested() | RequestWithdrawn() | OfferAccepted() | PlacementDeclined():
                 # A request holds no bed (only an offer does), and a decline or an accepted offer
                 # changes none: the offer's own events, and the placement, say what happens to it.
-                pass
+                # Each is only told to the provider or council it concerns.
+                changes.loop_notices.append(loop_notice_of(event))
             case _:
                 raise UnappliableEventError(f"alerting does not apply {event.event_type} events")
 

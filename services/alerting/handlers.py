@@ -14,6 +14,7 @@ from services.alerting.models import (
     NewSubscription,
     SubscriptionView,
 )
+from services.alerting.notices import Audience, Recipient
 from services.alerting.stream import AlertStream
 from services.alerting.use_cases import Alerting
 from services.platform.auth import Principal, Role, authenticated, require_role
@@ -33,7 +34,7 @@ CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
 )
 
 
-# --- the council API ------------------------------------------------------------------------------
+# --- the council and provider API -----------------------------------------------------------------
 
 
 def council_of(principal: Annotated[Principal, Depends(authenticated)]) -> str:
@@ -41,6 +42,16 @@ def council_of(principal: Annotated[Principal, Depends(authenticated)]) -> str:
     require_role(principal, Role.AUTHORITY)
     assert principal.authority_code is not None, "an authority token always has authority_code"
     return principal.authority_code
+
+
+def subscriber_of(principal: Annotated[Principal, Depends(authenticated)]) -> Recipient:
+    """The caller's council or provider; 403 for any other token."""
+    require_role(principal, Role.AUTHORITY, Role.PROVIDER)
+    if principal.role is Role.AUTHORITY:
+        assert principal.authority_code is not None, "an authority token always has authority_code"
+        return Recipient(Audience.AUTHORITY, principal.authority_code)
+    assert principal.provider_id is not None, "a provider token always has provider_id"
+    return Recipient(Audience.PROVIDER, principal.provider_id)
 
 
 def alerting_of(request: Request) -> Alerting:
@@ -54,14 +65,15 @@ def stream_of(request: Request) -> AlertStream:
 
 
 Council = Annotated[str, Depends(council_of)]
+Subscriber = Annotated[Recipient, Depends(subscriber_of)]
 Service = Annotated[Alerting, Depends(alerting_of)]
 
 
 async def write_request(
-    request: Request, council: Council, idempotency_key: IdempotencyKey = None
+    request: Request, subscriber: Subscriber, idempotency_key: IdempotencyKey = None
 ) -> WriteRequest:
     return WriteRequest(
-        organisation_id=council,
+        organisation_id=subscriber.organisation_id,
         idempotency_key=idempotency_key,
         fingerprint=await fingerprint_of(request),
     )
@@ -80,18 +92,21 @@ router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
     tags=["subscriptions"],
     responses=problem_responses(422),
 )
-async def create_subscription(body: NewSubscription, write: Write, service: Service) -> Response:
-    """Send the council's alerts to a webhook, signed with `secret` (made for you if left out,
-    and shown only in this answer): `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-    "t.body">`. Failed deliveries are tried again with backoff, then dead-lettered."""
-    stored = await service.subscribe(write, body)
+async def create_subscription(
+    body: NewSubscription, write: Write, subscriber: Subscriber, service: Service
+) -> Response:
+    """Send the council's alerts and placement-loop notices (or, for a provider token, the
+    provider's notices) to a webhook, signed with `secret` (made for you if left out, and shown
+    only in this answer): `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
+    Failed deliveries are tried again with backoff, then dead-lettered."""
+    stored = await service.subscribe(write, subscriber, body)
     return JSONResponse(stored.body, status_code=stored.status_code)
 
 
 @router.get("/subscriptions", tags=["subscriptions"])
-async def list_subscriptions(council: Council, service: Service) -> list[SubscriptionView]:
-    """The council's webhooks, each with its delivery status."""
-    return await service.subscriptions(council)
+async def list_subscriptions(subscriber: Subscriber, service: Service) -> list[SubscriptionView]:
+    """The caller's (council's or provider's) webhooks, each with its delivery status."""
+    return await service.subscriptions(subscriber)
 
 
 @router.delete(
@@ -100,9 +115,11 @@ async def list_subscriptions(council: Council, service: Service) -> list[Subscri
     tags=["subscriptions"],
     responses=problem_responses(404),
 )
-async def delete_subscription(subscription_id: UUID, council: Council, service: Service) -> None:
-    """Stop a webhook; its pending deliveries are dropped. Another council's is a 404."""
-    await service.unsubscribe(council, subscription_id)
+async def delete_subscription(
+    subscription_id: UUID, subscriber: Subscriber, service: Service
+) -> None:
+    """Stop a webhook; its pending deliveries are dropped. Another organisation's is a 404."""
+    await service.unsubscribe(subscriber, subscription_id)
 
 
 @router.get("/alerts", tags=["alerts"])
@@ -123,18 +140,20 @@ async def list_alerts(
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "`alert.raised` and `alert.retracted` events, data as a webhook body",
+            "description": "`alert.raised` and `alert.retracted` events (councils only) and"
+            " placement-loop notices (`placement.requested`, ...), data as a webhook body",
             "content": {"text/event-stream": {}},
         }
     },
 )
 async def stream_alerts(
-    council: Council, stream: Annotated[AlertStream, Depends(stream_of)]
+    subscriber: Subscriber, stream: Annotated[AlertStream, Depends(stream_of)]
 ) -> StreamingResponse:
-    """Server-sent events of the council's alerts as they are raised and retracted (the data is
+    """Server-sent events of the council's alerts as they are raised and retracted and of its
+    placement-loop notices; for a provider token, of the provider's notices only (the data is
     the webhook body). The stream ends now and then; EventSource reconnects by itself."""
     return StreamingResponse(
-        stream.events_for(council),
+        stream.events_for(subscriber),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

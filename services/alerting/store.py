@@ -32,12 +32,14 @@ from services.alerting.domain import (
 )
 from services.alerting.holds import Hold
 from services.alerting.matching import Fit
+from services.alerting.notices import Audience, LoopNotice, Recipient
 from services.alerting.tables import (
     ALERTS,
     DELIVERIES,
     HOLDS,
     INDEX_EPOCH,
     METADATA,
+    NOTICES,
     OUTBOX,
     REFERRALS,
     SCHEMA,
@@ -65,6 +67,8 @@ __all__ = ["METADATA", "SCHEMA"]
 
 # Notifications of alerts raised and retracted, sent when their transaction commits.
 ALERT_CHANNEL = "alerting_alerts"
+# Notifications of the placement loop's notices, each naming its recipient (`notice_notification`).
+NOTICE_CHANNEL = "alerting_notices"
 # Held by each consumer transaction: one batch at a time changes the book, in any process.
 BOOK_LOCK_ID = 8104
 
@@ -195,6 +199,44 @@ ORDER BY u.n, s.subscription_id
 RETURNING delivery_id
 """  # noqa: S608 - names from the tables' own metadata
 _NOTIFY = "SELECT count(pg_notify($1, body)) FROM unnest($2::text[]) WITH ORDINALITY AS u(body, n)"
+# A notice is made once: a redelivered event finds its id taken and makes nothing.
+_INSERT_NOTICES = f"""
+INSERT INTO {qualified(NOTICES)} (notice_id, kind, audience, organisation_id, occurred_at)
+SELECT notice_id, kind, audience, organisation_id, occurred_at
+FROM {
+    unnest(
+        NOTICES.c.notice_id,
+        NOTICES.c.kind,
+        NOTICES.c.audience,
+        NOTICES.c.organisation_id,
+        NOTICES.c.occurred_at,
+        ordinality=True,
+    )
+}
+ORDER BY n
+ON CONFLICT (notice_id) DO NOTHING
+RETURNING notice_id
+"""  # noqa: S608 - names from the tables' own metadata
+_LOOP_NOTICES = unnest(
+    NOTICES.c.audience,
+    NOTICES.c.organisation_id,
+    DELIVERIES.c.notice_id,
+    DELIVERIES.c.kind,
+    DELIVERIES.c.body,
+    DELIVERIES.c.source_occurred_at,
+    ordinality=True,
+)
+# One delivery per subscription of the notice's council or provider, in the order of the notices.
+_INSERT_NOTICE_DELIVERIES = f"""
+INSERT INTO {qualified(DELIVERIES)} (subscription_id, notice_id, kind, body, status,
+    next_attempt_at, source_occurred_at)
+SELECT s.subscription_id, u.notice_id, u.kind, u.body, 'pending', now(), u.source_occurred_at
+FROM {_LOOP_NOTICES} JOIN {qualified(SUBSCRIPTIONS)} s
+  ON (u.audience = 'authority' AND s.authority_code = u.organisation_id)
+  OR (u.audience = 'provider' AND s.provider_id = u.organisation_id)
+ORDER BY u.n, s.subscription_id
+RETURNING delivery_id
+"""  # noqa: S608 - names from the tables' own metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,14 +249,65 @@ def webhook_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def notice_notification(notice: LoopNotice) -> str:
+    """What `NOTICE_CHANNEL` carries for a notice: its recipient, and its webhook body."""
+    recipient = notice.recipient
+    return json.dumps(
+        {
+            "audience": recipient.audience.value,
+            "organisation_id": recipient.organisation_id,
+            "notice": notice.body,
+        },
+        separators=(",", ":"),
+    )
+
+
 async def save_changes(connection: asyncpg.Connection, changes: Changes) -> Saved:
     """Write one batch's changes, bump the epoch, and queue its events, webhooks and notices."""
     epoch: int = await connection.fetchval(_BUMP_EPOCH)
     await _save_records(connection, changes)
     await _save_alerts(connection, changes)
+    deliveries = await _queue_alert_notices(connection, changes)
+    deliveries += await _queue_loop_notices(connection, changes.loop_notices)
+    return Saved(epoch, deliveries)
+
+
+async def _queue_loop_notices(connection: asyncpg.Connection, notices: list[LoopNotice]) -> int:
+    """Make each notice not made before, queue its webhooks and notify its streams."""
+    if not notices:
+        return 0
+    made = {
+        row[0]
+        for row in await connection.fetch(
+            _INSERT_NOTICES,
+            [n.notice_id for n in notices],
+            [n.kind.value for n in notices],
+            [n.recipient.audience.value for n in notices],
+            [n.recipient.organisation_id for n in notices],
+            [n.occurred_at for n in notices],
+        )
+    }
+    new = [n for n in notices if n.notice_id in made]
+    if not new:
+        return 0
+    deliveries = await connection.fetch(
+        _INSERT_NOTICE_DELIVERIES,
+        [n.recipient.audience.value for n in new],
+        [n.recipient.organisation_id for n in new],
+        [n.notice_id for n in new],
+        [n.kind.value for n in new],
+        [webhook_bytes(n.body) for n in new],
+        [n.occurred_at for n in new],
+    )
+    await connection.fetchval(_NOTIFY, NOTICE_CHANNEL, [notice_notification(n) for n in new])
+    return len(deliveries)
+
+
+async def _queue_alert_notices(connection: asyncpg.Connection, changes: Changes) -> int:
+    """Queue the alert events, the council's webhooks and stream notifications of a batch."""
     notices = changes.notices
     if not notices:
-        return Saved(epoch, 0)
+        return 0
     envelopes = [notice.envelope() for notice in notices]
     await connection.execute(
         _INSERT_OUTBOX,
@@ -237,7 +330,7 @@ async def save_changes(connection: asyncpg.Connection, changes: Changes) -> Save
         [n.source.occurred_at for n in notices],
     )
     await connection.fetchval(_NOTIFY, ALERT_CHANNEL, [body.decode() for body in bodies])
-    return Saved(epoch, len(deliveries))
+    return len(deliveries)
 
 
 async def _save_records(connection: asyncpg.Connection, changes: Changes) -> None:
@@ -344,7 +437,7 @@ async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None
 class DueDelivery:
     delivery_id: int
     subscription_id: UUID
-    alert_id: UUID
+    alert_id: UUID | None  # None for a placement-loop notice
     kind: str
     body: bytes
     attempts: int  # tries made before this one
@@ -509,10 +602,19 @@ async def alerts_of_council(
     return (await session.scalars(query.limit(limit))).all()
 
 
-async def subscriptions_of_council(
-    session: AsyncSession, authority_code: str
+def _owned_by(owner: Recipient) -> Any:  # noqa: ANN401 - a SQLAlchemy condition
+    column = (
+        Subscription.authority_code
+        if owner.audience is Audience.AUTHORITY
+        else Subscription.provider_id
+    )
+    return col(column) == owner.organisation_id
+
+
+async def subscriptions_of(
+    session: AsyncSession, owner: Recipient
 ) -> list[tuple[Subscription, int]]:
-    """The council's subscriptions, oldest first, each with its count of pending deliveries."""
+    """The council's or provider's subscriptions, oldest first, each with its pending count."""
     pending = (
         select(func.count())
         .where(
@@ -523,7 +625,7 @@ async def subscriptions_of_council(
     )
     rows = await session.execute(
         select(Subscription, pending)
-        .where(col(Subscription.authority_code) == authority_code)
+        .where(_owned_by(owner))
         .order_by(col(Subscription.created_at), col(Subscription.subscription_id))
     )
     return [(subscription, count) for subscription, count in rows]
@@ -542,15 +644,12 @@ async def insert_subscription(
 
 
 async def delete_subscription(
-    session: AsyncSession, subscription_id: UUID, authority_code: str
+    session: AsyncSession, subscription_id: UUID, owner: Recipient
 ) -> bool:
-    """Whether the council had this subscription (its deliveries go with it)."""
+    """Whether the council or provider had this subscription (its deliveries go with it)."""
     deleted = await session.scalar(
         delete(Subscription)
-        .where(
-            col(Subscription.subscription_id) == subscription_id,
-            col(Subscription.authority_code) == authority_code,
-        )
+        .where(col(Subscription.subscription_id) == subscription_id, _owned_by(owner))
         .returning(col(Subscription.subscription_id))
     )
     return deleted is not None

@@ -1,25 +1,31 @@
-"""Server-sent events of alerts, fed by PostgreSQL notifications sent when each batch commits.
+"""Server-sent events of alerts and placement-loop notices, fed by PostgreSQL notifications sent
+when each batch commits.
 
-The consumer's transaction calls `pg_notify` for each alert raised or retracted; PostgreSQL
-delivers notifications only if, and when, that transaction commits, to every process listening.
-`AlertStream` listens on one connection and hands each notification to the stream clients of the
-alert's council (never any other's). A client that falls `queue_size` events behind is
-disconnected rather than allowed to hold memory; it reconnects and reads what it missed from
-`GET /v1/alerts`.
+The consumer's transaction calls `pg_notify` for each alert raised or retracted (on the alert
+channel) and for each loop notice (on the notice channel, naming its council or provider);
+PostgreSQL delivers notifications only if, and when, that transaction commits, to every process
+listening. `AlertStream` listens on one connection and hands each notification to the stream
+clients of the alert's council or the notice's recipient (never anyone else's). A client that
+falls `queue_size` events behind is disconnected rather than allowed to hold memory; it reconnects
+and reads what it missed from `GET /v1/alerts`.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
 
 from services.alerting.metrics import AlertingMetrics
+from services.alerting.notices import Audience, Recipient
 
 logger = logging.getLogger(__name__)
+
+# A notification's parsed JSON -> whose stream clients get it, and the event they get.
+Route = Callable[[dict[str, Any]], tuple[Recipient, str]]
 
 _CLOSED: Any = object()  # put on a client's queue when the stream ends for it
 
@@ -31,6 +37,7 @@ class AlertStream:
         channel: str,
         metrics: AlertingMetrics,
         *,
+        notice_channel: str | None = None,
         queue_size: int = 1000,
         heartbeat_s: float = 15.0,
         max_duration_s: float = 300.0,
@@ -38,12 +45,13 @@ class AlertStream:
     ) -> None:
         self._dsn = dsn
         self._channel = channel
+        self._notice_channel = notice_channel
         self._metrics = metrics
         self._queue_size = queue_size
         self._heartbeat_s = heartbeat_s
         self._max_duration_s = max_duration_s
         self._retry_interval = retry_interval
-        self._clients: dict[str, set[asyncio.Queue[Any]]] = {}
+        self._clients: dict[Recipient, set[asyncio.Queue[Any]]] = {}
         self.listening = asyncio.Event()
 
     async def run(self) -> None:
@@ -67,72 +75,90 @@ class AlertStream:
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
-            await connection.add_listener(self._channel, self._on_notification)
+            await connection.add_listener(self._channel, self._on_alert)
+            if self._notice_channel is not None:
+                await connection.add_listener(self._notice_channel, self._on_notice)
             self.listening.set()
             await lost.wait()
         finally:
             with contextlib.suppress(OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
                 await connection.close(timeout=2)
 
-    def _on_notification(self, _connection: object, _pid: int, _channel: str, body: str) -> None:
+    def _on_alert(self, _connection: object, _pid: int, _channel: str, body: str) -> None:
+        self._hand_out(body, alert_event)
+
+    def _on_notice(self, _connection: object, _pid: int, _channel: str, body: str) -> None:
+        self._hand_out(body, notice_event)
+
+    def _hand_out(self, body: str, route: Route) -> None:
         if not self._clients:
             return  # nobody is listening: not worth parsing
         try:
-            alert = json.loads(body)
-            council = alert["authority_code"]
+            recipient, event = route(json.loads(body))
         except (ValueError, KeyError, TypeError):
-            logger.exception("an alert notification that is not an alert")
+            logger.exception("a stream notification of the wrong shape")
             return
-        for queue in list(self._clients.get(council, ())):
-            if not _offer(queue, alert):
-                logger.warning("an alert stream client of %s fell behind; closing it", council)
-                self._drop(council, queue)
+        for queue in list(self._clients.get(recipient, ())):
+            if not _offer(queue, event):
+                logger.warning("a stream client of %s fell behind; closing it", recipient)
+                self._drop(recipient, queue)
                 _make_room_and_close(queue)
 
     @contextlib.contextmanager
-    def _subscribed(self, council: str) -> Iterator[asyncio.Queue[Any]]:
+    def _subscribed(self, recipient: Recipient) -> Iterator[asyncio.Queue[Any]]:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._queue_size)
-        self._clients.setdefault(council, set()).add(queue)
+        self._clients.setdefault(recipient, set()).add(queue)
         self._metrics.stream_clients.inc()
         try:
             yield queue
         finally:
-            self._drop(council, queue)
+            self._drop(recipient, queue)
             self._metrics.stream_clients.dec()
 
-    def _drop(self, council: str, queue: asyncio.Queue[Any]) -> None:
-        queues = self._clients.get(council)
+    def _drop(self, recipient: Recipient, queue: asyncio.Queue[Any]) -> None:
+        queues = self._clients.get(recipient)
         if queues is not None:
             queues.discard(queue)
             if not queues:
-                del self._clients[council]
+                del self._clients[recipient]
 
-    async def events_for(self, council: str) -> AsyncIterator[str]:
-        """The text/event-stream of one client: alerts of `council` from now on.
+    async def events_for(self, recipient: Recipient) -> AsyncIterator[str]:
+        """The text/event-stream of one client: alerts (to a council) and notices of `recipient`
+        from now on.
 
         It ends after `max_duration_s` (the client reconnects), so that a server can shut down.
         """
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + self._max_duration_s
-        with self._subscribed(council) as queue:
+        with self._subscribed(recipient) as queue:
             # Subscribed from here on; the comment tells a client it will miss nothing newer.
             yield "retry: 2000\n: connected\n\n"
             while (remaining := ends_at - loop.time()) > 0:
                 try:
-                    alert = await asyncio.wait_for(queue.get(), min(self._heartbeat_s, remaining))
+                    event = await asyncio.wait_for(queue.get(), min(self._heartbeat_s, remaining))
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                if alert is _CLOSED:
+                if event is _CLOSED:
                     return
-                yield _event(alert)
+                yield event
 
 
-def _event(alert: dict[str, Any]) -> str:
+def alert_event(alert: dict[str, Any]) -> tuple[Recipient, str]:
+    """An alert notification's council, and its event: `alert.<type>`, id `<alert_id>.<type>`."""
     data = json.dumps(alert, separators=(",", ":"))
-    return (
+    event = (
         f"event: alert.{alert['type']}\nid: {alert['alert_id']}.{alert['type']}\ndata: {data}\n\n"
     )
+    return Recipient(Audience.AUTHORITY, alert["authority_code"]), event
+
+
+def notice_event(notification: dict[str, Any]) -> tuple[Recipient, str]:
+    """A notice notification's recipient, and its event: named as its type, id its notice id."""
+    recipient = Recipient(Audience(notification["audience"]), notification["organisation_id"])
+    notice = notification["notice"]
+    data = json.dumps(notice, separators=(",", ":"))
+    return recipient, f"event: {notice['type']}\nid: {notice['notice_id']}\ndata: {data}\n\n"
 
 
 def _offer(queue: asyncio.Queue[Any], item: Any) -> bool:  # noqa: ANN401 - an alert or _CLOSED

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Index, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from contracts.enums import AlertRetractionReason, OfstedRating, PlacementType
 from contracts.events import SettingProfile
-from services.alerting.domain import AlertStatus, DeliveryState, NoticeKind
+from services.alerting.domain import AlertStatus, DeliveryState
+from services.alerting.notices import Audience, LoopNoticeKind
 from services.platform.consumer import consumer_tables
 from services.platform.idempotency import idempotency_table
 from services.platform.outbox import outbox_table
@@ -147,10 +148,15 @@ class StoredAlert(AlertFields, AlertingTable, table=True):
 
 
 class SubscriptionFields(SQLModel):
-    """A council's webhook as the council reads it back (never with its secret)."""
+    """A council's or a provider's webhook as it reads it back (never with its secret)."""
 
     subscription_id: UUID = Field(primary_key=True)
-    authority_code: str = Field(sa_type=Text)
+    authority_code: str | None = Field(
+        description="the council's, for a council's webhook (null for a provider's)", sa_type=Text
+    )
+    provider_id: str | None = Field(
+        description="the provider's, for a provider's webhook (null for a council's)", sa_type=Text
+    )
     url: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UtcDateTime)
 
@@ -184,7 +190,13 @@ class DeliveryCounts(SQLModel):
 
 class Subscription(SubscriptionFields, DeliveryCounts, AlertingTable, table=True):
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("subscriptions_by_council", "authority_code"),)
+    __table_args__ = (
+        Index("subscriptions_by_council", "authority_code"),
+        Index("subscriptions_by_provider", "provider_id"),
+        CheckConstraint(
+            "num_nonnulls(authority_code, provider_id) = 1", name="subscriptions_one_owner"
+        ),
+    )
 
     secret: str = Field(sa_type=Text)  # signs every webhook; shown to the council once
 
@@ -201,14 +213,18 @@ class WebhookDelivery(AlertingTable, table=True):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("deliveries_by_alert", "alert_id", "subscription_id"),
+        # Each delivery tells of an alert or of a placement-loop notice.
+        CheckConstraint("num_nonnulls(alert_id, notice_id) = 1", name="deliveries_of_one"),
     )
 
     delivery_id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     subscription_id: UUID = Field(
         foreign_key=f"{SCHEMA}.subscriptions.subscription_id", ondelete="CASCADE"
     )
-    alert_id: UUID
-    kind: NoticeKind = Field(sa_type=EnumText(NoticeKind))
+    alert_id: UUID | None = None
+    notice_id: UUID | None = None  # a placement-loop notice's (notices.py)
+    # An alert's `raised`/`retracted`, or a loop notice's kind (`placement.requested`, ...).
+    kind: str = Field(sa_type=Text)
     body: bytes  # the exact bytes every try sends
     status: DeliveryState = Field(sa_type=EnumText(DeliveryState))
     attempts: int = Field(default=0, sa_column_kwargs=_ZERO)
@@ -226,6 +242,28 @@ class WebhookDelivery(AlertingTable, table=True):
     )
 
 
+# --- the placement loop's notices -----------------------------------------------------------------
+
+
+class StoredNotice(AlertingTable, table=True):
+    """A placement-loop event told to the provider or council it concerns, once: keyed by the
+    event's id, so a redelivered event finds its notice already made."""
+
+    __tablename__ = "notices"
+
+    notice_id: UUID = Field(primary_key=True)
+    kind: LoopNoticeKind = Field(sa_type=EnumText(LoopNoticeKind))
+    audience: Audience = Field(sa_type=EnumText(Audience))
+    organisation_id: str = Field(sa_type=Text)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    created_at: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        nullable=False,
+        sa_column_kwargs={"server_default": func.now()},
+    )
+
+
 SETTINGS = table_of(StoredSetting)
 SETTING_OCCUPANCY = table_of(SettingOccupancy)
 VACANCIES = table_of(StoredVacancy)
@@ -235,6 +273,7 @@ INDEX_EPOCH = table_of(IndexEpoch)
 ALERTS = table_of(StoredAlert)
 SUBSCRIPTIONS = table_of(Subscription)
 DELIVERIES = table_of(WebhookDelivery)
+NOTICES = table_of(StoredNotice)
 
 # The platform's tables, in the alerting schema: the outbox of `alert.events`, the API's
 # idempotency keys, and the consumer's inbox, positions, aggregate versions and parked events.

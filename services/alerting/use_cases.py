@@ -1,4 +1,5 @@
-"""The alerting API's use cases: a council's webhook subscriptions and its alerts."""
+"""The alerting API's use cases: a council's or a provider's webhook subscriptions, and a
+council's alerts."""
 
 from collections.abc import Callable
 from uuid import UUID, uuid4
@@ -13,6 +14,7 @@ from services.alerting.models import (
     NewSubscription,
     SubscriptionView,
 )
+from services.alerting.notices import Audience, Recipient
 from services.alerting.tables import SubscriptionFields
 from services.alerting.webhooks import new_secret
 from services.platform.clock import Clock, utc_now
@@ -37,15 +39,20 @@ class Alerting:
         self._clock = clock
         self._secrets = secrets
 
-    async def subscribe(self, request: WriteRequest, body: NewSubscription) -> StoredResponse:
-        """A new webhook for the council: 201 with its secret, the only time the secret is shown."""
+    async def subscribe(
+        self, request: WriteRequest, owner: Recipient, body: NewSubscription
+    ) -> StoredResponse:
+        """A new webhook for the council or provider: 201 with its secret, the only time the
+        secret is shown."""
+        is_council = owner.audience is Audience.AUTHORITY
 
         async def work(session: AsyncSession) -> StoredResponse:
             subscription = await store.insert_subscription(
                 session,
                 SubscriptionFields(
                     subscription_id=uuid4(),
-                    authority_code=request.organisation_id,
+                    authority_code=owner.organisation_id if is_council else None,
+                    provider_id=None if is_council else owner.organisation_id,
                     url=str(body.url),
                     created_at=self._clock(),
                 ),
@@ -56,16 +63,17 @@ class Alerting:
 
         return await self._writer.write(request, work)
 
-    async def subscriptions(self, authority_code: str) -> list[SubscriptionView]:
+    async def subscriptions(self, owner: Recipient) -> list[SubscriptionView]:
         async with self._sessions() as session:
-            rows = await store.subscriptions_of_council(session, authority_code)
+            rows = await store.subscriptions_of(session, owner)
         return [SubscriptionView.of(subscription, pending) for subscription, pending in rows]
 
-    async def unsubscribe(self, authority_code: str, subscription_id: UUID) -> None:
-        """Delete the council's subscription and its deliveries; another council's is a 404."""
+    async def unsubscribe(self, owner: Recipient, subscription_id: UUID) -> None:
+        """Delete the owner's subscription and its deliveries; another's is a 404."""
         async with self._sessions() as session, session.begin():
-            if not await store.delete_subscription(session, subscription_id, authority_code):
-                raise NotFoundError(f"no subscription {subscription_id} for this council")
+            if not await store.delete_subscription(session, subscription_id, owner):
+                whose = "council" if owner.audience is Audience.AUTHORITY else "provider"
+                raise NotFoundError(f"no subscription {subscription_id} for this {whose}")
 
     async def alerts(
         self,

@@ -36,13 +36,12 @@ async def alerting(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[
 
 def _other_roles() -> list[dict[str, str]]:
     return [
-        provider_headers(),
         bearer(issue_token(principal_for(Role.COLLABORATIVE, footprints=("E12000002",)), SECRET)),
         bearer(issue_token(principal_for(Role.ADMIN), SECRET)),
     ]
 
 
-async def test_only_a_councils_token_may_use_subscriptions_and_alerts(
+async def test_only_council_and_provider_tokens_may_use_subscriptions_and_only_councils_alerts(
     alerting: RunningAlerting,
 ) -> None:
     subscription = await alerting.subscribe(SEFTON, HOOK)
@@ -60,6 +59,16 @@ async def test_only_a_councils_token_may_use_subscriptions_and_alerts(
             answer = await alerting.client.request(method, path, json=body, headers=headers)
             assert answer.status_code == 403, (method, path, answer.text)
             assert "authority" in answer.json()["detail"]
+    # A provider lists only its own subscriptions (test_alerting_notices.py) and reads no alert;
+    # the council's subscription is not one it can see or delete.
+    answer = await alerting.client.get("/v1/alerts", headers=provider_headers())
+    assert answer.status_code == 403
+    assert "authority" in answer.json()["detail"]
+    answer = await alerting.client.get("/v1/subscriptions", headers=provider_headers())
+    assert (answer.status_code, answer.json()) == (200, [])
+    path = f"/v1/subscriptions/{subscription['subscription_id']}"
+    answer = await alerting.client.delete(path, headers=provider_headers())
+    assert answer.status_code == 404
     assert [s["subscription_id"] for s in await alerting.subscriptions(SEFTON)] == [
         subscription["subscription_id"]
     ]
@@ -69,7 +78,7 @@ async def test_a_subscription_is_the_councils_own_and_its_secret_is_shown_only_o
     alerting: RunningAlerting,
 ) -> None:
     created = await alerting.subscribe(SEFTON, HOOK)
-    assert created["authority_code"] == SEFTON
+    assert (created["authority_code"], created["provider_id"]) == (SEFTON, None)
     assert created["url"] == HOOK
     assert created["secret"].startswith("whsec_")
     assert created["delivery_status"] == {

@@ -1,5 +1,6 @@
 """The alert book (docs/domain.md, rule 3): which events raise alerts, which retract them, why."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
@@ -139,6 +140,11 @@ def apply_all(book: AlertBook, *events: Event) -> Changes:
     for each in events:
         book.apply(each, changes)
     return changes
+
+
+def beyond_loop_notices(changes: Changes) -> Changes:
+    """The changes to alerting's own state and alerts: the loop's notices left out."""
+    return replace(changes, loop_notices=[])
 
 
 def told(changes: Changes) -> list[tuple[str, UUID, UUID, str | None]]:

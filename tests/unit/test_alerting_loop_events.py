@@ -12,6 +12,7 @@ from test_alerting_domain import (
     S,
     V,
     apply_all,
+    beyond_loop_notices,
     book_with_alert,
     event,
     reserved,
@@ -92,10 +93,13 @@ def test_a_loop_event_that_holds_or_frees_no_bed_is_applied_and_changes_nothing(
     book = book_with_alert()
     before = snapshot(book)
 
-    changes = apply_all(book, NO_OPS[event_type]())
+    loop_event = NO_OPS[event_type]()
+    changes = apply_all(book, loop_event)
 
-    assert changes == Changes()
+    assert beyond_loop_notices(changes) == Changes()
     assert snapshot(book) == before
+    # It is only told to the provider or council it concerns (test_alerting_notices.py).
+    assert [notice.notice_id for notice in changes.loop_notices] == [loop_event.event_id]
 
 
 def test_an_event_of_an_unknown_type_is_still_refused():
