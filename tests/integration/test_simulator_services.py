@@ -1,6 +1,9 @@
-"""The simulator driving the real provider and authority services (in-process, real Postgres)."""
+"""The simulator driving the real provider and authority services (in-process, real Postgres);
+and its loop from alert to placement through them and the alerting service."""
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -9,21 +12,25 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.alerting.app import Settings as AlertingSettings
+from services.alerting.app import create_app as create_alerting
 from services.authority.app import Settings as AuthoritySettings
 from services.authority.app import create_app as create_authority
 from services.platform.database import create_engine
 from services.provider.app import Settings as ProviderSettings
 from services.provider.app import create_app as create_provider
+from tools.simulator.loop import Loop, Step
 from tools.simulator.plan import SimulationConfig, plan
 from tools.simulator.progress import Progress
 from tools.simulator.requests import Api, Kind
-from tools.simulator.sender import Sender, SenderOptions
+from tools.simulator.sender import Sender, SenderOptions, Tokens
 from tools.synthetic.area import resolve_area
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 SECRET = "simulator-integration-secret-of-32-bytes"
 STEADY_REQUESTS = 400
+LOOP_WITHIN = 40.0  # seconds for the loop to see a request answered and an offer accepted
 
 
 @dataclass
@@ -152,3 +159,79 @@ async def test_a_rerun_of_the_same_seed_repeats_its_requests_and_changes_nothing
     # authority's PATCH takes no Idempotency-Key, so it answers 409 (and changes nothing).
     assert again.answers["ok"] + again.answers["409"] == count
     assert set(again.refused) <= {Kind.UPDATE_REFERRAL}
+
+
+@contextlib.asynccontextmanager
+async def running_alerting(
+    database_url: str, topic_prefix: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = AlertingSettings(
+        database_url=database_url,
+        jwt_secret=SECRET,
+        topic_prefix=topic_prefix,
+        consumer_group=f"simulator-test-{topic_prefix}",
+        freeze_gc_after_load=False,
+    )
+    alerting = create_alerting(settings)
+    async with (
+        alerting.router.lifespan_context(alerting),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=alerting), base_url="http://alerting.test"
+        ) as client,
+    ):
+        yield client
+
+
+async def test_the_loop_requests_an_alerted_vacancy_and_the_provider_answers_it(
+    fresh_database_url, topic_prefix
+):
+    config = SimulationConfig(area=resolve_area("westmorland-and-furness"), seed=21, scale=0.5)
+    the_plan = plan(config)
+    seeded = len(the_plan.seed_requests)
+    progress = Progress(seed_total=seeded)
+    options = SenderOptions(speed=10_000_000.0, rate=5_000.0, concurrency=8, max_requests=seeded)
+    async with (
+        running_services(fresh_database_url, topic_prefix) as services,
+        running_alerting(fresh_database_url, topic_prefix) as alerting,
+    ):
+        await Sender(services.clients, SECRET, options, progress).run(the_plan)
+        assert progress.answers["ok"] == seeded, progress.answers
+        loop = Loop(
+            {**services.clients, Api.ALERTING: alerting},
+            Tokens(SECRET),
+            councils=[council.code for council in config.area.councils],
+            seed=config.seed,
+            run_id=config.run_id,
+            today=config.start.date,
+            progress=progress,
+        )
+        began = time.monotonic()
+        while not progress.loop[Step.ACCEPTED] and time.monotonic() - began < LOOP_WITHIN:
+            await loop.round()
+            await asyncio.sleep(0.5)
+        for _ in range(6):  # a placement from the accepted offer, when the route is there
+            if progress.loop[Step.PLACED] or not loop.places_from_requests:
+                break
+            await loop.round()
+            await asyncio.sleep(0.5)
+
+        steps = progress.loop
+        assert steps[Step.REQUESTED] > 0, steps
+        assert steps[Step.OFFERED] + steps[Step.DECLINED] > 0, steps
+        assert steps[Step.ACCEPTED] > 0, steps
+        answered = await services.counts(
+            "SELECT status, count(*) FROM provider.requests GROUP BY status"
+        )
+        assert answered.get("requested", 0) < sum(answered.values()), answered
+        assert answered.get("declined", 0) == steps[Step.DECLINED], answered
+        accepted = await services.counts(
+            "SELECT status, count(*) FROM authority.placement_requests "
+            "WHERE status IN ('accepted', 'placed') GROUP BY status"
+        )
+        assert sum(accepted.values()) == steps[Step.ACCEPTED], accepted
+        if loop.places_from_requests:
+            assert steps[Step.PLACED] > 0, steps
+            placed = await services.counts(
+                "SELECT status, count(*) FROM provider.requests GROUP BY status"
+            )
+            assert placed.get("placed", 0) == steps[Step.PLACED], placed
