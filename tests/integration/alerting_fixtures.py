@@ -100,6 +100,13 @@ class RunningAlerting:
         answer: dict[str, Any] = response.json()
         return answer
 
+    async def subscribe_as(self, headers: dict[str, str], url: str) -> dict[str, Any]:
+        """A webhook for whoever `headers`' token names (a council or a provider)."""
+        response = await self.client.post("/v1/subscriptions", json={"url": url}, headers=headers)
+        assert response.status_code == 201, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
     async def subscriptions(self, authority_code: str) -> list[dict[str, Any]]:
         response = await self.client.get(
             "/v1/subscriptions", headers=council_headers(authority_code)
@@ -355,6 +362,85 @@ def referral_opened(
             "urgency": "planned",
             **changes,
         },
+    )
+
+
+def placement_requested(
+    referral_id: UUID,
+    setting_id: UUID,
+    vacancy_id: UUID,
+    *,
+    provider_id: str = "acme-care",
+    authority_code: str = SEFTON,
+    request_id: UUID | None = None,
+    sequence: int = 1,
+) -> Envelope[Any]:
+    """A council's request for a bed of the vacancy, an event of its referral."""
+    return event(
+        "PlacementRequested",
+        referral_id,
+        sequence=sequence,
+        organisation_id=authority_code,
+        referral_id=str(referral_id),
+        authority_code=authority_code,
+        request_id=str(request_id or uuid4()),
+        vacancy_id=str(vacancy_id),
+        setting_id=str(setting_id),
+        provider_id=provider_id,
+        age=13,
+        sex="female",
+        needs=["semh"],
+        home_postcode_district="L20",
+        needed_by="2026-12-01",
+        urgency="planned",
+    )
+
+
+def request_followed_up(
+    event_type: str, requested: Envelope[Any], *, sequence: int, **fields: Any
+) -> Envelope[Any]:
+    """What the council does next with a request (`RequestWithdrawn`, `OfferAccepted`): an event
+    of the same referral, naming the same request."""
+    request = requested.payload
+    return event(
+        event_type,
+        request.referral_id,
+        sequence=sequence,
+        organisation_id=request.authority_code,
+        referral_id=str(request.referral_id),
+        authority_code=request.authority_code,
+        request_id=str(request.request_id),
+        vacancy_id=str(request.vacancy_id),
+        setting_id=str(request.setting_id),
+        provider_id=request.provider_id,
+        **fields,
+    )
+
+
+def request_answered(
+    event_type: str,
+    setting_id: UUID,
+    vacancy_id: UUID,
+    *,
+    authority_code: str = SEFTON,
+    sequence: int,
+    request_id: UUID | None = None,
+    referral_id: UUID | None = None,
+    **fields: Any,
+) -> Envelope[Any]:
+    """The provider's answer to a council's request (`PlacementOffered`, `PlacementDeclined`,
+    `OfferExpired`, `OfferWithdrawn`), an event of the vacancy after its `VacancyPosted`."""
+    return event(
+        event_type,
+        vacancy_id,
+        sequence=sequence,
+        setting_id=str(setting_id),
+        provider_id="acme-care",
+        vacancy_id=str(vacancy_id),
+        request_id=str(request_id or uuid4()),
+        referral_id=str(referral_id or uuid4()),
+        authority_code=authority_code,
+        **fields,
     )
 
 
