@@ -79,6 +79,14 @@ class Capacity:
         return max(self.registered_places - self.occupied, 0)
 
     @property
+    def free(self) -> int:
+        """Registered places neither occupied by a placement nor held by an offer (never negative).
+
+        Held + occupied + free is the setting's registered places while the rules hold.
+        """
+        return max(self.vacant - self.held, 0)
+
+    @property
     def room_for_vacancies(self) -> int:
         """Vacant places not already offered by an open vacancy."""
         return max(self.vacant - self.offered, 0)
@@ -171,10 +179,12 @@ def check_room_for_vacancy(beds: int, capacity: Capacity) -> None:
 
 
 def check_room_for_placement(beds: int, capacity: Capacity) -> None:
-    if beds > capacity.vacant:
+    """A placement not started from an offer takes only places no offer holds for a council."""
+    if beds > capacity.free:
         raise ConflictError(
-            f"beds: {beds} needed but only {capacity.vacant} free "
-            f"({capacity.registered_places} registered places, {capacity.occupied} occupied)"
+            f"beds: {beds} needed but only {capacity.free} free "
+            f"({capacity.registered_places} registered places, {capacity.occupied} occupied, "
+            f"{capacity.held} held by offers to councils)"
         )
 
 
@@ -346,6 +356,20 @@ def expire(vacancy: Vacancy, now: datetime) -> tuple[Vacancy, VacancyExpired]:
     return expired, _event(VacancyExpired, expired)
 
 
+def _new_placement(
+    placement_id: UUID, setting: Setting, terms: PlacementTerms, now: datetime
+) -> Placement:
+    return Placement(
+        placement_id=placement_id,
+        setting_id=setting.setting_id,
+        provider_id=setting.provider_id,
+        status=PlacementStatus.ACTIVE,
+        **_fields_of(terms, PlacementTerms),
+        recorded_at=now,
+        version=1,
+    )
+
+
 def start_placement(  # noqa: PLR0913 - the new id, the records the rules read, the terms, the time
     placement_id: UUID,
     setting: Setting,
@@ -367,15 +391,7 @@ def start_placement(  # noqa: PLR0913 - the new id, the records the rules read, 
             )
         check_vacancy_open(vacancy)
     check_room_for_placement(terms.beds, capacity)
-    placement = Placement(
-        placement_id=placement_id,
-        setting_id=setting.setting_id,
-        provider_id=setting.provider_id,
-        status=PlacementStatus.ACTIVE,
-        **_fields_of(terms, PlacementTerms),
-        recorded_at=now,
-        version=1,
-    )
+    placement = _new_placement(placement_id, setting, terms, now)
     return placement, _event(PlacementStarted, placement)
 
 
@@ -419,13 +435,22 @@ def check_request_status(request: Request, *allowed: RequestStatus, action: str)
         )
 
 
-def check_room_for_offer(beds: int, vacancy: Vacancy, held_by_others: int) -> None:
-    """An offer holds beds of its vacancy that no other offer holds."""
+def check_room_for_offer(
+    beds: int, vacancy: Vacancy, held_by_others: int, capacity: Capacity
+) -> None:
+    """An offer holds beds of its vacancy that no other offer holds, and places of its setting
+    that no placement occupies (one started without a vacancy may have taken them)."""
     free = max(vacancy.beds - held_by_others, 0)
     if beds > free:
         raise ConflictError(
             f"beds: {beds} offered but only {free} of vacancy {vacancy.vacancy_id}'s "
             f"{vacancy.beds} beds are free to offer ({held_by_others} held by other offers)"
+        )
+    if beds > capacity.free:
+        raise ConflictError(
+            f"beds: {beds} offered but only {capacity.free} of the setting's places are free "
+            f"({capacity.registered_places} registered places, {capacity.occupied} occupied, "
+            f"{capacity.held} held by offers)"
         )
 
 
@@ -459,6 +484,7 @@ def offer_placement(  # noqa: PLR0913 - the records the rules read and the offer
     *,
     beds: int | None,
     held_by_others: int,
+    capacity: Capacity,
     expires_at: datetime,
     weekly_fee_gbp: float | None,
     now: datetime,
@@ -468,7 +494,7 @@ def offer_placement(  # noqa: PLR0913 - the records the rules read and the offer
     check_vacancy_open(vacancy)
     check_setting_open(setting)
     offered_beds = request.sibling_group_size if beds is None else beds
-    check_room_for_offer(offered_beds, vacancy, held_by_others)
+    check_room_for_offer(offered_beds, vacancy, held_by_others, capacity)
     offered = _changed(
         request,
         status=RequestStatus.OFFERED,
@@ -563,3 +589,95 @@ def accept_offer(request: Request, now: datetime) -> Request | None:
     if request.status is not RequestStatus.OFFERED:
         return None
     return _changed(request, status=RequestStatus.ACCEPTED, updated_at=now)
+
+
+# --- a placement started from an accepted offer ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementFromOffer:
+    """What starting a placement from an accepted offer decides, and the events it publishes."""
+
+    placement: Placement
+    started: PlacementStarted
+    request: Request  # placed: its beds are occupied now, no longer held
+    vacancy: Vacancy  # fewer beds, or withdrawn as filled when none remain
+    filled: VacancyWithdrawn | None
+
+
+def _check_same(field: str, given: object, wanted: object, request: Request) -> None:
+    """A field the caller gave must be the request's own."""
+    if given is not None and given != wanted:
+        raise ConflictError(
+            f"{field}: {given} is not the {field} of request {request.request_id} ({wanted})"
+        )
+
+
+def check_beds_held(beds: int, request: Request) -> None:
+    if beds > _held_beds(request):
+        raise ConflictError(
+            f"beds: {beds} needed but the offer for request {request.request_id} "
+            f"holds only {_held_beds(request)}"
+        )
+
+
+def take_vacancy_beds(
+    vacancy: Vacancy, beds: int, now: datetime
+) -> tuple[Vacancy, VacancyWithdrawn | None]:
+    """The vacancy with `beds` fewer; when none remain it is withdrawn as filled.
+
+    Fewer beds is no event of its own (the placement tells of them), so only the withdrawal
+    takes the vacancy to its next version.
+    """
+    remaining = max(vacancy.beds - beds, 0)
+    shrunk = _changed(vacancy, beds=remaining)
+    if remaining:
+        return shrunk, None
+    return withdraw(shrunk, WithdrawalReason.FILLED, now)
+
+
+def start_placement_from_offer(  # noqa: PLR0913 - the new id, the records it reads, the terms
+    placement_id: UUID,
+    request: Request,
+    setting: Setting,
+    vacancy: Vacancy,
+    *,
+    start_date: date,
+    beds: int | None = None,
+    setting_id: UUID | None = None,
+    vacancy_id: UUID | None = None,
+    placing_authority_code: str | None = None,
+    now: datetime,
+) -> PlacementFromOffer:
+    """The council's accepted offer becomes a placement: for its council, at its setting, in its
+    vacancy, of the beds it held (default: all of them; never more).
+
+    The held beds become occupied: the request is placed (an offer for fewer beds than it held
+    leaves the rest free) and its vacancy has the beds taken fewer, withdrawn as filled at none.
+    """
+    check_request_status(request, RequestStatus.ACCEPTED, action="placed")
+    _check_same("setting_id", setting_id, request.setting_id, request)
+    _check_same("vacancy_id", vacancy_id, request.vacancy_id, request)
+    _check_same("placing_authority_code", placing_authority_code, request.authority_code, request)
+    check_setting_open(setting)
+    check_vacancy_open(vacancy)
+    taken = _held_beds(request) if beds is None else beds
+    check_beds_held(taken, request)
+    terms = PlacementTerms(
+        placing_authority_code=request.authority_code,
+        start_date=start_date,
+        beds=taken,
+        vacancy_id=request.vacancy_id,
+    )
+    placement = _new_placement(placement_id, setting, terms, now)
+    started = _event(
+        PlacementStarted,
+        placement,
+        request_id=request.request_id,
+        referral_id=request.referral_id,
+    )
+    placed = _changed(
+        request, status=RequestStatus.PLACED, placement_id=placement_id, updated_at=now
+    )
+    left, filled = take_vacancy_beds(vacancy, taken, now)
+    return PlacementFromOffer(placement, started, placed, left, filled)

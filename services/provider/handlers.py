@@ -278,7 +278,14 @@ async def decline_request(
     responses=_CREATE,
 )
 async def start_placement(body: StartPlacement, write: Write, service: Service) -> Response:
-    """Record a child (or a sibling group: `beds`) starting to live at a setting."""
+    """Record a child (or a sibling group: `beds`) starting to live at a setting.
+
+    From an accepted offer, give its `request_id`: the setting, the council and the vacancy are
+    then the request's (any given must match, else 409), `beds` default to those the offer held
+    (more: 409), and only an `accepted` request is placed (409 naming its state). The held beds
+    become occupied; the vacancy has that many fewer and, with none left, is withdrawn as
+    `filled`. Another provider's request is a 404.
+    """
     return _answer(await service.start_placement(write, body))
 
 

@@ -139,10 +139,50 @@ class WithdrawVacancy(_Request):
     reason: WithdrawalReason
 
 
-class StartPlacement(PlacementTerms):
-    """A child (or a sibling group, `beds` > 1) placed at a setting by a council."""
+def _required_without_request(value: object, info: ValidationInfo) -> object:
+    # On each field (validated even when omitted), so that the 422 names the missing one.
+    if value is None and info.data.get("request_id") is None:
+        raise ValueError(f"{info.field_name} is required unless the placement has a request_id")
+    return value
 
-    setting_id: UUID
+
+class StartPlacement(_Request):
+    """A child (or a sibling group, `beds` > 1) placed at a setting by a council.
+
+    From an accepted offer, name its `request_id`: the placement is then for the request's
+    council, at its setting, in its vacancy, and of the beds the offer held unless `beds` says
+    fewer. `setting_id`, `placing_authority_code` and `vacancy_id` may be left out, as they are
+    taken from the request; any given must be the request's own (else 409), and so must its
+    state: only an `accepted` request is placed (409 naming its state otherwise). More `beds` than
+    the offer held is a 409. The held beds become occupied and the vacancy has that many fewer;
+    with none left it is withdrawn as `filled` in the same transaction (`VacancyWithdrawn`), and
+    `PlacementStarted` carries the `request_id` and `referral_id`.
+
+    Without `request_id`, `setting_id` and `placing_authority_code` are required, `beds` defaults
+    to 1, and only places neither occupied nor held by an offer to a council may be taken.
+    """
+
+    # Validated even when omitted, so that a missing field is named; request_id comes first, as
+    # the other fields' rule reads it.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    request_id: UUID | None = None
+    setting_id: UUID | None = None
+    placing_authority_code: AuthorityCode | None = None
+    start_date: SensibleDate
+    beds: PositiveCount | None = None
+    vacancy_id: UUID | None = None
+
+    _required = field_validator("setting_id", "placing_authority_code")(_required_without_request)
+
+    def terms(self) -> PlacementTerms:
+        """The terms of a placement started without a request (both ids are there: validated)."""
+        return PlacementTerms.model_validate(
+            {
+                **self.model_dump(include=set(PlacementTerms.model_fields), exclude_none=True),
+                "beds": self.beds or 1,
+            }
+        )
 
 
 class OfferPlacement(_Request):

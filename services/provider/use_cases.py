@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.enums import OfferWithdrawalReason
-from contracts.events import ProviderEvent
+from contracts.events import PlacementStarted, ProviderEvent
 from services.platform.auth import Principal, Role
 from services.platform.clock import Clock
 from services.platform.errors import NotFoundError
@@ -383,6 +383,7 @@ class ProviderService:
                 session, request_id, request.organisation_id
             )
             held = await store.beds_held(session, [vacancy.vacancy_id])
+            capacity = await store.capacity(session, setting)
             now = self._clock()
             hold = self.offer_hold if body.hold_hours is None else timedelta(hours=body.hold_hours)
             offered, bumped, event = domain.offer_placement(
@@ -391,6 +392,7 @@ class ProviderService:
                 setting,
                 beds=body.beds,
                 held_by_others=held.get(vacancy.vacancy_id, 0),
+                capacity=capacity,
                 expires_at=now + hold,
                 weekly_fee_gbp=body.weekly_fee_gbp,
                 now=now,
@@ -462,7 +464,11 @@ class ProviderService:
     # --- placements -------------------------------------------------------------------------------
 
     async def start_placement(self, request: WriteRequest, body: StartPlacement) -> StoredResponse:
+        if body.request_id is not None:
+            return await self._start_placement_from_offer(request, body.request_id, body)
+
         async def work(session: AsyncSession) -> StoredResponse:
+            assert body.setting_id is not None, "validated: required without a request_id"
             setting = await self._owned(
                 session, Setting, body.setting_id, request.organisation_id, lock=True
             )
@@ -474,19 +480,68 @@ class ProviderService:
             capacity = await store.capacity(session, setting)
             now = self._clock()
             placement, started = domain.start_placement(
-                uuid4(), setting, capacity, body, vacancy=vacancy, now=now
+                uuid4(), setting, capacity, body.terms(), vacancy=vacancy, now=now
             )
             session.add(placement)
-            await self._emit(
-                session,
-                started,
-                aggregate_id=placement.placement_id,
-                sequence=placement.version,
-                now=now,
-            )
+            await self._emit_placement(session, placement, started, now)
             return _answer(CREATED, PlacementView.of(placement))
 
         return await self._writer.write(request, work)
+
+    async def _start_placement_from_offer(
+        self, request: WriteRequest, request_id: UUID, body: StartPlacement
+    ) -> StoredResponse:
+        """The accepted offer's held beds become a placement, its vacancy fewer beds or filled."""
+
+        async def work(session: AsyncSession) -> StoredResponse:
+            accepted, vacancy, setting = await self._answer_locked(
+                session, request_id, request.organisation_id
+            )
+            now = self._clock()
+            decided = domain.start_placement_from_offer(
+                uuid4(),
+                accepted,
+                setting,
+                vacancy,
+                start_date=body.start_date,
+                beds=body.beds,
+                setting_id=body.setting_id,
+                vacancy_id=body.vacancy_id,
+                placing_authority_code=body.placing_authority_code,
+                now=now,
+            )
+            session.add(decided.placement)
+            await store.save(session, decided.request)
+            # No other offer holds beds of a vacancy the placement fills: offers never hold more
+            # than its beds (tests/unit/test_provider_loop_properties.py).
+            await store.save(session, decided.vacancy)
+            await self._emit_placement(session, decided.placement, decided.started, now)
+            if decided.filled is not None:
+                await self._emit(
+                    session,
+                    decided.filled,
+                    aggregate_id=decided.vacancy.vacancy_id,
+                    sequence=decided.vacancy.version,
+                    now=now,
+                )
+            return _answer(CREATED, PlacementView.of(decided.placement))
+
+        return await self._writer.write(request, work)
+
+    async def _emit_placement(
+        self,
+        session: AsyncSession,
+        placement: Placement,
+        started: PlacementStarted,
+        now: datetime,
+    ) -> None:
+        await self._emit(
+            session,
+            started,
+            aggregate_id=placement.placement_id,
+            sequence=placement.version,
+            now=now,
+        )
 
     async def end_placement(
         self, request: WriteRequest, placement_id: UUID, body: EndPlacement

@@ -13,13 +13,15 @@ from contracts.enums import (
     Sex,
     Urgency,
 )
-from contracts.events import PlacementRequested
+from contracts.events import PlacementRequested, PlacementTerms
 from services.platform.errors import ConflictError, UnappliableEventError
 from services.provider import domain
 from services.provider.tables import Request, RequestStatus, Vacancy, VacancyStatus
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
+# A setting with every place free: only the vacancy's own beds limit an offer.
+ROOMY = domain.Capacity(registered_places=4)
 
 
 def a_vacancy(**changes: object) -> Vacancy:
@@ -94,6 +96,7 @@ def test_an_offer_holds_the_sibling_group_by_default_and_bumps_the_vacancy() -> 
         setting,
         beds=None,
         held_by_others=0,
+        capacity=ROOMY,
         expires_at=LATER,
         weekly_fee_gbp=None,
         now=NOW,
@@ -118,6 +121,7 @@ def test_an_offer_may_not_take_beds_another_offer_holds() -> None:
             _open_setting(vacancy),
             beds=2,
             held_by_others=1,
+            capacity=ROOMY,
             expires_at=LATER,
             weekly_fee_gbp=None,
             now=NOW,
@@ -138,6 +142,7 @@ def test_only_a_request_waiting_for_an_answer_is_offered_or_declined(status) -> 
             _open_setting(vacancy),
             beds=None,
             held_by_others=0,
+            capacity=ROOMY,
             expires_at=LATER,
             weekly_fee_gbp=None,
             now=NOW,
@@ -197,3 +202,118 @@ def _open_setting(vacancy: Vacancy):
     from test_provider_domain import a_setting  # noqa: PLC0415 - the other module's builder
 
     return a_setting(setting_id=vacancy.setting_id, provider_id=vacancy.provider_id)
+
+
+# --- a placement started from an accepted offer --------------------------------------------------
+
+
+def _accepted(vacancy: Vacancy, beds: int = 2) -> Request:
+    return a_request(vacancy, status=RequestStatus.ACCEPTED, offered_beds=beds)
+
+
+def _place(request: Request, vacancy: Vacancy, **asked: object) -> domain.PlacementFromOffer:
+    return domain.start_placement_from_offer(
+        uuid4(),
+        request,
+        _open_setting(vacancy),
+        vacancy,
+        start_date=date(2026, 12, 1),
+        now=LATER,
+        **asked,  # type: ignore[arg-type]
+    )
+
+
+def test_a_placement_from_an_accepted_offer_takes_its_held_beds_and_fills_the_vacancy() -> None:
+    vacancy = a_vacancy(beds=2)
+    request = _accepted(vacancy, beds=2)
+
+    decided = _place(request, vacancy)
+
+    assert (decided.placement.beds, decided.placement.placing_authority_code) == (2, "E08000014")
+    assert decided.placement.vacancy_id == vacancy.vacancy_id
+    assert (decided.started.request_id, decided.started.referral_id) == (
+        request.request_id,
+        request.referral_id,
+    )
+    assert (decided.request.status, decided.request.placement_id) == (
+        RequestStatus.PLACED,
+        decided.placement.placement_id,
+    )
+    assert (decided.vacancy.status, decided.vacancy.beds, decided.vacancy.version) == (
+        VacancyStatus.WITHDRAWN,
+        0,
+        2,
+    )
+    assert decided.filled is not None
+    assert decided.filled.reason == "filled"
+
+
+def test_a_placement_of_fewer_beds_than_the_vacancy_has_leaves_it_open_with_the_rest() -> None:
+    vacancy = a_vacancy(beds=3)
+
+    decided = _place(_accepted(vacancy, beds=2), vacancy, beds=1)
+
+    assert decided.filled is None
+    assert (decided.vacancy.status, decided.vacancy.beds, decided.vacancy.version) == (
+        VacancyStatus.OPEN,
+        2,
+        1,
+    ), "fewer beds is no event: the vacancy's version stays"
+
+
+@pytest.mark.parametrize("status", [s for s in RequestStatus if s is not RequestStatus.ACCEPTED])
+def test_only_an_accepted_offer_is_placed(status) -> None:
+    vacancy = a_vacancy()
+
+    with pytest.raises(ConflictError, match=f"is {status.value}, not accepted: it cannot be"):
+        _place(a_request(vacancy, status=status, offered_beds=1), vacancy)
+
+
+@pytest.mark.parametrize(
+    ("asked", "problem"),
+    [
+        ({"placing_authority_code": "E06000064"}, "placing_authority_code: E06000064 is not"),
+        ({"setting_id": uuid4()}, "setting_id: .* is not the setting_id of request"),
+        ({"vacancy_id": uuid4()}, "vacancy_id: .* is not the vacancy_id of request"),
+        ({"beds": 3}, "beds: 3 needed but the offer for request .* holds only 2"),
+    ],
+)
+def test_a_placement_from_an_offer_is_for_its_council_setting_vacancy_and_held_beds(
+    asked, problem
+) -> None:
+    vacancy = a_vacancy(beds=3)
+
+    with pytest.raises(ConflictError, match=problem):
+        _place(_accepted(vacancy), vacancy, **asked)
+
+
+def test_a_placement_without_a_request_may_not_take_beds_an_offer_holds() -> None:
+    terms = PlacementTerms(placing_authority_code="E08000014", start_date=date(2026, 12, 1))
+    vacancy = a_vacancy()
+
+    with pytest.raises(ConflictError, match=r"only 0 free .* 2 held by offers"):
+        domain.start_placement(
+            uuid4(),
+            _open_setting(vacancy),
+            domain.Capacity(registered_places=3, occupied=1, offered=2, held=2),
+            terms,
+            vacancy=None,
+            now=NOW,
+        )
+
+
+def test_an_offer_may_not_hold_places_a_placement_took() -> None:
+    vacancy = a_vacancy(beds=2)
+
+    with pytest.raises(ConflictError, match="only 1 of the setting's places are free"):
+        domain.offer_placement(
+            a_request(vacancy),
+            vacancy,
+            _open_setting(vacancy),
+            beds=2,
+            held_by_others=0,
+            capacity=domain.Capacity(registered_places=2, occupied=1, offered=2),
+            expires_at=LATER,
+            weekly_fee_gbp=None,
+            now=NOW,
+        )
