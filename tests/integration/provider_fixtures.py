@@ -1,20 +1,26 @@
 """The provider service run in-process for a test: its app, an HTTP client, tokens and bodies."""
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from dataclasses import field as default
+from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from kafka_probe import TopicProbe
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from contracts.envelope import Envelope
-from contracts.events import EventPayload
-from contracts.topics import PROVIDER_EVENTS, TopicSpec
+from contracts.envelope import Envelope, envelop
+from contracts.events import EventPayload, PlacementRequested
+from contracts.serialization import to_bytes
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec, all_topics
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.clock import Clock, utc_now
 from services.provider import tables
@@ -208,3 +214,155 @@ def answer_matches(answer: dict[str, Any], payload: EventPayload, *fields: str) 
     published = payload.model_dump(mode="json")
     for field in fields:
         assert answer[field] == published[field], (field, answer[field], published[field])
+
+
+# --- an exchange: the service with a council publishing on its referral.events -------------------
+
+START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The service's clock, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def prefixed_topic(prefix: str, topic: TopicSpec) -> TopicSpec:
+    return next(spec for spec in all_topics(prefix) if spec.name == prefix + topic.name)
+
+
+@dataclass
+class Council:
+    """Publishes a council's referral events on the test's referral.events, as the authority."""
+
+    producer: AIOKafkaProducer
+    topic: str
+    code: str = SEFTON
+    sequences: dict[UUID, int] = default(default_factory=dict)
+
+    async def publish(self, payload: EventPayload, referral_id: UUID) -> Envelope[Any]:
+        self.sequences[referral_id] = self.sequences.get(referral_id, 0) + 1
+        envelope = envelop(
+            payload,
+            producer="authority",
+            organisation_id=self.code,
+            aggregate_id=referral_id,
+            sequence=self.sequences[referral_id],
+        )
+        await self.deliver(envelope)
+        return envelope
+
+    async def deliver(self, envelope: Envelope[Any]) -> None:
+        await self.producer.send_and_wait(self.topic, to_bytes(envelope), key=envelope.key)
+
+    async def request(self, vacancy: dict[str, Any], **child: Any) -> PlacementRequested:
+        referral_id = uuid4()
+        requested = PlacementRequested.model_validate(
+            {
+                "referral_id": str(referral_id),
+                "authority_code": self.code,
+                "request_id": str(uuid4()),
+                "vacancy_id": vacancy["vacancy_id"],
+                "setting_id": vacancy["setting_id"],
+                "provider_id": vacancy["provider_id"],
+                "age": 14,
+                "sex": "female",
+                "needs": ["semh"],
+                "home_postcode_district": "L20",
+                "needed_by": "2026-12-07",
+                "urgency": "planned",
+                **child,
+            }
+        )
+        await self.publish(requested, referral_id)
+        return requested
+
+    async def about(
+        self, kind: type[EventPayload], requested: PlacementRequested, **more: Any
+    ) -> Any:
+        fields = requested.model_dump(
+            include={
+                "referral_id",
+                "authority_code",
+                "request_id",
+                "vacancy_id",
+                "setting_id",
+                "provider_id",
+            }
+        )
+        return await self.publish(kind(**fields, **more), requested.referral_id)
+
+
+@dataclass
+class Exchange:
+    service: RunningProvider
+    council: Council
+    probe: TopicProbe
+    clock: Clock
+
+    async def get(self, path: str, provider_id: str) -> Any:
+        answer = await self.service.client.get(path, headers=provider_headers(provider_id))
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    async def post(self, path: str, provider_id: str, body: dict[str, Any]) -> Any:
+        return await self.service.client.post(
+            path, json=body, headers=provider_headers(provider_id)
+        )
+
+    async def until(
+        self, provider_id: str, request_id: UUID, status: str, timeout_s: float = 20
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = await self.service.client.get(
+                f"/v1/requests/{request_id}", headers=provider_headers(provider_id)
+            )
+            if answer.status_code == 200 and answer.json()["status"] == status:
+                return dict(answer.json())
+            assert time.monotonic() < deadline, f"request {request_id} not {status}: {answer.text}"
+            await asyncio.sleep(0.1)
+
+    async def open_vacancy(self, provider_id: str, beds: int = 1) -> dict[str, Any]:
+        setting = await self.service.register_setting(provider_id)
+        return await self.service.post_vacancy(provider_id, setting["setting_id"], beds=beds)
+
+    async def requested(self, provider_id: str, beds: int = 1, **child: Any) -> Any:
+        vacancy = await self.open_vacancy(provider_id, beds)
+        requested = await self.council.request(vacancy, **child)
+        await self.until(provider_id, requested.request_id, "requested")
+        return vacancy, requested
+
+    async def events_of(self, provider_id: str, count: int) -> list[Envelope[Any]]:
+        return await settled_events_of(self.probe, provider_id, count)
+
+
+@contextlib.asynccontextmanager
+async def exchange(database_url: str, prefix: str, **settings: Any) -> AsyncIterator[Exchange]:
+    clock = Clock()
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    await producer.start()
+    probe = await probe_from_now(BOOTSTRAP, prefixed_topic(prefix, PROVIDER_EVENTS))
+    try:
+        async with running_provider(
+            database_url, topic_prefix=prefix, clock=clock, **settings
+        ) as service:
+            council = Council(producer, prefix + REFERRAL_EVENTS.name)
+            yield Exchange(service, council, probe, clock)
+    finally:
+        await probe.close()
+        await producer.stop()
+
+
+def of_type(events: list[Envelope[Any]], kind: type[EventPayload]) -> list[Envelope[Any]]:
+    return [event for event in events if isinstance(event.payload, kind)]
+
+
+async def no_new_events(ex: Exchange, provider_id: str, before: int) -> None:
+    await ex.probe.settle()
+    mine: Callable[[Envelope[Any]], bool] = lambda e: e.organisation_id == provider_id  # noqa: E731
+    assert len(ex.probe.matching(mine)) == before

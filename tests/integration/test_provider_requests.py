@@ -2,29 +2,20 @@
 on provider.events, offers hold beds until they expire, are released or accepted."""
 
 import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from kafka_probe import TopicProbe
 from provider_fixtures import (
-    BOOTSTRAP,
     SEFTON,
-    RunningProvider,
+    START,
+    exchange,
     new_provider_id,
-    probe_from_now,
+    no_new_events,
+    of_type,
     provider_headers,
-    running_provider,
-    settled_events_of,
 )
 
-from contracts.envelope import Envelope, envelop
 from contracts.events import (
     EventPayload,
     OfferAccepted,
@@ -38,160 +29,8 @@ from contracts.events import (
     SettingClosed,
     VacancyWithdrawn,
 )
-from contracts.serialization import to_bytes
-from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec, all_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The service's clock, moved on by the test."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _spec(prefix: str, topic: TopicSpec) -> TopicSpec:
-    return next(spec for spec in all_topics(prefix) if spec.name == prefix + topic.name)
-
-
-@dataclass
-class Council:
-    """Publishes a council's referral events on the test's referral.events, as the authority."""
-
-    producer: AIOKafkaProducer
-    topic: str
-    code: str = SEFTON
-    sequences: dict[UUID, int] = field(default_factory=dict)
-
-    async def publish(self, payload: EventPayload, referral_id: UUID) -> Envelope[Any]:
-        self.sequences[referral_id] = self.sequences.get(referral_id, 0) + 1
-        envelope = envelop(
-            payload,
-            producer="authority",
-            organisation_id=self.code,
-            aggregate_id=referral_id,
-            sequence=self.sequences[referral_id],
-        )
-        await self.deliver(envelope)
-        return envelope
-
-    async def deliver(self, envelope: Envelope[Any]) -> None:
-        await self.producer.send_and_wait(self.topic, to_bytes(envelope), key=envelope.key)
-
-    async def request(self, vacancy: dict[str, Any], **child: Any) -> PlacementRequested:
-        referral_id = uuid4()
-        requested = PlacementRequested.model_validate(
-            {
-                "referral_id": str(referral_id),
-                "authority_code": self.code,
-                "request_id": str(uuid4()),
-                "vacancy_id": vacancy["vacancy_id"],
-                "setting_id": vacancy["setting_id"],
-                "provider_id": vacancy["provider_id"],
-                "age": 14,
-                "sex": "female",
-                "needs": ["semh"],
-                "home_postcode_district": "L20",
-                "needed_by": "2026-12-07",
-                "urgency": "planned",
-                **child,
-            }
-        )
-        await self.publish(requested, referral_id)
-        return requested
-
-    async def about(
-        self, kind: type[EventPayload], requested: PlacementRequested, **more: Any
-    ) -> Any:
-        fields = requested.model_dump(
-            include={
-                "referral_id",
-                "authority_code",
-                "request_id",
-                "vacancy_id",
-                "setting_id",
-                "provider_id",
-            }
-        )
-        return await self.publish(kind(**fields, **more), requested.referral_id)
-
-
-@dataclass
-class Exchange:
-    service: RunningProvider
-    council: Council
-    probe: TopicProbe
-    clock: Clock
-
-    async def get(self, path: str, provider_id: str) -> Any:
-        answer = await self.service.client.get(path, headers=provider_headers(provider_id))
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    async def post(self, path: str, provider_id: str, body: dict[str, Any]) -> Any:
-        return await self.service.client.post(
-            path, json=body, headers=provider_headers(provider_id)
-        )
-
-    async def until(
-        self, provider_id: str, request_id: UUID, status: str, timeout_s: float = 20
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            answer = await self.service.client.get(
-                f"/v1/requests/{request_id}", headers=provider_headers(provider_id)
-            )
-            if answer.status_code == 200 and answer.json()["status"] == status:
-                return dict(answer.json())
-            assert time.monotonic() < deadline, f"request {request_id} not {status}: {answer.text}"
-            await asyncio.sleep(0.1)
-
-    async def open_vacancy(self, provider_id: str, beds: int = 1) -> dict[str, Any]:
-        setting = await self.service.register_setting(provider_id)
-        return await self.service.post_vacancy(provider_id, setting["setting_id"], beds=beds)
-
-    async def requested(self, provider_id: str, beds: int = 1, **child: Any) -> Any:
-        vacancy = await self.open_vacancy(provider_id, beds)
-        requested = await self.council.request(vacancy, **child)
-        await self.until(provider_id, requested.request_id, "requested")
-        return vacancy, requested
-
-    async def events_of(self, provider_id: str, count: int) -> list[Envelope[Any]]:
-        return await settled_events_of(self.probe, provider_id, count)
-
-
-@contextlib.asynccontextmanager
-async def exchange(database_url: str, prefix: str, **settings: Any) -> AsyncIterator[Exchange]:
-    clock = Clock()
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
-    await producer.start()
-    probe = await probe_from_now(BOOTSTRAP, _spec(prefix, PROVIDER_EVENTS))
-    try:
-        async with running_provider(
-            database_url, topic_prefix=prefix, clock=clock, **settings
-        ) as service:
-            council = Council(producer, prefix + REFERRAL_EVENTS.name)
-            yield Exchange(service, council, probe, clock)
-    finally:
-        await probe.close()
-        await producer.stop()
-
-
-def _of_type(events: list[Envelope[Any]], kind: type[EventPayload]) -> list[Envelope[Any]]:
-    return [event for event in events if isinstance(event.payload, kind)]
-
-
-async def _no_new_events(ex: Exchange, provider_id: str, before: int) -> None:
-    await ex.probe.settle()
-    mine: Callable[[Envelope[Any]], bool] = lambda e: e.organisation_id == provider_id  # noqa: E731
-    assert len(ex.probe.matching(mine)) == before
-
 
 # --- the inbox ------------------------------------------------------------------------------------
 
@@ -291,7 +130,7 @@ async def test_an_offer_holds_the_beds_and_is_published_as_an_event_of_the_vacan
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "offered"
-    (offer,) = _of_type(events, PlacementOffered)
+    (offer,) = of_type(events, PlacementOffered)
     assert (offer.aggregate_id, offer.sequence) == (UUID(vacancy["vacancy_id"]), 2)
     assert offer.payload.beds == 2, "the sibling group, by default"
     assert offer.payload.expires_at == START + timedelta(hours=24)
@@ -315,7 +154,7 @@ async def test_a_decline_is_published_with_its_reason(fresh_database_url, topic_
 
     assert answer.status_code == 200, answer.text
     assert (answer.json()["status"], answer.json()["decline_reason"]) == ("declined", "staffing")
-    (declined,) = _of_type(events, PlacementDeclined)
+    (declined,) = of_type(events, PlacementDeclined)
     assert declined.payload.reason == "staffing"
     assert (declined.aggregate_id, declined.sequence) == (UUID(vacancy["vacancy_id"]), 2)
 
@@ -355,7 +194,7 @@ async def test_every_answer_out_of_turn_is_a_409_with_the_reason_and_publishes_n
             f"/v1/requests/{other.request_id}/decline", new_provider_id(), {"reason": "other"}
         )
         assert await ex.service.counts() == rows
-        await _no_new_events(ex, provider_id, before)
+        await no_new_events(ex, provider_id, before)
 
     for answer in (offer_twice, decline_offered, beds_held, too_many, on_a_withdrawn_vacancy):
         assert answer.status_code == 409, answer.text
@@ -389,7 +228,7 @@ async def test_an_offer_not_accepted_in_time_expires_and_frees_its_beds(
         vacancy_now = await ex.get(f"/v1/vacancies/{vacancy['vacancy_id']}", provider_id)
 
     assert still_offered["status"] == "offered"
-    (expired,) = _of_type(events, OfferExpired)
+    (expired,) = of_type(events, OfferExpired)
     assert (expired.payload.beds, expired.sequence) == (1, 3)
     assert vacancy_now["beds_held"] == 0
 
@@ -405,7 +244,7 @@ async def test_a_withdrawn_request_releases_its_offer(fresh_database_url, topic_
         vacancy_now = await ex.get(f"/v1/vacancies/{vacancy['vacancy_id']}", provider_id)
 
     assert withdrawn["withdrawal_reason"] == "referral_placed"
-    (released,) = _of_type(events, OfferWithdrawn)
+    (released,) = of_type(events, OfferWithdrawn)
     assert (released.payload.reason, released.payload.beds) == ("request_withdrawn", 1)
     assert (released.aggregate_id, released.sequence) == (UUID(vacancy["vacancy_id"]), 3)
     assert (vacancy_now["beds_held"], vacancy_now["version"]) == (0, 3)
@@ -444,7 +283,7 @@ async def test_withdrawing_a_vacancy_or_closing_a_setting_releases_its_offers_fi
         OfferWithdrawn,
         SettingClosed,
     ]
-    reasons = sorted(event.payload.reason for event in _of_type(events, OfferWithdrawn))
+    reasons = sorted(event.payload.reason for event in of_type(events, OfferWithdrawn))
     assert reasons == ["setting_closed", "vacancy_withdrawn"]
     assert (first["status"], first["offer_withdrawal_reason"]) == (
         "offer_withdrawn",
