@@ -344,3 +344,14 @@ def test_rounds_come_every_quarter_simulated_hour_between_a_second_and_a_minute(
     assert round_interval(60.0) == 15.0
     assert round_interval(100_000.0) == 1.0
     assert round_interval(1.0) == 60.0
+
+
+def test_the_status_line_and_summary_show_the_loop_once_it_has_done_something() -> None:
+    progress = Progress(seed_total=10)
+    assert "loop" not in progress.line()
+    progress.looped(Step.REQUESTED)
+    progress.looped(Step.OFFERED)
+    progress.looped(Step.ACCEPTED)
+
+    assert progress.line().endswith("| loop requests 1 offers 1 declines 0 accepted 1 placed 0")
+    assert "loop requests 1 offers 1 declines 0 accepted 1 placed 0" in progress.summary()

@@ -208,8 +208,8 @@ def simulate(  # noqa: PLR0913 - one parameter per command-line option
     Seeds the region (settings, the placements that fill them, vacancies, open referrals), then
     runs its dynamics on a simulated clock: referrals arriving, widening and being placed,
     vacancies posted, confirmed and withdrawn, placements ending, homes opening and closing.
-    Alongside them (unless --no-loop), councils act on their alerts through the exchange:
-    placement requests, offers and declines, acceptances and placements from accepted offers.
+    Alongside them (unless --no-loop), councils act on their alerts through the exchange with
+    placement requests, providers offer or decline, councils accept and providers place.
     """
     try:
         area = resolve_area(region)
