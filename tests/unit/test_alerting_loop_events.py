@@ -98,7 +98,7 @@ def test_a_loop_event_that_holds_or_frees_no_bed_is_applied_and_changes_nothing(
 
     assert beyond_loop_notices(changes) == Changes()
     assert snapshot(book) == before
-    # It is only told to the provider or council it concerns (test_alerting_notices.py).
+    # It is only told to the provider or council it concerns (test_alerting_notice_routing.py).
     assert [notice.notice_id for notice in changes.loop_notices] == [loop_event.event_id]
 
 
