@@ -5,24 +5,36 @@ and let expire vacancies, and place children; councils open, update, widen and c
 Every aggregate's events carry sequences 1, 2, 3 … and obey the providers' rules (no more beds
 offered or occupied than a home's registered places; nothing new at a closed home).
 
+A seeded share of the history is the placement loop: councils ask for vacancies' beds for their
+open referrals (PlacementRequested, RequestWithdrawn, OfferAccepted: events of the referral, from
+the council), providers offer, decline, let expire and release offers (PlacementOffered,
+PlacementDeclined, OfferExpired, OfferWithdrawn: events of the vacancy), and a placement starts
+from an accepted offer (PlacementStarted naming the request and referral), which closes the
+referral as placed and withdraws its other requests. An offer holds beds only of an open, requested
+vacancy that has them free; a vacancy or referral that ends releases what its requests held.
+
 Where the simulator's plan is realistic, this history is thorough: apart from the mix of
 settings, it draws every rating, sex, need and reason the contracts allow alike, so that the
 ledger meets each of them.
 """
 
 import random
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from contracts.enums import (
+    DeclineReason,
     Need,
+    OfferWithdrawalReason,
     OfstedRating,
     PlacementEndReason,
     PlacementType,
     ReferralOutcome,
+    RequestWithdrawalReason,
     Sex,
     Urgency,
     WithdrawalReason,
@@ -30,12 +42,20 @@ from contracts.enums import (
 from contracts.envelope import Envelope, envelop
 from contracts.events import (
     EventPayload,
+    OfferAccepted,
+    OfferExpired,
+    OfferWithdrawn,
+    PlacementDeclined,
     PlacementEnded,
+    PlacementOffered,
+    PlacementRequested,
     PlacementStarted,
     ReferralClosed,
+    ReferralEvent,
     ReferralOpened,
     ReferralUpdated,
     ReferralWidened,
+    RequestWithdrawn,
     SettingClosed,
     SettingRegistered,
     SettingUpdated,
@@ -56,6 +76,9 @@ from tools.synthetic.population import OLDEST, YOUNGEST, draw, setting_profile
 
 T = TypeVar("T")
 PRODUCER = "synthetic"
+# The share of events that move the placement loop on (when it has something to move).
+LOOP_SHARE = 0.15
+OFFER_HOLD = timedelta(hours=24)
 
 
 def topic_of(event: Envelope[Any], prefix: str = "") -> str:
@@ -113,6 +136,12 @@ class _Vacancy:
     beds: int
     confirmed_at: datetime
     version: int = 1
+    held: int = 0  # beds that open offers (offered or accepted) hold
+    is_open: bool = True
+
+    @property
+    def free(self) -> int:
+        return self.beds - self.held
 
 
 @dataclass
@@ -128,6 +157,20 @@ class _Placement:
 class _Referral:
     opened: ReferralOpened
     version: int = 1
+    # Its open requests (requested, offered or accepted), and the vacancies they are for.
+    requests: dict[UUID, UUID] = field(default_factory=dict)
+
+
+@dataclass
+class _Request:
+    """A council's open request: `requested`, `offered` (holding `beds`) or `accepted`."""
+
+    requested: PlacementRequested
+    referral: _Referral
+    vacancy_id: UUID
+    vacancy: _Vacancy
+    status: str = "requested"
+    beds: int = 0
 
 
 class SyntheticHistory:
@@ -141,6 +184,9 @@ class SyntheticHistory:
         self._vacancies: _Bag[_Vacancy] = _Bag()
         self._placements: _Bag[_Placement] = _Bag()
         self._referrals: _Bag[_Referral] = _Bag()
+        self._requests: _Bag[_Request] = _Bag()
+        # Events decided together with the last one (a placement's closed referral, say), in order.
+        self._pending: deque[Envelope[Any]] = deque()
         self._districts = england_districts()
         self._north_west = districts_in_region(figures.NORTH_WEST)
         self._councils = council_codes()
@@ -157,7 +203,12 @@ class SyntheticHistory:
         return self._now
 
     def _envelope(self, payload: EventPayload, aggregate_id: UUID, sequence: int) -> Envelope[Any]:
-        organisation = getattr(payload, "provider_id", None) or getattr(payload, "authority_code")  # noqa: B009
+        # A council's events are its own (a request names the provider, but the council sends it).
+        organisation = (
+            payload.authority_code
+            if isinstance(payload, ReferralEvent)
+            else getattr(payload, "provider_id", None) or getattr(payload, "authority_code")  # noqa: B009
+        )
         return envelop(
             payload,
             producer=PRODUCER,
@@ -264,13 +315,25 @@ class SyntheticHistory:
         return self._envelope(confirmed, vacancy_id, vacancy.version)
 
     def _end_vacancy(self, vacancy_id: UUID, vacancy: _Vacancy) -> Envelope[Any]:
+        withdrawing = self._random.random() < 0.7
+        reason = (
+            OfferWithdrawalReason.VACANCY_WITHDRAWN
+            if withdrawing
+            else OfferWithdrawalReason.VACANCY_EXPIRED
+        )
+        # The provider releases the vacancy's holds first (each the vacancy's next version).
+        released = [
+            self._release_offer(request_id, request, reason)
+            for request_id, request in self._holds_on(vacancy)
+        ]
         self._vacancies.remove(vacancy_id)
+        vacancy.is_open = False
         setting = self._settings[vacancy.setting_id]
         setting.offered -= vacancy.beds
         provider_id = setting.registered.provider_id
         vacancy.version += 1
         gone: EventPayload
-        if self._random.random() < 0.7:
+        if withdrawing:
             gone = VacancyWithdrawn(
                 setting_id=vacancy.setting_id,
                 provider_id=provider_id,
@@ -284,7 +347,7 @@ class SyntheticHistory:
                 vacancy_id=vacancy_id,
                 last_confirmed_at=vacancy.confirmed_at,
             )
-        return self._envelope(gone, vacancy_id, vacancy.version)
+        return self._in_order(*released, self._envelope(gone, vacancy_id, vacancy.version))
 
     # --- placements -------------------------------------------------------------------------------
 
@@ -351,18 +414,14 @@ class SyntheticHistory:
         return self._envelope(opened, opened.referral_id, 1)
 
     def _change_referral(self, referral_id: UUID, referral: _Referral) -> Envelope[Any]:
-        referral.version += 1
         roll = self._random.random()
         opened = referral.opened
         changed: EventPayload
         if roll < 0.4:
-            self._referrals.remove(referral_id)
-            changed = ReferralClosed(
-                referral_id=referral_id,
-                authority_code=opened.authority_code,
-                outcome=self._random.choice(list(ReferralOutcome)),
-            )
-        elif roll < 0.55:
+            outcome = self._random.choice(list(ReferralOutcome))
+            return self._in_order(*self._close_referral(referral_id, referral, outcome))
+        referral.version += 1
+        if roll < 0.55:
             changed = ReferralWidened(referral_id=referral_id, authority_code=opened.authority_code)
         else:
             types = tuple(self._random.sample(list(PlacementType), self._random.randint(1, 3)))
@@ -370,10 +429,238 @@ class SyntheticHistory:
             changed = ReferralUpdated(**referral.opened.model_dump())
         return self._envelope(changed, referral_id, referral.version)
 
+    # --- the placement loop -----------------------------------------------------------------------
+
+    def _in_order(self, first: Envelope[Any], *then: Envelope[Any]) -> Envelope[Any]:
+        """`first` now, and `then` as the next events (decided with it, before anything else)."""
+        self._pending.extend(then)
+        return first
+
+    def _referral_event(self, payload: EventPayload, referral: _Referral) -> Envelope[Any]:
+        referral.version += 1
+        return self._envelope(payload, referral.opened.referral_id, referral.version)
+
+    def _vacancy_event(self, payload: EventPayload, request: _Request) -> Envelope[Any]:
+        request.vacancy.version += 1
+        return self._envelope(payload, request.vacancy_id, request.vacancy.version)
+
+    def _about(self, request: _Request) -> dict[str, Any]:
+        """The fields every event about a request carries."""
+        requested = request.requested
+        return {
+            "referral_id": requested.referral_id,
+            "authority_code": requested.authority_code,
+            "request_id": requested.request_id,
+            "vacancy_id": requested.vacancy_id,
+            "setting_id": requested.setting_id,
+            "provider_id": requested.provider_id,
+        }
+
+    def _holds_on(self, vacancy: _Vacancy) -> list[tuple[UUID, _Request]]:
+        return sorted(
+            (
+                (request_id, request)
+                for request_id, request in self._requests.items.items()
+                if request.vacancy is vacancy and request.status in ("offered", "accepted")
+            ),
+            key=lambda pair: pair[0],
+        )
+
+    def _end_request(self, request_id: UUID, request: _Request) -> None:
+        self._requests.remove(request_id)
+        request.referral.requests.pop(request_id, None)
+
+    def _release_offer(
+        self, request_id: UUID, request: _Request, reason: OfferWithdrawalReason
+    ) -> Envelope[Any]:
+        """The provider releases the request's hold (the request is over for it)."""
+        request.vacancy.held -= request.beds
+        self._end_request(request_id, request)
+        released = OfferWithdrawn(**self._about(request), beds=request.beds, reason=reason)
+        return self._vacancy_event(released, request)
+
+    def _withdraw_request(
+        self, request_id: UUID, request: _Request, reason: RequestWithdrawalReason
+    ) -> list[Envelope[Any]]:
+        """The council withdraws the request; a hold it had, the provider then releases."""
+        withdrawn = RequestWithdrawn(**self._about(request), reason=reason)
+        events = [self._referral_event(withdrawn, request.referral)]
+        if request.status in ("offered", "accepted"):
+            released = OfferWithdrawalReason.REQUEST_WITHDRAWN
+            events.append(self._release_offer(request_id, request, released))
+        else:
+            self._end_request(request_id, request)
+        return events
+
+    def _close_referral(
+        self, referral_id: UUID, referral: _Referral, outcome: ReferralOutcome
+    ) -> list[Envelope[Any]]:
+        """The referral closes, and the council withdraws its open requests."""
+        self._referrals.remove(referral_id)
+        opened = referral.opened
+        closed = ReferralClosed(
+            referral_id=referral_id, authority_code=opened.authority_code, outcome=outcome
+        )
+        events = [self._referral_event(closed, referral)]
+        reason = (
+            RequestWithdrawalReason.REFERRAL_PLACED
+            if outcome is ReferralOutcome.PLACED
+            else RequestWithdrawalReason.REFERRAL_CLOSED
+        )
+        for request_id in sorted(referral.requests):
+            events += self._withdraw_request(request_id, self._requests.items[request_id], reason)
+        return events
+
+    def _request(self) -> Envelope[Any] | None:
+        """An open referral's council asks for beds of an open vacancy that has them free."""
+        picked = self._referrals.choice(self._random)
+        if picked is None:
+            return None
+        referral_id, referral = picked
+        opened = referral.opened
+        for _ in range(8):
+            found = self._vacancies.choice(self._random)
+            if found is None:
+                return None
+            vacancy_id, vacancy = found
+            if (
+                vacancy.free >= opened.sibling_group_size
+                and vacancy_id not in referral.requests.values()
+            ):
+                break
+        else:
+            return None
+        setting = self._settings[vacancy.setting_id]
+        requested = PlacementRequested(
+            referral_id=referral_id,
+            authority_code=opened.authority_code,
+            request_id=self._uuid(),
+            vacancy_id=vacancy_id,
+            setting_id=vacancy.setting_id,
+            provider_id=setting.registered.provider_id,
+            **opened.model_dump(
+                include={
+                    "age",
+                    "sex",
+                    "sibling_group_size",
+                    "needs",
+                    "home_postcode_district",
+                    "needed_by",
+                    "urgency",
+                }
+            ),
+        )
+        request = _Request(requested, referral, vacancy_id, vacancy)
+        self._requests.add(requested.request_id, request)
+        referral.requests[requested.request_id] = vacancy_id
+        return self._referral_event(requested, referral)
+
+    def _answer(self, request_id: UUID, request: _Request) -> Envelope[Any]:
+        """The provider offers the beds (if its open vacancy has them free) or declines."""
+        beds = request.requested.sibling_group_size
+        if request.vacancy.is_open and request.vacancy.free >= beds and self._random.random() < 0.6:
+            request.status, request.beds = "offered", beds
+            request.vacancy.held += beds
+            offered = PlacementOffered(
+                **self._about(request),
+                beds=beds,
+                expires_at=self._now + OFFER_HOLD,
+                weekly_fee_gbp=self._random.choice((None, 4800.0, 5500.0, 7200.0)),
+            )
+            return self._vacancy_event(offered, request)
+        self._end_request(request_id, request)
+        reason = (
+            self._random.choice(list(DeclineReason))
+            if request.vacancy.is_open
+            else DeclineReason.BED_NO_LONGER_AVAILABLE
+        )
+        return self._vacancy_event(
+            PlacementDeclined(**self._about(request), reason=reason), request
+        )
+
+    def _after_offer(self, request_id: UUID, request: _Request) -> Envelope[Any]:
+        """The council accepts or withdraws, or the offer expires."""
+        roll = self._random.random()
+        if roll < 0.55:
+            request.status = "accepted"
+            return self._referral_event(OfferAccepted(**self._about(request)), request.referral)
+        if roll < 0.7:
+            reason = RequestWithdrawalReason.BY_COUNCIL
+            return self._in_order(*self._withdraw_request(request_id, request, reason))
+        request.vacancy.held -= request.beds
+        self._end_request(request_id, request)
+        expired = OfferExpired(**self._about(request), beds=request.beds)
+        return self._vacancy_event(expired, request)
+
+    def _place(self, request_id: UUID, request: _Request) -> Envelope[Any]:
+        """The child moves in: the held beds become occupied, the vacancy has fewer (withdrawn as
+        filled at none), and the referral closes as placed, withdrawing its other requests."""
+        vacancy, beds = request.vacancy, request.beds
+        setting = self._settings[vacancy.setting_id]
+        self._end_request(request_id, request)
+        vacancy.held -= beds
+        vacancy.beds -= beds
+        setting.offered -= beds
+        setting.occupied += beds
+        placement_id = self._uuid()
+        started = self._now.date()
+        placing = request.requested.authority_code
+        self._placements.add(placement_id, _Placement(vacancy.setting_id, placing, beds, started))
+        payload = PlacementStarted(
+            setting_id=vacancy.setting_id,
+            provider_id=setting.registered.provider_id,
+            placement_id=placement_id,
+            placing_authority_code=placing,
+            start_date=started,
+            beds=beds,
+            vacancy_id=request.vacancy_id,
+            request_id=request_id,
+            referral_id=request.requested.referral_id,
+        )
+        events = [self._envelope(payload, placement_id, 1)]
+        if vacancy.beds == 0:
+            self._vacancies.remove(request.vacancy_id)
+            vacancy.is_open = False
+            filled = VacancyWithdrawn(
+                setting_id=vacancy.setting_id,
+                provider_id=setting.registered.provider_id,
+                vacancy_id=request.vacancy_id,
+                reason=WithdrawalReason.FILLED,
+            )
+            events.append(self._vacancy_event(filled, request))
+        referral = request.referral
+        referral_id = request.requested.referral_id
+        if referral_id in self._referrals.items:
+            events += self._close_referral(referral_id, referral, ReferralOutcome.PLACED)
+        return self._in_order(*events)
+
+    def _loop_step(self) -> Envelope[Any] | None:
+        """A new request, or the next step of an open one; None when the loop has nothing to do."""
+        picked = self._requests.choice(self._random)
+        if picked is None or self._random.random() < 0.4:
+            return self._request()
+        request_id, request = picked
+        if request.status == "requested":
+            return self._answer(request_id, request)
+        if request.status == "offered":
+            return self._after_offer(request_id, request)
+        if self._random.random() < 0.85:
+            return self._place(request_id, request)
+        reason = RequestWithdrawalReason.BY_COUNCIL
+        return self._in_order(*self._withdraw_request(request_id, request, reason))
+
     # --- the mix ----------------------------------------------------------------------------------
 
-    def next_event(self) -> Envelope[Any]:  # noqa: C901, PLR0911 - a branch per kind of change
+    def next_event(self) -> Envelope[Any]:
         """One more event, chosen so that the populations stay realistic."""
+        if self._pending:
+            return self._pending.popleft()
+        if self._random.random() < LOOP_SHARE and (step := self._loop_step()) is not None:
+            return step
+        return self._change_the_world()
+
+    def _change_the_world(self) -> Envelope[Any]:  # noqa: C901, PLR0911 - a branch per kind
+        """A setting, vacancy, placement or referral changes."""
         roll = self._random.random()
         if roll < 0.06 or not self._settings:
             return self._register_setting()
