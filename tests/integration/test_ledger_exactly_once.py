@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import pytest
 from builders import sample_envelope
 from ledger_fixtures import (
@@ -26,13 +27,42 @@ from ledger_fixtures import (
 from contracts.geography import footprint
 from contracts.serialization import to_bytes
 from contracts.topics import PROVIDER_EVENTS
-from services.ledger.domain import council_figures, fold, footprint_capacity
+from services.ledger import store
+from services.ledger.domain import (
+    CountedBy,
+    LedgerState,
+    council_figures,
+    fold,
+    footprint_capacity,
+    footprint_responses,
+    footprint_sufficiency,
+)
 from services.platform.database import create_engine
 from tools.synthetic.history import synthetic_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 STALE_AFTER = timedelta(hours=72)
+
+
+async def _assert_loop_figures_as_folded(database_url: str, folded: LedgerState) -> None:
+    """The responses and sufficiency the ledger's SQL loads equal those of a pure fold."""
+    connection = await asyncpg.connect(database_url.replace("+asyncpg", "", 1))
+    try:
+        for footprint_id in (NORTH_WEST, WESTMORLAND_AND_FURNESS):
+            members = footprint(footprint_id).member_councils
+            stored = await store.response_records(connection, store.SCHEMA, members)
+            responses = footprint_responses(stored, members)
+            assert responses == footprint_responses(folded, members), footprint_id
+            for counted_by in CountedBy:
+                loaded = await store.sufficiency_records(
+                    connection, store.SCHEMA, members, counted_by
+                )
+                assert footprint_sufficiency(loaded, members, counted_by) == (
+                    footprint_sufficiency(folded, members, counted_by)
+                ), (footprint_id, counted_by)
+    finally:
+        await connection.close()
 
 
 def _childrens_homes(answer: dict[str, object]) -> dict[str, int]:
@@ -229,6 +259,7 @@ async def test_a_ledger_killed_mid_stream_and_restarted_loses_nothing_and_double
         now = datetime.now(UTC)
         capacity = await database.council_capacity(now, STALE_AFTER)
         counts = await database.counts()
+        await _assert_loop_figures_as_folded(fresh_database_url, fold(events))
     finally:
         ledger.stop()
         if publishing is not None:
