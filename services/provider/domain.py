@@ -601,7 +601,7 @@ class PlacementFromOffer:
     placement: Placement
     started: PlacementStarted
     request: Request  # placed: its beds are occupied now, no longer held
-    vacancy: Vacancy  # fewer beds, or withdrawn as filled when none remain
+    vacancy: Vacancy  # the held beds fewer, or withdrawn as filled when none remain
     filled: VacancyWithdrawn | None
 
 
@@ -614,10 +614,12 @@ def _check_same(field: str, given: object, wanted: object, request: Request) -> 
 
 
 def check_beds_held(beds: int, request: Request) -> None:
-    if beds > _held_beds(request):
+    """A placement from an accepted offer takes exactly the beds the offer held."""
+    held = _held_beds(request)
+    if beds != held:
         raise ConflictError(
-            f"beds: {beds} needed but the offer for request {request.request_id} "
-            f"holds only {_held_beds(request)}"
+            f"beds: {beds} given but the offer for request {request.request_id} holds {held}: "
+            "a placement from an accepted offer takes exactly the beds the offer held"
         )
 
 
@@ -650,10 +652,11 @@ def start_placement_from_offer(  # noqa: PLR0913 - the new id, the records it re
     now: datetime,
 ) -> PlacementFromOffer:
     """The council's accepted offer becomes a placement: for its council, at its setting, in its
-    vacancy, of the beds it held (default: all of them; never more).
+    vacancy, of exactly the beds it held (`beds`, if given, must be that many).
 
-    The held beds become occupied: the request is placed (an offer for fewer beds than it held
-    leaves the rest free) and its vacancy has the beds taken fewer, withdrawn as filled at none.
+    The held beds become occupied and leave the vacancy for good: the request is placed and its
+    vacancy has the beds taken fewer, withdrawn as filled at none. The shrink is no event of its
+    own; alerting and the ledger read it from the placement of the request's held beds.
     """
     check_request_status(request, RequestStatus.ACCEPTED, action="placed")
     _check_same("setting_id", setting_id, request.setting_id, request)

@@ -281,10 +281,11 @@ async def start_placement(body: StartPlacement, write: Write, service: Service) 
     """Record a child (or a sibling group: `beds`) starting to live at a setting.
 
     From an accepted offer, give its `request_id`: the setting, the council and the vacancy are
-    then the request's (any given must match, else 409), `beds` default to those the offer held
-    (more: 409), and only an `accepted` request is placed (409 naming its state). The held beds
-    become occupied; the vacancy has that many fewer and, with none left, is withdrawn as
-    `filled`. Another provider's request is a 404.
+    then the request's (any given must match, else 409), and only an `accepted` request is placed
+    (409 naming its state). A placement from an accepted offer takes exactly the beds the offer
+    held, and those beds leave the vacancy for good: `beds`, if given, must be that many (else
+    409); they become occupied, and the vacancy has that many fewer and, with none left, is
+    withdrawn as `filled`. Another provider's request is a 404.
     """
     return _answer(await service.start_placement(write, body))
 

@@ -150,13 +150,14 @@ class StartPlacement(_Request):
     """A child (or a sibling group, `beds` > 1) placed at a setting by a council.
 
     From an accepted offer, name its `request_id`: the placement is then for the request's
-    council, at its setting, in its vacancy, and of the beds the offer held unless `beds` says
-    fewer. `setting_id`, `placing_authority_code` and `vacancy_id` may be left out, as they are
-    taken from the request; any given must be the request's own (else 409), and so must its
-    state: only an `accepted` request is placed (409 naming its state otherwise). More `beds` than
-    the offer held is a 409. The held beds become occupied and the vacancy has that many fewer;
-    with none left it is withdrawn as `filled` in the same transaction (`VacancyWithdrawn`), and
-    `PlacementStarted` carries the `request_id` and `referral_id`.
+    council, at its setting, in its vacancy, and of the beds the offer held. `setting_id`,
+    `placing_authority_code`, `vacancy_id` and `beds` may be left out, as they are taken from the
+    request; any given must be the request's own (else 409), and so must its state: only an
+    `accepted` request is placed (409 naming its state otherwise). A placement from an accepted
+    offer takes exactly the beds the offer held (`beds` more or fewer: 409), and those beds leave
+    the vacancy for good: it has that many fewer; with none left it is withdrawn as `filled` in
+    the same transaction (`VacancyWithdrawn`), and `PlacementStarted` carries the `request_id`
+    and `referral_id`.
 
     Without `request_id`, `setting_id` and `placing_authority_code` are required, `beds` defaults
     to 1, and only places neither occupied nor held by an offer to a council may be taken.

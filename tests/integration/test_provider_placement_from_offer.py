@@ -85,12 +85,15 @@ async def test_a_placement_from_an_accepted_offer_occupies_its_beds_and_fills_th
     assert (after["beds_held"], after["beds_occupied"], after["beds_offered"]) == (0, 2, 0)
 
 
-async def test_a_placement_of_fewer_beds_leaves_the_vacancy_open_with_the_rest(
+async def test_a_placement_of_fewer_beds_than_the_offer_held_is_refused_and_publishes_nothing(
     fresh_database_url, topic_prefix
 ):
     provider_id = new_provider_id()
     async with exchange(fresh_database_url, topic_prefix) as ex:
         vacancy, requested = await _accepted(ex, provider_id, vacancy_beds=3, offered_beds=2)
+        await ex.probe.settle()
+        before = len(ex.probe.matching(lambda e: e.organisation_id == provider_id))
+        rows = await ex.service.counts()
         body = _from(
             requested,
             beds=1,
@@ -99,6 +102,34 @@ async def test_a_placement_of_fewer_beds_leaves_the_vacancy_open_with_the_rest(
             vacancy_id=vacancy["vacancy_id"],
         )
         answer = await ex.post("/v1/placements", provider_id, body)
+
+        assert await ex.service.counts() == rows
+        await no_new_events(ex, provider_id, before)
+        request = await ex.get(f"/v1/requests/{requested.request_id}", provider_id)
+        vacancy_now = await ex.get(f"/v1/vacancies/{vacancy['vacancy_id']}", provider_id)
+
+    assert answer.status_code == 409, answer.text
+    assert "beds: 1 given but the offer for request" in answer.json()["detail"]
+    assert "takes exactly the beds the offer held" in answer.json()["detail"]
+    assert request["status"] == "accepted"
+    assert (vacancy_now["status"], vacancy_now["beds"], vacancy_now["beds_held"]) == ("open", 3, 2)
+
+
+async def test_an_offer_of_fewer_beds_than_its_vacancy_placed_leaves_it_open_with_the_rest(
+    fresh_database_url, topic_prefix
+):
+    provider_id = new_provider_id()
+    async with exchange(fresh_database_url, topic_prefix) as ex:
+        vacancy, requested = await _accepted(ex, provider_id, vacancy_beds=2, offered_beds=1)
+        body = _from(
+            requested,
+            beds=1,
+            setting_id=vacancy["setting_id"],
+            placing_authority_code=requested.authority_code,
+            vacancy_id=vacancy["vacancy_id"],
+        )
+        answer = await ex.post("/v1/placements", provider_id, body)
+        # SettingRegistered, VacancyPosted, PlacementOffered, PlacementStarted
         events = await ex.events_of(provider_id, 4)
         vacancy_now = await ex.get(f"/v1/vacancies/{vacancy['vacancy_id']}", provider_id)
         setting_now = await ex.get(f"/v1/settings/{vacancy['setting_id']}", provider_id)
@@ -107,7 +138,7 @@ async def test_a_placement_of_fewer_beds_leaves_the_vacancy_open_with_the_rest(
     assert of_type(events, VacancyWithdrawn) == []
     (started,) = of_type(events, PlacementStarted)
     assert (started.payload.beds, started.payload.request_id) == (1, requested.request_id)
-    assert (vacancy_now["status"], vacancy_now["beds"], vacancy_now["beds_held"]) == ("open", 2, 0)
+    assert (vacancy_now["status"], vacancy_now["beds"], vacancy_now["beds_held"]) == ("open", 1, 0)
     assert (setting_now["beds_held"], setting_now["beds_occupied"]) == (0, 1)
 
 
@@ -165,7 +196,7 @@ async def test_every_wrong_placement_from_a_request_is_refused_and_publishes_not
     assert "is placed, not accepted" in placed_again.json()["detail"]
     assert "placing_authority_code: E06000064 is not" in wrong_council.json()["detail"]
     assert "setting_id" in wrong_setting.json()["detail"]
-    assert "beds: 3 needed but the offer" in too_many.json()["detail"]
+    assert "beds: 3 given but the offer" in too_many.json()["detail"]
     assert "2 held by offers" in on_held_beds.json()["detail"]
     assert someone_elses.status_code == 404, someone_elses.text
     assert no_setting.status_code == 422, no_setting.text

@@ -257,6 +257,9 @@ class ProviderLoop(RuleBasedStateMachine):
                 uuid4(), request, setting, vacancy, start_date=date(2026, 12, 1), beds=beds,
                 now=self.tick(),
             )  # fmt: skip
+            # Exactly the beds the offer held, and they leave the vacancy for good.
+            assert decided.placement.beds == request.offered_beds
+            assert decided.vacancy.beds == max(vacancy.beds - decided.placement.beds, 0)
             self.placements[decided.placement.placement_id] = decided.placement
             self._keep(decided.request, decided.vacancy)
 

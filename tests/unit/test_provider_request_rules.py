@@ -248,15 +248,16 @@ def test_a_placement_from_an_accepted_offer_takes_its_held_beds_and_fills_the_va
     assert decided.filled.reason == "filled"
 
 
-def test_a_placement_of_fewer_beds_than_the_vacancy_has_leaves_it_open_with_the_rest() -> None:
-    vacancy = a_vacancy(beds=3)
+def test_an_offer_of_fewer_beds_than_its_vacancy_has_placed_leaves_it_open_with_the_rest() -> None:
+    vacancy = a_vacancy(beds=2)
 
-    decided = _place(_accepted(vacancy, beds=2), vacancy, beds=1)
+    decided = _place(_accepted(vacancy, beds=1), vacancy, beds=1)
 
     assert decided.filled is None
+    assert decided.placement.beds == 1
     assert (decided.vacancy.status, decided.vacancy.beds, decided.vacancy.version) == (
         VacancyStatus.OPEN,
-        2,
+        1,
         1,
     ), "fewer beds is no event: the vacancy's version stays"
 
@@ -275,7 +276,8 @@ def test_only_an_accepted_offer_is_placed(status) -> None:
         ({"placing_authority_code": "E06000064"}, "placing_authority_code: E06000064 is not"),
         ({"setting_id": uuid4()}, "setting_id: .* is not the setting_id of request"),
         ({"vacancy_id": uuid4()}, "vacancy_id: .* is not the vacancy_id of request"),
-        ({"beds": 3}, "beds: 3 needed but the offer for request .* holds only 2"),
+        ({"beds": 3}, "beds: 3 given but the offer for request .* holds 2: a placement"),
+        ({"beds": 1}, "beds: 1 given but the offer for request .* holds 2: a placement"),
     ],
 )
 def test_a_placement_from_an_offer_is_for_its_council_setting_vacancy_and_held_beds(
