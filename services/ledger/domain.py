@@ -477,6 +477,23 @@ def open_holds(state: LedgerState) -> list[AnswerRecord]:
     ]
 
 
+def taken_from_vacancies(state: LedgerState) -> dict[UUID, int]:
+    """Per vacancy, the beds placements from its requests took: they leave it for good.
+
+    A placement from an accepted offer takes exactly the beds the offer held, and the provider
+    shrinks the vacancy by them with no event of its own, so the vacancy's recorded beds still
+    include them. The vacancy is the offer's (its answer, on the vacancy's own events); a
+    placement whose offer the ledger has not seen yet takes nothing from it until it has. Ended
+    placements count too: the beds do not come back to the vacancy.
+    """
+    taken: defaultdict[UUID, int] = defaultdict(int)
+    for placement in state.placements.values():
+        answer = None if placement.request_id is None else state.answers.get(placement.request_id)
+        if answer is not None:
+            taken[answer.vacancy_id] += placement.beds
+    return dict(taken)
+
+
 def _beds_by_setting(state: LedgerState, cutoff: datetime) -> BedsBySetting:
     occupied: defaultdict[UUID, int] = defaultdict(int)
     for placement in state.placements.values():
@@ -489,9 +506,11 @@ def _beds_by_setting(state: LedgerState, cutoff: datetime) -> BedsBySetting:
         held_in_vacancy[answer.vacancy_id] += answer.offered_beds
     offered: defaultdict[UUID, int] = defaultdict(int)
     stale: defaultdict[UUID, int] = defaultdict(int)
+    taken = taken_from_vacancies(state)
     for vacancy in state.vacancies.values():
         if vacancy.status is VacancyStatus.OPEN:
-            unheld = max(vacancy.beds - held_in_vacancy.get(vacancy.vacancy_id, 0), 0)
+            gone = held_in_vacancy.get(vacancy.vacancy_id, 0) + taken.get(vacancy.vacancy_id, 0)
+            unheld = max(vacancy.beds - gone, 0)
             offered[vacancy.setting_id] += unheld
             stale[vacancy.setting_id] += vacancy.last_confirmed_at < cutoff
     return BedsBySetting(occupied, held, offered, stale)
@@ -512,7 +531,8 @@ def council_figures(state: LedgerState, now: datetime, stale_after: timedelta) -
 
     Only open settings count; occupied = beds of active placements at them, held = beds that open
     offers hold there (`open_holds`), offered = beds of open vacancies there less the beds held in
-    each (never below 0 per vacancy), stale = open vacancies there not confirmed since
+    each and the beds placements from its requests took (`taken_from_vacancies`; never below 0
+    per vacancy), stale = open vacancies there not confirmed since
     `now - stale_after`.
     A referral counts once under each placement type it wants, in its own council.
     """

@@ -311,9 +311,11 @@ _FIGURES = tuple(f.name for f in fields(CouncilFigures))
 
 # Per open setting: beds occupied by active placements, beds held by open offers (offered, not
 # expired or withdrawn, no placement started from their request), beds offered in open vacancies
-# less the beds held in each (never below 0 per vacancy), and open vacancies last confirmed before
-# $1 (stale); summed by council and type. `vacant` is clamped per setting, so an over-full home
-# never hides another home's empty beds. `domain.council_figures` is the same arithmetic.
+# less the beds held in each and the beds placements from its requests took (they leave the
+# vacancy for good; the vacancy is the offer's, from its answer) (never below 0 per vacancy), and
+# open vacancies last confirmed before $1 (stale); summed by council and type. `vacant` is clamped
+# per setting, so an over-full home never hides another home's empty beds.
+# `domain.council_figures` is the same arithmetic.
 _SETTING_FIGURES = """
 WITH occupied AS (
     SELECT setting_id, sum(beds) AS beds FROM {placements}
@@ -325,10 +327,17 @@ WITH occupied AS (
     GROUP BY a.setting_id, a.vacancy_id
 ), held AS (
     SELECT setting_id, sum(beds) AS beds FROM holds GROUP BY setting_id
+), taken AS (
+    SELECT a.vacancy_id, sum(p.beds) AS beds
+    FROM {placements} p JOIN {answers} a ON a.request_id = p.request_id
+    GROUP BY a.vacancy_id
 ), offered AS (
-    SELECT v.setting_id, sum(greatest(v.beds - coalesce(h.beds, 0), 0)) AS beds,
+    SELECT v.setting_id,
+           sum(greatest(v.beds - coalesce(h.beds, 0) - coalesce(t.beds, 0), 0)) AS beds,
            count(*) FILTER (WHERE v.last_confirmed_at < $1) AS stale
-    FROM {vacancies} v LEFT JOIN holds h ON h.vacancy_id = v.vacancy_id
+    FROM {vacancies} v
+    LEFT JOIN holds h ON h.vacancy_id = v.vacancy_id
+    LEFT JOIN taken t ON t.vacancy_id = v.vacancy_id
     WHERE v.status = 'open' GROUP BY v.setting_id
 )
 SELECT s.authority_code, s.placement_type,

@@ -191,8 +191,29 @@ def test_a_placement_from_the_offer_takes_the_held_beds_whichever_the_ledger_see
     in_order = home.figures(offered, placed, other)
     placement_first = home.figures(placed, other, offered)
 
-    # The vacancy stays open until its provider withdraws it (filled): its 3 beds are offered.
-    assert in_order == placement_first == _expected(occupied=3, vacant=1, offered=3, held=0)
+    # The held beds leave the vacancy for good: of its 3 beds, 1 is still offered.
+    assert in_order == placement_first == _expected(occupied=3, vacant=1, offered=1, held=0)
+
+
+def test_a_placement_from_an_offer_takes_its_beds_out_of_the_vacancy_for_good() -> None:
+    home = Home(vacancy_beds=2)
+    request_id = uuid4()
+    offered = home.answer("PlacementOffered", request_id, beds=1)
+    placed = home.placement(request_id, beds=1)
+
+    figures = home.figures(offered, placed)
+
+    # The provider shrinks the vacancy to 1 bed with no event: the ledger takes the placed bed
+    # out of it, so occupied + held + offered never counts it twice.
+    assert figures == _expected(occupied=1, vacant=3, offered=1, held=0)
+    assert figures.occupied + figures.held + figures.offered <= figures.registered_places
+    ended = sample_envelope(
+        "PlacementEnded",
+        sequence=2,
+        aggregate_id=placed.aggregate_id,
+        placement_id=str(placed.aggregate_id),
+    )
+    assert home.figures(offered, placed, ended) == _expected(occupied=0, vacant=4, offered=1)
 
 
 def test_holds_at_a_closed_home_do_not_count_and_an_over_held_vacancy_offers_none() -> None:
