@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from builders import VACANCY_ID, sample_envelope
+from ledger_states import ledger_state
 from sqlalchemy import Table
 
 from contracts.enums import OfstedRating, PlacementType
@@ -72,23 +73,6 @@ def _vacancy(setting: SettingRecord, beds: int, confirmed: datetime) -> VacancyR
     return VacancyRecord(
         uuid4(), setting.setting_id, beds, VacancyStatus.OPEN, confirmed, confirmed
     )
-
-
-def _state(*records: object) -> LedgerState:
-    state = LedgerState()
-    for record in records:
-        match record:
-            case SettingRecord():
-                state.settings[record.setting_id] = record
-            case VacancyRecord():
-                state.vacancies[record.vacancy_id] = record
-            case PlacementRecord():
-                state.placements[record.placement_id] = record
-            case ReferralRecord():
-                state.referrals[record.referral_id] = record
-            case _:
-                raise TypeError(f"not a ledger record: {record!r}")
-    return state
 
 
 # --- applying events ------------------------------------------------------------------------------
@@ -209,7 +193,7 @@ def _reopened(setting: SettingRecord, vacancy_id: UUID) -> Event:
 
 def _every_kind_of_record() -> LedgerState:
     setting = _setting()
-    return _state(
+    return ledger_state(
         setting,
         _vacancy(setting, 2, NOW),
         _placement(setting, SEFTON),
@@ -292,7 +276,7 @@ def test_council_figures_count_open_homes_their_children_offers_and_stale_offers
     kendal, closed = _setting(places=4), _setting(places=3, is_open=False)
     stale = _vacancy(kendal, 1, NOW - STALE_AFTER - timedelta(seconds=1))
     just_in_time = _vacancy(kendal, 1, NOW - STALE_AFTER)
-    state = _state(
+    state = ledger_state(
         kendal,
         closed,
         stale,
@@ -315,7 +299,7 @@ def test_council_figures_count_open_homes_their_children_offers_and_stale_offers
 
 def test_vacant_places_are_counted_per_home_and_never_below_zero() -> None:
     full, empty = _setting(places=1), _setting(places=2)
-    state = _state(full, empty, _placement(full, W_AND_F, beds=2))
+    state = ledger_state(full, empty, _placement(full, W_AND_F, beds=2))
 
     figures = council_figures(state, NOW, STALE_AFTER).figures[W_AND_F, HOMES]
 
@@ -326,7 +310,7 @@ def test_an_open_referral_counts_under_each_type_it_wants_in_its_own_council() -
     both = ReferralRecord(uuid4(), SEFTON, (HOMES, PlacementType.FOSTER_CARE_IFA))
     closed = ReferralRecord(uuid4(), SEFTON, (HOMES,), is_open=False)
 
-    figures = council_figures(_state(both, closed), NOW, STALE_AFTER).figures
+    figures = council_figures(ledger_state(both, closed), NOW, STALE_AFTER).figures
 
     assert figures == {
         (SEFTON, HOMES): CouncilFigures(open_referrals=1),
@@ -339,7 +323,7 @@ def test_an_open_referral_counts_under_each_type_it_wants_in_its_own_council() -
 
 def _north_west_state() -> LedgerState:
     kendal, southport = _setting(W_AND_F, 4), _setting(SEFTON, 5, postcode_district="PR8")
-    return _state(
+    return ledger_state(
         kendal,
         southport,
         _placement(kendal, SEFTON),  # a Sefton child in Westmorland and Furness

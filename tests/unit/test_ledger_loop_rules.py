@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from builders import SAMPLE_PAYLOADS, sample_envelope
+from ledger_states import ledger_state
 from sqlalchemy import Table
 
 from contracts.enums import DeclineReason, Need, OfstedRating, PlacementType
@@ -309,23 +310,6 @@ def _placed(
     )
 
 
-def _ledger(*records: object) -> LedgerState:
-    state = LedgerState()
-    for record in records:
-        match record:
-            case SettingRecord():
-                state.settings[record.setting_id] = record
-            case PlacementRecord():
-                state.placements[record.placement_id] = record
-            case RequestRecord():
-                state.requests[record.request_id] = record
-            case AnswerRecord():
-                state.answers[record.request_id] = record
-            case _:
-                raise TypeError(f"not a record here: {record!r}")
-    return state
-
-
 def test_responses_count_requests_answers_and_placements_at_the_footprints_settings() -> None:
     kendal, bootle, windermere = (
         _home_at(W_AND_F, "LA9"),
@@ -338,7 +322,7 @@ def test_responses_count_requests_answers_and_placements_at_the_footprints_setti
     unanswered = _request(kendal, Need.SEMH)
     in_sefton = _request(bootle, Need.SEMH)
     fostering = _request(windermere, Need.SEMH)
-    state = _ledger(
+    state = ledger_state(
         kendal,
         bootle,
         windermere,
@@ -398,7 +382,7 @@ def test_sufficiency_shares_with_distances_worked_out_by_hand() -> None:
         _placed(kendal, W_AND_F, referral_id=uuid4()),  # no request known: home unknown
         _placed(kendal, W_AND_F),  # not from a referral: not counted
     )
-    state = _ledger(
+    state = ledger_state(
         kendal,
         barrow,
         bootle,
