@@ -227,18 +227,23 @@ async def test_a_lane_is_sent_in_plan_order_while_lanes_run_side_by_side():
     assert provider.arrived[:5] == ["/v1/settings"] * 5
 
 
-async def test_steady_requests_wait_for_the_simulated_clock():
-    provider, authority = services()
-    seed = setting_then_vacancy()[:1]
-    later = request(
+def _steady_vacancy(at: datetime) -> PlannedRequest:
+    """A second request in lane setting-1: a vacancy posted in the steady phase, due `at`."""
+    return request(
         2,
         Kind.POST_VACANCY,
         "/v1/vacancies",
         {"setting_id": placeholder("setting-1"), "beds": 1},
         lane="setting-1",
         phase=Phase.STEADY,
-        at=START + timedelta(hours=1),
+        at=at,
     )
+
+
+async def test_steady_requests_wait_for_the_simulated_clock():
+    provider, authority = services()
+    seed = setting_then_vacancy()[:1]
+    later = _steady_vacancy(at=START + timedelta(hours=1))
     loop = asyncio.get_running_loop()
     began = loop.time()
     await send([*seed, later], provider, authority, speed=3600 * 5)  # an hour in 0.2 s
@@ -249,15 +254,7 @@ async def test_steady_requests_wait_for_the_simulated_clock():
 async def test_the_duration_stops_the_run_before_requests_due_after_it():
     provider, authority = services()
     seed = setting_then_vacancy()[:1]
-    much_later = request(
-        2,
-        Kind.POST_VACANCY,
-        "/v1/vacancies",
-        {"setting_id": placeholder("setting-1"), "beds": 1},
-        lane="setting-1",
-        phase=Phase.STEADY,
-        at=START + timedelta(days=1),
-    )
+    much_later = _steady_vacancy(at=START + timedelta(days=1))
     sender = await send([*seed, much_later], provider, authority, speed=60, duration=0.2)
     assert len(provider.received) == 1
     assert sender.progress.finished == 1
