@@ -21,16 +21,14 @@ def _timestamp(name: str) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=False)
 
 
+def _partial_index(name: str, table: str, column: str, where: str) -> None:
+    op.create_index(name, table, [column], schema=SCHEMA, postgresql_where=sa.text(where))
+
+
 def upgrade() -> None:
     op.add_column("placements", sa.Column("request_id", sa.Uuid(), nullable=True), schema=SCHEMA)
     op.add_column("placements", sa.Column("referral_id", sa.Uuid(), nullable=True), schema=SCHEMA)
-    op.create_index(
-        "placements_by_request",
-        "placements",
-        ["request_id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("request_id IS NOT NULL"),
-    )
+    _partial_index("placements_by_request", "placements", "request_id", "request_id IS NOT NULL")
     op.create_table(
         "requests",
         sa.Column("request_id", sa.Uuid(), primary_key=True),
@@ -59,13 +57,7 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("answers_by_setting", "answers", ["setting_id"], schema=SCHEMA)
-    op.create_index(
-        "answers_offered",
-        "answers",
-        ["setting_id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("status = 'offered'"),
-    )
+    _partial_index("answers_offered", "answers", "setting_id", "status = 'offered'")
     op.add_column(
         "capacity_history",
         sa.Column("held", sa.Integer(), nullable=False, server_default=sa.text("0")),

@@ -27,24 +27,19 @@ def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
+def _reference(table: str, column: str) -> sa.Column[object]:
+    """A required column naming a row of this schema's `table` by its key of the same name."""
+    return sa.Column(column, sa.Uuid(), sa.ForeignKey(f"{SCHEMA}.{table}.{column}"), nullable=False)
+
+
 def upgrade() -> None:
     op.create_table(
         "requests",
         sa.Column("request_id", sa.Uuid(), primary_key=True),
         sa.Column("referral_id", sa.Uuid(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
-        sa.Column(
-            "vacancy_id",
-            sa.Uuid(),
-            sa.ForeignKey(f"{SCHEMA}.vacancies.vacancy_id"),
-            nullable=False,
-        ),
-        sa.Column(
-            "setting_id",
-            sa.Uuid(),
-            sa.ForeignKey(f"{SCHEMA}.settings.setting_id"),
-            nullable=False,
-        ),
+        _reference("vacancies", "vacancy_id"),
+        _reference("settings", "setting_id"),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("age", sa.Integer(), nullable=False),
         sa.Column("sex", sa.Text(), nullable=False),
