@@ -26,6 +26,7 @@ from test_alerting_domain import (
     setting,
     told,
     vacancy,
+    vacancy_event,
 )
 
 from services.alerting.domain import AlertBook, Changes, Event
@@ -61,12 +62,10 @@ def answer(
     authority_code: str = SEFTON,
     **fields: Any,
 ) -> Event:
-    return event(
+    return vacancy_event(
         event_type,
+        S,
         vacancy_id,
-        setting_id=str(S),
-        provider_id="acme-care",
-        vacancy_id=str(vacancy_id),
         request_id=str(request_id),
         referral_id=str(referral_id),
         authority_code=authority_code,

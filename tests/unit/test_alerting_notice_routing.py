@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 import pytest
-from test_alerting_domain import NOW, SEFTON, R, S, V, event, setting
+from test_alerting_domain import NOW, SEFTON, R, S, V, setting, vacancy_event
 from test_alerting_loop_events import REQUEST, placement_requested, request_event
 
 from services.alerting.domain import Event
@@ -26,12 +26,10 @@ COUNCIL = Recipient(Audience.AUTHORITY, SEFTON)
 
 def answer(event_type: str, **fields: Any) -> Event:
     """The provider's answer to the request, an event of vacancy V."""
-    return event(
+    return vacancy_event(
         event_type,
+        S,
         V,
-        setting_id=str(S),
-        provider_id="acme-care",
-        vacancy_id=str(V),
         request_id=str(REQUEST),
         referral_id=str(R),
         authority_code=SEFTON,
