@@ -13,7 +13,7 @@ from contracts.enums import (
     Sex,
     Urgency,
 )
-from contracts.events import PlacementRequested, PlacementTerms
+from contracts.events import PlacementOffered, PlacementRequested, PlacementTerms
 from services.platform.errors import ConflictError, UnappliableEventError
 from services.provider import domain
 from services.provider.tables import Request, RequestStatus, Vacancy, VacancyStatus
@@ -88,19 +88,8 @@ def test_a_request_for_another_providers_vacancy_or_an_unknown_one_cannot_be_app
 def test_an_offer_holds_the_sibling_group_by_default_and_bumps_the_vacancy() -> None:
     vacancy = a_vacancy()
     request = a_request(vacancy)
-    setting = _open_setting(vacancy)
 
-    offered, bumped, event = domain.offer_placement(
-        request,
-        vacancy,
-        setting,
-        beds=None,
-        held_by_others=0,
-        capacity=ROOMY,
-        expires_at=LATER,
-        weekly_fee_gbp=None,
-        now=NOW,
-    )
+    offered, bumped, event = _offer(request, vacancy)
 
     assert (offered.status, offered.offered_beds, offered.offer_expires_at) == (
         RequestStatus.OFFERED,
@@ -115,17 +104,7 @@ def test_an_offer_may_not_take_beds_another_offer_holds() -> None:
     vacancy = a_vacancy(beds=2)
 
     with pytest.raises(ConflictError, match="only 1 of vacancy"):
-        domain.offer_placement(
-            a_request(vacancy),
-            vacancy,
-            _open_setting(vacancy),
-            beds=2,
-            held_by_others=1,
-            capacity=ROOMY,
-            expires_at=LATER,
-            weekly_fee_gbp=None,
-            now=NOW,
-        )
+        _offer(a_request(vacancy), vacancy, beds=2, held_by_others=1)
 
 
 @pytest.mark.parametrize("status", [s for s in RequestStatus if s is not RequestStatus.REQUESTED])
@@ -136,17 +115,7 @@ def test_only_a_request_waiting_for_an_answer_is_offered_or_declined(status) -> 
     with pytest.raises(ConflictError, match=f"is {status.value}, not requested"):
         domain.decline_request(request, vacancy, DeclineReason.STAFFING, NOW)
     with pytest.raises(ConflictError, match=f"is {status.value}, not requested"):
-        domain.offer_placement(
-            request,
-            vacancy,
-            _open_setting(vacancy),
-            beds=None,
-            held_by_others=0,
-            capacity=ROOMY,
-            expires_at=LATER,
-            weekly_fee_gbp=None,
-            now=NOW,
-        )
+        _offer(request, vacancy)
 
 
 def test_an_offer_expires_or_is_released_with_its_beds() -> None:
@@ -202,6 +171,28 @@ def _open_setting(vacancy: Vacancy):
     from test_provider_domain import a_setting  # noqa: PLC0415 - the other module's builder
 
     return a_setting(setting_id=vacancy.setting_id, provider_id=vacancy.provider_id)
+
+
+def _offer(
+    request: Request,
+    vacancy: Vacancy,
+    *,
+    beds: int | None = None,
+    held_by_others: int = 0,
+    capacity: domain.Capacity = ROOMY,
+) -> tuple[Request, Vacancy, PlacementOffered]:
+    """The provider offers `request` a place at `vacancy` of an open setting, for an hour."""
+    return domain.offer_placement(
+        request,
+        vacancy,
+        _open_setting(vacancy),
+        beds=beds,
+        held_by_others=held_by_others,
+        capacity=capacity,
+        expires_at=LATER,
+        weekly_fee_gbp=None,
+        now=NOW,
+    )
 
 
 # --- a placement started from an accepted offer --------------------------------------------------
@@ -308,14 +299,9 @@ def test_an_offer_may_not_hold_places_a_placement_took() -> None:
     vacancy = a_vacancy(beds=2)
 
     with pytest.raises(ConflictError, match="only 1 of the setting's places are free"):
-        domain.offer_placement(
+        _offer(
             a_request(vacancy),
             vacancy,
-            _open_setting(vacancy),
             beds=2,
-            held_by_others=0,
             capacity=domain.Capacity(registered_places=2, occupied=1, offered=2),
-            expires_at=LATER,
-            weekly_fee_gbp=None,
-            now=NOW,
         )
