@@ -52,6 +52,7 @@ CREATED = 201
 OK = 200
 
 Record = TypeVar("Record", Setting, Vacancy, Placement, Request)
+Versioned = TypeVar("Versioned", Setting, Vacancy, Placement)
 
 
 def _answer(status_code: int, view: BaseModel) -> StoredResponse:
@@ -108,6 +109,33 @@ class ProviderService:
             occurred_at=now,
         )
 
+    async def _save_and_emit(
+        self,
+        session: AsyncSession,
+        record: Versioned,
+        event: ProviderEvent,
+        *,
+        aggregate_id: UUID,
+        now: datetime,
+    ) -> None:
+        """Write `record` at its new version and emit `event` as its aggregate's at that version."""
+        await store.save(session, record)
+        await self._emit(
+            session, event, aggregate_id=aggregate_id, sequence=record.version, now=now
+        )
+
+    async def _save_request_change(
+        self,
+        session: AsyncSession,
+        changed: Request,
+        bumped: Vacancy,
+        event: ProviderEvent,
+        now: datetime,
+    ) -> None:
+        """A request's change is an event of its vacancy's: both written, the vacancy's version."""
+        await store.save(session, changed)
+        await self._save_and_emit(session, bumped, event, aggregate_id=bumped.vacancy_id, now=now)
+
     async def _setting_view(self, session: AsyncSession, setting: Setting) -> SettingView:
         return SettingView.of(setting, await store.capacity(session, setting))
 
@@ -137,11 +165,7 @@ class ProviderService:
                 request, vacancies[request.vacancy_id], reason, now
             )
             vacancies[bumped.vacancy_id] = bumped
-            await store.save(session, released)
-            await store.save(session, bumped)
-            await self._emit(
-                session, event, aggregate_id=bumped.vacancy_id, sequence=bumped.version, now=now
-            )
+            await self._save_request_change(session, released, bumped, event, now)
         return vacancies
 
     # --- settings ---------------------------------------------------------------------------------
@@ -179,10 +203,7 @@ class ProviderService:
             if decided is None:
                 return _answer(OK, SettingView.of(setting, capacity))
             updated, event = decided
-            await store.save(session, updated)
-            await self._emit(
-                session, event, aggregate_id=setting_id, sequence=updated.version, now=now
-            )
+            await self._save_and_emit(session, updated, event, aggregate_id=setting_id, now=now)
             return _answer(OK, await self._setting_view(session, updated))
 
         return await self._writer.write(request, work)
@@ -204,10 +225,7 @@ class ProviderService:
                 OfferWithdrawalReason.SETTING_CLOSED,
                 now,
             )
-            await store.save(session, closed)
-            await self._emit(
-                session, event, aggregate_id=setting_id, sequence=closed.version, now=now
-            )
+            await self._save_and_emit(session, closed, event, aggregate_id=setting_id, now=now)
             return _answer(OK, await self._setting_view(session, closed))
 
         return await self._writer.write(request, work)
@@ -262,10 +280,7 @@ class ProviderService:
             )
             now = self._clock()
             confirmed, event = domain.confirm_vacancy(vacancy, setting, now)
-            await store.save(session, confirmed)
-            await self._emit(
-                session, event, aggregate_id=vacancy_id, sequence=confirmed.version, now=now
-            )
+            await self._save_and_emit(session, confirmed, event, aggregate_id=vacancy_id, now=now)
             return _answer(OK, self._vacancy_view(confirmed))
 
         return await self._writer.write(request, work)
@@ -287,10 +302,7 @@ class ProviderService:
                 now,
             )
             withdrawn, event = domain.withdraw(released[vacancy_id], body.reason, now)
-            await store.save(session, withdrawn)
-            await self._emit(
-                session, event, aggregate_id=vacancy_id, sequence=withdrawn.version, now=now
-            )
+            await self._save_and_emit(session, withdrawn, event, aggregate_id=vacancy_id, now=now)
             return _answer(OK, self._vacancy_view(withdrawn))
 
         return await self._writer.write(request, work)
@@ -333,9 +345,8 @@ class ProviderService:
                 )
                 for vacancy in stale:
                     gone, event = domain.expire(released[vacancy.vacancy_id], now)
-                    await store.save(session, gone)
-                    await self._emit(
-                        session, event, aggregate_id=gone.vacancy_id, sequence=gone.version, now=now
+                    await self._save_and_emit(
+                        session, gone, event, aggregate_id=gone.vacancy_id, now=now
                     )
             expired += len(stale)
             if len(stale) < batch_size:
@@ -397,11 +408,7 @@ class ProviderService:
                 weekly_fee_gbp=body.weekly_fee_gbp,
                 now=now,
             )
-            await store.save(session, offered)
-            await store.save(session, bumped)
-            await self._emit(
-                session, event, aggregate_id=bumped.vacancy_id, sequence=bumped.version, now=now
-            )
+            await self._save_request_change(session, offered, bumped, event, now)
             return _answer(OK, RequestView.of(offered))
 
         return await self._writer.write(request, work)
@@ -415,11 +422,7 @@ class ProviderService:
             )
             now = self._clock()
             declined, bumped, event = domain.decline_request(asked, vacancy, body.reason, now)
-            await store.save(session, declined)
-            await store.save(session, bumped)
-            await self._emit(
-                session, event, aggregate_id=bumped.vacancy_id, sequence=bumped.version, now=now
-            )
+            await self._save_request_change(session, declined, bumped, event, now)
             return _answer(OK, RequestView.of(declined))
 
         return await self._writer.write(request, work)
@@ -437,15 +440,7 @@ class ProviderService:
                         asked, vacancies[asked.vacancy_id], now
                     )
                     vacancies[bumped.vacancy_id] = bumped
-                    await store.save(session, gone)
-                    await store.save(session, bumped)
-                    await self._emit(
-                        session,
-                        event,
-                        aggregate_id=bumped.vacancy_id,
-                        sequence=bumped.version,
-                        now=now,
-                    )
+                    await self._save_request_change(session, gone, bumped, event, now)
             expired += len(due)
             if len(vacancies) < batch_size:
                 return expired
@@ -552,10 +547,7 @@ class ProviderService:
             )
             now = self._clock()
             ended, event = domain.end_placement(placement, body.end_date, body.reason, now)
-            await store.save(session, ended)
-            await self._emit(
-                session, event, aggregate_id=placement_id, sequence=ended.version, now=now
-            )
+            await self._save_and_emit(session, ended, event, aggregate_id=placement_id, now=now)
             return _answer(OK, PlacementView.of(ended))
 
         return await self._writer.write(request, work)
