@@ -27,13 +27,13 @@ from services.alerting.use_cases import Alerting
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import running
 from services.platform.clock import Clock, utc_now
-from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
+from services.platform.consumer import ConsumerMetrics
 from services.platform.database import create_engine, session_factory
 from services.platform.http import add_operational_routes, allow_browser_origins
 from services.platform.kafka import (
     ConsumerPlacement,
     OutboxPublisher,
-    consume,
+    consume_exactly_once,
     event_broker,
     start_consuming,
 )
@@ -154,12 +154,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         deliveries.wake()
         await projection.settle_metrics(engine)
 
-    processor = ExactlyOnceProcessor(
-        engine, SCHEMA, projection, KafkaDeadLetters(broker.publish), consumer_metrics
-    )
-    consume(
+    consume_exactly_once(
         broker,
-        processor,
+        projection,
         CONSUMED_TOPICS,
         ConsumerPlacement(
             engine,
@@ -168,6 +165,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             topic_prefix=settings.topic_prefix,
             max_records=settings.max_records,
         ),
+        consumer_metrics,
         after_batch=after_batch,
     )
     writer = Writer(

@@ -66,22 +66,13 @@ def loop_notice_of(event: Envelope[Any]) -> LoopNotice:
     """The notice a placement-loop event makes; any other event is refused."""
     payload = event.payload
     match payload:
-        case PlacementRequested():
-            kind, to = LoopNoticeKind.PLACEMENT_REQUESTED, _provider(payload.provider_id)
-        case RequestWithdrawn():
-            kind, to = LoopNoticeKind.REQUEST_WITHDRAWN, _provider(payload.provider_id)
-        case OfferAccepted():
-            kind, to = LoopNoticeKind.OFFER_ACCEPTED, _provider(payload.provider_id)
-        case PlacementOffered():
-            kind, to = LoopNoticeKind.PLACEMENT_OFFERED, _council(payload.authority_code)
-        case PlacementDeclined():
-            kind, to = LoopNoticeKind.PLACEMENT_DECLINED, _council(payload.authority_code)
-        case OfferExpired():
-            kind, to = LoopNoticeKind.OFFER_EXPIRED, _council(payload.authority_code)
-        case OfferWithdrawn():
-            kind, to = LoopNoticeKind.OFFER_WITHDRAWN, _council(payload.authority_code)
+        case PlacementRequested() | RequestWithdrawn() | OfferAccepted():
+            to = _provider(payload.provider_id)
+        case PlacementOffered() | PlacementDeclined() | OfferExpired() | OfferWithdrawn():
+            to = _council(payload.authority_code)
         case _:
             raise UnappliableEventError(f"{event.event_type} is not a placement-loop notice")
+    kind = next(kind for cls, kind in _KIND_OF.items() if isinstance(payload, cls))
     body = {
         "notice_id": str(event.event_id),
         "type": kind.value,
@@ -89,6 +80,17 @@ def loop_notice_of(event: Envelope[Any]) -> LoopNotice:
         **payload.model_dump(mode="json"),
     }
     return LoopNotice(event.event_id, kind, to, body, event.occurred_at)
+
+
+_KIND_OF: dict[type, LoopNoticeKind] = {
+    PlacementRequested: LoopNoticeKind.PLACEMENT_REQUESTED,
+    RequestWithdrawn: LoopNoticeKind.REQUEST_WITHDRAWN,
+    OfferAccepted: LoopNoticeKind.OFFER_ACCEPTED,
+    PlacementOffered: LoopNoticeKind.PLACEMENT_OFFERED,
+    PlacementDeclined: LoopNoticeKind.PLACEMENT_DECLINED,
+    OfferExpired: LoopNoticeKind.OFFER_EXPIRED,
+    OfferWithdrawn: LoopNoticeKind.OFFER_WITHDRAWN,
+}
 
 
 def _provider(provider_id: str) -> Recipient:

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 from sqlalchemy import Table, case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -81,6 +82,26 @@ def _upsert(table: Table, columns: tuple[str, ...]) -> str:
 async def _save(connection: asyncpg.Connection, table: Table, values: dict[str, list[Any]]) -> None:
     """Insert or overwrite rows given as one list per column, named as the table names them."""
     await connection.execute(_upsert(table, tuple(values)), *values.values())
+
+
+async def _save_open(
+    connection: asyncpg.Connection,
+    table: Table,
+    states: Sequence[BaseModel],
+    id_name: str,
+    key_name: str,
+) -> None:
+    """Insert or overwrite open records kept as their id, one key column and their JSON state."""
+    await _save(
+        connection,
+        table,
+        {
+            id_name: [getattr(state, id_name) for state in states],
+            key_name: [getattr(state, key_name) for state in states],
+            "state": [state.model_dump_json() for state in states],
+            "is_open": [True for _ in states],
+        },
+    )
 
 
 # --- the book: loading committed state ------------------------------------------------------------
@@ -354,29 +375,11 @@ async def _save_records(connection: asyncpg.Connection, changes: Changes) -> Non
             },
         )
     if vacancies := list(changes.vacancies_posted.values()):
-        await _save(
-            connection,
-            VACANCIES,
-            {
-                "vacancy_id": [v.vacancy_id for v in vacancies],
-                "setting_id": [v.setting_id for v in vacancies],
-                "state": [v.model_dump_json() for v in vacancies],
-                "is_open": [True for _ in vacancies],
-            },
-        )
+        await _save_open(connection, VACANCIES, vacancies, "vacancy_id", "setting_id")
     if changes.vacancies_closed:
         await connection.execute(_CLOSE_VACANCIES, list(changes.vacancies_closed))
     if referrals := list(changes.referrals.values()):
-        await _save(
-            connection,
-            REFERRALS,
-            {
-                "referral_id": [r.referral_id for r in referrals],
-                "authority_code": [r.authority_code for r in referrals],
-                "state": [r.model_dump_json() for r in referrals],
-                "is_open": [True for _ in referrals],
-            },
-        )
+        await _save_open(connection, REFERRALS, referrals, "referral_id", "authority_code")
     if changes.referrals_closed:
         await connection.execute(_CLOSE_REFERRALS, list(changes.referrals_closed))
     if changes.holds_released:

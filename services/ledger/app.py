@@ -20,10 +20,15 @@ from services.ledger.use_cases import Ledger, LedgerMetrics
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
-from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
+from services.platform.consumer import ConsumerMetrics
 from services.platform.database import create_engine
 from services.platform.http import add_operational_routes
-from services.platform.kafka import ConsumerPlacement, consume, event_broker, start_consuming
+from services.platform.kafka import (
+    ConsumerPlacement,
+    consume_exactly_once,
+    event_broker,
+    start_consuming,
+)
 from services.platform.migrations import upgrade_to_head_async
 
 __all__ = ["Settings", "create_app"]
@@ -69,16 +74,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         CLIENT_ID,
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
-    processor = ExactlyOnceProcessor(
-        engine,
-        store.SCHEMA,
-        store.LedgerProjection(store.SCHEMA),
-        KafkaDeadLetters(broker.publish),
-        consumer_metrics,
-    )
-    consume(
+    consume_exactly_once(
         broker,
-        processor,
+        store.LedgerProjection(store.SCHEMA),
         CONSUMED_TOPICS,
         ConsumerPlacement(
             engine=engine,
@@ -87,6 +85,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             topic_prefix=settings.topic_prefix,
             max_records=settings.max_records,
         ),
+        consumer_metrics,
     )
     ledger = Ledger(
         engine, stale_after=settings.vacancy_stale_after, metrics=ledger_metrics, clock=clock

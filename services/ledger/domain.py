@@ -214,6 +214,11 @@ def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) ->
     return found
 
 
+def _change(records: dict[UUID, RecordT], record_id: UUID, event: Event, **changes: object) -> None:
+    """Replace fields of the existing record `event` is about (UnappliableEventError if none)."""
+    records[record_id] = replace(_existing(records, record_id, event), **changes)  # type: ignore[type-var]
+
+
 def _not_about(kind: RecordKind, event: Event) -> UnappliableEventError:
     return UnappliableEventError(f"the ledger does not apply {event.event_type} events to a {kind}")
 
@@ -239,8 +244,7 @@ def _apply_to_setting(state: LedgerState, event: Event, setting_id: UUID) -> Non
             is_open = _existing(state.settings, setting_id, event).is_open
             state.settings[setting_id] = _setting_record(setting_id, updated, is_open=is_open)
         case SettingClosed():
-            setting = _existing(state.settings, setting_id, event)
-            state.settings[setting_id] = replace(setting, is_open=False)
+            _change(state.settings, setting_id, event, is_open=False)
         case _:
             raise _not_about(RecordKind.SETTING, event)
 
@@ -261,11 +265,9 @@ def _apply_to_vacancy(state: LedgerState, event: Event, vacancy_id: UUID) -> Non
             last = max(vacancy.last_confirmed_at, confirmed.confirmed_at)
             state.vacancies[vacancy_id] = replace(vacancy, last_confirmed_at=last)
         case VacancyWithdrawn():
-            vacancy = _existing(state.vacancies, vacancy_id, event)
-            state.vacancies[vacancy_id] = replace(vacancy, status=VacancyStatus.WITHDRAWN)
+            _change(state.vacancies, vacancy_id, event, status=VacancyStatus.WITHDRAWN)
         case VacancyExpired():
-            vacancy = _existing(state.vacancies, vacancy_id, event)
-            state.vacancies[vacancy_id] = replace(vacancy, status=VacancyStatus.EXPIRED)
+            _change(state.vacancies, vacancy_id, event, status=VacancyStatus.EXPIRED)
         case _:
             raise _not_about(RecordKind.VACANCY, event)
 
@@ -282,8 +284,7 @@ def _apply_to_placement(state: LedgerState, event: Event, placement_id: UUID) ->
                 referral_id=started.referral_id,
             )
         case PlacementEnded():
-            placement = _existing(state.placements, placement_id, event)
-            state.placements[placement_id] = replace(placement, is_active=False)
+            _change(state.placements, placement_id, event, is_active=False)
         case _:
             raise _not_about(RecordKind.PLACEMENT, event)
 
@@ -308,8 +309,7 @@ def _apply_to_referral(state: LedgerState, event: Event, referral_id: UUID) -> N
             # It changes the search scope, which is not a capacity fact; the referral must exist.
             _existing(state.referrals, referral_id, event)
         case ReferralClosed():
-            referral = _existing(state.referrals, referral_id, event)
-            state.referrals[referral_id] = replace(referral, is_open=False)
+            _change(state.referrals, referral_id, event, is_open=False)
         case _:
             raise _not_about(RecordKind.REFERRAL, event)
 
@@ -328,11 +328,9 @@ def _apply_to_request(state: LedgerState, event: Event, request_id: UUID) -> Non
                 home_postcode_district=requested.home_postcode_district,
             )
         case RequestWithdrawn():
-            request = _existing(state.requests, request_id, event)
-            state.requests[request_id] = replace(request, status=RequestStatus.WITHDRAWN)
+            _change(state.requests, request_id, event, status=RequestStatus.WITHDRAWN)
         case OfferAccepted():
-            request = _existing(state.requests, request_id, event)
-            state.requests[request_id] = replace(request, status=RequestStatus.ACCEPTED)
+            _change(state.requests, request_id, event, status=RequestStatus.ACCEPTED)
         case _:
             raise _not_about(RecordKind.REQUEST, event)
 
@@ -365,11 +363,9 @@ def _apply_to_answer(state: LedgerState, event: Event, request_id: UUID) -> None
                 answer, status=AnswerStatus.DECLINED, decline_reason=declined.reason
             )
         case OfferExpired():
-            answer = _existing(state.answers, request_id, event)
-            state.answers[request_id] = replace(answer, status=AnswerStatus.EXPIRED)
+            _change(state.answers, request_id, event, status=AnswerStatus.EXPIRED)
         case OfferWithdrawn():
-            answer = _existing(state.answers, request_id, event)
-            state.answers[request_id] = replace(answer, status=AnswerStatus.WITHDRAWN)
+            _change(state.answers, request_id, event, status=AnswerStatus.WITHDRAWN)
         case _:
             raise _not_about(RecordKind.ANSWER, event)
 

@@ -1,7 +1,7 @@
 """The ledger API's answers: aggregates only, never a referral, a placement or a child."""
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,20 +28,26 @@ class CouncilView(_Answer):
     name: str
 
 
-class FootprintView(_Answer):
-    """An area capacity is counted for: a council, an English region or a collaborative."""
-
+class _AboutFootprint(_Answer):
     footprint_id: str
     name: str
     kind: Literal["council", "region", "collaborative"]
+
+    @staticmethod
+    def _naming(footprint: Footprint) -> dict[str, Any]:
+        """The fields that say which footprint an answer is about."""
+        return {"footprint_id": footprint.id, "name": footprint.name, "kind": footprint.kind}
+
+
+class FootprintView(_AboutFootprint):
+    """An area capacity is counted for: a council, an English region or a collaborative."""
+
     member_councils: list[CouncilView]
 
     @classmethod
     def of(cls, footprint: Footprint) -> Self:
         return cls(
-            footprint_id=footprint.id,
-            name=footprint.name,
-            kind=footprint.kind,
+            **cls._naming(footprint),
             member_councils=[
                 CouncilView(authority_code=code, name=council(code).name)
                 for code in sorted(footprint.member_councils)
@@ -78,12 +84,6 @@ class Figures(_Answer):
         return cls.model_validate(figures, from_attributes=True)
 
 
-class _AboutFootprint(_Answer):
-    footprint_id: str
-    name: str
-    kind: Literal["council", "region", "collaborative"]
-
-
 class CapacityView(_AboutFootprint):
     """A footprint's live capacity, by placement type, as of `as_of`."""
 
@@ -94,9 +94,7 @@ class CapacityView(_AboutFootprint):
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, capacity: FootprintCapacity) -> Self:
         return cls(
-            footprint_id=footprint.id,
-            name=footprint.name,
-            kind=footprint.kind,
+            **cls._naming(footprint),
             as_of=as_of,
             by_type={t: Figures.of(f) for t, f in capacity.by_type.items()},
             totals=Figures.of(capacity.totals),
@@ -141,9 +139,7 @@ class FlowsView(_AboutFootprint):
         own = sum(flow.beds for flow in flows if flow.own)
         everyone = sum(flow.beds for flow in flows)
         return cls(
-            footprint_id=footprint.id,
-            name=footprint.name,
-            kind=footprint.kind,
+            **cls._naming(footprint),
             as_of=as_of,
             flows=[FlowView.of(flow) for flow in flows],
             totals=FlowTotals(
@@ -176,9 +172,7 @@ class HistoryView(_AboutFootprint):
         points: list[tuple[datetime, FootprintCapacity]],
     ) -> Self:
         return cls(
-            footprint_id=footprint.id,
-            name=footprint.name,
-            kind=footprint.kind,
+            **cls._naming(footprint),
             since=since,
             until=until,
             points=[
@@ -243,9 +237,7 @@ class ResponsesView(_AboutFootprint):
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, responses: FootprintResponses) -> Self:
         return cls(
-            footprint_id=footprint.id,
-            name=footprint.name,
-            kind=footprint.kind,
+            **cls._naming(footprint),
             as_of=as_of,
             by_type={t: ResponseFigures.of(r) for t, r in responses.by_type.items()},
             totals=ResponseFigures.of(responses.totals),
@@ -296,9 +288,7 @@ class SufficiencyView(_AboutFootprint):
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, sufficiency: FootprintSufficiency) -> Self:
         return cls(
-            footprint_id=footprint.id,
-            name=footprint.name,
-            kind=footprint.kind,
+            **cls._naming(footprint),
             as_of=as_of,
             counted_by=sufficiency.counted_by,
             by_type={t: SufficiencyFigures.of(f) for t, f in sufficiency.by_type.items()},

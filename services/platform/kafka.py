@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import Envelope
 from contracts.events import EVENT_TYPES
 from contracts.topics import TopicSpec
-from services.platform.consumer import Delivery, ExactlyOnceProcessor, ResumeFromStoredPositions
+from services.platform.consumer import (
+    ConsumerMetrics,
+    Delivery,
+    ExactlyOnceProcessor,
+    KafkaDeadLetters,
+    Projection,
+    ResumeFromStoredPositions,
+)
 from services.platform.outbox import OutgoingMessage
 
 if TYPE_CHECKING:
@@ -180,6 +187,27 @@ def consume(
 
         on_batch.__name__ = "on_" + topic.name.replace(".", "_")
         _exactly_once_subscriber(broker, topic, placement, description)(on_batch)
+
+
+def consume_exactly_once(  # noqa: PLR0913 - the parts of one service's consumers
+    broker: KafkaBroker,
+    projection: Projection[Any],
+    topics: Sequence[tuple[TopicSpec, str]],
+    placement: ConsumerPlacement,
+    metrics: ConsumerMetrics,
+    *,
+    after_batch: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """`consume` with a processor applying `projection` in the placement's schema, poison records
+    dead-lettered through `broker` to each topic's `.dlq` twin."""
+    processor = ExactlyOnceProcessor(
+        placement.engine,
+        placement.schema,
+        projection,
+        KafkaDeadLetters(broker.publish),
+        metrics,
+    )
+    consume(broker, processor, topics, placement, after_batch=after_batch)
 
 
 async def start_consuming(broker: KafkaBroker, retry_interval: float) -> None:
