@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from common import in_process, until
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,19 +61,6 @@ def council_headers(authority_code: str = SEFTON, **extra: str) -> dict[str, str
 
 def provider_headers(provider_id: str = "acme-care") -> dict[str, str]:
     return bearer(issue_token(principal_for(Role.PROVIDER, provider_id=provider_id), SECRET))
-
-
-async def until(
-    condition: Callable[[], Awaitable[bool]],
-    what: str,
-    timeout_s: float = 30,
-    every_s: float = 0.05,
-) -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`, saying what never happened."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        await asyncio.sleep(every_s)
 
 
 # --- the service ----------------------------------------------------------------------------------
@@ -174,26 +162,13 @@ async def running_alerting(
     app = create_app(configured)
     engine = create_engine(database_url)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://alerting.test"
-            ) as client,
-        ):
+        async with in_process(app, "alerting") as client:
             yield RunningAlerting(app, client, configured, engine)
     finally:
         await engine.dispose()
 
 
 # --- real HTTP servers on 127.0.0.1 ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port nothing listens on (for a receiver that is down: connection refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
@@ -222,6 +197,59 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         listening.close()
+
+
+@dataclass
+class StreamClient:
+    """Reads one event stream in the background: its comments and its events, as they come."""
+
+    comments: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    async def read(self, response: httpx.Response) -> None:
+        event: dict[str, Any] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+            elif not line:
+                if "data" in event:  # a block with no data (`retry:` alone) is no event
+                    self.events.append(event)
+                event = {}
+            else:
+                name, _, value = line.partition(":")
+                event[name] = value.strip()
+
+    async def wait(self, what: str, condition: Any, timeout_s: float = 15) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not condition(self):
+                await asyncio.sleep(0.02)
+        assert condition(self), what
+
+
+@contextlib.asynccontextmanager
+async def stream_as(base_url: str, headers: dict[str, str]) -> AsyncIterator[StreamClient]:
+    """GET /v1/alerts/stream with `headers`, read in the background once it says it is connected."""
+    reader = StreamClient()
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+        client.stream("GET", "/v1/alerts/stream", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        task = asyncio.create_task(reader.read(response))
+        try:
+            await reader.wait("connected", lambda r: "connected" in r.comments)
+            yield reader
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def stream_of(
+    base_url: str, authority_code: str
+) -> contextlib.AbstractAsyncContextManager[StreamClient]:
+    return stream_as(base_url, council_headers(authority_code))
 
 
 @dataclass(frozen=True)

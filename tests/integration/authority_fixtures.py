@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from common import in_process
 from fastapi import FastAPI
 from kafka_probe import TopicProbe
 from sqlalchemy import text
@@ -124,12 +125,7 @@ async def running_authority(
     app = create_app(Settings(database_url=database_url, jwt_secret=SECRET, **settings), clock)
     engine = create_engine(database_url)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://authority.test"
-            ) as client,
-        ):
+        async with in_process(app, "authority") as client:
             yield RunningAuthority(app, client, engine)
     finally:
         await engine.dispose()

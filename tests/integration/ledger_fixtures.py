@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,9 +19,11 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import common
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
+from common import free_port, in_process
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -83,11 +84,8 @@ class TestClock:
 async def until(
     condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60, every_s: float = 0.1
 ) -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`, saying what never happened."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        await asyncio.sleep(every_s)
+    """Poll `condition` until it holds; fail after `timeout_s` (a minute, for the ledger)."""
+    await common.until(condition, what, timeout_s, every_s)
 
 
 @dataclass
@@ -197,12 +195,7 @@ async def running_ledger(
     app = create_app(configured, clock=clock)
     engine = create_engine(database_url)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
-            ) as client,
-        ):
+        async with in_process(app, "ledger") as client:
             yield RunningLedger(app, client, configured, LedgerDatabase(engine), clock)
     finally:
         await engine.dispose()
@@ -279,11 +272,34 @@ async def dead_letters(
 # --- the ledger as a process ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def serve(name: str, environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`nearhome serve <name>` in a child process, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("nearhome")), "serve", name],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL: no shutdown, no last commit."""
+    assert process is not None
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a still-running child, killing it if it does not stop within 15 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 @dataclass
@@ -295,29 +311,14 @@ class LedgerProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("nearhome")), "serve", "ledger"],
-                env=self.environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
+        self.process = serve("ledger", self.environment, self.log)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no last commit; whatever was in flight is simply gone."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def ledger_process(

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from common import in_process
 from fastapi import FastAPI
 from kafka_probe import TopicProbe
 from sqlalchemy import Table, func, select
@@ -169,12 +170,7 @@ async def running_provider(
     app = create_app(configured, clock=clock)
     database = create_async_engine(database_url)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://provider.test"
-            ) as client,
-        ):
+        async with in_process(app, "provider") as client:
             yield RunningProvider(app, client, configured, database)
     finally:
         await database.dispose()
@@ -235,6 +231,29 @@ def prefixed_topic(prefix: str, topic: TopicSpec) -> TopicSpec:
     return next(spec for spec in all_topics(prefix) if spec.name == prefix + topic.name)
 
 
+def placement_requested(
+    authority_code: str, vacancy: dict[str, Any], **child: Any
+) -> PlacementRequested:
+    """A fresh referral from `authority_code` for `vacancy`: a planned place for a girl of 14."""
+    return PlacementRequested.model_validate(
+        {
+            "referral_id": str(uuid4()),
+            "authority_code": authority_code,
+            "request_id": str(uuid4()),
+            "vacancy_id": vacancy["vacancy_id"],
+            "setting_id": vacancy["setting_id"],
+            "provider_id": vacancy["provider_id"],
+            "age": 14,
+            "sex": "female",
+            "needs": ["semh"],
+            "home_postcode_district": "L20",
+            "needed_by": "2026-12-07",
+            "urgency": "planned",
+            **child,
+        }
+    )
+
+
 @dataclass
 class Council:
     """Publishes a council's referral events on the test's referral.events, as the authority."""
@@ -260,25 +279,8 @@ class Council:
         await self.producer.send_and_wait(self.topic, to_bytes(envelope), key=envelope.key)
 
     async def request(self, vacancy: dict[str, Any], **child: Any) -> PlacementRequested:
-        referral_id = uuid4()
-        requested = PlacementRequested.model_validate(
-            {
-                "referral_id": str(referral_id),
-                "authority_code": self.code,
-                "request_id": str(uuid4()),
-                "vacancy_id": vacancy["vacancy_id"],
-                "setting_id": vacancy["setting_id"],
-                "provider_id": vacancy["provider_id"],
-                "age": 14,
-                "sex": "female",
-                "needs": ["semh"],
-                "home_postcode_district": "L20",
-                "needed_by": "2026-12-07",
-                "urgency": "planned",
-                **child,
-            }
-        )
-        await self.publish(requested, referral_id)
+        requested = placement_requested(self.code, vacancy, **child)
+        await self.publish(requested, requested.referral_id)
         return requested
 
     async def about(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from common import free_port
 
 NEARHOME = str(Path(sys.executable).parent / "nearhome")
 STARTED = re.compile(r"^\[supervisor\]\s+started (\w+)(?: again)? \(pid (\d+)\)$")
@@ -87,3 +88,23 @@ async def nearhome_run(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+
+
+SERVICES = ("provider", "authority", "ledger", "alerting")
+
+
+@contextlib.asynccontextmanager
+async def running_exchange(
+    database_url: str, topic_prefix: str, secret: str
+) -> AsyncIterator[Supervised]:
+    """All four services under `nearhome run --no-infra`, on free ports, once it says it is up."""
+    ports = {name: free_port() for name in SERVICES}
+    env = {
+        "DATABASE_URL": database_url,
+        "NEARHOME_TOPIC_PREFIX": topic_prefix,
+        "NEARHOME_JWT_SECRET": secret,
+        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    }
+    async with nearhome_run("--no-infra", env=env, ports=ports) as supervised:
+        await supervised.wait_for_line(r"^NearHome is running", within=60.0)
+        yield supervised

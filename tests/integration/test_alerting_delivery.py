@@ -8,7 +8,6 @@ from alerting_fixtures import (
     LANCASHIRE,
     SEFTON,
     RunningAlerting,
-    free_port,
     publish,
     referral_opened,
     running_alerting,
@@ -17,6 +16,7 @@ from alerting_fixtures import (
     vacancy_posted,
     webhook_receiver,
 )
+from common import free_port
 
 from services.alerting.webhooks import verify
 

@@ -12,10 +12,10 @@ from alerting_fixtures import (
     running_alerting,
     serving,
     setting_registered,
+    stream_of,
     vacancy_posted,
 )
 from test_alerting_holds import PROFILE, offer_events
-from test_alerting_stream import stream_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -1,15 +1,11 @@
 """Through the real broker and database: the placement loop's notices reach the provider asked
 and the council that asked (webhooks and the stream), nobody else, and once per event."""
 
-import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 from alerting_fixtures import (
     LANCASHIRE,
@@ -24,11 +20,11 @@ from alerting_fixtures import (
     running_alerting,
     serving,
     setting_registered,
+    stream_as,
     until,
     vacancy_posted,
     webhook_receiver,
 )
-from test_alerting_stream import StreamClient
 
 from services.alerting.webhooks import verify
 
@@ -238,24 +234,6 @@ async def test_an_event_delivered_twice_is_noticed_once(
         assert {(n["kind"], n["audience"], n["organisation_id"]) for n in notices} == {
             ("placement.requested", "provider", "acme-care")
         }
-
-
-@contextlib.asynccontextmanager
-async def stream_as(base_url: str, headers: dict[str, str]) -> AsyncIterator[StreamClient]:
-    reader = StreamClient()
-    async with (
-        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
-        client.stream("GET", "/v1/alerts/stream", headers=headers) as response,
-    ):
-        assert response.status_code == 200
-        task = asyncio.create_task(reader.read(response))
-        try:
-            await reader.wait("connected", lambda r: "connected" in r.comments)
-            yield reader
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def test_a_provider_token_streams_its_own_notices_and_nothing_else(

@@ -5,7 +5,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from alerting_fixtures import free_port, serving
+from alerting_fixtures import serving
+from common import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse

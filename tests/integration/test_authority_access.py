@@ -1,6 +1,5 @@
 """Each council sees only its own referrals, and every attempt, allowed or not, is audited."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -13,8 +12,6 @@ from authority_fixtures import (
     council,
     provider,
     referral_body,
-    referral_events_probe,
-    running_authority,
 )
 from kafka_probe import TopicProbe, for_aggregate
 from sqlalchemy import text
@@ -23,18 +20,6 @@ from sqlalchemy.exc import DBAPIError
 from services.platform.auth import Principal, Role, issue_token, principal_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-@pytest.fixture
-async def authority(fresh_database_url: str) -> AsyncIterator[RunningAuthority]:
-    async with running_authority(fresh_database_url) as service:
-        yield service
-
-
-@pytest.fixture
-async def probe() -> AsyncIterator[TopicProbe]:
-    async with referral_events_probe() as probe:
-        yield probe
 
 
 def _attempts(referral_id: str) -> list[tuple[str, str, dict[str, object] | None]]:

@@ -1,6 +1,5 @@
 """A council opens, changes and closes referrals: one event each on referral.events, as answered."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -11,25 +10,12 @@ from authority_fixtures import (
     RunningAuthority,
     council,
     referral_body,
-    referral_events_probe,
     running_authority,
     state_of,
 )
 from kafka_probe import TopicProbe, for_aggregate
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-@pytest.fixture
-async def authority(fresh_database_url: str) -> AsyncIterator[RunningAuthority]:
-    async with running_authority(fresh_database_url) as service:
-        yield service
-
-
-@pytest.fixture
-async def probe() -> AsyncIterator[TopicProbe]:
-    async with referral_events_probe() as probe:
-        yield probe
 
 
 def _at(value: str) -> datetime:

@@ -1,6 +1,5 @@
 """Bad input is a 422 naming the field, a closed referral a 409; neither stores nor publishes."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -8,26 +7,12 @@ from authority_fixtures import (
     RunningAuthority,
     council,
     referral_body,
-    referral_events_probe,
-    running_authority,
 )
 from kafka_probe import TopicProbe, for_aggregate
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 QUIET_S = 1.0
-
-
-@pytest.fixture
-async def authority(fresh_database_url: str) -> AsyncIterator[RunningAuthority]:
-    async with running_authority(fresh_database_url) as service:
-        yield service
-
-
-@pytest.fixture
-async def probe() -> AsyncIterator[TopicProbe]:
-    async with referral_events_probe() as probe:
-        yield probe
 
 
 def _named_fields(answer: Any) -> set[str]:

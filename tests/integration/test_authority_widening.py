@@ -10,7 +10,6 @@ from authority_fixtures import (
     SEFTON,
     RunningAuthority,
     council,
-    referral_events_probe,
     running_authority,
 )
 from kafka_probe import TopicProbe, for_aggregate
@@ -25,12 +24,6 @@ FAST_WIDENING: dict[str, Any] = {
     "widen_after_emergency": timedelta(days=1),
     "widen_check_interval": 0.2,
 }
-
-
-@pytest.fixture
-async def probe() -> AsyncIterator[TopicProbe]:
-    async with referral_events_probe() as probe:
-        yield probe
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from alerting_fixtures import bearer, free_port
+from alerting_fixtures import bearer
 from authority_fixtures import referral_body
 from dashboard_browser import OUTPUT, chromium, open_dashboard
 from playwright.async_api import Page, expect
 from provider_fixtures import setting_body, vacancy_body
-from supervised import Supervised, nearhome_run
+from supervised import Supervised, running_exchange
 
 from services.platform.auth import Role, issue_token, principal_for
 
@@ -37,15 +37,7 @@ def token_for(role: Role, **scope: Any) -> str:
 
 @pytest.fixture
 async def exchange(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[Supervised]:
-    ports = {name: free_port() for name in ("provider", "authority", "ledger", "alerting")}
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "NEARHOME_TOPIC_PREFIX": topic_prefix,
-        "NEARHOME_JWT_SECRET": SECRET,
-        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
-    }
-    async with nearhome_run("--no-infra", env=env, ports=ports) as supervised:
-        await supervised.wait_for_line(r"^NearHome is running", within=60.0)
+    async with running_exchange(fresh_database_url, topic_prefix, SECRET) as supervised:
         yield supervised
 
 

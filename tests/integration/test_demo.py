@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from alerting_fixtures import WebhookReceiver, bearer, free_port, webhook_receiver
+from alerting_fixtures import WebhookReceiver, bearer, webhook_receiver
+from common import free_port
 from supervised import Supervised, nearhome_run
 
 from contracts import geography

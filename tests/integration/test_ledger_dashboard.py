@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,13 +21,14 @@ from dashboard_browser import OUTPUT, chromium, open_dashboard
 from ledger_fixtures import (
     BOOTSTRAP,
     PLACEMENTS_NORTH_WEST,
-    REPO,
     SECRET,
     WESTMORLAND_AND_FURNESS,
     collaborative_headers,
     free_port,
     ledger_settings,
     provider_headers,
+    serve,
+    stop_process,
     until,
 )
 from playwright.async_api import Page, expect
@@ -112,14 +112,7 @@ class Service:
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("nearhome")), "serve", self.name],
-                env=self.environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
+        self.process = serve(self.name, self.environment, self.log)
 
     async def until_up(self, timeout_s: float = 60) -> None:
         async with httpx.AsyncClient(base_url=self.url) as client:
@@ -134,13 +127,7 @@ class Service:
             await until(up, f"{self.name} to answer /health", timeout_s, every_s=0.2)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @contextlib.contextmanager

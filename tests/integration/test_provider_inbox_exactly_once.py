@@ -4,9 +4,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from builders import sample_envelope
-from ledger_fixtures import free_port, until
+from ledger_fixtures import free_port, kill_process, serve, stop_process, until
 from provider_fixtures import (
     BOOTSTRAP,
     SECRET,
@@ -26,6 +24,7 @@ from provider_fixtures import (
     Council,
     exchange,
     new_provider_id,
+    placement_requested,
     provider_headers,
     setting_body,
     vacancy_body,
@@ -67,22 +66,7 @@ async def _scalar(database_url: str, query: str) -> int:
 
 
 def _requested(council: Council, vacancy: dict[str, Any]) -> PlacementRequested:
-    return PlacementRequested.model_validate(
-        {
-            "referral_id": str(uuid4()),
-            "authority_code": council.code,
-            "request_id": str(uuid4()),
-            "vacancy_id": vacancy["vacancy_id"],
-            "setting_id": vacancy["setting_id"],
-            "provider_id": vacancy["provider_id"],
-            "age": 14,
-            "sex": "female",
-            "needs": ["semh"],
-            "home_postcode_district": "L20",
-            "needed_by": "2026-12-07",
-            "urgency": "planned",
-        }
-    )
+    return placement_requested(council.code, vacancy)
 
 
 def _withdrawn(requested: PlacementRequested) -> RequestWithdrawn:
@@ -189,29 +173,14 @@ class ProviderProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("nearhome")), "serve", "provider"],
-                env=self.environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
+        self.process = serve("provider", self.environment, self.log)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no last commit."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
     async def ready(self, timeout_s: float = 60) -> None:
         async def answers() -> bool:

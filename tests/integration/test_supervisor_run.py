@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from alerting_fixtures import free_port
+from common import free_port
 from supervised import Supervised, nearhome_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
