@@ -21,8 +21,6 @@ from sqlmodel import col
 
 from contracts.enums import RATING_RANK
 from contracts.events import ReferralState, SettingProfile, SettingState, VacancyPosted
-from contracts.serialization import to_bytes
-from contracts.topics import topic_for_event
 from services.alerting.domain import (
     Alert,
     AlertBook,
@@ -54,6 +52,7 @@ from services.alerting.tables import (
     WebhookDelivery,
 )
 from services.platform.clock import Clock
+from services.platform.outbox import stage_in_outbox
 from services.platform.tables import (
     as_read,
     as_written,
@@ -181,26 +180,6 @@ UPDATE {qualified(ALERTS)} a SET status = 'retracted', retracted_at = u.retracte
     retraction_reason = u.retraction_reason
 FROM {unnest(ALERTS.c.alert_id, ALERTS.c.retracted_at, ALERTS.c.retraction_reason)}
 WHERE a.alert_id = u.alert_id AND a.status = 'open'
-"""  # noqa: S608 - names from the tables' own metadata
-_OUTBOX_COLUMNS = [
-    OUTBOX.c[name]
-    for name in (
-        "event_id",
-        "event_type",
-        "topic",
-        "message_key",
-        "aggregate_id",
-        "sequence",
-        "body",
-        "created_at",
-    )
-]
-_OUTBOX_NAMES = ", ".join(f'"{column.name}"' for column in _OUTBOX_COLUMNS)
-# In the order given: the outbox's ids are the order the relay publishes an alert's events in.
-_INSERT_OUTBOX = f"""
-INSERT INTO {qualified(OUTBOX)} ({_OUTBOX_NAMES})
-SELECT {_OUTBOX_NAMES} FROM {unnest(*_OUTBOX_COLUMNS, ordinality=True)}
-ORDER BY n
 """  # noqa: S608 - names from the tables' own metadata
 _NOTICES = unnest(
     SUBSCRIPTIONS.c.authority_code,
@@ -330,17 +309,8 @@ async def _queue_alert_notices(connection: asyncpg.Connection, changes: Changes)
     if not notices:
         return 0
     envelopes = [notice.envelope() for notice in notices]
-    await connection.execute(
-        _INSERT_OUTBOX,
-        [e.event_id for e in envelopes],
-        [e.event_type for e in envelopes],
-        [topic_for_event(e.event_type).name for e in envelopes],
-        [e.key for e in envelopes],
-        [e.aggregate_id for e in envelopes],
-        [e.sequence for e in envelopes],
-        [to_bytes(e) for e in envelopes],
-        [e.occurred_at for e in envelopes],
-    )
+    # In the order given: the outbox's ids are the order the relay publishes an alert's events in.
+    await stage_in_outbox(connection, OUTBOX, envelopes)
     bodies = [webhook_bytes(notice.webhook_body()) for notice in notices]
     deliveries = await connection.fetch(
         _INSERT_DELIVERIES,

@@ -15,8 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import (
     BigInteger,
@@ -40,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.envelope import Envelope
 from contracts.serialization import to_bytes
 from contracts.topics import topic_for_event
+from services.platform.tables import qualified, unnest
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +65,56 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+def _outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The outbox columns an event is staged with (`id` and `published_at` are the table's)."""
+    return {
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "topic": topic_for_event(envelope.event_type).name,
+        "message_key": envelope.key,
+        "aggregate_id": envelope.aggregate_id,
+        "sequence": envelope.sequence,
+        "body": to_bytes(envelope),
+        "created_at": envelope.occurred_at,
+    }
+
+
+_STAGED_COLUMNS = (
+    "event_id",
+    "event_type",
+    "topic",
+    "message_key",
+    "aggregate_id",
+    "sequence",
+    "body",
+    "created_at",
+)
+
+
 async def add_to_outbox(session: AsyncSession, outbox: Table, envelope: Envelope[Any]) -> None:
     """Stage `envelope` for publishing; it is sent only if the caller's transaction commits."""
-    await session.execute(
-        outbox.insert().values(
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
-            topic=topic_for_event(envelope.event_type).name,
-            message_key=envelope.key,
-            aggregate_id=envelope.aggregate_id,
-            sequence=envelope.sequence,
-            body=to_bytes(envelope),
-            created_at=envelope.occurred_at,
-        )
+    await session.execute(outbox.insert().values(**_outbox_row(envelope)))
+
+
+@cache
+def _insert_in_order(outbox: Table) -> str:
+    columns = [outbox.c[name] for name in _STAGED_COLUMNS]
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    return f"""
+INSERT INTO {qualified(outbox)} ({names})
+SELECT {names} FROM {unnest(*columns, ordinality=True)}
+ORDER BY n
+"""  # noqa: S608 - names from the table's own metadata
+
+
+async def stage_in_outbox(
+    connection: asyncpg.Connection, outbox: Table, envelopes: Sequence[Envelope[Any]]
+) -> None:
+    """Stage `envelopes` on an asyncpg connection, in the caller's transaction (sent only if it
+    commits); the outbox's ids, and so the relay's publishing order, follow the order given."""
+    rows = [_outbox_row(envelope) for envelope in envelopes]
+    await connection.execute(
+        _insert_in_order(outbox), *([row[name] for row in rows] for name in _STAGED_COLUMNS)
     )
 
 
