@@ -15,6 +15,7 @@ import asyncpg
 from sqlalchemy import Column, Table, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from contracts.enums import SearchScope
 from contracts.envelope import Envelope
@@ -60,13 +61,21 @@ SCHEMA = "authority"
 Row = TypeVar("Row", bound=SQLModel)
 
 
-async def load_referral(
-    session: AsyncSession, referral_id: UUID, *, for_update: bool = False
-) -> Referral | None:
-    query = select(Referral).where(Referral.referral_id == referral_id)
+async def _load_one(
+    session: AsyncSession, query: SelectOfScalar[Row], for_update: bool
+) -> Row | None:
+    """The one row `query` finds, if any; locked with `for_update`."""
     if for_update:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+async def load_referral(
+    session: AsyncSession, referral_id: UUID, *, for_update: bool = False
+) -> Referral | None:
+    return await _load_one(
+        session, select(Referral).where(Referral.referral_id == referral_id), for_update
+    )
 
 
 async def referrals_of(
@@ -104,10 +113,11 @@ async def lock_referrals_due_to_widen(
 async def load_request(
     session: AsyncSession, request_id: UUID, *, for_update: bool = False
 ) -> PlacementRequest | None:
-    query = select(PlacementRequest).where(PlacementRequest.request_id == request_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await session.scalars(query)).one_or_none()
+    return await _load_one(
+        session,
+        select(PlacementRequest).where(PlacementRequest.request_id == request_id),
+        for_update,
+    )
 
 
 async def requests_of(

@@ -58,6 +58,27 @@ async def load(
     return await session.get(kind, key, with_for_update=lock)
 
 
+AtSetting = TypeVar("AtSetting", Vacancy, Placement)
+
+
+async def _at_settings_of(
+    session: AsyncSession,
+    kind: type[AtSetting],
+    provider_id: str,
+    status: VacancyStatus | PlacementStatus | None,
+    setting_id: UUID | None,
+    *order: object,
+) -> Sequence[AtSetting]:
+    """A provider's vacancies or placements, of one status and one setting if given, in order."""
+    query = select(kind).where(kind.provider_id == provider_id)
+    if status is not None:
+        query = query.where(kind.status == status)
+    if setting_id is not None:
+        query = query.where(kind.setting_id == setting_id)
+    query = query.order_by(*(col(column) for column in order))
+    return (await session.scalars(query)).all()
+
+
 async def save(session: AsyncSession, record: Record) -> None:
     """Write `record` over the stored row with its key.
 
@@ -127,13 +148,9 @@ async def vacancies_of(
     status: VacancyStatus | None,
     setting_id: UUID | None,
 ) -> Sequence[Vacancy]:
-    query = select(Vacancy).where(Vacancy.provider_id == provider_id)
-    if status is not None:
-        query = query.where(Vacancy.status == status)
-    if setting_id is not None:
-        query = query.where(Vacancy.setting_id == setting_id)
-    query = query.order_by(col(Vacancy.posted_at), col(Vacancy.vacancy_id))
-    return (await session.scalars(query)).all()
+    return await _at_settings_of(
+        session, Vacancy, provider_id, status, setting_id, Vacancy.posted_at, Vacancy.vacancy_id
+    )
 
 
 async def lock_stale_vacancies(
@@ -159,13 +176,15 @@ async def placements_of(
     status: PlacementStatus | None,
     setting_id: UUID | None,
 ) -> Sequence[Placement]:
-    query = select(Placement).where(Placement.provider_id == provider_id)
-    if status is not None:
-        query = query.where(Placement.status == status)
-    if setting_id is not None:
-        query = query.where(Placement.setting_id == setting_id)
-    query = query.order_by(col(Placement.recorded_at), col(Placement.placement_id))
-    return (await session.scalars(query)).all()
+    return await _at_settings_of(
+        session,
+        Placement,
+        provider_id,
+        status,
+        setting_id,
+        Placement.recorded_at,
+        Placement.placement_id,
+    )
 
 
 # --- placement requests ---------------------------------------------------------------------------
