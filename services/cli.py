@@ -142,7 +142,7 @@ def exchange_asyncapi() -> dict[str, Any]:
         settings = _service_module(service).Settings(
             kafka_bootstrap_servers=LOCAL_KAFKA, topic_prefix=""
         )
-        brokers.append(_service_module(service).create_app(settings).state.event_broker)
+        brokers.extend(_service_module(service).create_app(settings).state.event_brokers)
     return asyncapi_document(
         brokers,
         title="NearHome events",

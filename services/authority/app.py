@@ -103,8 +103,11 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
     # The broker carries the consumer too, so the consumer starts it (see OutboxPublisher).
+    # The outbox publishes through a broker of its own, so writes reach Kafka even while the
+    # provider-side view's consumer is still joining its group (after a broker restart, say).
+    outbox_broker = event_broker(settings.kafka_bootstrap_servers, f"{CLIENT_ID}-outbox")
     publisher = OutboxPublisher(
-        broker, (REFERRAL_EVENTS,), topic_prefix=settings.topic_prefix, started_by_consumers=True
+        outbox_broker, (REFERRAL_EVENTS,), topic_prefix=settings.topic_prefix
     )
     relay = OutboxRelay(
         sessions,
@@ -165,6 +168,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
                     yield
             finally:
                 await broker.stop()
+                await publisher.close()
         finally:
             await engine.dispose()
 
@@ -177,7 +181,7 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     app.state.jwt_secret = settings.jwt_secret
     app.state.referrals = referrals
     app.state.placement_requests = PlacementRequests(writer, clock=clock)
-    add_asyncapi_route(app, broker)
+    add_asyncapi_route(app, broker, outbox_broker)
     # Inside the platform's middleware, which assigns the request id the audit rows carry.
     add_audit_trail(app, sessions, AUDITED_ROUTES, clock)
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)

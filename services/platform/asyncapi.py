@@ -26,16 +26,16 @@ def asyncapi_document(
     return document
 
 
-def add_asyncapi_route(app: FastAPI, broker: KafkaBroker) -> None:
-    """Serve the service's own channels at `/asyncapi.json`, and keep its broker on the app.
+def add_asyncapi_route(app: FastAPI, *brokers: KafkaBroker) -> None:
+    """Serve the service's own channels at `/asyncapi.json`, and keep its brokers on the app.
 
-    `nearhome asyncapi` reads `app.state.event_broker` of every service to write the exchange's.
+    `nearhome asyncapi` reads `app.state.event_brokers` of every service to write the exchange's.
     """
-    app.state.event_broker = broker
+    app.state.event_brokers = list(brokers)
 
     @app.get(ASYNCAPI_PATH, tags=["operations"], include_in_schema=False)
     async def asyncapi() -> JSONResponse:
         document = asyncapi_document(
-            [broker], title=app.title, version=app.version, description=app.summary or ""
+            list(brokers), title=app.title, version=app.version, description=app.summary or ""
         )
         return JSONResponse(document)

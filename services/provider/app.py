@@ -57,9 +57,16 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         CLIENT_ID,
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
-    # The broker also carries the inbox's subscriber, so the consumer starts it, not the relay.
+    # The outbox publishes through a broker of its own: writes must reach Kafka even while the
+    # inbox's consumer is still joining its group (after a broker restart, say), so publishing
+    # never waits for the consumer to start.
+    outbox_broker = event_broker(
+        settings.kafka_bootstrap_servers,
+        f"{CLIENT_ID}-outbox",
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
     publisher = OutboxPublisher(
-        broker, (PROVIDER_EVENTS,), topic_prefix=settings.topic_prefix, started_by_consumers=True
+        outbox_broker, (PROVIDER_EVENTS,), topic_prefix=settings.topic_prefix
     )
     relay = OutboxRelay(
         sessions,
@@ -147,6 +154,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.jwt_secret = settings.jwt_secret
     app.state.provider_service = service
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
-    add_asyncapi_route(app, broker)
+    add_asyncapi_route(app, broker, outbox_broker)
     app.include_router(router)
     return app
