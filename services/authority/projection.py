@@ -33,7 +33,7 @@ from contracts.events import (
     VacancyPosted,
     VacancyWithdrawn,
 )
-from services.authority import domain, store
+from services.authority import domain, store, tables
 from services.authority.tables import (
     PlacementRequest,
     ProviderSetting,
@@ -43,6 +43,7 @@ from services.authority.tables import (
 )
 from services.platform.clock import Clock, utc_now
 from services.platform.errors import UnappliableEventError
+from services.platform.outbox import stage_in_outbox
 from services.platform.sequencing import Event
 
 PRODUCER = "authority"
@@ -255,4 +256,4 @@ class ProviderView:
             PlacementRequest,
             [batch.requests[i] for i in sorted(batch.changed_requests)],
         )
-        await store.stage_in_outbox(connection, batch.outgoing)
+        await stage_in_outbox(connection, tables.OUTBOX, batch.outgoing)

@@ -18,13 +18,9 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from contracts.enums import SearchScope
-from contracts.envelope import Envelope
-from contracts.serialization import to_bytes
-from contracts.topics import topic_for_event
 from services.authority.tables import (
     METADATA,
     OPEN_REQUEST_STATUSES,
-    OUTBOX,
     PlacementRequest,
     ProviderSetting,
     ProviderVacancy,
@@ -233,44 +229,3 @@ async def update_referral_lifecycles(
                 for column in _REFERRAL_LIFECYCLE
             ),
         )
-
-
-_OUTBOX_COLUMNS = [
-    OUTBOX.c[name]
-    for name in (
-        "event_id",
-        "event_type",
-        "topic",
-        "message_key",
-        "aggregate_id",
-        "sequence",
-        "body",
-        "created_at",
-    )
-]
-_OUTBOX_NAMES = ", ".join(f'"{column.name}"' for column in _OUTBOX_COLUMNS)
-# In the order given: the outbox's ids are the order the relay publishes a referral's events in.
-_INSERT_OUTBOX = f"""
-INSERT INTO {qualified(OUTBOX)} ({_OUTBOX_NAMES})
-SELECT {_OUTBOX_NAMES} FROM {unnest(*_OUTBOX_COLUMNS, ordinality=True)}
-ORDER BY n
-"""  # noqa: S608 - names from the tables' own metadata
-
-
-async def stage_in_outbox(
-    connection: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]
-) -> None:
-    """Add events to the outbox in the consumer's transaction: sent only if it commits."""
-    if not envelopes:
-        return
-    await connection.execute(
-        _INSERT_OUTBOX,
-        [e.event_id for e in envelopes],
-        [e.event_type for e in envelopes],
-        [topic_for_event(e.event_type).name for e in envelopes],
-        [e.key for e in envelopes],
-        [e.aggregate_id for e in envelopes],
-        [e.sequence for e in envelopes],
-        [to_bytes(e) for e in envelopes],
-        [e.occurred_at for e in envelopes],
-    )

@@ -28,10 +28,9 @@ from contracts.events import (
     ReferralWidened,
     RequestWithdrawn,
 )
-from contracts.serialization import to_bytes
-from contracts.topics import topic_for_event
 from services.platform.clock import Clock
 from services.platform.errors import UnappliableEventError
+from services.platform.outbox import stage_in_outbox
 from services.platform.sequencing import Event
 from services.platform.tables import (
     as_read,
@@ -65,20 +64,6 @@ _NEW_VACANCY_VERSIONS = (
     f"UPDATE {qualified(_VACANCIES)} AS v SET version = u.version"  # noqa: S608 - names from code
     " FROM unnest($1::uuid[], $2::int[]) AS u(vacancy_id, version)"
     " WHERE v.vacancy_id = u.vacancy_id"
-)
-_OUTBOX_COLUMNS = (
-    "event_id",
-    "event_type",
-    "topic",
-    "message_key",
-    "aggregate_id",
-    "sequence",
-    "body",
-    "created_at",
-)
-_STAGE_IN_OUTBOX = (
-    f"INSERT INTO {qualified(OUTBOX)} ({', '.join(_OUTBOX_COLUMNS)})"  # noqa: S608 - names from code
-    f" VALUES ({', '.join(f'${n}' for n in range(1, len(_OUTBOX_COLUMNS) + 1))})"
 )
 
 
@@ -172,18 +157,7 @@ class RequestInbox:
             await connection.execute(
                 _NEW_VACANCY_VERSIONS, keys, [state.vacancies[key].version for key in keys]
             )
-        for envelope in state.outbox:
-            await connection.execute(
-                _STAGE_IN_OUTBOX,
-                envelope.event_id,
-                envelope.event_type,
-                topic_for_event(envelope.event_type).name,
-                envelope.key,
-                envelope.aggregate_id,
-                envelope.sequence,
-                to_bytes(envelope),
-                envelope.occurred_at,
-            )
+        await stage_in_outbox(connection, OUTBOX, state.outbox)
 
     @staticmethod
     def _known(state: Inbox, request_id: UUID) -> Request:
