@@ -12,12 +12,14 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml package-lock.json
 	@echo "== installing NearHome and its pinned dependencies into $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	@# Debian's Chromium for the dashboard's browser test (never a downloaded browser build).
+	@# The pages' front-end packages (GOV.UK Frontend, axe-core), exactly as package-lock.json pins them.
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@# Debian's Chromium for the pages' browser tests (never a downloaded browser build).
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@touch $@
 

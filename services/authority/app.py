@@ -8,6 +8,7 @@ widening scheduler.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -49,11 +50,14 @@ from services.platform.kafka import (
 )
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
+from services.platform.pages import Page, PageSettings, add_page
 from services.platform.writes import Writer
 
 __all__ = ["Settings", "create_app"]
 
 SERVICE = "authority"
+# The workspace page this service serves at `/` (see services/platform/pages.py).
+WORKSPACE = Path(__file__).with_name("static")
 CLIENT_ID = "nearhome-authority"
 # The outbox relay's advisory lock: unique per service, so only one relay publishes this outbox.
 RELAY_LOCK_ID = 8002
@@ -88,7 +92,9 @@ never a name, date of birth, address or case notes. Unknown fields such as `chil
 """
 
 
-def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
+def create_app(
+    settings: Settings, clock: Clock = utc_now, pages: PageSettings | None = None
+) -> FastAPI:
     registry = CollectorRegistry()
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -190,4 +196,5 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> FastAPI:
     app.add_exception_handler(RequestRefusedError, answer_refused_request)
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
     app.include_router(router)
+    add_page(app, Page(WORKSPACE, reads=("alerting",)), pages or PageSettings())
     return app

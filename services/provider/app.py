@@ -9,6 +9,7 @@ outbox relay, and the schedulers of vacancy freshness and offer expiry.
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -29,6 +30,7 @@ from services.platform.kafka import (
 )
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
+from services.platform.pages import Page, PageSettings, add_page
 from services.platform.writes import Writer
 from services.provider import tables
 from services.provider.handlers import CONSUMED_TOPICS, router
@@ -39,12 +41,16 @@ from services.provider.use_cases import ProviderService
 __all__ = ["Settings", "create_app"]
 
 SERVICE = "provider"
+# The workspace page this service serves at `/` (see services/platform/pages.py).
+WORKSPACE = Path(__file__).with_name("static")
 CLIENT_ID = "nearhome-provider"
 # Unique per service: one relay at a time publishes this schema's outbox.
 RELAY_LOCK_ID = 8001
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock = utc_now, pages: PageSettings | None = None
+) -> FastAPI:
     registry = CollectorRegistry()
     outbox_metrics = OutboxMetrics(registry)
     consumer_metrics = ConsumerMetrics(registry)
@@ -156,4 +162,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
     add_asyncapi_route(app, broker, outbox_broker)
     app.include_router(router)
+    add_page(app, Page(WORKSPACE, reads=("alerting",)), pages or PageSettings())
     return app

@@ -1,0 +1,308 @@
+// NearHome pages' shared script (an ES module, no build step): the token kept in the tab, calls
+// to the services' /v1 APIs, their server-sent event streams, GOV.UK error summaries for 422
+// answers, and small helpers for building elements without innerHTML.
+import { initAll } from "/govuk/govuk-frontend.min.js";
+
+const TOKEN_KEY = "nearhome.token";
+
+export const $ = (id) => document.getElementById(id);
+
+// Start GOV.UK Frontend's components (error summary focus, skip link, checkboxes, tabs …).
+export function startGovuk() {
+  document.body.classList.add("govuk-frontend-supported", "js-enabled");
+  initAll();
+}
+
+// An element with attributes and children; text is always set as text, never parsed as HTML.
+export function el(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "text") element.textContent = value;
+    else if (name === "class") element.className = value;
+    else if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+// --- the token ---------------------------------------------------------------------------------
+
+export const token = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
+  forget: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+// The token's claims (role, authority_code, provider_id …), read only to choose what to show:
+// every service checks the token itself.
+export function claims() {
+  try {
+    const part = token.get().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part));
+  } catch {
+    return {};
+  }
+}
+
+// The token box: a password field kept in this tab's sessionStorage only. `onChange` runs with
+// the claims whenever a token is used or forgotten (and once at the start when one is kept).
+export function tokenBox(form, onChange) {
+  const input = form.querySelector("input[name=token]");
+  const forget = form.querySelector("[data-action=forget-token]");
+  const showInUse = () => { input.placeholder = token.get() ? "token in use" : ""; };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = input.value.trim();
+    if (!value) return;
+    token.set(value);
+    input.value = "";
+    showInUse();
+    onChange(claims());
+  });
+  forget.addEventListener("click", () => {
+    token.forget();
+    showInUse();
+    onChange(null);
+  });
+  showInUse();
+  onChange(token.get() ? claims() : null);
+}
+
+// Where the other services are, as this page's origin was told (`/page/links.json`).
+export async function links() {
+  const response = await fetch("/page/links.json", { cache: "no-store" });
+  return response.json();
+}
+
+// --- the API -------------------------------------------------------------------------------------
+
+export class ApiError extends Error {
+  // `problems`: [{field, message}] for a 422, else one with no field.
+  constructor(status, message, problems) {
+    super(message);
+    this.status = status;
+    this.problems = problems;
+  }
+}
+
+function problemsOf(status, body) {
+  const detail = body && body.detail;
+  if (Array.isArray(detail)) {
+    return detail.map((problem) => {
+      const where = (problem.loc || []).filter((part) => part !== "body");
+      return { field: where.length ? String(where[0]) : null, message: problem.msg };
+    });
+  }
+  return [{ field: null, message: typeof detail === "string" ? detail : `HTTP ${status}` }];
+}
+
+// Calls `base + path` with the token. A write carries a fresh Idempotency-Key, so the services
+// answer a retried request with the first answer. Throws ApiError for any answer but 2xx.
+export async function api(base, path, { method = "GET", body } = {}) {
+  const headers = { Authorization: `Bearer ${token.get()}`, Accept: "application/json" };
+  if (method !== "GET") {
+    headers["Idempotency-Key"] = crypto.randomUUID();
+    headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(base + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+  });
+  const text = await response.text();
+  const parsed = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const problems = problemsOf(response.status, parsed);
+    throw new ApiError(response.status, problems.map((p) => p.message).join("; "), problems);
+  }
+  return parsed;
+}
+
+// Reads a server-sent event stream with the token (EventSource cannot send one), calling
+// `onEvent({type, id, data})` for each event, and connects again whenever the stream ends.
+// `onState` hears "open", "reconnecting" and "refused" (401/403: it stops). Returns a stopper.
+export function stream(base, path, onEvent, onState = () => {}) {
+  const controller = new AbortController();
+  let delay = 500;
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const response = await fetch(base + path, {
+          headers: { Authorization: `Bearer ${token.get()}`, Accept: "text/event-stream" },
+          signal: controller.signal,
+          cache: "no-store",
+        });
+        if (response.status === 401 || response.status === 403) {
+          onState("refused");
+          return;
+        }
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        onState("open");
+        delay = 500;
+        await readEvents(response.body, onEvent);
+      } catch (error) {
+        if (controller.signal.aborted) return;
+      }
+      onState("reconnecting");
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 10_000);
+    }
+  })();
+  return () => controller.abort();
+}
+
+async function readEvents(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = { type: "message", id: null, data: [] };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+      if (line === "") {
+        if (event.data.length) {
+          onEvent({ type: event.type, id: event.id, data: JSON.parse(event.data.join("\n")) });
+        }
+        event = { type: "message", id: null, data: [] };
+      } else if (!line.startsWith(":")) {
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const content = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") event.type = content;
+        else if (field === "id") event.id = content;
+        else if (field === "data") event.data.push(content);
+      }
+    }
+  }
+}
+
+// --- forms ---------------------------------------------------------------------------------------
+
+// A form's values as the API takes them: `data-type` on a field says how to read it ("int",
+// "bool", "list" for a group of checkboxes, "date"); an empty optional field is left out.
+export function valuesOf(form) {
+  const values = {};
+  for (const field of form.querySelectorAll("[name]")) {
+    const { name } = field;
+    const kind = field.dataset.type || "text";
+    if (kind === "list") {
+      values[name] = values[name] || [];
+      if (field.checked) values[name].push(field.value);
+    } else if (kind === "bool") {
+      if (field.type === "checkbox") values[name] = field.checked;
+      else if (field.checked || field.tagName === "SELECT") values[name] = field.value === "true";
+    } else if (field.type === "radio") {
+      if (field.checked) values[name] = field.value;
+    } else if (field.value.trim() !== "") {
+      values[name] = kind === "int" ? Number(field.value) : field.value.trim();
+    }
+  }
+  return values;
+}
+
+export function clearErrors(form) {
+  form.querySelector(".govuk-error-summary")?.remove();
+  for (const group of form.querySelectorAll(".govuk-form-group--error")) {
+    group.classList.remove("govuk-form-group--error");
+  }
+  for (const message of form.querySelectorAll(".govuk-error-message[data-added]")) {
+    message.remove();
+  }
+  for (const input of form.querySelectorAll("[aria-invalid]")) {
+    input.removeAttribute("aria-invalid");
+    input.classList.remove("govuk-input--error", "govuk-select--error");
+    const described = (input.getAttribute("aria-describedby") || "")
+      .split(" ").filter((id) => id && !id.endsWith("-error")).join(" ");
+    if (described) input.setAttribute("aria-describedby", described);
+    else input.removeAttribute("aria-describedby");
+  }
+}
+
+// GOV.UK's error summary at the top of `form`, and each problem's message next to its field.
+export function showErrors(form, error) {
+  clearErrors(form);
+  const problems = error instanceof ApiError ? error.problems : [{ field: null, message: String(error) }];
+  const items = [];
+  for (const { field, message } of problems) {
+    const input = field && form.querySelector(`[name="${CSS.escape(field)}"]`);
+    const group = input && input.closest(".govuk-form-group");
+    if (!group) {
+      items.push(el("li", {}, message));
+      continue;
+    }
+    const label = group.querySelector(".govuk-label, .govuk-fieldset__legend");
+    const name = label ? label.textContent.trim() : field;
+    const errorId = `${input.id}-error`;
+    const text = `${name}: ${message}`;
+    if (!group.classList.contains("govuk-form-group--error")) {
+      group.classList.add("govuk-form-group--error");
+      const paragraph = el("p", { id: errorId, class: "govuk-error-message", "data-added": true },
+        el("span", { class: "govuk-visually-hidden", text: "Error: " }), text);
+      // After the label and hint, before the field (or the group of checkboxes or radios).
+      (input.closest(".govuk-checkboxes, .govuk-radios") || input).before(paragraph);
+      for (const each of group.querySelectorAll("input, select, textarea")) {
+        each.setAttribute("aria-invalid", "true");
+        each.setAttribute("aria-describedby",
+          [each.getAttribute("aria-describedby"), errorId].filter(Boolean).join(" "));
+        if (each.tagName === "SELECT") each.classList.add("govuk-select--error");
+        else if (each.type !== "checkbox" && each.type !== "radio") each.classList.add("govuk-input--error");
+      }
+    }
+    items.push(el("li", {}, el("a", { href: `#${input.id}` }, text)));
+  }
+  const summary = el("div", { class: "govuk-error-summary", "data-module": "govuk-error-summary" },
+    el("div", { role: "alert" },
+      el("h2", { class: "govuk-error-summary__title", text: "There is a problem" }),
+      el("div", { class: "govuk-error-summary__body" },
+        el("ul", { class: "govuk-list govuk-error-summary__list" }, items))));
+  form.prepend(summary);
+  summary.setAttribute("tabindex", "-1");
+  summary.focus();
+}
+
+// Runs `action` when `form` is submitted, with its button disabled meanwhile; a failure is shown
+// as GOV.UK errors on the form.
+export function onSubmit(form, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit], button:not([type])");
+    if (button) button.disabled = true;
+    try {
+      await action(valuesOf(form));
+      clearErrors(form);
+    } catch (error) {
+      showErrors(form, error);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+}
+
+// --- words and times -----------------------------------------------------------------------------
+
+export function words(value) {
+  return String(value).replace(/_/g, " ");
+}
+
+export function when(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString("en-GB", {
+    day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+// Tells screen reader users and everyone else what happened, in the page's status line.
+export function say(element, text, isError = false) {
+  element.textContent = text;
+  element.classList.toggle("nearhome-status--error", isError);
+}
