@@ -41,6 +41,9 @@ types: $(INSTALLED) ## mypy, strict
 test: infra-up ## the whole test suite, against the real local broker and database
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+quick: infra-up ## the whole suite but the slow browser tests: for while you work, never for CI
+	$(BIN)/pytest -m "not browser" $(PYTEST_ARGS)
+
 unit: $(INSTALLED) ## only the tests that need no broker or database
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
@@ -52,4 +55,4 @@ demo: infra-up ## run the exchange locally, with a simulated North West, until C
 run: infra-up ## run the four services under one supervisor (no simulator), until Ctrl-C
 	$(BIN)/nearhome run --no-infra
 
-.PHONY: help install infra-up infra-down lint types test unit check demo run
+.PHONY: help install infra-up infra-down lint types test quick unit check demo run
