@@ -6,13 +6,10 @@ of settings, vacancies, beds occupied and the providers' answers), the outbox re
 widening scheduler.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CollectorRegistry
 
 from contracts.topics import REFERRAL_EVENTS
 from services.authority.audit import add_audit_trail
@@ -28,34 +25,20 @@ from services.authority.handlers import (
 from services.authority.projection import ProviderView
 from services.authority.settings import Settings
 from services.authority.store import SCHEMA
-from services.authority.tables import IDEMPOTENCY_KEYS, OUTBOX
+from services.authority.tables import METADATA
 from services.authority.use_cases import (
     PlacementRequests,
     ReferralOfAnotherCouncilError,
     Referrals,
     RequestRefusedError,
 )
-from services.platform.asyncapi import add_asyncapi_route
-from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
-from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
-from services.platform.database import create_engine, session_factory
-from services.platform.http import add_operational_routes, allow_browser_origins
-from services.platform.kafka import (
-    ConsumerPlacement,
-    OutboxPublisher,
-    consume,
-    event_broker,
-    start_consuming,
-)
-from services.platform.migrations import upgrade_to_head_async
-from services.platform.outbox import OutboxMetrics, OutboxRelay
+from services.platform.composition import compose_writing_service
+from services.platform.http import allow_browser_origins
 from services.platform.pages import Page, PageSettings, add_page
-from services.platform.writes import Writer
 
 __all__ = ["Settings", "create_app"]
 
-SERVICE = "authority"
 # The workspace page this service serves at `/` (see services/platform/pages.py).
 WORKSPACE = Path(__file__).with_name("static")
 CLIENT_ID = "nearhome-authority"
@@ -95,88 +78,21 @@ never a name, date of birth, address or case notes. Unknown fields such as `chil
 def create_app(
     settings: Settings, clock: Clock = utc_now, pages: PageSettings | None = None
 ) -> FastAPI:
-    registry = CollectorRegistry()
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    outbox_metrics = OutboxMetrics(registry)
+    parts = compose_writing_service(
+        settings, METADATA, publishes=REFERRAL_EVENTS, relay_lock_id=RELAY_LOCK_ID
+    )
     policy = WideningPolicy(
         emergency=settings.widen_after_emergency, planned=settings.widen_after_planned
     )
-
-    broker = event_broker(
-        settings.kafka_bootstrap_servers,
-        CLIENT_ID,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
+    referrals = Referrals(
+        parts.writer, policy, clock=clock, widen_batch_size=settings.widen_batch_size
     )
-    # The broker carries the consumer too, so the consumer starts it (see OutboxPublisher).
-    # The outbox publishes through a broker of its own, so writes reach Kafka even while the
-    # provider-side view's consumer is still joining its group (after a broker restart, say).
-    outbox_broker = event_broker(settings.kafka_bootstrap_servers, f"{CLIENT_ID}-outbox")
-    publisher = OutboxPublisher(
-        outbox_broker, (REFERRAL_EVENTS,), topic_prefix=settings.topic_prefix
+    # The view of the provider side; after a batch the relay wakes: a placement may have closed
+    # a referral, whose events are in the outbox.
+    parts.consume(ProviderView(clock), CONSUMED_TOPICS, SCHEMA)
+    lifespan = parts.lifespan(
+        (settings.widen_check_interval, referrals.widen_due_referrals, "widen referrals")
     )
-    relay = OutboxRelay(
-        sessions,
-        OUTBOX,
-        publisher.send,
-        outbox_metrics,
-        lock_id=RELAY_LOCK_ID,
-        idle_interval=settings.relay_idle_interval,
-        retry_interval=settings.relay_retry_interval,
-    )
-    writer = Writer(
-        sessions,
-        producer=SERVICE,
-        outbox=OUTBOX,
-        idempotency_keys=IDEMPOTENCY_KEYS,
-        on_commit=relay.wake,
-    )
-    referrals = Referrals(writer, policy, clock=clock, widen_batch_size=settings.widen_batch_size)
-
-    async def after_batch() -> None:
-        relay.wake()  # a placement may have closed a referral: its events are in the outbox
-
-    processor = ExactlyOnceProcessor(
-        engine,
-        SCHEMA,
-        ProviderView(clock),
-        KafkaDeadLetters(broker.publish),
-        ConsumerMetrics(registry),
-    )
-    consume(
-        broker,
-        processor,
-        CONSUMED_TOPICS,
-        ConsumerPlacement(
-            engine,
-            SCHEMA,
-            settings.consumer_group,
-            topic_prefix=settings.topic_prefix,
-            max_records=settings.max_records,
-        ),
-        after_batch=after_batch,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            await upgrade_to_head_async(SERVICE, settings.database_url)
-            try:
-                async with running(
-                    start_consuming(broker, settings.broker_retry_interval),
-                    relay.run(),
-                    every(
-                        settings.widen_check_interval,
-                        referrals.widen_due_referrals,
-                        "widen referrals",
-                    ),
-                ):
-                    yield
-            finally:
-                await broker.stop()
-                await publisher.close()
-        finally:
-            await engine.dispose()
 
     app = FastAPI(
         title="NearHome authority service",
@@ -184,13 +100,13 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.jwt_secret = settings.jwt_secret
+    parts.add_token_check(app)
     app.state.referrals = referrals
-    app.state.placement_requests = PlacementRequests(writer, clock=clock)
-    add_asyncapi_route(app, broker, outbox_broker)
+    app.state.placement_requests = PlacementRequests(parts.writer, clock=clock)
+    parts.add_asyncapi_route(app)
     # Inside the platform's middleware, which assigns the request id the audit rows carry.
-    add_audit_trail(app, sessions, AUDITED_ROUTES, clock)
-    add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    add_audit_trail(app, parts.sessions, AUDITED_ROUTES, clock)
+    parts.add_operational_routes(app)
     allow_browser_origins(app, settings.browser_origins)
     app.add_exception_handler(ReferralOfAnotherCouncilError, answer_another_councils_referral)
     app.add_exception_handler(RequestRefusedError, answer_refused_request)

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 from pydantic import AliasChoices, Field
 
-from services.platform.settings import ServiceSettings
+from services.platform.composition import WritingServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(WritingServiceSettings):
     port: int = Field(default=8002, validation_alias=AliasChoices("AUTHORITY_PORT", "port"))
     # How long a local referral waits for a local fit before it widens to its region, unless the
     # council chose its own `widen_after_hours` (seconds or ISO 8601 durations such as PT4H).
@@ -33,10 +33,3 @@ class Settings(ServiceSettings):
         min_length=1,
         validation_alias=AliasChoices("AUTHORITY_CONSUMER_GROUP", "consumer_group"),
     )
-    # Records per batch: each batch is one PostgreSQL transaction.
-    max_records: int = Field(default=500, ge=1)
-    # How long to wait before trying again to connect the consumer when the broker is down.
-    broker_retry_interval: float = Field(default=2.0, gt=0)
-    kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
-    relay_retry_interval: float = Field(default=1.0, gt=0)
-    relay_idle_interval: float = Field(default=0.05, gt=0)

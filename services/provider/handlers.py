@@ -1,13 +1,15 @@
 """The provider's routing table: the topics it consumes, and the API under /v1 (thin routes that
 authenticate, validate, call a use case, answer)."""
 
+from collections.abc import Callable
 from typing import Annotated, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel, ValidationError
 
 from contracts.topics import REFERRAL_EVENTS, TopicSpec
 from services.platform.auth import Principal, Role, authenticated, require_role
@@ -93,24 +95,42 @@ def _as_request_error(error: ValidationError) -> RequestValidationError:
 
 
 router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
-_CREATE = problem_responses(404, 409, 422)
-_CHANGE = problem_responses(404, 409, 422)
+_WRITE_PROBLEMS = problem_responses(404, 409, 422)
+
+
+def _creates(
+    path: str, view: type[BaseModel], tag: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A POST that creates a record: 201 with its view."""
+    return router.post(
+        path, status_code=201, response_model=view, tags=[tag], responses=_WRITE_PROBLEMS
+    )
+
+
+def _changes(
+    path: str, view: type[BaseModel], tag: str, *, method: str = "POST"
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A write to one record (a POST action, or a PATCH): 200 with its new view."""
+    return router.api_route(
+        path, methods=[method], response_model=view, tags=[tag], responses=_WRITE_PROBLEMS
+    )
+
+
+def _reads_one(path: str, tag: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A GET of one record, 404 when it is not the caller's."""
+    return router.get(path, tags=[tag], responses=problem_responses(404))
 
 
 # --- settings -------------------------------------------------------------------------------------
 
 
-@router.post(
-    "/settings", status_code=201, response_model=SettingView, tags=["settings"], responses=_CREATE
-)
+@_creates("/settings", SettingView, "settings")
 async def register_setting(body: RegisterSetting, write: Write, service: Service) -> Response:
     """Register a setting (a home): its type, places, rating, whom it cares for and where."""
     return _answer(await service.register_setting(write, body))
 
 
-@router.patch(
-    "/settings/{setting_id}", response_model=SettingView, tags=["settings"], responses=_CHANGE
-)
+@_changes("/settings/{setting_id}", SettingView, "settings", method="PATCH")
 async def update_setting(
     setting_id: UUID, body: UpdateSetting, write: Write, service: Service
 ) -> Response:
@@ -121,12 +141,7 @@ async def update_setting(
         raise _as_request_error(error) from error
 
 
-@router.post(
-    "/settings/{setting_id}/close",
-    response_model=SettingView,
-    tags=["settings"],
-    responses=_CHANGE,
-)
+@_changes("/settings/{setting_id}/close", SettingView, "settings")
 async def close_setting(
     setting_id: UUID,
     write: Write,
@@ -145,20 +160,12 @@ async def list_settings(
     return await service.settings(provider_id, status)
 
 
-@router.get(
-    "/settings/{setting_id}",
-    tags=["settings"],
-    responses=problem_responses(404),
-)
+@_reads_one("/settings/{setting_id}", "settings")
 async def get_setting(setting_id: UUID, provider_id: ProviderId, service: Service) -> SettingView:
     return await service.setting(provider_id, setting_id)
 
 
-@router.get(
-    "/settings/{setting_id}/profile",
-    tags=["settings"],
-    responses=problem_responses(404),
-)
+@_reads_one("/settings/{setting_id}/profile", "settings")
 async def get_setting_profile(
     setting_id: UUID, principal: Annotated[Principal, Depends(authenticated)], service: Service
 ) -> SettingProfileView:
@@ -170,35 +177,19 @@ async def get_setting_profile(
 # --- vacancies ------------------------------------------------------------------------------------
 
 
-@router.post(
-    "/vacancies",
-    status_code=201,
-    response_model=VacancyView,
-    tags=["vacancies"],
-    responses=_CREATE,
-)
+@_creates("/vacancies", VacancyView, "vacancies")
 async def post_vacancy(body: PostVacancy, write: Write, service: Service) -> Response:
     """Offer beds at a setting; never more than its places free of placements and other offers."""
     return _answer(await service.post_vacancy(write, body))
 
 
-@router.post(
-    "/vacancies/{vacancy_id}/confirm",
-    response_model=VacancyView,
-    tags=["vacancies"],
-    responses=_CHANGE,
-)
+@_changes("/vacancies/{vacancy_id}/confirm", VacancyView, "vacancies")
 async def confirm_vacancy(vacancy_id: UUID, write: Write, service: Service) -> Response:
     """Say the vacancy is still there; an unconfirmed vacancy expires (see `expires_at`)."""
     return _answer(await service.confirm_vacancy(write, vacancy_id))
 
 
-@router.post(
-    "/vacancies/{vacancy_id}/withdraw",
-    response_model=VacancyView,
-    tags=["vacancies"],
-    responses=_CHANGE,
-)
+@_changes("/vacancies/{vacancy_id}/withdraw", VacancyView, "vacancies")
 async def withdraw_vacancy(
     vacancy_id: UUID, body: WithdrawVacancy, write: Write, service: Service
 ) -> Response:
@@ -216,11 +207,7 @@ async def list_vacancies(
     return await service.vacancies(provider_id, status, setting_id)
 
 
-@router.get(
-    "/vacancies/{vacancy_id}",
-    tags=["vacancies"],
-    responses=problem_responses(404),
-)
+@_reads_one("/vacancies/{vacancy_id}", "vacancies")
 async def get_vacancy(vacancy_id: UUID, provider_id: ProviderId, service: Service) -> VacancyView:
     return await service.vacancy(provider_id, vacancy_id)
 
@@ -236,18 +223,13 @@ async def list_requests(
     return await service.placement_requests(provider_id, status)
 
 
-@router.get("/requests/{request_id}", tags=["requests"], responses=problem_responses(404))
+@_reads_one("/requests/{request_id}", "requests")
 async def get_request(request_id: UUID, provider_id: ProviderId, service: Service) -> RequestView:
     """One request sent to the caller; another provider's answers 404, as an unknown one."""
     return await service.placement_request(provider_id, request_id)
 
 
-@router.post(
-    "/requests/{request_id}/offer",
-    response_model=RequestView,
-    tags=["requests"],
-    responses=_CHANGE,
-)
+@_changes("/requests/{request_id}/offer", RequestView, "requests")
 async def offer_placement(
     request_id: UUID, body: OfferPlacement, write: Write, service: Service
 ) -> Response:
@@ -255,12 +237,7 @@ async def offer_placement(
     return _answer(await service.offer_placement(write, request_id, body))
 
 
-@router.post(
-    "/requests/{request_id}/decline",
-    response_model=RequestView,
-    tags=["requests"],
-    responses=_CHANGE,
-)
+@_changes("/requests/{request_id}/decline", RequestView, "requests")
 async def decline_request(
     request_id: UUID, body: DeclineRequest, write: Write, service: Service
 ) -> Response:
@@ -270,13 +247,7 @@ async def decline_request(
 # --- placements -----------------------------------------------------------------------------------
 
 
-@router.post(
-    "/placements",
-    status_code=201,
-    response_model=PlacementView,
-    tags=["placements"],
-    responses=_CREATE,
-)
+@_creates("/placements", PlacementView, "placements")
 async def start_placement(body: StartPlacement, write: Write, service: Service) -> Response:
     """Record a child (or a sibling group: `beds`) starting to live at a setting.
 
@@ -290,12 +261,7 @@ async def start_placement(body: StartPlacement, write: Write, service: Service) 
     return _answer(await service.start_placement(write, body))
 
 
-@router.post(
-    "/placements/{placement_id}/end",
-    response_model=PlacementView,
-    tags=["placements"],
-    responses=_CHANGE,
-)
+@_changes("/placements/{placement_id}/end", PlacementView, "placements")
 async def end_placement(
     placement_id: UUID, body: EndPlacement, write: Write, service: Service
 ) -> Response:
@@ -313,11 +279,7 @@ async def list_placements(
     return await service.placements(provider_id, status, setting_id)
 
 
-@router.get(
-    "/placements/{placement_id}",
-    tags=["placements"],
-    responses=problem_responses(404),
-)
+@_reads_one("/placements/{placement_id}", "placements")
 async def get_placement(
     placement_id: UUID, provider_id: ProviderId, service: Service
 ) -> PlacementView:
