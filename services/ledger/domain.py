@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Self, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, Self, TypeVar, assert_never
 from uuid import UUID
 
 from contracts.enums import DeclineReason, Need, OfstedRating, PlacementType
@@ -31,7 +31,6 @@ from contracts.events import (
     PlacementStarted,
     ReferralClosed,
     ReferralOpened,
-    ReferralState,
     ReferralUpdated,
     ReferralWidened,
     RequestAnswer,
@@ -39,7 +38,6 @@ from contracts.events import (
     RequestWithdrawn,
     SettingClosed,
     SettingRegistered,
-    SettingState,
     SettingUpdated,
     VacancyConfirmed,
     VacancyExpired,
@@ -51,8 +49,11 @@ from contracts.geography.errors import UnknownDistrictError
 from services.platform.auth import Principal, Role
 from services.platform.errors import UnappliableEventError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Event = Envelope[Any]
-RecordT = TypeVar("RecordT")
+RecordT = TypeVar("RecordT", bound="DataclassInstance")
 
 
 class RecordKind(StrEnum):
@@ -172,6 +173,24 @@ class LedgerState:
     requests: dict[UUID, RequestRecord] = field(default_factory=dict)
     answers: dict[UUID, AnswerRecord] = field(default_factory=dict)
 
+    def of_kind(self, kind: RecordKind) -> dict[UUID, Any]:
+        """The records of one kind, for what treats every kind alike."""
+        records: dict[UUID, Any] = getattr(self, RECORDS_FIELD[kind])
+        return records
+
+
+# The LedgerState field that holds each kind of record.
+RECORDS_FIELD: Mapping[RecordKind, str] = {
+    RecordKind.SETTING: "settings",
+    RecordKind.VACANCY: "vacancies",
+    RecordKind.PLACEMENT: "placements",
+    RecordKind.REFERRAL: "referrals",
+    RecordKind.REQUEST: "requests",
+    RecordKind.ANSWER: "answers",
+}
+# The records an event describes whole (the setting's or the referral's state).
+DescribedT = TypeVar("DescribedT", SettingRecord, ReferralRecord)
+
 
 def record_of(payload: EventPayload) -> tuple[RecordKind, UUID]:
     """The record an event changes; UnappliableEventError for an event the ledger does not keep."""
@@ -214,160 +233,103 @@ def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) ->
     return found
 
 
-def _change(records: dict[UUID, RecordT], record_id: UUID, event: Event, **changes: object) -> None:
-    """Replace fields of the existing record `event` is about (UnappliableEventError if none)."""
-    records[record_id] = replace(_existing(records, record_id, event), **changes)  # type: ignore[type-var]
+def _record_from(record_type: type[RecordT], payload: EventPayload, **given: object) -> RecordT:
+    """A new record: the fields `given`, each other field the payload's field of the same name,
+    and a field the payload does not have, its default."""
+    named = {
+        f.name: getattr(payload, f.name)
+        for f in fields(record_type)
+        if f.name not in given and hasattr(payload, f.name)
+    }
+    return record_type(**named, **given)
 
 
-def _not_about(kind: RecordKind, event: Event) -> UnappliableEventError:
-    return UnappliableEventError(f"the ledger does not apply {event.event_type} events to a {kind}")
+# Events that set fields of the (existing) record they are about to fixed values.
+_SETS: Mapping[type[EventPayload], Mapping[str, object]] = {
+    SettingClosed: {"is_open": False},
+    VacancyWithdrawn: {"status": VacancyStatus.WITHDRAWN},
+    VacancyExpired: {"status": VacancyStatus.EXPIRED},
+    PlacementEnded: {"is_active": False},
+    ReferralClosed: {"is_open": False},
+    RequestWithdrawn: {"status": RequestStatus.WITHDRAWN},
+    OfferAccepted: {"status": RequestStatus.ACCEPTED},
+    OfferExpired: {"status": AnswerStatus.EXPIRED},
+    OfferWithdrawn: {"status": AnswerStatus.WITHDRAWN},
+    # It changes the search scope, which is not a capacity fact; the referral must exist.
+    ReferralWidened: {},
+}
+# The events that register a setting or open a referral; their updates describe them whole too.
+_OPENING = (SettingRegistered, ReferralOpened)
 
 
-def _setting_record(setting_id: UUID, payload: SettingState, *, is_open: bool) -> SettingRecord:
-    return SettingRecord(
-        setting_id=setting_id,
-        provider_id=payload.provider_id,
-        placement_type=payload.placement_type,
-        registered_places=payload.registered_places,
-        ofsted_rating=payload.ofsted_rating,
-        postcode_district=payload.postcode_district,
-        authority_code=payload.authority_code,
-        is_open=is_open,
-    )
+def _describe(
+    records: dict[UUID, DescribedT], record_type: type[DescribedT], event: Event, record_id: UUID
+) -> None:
+    """A setting or a referral as the event describes it: open when the event opens it, else
+    (an update, of a record that must exist) as open as it was."""
+    opens = isinstance(event.payload, _OPENING)
+    is_open = opens or _existing(records, record_id, event).is_open
+    records[record_id] = _record_from(record_type, event.payload, is_open=is_open)
 
 
-def _apply_to_setting(state: LedgerState, event: Event, setting_id: UUID) -> None:
+def _answered(
+    state: LedgerState, event: Event, answer: PlacementOffered | PlacementDeclined
+) -> AnswerRecord:
+    """The answer as an offer or a decline leaves it: the answer so far, or a new one first
+    answered now."""
+    found = state.answers.get(answer.request_id)
+    if found is None:
+        found = _record_from(
+            AnswerRecord, answer, first_answered_at=event.occurred_at, status=AnswerStatus.OFFERED
+        )
+    match answer:
+        case PlacementOffered():
+            return replace(found, status=AnswerStatus.OFFERED, offered_beds=answer.beds)
+        case PlacementDeclined():
+            return replace(found, status=AnswerStatus.DECLINED, decline_reason=answer.reason)
+
+
+def _apply_to_record(state: LedgerState, event: Event, kind: RecordKind, record_id: UUID) -> None:
+    """Change the record of `kind` that `event` is about, by the rule for the event's type."""
+    fixed = _SETS.get(type(event.payload))
+    if fixed is not None:
+        records = state.of_kind(kind)
+        records[record_id] = replace(_existing(records, record_id, event), **fixed)
+        return
+    _apply_rule(state, event, kind, record_id)
+
+
+def _apply_rule(state: LedgerState, event: Event, kind: RecordKind, record_id: UUID) -> None:
+    """The events that create a record, describe it whole or change it by their own values."""
     match event.payload:
-        case SettingRegistered() as registered:
-            state.settings[setting_id] = _setting_record(setting_id, registered, is_open=True)
-        case SettingUpdated() as updated:
-            is_open = _existing(state.settings, setting_id, event).is_open
-            state.settings[setting_id] = _setting_record(setting_id, updated, is_open=is_open)
-        case SettingClosed():
-            _change(state.settings, setting_id, event, is_open=False)
-        case _:
-            raise _not_about(RecordKind.SETTING, event)
-
-
-def _apply_to_vacancy(state: LedgerState, event: Event, vacancy_id: UUID) -> None:
-    match event.payload:
+        case SettingRegistered() | SettingUpdated():
+            _describe(state.settings, SettingRecord, event, record_id)
+        case ReferralOpened() | ReferralUpdated():
+            _describe(state.referrals, ReferralRecord, event, record_id)
         case VacancyPosted() as posted:
-            state.vacancies[vacancy_id] = VacancyRecord(
-                vacancy_id=vacancy_id,
-                setting_id=posted.setting_id,
-                beds=posted.beds,
+            state.vacancies[record_id] = _record_from(
+                VacancyRecord,
+                posted,
                 status=VacancyStatus.OPEN,
                 posted_at=event.occurred_at,
                 last_confirmed_at=event.occurred_at,
             )
         case VacancyConfirmed() as confirmed:
-            vacancy = _existing(state.vacancies, vacancy_id, event)
+            vacancy = _existing(state.vacancies, record_id, event)
             last = max(vacancy.last_confirmed_at, confirmed.confirmed_at)
-            state.vacancies[vacancy_id] = replace(vacancy, last_confirmed_at=last)
-        case VacancyWithdrawn():
-            _change(state.vacancies, vacancy_id, event, status=VacancyStatus.WITHDRAWN)
-        case VacancyExpired():
-            _change(state.vacancies, vacancy_id, event, status=VacancyStatus.EXPIRED)
-        case _:
-            raise _not_about(RecordKind.VACANCY, event)
-
-
-def _apply_to_placement(state: LedgerState, event: Event, placement_id: UUID) -> None:
-    match event.payload:
+            state.vacancies[record_id] = replace(vacancy, last_confirmed_at=last)
         case PlacementStarted() as started:
-            state.placements[placement_id] = PlacementRecord(
-                placement_id=placement_id,
-                setting_id=started.setting_id,
-                placing_authority_code=started.placing_authority_code,
-                beds=started.beds,
-                request_id=started.request_id,
-                referral_id=started.referral_id,
-            )
-        case PlacementEnded():
-            _change(state.placements, placement_id, event, is_active=False)
-        case _:
-            raise _not_about(RecordKind.PLACEMENT, event)
-
-
-def _referral_record(referral_id: UUID, payload: ReferralState, *, is_open: bool) -> ReferralRecord:
-    return ReferralRecord(
-        referral_id=referral_id,
-        authority_code=payload.authority_code,
-        placement_types=payload.placement_types,
-        is_open=is_open,
-    )
-
-
-def _apply_to_referral(state: LedgerState, event: Event, referral_id: UUID) -> None:
-    match event.payload:
-        case ReferralOpened() as opened:
-            state.referrals[referral_id] = _referral_record(referral_id, opened, is_open=True)
-        case ReferralUpdated() as updated:
-            is_open = _existing(state.referrals, referral_id, event).is_open
-            state.referrals[referral_id] = _referral_record(referral_id, updated, is_open=is_open)
-        case ReferralWidened():
-            # It changes the search scope, which is not a capacity fact; the referral must exist.
-            _existing(state.referrals, referral_id, event)
-        case ReferralClosed():
-            _change(state.referrals, referral_id, event, is_open=False)
-        case _:
-            raise _not_about(RecordKind.REFERRAL, event)
-
-
-def _apply_to_request(state: LedgerState, event: Event, request_id: UUID) -> None:
-    match event.payload:
+            state.placements[record_id] = _record_from(PlacementRecord, started)
         case PlacementRequested() as requested:
-            state.requests[request_id] = RequestRecord(
-                request_id=request_id,
-                referral_id=requested.referral_id,
-                authority_code=requested.authority_code,
-                vacancy_id=requested.vacancy_id,
-                setting_id=requested.setting_id,
-                requested_at=event.occurred_at,
-                needs=requested.needs,
-                home_postcode_district=requested.home_postcode_district,
+            state.requests[record_id] = _record_from(
+                RequestRecord, requested, requested_at=event.occurred_at
             )
-        case RequestWithdrawn():
-            _change(state.requests, request_id, event, status=RequestStatus.WITHDRAWN)
-        case OfferAccepted():
-            _change(state.requests, request_id, event, status=RequestStatus.ACCEPTED)
+        case PlacementOffered() | PlacementDeclined() as answer:
+            state.answers[record_id] = _answered(state, event, answer)
         case _:
-            raise _not_about(RecordKind.REQUEST, event)
-
-
-def _answered(state: LedgerState, event: Event, answer: RequestAnswer) -> AnswerRecord:
-    """The answer so far, or a new one first answered now (an offer or a decline opens it)."""
-    found = state.answers.get(answer.request_id)
-    if found is not None:
-        return found
-    return AnswerRecord(
-        request_id=answer.request_id,
-        vacancy_id=answer.vacancy_id,
-        setting_id=answer.setting_id,
-        authority_code=answer.authority_code,
-        first_answered_at=event.occurred_at,
-        status=AnswerStatus.OFFERED,
-    )
-
-
-def _apply_to_answer(state: LedgerState, event: Event, request_id: UUID) -> None:
-    match event.payload:
-        case PlacementOffered() as offered:
-            answer = _answered(state, event, offered)
-            state.answers[request_id] = replace(
-                answer, status=AnswerStatus.OFFERED, offered_beds=offered.beds
+            raise UnappliableEventError(
+                f"the ledger does not apply {event.event_type} events to a {kind}"
             )
-        case PlacementDeclined() as declined:
-            answer = _answered(state, event, declined)
-            state.answers[request_id] = replace(
-                answer, status=AnswerStatus.DECLINED, decline_reason=declined.reason
-            )
-        case OfferExpired():
-            _change(state.answers, request_id, event, status=AnswerStatus.EXPIRED)
-        case OfferWithdrawn():
-            _change(state.answers, request_id, event, status=AnswerStatus.WITHDRAWN)
-        case _:
-            raise _not_about(RecordKind.ANSWER, event)
 
 
 def apply_event(state: LedgerState, event: Event) -> None:
@@ -379,22 +341,7 @@ def apply_event(state: LedgerState, event: Event) -> None:
             f"{event.event_type} has aggregate_id {event.aggregate_id},"
             f" not its {kind}'s aggregate {aggregate_id}"
         )
-    # `record_of` refused every event type the ledger does not keep; mypy checks every kind here.
-    match kind:
-        case RecordKind.SETTING:
-            _apply_to_setting(state, event, record_id)
-        case RecordKind.VACANCY:
-            _apply_to_vacancy(state, event, record_id)
-        case RecordKind.PLACEMENT:
-            _apply_to_placement(state, event, record_id)
-        case RecordKind.REFERRAL:
-            _apply_to_referral(state, event, record_id)
-        case RecordKind.REQUEST:
-            _apply_to_request(state, event, record_id)
-        case RecordKind.ANSWER:
-            _apply_to_answer(state, event, record_id)
-        case _:
-            assert_never(kind)
+    _apply_to_record(state, event, kind, record_id)
 
 
 def fold(events: Iterable[Event], state: LedgerState | None = None) -> LedgerState:

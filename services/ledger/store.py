@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, assert_never
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from contracts.enums import PlacementType
 from services.ledger import tables
 from services.ledger.domain import (
+    RECORDS_FIELD,
     AnswerRecord,
     CouncilCapacity,
     CouncilFigures,
@@ -156,6 +157,11 @@ class _RecordTables:
     requests: _StoredRecords[RequestRecord]
     answers: _StoredRecords[AnswerRecord]
 
+    def of_kind(self, kind: RecordKind) -> _StoredRecords[Any]:
+        """The table of one kind of record (named as the state's field for it)."""
+        stored: _StoredRecords[Any] = getattr(self, RECORDS_FIELD[kind])
+        return stored
+
 
 @functools.cache
 def _record_tables(schema: str) -> _RecordTables:
@@ -176,35 +182,16 @@ async def load_records(
     stored = _record_tables(schema)
     state = LedgerState()
     for kind, ids in wanted.items():
-        if not ids:
-            continue
-        match kind:
-            case RecordKind.SETTING:
-                state.settings.update(await stored.settings.load(connection, ids))
-            case RecordKind.VACANCY:
-                state.vacancies.update(await stored.vacancies.load(connection, ids))
-            case RecordKind.PLACEMENT:
-                state.placements.update(await stored.placements.load(connection, ids))
-            case RecordKind.REFERRAL:
-                state.referrals.update(await stored.referrals.load(connection, ids))
-            case RecordKind.REQUEST:
-                state.requests.update(await stored.requests.load(connection, ids))
-            case RecordKind.ANSWER:
-                state.answers.update(await stored.answers.load(connection, ids))
-            case _:
-                assert_never(kind)
+        if ids:
+            state.of_kind(kind).update(await stored.of_kind(kind).load(connection, ids))
     return state
 
 
 async def save_records(connection: asyncpg.Connection, schema: str, state: LedgerState) -> None:
     """Insert or overwrite every record in `state`, one statement per kind of record."""
     stored = _record_tables(schema)
-    await stored.settings.save(connection, state.settings.values())
-    await stored.vacancies.save(connection, state.vacancies.values())
-    await stored.placements.save(connection, state.placements.values())
-    await stored.referrals.save(connection, state.referrals.values())
-    await stored.requests.save(connection, state.requests.values())
-    await stored.answers.save(connection, state.answers.values())
+    for kind in RecordKind:
+        await stored.of_kind(kind).save(connection, state.of_kind(kind).values())
 
 
 class LedgerProjection:

@@ -24,6 +24,7 @@ from services.ledger.domain import (
     HistoryChanges,
     LedgerState,
     PlacementRecord,
+    RecordKind,
     ReferralRecord,
     SettingRecord,
     TypeCapacity,
@@ -212,23 +213,25 @@ def _ids(state: LedgerState) -> dict[str, UUID]:
 
 Refusal = Callable[[LedgerState, Event, dict[str, UUID]], object]
 
+
+def _rules_of(kind: RecordKind) -> Refusal:
+    return lambda state, event, ids: domain._apply_to_record(state, event, kind, ids[kind])
+
+
 DISPATCH_POINTS: dict[str, Refusal] = {
     "record_of": lambda _, event, __: record_of(event.payload),
     "apply_event": lambda state, event, _: apply_event(state, event),
     "fold": lambda state, event, _: fold([event], state),
     "the projection's apply": lambda state, event, _: LedgerProjection().apply(state, event),
-    "a setting's rules": lambda state, event, ids: domain._apply_to_setting(
-        state, event, ids["setting"]
-    ),
-    "a vacancy's rules": lambda state, event, ids: domain._apply_to_vacancy(
-        state, event, ids["vacancy"]
-    ),
-    "a placement's rules": lambda state, event, ids: domain._apply_to_placement(
-        state, event, ids["placement"]
-    ),
-    "a referral's rules": lambda state, event, ids: domain._apply_to_referral(
-        state, event, ids["referral"]
-    ),
+    **{
+        f"a {kind}'s rules": _rules_of(kind)
+        for kind in (
+            RecordKind.SETTING,
+            RecordKind.VACANCY,
+            RecordKind.PLACEMENT,
+            RecordKind.REFERRAL,
+        )
+    },
 }
 
 
