@@ -15,7 +15,10 @@ from services.platform.migration_ops import (
     OUTBOX_TABLES_V1,
     create_consumer_tables_v1,
     create_outbox_tables_v1,
+    create_partial_index,
+    created_at,
     drop_tables,
+    timestamp,
 )
 
 revision = "0001"
@@ -24,10 +27,6 @@ branch_labels = None
 depends_on = None
 
 SCHEMA = "alerting"
-
-
-def _timestamp(name: str, *, nullable: bool = True) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def _records() -> None:
@@ -88,8 +87,8 @@ def _alerts() -> None:
         sa.Column("ofsted_rating", sa.Text(), nullable=False),
         sa.Column("postcode_district", sa.Text(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
-        _timestamp("raised_at", nullable=False),
-        _timestamp("retracted_at"),
+        timestamp("raised_at"),
+        timestamp("retracted_at", nullable=True),
         sa.Column("retraction_reason", sa.Text()),
         schema=SCHEMA,
     )
@@ -112,13 +111,13 @@ def _deliveries() -> None:
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("secret", sa.Text(), nullable=False),
-        _timestamp("created_at", nullable=False),
+        timestamp("created_at"),
         sa.Column("delivered", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("failed_attempts", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("dead", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("last_error", sa.Text()),
-        _timestamp("last_error_at"),
-        _timestamp("last_success_at"),
+        timestamp("last_error_at", nullable=True),
+        timestamp("last_success_at", nullable=True),
         schema=SCHEMA,
     )
     op.create_index("subscriptions_by_council", "subscriptions", ["authority_code"], schema=SCHEMA)
@@ -136,23 +135,21 @@ def _deliveries() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        _timestamp("next_attempt_at", nullable=False),
-        _timestamp("lease_until"),
+        timestamp("next_attempt_at"),
+        timestamp("lease_until", nullable=True),
         sa.Column("last_error", sa.Text()),
-        _timestamp("last_attempt_at"),
-        _timestamp("delivered_at"),
-        _timestamp("source_occurred_at", nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        timestamp("last_attempt_at", nullable=True),
+        timestamp("delivered_at", nullable=True),
+        timestamp("source_occurred_at"),
+        created_at(),
         schema=SCHEMA,
     )
-    op.create_index(
+    create_partial_index(
+        SCHEMA,
         "deliveries_due_by_subscription",
         "deliveries",
         ["subscription_id", "next_attempt_at", "delivery_id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("status = 'pending'"),
+        "status = 'pending'",
     )
     op.create_index(
         "deliveries_by_alert", "deliveries", ["alert_id", "subscription_id"], schema=SCHEMA
@@ -168,8 +165,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_tables(SCHEMA, *CONSUMER_TABLES_V1, *OUTBOX_TABLES_V1)
-    for table in (
+    drop_tables(
+        SCHEMA,
+        *CONSUMER_TABLES_V1,
+        *OUTBOX_TABLES_V1,
         "deliveries",
         "subscriptions",
         "alerts",
@@ -178,5 +177,4 @@ def downgrade() -> None:
         "vacancies",
         "setting_occupancy",
         "settings",
-    ):
-        op.drop_table(table, schema=SCHEMA)
+    )

@@ -9,6 +9,8 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
+from services.platform.migration_ops import created_at, timestamp
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -35,10 +37,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("audience", sa.Text(), nullable=False),
         sa.Column("organisation_id", sa.Text(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        timestamp("occurred_at"),
+        created_at(),
         schema=SCHEMA,
     )
     op.add_column("deliveries", sa.Column("notice_id", sa.Uuid(), nullable=True), schema=SCHEMA)

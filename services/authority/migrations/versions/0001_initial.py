@@ -14,7 +14,9 @@ from alembic import op
 from services.platform.migration_ops import (
     OUTBOX_TABLES_V1,
     create_outbox_tables_v1,
+    create_partial_index,
     drop_tables,
+    timestamp,
 )
 
 revision: str = "0001"
@@ -23,7 +25,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "authority"
-_TZ = sa.DateTime(timezone=True)
 
 
 def _create_referrals() -> None:
@@ -46,12 +47,12 @@ def _create_referrals() -> None:
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("outcome", sa.Text()),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("opened_at", _TZ, nullable=False),
-        sa.Column("updated_at", _TZ, nullable=False),
-        sa.Column("closed_at", _TZ),
+        timestamp("opened_at"),
+        timestamp("updated_at"),
+        timestamp("closed_at", nullable=True),
         sa.Column("chosen_widen_after", sa.Interval()),
-        sa.Column("widen_at", _TZ, nullable=False),
-        sa.Column("widened_at", _TZ),
+        timestamp("widen_at"),
+        timestamp("widened_at", nullable=True),
         sa.CheckConstraint("status IN ('open', 'closed')", name="referrals_status_known"),
         sa.CheckConstraint(
             "(status = 'closed') = (outcome IS NOT NULL)", name="referrals_closed_has_outcome"
@@ -64,14 +65,12 @@ def _create_referrals() -> None:
         ["authority_code", "status", "opened_at"],
         schema=SCHEMA,
     )
-    op.create_index(
+    create_partial_index(
+        SCHEMA,
         "referrals_due_to_widen",
         "referrals",
         ["widen_at"],
-        schema=SCHEMA,
-        postgresql_where=sa.text(
-            "status = 'open' AND search_scope = 'local' AND widened_at IS NULL"
-        ),
+        "status = 'open' AND search_scope = 'local' AND widened_at IS NULL",
     )
 
 
@@ -79,7 +78,7 @@ def _create_audit_log() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("at", _TZ, nullable=False),
+        timestamp("at"),
         sa.Column("actor", sa.Text()),
         sa.Column("role", sa.Text()),
         sa.Column("organisation", sa.Text()),

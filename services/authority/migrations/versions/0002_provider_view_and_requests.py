@@ -15,6 +15,7 @@ from services.platform.migration_ops import (
     CONSUMER_TABLES_V1,
     create_consumer_tables_v1,
     drop_tables,
+    timestamp,
 )
 
 revision: str = "0002"
@@ -23,7 +24,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "authority"
-_TZ = sa.DateTime(timezone=True)
 
 
 def _create_placement_requests() -> None:
@@ -36,10 +36,10 @@ def _create_placement_requests() -> None:
         sa.Column("setting_id", sa.Uuid(), nullable=False),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
-        sa.Column("requested_at", _TZ, nullable=False),
-        sa.Column("updated_at", _TZ, nullable=False),
+        timestamp("requested_at"),
+        timestamp("updated_at"),
         sa.Column("offered_beds", sa.Integer()),
-        sa.Column("offer_expires_at", _TZ),
+        timestamp("offer_expires_at", nullable=True),
         sa.Column("weekly_fee_gbp", sa.Float()),
         sa.Column("decline_reason", sa.Text()),
         sa.Column("offer_withdrawal_reason", sa.Text()),
@@ -114,7 +114,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_tables(SCHEMA, *CONSUMER_TABLES_V1)
     drop_tables(
-        SCHEMA, "provider_vacancies", "setting_occupancy", "provider_settings", "placement_requests"
+        SCHEMA,
+        *CONSUMER_TABLES_V1,
+        "provider_vacancies",
+        "setting_occupancy",
+        "provider_settings",
+        "placement_requests",
     )

@@ -12,7 +12,9 @@ from sqlalchemy.dialects import postgresql
 from services.platform.migration_ops import (
     CONSUMER_TABLES_V1,
     create_consumer_tables_v1,
+    create_partial_index,
     drop_tables,
+    timestamp,
 )
 
 revision = "0001"
@@ -21,10 +23,6 @@ branch_labels = None
 depends_on = None
 
 SCHEMA = "ledger"
-
-
-def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def _records() -> None:
@@ -49,16 +47,12 @@ def _records() -> None:
         sa.Column("setting_id", sa.Uuid(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
-        _timestamp("posted_at"),
-        _timestamp("last_confirmed_at"),
+        timestamp("posted_at"),
+        timestamp("last_confirmed_at"),
         schema=SCHEMA,
     )
-    op.create_index(
-        "vacancies_open_by_setting",
-        "vacancies",
-        ["setting_id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("status = 'open'"),
+    create_partial_index(
+        SCHEMA, "vacancies_open_by_setting", "vacancies", ["setting_id"], "status = 'open'"
     )
     op.create_table(
         "placements",
@@ -69,12 +63,8 @@ def _records() -> None:
         sa.Column("is_active", sa.Boolean(), nullable=False),
         schema=SCHEMA,
     )
-    op.create_index(
-        "placements_active_by_setting",
-        "placements",
-        ["setting_id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("is_active"),
+    create_partial_index(
+        SCHEMA, "placements_active_by_setting", "placements", ["setting_id"], "is_active"
     )
     op.create_table(
         "referrals",
@@ -90,7 +80,7 @@ def _history() -> None:
     op.create_table(
         "capacity_history",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        _timestamp("taken_at"),
+        timestamp("taken_at"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
         *(
@@ -116,7 +106,7 @@ def _history() -> None:
     op.create_table(
         "flow_history",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        _timestamp("taken_at"),
+        timestamp("taken_at"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("placing_authority_code", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
@@ -139,13 +129,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_tables(SCHEMA, *CONSUMER_TABLES_V1)
-    for table in (
+    drop_tables(
+        SCHEMA,
+        *CONSUMER_TABLES_V1,
         "flow_history",
         "capacity_history",
         "referrals",
         "placements",
         "vacancies",
         "settings",
-    ):
-        op.drop_table(table, schema=SCHEMA)
+    )

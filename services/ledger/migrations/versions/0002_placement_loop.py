@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from services.platform.migration_ops import create_partial_index, timestamp
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -17,18 +19,12 @@ depends_on = None
 SCHEMA = "ledger"
 
 
-def _timestamp(name: str) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=False)
-
-
-def _partial_index(name: str, table: str, column: str, where: str) -> None:
-    op.create_index(name, table, [column], schema=SCHEMA, postgresql_where=sa.text(where))
-
-
 def upgrade() -> None:
     op.add_column("placements", sa.Column("request_id", sa.Uuid(), nullable=True), schema=SCHEMA)
     op.add_column("placements", sa.Column("referral_id", sa.Uuid(), nullable=True), schema=SCHEMA)
-    _partial_index("placements_by_request", "placements", "request_id", "request_id IS NOT NULL")
+    create_partial_index(
+        SCHEMA, "placements_by_request", "placements", ["request_id"], "request_id IS NOT NULL"
+    )
     op.create_table(
         "requests",
         sa.Column("request_id", sa.Uuid(), primary_key=True),
@@ -36,7 +32,7 @@ def upgrade() -> None:
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("vacancy_id", sa.Uuid(), nullable=False),
         sa.Column("setting_id", sa.Uuid(), nullable=False),
-        _timestamp("requested_at"),
+        timestamp("requested_at"),
         sa.Column("needs", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("home_postcode_district", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
@@ -50,14 +46,14 @@ def upgrade() -> None:
         sa.Column("vacancy_id", sa.Uuid(), nullable=False),
         sa.Column("setting_id", sa.Uuid(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
-        _timestamp("first_answered_at"),
+        timestamp("first_answered_at"),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("offered_beds", sa.Integer(), nullable=False),
         sa.Column("decline_reason", sa.Text(), nullable=True),
         schema=SCHEMA,
     )
     op.create_index("answers_by_setting", "answers", ["setting_id"], schema=SCHEMA)
-    _partial_index("answers_offered", "answers", "setting_id", "status = 'offered'")
+    create_partial_index(SCHEMA, "answers_offered", "answers", ["setting_id"], "status = 'offered'")
     op.add_column(
         "capacity_history",
         sa.Column("held", sa.Integer(), nullable=False, server_default=sa.text("0")),

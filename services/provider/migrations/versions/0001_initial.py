@@ -12,7 +12,9 @@ from sqlalchemy.dialects import postgresql
 from services.platform.migration_ops import (
     OUTBOX_TABLES_V1,
     create_outbox_tables_v1,
+    create_partial_index,
     drop_tables,
+    timestamp,
 )
 
 revision = "0001"
@@ -21,10 +23,6 @@ branch_labels = None
 depends_on = None
 
 SCHEMA = "provider"
-
-
-def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
@@ -44,8 +42,8 @@ def upgrade() -> None:
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("closed_on", sa.Date()),
         sa.Column("version", sa.Integer(), nullable=False),
-        _timestamp("registered_at"),
-        _timestamp("updated_at"),
+        timestamp("registered_at"),
+        timestamp("updated_at"),
         schema=SCHEMA,
     )
     op.create_index(
@@ -70,9 +68,9 @@ def upgrade() -> None:
         sa.Column("sexes_accepted", postgresql.ARRAY(sa.Text())),
         sa.Column("needs_met", postgresql.ARRAY(sa.Text())),
         sa.Column("withdrawal_reason", sa.Text()),
-        _timestamp("posted_at"),
-        _timestamp("last_confirmed_at"),
-        _timestamp("ended_at", nullable=True),
+        timestamp("posted_at"),
+        timestamp("last_confirmed_at"),
+        timestamp("ended_at", nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         schema=SCHEMA,
     )
@@ -80,12 +78,12 @@ def upgrade() -> None:
     op.create_index(
         "vacancies_by_provider", "vacancies", ["provider_id", "posted_at"], schema=SCHEMA
     )
-    op.create_index(
+    create_partial_index(
+        SCHEMA,
         "vacancies_open_by_confirmation",
         "vacancies",
         ["last_confirmed_at"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("status = 'open'"),
+        "status = 'open'",
     )
 
     op.create_table(
@@ -105,8 +103,8 @@ def upgrade() -> None:
         sa.Column("vacancy_id", sa.Uuid()),
         sa.Column("end_date", sa.Date()),
         sa.Column("end_reason", sa.Text()),
-        _timestamp("recorded_at"),
-        _timestamp("ended_at", nullable=True),
+        timestamp("recorded_at"),
+        timestamp("ended_at", nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         schema=SCHEMA,
     )

@@ -12,7 +12,9 @@ from sqlalchemy.dialects import postgresql
 from services.platform.migration_ops import (
     CONSUMER_TABLES_V1,
     create_consumer_tables_v1,
+    create_partial_index,
     drop_tables,
+    timestamp,
 )
 
 revision = "0003"
@@ -21,10 +23,6 @@ branch_labels = None
 depends_on = None
 
 SCHEMA = "provider"
-
-
-def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def _reference(table: str, column: str) -> sa.Column[object]:
@@ -49,28 +47,24 @@ def upgrade() -> None:
         sa.Column("needed_by", sa.Date(), nullable=False),
         sa.Column("urgency", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
-        _timestamp("requested_at"),
+        timestamp("requested_at"),
         sa.Column("offered_beds", sa.Integer()),
-        _timestamp("offer_expires_at", nullable=True),
+        timestamp("offer_expires_at", nullable=True),
         sa.Column("weekly_fee_gbp", sa.Float()),
         sa.Column("decline_reason", sa.Text()),
         sa.Column("withdrawal_reason", sa.Text()),
         sa.Column("offer_withdrawal_reason", sa.Text()),
-        _timestamp("answered_at", nullable=True),
+        timestamp("answered_at", nullable=True),
         sa.Column("placement_id", sa.Uuid()),
-        _timestamp("updated_at"),
+        timestamp("updated_at"),
         schema=SCHEMA,
     )
     op.create_index(
         "requests_by_provider", "requests", ["provider_id", "requested_at"], schema=SCHEMA
     )
     op.create_index("requests_by_vacancy", "requests", ["vacancy_id", "status"], schema=SCHEMA)
-    op.create_index(
-        "offers_open_by_expiry",
-        "requests",
-        ["offer_expires_at"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("status = 'offered'"),
+    create_partial_index(
+        SCHEMA, "offers_open_by_expiry", "requests", ["offer_expires_at"], "status = 'offered'"
     )
     create_consumer_tables_v1(SCHEMA)
 
