@@ -1,7 +1,8 @@
 """The ledger API's answers: aggregates only, never a referral, a placement or a child."""
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +22,26 @@ from services.ledger.domain import (
 
 class _Answer(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    @classmethod
+    def _read(cls, figures: object, digits: int, *rounded: str) -> Self:
+        """The answer's fields read from the attributes of `figures` with the same names, the
+        `rounded` ones to `digits` places."""
+        found = cls.model_validate(figures, from_attributes=True)
+        return found.model_copy(
+            update={name: _rounded(getattr(found, name), digits) for name in rounded}
+        )
+
+
+CountsT = TypeVar("CountsT")
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+
+
+def _per_type(
+    answer: Callable[[CountsT], AnswerT], by_type: Mapping[PlacementType, CountsT], totals: CountsT
+) -> dict[str, Any]:
+    """The `by_type` and `totals` fields of an answer, each type's figures given as `answer`."""
+    return {"by_type": {t: answer(f) for t, f in by_type.items()}, "totals": answer(totals)}
 
 
 class CouncilView(_Answer):
@@ -96,8 +117,7 @@ class CapacityView(_AboutFootprint):
         return cls(
             **cls._naming(footprint),
             as_of=as_of,
-            by_type={t: Figures.of(f) for t, f in capacity.by_type.items()},
-            totals=Figures.of(capacity.totals),
+            **_per_type(Figures.of, capacity.by_type, capacity.totals),
         )
 
 
@@ -176,11 +196,7 @@ class HistoryView(_AboutFootprint):
             since=since,
             until=until,
             points=[
-                HistoryPoint(
-                    at=at,
-                    by_type={t: Figures.of(f) for t, f in capacity.by_type.items()},
-                    totals=Figures.of(capacity.totals),
-                )
+                HistoryPoint(at=at, **_per_type(Figures.of, capacity.by_type, capacity.totals))
                 for at, capacity in points
             ],
         )
@@ -213,17 +229,7 @@ class ResponseFigures(_Answer):
 
     @classmethod
     def of(cls, responses: Responses) -> Self:
-        return cls(
-            requests=responses.requests,
-            offers=responses.offers,
-            declines=responses.declines,
-            declines_by_reason=dict(responses.declines_by_reason),
-            declines_by_need=dict(responses.declines_by_need),
-            answered=responses.answered,
-            median_hours_to_first_answer=_rounded(responses.median_hours_to_first_answer, 2),
-            placements_from_requests=responses.placements_from_requests,
-            requests_per_placement=_rounded(responses.requests_per_placement, 2),
-        )
+        return cls._read(responses, 2, "median_hours_to_first_answer", "requests_per_placement")
 
 
 class ResponsesView(_AboutFootprint):
@@ -239,8 +245,7 @@ class ResponsesView(_AboutFootprint):
         return cls(
             **cls._naming(footprint),
             as_of=as_of,
-            by_type={t: ResponseFigures.of(r) for t, r in responses.by_type.items()},
-            totals=ResponseFigures.of(responses.totals),
+            **_per_type(ResponseFigures.of, responses.by_type, responses.totals),
         )
 
 
@@ -263,14 +268,7 @@ class SufficiencyFigures(_Answer):
 
     @classmethod
     def of(cls, sufficiency: Sufficiency) -> Self:
-        return cls(
-            placements=sufficiency.placements,
-            home_known=sufficiency.home_known,
-            within_20_miles=sufficiency.within_20_miles,
-            inside_placing_council=sufficiency.inside_placing_council,
-            share_within_20_miles=_rounded(sufficiency.share_within_20_miles, 4),
-            share_inside_placing_council=_rounded(sufficiency.share_inside_placing_council, 4),
-        )
+        return cls._read(sufficiency, 4, "share_within_20_miles", "share_inside_placing_council")
 
 
 class SufficiencyView(_AboutFootprint):
@@ -291,6 +289,5 @@ class SufficiencyView(_AboutFootprint):
             **cls._naming(footprint),
             as_of=as_of,
             counted_by=sufficiency.counted_by,
-            by_type={t: SufficiencyFigures.of(f) for t, f in sufficiency.by_type.items()},
-            totals=SufficiencyFigures.of(sufficiency.totals),
+            **_per_type(SufficiencyFigures.of, sufficiency.by_type, sufficiency.totals),
         )

@@ -2,8 +2,9 @@
 
 from datetime import timedelta
 
-from pydantic import AliasChoices, AnyHttpUrl, Field, field_validator
+from pydantic import AliasChoices, AnyHttpUrl, Field
 
+from services.platform.composition import Duration
 from services.platform.settings import ServiceSettings
 
 
@@ -21,7 +22,7 @@ class Settings(ServiceSettings):
     )
     # An open vacancy not confirmed for this long counts as stale: seconds ("259200") or an
     # ISO 8601 duration ("P3D").
-    vacancy_stale_after: timedelta = Field(
+    vacancy_stale_after: Duration = Field(
         default=timedelta(hours=72),
         gt=timedelta(0),
         validation_alias=AliasChoices("VACANCY_STALE_AFTER", "vacancy_stale_after"),
@@ -47,14 +48,3 @@ class Settings(ServiceSettings):
     broker_retry_interval: float = Field(default=2.0, gt=0)
     # The dead-letter producer's request timeout (connecting, metadata, produce requests).
     kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
-
-    @field_validator("vacancy_stale_after", mode="before")
-    @classmethod
-    def _seconds_from_the_environment(cls, value: object) -> object:
-        # pydantic reads a number as seconds, but the environment gives a string of digits.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return value
-        return value
