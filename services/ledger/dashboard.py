@@ -1,11 +1,12 @@
-"""The regional dashboard: one static page at `/` that reads the ledger's own API.
+"""The regional dashboard: the ledger's page at `/`, served by the platform's `add_page`.
 
-The page (`static/index.html`, `dashboard.css`, `dashboard.js`) is plain HTML, CSS and JavaScript
-with no build step and no external resource: the Content-Security-Policy allows only this origin.
-It asks for a token once (kept in the tab's sessionStorage) and calls `/v1/...` with it, so it
-sees exactly what the token may read. For an authority's token it also shows the council's open
-referrals and their alerts, read with the same token from the authority and alerting services
-(named in `dashboard/links.json`; the policy allows fetches to those two origins as well).
+The page (`static/index.html`, `dashboard.js`, `dashboard.css`) is plain HTML, CSS and JavaScript
+in the GOV.UK Design System's look, with no build step and no external resource (the platform's
+Content-Security-Policy allows this origin only, and fetches to the two services the page reads).
+It asks for a token once (kept in the tab's sessionStorage) and calls the ledger's `/v1/...` with
+it, so it sees exactly what the token may read. For an authority's token it also shows the
+council's open referrals and their alerts, read with the same token from the authority and
+alerting services (named in `/page/links.json`).
 """
 
 from dataclasses import dataclass
@@ -13,11 +14,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi.responses import JSONResponse
+from pydantic import AnyHttpUrl
+
+from services.platform.pages import Page, PageSettings, add_page, policy
 
 STATIC = Path(__file__).with_name("static")
+READS = ("authority", "alerting")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,67 +30,31 @@ class DashboardLinks:
     authority_url: str
     alerting_url: str
 
-    def origins(self) -> list[str]:
-        return list(dict.fromkeys(_origin(url) for url in (self.authority_url, self.alerting_url)))
+
+def add_dashboard(app: FastAPI, links: DashboardLinks) -> None:
+    """Serve the page at `/` with the platform's pages (its files under `/static/`, GOV.UK
+    Frontend, `/page/links.json`), and the links also at `/dashboard/links.json` in their
+    earlier form (none of them in the OpenAPI document)."""
+    settings = PageSettings(
+        authority_url=AnyHttpUrl(links.authority_url), alerting_url=AnyHttpUrl(links.alerting_url)
+    )
+    add_page(app, Page(STATIC, reads=READS), settings)
+    known = settings.links()
+    headers = {
+        "content-security-policy": policy(_origin(known[name]) for name in READS),
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-cache",
+    }
+
+    @app.get("/dashboard/links.json", include_in_schema=False)
+    async def dashboard_links() -> JSONResponse:
+        return JSONResponse(
+            {"authority_url": known["authority"], "alerting_url": known["alerting"]},
+            headers=headers,
+        )
 
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _policy(links: DashboardLinks) -> str:
-    # Nothing from anywhere else: scripts and styles from this origin only, fetches to it and to
-    # the two services the page reads; sparklines are inline SVG.
-    connect = " ".join(["'self'", *links.origins()])
-    return (
-        f"default-src 'none'; script-src 'self'; style-src 'self'; connect-src {connect}; "
-        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
-
-
-def _headers(links: DashboardLinks) -> tuple[tuple[bytes, bytes], ...]:
-    return (
-        (b"content-security-policy", _policy(links).encode()),
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"cache-control", b"no-cache"),
-    )
-
-
-class _WithPolicy:
-    """Adds the dashboard's security headers to every answer of the wrapped app."""
-
-    def __init__(self, app: ASGIApp, headers: tuple[tuple[bytes, bytes], ...]) -> None:
-        self.app = app
-        self.headers = headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)
-
-
-def add_dashboard(app: FastAPI, links: DashboardLinks) -> None:
-    """Serve the page at `/`, its files under `/static/` and where it finds the other services at
-    `/dashboard/links.json` (none of them in the OpenAPI document)."""
-    headers = _headers(links)
-    as_dict = {name.decode(): value.decode() for name, value in headers}
-
-    @app.get("/", include_in_schema=False)
-    async def dashboard() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html", headers=as_dict)
-
-    @app.get("/dashboard/links.json", include_in_schema=False)
-    async def dashboard_links() -> JSONResponse:
-        return JSONResponse(
-            {"authority_url": links.authority_url, "alerting_url": links.alerting_url},
-            headers=as_dict,
-        )
-
-    app.mount(
-        "/static", _WithPolicy(StaticFiles(directory=STATIC), headers), name="dashboard-static"
-    )

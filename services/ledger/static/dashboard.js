@@ -1,17 +1,24 @@
-// NearHome regional dashboard: reads the ledger's /v1 API with the token kept in sessionStorage,
-// and polls it every 5 seconds (history every 30 seconds). For an authority's token it also reads
-// the council's open referrals and their alerts from the authority and alerting services named in
-// /dashboard/links.json. No framework, no external resource.
-"use strict";
+// NearHome regional dashboard: reads the ledger's /v1 API with the token kept in this tab, and
+// polls it every 5 seconds (the trends every 30 seconds). For a council's token it also reads the
+// council's open referrals and their alerts from the authority and alerting services named in
+// /page/links.json. No framework, no external resource; charts are inline SVG with a table.
+import {
+  $, ApiError, api, claims, el, links, say, startGovuk, token, tokenBox, words,
+} from "/static/common/nearhome.js";
 
 const POLL_MS = 5000;
-const HISTORY_EVERY = 6; // polls
-const TOKEN_KEY = "nearhome.token";
+const TREND_EVERY = 6; // polls
+const DAYS = 14; // the daily trend's span, today included
+const LARGEST_OTHERS = 5; // other councils named in the flows before "everyone else"
 const FOOTPRINT_KEY = "nearhome.footprint";
+const SVG = "http://www.w3.org/2000/svg";
+
+// The figures each council (and each placement type) shows, in the tables' order.
 const FIGURES = [
   ["registered_places", "Registered places"],
   ["occupied", "Occupied"],
   ["vacant", "Vacant"],
+  ["held", "Held"],
   ["offered", "Offered"],
   ["stale_vacancies", "Stale vacancies"],
   ["open_referrals", "Open referrals"],
@@ -27,53 +34,36 @@ const TYPE_NAMES = {
   supported_lodgings: "Supported lodgings",
   short_breaks: "Short breaks",
 };
+const NEED_NAMES = {
+  semh: "Social, emotional and mental health",
+  cse_risk: "Risk of sexual exploitation",
+  cce_risk: "Risk of criminal exploitation",
+  uasc: "Unaccompanied asylum-seeking child",
+};
+const REASON_NAMES = {
+  needs_cannot_be_met: "Needs cannot be met",
+  matching_risk: "Matching risk with the children there",
+  staffing: "Staffing",
+  location_risk: "Location risk",
+  bed_no_longer_available: "Bed no longer available",
+  other: "Other",
+};
 
-const NEED_NAMES = { semh: "SEMH", uasc: "UASC", cse_risk: "CSE risk", cce_risk: "CCE risk" };
+const state = {
+  footprints: [], footprint: null, polls: 0, timer: null, generation: 0, last: {},
+  links: {}, countedBy: "setting", trend: null, pastPoints: new Map(),
+};
 
-const state = { footprints: [], footprint: null, polls: 0, timer: null, generation: 0, last: {}, links: null };
-const $ = (id) => document.getElementById(id);
+const typeName = (type) => TYPE_NAMES[type] || sentence(type);
+const needName = (need) => NEED_NAMES[need] || sentence(need);
+const reasonName = (reason) => REASON_NAMES[reason] || sentence(reason);
+const number = (n) => n.toLocaleString("en-GB");
+const plural = (n, one, many = `${one}s`) => `${number(n)} ${n === 1 ? one : many}`;
+const percent = (fraction) => (fraction === null || fraction === undefined ? "–" : `${Math.round(fraction * 100)}%`);
 
-class ApiError extends Error {
-  constructor(status, detail) { super(detail); this.status = status; }
-}
-
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
-
-// The token's claims (role, authority_code …), read only to choose what to show: every service
-// checks the token itself.
-function claims() {
-  try {
-    const part = token().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part));
-  } catch (_) {
-    return {};
-  }
-}
-
-async function api(path) {
-  const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${token()}`, Accept: "application/json" },
-    cache: "no-store",
-  });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
-    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
-  }
-  return response.json();
-}
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function say(message, isError = false) {
-  const status = $("status");
-  status.textContent = message;
-  status.classList.toggle("error", isError);
+function sentence(value) {
+  const text = words(value);
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function share(figures) {
@@ -81,63 +71,55 @@ function share(figures) {
   return `${Math.round((100 * figures.occupied_by_others) / figures.occupied)}%`;
 }
 
-function shareValue(figures) {
-  return figures.occupied === 0 ? 0 : figures.occupied_by_others / figures.occupied;
+function status(text, isError = false) {
+  say($("status"), text, isError);
 }
 
-// Set a cell's text; mark it (briefly) when a live update changed it. Returns whether it changed.
+// Set a node's text; mark it for a moment when a live update changed it. Whether it changed.
 function setText(node, text) {
-  if (node.textContent === text) return false;
+  if (!node || node.textContent === text) return false;
   const first = node.textContent === "";
   node.textContent = text;
   if (!first) {
-    node.classList.add("changed");
-    setTimeout(() => node.classList.remove("changed"), 4000);
+    node.classList.remove("nearhome-new");
+    void node.offsetWidth; // restart the highlight
+    node.classList.add("nearhome-new");
   }
   return !first;
 }
 
-// A small inline SVG sparkline of `values` (one point per history point), with a text alternative.
-function sparkline(values, label) {
-  const ns = "http://www.w3.org/2000/svg";
-  const width = 120, height = 28, pad = 3;
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("class", "spark");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
-  const title = document.createElementNS(ns, "title");
-  if (values.length === 0) {
-    title.textContent = `${label}: no history yet`;
-    svg.append(title);
-    return svg;
-  }
-  const low = Math.min(...values), high = Math.max(...values);
-  const span = high - low || 1;
-  const step = values.length > 1 ? (width - 2 * pad) / (values.length - 1) : 0;
-  const points = values.map((v, i) => [pad + i * step, height - pad - ((v - low) / span) * (height - 2 * pad)]);
-  if (values.length === 1) points.push([width - pad, points[0][1]]);
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
-  const dot = document.createElementNS(ns, "circle");
-  const [lx, ly] = points[points.length - 1];
-  dot.setAttribute("cx", lx.toFixed(1)); dot.setAttribute("cy", ly.toFixed(1)); dot.setAttribute("r", "2.5");
-  const fmt = (v) => (Number.isInteger(v) ? String(v) : `${Math.round(v * 100)}%`);
-  title.textContent = `${label}: from ${fmt(values[0])} to ${fmt(values[values.length - 1])}, lowest ${fmt(low)}, highest ${fmt(high)} (${values.length} points)`;
-  svg.setAttribute("aria-label", title.textContent);
-  svg.append(title, line, dot);
-  return svg;
+// Replace a table body's rows only when what they show changed (so a reader keeps their place).
+function replaceRows(body, key, signature, rows) {
+  if (state.last[key] === signature) return;
+  state.last[key] = signature;
+  body.replaceChildren(...rows);
 }
 
-function putSparkline(container, values, label) {
-  container.replaceChildren(sparkline(values, label));
+function cell(text, numeric = false, attributes = {}) {
+  const kind = numeric ? "govuk-table__cell govuk-table__cell--numeric" : "govuk-table__cell";
+  return el("td", { class: kind, ...attributes }, text);
 }
 
-// --- the footprint picker ---------------------------------------------------------------------
+function rowHeader(text, attributes = {}) {
+  return el("th", { scope: "row", class: "govuk-table__header", ...attributes }, text);
+}
+
+function emptyRow(columns, text) {
+  return el("tr", { class: "govuk-table__row" },
+    el("td", { class: "govuk-table__cell nearhome-empty", colspan: columns }, text));
+}
+
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
+
+// --- the footprint picker -----------------------------------------------------------------------
 
 async function loadFootprints() {
-  state.footprints = await api("/v1/footprints");
+  state.footprints = await api("", "/v1/footprints");
   const select = $("footprint");
   select.replaceChildren();
   const kinds = [["collaborative", "Collaboratives"], ["region", "Regions"], ["council", "Councils"]];
@@ -148,11 +130,10 @@ async function loadFootprints() {
     }
     if (group.children.length) select.append(group);
   }
-  const remembered = sessionStorage.getItem(FOOTPRINT_KEY);
   const byId = (id) => state.footprints.find((f) => f.footprint_id === id);
-  const chosen = byId(remembered) || homeFootprint(claims().authority_code)
+  const chosen = byId(sessionStorage.getItem(FOOTPRINT_KEY)) || homeFootprint(claims().authority_code)
     || state.footprints.find((f) => f.kind === "collaborative") || state.footprints[0];
-  if (!chosen) throw new ApiError(403, "this token may read no footprint");
+  if (!chosen) throw new ApiError(403, "this token may read no footprint", []);
   select.value = chosen.footprint_id;
   $("picker").hidden = false;
   choose(chosen);
@@ -171,144 +152,459 @@ function choose(footprint) {
   state.polls = 0;
   state.generation += 1;
   state.last = {};
+  state.trend = null;
   sessionStorage.setItem(FOOTPRINT_KEY, footprint.footprint_id);
   $("footprint-name").textContent = footprint.name;
-  document.title = `${footprint.name} – NearHome`;
-  $("councils").tBodies[0].replaceChildren();
-  $("flows").tBodies[0].replaceChildren();
+  document.title = `${footprint.name} – Regional capacity – NearHome`;
+  for (const id of ["councils", "types", "trend-table", "declines-by-reason", "declines-by-need",
+    "responses-by-type", "sufficiency-by-type"]) $(id).tBodies[0].replaceChildren();
+  for (const body of [...$("flows").tBodies]) body.remove();
   $("by-type").replaceChildren();
-  for (const node of document.querySelectorAll("#summary [data-figure], #summary [data-trend]")) node.replaceChildren();
-  $("main").hidden = false;
+  $("trend-chart").replaceChildren();
+  for (const node of document.querySelectorAll("#figures [data-figure], #figures [data-note]")) node.replaceChildren();
+  $("figures").hidden = false;
   poll();
 }
-
-// --- rendering --------------------------------------------------------------------------------
 
 function councilsOf(footprint) {
   return footprint.member_councils.length ? footprint.member_councils
     : [{ authority_code: footprint.footprint_id, name: footprint.name }];
 }
 
-function councilRow(council) {
-  const row = el("tr", { "data-council": council.authority_code });
-  row.append(el("th", { scope: "row" }, council.name));
-  for (const [figure] of FIGURES) row.append(el("td", { class: "num", "data-figure": figure }));
-  row.append(el("td", { class: "num", "data-figure": "share_by_others" }));
-  row.append(el("td", { "data-trend": "offered" }));
-  return row;
-}
-
-function renderCouncil(code, name, capacity) {
-  const body = $("councils").tBodies[0];
-  let row = body.querySelector(`tr[data-council="${code}"]`);
-  if (!row) { row = councilRow({ authority_code: code, name }); body.append(row); }
-  const changed = [];
-  for (const [figure, label] of FIGURES) {
-    if (setText(row.querySelector(`[data-figure="${figure}"]`), String(capacity.totals[figure]))) changed.push(label.toLowerCase());
-  }
-  setText(row.querySelector('[data-figure="share_by_others"]'), share(capacity.totals));
-  renderByType(code, name, capacity);
-  return changed.length ? `${name}: ${changed.join(", ")}` : null;
-}
-
-function renderByType(code, name, capacity) {
-  const holder = $("by-type");
-  let table = holder.querySelector(`table[data-council="${code}"]`);
-  if (!table) {
-    const head = el("tr", {}, el("th", { scope: "col" }, "Placement type"));
-    for (const [, label] of FIGURES) head.append(el("th", { scope: "col", class: "num" }, label));
-    head.append(el("th", { scope: "col", class: "num" }, "Taken by other councils"));
-    table = el("table", { "data-council": code },
-      el("caption", {}, `${name}: live capacity by placement type`), el("thead", {}, head), el("tbody"));
-    const details = el("details", { "data-council": code }, el("summary", {}, name), el("div", { class: "scroll" }, table));
-    holder.append(details);
-  }
-  const body = table.tBodies[0];
-  const types = Object.keys(capacity.by_type);
-  if (types.length === 0) {
-    if (!body.querySelector(".empty")) body.replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "empty" }, "No settings registered.")));
-    return;
-  }
-  body.querySelector(".empty")?.closest("tr").remove();
-  for (const type of types) {
-    let row = body.querySelector(`tr[data-type="${type}"]`);
-    if (!row) {
-      row = el("tr", { "data-type": type }, el("th", { scope: "row" }, TYPE_NAMES[type] || type));
-      for (const [figure] of FIGURES) row.append(el("td", { class: "num", "data-figure": figure }));
-      row.append(el("td", { class: "num", "data-figure": "share_by_others" }));
-      body.append(row);
-    }
-    for (const [figure] of FIGURES) setText(row.querySelector(`[data-figure="${figure}"]`), String(capacity.by_type[type][figure]));
-    setText(row.querySelector('[data-figure="share_by_others"]'), share(capacity.by_type[type]));
-  }
-  for (const row of body.querySelectorAll("tr[data-type]")) if (!(row.dataset.type in capacity.by_type)) row.remove();
-}
+// --- at a glance --------------------------------------------------------------------------------
 
 function renderSummary(capacity) {
+  const t = capacity.totals;
   const summary = $("summary");
-  for (const figure of ["offered", "open_referrals", "stale_vacancies"]) {
-    setText(summary.querySelector(`[data-figure="${figure}"]`), String(capacity.totals[figure]));
-  }
-  setText(summary.querySelector('[data-figure="share_by_others"]'), share(capacity.totals));
+  const figure = (name) => summary.querySelector(`[data-figure="${name}"]`);
+  const note = (name) => summary.querySelector(`[data-note="${name}"]`);
+  for (const name of ["offered", "held", "open_referrals", "stale_vacancies"]) setText(figure(name), String(t[name]));
+  setText(figure("share_by_others"), share(t));
+  setText(note("offered"), `of ${plural(t.vacant, "vacant bed")} in ${plural(t.registered_places, "registered place")}`);
+  setText(note("held"), "kept for a child by a provider’s open offer");
+  setText(note("open_referrals"), "children the member councils are looking for a home for");
+  setText(note("stale_vacancies"), "open vacancies their providers have not confirmed lately");
+  setText(note("share_by_others"), `${number(t.occupied_by_others)} of ${plural(t.occupied, "occupied bed")}`);
+  summary.querySelector('[data-summary="stale_vacancies"]').classList.toggle("nearhome-figure--warning", t.stale_vacancies > 0);
   $("as-of").textContent = new Date(capacity.as_of).toLocaleString("en-GB");
   $("as-of").setAttribute("datetime", capacity.as_of);
 }
 
-function renderFlows(flows) {
-  const body = $("flows").tBodies[0];
-  const rows = flows.flows.map((flow) => {
-    const types = Object.entries(flow.by_type).map(([t, n]) => `${TYPE_NAMES[t] || t}: ${n}`).join("; ");
-    return el("tr", { "data-placing-council": flow.placing_authority_code },
-      el("th", { scope: "row" }, flow.placing_authority_name),
-      el("td", {}, flow.own ? "Within the footprint" : "Elsewhere"),
-      el("td", { class: "num", "data-figure": "beds" }, String(flow.beds)),
-      el("td", {}, types));
-  });
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "4", class: "empty" }, "No beds occupied yet.")));
+// --- councils and placement types -----------------------------------------------------------------
+
+function figureCells(row) {
+  for (const [name] of FIGURES) row.append(cell("", true, { "data-figure": name }));
+  row.append(cell("", true, { "data-figure": "share_by_others" }));
+}
+
+function fillFigures(row, figures) {
+  const changed = [];
+  for (const [name, label] of FIGURES) {
+    if (setText(row.querySelector(`[data-figure="${name}"]`), String(figures[name]))) changed.push(label.toLowerCase());
+  }
+  setText(row.querySelector('[data-figure="share_by_others"]'), share(figures));
+  return changed;
+}
+
+function renderCouncil(code, name, capacity) {
+  const body = $("councils").tBodies[0];
+  let row = body.querySelector(`tr[data-council="${CSS.escape(code)}"]`);
+  if (!row) {
+    row = el("tr", { class: "govuk-table__row", "data-council": code }, rowHeader(name));
+    figureCells(row);
+    row.append(cell("", false, { "data-trend": "offered", class: "govuk-table__cell nearhome-spark-cell" }));
+    body.append(row);
+  }
+  const changed = fillFigures(row, capacity.totals);
+  renderByType($("by-type"), code, name, capacity);
+  return changed.length ? `${name}: ${changed.join(", ")}` : null;
+}
+
+const inUse = (f) => f.registered_places > 0 || f.occupied > 0 || f.open_referrals > 0 || f.offered > 0 || f.held > 0;
+
+// A table of figures by placement type into `body` (types with nothing at all are left out).
+function fillTypes(body, capacity, columns) {
+  const types = Object.keys(capacity.by_type).filter((type) => inUse(capacity.by_type[type]));
+  if (types.length === 0) {
+    if (!body.querySelector(".nearhome-empty")) body.replaceChildren(emptyRow(columns, "No homes registered and no open referrals."));
+    return;
+  }
+  body.querySelector(".nearhome-empty")?.closest("tr").remove();
+  for (const type of types) {
+    let row = body.querySelector(`tr[data-type="${type}"]`);
+    if (!row) {
+      row = el("tr", { class: "govuk-table__row", "data-type": type }, rowHeader(typeName(type)));
+      figureCells(row);
+      body.append(row);
+    }
+    fillFigures(row, capacity.by_type[type]);
+  }
+  for (const row of body.querySelectorAll("tr[data-type]")) if (!types.includes(row.dataset.type)) row.remove();
+}
+
+function typesHead() {
+  const head = el("tr", { class: "govuk-table__row" }, el("th", { scope: "col", class: "govuk-table__header" }, "Placement type"));
+  for (const [, label] of FIGURES) head.append(el("th", { scope: "col", class: "govuk-table__header govuk-table__header--numeric" }, label));
+  head.append(el("th", { scope: "col", class: "govuk-table__header govuk-table__header--numeric" }, "Taken by other councils"));
+  return el("thead", { class: "govuk-table__head" }, head);
+}
+
+function renderByType(holder, code, name, capacity) {
+  let table = holder.querySelector(`table[data-council="${CSS.escape(code)}"]`);
+  if (!table) {
+    table = el("table", { class: "govuk-table nearhome-table--compact", "data-council": code },
+      el("caption", { class: "govuk-table__caption govuk-table__caption--s" }, `${name}: live capacity by placement type`),
+      typesHead(), el("tbody", { class: "govuk-table__body" }));
+    holder.append(el("details", { class: "govuk-details nearhome-details", "data-council": code },
+      el("summary", { class: "govuk-details__summary" }, el("span", { class: "govuk-details__summary-text" }, name)),
+      el("div", { class: "govuk-details__text nearhome-scroll" }, table)));
+  }
+  fillTypes(table.tBodies[0], capacity, FIGURES.length + 2);
+}
+
+// --- flows: member councils, then the largest others, then everyone else together -----------------
+
+function bar(fraction) {
+  const width = 100;
+  return svg("svg", { class: "nearhome-bar", width, height: 12, viewBox: `0 0 ${width} 12`, "aria-hidden": "true", focusable: "false" },
+    svg("rect", { class: "nearhome-bar__track", x: 0, y: 0, width, height: 12 }),
+    svg("rect", { class: "nearhome-bar__fill", x: 0, y: 0, width: Math.max(fraction > 0 ? 1 : 0, fraction * width).toFixed(1), height: 12 }));
+}
+
+function typesText(byType) {
+  return Object.entries(byType).sort((a, b) => b[1] - a[1]).map(([t, n]) => `${typeName(t)} ${n}`).join(", ");
+}
+
+function flowRow(code, name, beds, byType, total, extra = {}) {
+  const fraction = total ? beds / total : 0;
+  return el("tr", { class: "govuk-table__row", "data-placing-council": code, ...extra },
+    rowHeader(name),
+    cell(String(beds), true, { "data-figure": "beds" }),
+    cell(percent(fraction), true, { "data-figure": "share" }),
+    el("td", { class: "govuk-table__cell nearhome-bar-cell" }, bar(fraction)),
+    cell(typesText(byType), false, { class: "govuk-table__cell govuk-body-s nearhome-types" }));
+}
+
+function groupBody(group, title, rows) {
+  return el("tbody", { class: "govuk-table__body", "data-group": group },
+    el("tr", { class: "govuk-table__row nearhome-group" },
+      el("th", { scope: "colgroup", colspan: 5, class: "govuk-table__header" }, title)),
+    ...rows);
+}
+
+function renderFlows(flows, footprint) {
   const signature = JSON.stringify(flows.flows);
-  if (state.last.flows !== signature) { body.replaceChildren(...rows); state.last.flows = signature; }
+  if (state.last.flows === signature) return;
+  state.last.flows = signature;
+  const table = $("flows");
+  for (const body of [...table.tBodies]) body.remove();
+  const total = flows.totals.occupied;
+  const members = flows.flows.filter((f) => f.own);
+  const others = flows.flows.filter((f) => !f.own); // most beds first, as the API gives them
+  const named = others.length > LARGEST_OTHERS + 1 ? others.slice(0, LARGEST_OTHERS) : others;
+  const rest = others.slice(named.length);
+  const row = (f) => flowRow(f.placing_authority_code, f.placing_authority_name, f.beds, f.by_type, total);
+  const bodies = [];
+  if (total === 0) {
+    bodies.push(el("tbody", { class: "govuk-table__body" }, emptyRow(5, "No beds occupied yet.")));
+  } else {
+    const memberTitle = footprint.kind === "council" ? "The council itself" : "Member councils";
+    bodies.push(groupBody("members", memberTitle, members.length ? members.map(row) : [emptyRow(5, "None of the member councils has a child in these homes.")]));
+    if (others.length) {
+      const elsewhereRows = [];
+      if (rest.length) {
+        const byType = {};
+        for (const f of rest) for (const [t, n] of Object.entries(f.by_type)) byType[t] = (byType[t] || 0) + n;
+        const beds = rest.reduce((sum, f) => sum + f.beds, 0);
+        elsewhereRows.push(flowRow("elsewhere", `Elsewhere: ${plural(rest.length, "other council")} together`, beds, byType, total,
+          { class: "govuk-table__row nearhome-elsewhere" }));
+      }
+      const title = rest.length ? `Other councils: the ${named.length} placing the most children here` : "Other councils";
+      bodies.push(groupBody("others", title, [...named.map(row), ...elsewhereRows]));
+    }
+    bodies.push(el("tbody", { class: "govuk-table__body nearhome-total" },
+      flowRow("total", "All placing councils", total, {}, total, { class: "govuk-table__row nearhome-total" })));
+  }
+  table.append(...bodies);
+  const t = flows.totals;
+  $("flows-intro").textContent = total
+    ? `${plural(t.occupied, "bed is", "beds are")} occupied in the footprint’s homes: ${number(t.occupied_by_own)} by children its own councils placed `
+      + `(${percent(t.occupied_by_own / t.occupied)}) and ${number(t.occupied_by_others)} by children placed from ${plural(others.length, "other council")}.`
+    : "";
+  const placing = new Set(members.map((f) => f.placing_authority_code));
+  const without = councilsOf(footprint).filter((c) => !placing.has(c.authority_code));
+  $("flows-members-without").textContent = total && without.length && footprint.kind !== "council"
+    ? `Member councils with no child in these homes: ${without.map((c) => c.name).join(", ")}.` : "";
 }
 
-function renderHistory(footprintHistory, councilHistories) {
-  const summary = $("summary");
-  const totals = footprintHistory.points.map((p) => p.totals);
-  for (const figure of ["offered", "open_referrals", "stale_vacancies"]) {
-    const label = summary.querySelector(`[data-summary="${figure}"] dt`).textContent;
-    putSparkline(summary.querySelector(`[data-trend="${figure}"]`), totals.map((t) => t[figure]), label);
+// --- the trend of beds offered and demand ---------------------------------------------------------
+
+const isEmpty = (totals) => Object.values(totals).every((v) => v === 0);
+
+// The footprint's totals at `at` (from the snapshots), remembered: the past does not change.
+async function totalsAt(id, at) {
+  const key = `${id}|${at.toISOString()}`;
+  if (!state.pastPoints.has(key)) {
+    const iso = encodeURIComponent(at.toISOString());
+    const history = await api("", `/v1/capacity/${id}/history?since=${iso}&until=${iso}`);
+    const point = history.points[history.points.length - 1];
+    state.pastPoints.set(key, point ? point.totals : null);
   }
-  putSparkline(summary.querySelector('[data-trend="share_by_others"]'), totals.map(shareValue), "Share taken by other councils");
+  return state.pastPoints.get(key);
+}
+
+// The trend's scales, coarsest first: the end of each of the last 13 days, of the last 23 hours,
+// of the last eleven 5-minute spans (the last point is always now, from the live figures).
+const SCALES = [
+  { unit: "day", count: DAYS - 1, floor: (d) => d.setHours(0, 0, 0, 0), back: (d, n) => d.setDate(d.getDate() - n),
+    label: (end) => new Date(end.getTime() - 1).toLocaleDateString("en-GB", { weekday: "short", day: "numeric", month: "short" }) },
+  { unit: "hour", count: 23, floor: (d) => d.setMinutes(0, 0, 0), back: (d, n) => d.setHours(d.getHours() - n),
+    label: (end) => end.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" }) },
+  { unit: "5 minutes", count: 11, floor: (d) => d.setMinutes(d.getMinutes() - (d.getMinutes() % 5), 0, 0),
+    back: (d, n) => d.setMinutes(d.getMinutes() - 5 * n),
+    label: (end) => end.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" }) },
+];
+
+// The points of the trend on the coarsest scale with at least two points of history, from the
+// first one with anything in it (the figures before the exchange began are all 0).
+async function trendPoints(footprint) {
+  const id = encodeURIComponent(footprint.footprint_id);
+  let points = [];
+  let unit = SCALES[0].unit;
+  for (const scale of SCALES) {
+    const latest = new Date();
+    scale.floor(latest);
+    const ends = [];
+    for (let back = scale.count - 1; back >= 0; back -= 1) {
+      const end = new Date(latest);
+      scale.back(end, back);
+      ends.push(end);
+    }
+    const totals = await Promise.all(ends.map((end) => totalsAt(id, end)));
+    const first = totals.findIndex((t) => t && !isEmpty(t));
+    unit = scale.unit;
+    points = first < 0 ? [] : ends.slice(first).map((end, i) => ({ at: end, label: scale.label(end), totals: totals[first + i] }));
+    if (points.length >= 2) break;
+  }
+  return { unit, points };
+}
+
+function niceStep(high) {
+  const rough = high / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= rough);
+  return Math.max(1, step);
+}
+
+function describeSeries(points, key, name) {
+  const values = points.map((p) => p[key]);
+  const high = Math.max(...values);
+  const low = Math.min(...values);
+  const at = (v) => points[values.indexOf(v)].label;
+  if (values.length === 1) return `${name}: ${values[0]}.`;
+  return `${name} went from ${values[0]} (${points[0].label}) to ${values[values.length - 1]} (now); `
+    + `highest ${high} (${at(high)}), lowest ${low} (${at(low)}).`;
+}
+
+function trendChart(points, unit) {
+  const width = 760, height = 280, left = 44, right = 150, top = 14, bottom = 40;
+  const plotW = width - left - right, plotH = height - top - bottom;
+  const high = Math.max(1, ...points.flatMap((p) => [p.offered, p.demand]));
+  const step = niceStep(high);
+  const top_ = Math.ceil(high / step) * step;
+  const x = (i) => left + (points.length === 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
+  const y = (v) => top + plotH - (v / top_) * plotH;
+  const title = svg("title", { id: "trend-chart-title" });
+  title.textContent = `Beds offered and open referrals at the end of ${unit}; the last point is now`;
+  const desc = svg("desc", { id: "trend-chart-desc" });
+  desc.textContent = `${describeSeries(points, "offered", "Beds offered")} ${describeSeries(points, "demand", "Open referrals")} The table below the chart has every figure.`;
+  const chart = svg("svg", {
+    class: "nearhome-chart__svg", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-labelledby": "trend-chart-title trend-chart-desc", focusable: "false",
+  }, title, desc);
+  const grid = svg("g", { class: "nearhome-chart__grid" });
+  for (let v = 0; v <= top_; v += step) {
+    grid.append(svg("line", { x1: left, x2: left + plotW, y1: y(v), y2: y(v) }));
+    const label = svg("text", { x: left - 8, y: y(v) + 5, "text-anchor": "end", class: "nearhome-chart__axis" });
+    label.textContent = String(v);
+    grid.append(label);
+  }
+  const nth = Math.ceil(points.length / 8);
+  points.forEach((p, i) => {
+    if ((points.length - 1 - i) % nth !== 0) return;
+    const label = svg("text", { x: x(i), y: top + plotH + 24, "text-anchor": "middle", class: "nearhome-chart__axis" });
+    label.textContent = i === points.length - 1 ? "Now" : p.label;
+    grid.append(label);
+  });
+  grid.append(svg("line", { class: "nearhome-chart__baseline", x1: left, x2: left + plotW, y1: y(0), y2: y(0) }));
+  chart.append(grid);
+  const ends = [];
+  for (const [key, name, marker] of [["offered", "Beds offered", "circle"], ["demand", "Open referrals", "square"]]) {
+    const series = svg("g", { class: `nearhome-chart__series nearhome-chart__series--${key}` });
+    const coordinates = points.map((p, i) => [x(i), y(p[key])]);
+    if (coordinates.length > 1) {
+      series.append(svg("polyline", { points: coordinates.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" ") }));
+    }
+    for (const [a, b] of coordinates) {
+      series.append(marker === "circle" ? svg("circle", { cx: a.toFixed(1), cy: b.toFixed(1), r: 4 })
+        : svg("rect", { x: (a - 4).toFixed(1), y: (b - 4).toFixed(1), width: 8, height: 8 }));
+    }
+    const [lastX, lastY] = coordinates[coordinates.length - 1];
+    ends.push({ series, x: lastX, y: lastY, text: `${name} ${points[points.length - 1][key]}` });
+    chart.append(series);
+  }
+  // The lines' names at their ends (not only their colours), kept apart.
+  if (Math.abs(ends[0].y - ends[1].y) < 18) {
+    const [upper, lower] = ends[0].y <= ends[1].y ? [ends[0], ends[1]] : [ends[1], ends[0]];
+    const middle = (upper.y + lower.y) / 2;
+    upper.y = middle - 9;
+    lower.y = middle + 9;
+  }
+  for (const end of ends) {
+    const label = svg("text", { x: end.x + 10, y: end.y + 5, class: "nearhome-chart__end" });
+    label.textContent = end.text;
+    end.series.append(label);
+  }
+  return chart;
+}
+
+function renderTrend(trend, capacity) {
+  const now = { label: trend.unit === "day" ? "Today, now" : "Now", at: new Date(capacity.as_of), totals: capacity.totals };
+  const points = [...trend.points, now].map((p) => ({
+    label: p.label, offered: p.totals ? p.totals.offered : 0, held: p.totals ? p.totals.held : 0,
+    demand: p.totals ? p.totals.open_referrals : 0,
+  }));
+  const signature = JSON.stringify([trend.unit, points]);
+  if (state.last.trend === signature) return;
+  state.last.trend = signature;
+  const span = trend.points.length;
+  const every = trend.unit === "day" ? "each day" : trend.unit === "hour" ? "each hour" : "each 5 minutes";
+  $("trend-intro").textContent = span === 0
+    ? "There is no history yet: the chart shows the figures as they are now."
+    : `Beds offered (in open vacancies, not held for a child) and open referrals at the end of ${every}`
+      + `${trend.unit === "day" ? "" : " (the history is too short for a daily trend)"}, and now.`;
+  $("trend-chart").replaceChildren(trendChart(points, every));
+  $("trend-when").textContent = trend.unit === "day" ? "Day" : "Time";
+  $("trend-caption").textContent = `Beds offered, held and open referrals at the end of ${every} (the last row is now)`;
+  const rows = points.map((p) => el("tr", { class: "govuk-table__row" },
+    rowHeader(p.label), cell(String(p.offered), true), cell(String(p.held), true), cell(String(p.demand), true)));
+  $("trend-table").tBodies[0].replaceChildren(...rows);
+}
+
+// A council's sparkline of beds offered, with its text alternative.
+function sparkline(values, label) {
+  const width = 120, height = 28, pad = 3;
+  const title = svg("title");
+  const chart = svg("svg", { class: "nearhome-spark", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  if (values.length === 0) {
+    title.textContent = `${label}: no history yet`;
+    chart.setAttribute("aria-label", title.textContent);
+    chart.append(title);
+    return chart;
+  }
+  const low = Math.min(...values), high = Math.max(...values);
+  const span = high - low || 1;
+  const step = values.length > 1 ? (width - 2 * pad) / (values.length - 1) : 0;
+  const points = values.map((v, i) => [pad + i * step, height - pad - ((v - low) / span) * (height - 2 * pad)]);
+  if (values.length === 1) points.push([width - pad, points[0][1]]);
+  const [lx, ly] = points[points.length - 1];
+  title.textContent = `${label}: from ${values[0]} to ${values[values.length - 1]}, lowest ${low}, highest ${high}`;
+  chart.setAttribute("aria-label", title.textContent);
+  chart.append(title,
+    svg("polyline", { points: points.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" ") }),
+    svg("circle", { cx: lx.toFixed(1), cy: ly.toFixed(1), r: 2.5 }));
+  return chart;
+}
+
+function renderSparklines(councilHistories) {
   for (const [code, history] of councilHistories) {
-    const cell = $("councils").querySelector(`tr[data-council="${code}"] [data-trend="offered"]`);
-    if (cell) putSparkline(cell, history.points.map((p) => p.totals.offered), `${history.name}, beds offered`);
+    const target = $("councils").querySelector(`tr[data-council="${CSS.escape(code)}"] [data-trend="offered"]`);
+    if (target) target.replaceChildren(sparkline(history.points.map((p) => p.totals.offered), `${history.name}, beds offered`));
   }
 }
 
-// --- a council's own referrals and their alerts ------------------------------------------------
+// --- requests and answers; sufficiency ------------------------------------------------------------
 
-function words(value) { return value.replace(/_/g, " "); } // requires_improvement → requires improvement
-function needName(need) { return NEED_NAMES[need] || words(need); }
+function fillFigureList(list, values, notes) {
+  for (const [name, text] of Object.entries(values)) setText(list.querySelector(`[data-figure="${name}"]`), text);
+  for (const [name, text] of Object.entries(notes)) setText(list.querySelector(`[data-note="${name}"]`), text);
+}
+
+const hours = (h) => (h === null ? "–" : h < 1 ? `${Math.round(h * 60)} min` : `${h.toFixed(1)} h`);
+
+function renderResponses(responses) {
+  const t = responses.totals;
+  fillFigureList($("responses"), {
+    requests: String(t.requests), offers: String(t.offers), declines: String(t.declines),
+    median_hours_to_first_answer: hours(t.median_hours_to_first_answer),
+    requests_per_placement: t.requests_per_placement === null ? "–" : t.requests_per_placement.toFixed(1),
+  }, {
+    requests: `${t.answered} answered`,
+    offers: t.requests ? `${percent(t.offers / t.requests)} of requests` : "",
+    declines: t.requests ? `${percent(t.declines / t.requests)} of requests` : "",
+    median_hours_to_first_answer: t.answered ? `over ${plural(t.answered, "answered request")}` : "no answers yet",
+    requests_per_placement: `${plural(t.placements_from_requests, "placement")} started from an offer`,
+  });
+  const counts = (byKey, name) => Object.entries(byKey).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
+    .map(([key, n]) => el("tr", { class: "govuk-table__row", "data-key": key }, rowHeader(name(key)), cell(String(n), true)));
+  const reasons = counts(t.declines_by_reason, reasonName);
+  const needs = counts(t.declines_by_need, needName);
+  replaceRows($("declines-by-reason").tBodies[0], "reasons", JSON.stringify(t.declines_by_reason),
+    reasons.length ? reasons : [emptyRow(2, "No declines yet.")]);
+  replaceRows($("declines-by-need").tBodies[0], "needs", JSON.stringify(t.declines_by_need),
+    needs.length ? needs : [emptyRow(2, "No declines yet.")]);
+  const types = Object.entries(responses.by_type).filter(([, r]) => r.requests > 0);
+  const rows = types.map(([type, r]) => el("tr", { class: "govuk-table__row", "data-type": type },
+    rowHeader(typeName(type)), cell(String(r.requests), true), cell(String(r.offers), true), cell(String(r.declines), true),
+    cell(String(r.answered), true), cell(r.median_hours_to_first_answer === null ? "–" : r.median_hours_to_first_answer.toFixed(1), true),
+    cell(String(r.placements_from_requests), true), cell(r.requests_per_placement === null ? "–" : r.requests_per_placement.toFixed(1), true)));
+  replaceRows($("responses-by-type").tBodies[0], "responses", JSON.stringify(types),
+    rows.length ? rows : [emptyRow(8, "No requests yet.")]);
+}
+
+function renderSufficiency(sufficiency) {
+  const t = sufficiency.totals;
+  fillFigureList($("sufficiency"), {
+    placements: String(t.placements),
+    share_within_20_miles: percent(t.share_within_20_miles),
+    share_inside_placing_council: percent(t.share_inside_placing_council),
+  }, {
+    placements: sufficiency.counted_by === "setting" ? "in the footprint’s homes" : "made by the footprint’s councils",
+    share_within_20_miles: t.home_known ? `${t.within_20_miles} of ${plural(t.home_known, "placement")} whose home district is known` : "no home district known yet",
+    share_inside_placing_council: t.placements ? `${t.inside_placing_council} of ${plural(t.placements, "placement")}` : "no placements yet",
+  });
+  const types = Object.entries(sufficiency.by_type).filter(([, s]) => s.placements > 0);
+  const rows = types.map(([type, s]) => el("tr", { class: "govuk-table__row", "data-type": type },
+    rowHeader(typeName(type)), cell(String(s.placements), true),
+    cell(`${percent(s.share_within_20_miles)} (${s.within_20_miles} of ${s.home_known})`, true),
+    cell(`${percent(s.share_inside_placing_council)} (${s.inside_placing_council} of ${s.placements})`, true)));
+  replaceRows($("sufficiency-by-type").tBodies[0], "sufficiency", JSON.stringify([sufficiency.counted_by, types]),
+    rows.length ? rows : [emptyRow(4, "No placements from referrals yet.")]);
+}
+
+// --- a council's own referrals and their alerts -----------------------------------------------------
 
 function alertText(alert) {
   const where = `${alert.distance_miles.toFixed(1)} miles${alert.local ? ", local" : ""}`;
-  const beds = alert.beds === 1 ? "1 bed" : `${alert.beds} beds`;
-  return `${TYPE_NAMES[alert.placement_type] || alert.placement_type} in ${alert.postcode_district} (${where}), `
-    + `rated ${words(alert.ofsted_rating)}, ${beds}`;
+  return `${typeName(alert.placement_type)} in ${alert.postcode_district} (${where}), `
+    + `rated ${words(alert.ofsted_rating)}, ${plural(alert.beds, "bed")}`;
 }
 
 function referralRow(referral, alerts) {
   const fitting = alerts.length
-    ? el("ul", { class: "alerts" }, ...alerts.map((a) => el("li", { "data-alert": a.alert_id, "data-vacancy": a.vacancy_id }, alertText(a))))
-    : el("span", { class: "empty" }, "None yet");
-  return el("tr", { "data-referral": referral.referral_id },
-    el("th", { scope: "row" }, referral.reference),
-    el("td", { class: "num" }, String(referral.age)),
-    el("td", {}, referral.placement_types.map((t) => TYPE_NAMES[t] || t).join(", ")),
-    el("td", {}, referral.needs.map(needName).join(", ") || "none"),
-    el("td", {}, referral.needed_by),
-    el("td", {}, referral.urgency),
-    el("td", {}, referral.search_scope),
-    el("td", { class: "num", "data-figure": "alerts" }, String(alerts.length)),
-    el("td", {}, fitting));
+    ? el("ul", { class: "govuk-list govuk-body-s nearhome-alerts" },
+      ...alerts.map((a) => el("li", { "data-alert": a.alert_id, "data-vacancy": a.vacancy_id }, alertText(a))))
+    : el("span", { class: "nearhome-empty" }, "None yet");
+  return el("tr", { class: "govuk-table__row", "data-referral": referral.referral_id },
+    rowHeader(referral.reference),
+    cell(String(referral.age), true),
+    cell(referral.placement_types.map(typeName).join(", ")),
+    cell(referral.needs.map(needName).join(", ") || "None"),
+    cell(new Date(referral.needed_by).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric" })),
+    cell(sentence(referral.urgency)),
+    cell(sentence(referral.search_scope)),
+    cell(String(alerts.length), true, { "data-figure": "alerts" }),
+    el("td", { class: "govuk-table__cell" }, fitting));
 }
 
 function renderReferrals(referrals, alerts) {
@@ -320,128 +616,134 @@ function renderReferrals(referrals, alerts) {
   const urgent = (r) => (r.urgency === "emergency" ? 0 : 1);
   const ordered = [...referrals].sort((a, b) => urgent(a) - urgent(b) || a.needed_by.localeCompare(b.needed_by));
   const rows = ordered.map((r) => referralRow(r, byReferral.get(r.referral_id) || []));
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "9", class: "empty" }, "No open referrals.")));
+  if (rows.length === 0) rows.push(emptyRow(9, "No open referrals."));
   const signature = JSON.stringify([ordered.map((r) => [r.referral_id, r.version]), alerts.map((a) => a.alert_id)]);
-  if (state.last.referrals !== signature) { $("referrals").tBodies[0].replaceChildren(...rows); state.last.referrals = signature; }
+  replaceRows($("referrals").tBodies[0], "referrals", signature, rows);
   const alerted = ordered.reduce((count, r) => count + (byReferral.get(r.referral_id) || []).length, 0);
-  $("referrals-status").textContent = `${referrals.length} open referral${referrals.length === 1 ? "" : "s"}, `
-    + `${alerted} open alert${alerted === 1 ? "" : "s"}.`;
-  $("referrals-status").classList.remove("error");
+  say($("referrals-status"), `${plural(referrals.length, "open referral")}, ${plural(alerted, "open alert")}.`);
 }
 
 // Failing here (the authority or alerting service away) leaves the capacity figures alone.
 async function pollReferrals(generation) {
   const section = $("council-referrals");
-  if (claims().role !== "authority" || !state.links) { section.hidden = true; return; }
+  const { authority, alerting } = state.links;
+  if (claims().role !== "authority" || !authority || !alerting) { section.hidden = true; return; }
   section.hidden = false;
+  const link = $("home-finder-link");
+  if (link.hidden) {
+    link.replaceChildren("To request a bed for a child, use the ",
+      el("a", { class: "govuk-link", href: `${authority}/` }, "home finder"), ".");
+    link.hidden = false;
+  }
   try {
     const [referrals, alerts] = await Promise.all([
-      api(`${state.links.authority_url}/v1/referrals?status=open`),
-      api(`${state.links.alerting_url}/v1/alerts?status=open&limit=1000`),
+      api(authority, "/v1/referrals?status=open"),
+      api(alerting, "/v1/alerts?status=open&limit=1000"),
     ]);
     if (generation === state.generation) renderReferrals(referrals, alerts);
   } catch (error) {
     if (generation !== state.generation) return;
-    $("referrals-status").textContent = error instanceof ApiError
+    say($("referrals-status"), error instanceof ApiError
       ? `Could not read the referrals or their alerts: ${error.message} (HTTP ${error.status}).`
-      : "Could not reach the authority or alerting service; trying again.";
-    $("referrals-status").classList.add("error");
+      : "Could not reach the authority or alerting service; trying again.", true);
   }
 }
 
-async function loadLinks() {
-  try {
-    const response = await fetch("/dashboard/links.json", { cache: "no-store" });
-    state.links = response.ok ? await response.json() : null;
-  } catch (_) {
-    state.links = null;
-  }
-}
-
-// --- polling ----------------------------------------------------------------------------------
+// --- polling --------------------------------------------------------------------------------------
 
 async function poll() {
   clearTimeout(state.timer);
   const generation = state.generation;
   const footprint = state.footprint;
-  if (!footprint || !token()) return;
+  if (!footprint || !token.get()) return;
   const councils = councilsOf(footprint);
   const id = encodeURIComponent(footprint.footprint_id);
-  const withHistory = state.polls % HISTORY_EVERY === 0;
+  const withTrend = state.polls % TREND_EVERY === 0;
   const referrals = pollReferrals(generation);
   try {
-    const [capacity, flows, ...perCouncil] = await Promise.all([
-      api(`/v1/capacity/${id}`),
-      api(`/v1/capacity/${id}/flows`),
-      ...councils.map((c) => api(`/v1/capacity/${encodeURIComponent(c.authority_code)}`)),
+    const [capacity, flows, responses, sufficiency, ...perCouncil] = await Promise.all([
+      api("", `/v1/capacity/${id}`),
+      api("", `/v1/capacity/${id}/flows`),
+      api("", `/v1/capacity/${id}/responses`),
+      api("", `/v1/capacity/${id}/sufficiency?counted_by=${state.countedBy}`),
+      ...councils.map((c) => api("", `/v1/capacity/${encodeURIComponent(c.authority_code)}`)),
     ]);
+    let trend = null;
     let histories = null;
-    if (withHistory) {
-      histories = await Promise.all([
-        api(`/v1/capacity/${id}/history`),
-        ...councils.map((c) => api(`/v1/capacity/${encodeURIComponent(c.authority_code)}/history`)),
+    if (withTrend) {
+      [trend, histories] = await Promise.all([
+        trendPoints(footprint),
+        Promise.all(councils.map((c) => api("", `/v1/capacity/${encodeURIComponent(c.authority_code)}/history`))),
       ]);
     }
     await referrals;
     if (generation !== state.generation) return; // the footprint changed meanwhile
     renderSummary(capacity);
     const changes = councils.map((c, i) => renderCouncil(c.authority_code, c.name, perCouncil[i])).filter(Boolean);
-    renderFlows(flows);
-    if (histories) renderHistory(histories[0], councils.map((c, i) => [c.authority_code, histories[i + 1]]));
+    fillTypes($("types").tBodies[0], capacity, FIGURES.length + 2);
+    $("types-caption").textContent = `${footprint.name}: live capacity by placement type`;
+    renderFlows(flows, footprint);
+    renderResponses(responses);
+    renderSufficiency(sufficiency);
+    if (trend) state.trend = trend;
+    if (state.trend) renderTrend(state.trend, capacity);
+    if (histories) renderSparklines(councils.map((c, i) => [c.authority_code, histories[i]]));
     state.polls += 1;
     const time = new Date().toLocaleTimeString("en-GB");
-    say(changes.length && state.polls > 1 ? `Updated at ${time}. Changed: ${changes.join("; ")}.` : `Updated at ${time}.`);
+    status(changes.length && state.polls > 1 ? `Updated at ${time}. Changed: ${changes.join("; ")}.` : `Updated at ${time}.`);
     document.body.dataset.polls = String(state.polls);
   } catch (error) {
     if (generation !== state.generation) return;
     if (error instanceof ApiError && error.status === 401) {
-      say(`The token was refused (${error.message}). Enter another token.`, true);
+      status(`The token was refused (${error.message}). Enter another token.`, true);
       return;
     }
-    say(error instanceof ApiError ? `Could not read capacity: ${error.message} (HTTP ${error.status}). Retrying…`
-      : "Could not reach the ledger. Retrying…", true);
+    status(error instanceof ApiError ? `Could not read capacity: ${error.message} (HTTP ${error.status}). Trying again.`
+      : "Could not reach the ledger. Trying again.", true);
   }
   state.timer = setTimeout(poll, POLL_MS);
 }
 
+function stop(message) {
+  clearTimeout(state.timer);
+  state.generation += 1;
+  state.footprint = null;
+  $("figures").hidden = true;
+  $("picker").hidden = true;
+  status(message);
+}
+
 async function start() {
-  if (!token()) { say("Enter a token to see capacity."); return; }
-  say("Loading footprints…");
+  clearTimeout(state.timer);
+  status("Loading footprints…");
   try {
-    await loadLinks();
     await loadFootprints();
   } catch (error) {
     const message = error instanceof ApiError ? `${error.message} (HTTP ${error.status})` : "the ledger did not answer";
-    say(`Could not load footprints: ${message}.`, true);
-    $("main").hidden = true;
-    $("picker").hidden = true;
+    stop(`Could not load footprints: ${message}.`);
+    say($("status"), $("status").textContent, true);
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("token-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const value = $("token").value.trim();
-    if (!value) return;
-    sessionStorage.setItem(TOKEN_KEY, value);
-    $("token").value = "";
-    $("token").placeholder = "token in use";
-    start();
-  });
-  $("token-forget").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    sessionStorage.removeItem(FOOTPRINT_KEY);
-    clearTimeout(state.timer);
-    state.generation += 1;
-    $("main").hidden = true;
-    $("picker").hidden = true;
-    $("token").placeholder = "";
-    say("Token forgotten. Enter a token to see capacity.");
-  });
-  $("footprint").addEventListener("change", (event) => {
-    const chosen = state.footprints.find((f) => f.footprint_id === event.target.value);
-    if (chosen) choose(chosen);
-  });
-  if (token()) $("token").placeholder = "token in use";
-  start();
+startGovuk();
+try {
+  state.links = await links();
+} catch {
+  state.links = {};
+}
+$("footprint").addEventListener("change", (event) => {
+  const chosen = state.footprints.find((f) => f.footprint_id === event.target.value);
+  if (chosen) choose(chosen);
 });
+$("counted-by").addEventListener("change", (event) => {
+  state.countedBy = event.target.value;
+  poll();
+});
+tokenBox($("token-form"), (who) => {
+  if (who) start();
+  else {
+    sessionStorage.removeItem(FOOTPRINT_KEY);
+    stop("Token forgotten. Enter a token to see capacity.");
+  }
+});
+if (!token.get()) status("Enter a token to see capacity.");
