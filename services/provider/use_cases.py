@@ -4,7 +4,7 @@ Every write is one transaction (the platform's `Writer`) holding the state chang
 outbox row (or none, when nothing changed) and the `Idempotency-Key` claim.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID, uuid4
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.enums import OfferWithdrawalReason
-from contracts.events import PlacementStarted, ProviderEvent
+from contracts.events import ProviderEvent
 from services.platform.auth import Principal, Role
 from services.platform.clock import Clock
 from services.platform.errors import NotFoundError
@@ -91,6 +91,41 @@ class ProviderService:
         domain.check_owned_by(record.provider_id, provider_id, what)
         return record
 
+    async def _write_to_owned(
+        self,
+        request: WriteRequest,
+        kind: type[Record],
+        key: UUID,
+        act: Callable[[AsyncSession, Record, datetime], Awaitable[StoredResponse]],
+    ) -> StoredResponse:
+        """One write that locks the caller's record of `kind` with `key` and hands it to `act`,
+        with the one `now` of the change."""
+
+        async def work(session: AsyncSession) -> StoredResponse:
+            record = await self._owned(session, kind, key, request.organisation_id, lock=True)
+            return await act(session, record, self._clock())
+
+        return await self._writer.write(request, work)
+
+    async def _write_to_request(
+        self,
+        request: WriteRequest,
+        request_id: UUID,
+        act: Callable[
+            [AsyncSession, Request, Vacancy, Setting, datetime], Awaitable[StoredResponse]
+        ],
+    ) -> StoredResponse:
+        """One write that locks a request sent to the caller, with its vacancy and setting (see
+        `_answer_locked`), and hands them to `act` with the one `now` of the change."""
+
+        async def work(session: AsyncSession) -> StoredResponse:
+            asked, vacancy, setting = await self._answer_locked(
+                session, request_id, request.organisation_id
+            )
+            return await act(session, asked, vacancy, setting, self._clock())
+
+        return await self._writer.write(request, work)
+
     async def _emit(
         self,
         session: AsyncSession,
@@ -120,6 +155,21 @@ class ProviderService:
     ) -> None:
         """Write `record` at its new version and emit `event` as its aggregate's at that version."""
         await store.save(session, record)
+        await self._emit(
+            session, event, aggregate_id=aggregate_id, sequence=record.version, now=now
+        )
+
+    async def _add_and_emit(
+        self,
+        session: AsyncSession,
+        record: Versioned,
+        event: ProviderEvent,
+        *,
+        aggregate_id: UUID,
+        now: datetime,
+    ) -> None:
+        """Add the new `record` and emit `event`, its first, as its aggregate's at its version."""
+        session.add(record)
         await self._emit(
             session, event, aggregate_id=aggregate_id, sequence=record.version, now=now
         )
@@ -178,13 +228,8 @@ class ProviderService:
             setting, registered = domain.register_setting(
                 uuid4(), request.organisation_id, body, body.authority_code, now, profile=body
             )
-            session.add(setting)
-            await self._emit(
-                session,
-                registered,
-                aggregate_id=setting.setting_id,
-                sequence=setting.version,
-                now=now,
+            await self._add_and_emit(
+                session, setting, registered, aggregate_id=setting.setting_id, now=now
             )
             return _answer(CREATED, await self._setting_view(session, setting))
 
@@ -193,12 +238,8 @@ class ProviderService:
     async def update_setting(
         self, request: WriteRequest, setting_id: UUID, body: UpdateSetting
     ) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            setting = await self._owned(
-                session, Setting, setting_id, request.organisation_id, lock=True
-            )
+        async def update(session: AsyncSession, setting: Setting, now: datetime) -> StoredResponse:
             capacity = await store.capacity(session, setting)
-            now = self._clock()
             decided = domain.update_setting(setting, body.changes(), capacity, now)
             if decided is None:
                 return _answer(OK, SettingView.of(setting, capacity))
@@ -206,16 +247,12 @@ class ProviderService:
             await self._save_and_emit(session, updated, event, aggregate_id=setting_id, now=now)
             return _answer(OK, await self._setting_view(session, updated))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_owned(request, Setting, setting_id, update)
 
     async def close_setting(
         self, request: WriteRequest, setting_id: UUID, body: CloseSetting
     ) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            setting = await self._owned(
-                session, Setting, setting_id, request.organisation_id, lock=True
-            )
-            now = self._clock()
+        async def close(session: AsyncSession, setting: Setting, now: datetime) -> StoredResponse:
             closed, event = domain.close_setting(setting, body.closed_on, now)
             holding = await store.holding_requests(session, setting_id=setting_id)
             await self._release_offers(
@@ -228,7 +265,7 @@ class ProviderService:
             await self._save_and_emit(session, closed, event, aggregate_id=setting_id, now=now)
             return _answer(OK, await self._setting_view(session, closed))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_owned(request, Setting, setting_id, close)
 
     async def setting(self, provider_id: str, setting_id: UUID) -> SettingView:
         async with self._sessions() as session:
@@ -262,37 +299,30 @@ class ProviderService:
             capacity = await store.capacity(session, setting)
             now = self._clock()
             vacancy, posted = domain.post_vacancy(uuid4(), setting, capacity, body, now)
-            session.add(vacancy)
-            await self._emit(
-                session, posted, aggregate_id=vacancy.vacancy_id, sequence=vacancy.version, now=now
+            await self._add_and_emit(
+                session, vacancy, posted, aggregate_id=vacancy.vacancy_id, now=now
             )
             return _answer(CREATED, self._vacancy_view(vacancy))
 
         return await self._writer.write(request, work)
 
     async def confirm_vacancy(self, request: WriteRequest, vacancy_id: UUID) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            vacancy = await self._owned(
-                session, Vacancy, vacancy_id, request.organisation_id, lock=True
-            )
+        async def confirm(session: AsyncSession, vacancy: Vacancy, now: datetime) -> StoredResponse:
             setting = await self._owned(
                 session, Setting, vacancy.setting_id, request.organisation_id, lock=False
             )
-            now = self._clock()
             confirmed, event = domain.confirm_vacancy(vacancy, setting, now)
             await self._save_and_emit(session, confirmed, event, aggregate_id=vacancy_id, now=now)
             return _answer(OK, self._vacancy_view(confirmed))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_owned(request, Vacancy, vacancy_id, confirm)
 
     async def withdraw_vacancy(
         self, request: WriteRequest, vacancy_id: UUID, body: WithdrawVacancy
     ) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            vacancy = await self._owned(
-                session, Vacancy, vacancy_id, request.organisation_id, lock=True
-            )
-            now = self._clock()
+        async def withdraw(
+            session: AsyncSession, vacancy: Vacancy, now: datetime
+        ) -> StoredResponse:
             domain.check_vacancy_open(vacancy)
             released = await self._release_offers(
                 session,
@@ -305,7 +335,7 @@ class ProviderService:
             await self._save_and_emit(session, withdrawn, event, aggregate_id=vacancy_id, now=now)
             return _answer(OK, self._vacancy_view(withdrawn))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_owned(request, Vacancy, vacancy_id, withdraw)
 
     async def vacancy(self, provider_id: str, vacancy_id: UUID) -> VacancyView:
         async with self._sessions() as session:
@@ -389,13 +419,11 @@ class ProviderService:
     async def offer_placement(
         self, request: WriteRequest, request_id: UUID, body: OfferPlacement
     ) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            asked, vacancy, setting = await self._answer_locked(
-                session, request_id, request.organisation_id
-            )
+        async def offer(
+            session: AsyncSession, asked: Request, vacancy: Vacancy, setting: Setting, now: datetime
+        ) -> StoredResponse:
             held = await store.beds_held(session, [vacancy.vacancy_id])
             capacity = await store.capacity(session, setting)
-            now = self._clock()
             hold = self.offer_hold if body.hold_hours is None else timedelta(hours=body.hold_hours)
             offered, bumped, event = domain.offer_placement(
                 asked,
@@ -411,21 +439,19 @@ class ProviderService:
             await self._save_request_change(session, offered, bumped, event, now)
             return _answer(OK, RequestView.of(offered))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_request(request, request_id, offer)
 
     async def decline_request(
         self, request: WriteRequest, request_id: UUID, body: DeclineRequest
     ) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            asked, vacancy, _ = await self._answer_locked(
-                session, request_id, request.organisation_id
-            )
-            now = self._clock()
+        async def decline(
+            session: AsyncSession, asked: Request, vacancy: Vacancy, _: Setting, now: datetime
+        ) -> StoredResponse:
             declined, bumped, event = domain.decline_request(asked, vacancy, body.reason, now)
             await self._save_request_change(session, declined, bumped, event, now)
             return _answer(OK, RequestView.of(declined))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_request(request, request_id, decline)
 
     async def expire_offers(self, batch_size: int = 100) -> int:
         """Expire offers not accepted by their `offer_expires_at`, a batch at a time: each one's
@@ -477,8 +503,9 @@ class ProviderService:
             placement, started = domain.start_placement(
                 uuid4(), setting, capacity, body.terms(), vacancy=vacancy, now=now
             )
-            session.add(placement)
-            await self._emit_placement(session, placement, started, now)
+            await self._add_and_emit(
+                session, placement, started, aggregate_id=placement.placement_id, now=now
+            )
             return _answer(CREATED, PlacementView.of(placement))
 
         return await self._writer.write(request, work)
@@ -488,11 +515,13 @@ class ProviderService:
     ) -> StoredResponse:
         """The accepted offer's held beds become a placement, its vacancy fewer beds or filled."""
 
-        async def work(session: AsyncSession) -> StoredResponse:
-            accepted, vacancy, setting = await self._answer_locked(
-                session, request_id, request.organisation_id
-            )
-            now = self._clock()
+        async def place(
+            session: AsyncSession,
+            accepted: Request,
+            vacancy: Vacancy,
+            setting: Setting,
+            now: datetime,
+        ) -> StoredResponse:
             decided = domain.start_placement_from_offer(
                 uuid4(),
                 accepted,
@@ -505,52 +534,36 @@ class ProviderService:
                 placing_authority_code=body.placing_authority_code,
                 now=now,
             )
-            session.add(decided.placement)
+            placement = decided.placement
+            await self._add_and_emit(
+                session, placement, decided.started, aggregate_id=placement.placement_id, now=now
+            )
             await store.save(session, decided.request)
             # No other offer holds beds of a vacancy the placement fills: offers never hold more
             # than its beds (tests/unit/test_provider_loop_properties.py).
-            await store.save(session, decided.vacancy)
-            await self._emit_placement(session, decided.placement, decided.started, now)
-            if decided.filled is not None:
-                await self._emit(
+            if decided.filled is None:
+                await store.save(session, decided.vacancy)
+            else:
+                await self._save_and_emit(
                     session,
+                    decided.vacancy,
                     decided.filled,
                     aggregate_id=decided.vacancy.vacancy_id,
-                    sequence=decided.vacancy.version,
                     now=now,
                 )
             return _answer(CREATED, PlacementView.of(decided.placement))
 
-        return await self._writer.write(request, work)
-
-    async def _emit_placement(
-        self,
-        session: AsyncSession,
-        placement: Placement,
-        started: PlacementStarted,
-        now: datetime,
-    ) -> None:
-        await self._emit(
-            session,
-            started,
-            aggregate_id=placement.placement_id,
-            sequence=placement.version,
-            now=now,
-        )
+        return await self._write_to_request(request, request_id, place)
 
     async def end_placement(
         self, request: WriteRequest, placement_id: UUID, body: EndPlacement
     ) -> StoredResponse:
-        async def work(session: AsyncSession) -> StoredResponse:
-            placement = await self._owned(
-                session, Placement, placement_id, request.organisation_id, lock=True
-            )
-            now = self._clock()
+        async def end(session: AsyncSession, placement: Placement, now: datetime) -> StoredResponse:
             ended, event = domain.end_placement(placement, body.end_date, body.reason, now)
             await self._save_and_emit(session, ended, event, aggregate_id=placement_id, now=now)
             return _answer(OK, PlacementView.of(ended))
 
-        return await self._writer.write(request, work)
+        return await self._write_to_owned(request, Placement, placement_id, end)
 
     async def placement(self, provider_id: str, placement_id: UUID) -> PlacementView:
         async with self._sessions() as session:
