@@ -13,8 +13,6 @@ from services.platform.migration_ops import created_at, timestamp
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 SCHEMA = "alerting"
 

@@ -3,10 +3,7 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
-
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,10 +16,8 @@ from services.platform.migration_ops import (
     timestamp,
 )
 
-revision: str = "0001"
-down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0001"
+down_revision = None
 
 SCHEMA = "authority"
 

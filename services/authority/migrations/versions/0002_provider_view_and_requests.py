@@ -3,10 +3,7 @@
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-28
-
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,10 +15,8 @@ from services.platform.migration_ops import (
     timestamp,
 )
 
-revision: str = "0002"
-down_revision: str | Sequence[str] | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002"
+down_revision = "0001"
 
 SCHEMA = "authority"
 

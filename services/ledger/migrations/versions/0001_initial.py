@@ -19,8 +19,6 @@ from services.platform.migration_ops import (
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 SCHEMA = "ledger"
 

@@ -13,8 +13,6 @@ from services.platform.migration_ops import create_partial_index, timestamp
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 SCHEMA = "ledger"
 

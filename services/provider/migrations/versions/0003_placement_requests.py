@@ -19,8 +19,6 @@ from services.platform.migration_ops import (
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 SCHEMA = "provider"
 
