@@ -181,10 +181,10 @@ function tag(text, colour) {
 
 function summary(rows) {
   return el("dl", { class: "govuk-summary-list govuk-summary-list--no-border provider-summary" },
-    rows.filter(Boolean).map(([key, value]) =>
+    rows.filter(Boolean).map(([key, value, id]) =>
       el("div", { class: "govuk-summary-list__row" },
         el("dt", { class: "govuk-summary-list__key" }, key),
-        el("dd", { class: "govuk-summary-list__value" }, value))));
+        el("dd", { class: "govuk-summary-list__value", id }, value))));
 }
 
 // A whole number field must be digits only, else it is not sent as one (NaN would be null).
@@ -267,6 +267,9 @@ function renderHomes() {
   const select = $("vacancy-setting");
   const chosen = select.value;
   const open = state.settings.filter((s) => s.status === "open");
+  const choices = JSON.stringify(open.map((s) => [s.setting_id, homeName(s.setting_id)]));
+  if (select.dataset.choices === choices) return; // untouched while someone may be choosing
+  select.dataset.choices = choices;
   select.replaceChildren(
     el("option", { value: "" }, open.length ? "Choose a home" : "Register a home first"),
     ...open.map((s) => el("option", { value: s.setting_id }, homeName(s.setting_id))));
@@ -357,15 +360,18 @@ function renderRequest(request) {
   const council = councilShort(request.authority_code);
   const setting = settingOf(request.setting_id);
   const headingId = nextId("request-heading");
+  const stateId = nextId("request-state");
+  const requestedId = nextId("request-time");
   const [text, colour] = stateText(request);
+  // Named by its heading, state and time: two requests for one home from one council differ.
   const card = el("section", {
     class: "nearhome-card provider-request",
     "data-request-id": request.request_id,
     "data-state": request.status,
-    "aria-labelledby": headingId,
+    "aria-labelledby": `${headingId} ${stateId} ${requestedId}`,
   },
     el("h3", { class: "govuk-heading-m", id: headingId }, `${home}: request from ${council}`),
-    el("p", { class: "govuk-body provider-state" }, tag(text, colour)),
+    el("p", { class: "govuk-body provider-state", id: stateId }, tag(text, colour)),
     summary([
       ["Age", String(request.age)],
       ["Sex", label("sex", request.sex)],
@@ -376,7 +382,7 @@ function renderRequest(request) {
       ["Urgency", label("urgency", request.urgency)],
       ["Lives in", request.home_postcode_district],
       ["Council", councilName(request.authority_code)],
-      ["Requested", when(request.requested_at)],
+      ["Requested", when(request.requested_at), requestedId],
       request.offered_beds ? ["Beds offered", String(request.offered_beds)] : null,
       request.weekly_fee_gbp != null ? ["Weekly fee", `£${Number(request.weekly_fee_gbp).toLocaleString("en-GB")}`] : null,
     ]));
@@ -606,7 +612,9 @@ async function start(claims) {
     }
   });
   state.timer = setInterval(() => {
-    refresh().catch(() => {});
+    refresh().catch((error) => {
+      if (error instanceof ApiError && error.status === 401) say(status(), "The token was refused: it may have expired. Enter a new one.", true);
+    });
     for (const option of document.querySelectorAll("select[data-hold] option")) {
       option.textContent = holdLabel(Number(option.value));
     }
