@@ -15,7 +15,14 @@ from uuid import UUID
 
 from contracts import geography
 from contracts.enums import PlacementType, SearchScope
-from services.alerting.matching import Fit, OpenReferral, OpenVacancy, fits, rank
+from services.alerting.matching import (
+    Fit,
+    OpenReferral,
+    OpenVacancy,
+    fit_in_reach,
+    meets_rule_1,
+    rank,
+)
 
 Cell = tuple[int, int]
 _AreaKey = tuple[PlacementType, Cell | str]
@@ -149,7 +156,7 @@ class CandidateIndex:
         return rank(
             fit
             for referral in self.candidate_referrals(vacancy)
-            if (fit := fits(referral, vacancy)) is not None
+            if meets_rule_1(referral, vacancy) and (fit := fit_in_reach(referral, vacancy))
         )
 
     def vacancies_fitting(self, referral: OpenReferral) -> list[Fit]:
@@ -157,7 +164,7 @@ class CandidateIndex:
         return rank(
             fit
             for vacancy in self.candidate_vacancies(referral)
-            if (fit := fits(referral, vacancy)) is not None
+            if meets_rule_1(referral, vacancy) and (fit := fit_in_reach(referral, vacancy))
         )
 
     def candidate_referrals(self, vacancy: OpenVacancy) -> list[OpenReferral]:

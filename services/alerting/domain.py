@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, assert_never
 from uuid import UUID, uuid4
 
+from contracts import matching
 from contracts.enums import AlertRetractionReason, SearchScope
 from contracts.envelope import Envelope, envelop
 from contracts.events import (
@@ -287,7 +288,7 @@ def occupancy_change(event: Event) -> tuple[int, AlertRetractionReason]:
 
 def free_beds(registered_places: int, occupied_beds: int, vacancy_beds: int) -> int:
     """Beds a vacancy can still fill: its own, but never more than the setting has free."""
-    return max(min(vacancy_beds, registered_places - max(occupied_beds, 0)), 0)
+    return matching.free_beds(vacancy_beds, registered_places, max(occupied_beds, 0))
 
 
 def open_vacancy(

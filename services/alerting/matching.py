@@ -1,26 +1,26 @@
 """Whether an open vacancy fits an open referral (docs/domain.md, rules 1 and 2), and how fits rank.
 
-Pure functions over small frozen records; no I/O. `CandidateIndex` (candidate_index.py) uses them
-to match one new event against only the candidates nearby.
+Pure functions over small frozen records; no I/O. The rules themselves are the shared ones of
+contracts/matching.py (the authority checks a placement request by them too); `CandidateIndex`
+(candidate_index.py) uses `fits` to match one new event against only the candidates nearby.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
-from typing import Final, Self
+from typing import Self
 from uuid import UUID
 
 from contracts import geography
-from contracts.enums import (
-    RATING_RANK,
-    Need,
-    OfstedRating,
-    PlacementType,
-    SearchScope,
-    Sex,
-)
+from contracts.enums import RATING_RANK, Need, OfstedRating, PlacementType, SearchScope, Sex
 from contracts.events import ReferralState, SettingState, VacancyPosted
+from contracts.matching import RULE_NAMES, failed_rules, meets_rule_1, narrowed_terms, reach
+
+__all__ = [
+    "RULE_NAMES",
+    "failed_rules",
+    "meets_rule_1",
+]  # the shared rules, as the alerting service names them
 
 
 class VacancyOfAnotherSettingError(ValueError):
@@ -60,17 +60,7 @@ class OpenVacancy:
             )
         if occupied_beds < 0:
             raise ValueError(f"occupied_beds must not be negative, got {occupied_beds}")
-        age_min, age_max = setting.age_min, setting.age_max
-        sexes, needs = frozenset(setting.sexes_accepted), frozenset(setting.needs_met)
-        # Intersected, not replaced: a vacancy cannot offer what its setting is not registered for.
-        if vacancy.age_min is not None:
-            age_min = max(age_min, vacancy.age_min)
-        if vacancy.age_max is not None:
-            age_max = min(age_max, vacancy.age_max)
-        if vacancy.sexes_accepted is not None:
-            sexes &= frozenset(vacancy.sexes_accepted)
-        if vacancy.needs_met is not None:
-            needs &= frozenset(vacancy.needs_met)
+        age_min, age_max, sexes, needs = narrowed_terms(setting, vacancy)
         return cls(
             vacancy_id=vacancy.vacancy_id,
             setting_id=setting.setting_id,
@@ -171,104 +161,20 @@ def rank(fits_found: Iterable[Fit]) -> list[Fit]:
     return sorted(fits_found, key=rank_key)
 
 
-# --- rule 1: what the child needs against what the vacancy offers ---------------------------------
-
-
-def _needs_met(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return referral.needs <= vacancy.needs_met
-
-
-def _age_in_range(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return vacancy.age_min <= referral.age <= vacancy.age_max
-
-
-def _sex_accepted(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return referral.sex in vacancy.sexes_accepted
-
-
-def _placement_type_wanted(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return vacancy.placement_type in referral.placement_types
-
-
-def _rating_accepted(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    rank_of_vacancy = RATING_RANK.get(vacancy.ofsted_rating)
-    if rank_of_vacancy is None:  # not yet inspected: never "at least" a grade, only a choice
-        return referral.accept_not_yet_inspected
-    return rank_of_vacancy >= RATING_RANK[referral.min_ofsted_rating]
-
-
-def _open_when_needed(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return vacancy.available_from <= referral.needed_by
-
-
-def _enough_beds(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return vacancy.beds >= referral.sibling_group_size
-
-
-def _solo_if_needed(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
-    return Need.SOLO_PLACEMENT not in referral.needs or not vacancy.setting_has_other_children
-
-
-_Rule = Callable[[OpenReferral, OpenVacancy], bool]
-
-_RULE_1: Final[tuple[tuple[str, _Rule], ...]] = (
-    ("needs", _needs_met),
-    ("age", _age_in_range),
-    ("sex", _sex_accepted),
-    ("placement_type", _placement_type_wanted),
-    ("ofsted", _rating_accepted),
-    ("date", _open_when_needed),
-    ("beds", _enough_beds),
-    ("solo", _solo_if_needed),
-)
-
-RULE_NAMES: Final[tuple[str, ...]] = (*(name for name, _ in _RULE_1), "location")
-
-
-# --- rule 2 and the regional widening: where -----------------------------------------------------
-
-
-# Matching asks for the same pairs of districts again and again. England has some 2,200 districts,
-# too many pairs to keep them all, so the cache keeps those asked for most recently.
-@lru_cache(maxsize=1 << 16)
-def _miles_between(home_district: str, setting_district: str) -> float:
-    return geography.distance_miles(home_district, setting_district)
-
-
-def _reach(referral: OpenReferral, vacancy: OpenVacancy) -> tuple[float, bool] | None:
-    """(miles, local) when the vacancy is local, or in reach of a regional search; else None."""
-    miles = _miles_between(referral.home_postcode_district, vacancy.postcode_district)
-    local = (
-        miles <= geography.LOCAL_RADIUS_MILES or vacancy.authority_code == referral.authority_code
-    )
-    in_region = (
-        referral.search_scope is SearchScope.REGIONAL
-        and vacancy.region_code == referral.region_code
-    )
-    if local or in_region:
-        return miles, local
-    return None
+# --- rules 1 and 2, and the regional widening (contracts/matching.py) -----------------------------
 
 
 def fits(referral: OpenReferral, vacancy: OpenVacancy) -> Fit | None:
     """The fit when the vacancy meets every part of rules 1 and 2 (or the regional widening)."""
-    # The index calls this for every candidate nearby, so rule 1 is restated inline here, where it
-    # costs half as much as calling each named rule; the tests hold it to `failed_rules`.
-    if not (
-        referral.needs <= vacancy.needs_met
-        and vacancy.age_min <= referral.age <= vacancy.age_max
-        and referral.sex in vacancy.sexes_accepted
-        and vacancy.placement_type in referral.placement_types
-        and _rating_accepted(referral, vacancy)
-        and vacancy.available_from <= referral.needed_by
-        and vacancy.beds >= referral.sibling_group_size
-        and (Need.SOLO_PLACEMENT not in referral.needs or not vacancy.setting_has_other_children)
-    ):
+    return fit_in_reach(referral, vacancy) if meets_rule_1(referral, vacancy) else None
+
+
+def fit_in_reach(referral: OpenReferral, vacancy: OpenVacancy) -> Fit | None:
+    """The fit of a pair that meets rule 1 (`meets_rule_1`), when it meets rule 2 as well."""
+    where = reach(referral, vacancy)
+    if where is None:
         return None
-    reach = _reach(referral, vacancy)
-    if reach is None:
-        return None
-    miles, local = reach
+    miles, local = where
     return Fit(
         referral_id=referral.referral_id,
         vacancy_id=vacancy.vacancy_id,
@@ -281,14 +187,6 @@ def fits(referral: OpenReferral, vacancy: OpenVacancy) -> Fit | None:
         postcode_district=vacancy.postcode_district,
         beds=vacancy.beds,
     )
-
-
-def failed_rules(referral: OpenReferral, vacancy: OpenVacancy) -> list[str]:
-    """The names of the rules the vacancy breaks for this referral, in RULE_NAMES order."""
-    broken = [name for name, rule in _RULE_1 if not rule(referral, vacancy)]
-    if _reach(referral, vacancy) is None:
-        broken.append("location")
-    return broken
 
 
 def brute_force_referrals_fitting(
