@@ -260,7 +260,7 @@ function renderHome(setting) {
 function renderHomes() {
   const list = [...state.settings].sort((a, b) => (a.status === b.status ? 0 : a.status === "open" ? -1 : 1));
   reconcile($("homes"), list, (s) => s.setting_id, JSON.stringify, renderHome);
-  $("homes-table").hidden = list.length === 0;
+  $("homes-table").parentElement.hidden = list.length === 0;
   $("homes-empty").hidden = list.length > 0;
 
   // The vacancy form's homes: the open ones, keeping the choice made.
@@ -330,7 +330,7 @@ function renderVacancies() {
   // The signature holds the staleness, so a vacancy that went stale is drawn again.
   reconcile($("vacancies"), open, (v) => v.vacancy_id,
     (v) => JSON.stringify([v, staleness(v).stale, staleness(v).days, homeName(v.setting_id)]), renderVacancy);
-  $("vacancies-table").hidden = open.length === 0;
+  $("vacancies-table").parentElement.hidden = open.length === 0;
   $("vacancies-empty").hidden = open.length > 0;
   const stale = open.filter((v) => staleness(v).stale).length;
   $("vacancies-count").textContent = open.length
@@ -484,7 +484,7 @@ function renderPlacements() {
   const active = state.placements.filter((p) => p.status === "active");
   reconcile($("placements"), active, (p) => p.placement_id,
     (p) => JSON.stringify([p, homeName(p.setting_id)]), renderPlacement);
-  $("placements-table").hidden = active.length === 0;
+  $("placements-table").parentElement.hidden = active.length === 0;
   $("placements-empty").hidden = active.length > 0;
 }
 
