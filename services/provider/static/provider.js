@@ -235,6 +235,13 @@ function reconcile(container, items, key, signature, render) {
   return changed;
 }
 
+// After an action redraws the part it was in, the keyboard's place is kept: focus goes to what
+// took the old element's place (or the section's heading).
+function focusAfter(selector, fallback) {
+  const target = document.querySelector(selector) || $(fallback);
+  if (target) target.focus();
+}
+
 // --- your homes ------------------------------------------------------------------------------------
 
 function renderHome(setting) {
@@ -292,6 +299,7 @@ function renderVacancy(vacancy) {
     await api(state.base, `/v1/vacancies/${vacancy.vacancy_id}/confirm`, { method: "POST" });
     say(status(), `Confirmed the vacancy at ${home} as still available.`);
     await refresh(["vacancies"]);
+    focusAfter(`[data-vacancy-id="${vacancy.vacancy_id}"] button`, "vacancies-heading");
   });
   const withdraw = el("form", { class: "provider-inline-form", novalidate: true },
     selectGroup("reason", "Reason for withdrawing", "withdraw", { blank: "Choose a reason", prefix: "withdraw-reason" }),
@@ -300,6 +308,7 @@ function renderVacancy(vacancy) {
     await api(state.base, `/v1/vacancies/${vacancy.vacancy_id}/withdraw`, { method: "POST", body: values });
     say(status(), `Withdrew the vacancy at ${home}.`);
     await refresh(["vacancies", "settings"]);
+    focusAfter(`[data-vacancy-id="${vacancy.vacancy_id}"] button`, "vacancies-heading");
   });
   const narrowed = [
     vacancy.age_min != null || vacancy.age_max != null ? `ages ${vacancy.age_min ?? "…"} to ${vacancy.age_max ?? "…"}` : null,
@@ -326,7 +335,9 @@ function renderVacancy(vacancy) {
 }
 
 function renderVacancies() {
-  const open = state.vacancies.filter((v) => v.status === "open");
+  // Stale ones first: they need doing.
+  const open = state.vacancies.filter((v) => v.status === "open")
+    .sort((a, b) => Number(staleness(b).stale) - Number(staleness(a).stale));
   // The signature holds the staleness, so a vacancy that went stale is drawn again.
   reconcile($("vacancies"), open, (v) => v.vacancy_id,
     (v) => JSON.stringify([v, staleness(v).stale, staleness(v).days, homeName(v.setting_id)]), renderVacancy);
@@ -370,7 +381,7 @@ function renderRequest(request) {
     "data-state": request.status,
     "aria-labelledby": `${headingId} ${stateId} ${requestedId}`,
   },
-    el("h3", { class: "govuk-heading-m", id: headingId }, `${home}: request from ${council}`),
+    el("h3", { class: "govuk-heading-m", id: headingId, tabindex: "-1" }, `${home}: request from ${council}`),
     el("p", { class: "govuk-body provider-state", id: stateId }, tag(text, colour)),
     summary([
       ["Age", String(request.age)],
@@ -417,6 +428,7 @@ function answerForms(request, home, council) {
     const answered = await api(state.base, `/v1/requests/${request.request_id}/offer`, { method: "POST", body });
     say(status(), `Offered ${home} to ${council}, held until ${when(answered.offer_expires_at)}.`);
     await refresh(["requests", "settings", "vacancies"]);
+    focusAfter(`[data-request-id="${request.request_id}"] h3`, "requests-heading");
   });
 
   const decline = el("form", { class: "provider-answer", novalidate: true },
@@ -427,6 +439,7 @@ function answerForms(request, home, council) {
     await api(state.base, `/v1/requests/${request.request_id}/decline`, { method: "POST", body: values });
     say(status(), `Declined ${council}’s request for ${home}.`);
     await refresh(["requests"]);
+    focusAfter(`[data-request-id="${request.request_id}"] h3`, "requests-heading");
   });
   return el("div", { class: "provider-answers" }, offer, decline);
 }
@@ -440,6 +453,7 @@ function startForm(request, home, council) {
     await api(state.base, "/v1/placements", { method: "POST", body: { request_id: request.request_id, ...values } });
     say(status(), `Started the placement at ${home} for ${council}.`);
     await refresh(["requests", "settings", "vacancies", "placements"]);
+    focusAfter(`[data-request-id="${request.request_id}"] h3`, "requests-heading");
   });
   return form;
 }
@@ -470,6 +484,7 @@ function renderPlacement(placement) {
     await api(state.base, `/v1/placements/${placement.placement_id}/end`, { method: "POST", body: values });
     say(status(), `Ended the placement at ${home}.`);
     await refresh(["placements", "settings", "vacancies"]);
+    focusAfter(`[data-placement-id="${placement.placement_id}"] button`, "placements-heading");
   });
   return el("tr", { class: "govuk-table__row", "data-placement-id": placement.placement_id },
     el("th", { scope: "row", class: "govuk-table__header provider-id" }, placement.placement_id.slice(0, 8)),
