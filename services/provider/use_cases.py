@@ -144,7 +144,7 @@ class ProviderService:
             occurred_at=now,
         )
 
-    async def _save_and_emit(
+    async def _save_and_emit(  # noqa: PLR0913 - the record, its event and where it goes
         self,
         session: AsyncSession,
         record: Versioned,
@@ -152,24 +152,14 @@ class ProviderService:
         *,
         aggregate_id: UUID,
         now: datetime,
+        new: bool = False,
     ) -> None:
-        """Write `record` at its new version and emit `event` as its aggregate's at that version."""
-        await store.save(session, record)
-        await self._emit(
-            session, event, aggregate_id=aggregate_id, sequence=record.version, now=now
-        )
-
-    async def _add_and_emit(
-        self,
-        session: AsyncSession,
-        record: Versioned,
-        event: ProviderEvent,
-        *,
-        aggregate_id: UUID,
-        now: datetime,
-    ) -> None:
-        """Add the new `record` and emit `event`, its first, as its aggregate's at its version."""
-        session.add(record)
+        """Write `record` at its new version (add it, when `new`) and emit `event` as its
+        aggregate's at that version."""
+        if new:
+            session.add(record)
+        else:
+            await store.save(session, record)
         await self._emit(
             session, event, aggregate_id=aggregate_id, sequence=record.version, now=now
         )
@@ -228,8 +218,8 @@ class ProviderService:
             setting, registered = domain.register_setting(
                 uuid4(), request.organisation_id, body, body.authority_code, now, profile=body
             )
-            await self._add_and_emit(
-                session, setting, registered, aggregate_id=setting.setting_id, now=now
+            await self._save_and_emit(
+                session, setting, registered, aggregate_id=setting.setting_id, now=now, new=True
             )
             return _answer(CREATED, await self._setting_view(session, setting))
 
@@ -299,8 +289,8 @@ class ProviderService:
             capacity = await store.capacity(session, setting)
             now = self._clock()
             vacancy, posted = domain.post_vacancy(uuid4(), setting, capacity, body, now)
-            await self._add_and_emit(
-                session, vacancy, posted, aggregate_id=vacancy.vacancy_id, now=now
+            await self._save_and_emit(
+                session, vacancy, posted, aggregate_id=vacancy.vacancy_id, now=now, new=True
             )
             return _answer(CREATED, self._vacancy_view(vacancy))
 
@@ -503,8 +493,8 @@ class ProviderService:
             placement, started = domain.start_placement(
                 uuid4(), setting, capacity, body.terms(), vacancy=vacancy, now=now
             )
-            await self._add_and_emit(
-                session, placement, started, aggregate_id=placement.placement_id, now=now
+            await self._save_and_emit(
+                session, placement, started, aggregate_id=placement.placement_id, now=now, new=True
             )
             return _answer(CREATED, PlacementView.of(placement))
 
@@ -535,8 +525,13 @@ class ProviderService:
                 now=now,
             )
             placement = decided.placement
-            await self._add_and_emit(
-                session, placement, decided.started, aggregate_id=placement.placement_id, now=now
+            await self._save_and_emit(
+                session,
+                placement,
+                decided.started,
+                aggregate_id=placement.placement_id,
+                now=now,
+                new=True,
             )
             await store.save(session, decided.request)
             # No other offer holds beds of a vacancy the placement fills: offers never hold more
