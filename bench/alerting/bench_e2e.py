@@ -41,9 +41,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts import geography
-from contracts.enums import Urgency
 from contracts.envelope import envelop
-from contracts.events import ReferralOpened
 from contracts.serialization import to_bytes
 from contracts.topics import REFERRAL_EVENTS, all_topics
 from infra.local.topics import declare_topics
@@ -222,31 +220,14 @@ def bearer(token: str) -> dict[str, str]:
 def referral_events(generator: Generator, count: int) -> list[bytes]:
     events = []
     for _ in range(count):
-        r = generator.referral()
-        referral_id = uuid4()
-        payload = ReferralOpened(
-            referral_id=referral_id,
-            authority_code=r.authority_code,
-            reference=f"BENCH-{referral_id.hex[:12]}",
-            age=r.age,
-            sex=r.sex,
-            needs=tuple(r.needs),
-            sibling_group_size=r.sibling_group_size,
-            placement_types=tuple(r.placement_types),
-            home_postcode_district=r.home_postcode_district,
-            needed_by=r.needed_by,
-            urgency=Urgency.PLANNED,
-            min_ofsted_rating=r.min_ofsted_rating,
-            accept_not_yet_inspected=r.accept_not_yet_inspected,
-            search_scope=r.search_scope,
-        )
+        payload = generator.referral_opened(uuid4())
         events.append(
             to_bytes(
                 envelop(
                     payload,
                     producer="bench",
-                    organisation_id=r.authority_code,
-                    aggregate_id=referral_id,
+                    organisation_id=payload.authority_code,
+                    aggregate_id=payload.referral_id,
                     sequence=1,
                 )
             )

@@ -19,6 +19,8 @@ from typing import TypeVar
 from uuid import UUID
 
 from contracts import geography
+from contracts.enums import Urgency
+from contracts.events import ReferralOpened
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.matching import Fit, OpenReferral, OpenVacancy
 from tools.synthetic.area import region_of
@@ -47,23 +49,29 @@ class Generator:
         self._next_id += 1
         return UUID(int=self._next_id)
 
-    def referral(self) -> OpenReferral:
+    def referral_opened(self, referral_id: UUID | None = None) -> ReferralOpened:
+        """The open market's next referral, as its council announces it."""
         referral = self._market.referral()
-        return OpenReferral(
-            referral_id=self._id(),
+        referral_id = referral_id or self._id()
+        return ReferralOpened(
+            referral_id=referral_id,
             authority_code=referral.council,
-            region_code=region_of(referral.council),
-            home_postcode_district=referral.home_district,
+            reference=f"BENCH-{referral_id.hex[:12]}",
             age=referral.age,
             sex=referral.sex,
-            needs=frozenset(referral.needs),
+            needs=tuple(referral.needs),
             sibling_group_size=referral.sibling_group_size,
-            placement_types=frozenset(referral.placement_types),
+            placement_types=tuple(referral.placement_types),
+            home_postcode_district=referral.home_district,
             needed_by=referral.needed_by,
+            urgency=Urgency.PLANNED,
             min_ofsted_rating=referral.min_rating,
             accept_not_yet_inspected=referral.accept_not_yet_inspected,
             search_scope=referral.scope,
         )
+
+    def referral(self) -> OpenReferral:
+        return OpenReferral.from_event(self.referral_opened())
 
     def vacancy(self) -> OpenVacancy:
         vacancy = self._market.vacancy()
