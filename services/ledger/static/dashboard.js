@@ -3,7 +3,7 @@
 // council's open referrals and their alerts from the authority and alerting services named in
 // /page/links.json. No framework, no external resource; charts are inline SVG with a table.
 import {
-  $, ApiError, api, claims, el, links, say, startGovuk, token, tokenBox, words,
+  $, ApiError, api, claims, el, keyboardScroll, links, say, startGovuk, token, tokenBox, words,
 } from "/static/common/nearhome.js";
 
 const POLL_MS = 5000;
@@ -59,7 +59,10 @@ const needName = (need) => NEED_NAMES[need] || sentence(need);
 const reasonName = (reason) => REASON_NAMES[reason] || sentence(reason);
 const number = (n) => n.toLocaleString("en-GB");
 const plural = (n, one, many = `${one}s`) => `${number(n)} ${n === 1 ? one : many}`;
-const percent = (fraction) => (fraction === null || fraction === undefined ? "–" : `${Math.round(fraction * 100)}%`);
+function percent(fraction) {
+  if (fraction === null || fraction === undefined) return "–";
+  return fraction > 0 && fraction < 0.005 ? "under 1%" : `${Math.round(fraction * 100)}%`;
+}
 
 function sentence(value) {
   const text = words(value);
@@ -166,9 +169,11 @@ function choose(footprint) {
   poll();
 }
 
+// The footprint's councils by name (a council's footprint: the council itself).
 function councilsOf(footprint) {
-  return footprint.member_councils.length ? footprint.member_councils
+  const councils = footprint.member_councils.length ? [...footprint.member_councils]
     : [{ authority_code: footprint.footprint_id, name: footprint.name }];
+  return councils.sort((a, b) => a.name.localeCompare(b.name, "en-GB"));
 }
 
 // --- at a glance --------------------------------------------------------------------------------
@@ -279,7 +284,7 @@ function flowRow(code, name, beds, byType, total, extra = {}) {
   const fraction = total ? beds / total : 0;
   return el("tr", { class: "govuk-table__row", "data-placing-council": code, ...extra },
     rowHeader(name),
-    cell(String(beds), true, { "data-figure": "beds" }),
+    cell(number(beds), true, { "data-figure": "beds" }),
     cell(percent(fraction), true, { "data-figure": "share" }),
     el("td", { class: "govuk-table__cell nearhome-bar-cell" }, bar(fraction)),
     cell(typesText(byType), false, { class: "govuk-table__cell govuk-body-s nearhome-types" }));
@@ -726,6 +731,7 @@ async function start() {
 }
 
 startGovuk();
+keyboardScroll($("figures"));
 try {
   state.links = await links();
 } catch {

@@ -306,3 +306,38 @@ export function say(element, text, isError = false) {
   element.textContent = text;
   element.classList.toggle("nearhome-status--error", isError);
 }
+
+// --- wide tables ---------------------------------------------------------------------------------
+
+// Makes each `.nearhome-scroll` box under `root` that is narrower than its table reachable with
+// the keyboard (so it can be scrolled with the arrow keys), named after its table's caption (or its
+// `data-label`); a box that fits stays out of the tab order. Watches the boxes as they resize and
+// as new ones appear.
+export function keyboardScroll(root = document.body) {
+  const resized = new ResizeObserver((entries) => {
+    for (const { target } of entries) {
+      if (target.scrollWidth > target.clientWidth + 1) {
+        target.setAttribute("tabindex", "0");
+        target.setAttribute("role", "region");
+        const caption = target.querySelector("caption");
+        target.setAttribute("aria-label", target.dataset.label || (caption ? caption.textContent.trim() : "Table"));
+      } else if (target.getAttribute("tabindex") === "0") {
+        for (const name of ["tabindex", "role", "aria-label"]) target.removeAttribute(name);
+      }
+    }
+  });
+  const watch = (node) => {
+    if (!(node instanceof Element)) return;
+    const boxes = node.matches(".nearhome-scroll") ? [node] : [];
+    for (const box of [...boxes, ...node.querySelectorAll(".nearhome-scroll")]) {
+      if (!box.dataset.scrollWatched) {
+        box.dataset.scrollWatched = "true";
+        resized.observe(box);
+      }
+    }
+  };
+  watch(root);
+  new MutationObserver((changes) => {
+    for (const change of changes) for (const node of change.addedNodes) watch(node);
+  }).observe(root, { childList: true, subtree: true });
+}
