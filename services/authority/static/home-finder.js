@@ -44,6 +44,17 @@ const RATINGS = {
   not_yet_inspected: "Not yet inspected",
 };
 
+const RETRACTIONS = {
+  vacancy_withdrawn: "the vacancy was withdrawn",
+  vacancy_expired: "the vacancy expired",
+  vacancy_taken: "the bed was taken",
+  setting_closed: "the home closed",
+  rating_below_minimum: "its rating is now below your lowest",
+  no_longer_fits: "it no longer fits the referral",
+  referral_closed: "the referral is closed",
+  held: "another council’s offer holds it",
+};
+
 const DECLINE_REASONS = {
   needs_cannot_be_met: "the home cannot meet the child’s needs",
   matching_risk: "a risk with the children already living there",
@@ -157,12 +168,30 @@ $("placement-types-options").classList.add("nearhome-columns");
 
 // --- tables --------------------------------------------------------------------------------------
 
+// A table wider than the screen scrolls sideways in its own region, which can then take the focus
+// (so it can be scrolled with the keyboard); one that fits is not a stop on the way.
+function fitScroller(wrapper) {
+  const scrolls = wrapper.scrollWidth > wrapper.clientWidth + 1;
+  if (scrolls) {
+    wrapper.setAttribute("tabindex", "0");
+    wrapper.setAttribute("role", "region");
+    wrapper.setAttribute("aria-labelledby", wrapper.dataset.labelledBy);
+  } else {
+    for (const name of ["tabindex", "role", "aria-labelledby"]) wrapper.removeAttribute(name);
+  }
+}
+
+const scrolls = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const wrapper = entry.target.closest(".nearhome-scroll");
+    if (wrapper) fitScroller(wrapper);
+  }
+});
+
 function table(id, captionText, headings) {
   const captionId = `${id}-caption`;
   const body = el("tbody", { class: "govuk-table__body" });
-  const wrapper = el("div", {
-    class: "nearhome-scroll", role: "region", "aria-labelledby": captionId, tabindex: "0",
-  },
+  const wrapper = el("div", { class: "nearhome-scroll", "data-labelled-by": captionId },
   el("table", { class: "govuk-table nearhome-table", id },
     el("caption", { class: "govuk-table__caption govuk-table__caption--s", id: captionId, text: captionText }),
     el("thead", { class: "govuk-table__head" },
@@ -170,6 +199,8 @@ function table(id, captionText, headings) {
         scope: "col", class: `govuk-table__header ${extra || ""}`.trim(),
       }, text === "" ? el("span", { class: "govuk-visually-hidden", text: "Action" }) : text)))),
     body));
+  scrolls.observe(wrapper);
+  scrolls.observe(wrapper.firstChild);
   return { wrapper, body, columns: headings.length };
 }
 
@@ -497,6 +528,10 @@ async function onEvent(event) {
   try {
     if (event.type === "alert.raised" || event.type === "alert.retracted") {
       await loadAlerts(entry);
+      if (event.type === "alert.retracted") {
+        const home = homeName(data.setting_profile);
+        say(status, `${reference}: the bed at ${home} is no longer offered (${RETRACTIONS[data.reason] || words(data.reason || "withdrawn")}).`);
+      }
       if (event.type === "alert.raised") {
         const home = homeName(data.setting_profile);
         say(status, `New fitting bed for ${reference}: ${home}, ${miles(data.distance_miles)}, ${data.local ? "local" : "not local"}.`);
@@ -540,6 +575,7 @@ function clearWorkspace() {
   list.replaceChildren();
   workspace.hidden = true;
   live.hidden = true;
+  $("council-caption").textContent = "Your council’s workspace";
   $("council").textContent = "Use a council’s access token to see its open referrals, the fitting beds it has been alerted to, and the providers’ answers.";
 }
 
@@ -554,6 +590,7 @@ async function start(tokenClaims) {
     return;
   }
   const mine = session;
+  $("council-caption").textContent = `Council ${tokenClaims.authority_code}`;
   $("council").textContent = `Council ${tokenClaims.authority_code}: your open referrals, the fitting beds you have been alerted to, best first, and the providers’ answers.`;
   say(status, "Reading your open referrals…");
   try {
