@@ -40,7 +40,13 @@ from services.platform.pages import Page, PageSettings, add_page
 __all__ = ["Settings", "create_app"]
 
 # The workspace page this service serves at `/` (see services/platform/pages.py).
-WORKSPACE = Path(__file__).with_name("static")
+WORKSPACE = Page(
+    Path(__file__).with_name("static"),
+    name="home-finder",
+    title="Home finder",
+    audience="A council (authority)",
+    reads=("alerting",),
+)
 CLIENT_ID = "nearhome-authority"
 # The outbox relay's advisory lock: unique per service, so only one relay publishes this outbox.
 RELAY_LOCK_ID = 8002
@@ -112,5 +118,5 @@ def create_app(
     app.add_exception_handler(RequestRefusedError, answer_refused_request)
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
     app.include_router(router)
-    add_page(app, Page(WORKSPACE, reads=("alerting",)), pages or PageSettings())
+    add_page(app, WORKSPACE, pages or PageSettings())
     return app

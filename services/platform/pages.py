@@ -7,18 +7,22 @@ answer carries a Content-Security-Policy that allows scripts, styles, fonts and 
 origin only, and fetches to this origin and to the other services the page reads (`links.json`
 tells the page where they are), so a page can make no request anywhere else.
 
-The pages' shared script and styles (`static/nearhome.js`, `static/nearhome.css`) are served under
-`/static/common/`; each page's own files under `/static/`.
+Every page has the same GOV.UK layout (`static/layout.html`, with the token box of
+`static/token-box.html`) around its own content; the pages' shared script and styles
+(`static/nearhome.js`, `static/nearhome.css`) are served under `/static/common/`, each page's own
+files under `/static/`.
 """
 
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
+from string import Template
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import AliasChoices, AnyHttpUrl, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,10 +78,29 @@ class PageSettings(BaseSettings):
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One service's page: its own folder (with `index.html`) and the services it reads."""
+    """One service's page: in `folder`, `<name>.html` (what the page's `<main>` holds, with
+    `$token_box` where the token box goes), `<name>.js` and `<name>.css`; the other services it
+    reads; its title; and whose token it takes ("A provider": the token box's hint)."""
 
     folder: Path
+    name: str
+    title: str
+    audience: str
     reads: tuple[str, ...] = ()
+
+    def html(self) -> str:
+        """The whole page: the shared GOV.UK layout around the page's own content."""
+        token_box = _template("token-box.html").substitute(audience=escape(self.audience))
+        content = Template((self.folder / f"{self.name}.html").read_text(encoding="utf-8"))
+        return _template("layout.html").substitute(
+            title=escape(self.title),
+            name=self.name,
+            content=content.substitute(token_box=token_box),
+        )
+
+
+def _template(name: str) -> Template:
+    return Template((COMMON_STATIC / name).read_text(encoding="utf-8"))
 
 
 def _base(url: AnyHttpUrl) -> str:
@@ -126,17 +149,19 @@ class _WithHeaders:
 
 
 def add_page(app: FastAPI, page: Page, settings: PageSettings) -> None:
-    """Serve `page` at `/`, its files under `/static/`, the shared ones under `/static/common/`,
-    GOV.UK Frontend under `/govuk/` and `/assets/`, and the links at `/page/links.json` (none of
-    them in the OpenAPI document)."""
+    """Serve `page` at `/` (built once, here), its files under `/static/`, the shared ones under
+    `/static/common/`, GOV.UK Frontend under `/govuk/` and `/assets/`, and the links at
+    `/page/links.json` (none of them in the OpenAPI document)."""
     links = settings.links()
     reads = {name: links[name] for name in page.reads}
     headers = _headers(_origin(url) for url in reads.values())
     as_dict = {name.decode(): value.decode() for name, value in headers}
 
+    html = page.html()
+
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(page.folder / "index.html", media_type="text/html", headers=as_dict)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(html, headers=as_dict)
 
     @app.get("/page/links.json", include_in_schema=False)
     async def page_links() -> JSONResponse:

@@ -10,8 +10,11 @@ from services.platform.auth import DEVELOPMENT_SECRET
 LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_DATABASE_URL = "postgresql+asyncpg://nearhome:nearhome@127.0.0.1:5432/nearhome"
 SERVICE_SCHEMAS = ("provider", "authority", "ledger", "alerting")
-# The ledger's regional dashboard, as `nearhome run` serves it by default.
-LOCAL_DASHBOARD_ORIGINS = ("http://127.0.0.1:8003", "http://localhost:8003")
+# The pages, as `nearhome run` serves them by default: the provider workspace (8001), the home
+# finder (8002) and the regional dashboard (8003).
+LOCAL_PAGE_ORIGINS = tuple(
+    f"http://{host}:{port}" for port in (8001, 8002, 8003) for host in ("127.0.0.1", "localhost")
+)
 
 
 class CommonSettings(BaseSettings):
@@ -38,10 +41,11 @@ class ServiceSettings(CommonSettings):
     )
 
     # Web pages served from these origins may read the service's GET resources with a token
-    # (CORS): the ledger's dashboard shows a council its open referrals and their alerts.
+    # (CORS, GET only): the workspaces read alerting's alerts and stream, the dashboard also a
+    # council's open referrals. Each page writes only to its own origin.
     # Comma-separated in the environment; empty allows none.
     browser_origins: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=LOCAL_DASHBOARD_ORIGINS,
+        default=LOCAL_PAGE_ORIGINS,
         validation_alias=AliasChoices("NEARHOME_BROWSER_ORIGINS", "browser_origins"),
     )
 

@@ -24,7 +24,13 @@ from services.provider.use_cases import ProviderService
 __all__ = ["Settings", "create_app"]
 
 # The workspace page this service serves at `/` (see services/platform/pages.py).
-WORKSPACE = Path(__file__).with_name("static")
+WORKSPACE = Page(
+    Path(__file__).with_name("static"),
+    name="provider",
+    title="Provider workspace",
+    audience="A provider",
+    reads=("alerting",),
+)
 # Unique per service: one relay at a time publishes this schema's outbox.
 RELAY_LOCK_ID = 8001
 
@@ -73,5 +79,5 @@ def create_app(
     parts.add_operational_routes(app)
     parts.add_asyncapi_route(app)
     app.include_router(router)
-    add_page(app, Page(WORKSPACE, reads=("alerting",)), pages or PageSettings())
+    add_page(app, WORKSPACE, pages or PageSettings())
     return app
