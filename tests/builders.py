@@ -20,9 +20,10 @@ REFERRAL_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0004")
 ALERT_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0005")
 REQUEST_ID = UUID("5f0c1c1e-8d7a-4a57-9a43-2f1f7d1b0006")
 
-_SETTING: dict[str, Any] = {
-    "setting_id": str(SETTING_ID),
-    "provider_id": "acme-care",
+PROVIDER_ID = "acme-care"
+LANCASHIRE = "E10000017"
+
+SETTING_DETAILS: dict[str, Any] = {
     "placement_type": "childrens_home",
     "registered_places": 4,
     "ofsted_rating": "good",
@@ -31,25 +32,102 @@ _SETTING: dict[str, Any] = {
     "sexes_accepted": ["female", "male"],
     "needs_met": ["semh", "autism"],
     "postcode_district": "LA9",
-    "authority_code": WESTMORLAND_AND_FURNESS,
 }
-_PROVIDER = {"setting_id": str(SETTING_ID), "provider_id": "acme-care"}
-_REFERRAL: dict[str, Any] = {
-    "referral_id": str(REFERRAL_ID),
-    "authority_code": SEFTON,
-    "reference": "SEF-2026-0042",
+"""What a provider says about a setting: a four-bed children's home in Kendal."""
+
+CHILD: dict[str, Any] = {
     "age": 13,
     "sex": "female",
     "needs": ["semh"],
     "sibling_group_size": 1,
-    "placement_types": ["childrens_home"],
     "home_postcode_district": "L20",
     "needed_by": "2026-12-01",
     "urgency": "planned",
-    "min_ofsted_rating": "good",
-    "accept_not_yet_inspected": False,
-    "search_scope": "local",
 }
+"""What a council says about a child, in a request for a bed as in its referral: a Sefton girl."""
+
+IN_LANCASHIRE: dict[str, Any] = {"postcode_district": "L40", "authority_code": LANCASHIRE}
+"""A setting's place in another council of the region, 12.0 miles from `CHILD`'s home (L20)."""
+
+REFERRAL_DETAILS: dict[str, Any] = {**CHILD, "placement_types": ["childrens_home"]}
+"""What a referral says about the child and the placement looked for (a body needs a reference)."""
+
+
+def setting_keys(setting_id: UUID | str = SETTING_ID, **fields: Any) -> dict[str, Any]:
+    """`fields`, with those naming the setting and its provider, which every provider event has."""
+    return {"setting_id": str(setting_id), "provider_id": PROVIDER_ID, **fields}
+
+
+def setting_fields(setting_id: UUID | str = SETTING_ID, **changes: Any) -> dict[str, Any]:
+    """A SettingRegistered payload's fields: `SETTING_DETAILS`, in Westmorland and Furness."""
+    return setting_keys(
+        setting_id, **{**SETTING_DETAILS, "authority_code": WESTMORLAND_AND_FURNESS, **changes}
+    )
+
+
+def vacancy_keys(
+    setting_id: UUID | str = SETTING_ID, vacancy_id: UUID | str = VACANCY_ID, **fields: Any
+) -> dict[str, Any]:
+    """`fields`, with those naming the vacancy that every event of a vacancy carries."""
+    return setting_keys(setting_id, vacancy_id=str(vacancy_id), **fields)
+
+
+def vacancy_fields(
+    setting_id: UUID | str = SETTING_ID, vacancy_id: UUID | str = VACANCY_ID, **changes: Any
+) -> dict[str, Any]:
+    """A VacancyPosted payload's fields: one bed from 23 November 2026."""
+    return vacancy_keys(
+        setting_id, vacancy_id, **{"beds": 1, "available_from": "2026-11-23", **changes}
+    )
+
+
+def request_keys(
+    *,
+    referral_id: UUID | str = REFERRAL_ID,
+    request_id: UUID | str = REQUEST_ID,
+    setting_id: UUID | str = SETTING_ID,
+    vacancy_id: UUID | str = VACANCY_ID,
+    authority_code: str = SEFTON,
+    provider_id: str = PROVIDER_ID,
+    **fields: Any,
+) -> dict[str, Any]:
+    """`fields`, with those naming a request for a bed that every event of it carries: the
+    council's (`PlacementRequested`, ...) and the provider's answers (`PlacementOffered`, ...)."""
+    return {
+        "referral_id": str(referral_id),
+        "authority_code": authority_code,
+        "request_id": str(request_id),
+        **vacancy_keys(setting_id, vacancy_id, provider_id=provider_id),
+        **fields,
+    }
+
+
+def placement_keys(
+    setting_id: UUID | str = SETTING_ID, placement_id: UUID | str = PLACEMENT_ID, **fields: Any
+) -> dict[str, Any]:
+    """`fields`, with those naming a placement of a Sefton child that its every event carries."""
+    return setting_keys(
+        setting_id,
+        **{"placement_id": str(placement_id), "placing_authority_code": SEFTON, **fields},
+    )
+
+
+def referral_fields(referral_id: UUID | str = REFERRAL_ID, **changes: Any) -> dict[str, Any]:
+    """A ReferralOpened payload's fields: Sefton's referral of `CHILD` for a children's home."""
+    return {
+        "referral_id": str(referral_id),
+        "authority_code": SEFTON,
+        "reference": "SEF-2026-0042",
+        **REFERRAL_DETAILS,
+        **changes,
+    }
+
+
+_SETTING = setting_fields()
+_PROVIDER = setting_keys()
+_REFERRAL = referral_fields(
+    min_ofsted_rating="good", accept_not_yet_inspected=False, search_scope="local"
+)
 _ALERT = {
     "alert_id": str(ALERT_ID),
     "referral_id": str(REFERRAL_ID),
@@ -57,71 +135,27 @@ _ALERT = {
     "setting_id": str(SETTING_ID),
     "authority_code": SEFTON,
 }
-
-_ANSWER = {
-    **_PROVIDER,
-    "vacancy_id": str(VACANCY_ID),
-    "request_id": str(REQUEST_ID),
-    "referral_id": str(REFERRAL_ID),
-    "authority_code": SEFTON,
-}
-_REQUEST = {
-    "referral_id": str(REFERRAL_ID),
-    "authority_code": SEFTON,
-    "request_id": str(REQUEST_ID),
-    "vacancy_id": str(VACANCY_ID),
-    "setting_id": str(SETTING_ID),
-    "provider_id": "acme-care",
-}
+_REQUEST = request_keys()  # and the provider's answers to it
 
 SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     "SettingRegistered": _SETTING,
     "SettingUpdated": {**_SETTING, "registered_places": 5},
     "SettingClosed": {**_PROVIDER, "closed_on": "2026-11-30"},
-    "VacancyPosted": {
-        **_PROVIDER,
-        "vacancy_id": str(VACANCY_ID),
-        "beds": 1,
-        "available_from": "2026-11-23",
-        "age_min": 12,
-        "age_max": 16,
-    },
-    "VacancyConfirmed": {
-        **_PROVIDER,
-        "vacancy_id": str(VACANCY_ID),
-        "confirmed_at": "2026-11-23T10:00:00Z",
-    },
-    "VacancyWithdrawn": {**_PROVIDER, "vacancy_id": str(VACANCY_ID), "reason": "filled"},
-    "VacancyExpired": {
-        **_PROVIDER,
-        "vacancy_id": str(VACANCY_ID),
-        "last_confirmed_at": "2026-11-09T10:00:00Z",
-    },
-    "PlacementStarted": {
-        **_PROVIDER,
-        "placement_id": str(PLACEMENT_ID),
-        "placing_authority_code": SEFTON,
-        "start_date": "2026-11-24",
-        "beds": 1,
-        "vacancy_id": str(VACANCY_ID),
-    },
-    "PlacementEnded": {
-        **_PROVIDER,
-        "placement_id": str(PLACEMENT_ID),
-        "placing_authority_code": SEFTON,
-        "beds": 1,
-        "end_date": "2027-03-01",
-        "reason": "planned_move",
-    },
+    "VacancyPosted": vacancy_fields(age_min=12, age_max=16),
+    "VacancyConfirmed": vacancy_keys(confirmed_at="2026-11-23T10:00:00Z"),
+    "VacancyWithdrawn": vacancy_keys(reason="filled"),
+    "VacancyExpired": vacancy_keys(last_confirmed_at="2026-11-09T10:00:00Z"),
+    "PlacementStarted": placement_keys(start_date="2026-11-24", beds=1, vacancy_id=str(VACANCY_ID)),
+    "PlacementEnded": placement_keys(end_date="2027-03-01", beds=1, reason="planned_move"),
     "PlacementOffered": {
-        **_ANSWER,
+        **_REQUEST,
         "beds": 1,
         "expires_at": "2026-11-25T10:00:00Z",
         "weekly_fee_gbp": 5600.0,
     },
-    "PlacementDeclined": {**_ANSWER, "reason": "staffing"},
-    "OfferExpired": {**_ANSWER, "beds": 1},
-    "OfferWithdrawn": {**_ANSWER, "beds": 1, "reason": "request_withdrawn"},
+    "PlacementDeclined": {**_REQUEST, "reason": "staffing"},
+    "OfferExpired": {**_REQUEST, "beds": 1},
+    "OfferWithdrawn": {**_REQUEST, "beds": 1, "reason": "request_withdrawn"},
     "ReferralOpened": _REFERRAL,
     "ReferralUpdated": {**_REFERRAL, "needs": ["semh", "self_harm"]},
     "ReferralWidened": {
@@ -134,16 +168,7 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "authority_code": SEFTON,
         "outcome": "placed",
     },
-    "PlacementRequested": {
-        **_REQUEST,
-        "age": 14,
-        "sex": "female",
-        "sibling_group_size": 1,
-        "needs": ["semh"],
-        "home_postcode_district": "L20",
-        "needed_by": "2026-12-01",
-        "urgency": "planned",
-    },
+    "PlacementRequested": {**_REQUEST, **CHILD, "age": 14},
     "RequestWithdrawn": {**_REQUEST, "reason": "withdrawn_by_council"},
     "OfferAccepted": _REQUEST,
     "AlertRaised": {
@@ -171,9 +196,22 @@ def sample_envelope(
     return envelop(
         payload,
         producer="tests",
-        organisation_id="acme-care",
+        organisation_id=PROVIDER_ID,
         aggregate_id=aggregate_id or UUID(payload.key()),
         sequence=sequence,
         occurred_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
         event_id=uuid4(),
+    )
+
+
+def vacancy_envelope(
+    event_type: str, setting_id: UUID, vacancy_id: UUID, *, sequence: int = 1, **changes: Any
+) -> Envelope[EventPayload]:
+    """The sample `event_type` as an event of the vacancy `vacancy_id` (its aggregate), of the
+    setting `setting_id`."""
+    return sample_envelope(
+        event_type,
+        sequence=sequence,
+        aggregate_id=vacancy_id,
+        **vacancy_keys(setting_id, vacancy_id, **changes),
     )

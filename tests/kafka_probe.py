@@ -85,3 +85,34 @@ def for_aggregate(aggregate_id: Any) -> Match:
 
 async def gather_probes(bootstrap_servers: str, *topics: str) -> list[TopicProbe]:
     return list(await asyncio.gather(*(TopicProbe.from_now(bootstrap_servers, t) for t in topics)))
+
+
+async def records_from_start(
+    bootstrap_servers: str,
+    topic: str,
+    count: int,
+    timeout_s: float = 30,
+    *,
+    linger_s: float = 0.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least the first `count` records of partition 0 of `topic` (a dead-letter topic, say),
+    read from its beginning; with `linger_s`, and then whatever more came within that time."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{len(found)} records on {topic}, expected {count}"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(records)
+        if linger_s:
+            await asyncio.sleep(linger_s)
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(records)
+        return found
+    finally:
+        await consumer.stop()

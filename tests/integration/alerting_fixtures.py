@@ -17,9 +17,16 @@ from uuid import UUID, uuid4
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from common import in_process, until
+from builders import (
+    CHILD,
+    IN_LANCASHIRE,
+    referral_fields,
+    request_keys,
+    setting_fields,
+    vacancy_fields,
+)
+from common import Metrics, in_process_on, metrics_of, settings_for_test, until
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,7 +38,6 @@ from contracts.serialization import payload_from, to_bytes
 from contracts.topics import topic_for_event
 from services.alerting.app import Settings, create_app
 from services.platform.auth import Role, issue_token, principal_for
-from services.platform.database import create_engine
 from services.platform.tables import connection_of
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
@@ -129,22 +135,18 @@ class RunningAlerting:
         )
         return bool(rows) and rows[0]["next_offset"] > offset
 
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = (await self.client.get("/metrics")).text
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+    async def metrics(self) -> Metrics:
+        return await metrics_of(self.client)
 
 
 def alerting_settings(database_url: str, topic_prefix: str, **settings: Any) -> Settings:
-    return Settings(
-        database_url=database_url,
-        topic_prefix=topic_prefix,
-        jwt_secret=SECRET,
+    return settings_for_test(
+        Settings,
+        "alerting",
+        database_url,
+        SECRET,
         **{
-            "consumer_group": f"alerting-test-{uuid4().hex[:10]}",
+            "topic_prefix": topic_prefix,
             "freeze_gc_after_load": False,
             "relay_retry_interval": 0.2,
             **FAST_RETRIES,
@@ -160,12 +162,8 @@ async def running_alerting(
     """The service on `database_url`, reading `topic_prefix`'s topics, its lifespan around it."""
     configured = alerting_settings(database_url, topic_prefix, **settings)
     app = create_app(configured)
-    engine = create_engine(database_url)
-    try:
-        async with in_process(app, "alerting") as client:
-            yield RunningAlerting(app, client, configured, engine)
-    finally:
-        await engine.dispose()
+    async with in_process_on(app, "alerting", database_url) as (client, engine):
+        yield RunningAlerting(app, client, configured, engine)
 
 
 # --- real HTTP servers on 127.0.0.1 ---------------------------------------------------------------
@@ -337,36 +335,12 @@ def setting_registered(setting_id: UUID, **changes: Any) -> Envelope[Any]:
     return event(
         "SettingRegistered",
         setting_id,
-        **{
-            "setting_id": str(setting_id),
-            "provider_id": "acme-care",
-            "placement_type": "childrens_home",
-            "registered_places": 4,
-            "ofsted_rating": "good",
-            "age_min": 8,
-            "age_max": 17,
-            "sexes_accepted": ["female", "male"],
-            "needs_met": ["semh", "autism"],
-            "postcode_district": "L40",  # Lancashire, 12.0 miles from L20 (Sefton)
-            "authority_code": LANCASHIRE,
-            **changes,
-        },
+        **setting_fields(setting_id, **{**IN_LANCASHIRE, **changes}),
     )
 
 
 def vacancy_posted(setting_id: UUID, vacancy_id: UUID, **changes: Any) -> Envelope[Any]:
-    return event(
-        "VacancyPosted",
-        vacancy_id,
-        **{
-            "setting_id": str(setting_id),
-            "provider_id": "acme-care",
-            "vacancy_id": str(vacancy_id),
-            "beds": 1,
-            "available_from": "2026-11-23",
-            **changes,
-        },
-    )
+    return event("VacancyPosted", vacancy_id, **vacancy_fields(setting_id, vacancy_id, **changes))
 
 
 def referral_opened(
@@ -376,20 +350,10 @@ def referral_opened(
         "ReferralOpened",
         referral_id,
         organisation_id=authority_code,
-        **{
-            "referral_id": str(referral_id),
-            "authority_code": authority_code,
-            "reference": f"REF-{uuid4().hex[:8]}",
-            "age": 13,
-            "sex": "female",
-            "needs": ["semh"],
-            "sibling_group_size": 1,
-            "placement_types": ["childrens_home"],
-            "home_postcode_district": "L20",
-            "needed_by": "2026-12-01",
-            "urgency": "planned",
-            **changes,
-        },
+        **referral_fields(
+            referral_id,
+            **{"authority_code": authority_code, "reference": f"REF-{uuid4().hex[:8]}", **changes},
+        ),
     )
 
 
@@ -409,18 +373,15 @@ def placement_requested(
         referral_id,
         sequence=sequence,
         organisation_id=authority_code,
-        referral_id=str(referral_id),
-        authority_code=authority_code,
-        request_id=str(request_id or uuid4()),
-        vacancy_id=str(vacancy_id),
-        setting_id=str(setting_id),
-        provider_id=provider_id,
-        age=13,
-        sex="female",
-        needs=["semh"],
-        home_postcode_district="L20",
-        needed_by="2026-12-01",
-        urgency="planned",
+        **request_keys(
+            referral_id=referral_id,
+            request_id=request_id or uuid4(),
+            setting_id=setting_id,
+            vacancy_id=vacancy_id,
+            authority_code=authority_code,
+            provider_id=provider_id,
+            **CHILD,
+        ),
     )
 
 
@@ -435,13 +396,15 @@ def request_followed_up(
         request.referral_id,
         sequence=sequence,
         organisation_id=request.authority_code,
-        referral_id=str(request.referral_id),
-        authority_code=request.authority_code,
-        request_id=str(request.request_id),
-        vacancy_id=str(request.vacancy_id),
-        setting_id=str(request.setting_id),
-        provider_id=request.provider_id,
-        **fields,
+        **request_keys(
+            referral_id=request.referral_id,
+            request_id=request.request_id,
+            setting_id=request.setting_id,
+            vacancy_id=request.vacancy_id,
+            authority_code=request.authority_code,
+            provider_id=request.provider_id,
+            **fields,
+        ),
     )
 
 
@@ -454,21 +417,30 @@ def request_answered(
     sequence: int,
     request_id: UUID | None = None,
     referral_id: UUID | None = None,
+    answering: Envelope[Any] | None = None,
     **fields: Any,
 ) -> Envelope[Any]:
     """The provider's answer to a council's request (`PlacementOffered`, `PlacementDeclined`,
-    `OfferExpired`, `OfferWithdrawn`), an event of the vacancy after its `VacancyPosted`."""
+    `OfferExpired`, `OfferWithdrawn`), an event of the vacancy after its `VacancyPosted`.
+
+    The request is `answering`'s (an event of it: the request, or an earlier answer) if given.
+    """
+    if answering is not None:
+        request = answering.payload
+        request_id, referral_id = request.request_id, request.referral_id
+        authority_code = request.authority_code
     return event(
         event_type,
         vacancy_id,
         sequence=sequence,
-        setting_id=str(setting_id),
-        provider_id="acme-care",
-        vacancy_id=str(vacancy_id),
-        request_id=str(request_id or uuid4()),
-        referral_id=str(referral_id or uuid4()),
-        authority_code=authority_code,
-        **fields,
+        **request_keys(
+            referral_id=referral_id or uuid4(),
+            request_id=request_id or uuid4(),
+            setting_id=setting_id,
+            vacancy_id=vacancy_id,
+            authority_code=authority_code,
+            **fields,
+        ),
     )
 
 

@@ -11,7 +11,15 @@ from uuid import UUID, uuid4
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from common import in_process
+from builders import (
+    PROVIDER_ID,
+    REFERRAL_DETAILS,
+    placement_keys,
+    request_keys,
+    setting_fields,
+    vacancy_fields,
+)
+from common import in_process_on, settings_for_test
 from fastapi import FastAPI
 from kafka_probe import TopicProbe
 from sqlalchemy import text
@@ -23,7 +31,6 @@ from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
 from services.authority.app import Settings, create_app
 from services.platform.auth import Principal, Role, issue_token, principal_for
 from services.platform.clock import Clock, utc_now
-from services.platform.database import create_engine
 from services.platform.settings import CommonSettings
 
 SECRET = "test-secret-for-the-authority-service-suite"
@@ -54,18 +61,7 @@ STATE_FIELDS = (
 
 def referral_body(**changes: Any) -> dict[str, Any]:
     """A valid POST /v1/referrals body with a reference of its own."""
-    return {
-        "reference": f"SEF-{uuid4().hex[:10]}",
-        "age": 13,
-        "sex": "female",
-        "needs": ["semh"],
-        "sibling_group_size": 1,
-        "placement_types": ["childrens_home"],
-        "home_postcode_district": "L20",
-        "needed_by": "2026-12-01",
-        "urgency": "planned",
-        **changes,
-    }
+    return {"reference": f"SEF-{uuid4().hex[:10]}", **REFERRAL_DETAILS, **changes}
 
 
 def bearer(principal: Principal, ttl: timedelta = timedelta(hours=1)) -> dict[str, str]:
@@ -121,14 +117,11 @@ async def running_authority(
     Its consumer joins a group of its own, so services running at the same time never rebalance
     each other.
     """
-    settings.setdefault("consumer_group", f"test-authority-{uuid4().hex[:10]}")
-    app = create_app(Settings(database_url=database_url, jwt_secret=SECRET, **settings), clock)
-    engine = create_engine(database_url)
-    try:
-        async with in_process(app, "authority") as client:
-            yield RunningAuthority(app, client, engine)
-    finally:
-        await engine.dispose()
+    app = create_app(
+        settings_for_test(Settings, "authority", database_url, SECRET, **settings), clock
+    )
+    async with in_process_on(app, "authority", database_url) as (client, engine):
+        yield RunningAuthority(app, client, engine)
 
 
 @asynccontextmanager
@@ -143,28 +136,23 @@ async def referral_events_probe() -> AsyncIterator[TopicProbe]:
 
 # --- the provider side, as the authority's consumer reads it --------------------------------------
 
-PROVIDER_ID = "acme-care"
-
 
 def setting_state(setting_id: UUID, **changes: Any) -> dict[str, Any]:
     """A SettingRegistered payload: a Sefton children's home that fits `referral_body()`."""
-    return {
-        "setting_id": str(setting_id),
-        "provider_id": PROVIDER_ID,
-        "placement_type": "childrens_home",
-        "registered_places": 3,
-        "ofsted_rating": "good",
-        "age_min": 10,
-        "age_max": 17,
-        "sexes_accepted": ["female", "male"],
-        "needs_met": ["self_harm", "semh", "sibling_group", "solo_placement"],
-        "postcode_district": "L20",
-        "authority_code": SEFTON,
-        "name": "Seaview House",
-        "ofsted_urn": "SC123456",
-        "referrals_email": "referrals@acme-care.example",
-        **changes,
-    }
+    return setting_fields(
+        setting_id,
+        **{
+            "registered_places": 3,
+            "age_min": 10,
+            "needs_met": ["self_harm", "semh", "sibling_group", "solo_placement"],
+            "postcode_district": "L20",
+            "authority_code": SEFTON,
+            "name": "Seaview House",
+            "ofsted_urn": "SC123456",
+            "referrals_email": "referrals@acme-care.example",
+            **changes,
+        },
+    )
 
 
 class ProviderFeed:
@@ -198,12 +186,7 @@ class ProviderFeed:
     async def vacancy(self, setting_id: UUID, **changes: Any) -> UUID:
         vacancy_id = uuid4()
         await self.send(
-            "VacancyPosted",
-            vacancy_id,
-            setting_id=str(setting_id),
-            provider_id=PROVIDER_ID,
-            vacancy_id=str(vacancy_id),
-            **{"beds": 1, "available_from": "2026-11-23", **changes},
+            "VacancyPosted", vacancy_id, **vacancy_fields(setting_id, vacancy_id, **changes)
         )
         return vacancy_id
 
@@ -215,13 +198,13 @@ class ProviderFeed:
         await self.send(
             event_type,
             UUID(request["vacancy_id"]),
-            setting_id=request["setting_id"],
-            provider_id=PROVIDER_ID,
-            vacancy_id=request["vacancy_id"],
-            request_id=request["request_id"],
-            referral_id=request["referral_id"],
-            authority_code=SEFTON,
-            **fields,
+            **request_keys(
+                referral_id=request["referral_id"],
+                request_id=request["request_id"],
+                setting_id=request["setting_id"],
+                vacancy_id=request["vacancy_id"],
+                **fields,
+            ),
         )
 
     async def placement(self, setting_id: UUID, **fields: Any) -> UUID:
@@ -229,12 +212,7 @@ class ProviderFeed:
         await self.send(
             "PlacementStarted",
             placement_id,
-            setting_id=str(setting_id),
-            provider_id=PROVIDER_ID,
-            placement_id=str(placement_id),
-            placing_authority_code=SEFTON,
-            start_date="2026-11-24",
-            **fields,
+            **placement_keys(setting_id, placement_id, start_date="2026-11-24", **fields),
         )
         return placement_id
 

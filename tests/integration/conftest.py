@@ -1,4 +1,5 @@
-"""Fixtures shared by the authority's integration tests: its service, and a referral.events probe.
+"""Fixtures shared by integration tests: the authority's service and a referral.events probe, and
+an engine on a database migrated to the alerting schema's head.
 
 A test module that needs them configured differently defines its own fixture of the same name.
 """
@@ -8,6 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from authority_fixtures import RunningAuthority, referral_events_probe, running_authority
 from kafka_probe import TopicProbe
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.platform.database import create_engine
+from services.platform.migrations import upgrade_to_head_async
 
 
 @pytest.fixture
@@ -22,3 +27,14 @@ async def probe() -> AsyncIterator[TopicProbe]:
     """Reads referral.events from now on."""
     async with referral_events_probe() as probe:
         yield probe
+
+
+@pytest.fixture
+async def alerting_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database with the alerting schema at its head (no service running)."""
+    await upgrade_to_head_async("alerting", fresh_database_url)
+    engine = create_engine(fresh_database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,14 +17,12 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import asyncpg
 import common
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.structs import TopicPartition
-from common import free_port, in_process
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from common import Metrics, free_port, in_process_on, metrics_of, settings_for_test
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
+from kafka_probe import records_from_start
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import Envelope
@@ -35,7 +32,6 @@ from services.ledger import store
 from services.ledger.app import Settings, create_app
 from services.ledger.domain import CouncilCapacity
 from services.platform.auth import Role, issue_token, principal_for
-from services.platform.database import create_engine
 from services.platform.tables import connection_of
 from tools.synthetic.history import topic_of
 
@@ -49,6 +45,16 @@ SEFTON = "E08000014"
 LEEDS = "E08000035"
 NORTH_WEST = "E12000002"
 PLACEMENTS_NORTH_WEST = "placements-north-west"
+
+# The figures of a council that both its capacity answer and its dashboard row show.
+SUMMARY_FIGURES = (
+    "registered_places",
+    "occupied",
+    "vacant",
+    "offered",
+    "stale_vacancies",
+    "open_referrals",
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -159,13 +165,8 @@ class RunningLedger:
     async def capacity(self, footprint_id: str) -> dict[str, Any]:
         return await self.get(f"/v1/capacity/{footprint_id}")
 
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = (await self.client.get("/metrics")).text
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+    async def metrics(self) -> Metrics:
+        return await metrics_of(self.client)
 
     async def consumer_events(self, outcome: str) -> float:
         metrics = await self.metrics()
@@ -173,15 +174,12 @@ class RunningLedger:
 
 
 def ledger_settings(database_url: str, topic_prefix: str, **settings: Any) -> Settings:
-    return Settings(
-        database_url=database_url,
-        topic_prefix=topic_prefix,
-        jwt_secret=SECRET,
-        **{
-            "consumer_group": f"ledger-test-{uuid4().hex[:10]}",
-            "history_interval": 3600.0,
-            **settings,
-        },
+    return settings_for_test(
+        Settings,
+        "ledger",
+        database_url,
+        SECRET,
+        **{"topic_prefix": topic_prefix, "history_interval": 3600.0, **settings},
     )
 
 
@@ -193,12 +191,8 @@ async def running_ledger(
     configured = ledger_settings(database_url, topic_prefix, **settings)
     clock = TestClock()
     app = create_app(configured, clock=clock)
-    engine = create_engine(database_url)
-    try:
-        async with in_process(app, "ledger") as client:
-            yield RunningLedger(app, client, configured, LedgerDatabase(engine), clock)
-    finally:
-        await engine.dispose()
+    async with in_process_on(app, "ledger", database_url) as (client, engine):
+        yield RunningLedger(app, client, configured, LedgerDatabase(engine), clock)
 
 
 # --- publishing and reading topics -------------------------------------------------------------
@@ -247,26 +241,10 @@ async def publish_events(events: Sequence[Envelope[Any]], topic_prefix: str) -> 
 async def dead_letters(
     topic_prefix: str, count: int, timeout_s: float = 30
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """The first `count` records of `provider.events.dlq`, read from its beginning."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic_prefix + PROVIDER_EVENTS.name + DLQ_SUFFIX, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout_s
-        while len(found) < count:
-            assert time.monotonic() < deadline, f"{len(found)} dead letters, expected {count}"
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                found.extend(records)
-        await asyncio.sleep(0.5)  # then anything more that came
-        for records in (await consumer.getmany(timeout_ms=500)).values():
-            found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
+    """The first `count` records of `provider.events.dlq`, read from its beginning, and any more
+    that come within half a second."""
+    topic = topic_prefix + PROVIDER_EVENTS.name + DLQ_SUFFIX
+    return await records_from_start(BOOTSTRAP, topic, count, timeout_s, linger_s=0.5)
 
 
 # --- the ledger as a process ------------------------------------------------------------------
@@ -303,15 +281,22 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
 
 
 @dataclass
-class LedgerProcess:
-    """`nearhome serve ledger` in a child process, configured through its environment."""
+class ServedProcess:
+    """`nearhome serve <name>` in a child process, configured through its environment, its output
+    in `log`."""
 
+    name: str
     environment: dict[str, str]
     log: Path
+    port: int
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> None:
-        self.process = serve("ledger", self.environment, self.log)
+        self.process = serve(self.name, self.environment, self.log)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no last commit; whatever was in flight is simply gone."""
@@ -320,33 +305,55 @@ class LedgerProcess:
     def stop(self) -> None:
         stop_process(self.process)
 
+    async def until_answering(self, path: str, timeout_s: float = 60) -> None:
+        """Wait until GET `path` answers 200; fail at once if the process has exited."""
+        async with httpx.AsyncClient(base_url=self.url) as client:
 
-def ledger_process(
-    database_url: str, topic_prefix: str, log: Path, **variables: str
-) -> LedgerProcess:
+            async def answers() -> bool:
+                assert self.process is not None
+                exited = f"{self.name} exited:\n{self.log.read_text(errors='replace')[-4000:]}"
+                assert self.process.poll() is None, exited
+                with contextlib.suppress(httpx.HTTPError):
+                    return (await client.get(path)).status_code == 200
+                return False
+
+            await until(answers, f"{self.name} to answer {path}", timeout_s, every_s=0.2)
+
+
+def served_process(
+    name: str,
+    database_url: str,
+    topic_prefix: str,
+    log: Path,
+    *,
+    secret: str = SECRET,
+    **variables: str,
+) -> ServedProcess:
+    """`nearhome serve <name>` (not started yet) on a free port, on `database_url` and the topics
+    under `topic_prefix`, reading in a consumer group of its own; `variables` added to its
+    environment."""
+    port = free_port()
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
         "NEARHOME_TOPIC_PREFIX": topic_prefix,
-        "LEDGER_PORT": str(free_port()),
-        "NEARHOME_JWT_SECRET": SECRET,
+        f"{name.upper()}_PORT": str(port),
+        "NEARHOME_JWT_SECRET": secret,
         "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-        "LEDGER_CONSUMER_GROUP": f"ledger-test-{uuid4().hex[:10]}",
-        "LEDGER_HISTORY_INTERVAL": "3600",
+        f"{name.upper()}_CONSUMER_GROUP": f"{name}-test-{uuid4().hex[:10]}",
         **variables,
     }
-    return LedgerProcess(environment, log)
+    return ServedProcess(name, environment, log, port)
 
 
-@contextlib.asynccontextmanager
-async def another_database() -> AsyncIterator[str]:
-    """One more new, empty database (dropped after), like the `fresh_database_url` fixture's."""
-    base = Settings().database_url
-    name = f"nearhome_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def ledger_process(
+    database_url: str, topic_prefix: str, log: Path, **variables: str
+) -> ServedProcess:
+    """The ledger as a process, writing no history snapshots during a test (unless told to)."""
+    return served_process(
+        "ledger",
+        database_url,
+        topic_prefix,
+        log,
+        **{"LEDGER_HISTORY_INTERVAL": "3600", **variables},
+    )

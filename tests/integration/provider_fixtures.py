@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from dataclasses import field as default
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from common import in_process
+from builders import CHILD, SETTING_DETAILS, request_keys
+from common import in_process_on, settings_for_test
 from fastapi import FastAPI
 from kafka_probe import TopicProbe
 from sqlalchemy import Table, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import Envelope, envelop
 from contracts.events import EventPayload, PlacementRequested
@@ -31,6 +32,8 @@ SECRET = "provider-test-secret-of-at-least-32-bytes"
 SEFTON = "E08000014"
 WESTMORLAND_AND_FURNESS = "E06000064"
 BOOTSTRAP = Settings().kafka_bootstrap_servers
+
+Followed = TypeVar("Followed", bound=EventPayload)
 
 
 def new_provider_id() -> str:
@@ -66,18 +69,7 @@ def profile_body(**changes: Any) -> dict[str, Any]:
 
 
 def setting_body(**changes: Any) -> dict[str, Any]:
-    return {
-        **profile_body(),
-        "placement_type": "childrens_home",
-        "registered_places": 4,
-        "ofsted_rating": "good",
-        "age_min": 8,
-        "age_max": 17,
-        "sexes_accepted": ["female", "male"],
-        "needs_met": ["semh", "autism"],
-        "postcode_district": "LA9",
-        **changes,
-    }
+    return {**profile_body(), **SETTING_DETAILS, **changes}
 
 
 def vacancy_body(setting_id: str, **changes: Any) -> dict[str, Any]:
@@ -117,37 +109,26 @@ class RunningProvider:
             if table not in tables.CONSUMER_TABLES
         }
 
-    async def register_setting(self, provider_id: str, **changes: Any) -> dict[str, Any]:
-        response = await self.client.post(
-            "/v1/settings", json=setting_body(**changes), headers=provider_headers(provider_id)
-        )
+    async def created(self, provider_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` to `path` as the provider; the 201 answer's body."""
+        response = await self.client.post(path, json=body, headers=provider_headers(provider_id))
         assert response.status_code == 201, response.text
         answer: dict[str, Any] = response.json()
         return answer
+
+    async def register_setting(self, provider_id: str, **changes: Any) -> dict[str, Any]:
+        return await self.created(provider_id, "/v1/settings", setting_body(**changes))
 
     async def post_vacancy(
         self, provider_id: str, setting_id: str, **changes: Any
     ) -> dict[str, Any]:
-        response = await self.client.post(
-            "/v1/vacancies",
-            json=vacancy_body(setting_id, **changes),
-            headers=provider_headers(provider_id),
-        )
-        assert response.status_code == 201, response.text
-        answer: dict[str, Any] = response.json()
-        return answer
+        return await self.created(provider_id, "/v1/vacancies", vacancy_body(setting_id, **changes))
 
     async def start_placement(
         self, provider_id: str, setting_id: str, **changes: Any
     ) -> dict[str, Any]:
-        response = await self.client.post(
-            "/v1/placements",
-            json=placement_body(setting_id, **changes),
-            headers=provider_headers(provider_id),
-        )
-        assert response.status_code == 201, response.text
-        answer: dict[str, Any] = response.json()
-        return answer
+        body = placement_body(setting_id, **changes)
+        return await self.created(provider_id, "/v1/placements", body)
 
 
 @contextlib.asynccontextmanager
@@ -155,25 +136,21 @@ async def running_provider(
     database_url: str, *, clock: Clock = utc_now, **settings: Any
 ) -> AsyncIterator[RunningProvider]:
     """The service on `database_url` (a fresh database), its lifespan run around the block."""
-    configured = Settings(
-        database_url=database_url,
-        jwt_secret=SECRET,
+    configured = settings_for_test(
+        Settings,
+        "provider",
+        database_url,
+        SECRET,
         **{
             "expiry_check_interval": 3600.0,
             "relay_retry_interval": 0.2,
-            # Each service under test reads referral.events in a group of its own.
-            "consumer_group": f"nearhome-provider-test-{uuid4().hex[:10]}",
             "broker_retry_interval": 0.5,
             **settings,
         },
     )
     app = create_app(configured, clock=clock)
-    database = create_async_engine(database_url)
-    try:
-        async with in_process(app, "provider") as client:
-            yield RunningProvider(app, client, configured, database)
-    finally:
-        await database.dispose()
+    async with in_process_on(app, "provider", database_url) as (client, database):
+        yield RunningProvider(app, client, configured, database)
 
 
 async def probe_from_now(bootstrap_servers: str, topic: TopicSpec) -> TopicProbe:
@@ -236,22 +213,22 @@ def placement_requested(
 ) -> PlacementRequested:
     """A fresh referral from `authority_code` for `vacancy`: a planned place for a girl of 14."""
     return PlacementRequested.model_validate(
-        {
-            "referral_id": str(uuid4()),
-            "authority_code": authority_code,
-            "request_id": str(uuid4()),
-            "vacancy_id": vacancy["vacancy_id"],
-            "setting_id": vacancy["setting_id"],
-            "provider_id": vacancy["provider_id"],
-            "age": 14,
-            "sex": "female",
-            "needs": ["semh"],
-            "home_postcode_district": "L20",
-            "needed_by": "2026-12-07",
-            "urgency": "planned",
-            **child,
-        }
+        request_keys(
+            referral_id=uuid4(),
+            request_id=uuid4(),
+            setting_id=vacancy["setting_id"],
+            vacancy_id=vacancy["vacancy_id"],
+            authority_code=authority_code,
+            provider_id=vacancy["provider_id"],
+            **{**CHILD, "age": 14, "needed_by": "2026-12-07", **child},
+        )
     )
+
+
+def following(kind: type[Followed], requested: PlacementRequested, **more: Any) -> Followed:
+    """An event of the request `requested` made (a withdrawal, an offer...): `more`, and the
+    fields naming the request."""
+    return kind(**requested.model_dump(include=set(request_keys())), **more)
 
 
 @dataclass
@@ -286,17 +263,7 @@ class Council:
     async def about(
         self, kind: type[EventPayload], requested: PlacementRequested, **more: Any
     ) -> Any:
-        fields = requested.model_dump(
-            include={
-                "referral_id",
-                "authority_code",
-                "request_id",
-                "vacancy_id",
-                "setting_id",
-                "provider_id",
-            }
-        )
-        return await self.publish(kind(**fields, **more), requested.referral_id)
+        return await self.publish(following(kind, requested, **more), requested.referral_id)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,17 +94,33 @@ SERVICES = ("provider", "authority", "ledger", "alerting")
 
 
 @contextlib.asynccontextmanager
-async def running_exchange(
-    database_url: str, topic_prefix: str, secret: str
+async def services_run(
+    *args: str,
+    database_url: str,
+    topic_prefix: str,
+    secret: str,
+    services: Sequence[str] = SERVICES,
 ) -> AsyncIterator[Supervised]:
-    """All four services under `nearhome run --no-infra`, on free ports, once it says it is up."""
-    ports = {name: free_port() for name in SERVICES}
+    """`nearhome run <args>`: `services` (all four unless `--only` says fewer) on free ports, on
+    `database_url` and the topics under `topic_prefix`, their tokens signed with `secret`."""
+    ports = {name: free_port() for name in services}
     env = {
         "DATABASE_URL": database_url,
         "NEARHOME_TOPIC_PREFIX": topic_prefix,
         "NEARHOME_JWT_SECRET": secret,
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
-    async with nearhome_run("--no-infra", env=env, ports=ports) as supervised:
+    async with nearhome_run(*args, env=env, ports=ports) as supervised:
+        yield supervised
+
+
+@contextlib.asynccontextmanager
+async def running_exchange(
+    database_url: str, topic_prefix: str, secret: str
+) -> AsyncIterator[Supervised]:
+    """All four services under `nearhome run --no-infra`, once it says it is up."""
+    async with services_run(
+        "--no-infra", database_url=database_url, topic_prefix=topic_prefix, secret=secret
+    ) as supervised:
         await supervised.wait_for_line(r"^NearHome is running", within=60.0)
         yield supervised

@@ -1,13 +1,10 @@
 """The in-memory index stays in step with committed state: rollbacks, restarts and poison events."""
 
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 from alerting_fixtures import (
     BOOTSTRAP,
     SEFTON,
@@ -19,6 +16,7 @@ from alerting_fixtures import (
     until,
     vacancy_posted,
 )
+from kafka_probe import records_from_start
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,19 +24,9 @@ from contracts.envelope import Envelope
 from contracts.topics import DLQ_SUFFIX, REFERRAL_EVENTS
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
-from services.platform.database import create_engine
-from services.platform.migrations import upgrade_to_head_async
 from services.platform.tables import connection_of
 
-
-@pytest.fixture
-async def engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade_to_head_async("alerting", fresh_database_url)
-    engine = create_engine(fresh_database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+pytestmark = pytest.mark.postgres
 
 
 async def new_projection(engine: AsyncEngine) -> tuple[AlertingProjection, AlertingMetrics]:
@@ -88,6 +76,19 @@ async def open_alerts(engine: AsyncEngine) -> list[tuple[UUID, UUID]]:
     return [(r["referral_id"], r["vacancy_id"]) for r in found]
 
 
+async def a_fitting_vacancy_to_post(
+    engine: AsyncEngine,
+) -> tuple[AlertingProjection, AlertingMetrics, UUID, Envelope[Any]]:
+    """A new projection that has taken in a referral and a setting; the referral's id, and the
+    VacancyPosted of a vacancy of the setting that fits it, not taken in yet."""
+    projection, metrics = await new_projection(engine)
+    referral_id, setting_id = uuid4(), uuid4()
+    await run_batch(
+        engine, projection, [referral_opened(referral_id), setting_registered(setting_id)]
+    )
+    return projection, metrics, referral_id, vacancy_posted(setting_id, uuid4())
+
+
 def widened(referral_id: UUID) -> Envelope[Any]:
     return event(
         "ReferralWidened",
@@ -100,62 +101,51 @@ def widened(referral_id: UUID) -> Envelope[Any]:
     )
 
 
-@pytest.mark.postgres
 async def test_a_batch_rolled_back_after_its_save_leaves_nothing_behind_in_memory(
-    engine: AsyncEngine,
+    alerting_engine: AsyncEngine,
 ) -> None:
-    projection, metrics = await new_projection(engine)
-    referral_id, setting_id, vacancy_id = uuid4(), uuid4(), uuid4()
-    await run_batch(
-        engine, projection, [referral_opened(referral_id), setting_registered(setting_id)]
-    )
-
-    posted = vacancy_posted(setting_id, vacancy_id)
-    await run_batch(engine, projection, [posted], commit=False)
-    assert await open_alerts(engine) == []
-    assert await rows(engine, "SELECT event_type FROM alerting.outbox") == []
+    projection, metrics, referral_id, posted = await a_fitting_vacancy_to_post(alerting_engine)
+    vacancy_id = posted.payload.vacancy_id
+    await run_batch(alerting_engine, projection, [posted], commit=False)
+    assert await open_alerts(alerting_engine) == []
+    assert await rows(alerting_engine, "SELECT event_type FROM alerting.outbox") == []
 
     # Kafka delivers the same event again: it fits, so it is alerted, once.
-    await run_batch(engine, projection, [posted])
-    assert await open_alerts(engine) == [(referral_id, vacancy_id)]
-    outbox = await rows(engine, "SELECT event_type, aggregate_id FROM alerting.outbox")
+    await run_batch(alerting_engine, projection, [posted])
+    assert await open_alerts(alerting_engine) == [(referral_id, vacancy_id)]
+    outbox = await rows(alerting_engine, "SELECT event_type, aggregate_id FROM alerting.outbox")
     assert [r["event_type"] for r in outbox] == ["AlertRaised"]
     assert metrics.book_loads._value.get() == 2  # at start-up, and after the rollback
-    await projection.settle_metrics(engine)
+    await projection.settle_metrics(alerting_engine)
     assert metrics.alerts_raised.labels("true")._value.get() == 1
 
 
-@pytest.mark.postgres
 async def test_a_batch_that_fails_before_its_save_forces_the_book_to_be_loaded_again(
-    engine: AsyncEngine,
+    alerting_engine: AsyncEngine,
 ) -> None:
-    projection, metrics = await new_projection(engine)
-    referral_id, setting_id, vacancy_id = uuid4(), uuid4(), uuid4()
-    await run_batch(
-        engine, projection, [referral_opened(referral_id), setting_registered(setting_id)]
-    )
-
-    posted = vacancy_posted(setting_id, vacancy_id)
+    projection, metrics, referral_id, posted = await a_fitting_vacancy_to_post(alerting_engine)
+    vacancy_id = posted.payload.vacancy_id
     with pytest.raises(ValueError, match="not open here"):
         # The vacancy is alerted in memory, then the unknown referral's event fails the batch.
-        await run_batch(engine, projection, [posted, widened(uuid4())])
+        await run_batch(alerting_engine, projection, [posted, widened(uuid4())])
 
-    await run_batch(engine, projection, [posted])
-    assert await open_alerts(engine) == [(referral_id, vacancy_id)]
+    await run_batch(alerting_engine, projection, [posted])
+    assert await open_alerts(alerting_engine) == [(referral_id, vacancy_id)]
     assert metrics.book_loads._value.get() == 2
 
 
 SIBLINGS_WELCOME = ["semh", "autism", "sibling_group"]
 
 
-@pytest.mark.postgres
-async def test_a_book_loaded_at_start_up_is_the_one_the_events_built(engine: AsyncEngine) -> None:
-    live, _ = await new_projection(engine)
+async def test_a_book_loaded_at_start_up_is_the_one_the_events_built(
+    alerting_engine: AsyncEngine,
+) -> None:
+    live, _ = await new_projection(alerting_engine)
     referrals = [uuid4() for _ in range(3)]
     settings = [uuid4(), uuid4()]
     vacancies = [uuid4() for _ in range(4)]
     await run_batch(
-        engine,
+        alerting_engine,
         live,
         [
             referral_opened(referrals[0]),
@@ -174,7 +164,7 @@ async def test_a_book_loaded_at_start_up_is_the_one_the_events_built(engine: Asy
         ],
     )
     await run_batch(
-        engine,
+        alerting_engine,
         live,
         [
             event(
@@ -206,21 +196,20 @@ async def test_a_book_loaded_at_start_up_is_the_one_the_events_built(engine: Asy
         (referrals[0], vacancies[2]),
         (referrals[1], vacancies[0]),
     }
-    restarted, _ = await new_projection(engine)
+    restarted, _ = await new_projection(alerting_engine)
     assert restarted.book.alerts == live.book.alerts
     assert restarted.book.index.vacancies == live.book.index.vacancies
     assert restarted.book.index.referrals == live.book.index.referrals
     assert restarted.book.occupied == live.book.occupied == {settings[1]: 3}
-    assert sorted(await open_alerts(engine)) == sorted(live.book.alerts)
+    assert sorted(await open_alerts(alerting_engine)) == sorted(live.book.alerts)
 
     # And it matches: a new vacancy fits the referrals that were opened before the restart.
-    await run_batch(engine, restarted, [vacancy_posted(settings[0], vacancies[3])])
+    await run_batch(alerting_engine, restarted, [vacancy_posted(settings[0], vacancies[3])])
     assert (referrals[0], vacancies[3]) in restarted.book.alerts
-    assert sorted(await open_alerts(engine)) == sorted(restarted.book.alerts)
+    assert sorted(await open_alerts(alerting_engine)) == sorted(restarted.book.alerts)
 
 
 @pytest.mark.kafka
-@pytest.mark.postgres
 async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_matching_goes_on(
     fresh_database_url: str, topic_prefix: str
 ) -> None:
@@ -248,25 +237,9 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_matching_goe
             return bool(await alerting.alerts(SEFTON))
 
         await until(alerted, "the fitting vacancy to be alerted")
-        [letter] = await _dead_letters(topic_prefix + REFERRAL_EVENTS.name + DLQ_SUFFIX)
+        [letter] = await records_from_start(
+            BOOTSTRAP, topic_prefix + REFERRAL_EVENTS.name + DLQ_SUFFIX, 1, 20
+        )
         headers = {name: value.decode() for name, value in letter.headers}
         assert "not open here" in headers["dlq-error"]
         assert letter.key == str(unknown).encode()
-
-
-async def _dead_letters(topic: str, timeout_s: float = 20) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        found: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while not found:
-            assert time.monotonic() < deadline, "nothing was dead-lettered"
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(records)
-        return found
-    finally:
-        await consumer.stop()

@@ -149,13 +149,7 @@ async def test_a_council_hears_of_offers_and_declines_on_its_requests_and_not_an
             reason="matching_risk",
         )
         expired = request_answered(
-            "OfferExpired",
-            setting_id,
-            vacancy_id,
-            sequence=5,
-            request_id=offered.payload.request_id,
-            referral_id=offered.payload.referral_id,
-            beds=1,
+            "OfferExpired", setting_id, vacancy_id, sequence=5, answering=offered, beds=1
         )
         await publish(
             [
@@ -253,8 +247,7 @@ async def test_a_provider_token_streams_its_own_notices_and_nothing_else(
             setting_id,
             vacancy_id,
             sequence=2,
-            request_id=mine.payload.request_id,
-            referral_id=mine.payload.referral_id,
+            answering=mine,
             beds=1,
             expires_at="2026-11-26T09:00:00Z",
         )

@@ -33,6 +33,13 @@ async def _open(world: RequestsWorld, authority_code: str = SEFTON, **changes: o
     return str(referral["referral_id"])
 
 
+async def _a_referral_and_a_fitting_vacancy(world: RequestsWorld) -> tuple[str, UUID]:
+    """A vacancy that fits `referral_body()`, taken in by the authority, and Sefton's referral."""
+    vacancy_id = await world.feed.fitting_vacancy()
+    await world.until_seen()
+    return await _open(world), vacancy_id
+
+
 async def test_a_request_for_a_vacancy_that_breaks_a_matching_rule_is_refused_naming_the_rule(
     fresh_database_url, topic_prefix
 ):
@@ -91,9 +98,7 @@ async def test_a_fitting_request_publishes_the_childs_profile_without_the_refere
     fresh_database_url, topic_prefix
 ):
     async with requests_world(fresh_database_url, topic_prefix) as world:
-        vacancy_id = await world.feed.fitting_vacancy()
-        await world.until_seen()
-        referral_id = await _open(world)
+        referral_id, vacancy_id = await _a_referral_and_a_fitting_vacancy(world)
 
         answer = await world.request(referral_id, vacancy_id, **{"Idempotency-Key": "req-1"})
         assert answer.status_code == 201, answer.text
@@ -244,9 +249,7 @@ async def test_another_councils_referral_and_request_answer_404_audited_as_denie
     fresh_database_url, topic_prefix
 ):
     async with requests_world(fresh_database_url, topic_prefix) as world:
-        vacancy_id = await world.feed.fitting_vacancy()
-        await world.until_seen()
-        referral_id = await _open(world)
+        referral_id, vacancy_id = await _a_referral_and_a_fitting_vacancy(world)
         request = (await world.request(referral_id, vacancy_id)).json()
 
         elsewhere = WESTMORLAND_AND_FURNESS

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from alerting_fixtures import WebhookReceiver, bearer, webhook_receiver
-from common import free_port
-from supervised import Supervised, nearhome_run
+from supervised import Supervised, services_run
 
 from contracts import geography
 from services.alerting.webhooks import SIGNATURE_HEADER, verify
@@ -40,15 +39,9 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 @pytest.fixture
 async def demo(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[Supervised]:
-    services = ("provider", "authority", "ledger", "alerting")
-    ports = {name: free_port() for name in services}
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "NEARHOME_TOPIC_PREFIX": topic_prefix,
-        "NEARHOME_JWT_SECRET": SECRET,
-        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
-    }
-    async with nearhome_run("--demo", env=env, ports=ports) as supervised:
+    async with services_run(
+        "--demo", database_url=fresh_database_url, topic_prefix=topic_prefix, secret=SECRET
+    ) as supervised:
         yield supervised
 
 

@@ -9,10 +9,10 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
+from aiokafka import AIOKafkaProducer
 from builders import sample_envelope
 from faststream.kafka import KafkaBroker
+from kafka_probe import records_from_start
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid
 
@@ -142,20 +142,8 @@ def _keyed(event: Event) -> tuple[bytes, bytes]:
 
 
 async def _dead_letters(topic: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        found: list[tuple[bytes, dict[str, str]]] = []
-        async with asyncio.timeout(30):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [(r.value, {k: v.decode() for k, v in r.headers}) for r in records]
-    finally:
-        await consumer.stop()
-    return found
+    letters = await records_from_start(BOOTSTRAP, topic, count)
+    return [(r.value, {k: v.decode() for k, v in r.headers}) for r in letters]
 
 
 def _applied_rows(rows: int) -> Any:

@@ -6,9 +6,7 @@ saves a screenshot under `test-output/` (git-ignored).
 """
 
 import contextlib
-import os
 import re
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,16 +17,14 @@ import httpx
 import pytest
 from dashboard_browser import OUTPUT, chromium, open_dashboard
 from ledger_fixtures import (
-    BOOTSTRAP,
     PLACEMENTS_NORTH_WEST,
-    SECRET,
+    SUMMARY_FIGURES,
     WESTMORLAND_AND_FURNESS,
+    ServedProcess,
     collaborative_headers,
-    free_port,
     ledger_settings,
     provider_headers,
-    serve,
-    stop_process,
+    served_process,
     until,
 )
 from playwright.async_api import Page, expect
@@ -38,14 +34,6 @@ from services.ledger.app import create_app
 from services.ledger.dashboard import STATIC
 
 LedgerGet = Callable[[str], Awaitable[Any]]
-FIGURES = (
-    "registered_places",
-    "occupied",
-    "vacant",
-    "offered",
-    "stale_vacancies",
-    "open_referrals",
-)
 
 
 # --- the page, served -----------------------------------------------------------------------------
@@ -103,35 +91,8 @@ def test_the_dashboard_files_name_no_external_resource() -> None:
 # --- a real browser watching live capacity -------------------------------------------------------
 
 
-class Service:
-    """`nearhome serve <name>` in a child process, its output in `log`."""
-
-    def __init__(self, name: str, environment: dict[str, str], port: int, log: Path) -> None:
-        self.name, self.environment, self.port, self.log = name, environment, port, log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self) -> None:
-        self.process = serve(self.name, self.environment, self.log)
-
-    async def until_up(self, timeout_s: float = 60) -> None:
-        async with httpx.AsyncClient(base_url=self.url) as client:
-
-            async def up() -> bool:
-                assert self.process is not None
-                assert self.process.poll() is None, f"{self.name} exited:\n{self.log.read_text()}"
-                with contextlib.suppress(httpx.TransportError):
-                    return (await client.get("/health")).status_code == 200
-                return False
-
-            await until(up, f"{self.name} to answer /health", timeout_s, every_s=0.2)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
 @contextlib.contextmanager
-def stopping(*services: Service) -> Iterator[None]:
+def stopping(*services: ServedProcess) -> Iterator[None]:
     try:
         yield
     finally:
@@ -142,38 +103,17 @@ def stopping(*services: Service) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def services_running(
     database_url: str, topic_prefix: str, logs: Path
-) -> AsyncIterator[tuple[Service, Service]]:
-    common = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "NEARHOME_TOPIC_PREFIX": topic_prefix,
-        "NEARHOME_JWT_SECRET": SECRET,
-        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-    }
-    provider_port, ledger_port = free_port(), free_port()
-    provider = Service(
-        "provider",
-        {**common, "PROVIDER_PORT": str(provider_port)},
-        provider_port,
-        logs / "provider.log",
-    )
-    ledger = Service(
-        "ledger",
-        {
-            **common,
-            "LEDGER_PORT": str(ledger_port),
-            "LEDGER_CONSUMER_GROUP": f"ledger-test-{uuid4().hex[:10]}",
-            "LEDGER_HISTORY_INTERVAL": "1",
-        },
-        ledger_port,
-        logs / "ledger.log",
+) -> AsyncIterator[tuple[ServedProcess, ServedProcess]]:
+    provider = served_process("provider", database_url, topic_prefix, logs / "provider.log")
+    ledger = served_process(
+        "ledger", database_url, topic_prefix, logs / "ledger.log", LEDGER_HISTORY_INTERVAL="1"
     )
     with stopping(provider, ledger):
         # One after the other: both run their migrations on the same new database.
         provider.start()
-        await provider.until_up()
+        await provider.until_answering("/health")
         ledger.start()
-        await ledger.until_up()
+        await ledger.until_answering("/health")
         yield provider, ledger
 
 
@@ -188,8 +128,8 @@ async def assert_councils_match_the_api(page: Page, ledger_get: LedgerGet) -> No
     assert sorted(shown_councils) == sorted(councils)
     for council in councils:
         totals = (await ledger_get(f"/v1/capacity/{council}"))["totals"]
-        shown = {figure: await cell_text(page, council, figure) for figure in FIGURES}
-        assert shown == {figure: str(totals[figure]) for figure in FIGURES}, council
+        shown = {figure: await cell_text(page, council, figure) for figure in SUMMARY_FIGURES}
+        assert shown == {figure: str(totals[figure]) for figure in SUMMARY_FIGURES}, council
 
 
 async def assert_details_and_save_a_screenshot(page: Page, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from builders import sample_envelope
+from builders import placement_keys, sample_envelope, vacancy_envelope
 from ledger_fixtures import (
     NORTH_WEST,
     WESTMORLAND_AND_FURNESS,
@@ -108,28 +108,10 @@ async def test_an_event_ahead_of_its_aggregate_waits_until_the_gap_fills(
     updated = sample_envelope(
         "SettingUpdated", sequence=2, setting_id=str(setting_id), registered_places=6
     )
-    posted = sample_envelope(
-        "VacancyPosted",
-        aggregate_id=vacancy_id,
-        setting_id=str(setting_id),
-        vacancy_id=str(vacancy_id),
-        beds=2,
-    )
-    withdrawn = sample_envelope(
-        "VacancyWithdrawn",
-        sequence=2,
-        aggregate_id=vacancy_id,
-        setting_id=str(setting_id),
-        vacancy_id=str(vacancy_id),
-    )
+    posted = vacancy_envelope("VacancyPosted", setting_id, vacancy_id, beds=2)
+    withdrawn = vacancy_envelope("VacancyWithdrawn", setting_id, vacancy_id, sequence=2)
     reposted_id = uuid4()
-    reposted = sample_envelope(
-        "VacancyPosted",
-        aggregate_id=reposted_id,
-        setting_id=str(setting_id),
-        vacancy_id=str(reposted_id),
-        beds=1,
-    )
+    reposted = vacancy_envelope("VacancyPosted", setting_id, reposted_id, beds=1)
 
     async with running_ledger(fresh_database_url, topic_prefix) as ledger:
         await publish_events([updated, withdrawn], topic_prefix)  # sequence 2 before 1
@@ -170,17 +152,10 @@ async def test_poison_goes_to_the_dead_letter_topic_with_its_reason_and_later_ev
     invalid = json.loads(to_bytes(registered))
     invalid["event_id"] = str(uuid4())
     invalid["payload"]["registered_places"] = 0
-    confirmed_unknown = sample_envelope(  # sequence 1 of a vacancy never posted: nothing to confirm
-        "VacancyConfirmed",
-        aggregate_id=unknown_vacancy,
-        setting_id=str(setting_id),
-        vacancy_id=str(unknown_vacancy),
-    )
+    # Sequence 1 of a vacancy never posted: nothing to confirm.
+    confirmed_unknown = vacancy_envelope("VacancyConfirmed", setting_id, unknown_vacancy)
     started = sample_envelope(
-        "PlacementStarted",
-        aggregate_id=placement_id,
-        setting_id=str(setting_id),
-        placement_id=str(placement_id),
+        "PlacementStarted", aggregate_id=placement_id, **placement_keys(setting_id, placement_id)
     )
     records = [
         record_of(registered, topic_prefix),
@@ -290,14 +265,7 @@ async def test_a_duplicate_and_a_reordered_offer_change_the_held_beds_once(
     first, second = uuid4(), uuid4()
 
     def vacancy(event_type: str, sequence: int, **changes: object) -> Any:
-        return sample_envelope(
-            event_type,
-            sequence=sequence,
-            aggregate_id=vacancy_id,
-            setting_id=str(setting_id),
-            vacancy_id=str(vacancy_id),
-            **changes,
-        )
+        return vacancy_envelope(event_type, setting_id, vacancy_id, sequence=sequence, **changes)
 
     registered = sample_envelope("SettingRegistered", setting_id=str(setting_id))
     posted = vacancy("VacancyPosted", 1, beds=3)
@@ -307,8 +275,7 @@ async def test_a_duplicate_and_a_reordered_offer_change_the_held_beds_once(
     placed_from_second = sample_envelope(
         "PlacementStarted",
         aggregate_id=placement_id,
-        setting_id=str(setting_id),
-        placement_id=str(placement_id),
+        **placement_keys(setting_id, placement_id),
         vacancy_id=str(vacancy_id),
         request_id=str(second),
         referral_id=str(uuid4()),

@@ -4,7 +4,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from ledger_fixtures import another_database, publish, record_of, running_ledger, until
+from fresh import fresh_database
+from ledger_fixtures import publish, record_of, running_ledger, until
 
 from services.ledger.domain import council_figures, fold
 from tools.synthetic.history import synthetic_events
@@ -71,7 +72,7 @@ async def test_a_new_database_under_a_group_id_that_already_committed_offsets_re
     async with running_ledger(fresh_database_url, topic_prefix, **group) as first:
         await first.database.until_processed(len(events))
     async with (
-        another_database() as second_url,
+        fresh_database() as second_url,
         running_ledger(second_url, topic_prefix, **group) as second,
     ):
         await second.database.until_processed(len(events))

@@ -23,6 +23,7 @@ from ledger_fixtures import (
     PLACEMENTS_NORTH_WEST,
     SECRET,
     SEFTON,
+    SUMMARY_FIGURES,
     WESTMORLAND_AND_FURNESS,
     RunningLedger,
     admin_headers,
@@ -40,16 +41,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 STALE_AFTER = timedelta(hours=72)
-FIGURES = (
-    "registered_places",
-    "occupied",
-    "vacant",
-    "offered",
-    "stale_vacancies",
-    "open_referrals",
-    "occupied_by_own",
-    "occupied_by_others",
-)
+FIGURES = (*SUMMARY_FIGURES, "occupied_by_own", "occupied_by_others")
 
 
 # No request is sent in this day, so no offer holds a bed.

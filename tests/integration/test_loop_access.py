@@ -10,11 +10,9 @@ is answered and publishes its event. An owner's write uses a record of its own, 
 depend on one another's order.
 """
 
-import asyncio
 import contextlib
 import functools
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -24,10 +22,11 @@ import httpx
 import ledger_fixtures
 import provider_fixtures
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from authority_fixtures import RunningAuthority, running_authority
+from common import until
+from fresh import fresh_database, fresh_topics
 from kafka_probe import TopicProbe
-from ledger_fixtures import RunningLedger, another_database, running_ledger
+from ledger_fixtures import RunningLedger, running_ledger
 from provider_fixtures import RunningProvider, new_provider_id, running_provider, setting_body
 
 from contracts.events import (
@@ -39,14 +38,11 @@ from contracts.events import (
     ReferralClosed,
     RequestWithdrawn,
 )
-from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, all_topics
-from infra.local.topics import declare_topics
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
 from services.platform.auth import Principal, Role, issue_token, principal_for
-from services.platform.settings import CommonSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-BOOTSTRAP = CommonSettings().kafka_bootstrap_servers
 SEFTON = "E08000014"  # the council the homes are in, and the one that sends the referrals
 WESTMORLAND_AND_FURNESS = "E06000064"  # another council
 PLACEMENTS_NORTH_WEST = "placements-north-west"  # a collaborative Sefton is a member of
@@ -81,32 +77,6 @@ class Loop:
     vacancy_to_send_to: str = ""
 
 
-@contextlib.asynccontextmanager
-async def _topics() -> AsyncIterator[str]:
-    """A namespace of fresh catalogue topics for the module (the `topic_prefix` fixture's, once)."""
-    prefix = f"test-{uuid4().hex[:10]}."
-    specs = all_topics(prefix)
-    await declare_topics(BOOTSTRAP, specs, lambda _: None)
-    try:
-        yield prefix
-    finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in specs])
-        finally:
-            await admin.close()
-
-
-async def _until(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def _owner_of_provider(loop: "Loop") -> dict[str, str]:
     return _bearer(principal_for(Role.PROVIDER, provider_id=loop.owner), provider_fixtures.SECRET)
 
@@ -131,7 +101,7 @@ async def _offer_and_accept(loop: Loop, accepting: str) -> None:
         return [r["status"] for r in listed.json()] == ["offered"]
 
     for referral_id in (accepting, loop.placing_referral):
-        await _until(functools.partial(seen_offered, referral_id), "the authority to see an offer")
+        await until(functools.partial(seen_offered, referral_id), "the authority to see an offer")
     accepted = await authority.client.post(
         f"/v1/requests/{loop.to_place}/accept", headers=_sefton()
     )
@@ -143,7 +113,7 @@ async def _offer_and_accept(loop: Loop, accepting: str) -> None:
         )
         return bool(answer.json()["status"] == "accepted")
 
-    await _until(seen_accepted, "the provider to see the acceptance")
+    await until(seen_accepted, "the provider to see the acceptance")
 
 
 async def _build(loop: Loop) -> Loop:
@@ -164,7 +134,7 @@ async def _build(loop: Loop) -> Loop:
     async def authority_has_them() -> bool:
         return await authority.count("inbox") >= len(published)
 
-    await _until(authority_has_them, "the authority to take in the provider's homes")
+    await until(authority_has_them, "the authority to take in the provider's homes")
 
     async def send(referral_id: str, vacancy_id: str) -> str:
         answer = await authority.client.post(
@@ -197,14 +167,14 @@ async def _build(loop: Loop) -> Loop:
 
     sent = (loop.request, loop.to_offer, loop.to_decline, loop.to_accept, loop.to_place)
     for request_id in sent:
-        await _until(functools.partial(in_the_inbox, request_id), f"{request_id} at the provider")
+        await until(functools.partial(in_the_inbox, request_id), f"{request_id} at the provider")
     await _offer_and_accept(loop, accepting)
 
     async def counted() -> bool:
         answer = await ledger.get(f"/v1/capacity/{SEFTON}/responses")
         return bool(answer["totals"]["requests"] >= 5 and answer["totals"]["offers"] >= 1)
 
-    await _until(counted, "the ledger to count the requests and the offer")
+    await until(counted, "the ledger to count the requests and the offer")
     # Everything the set-up published is read, so a case sees only what it caused.
     await loop.provider_events.settle(QUIET_S)
     await loop.referral_events.settle(QUIET_S)
@@ -214,13 +184,13 @@ async def _build(loop: Loop) -> Loop:
 @pytest.fixture(scope="module")
 async def loop(_real_infrastructure: None) -> AsyncIterator[Loop]:
     async with contextlib.AsyncExitStack() as stack:
-        prefix = await stack.enter_async_context(_topics())
+        prefix = await stack.enter_async_context(fresh_topics())
         probes = []
         for topic in (PROVIDER_EVENTS, REFERRAL_EVENTS):
-            probe = await TopicProbe.from_now(BOOTSTRAP, topic.prefixed(prefix))
+            probe = await TopicProbe.from_now(provider_fixtures.BOOTSTRAP, topic.prefixed(prefix))
             stack.push_async_callback(probe.close)
             probes.append(probe)
-        databases = [await stack.enter_async_context(another_database()) for _ in range(3)]
+        databases = [await stack.enter_async_context(fresh_database()) for _ in range(3)]
         provider = await stack.enter_async_context(
             running_provider(databases[0], topic_prefix=prefix)
         )

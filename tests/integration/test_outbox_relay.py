@@ -5,6 +5,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -25,6 +26,7 @@ from services.platform.outbox import (
     OutboxMetrics,
     OutboxRelay,
     OutgoingMessage,
+    Send,
     add_to_outbox,
     outbox_table,
 )
@@ -54,6 +56,13 @@ class Outbox:
                 .order_by(self.table.c.id)
             )
         return [row.event_id for row in rows]
+
+    def relay(
+        self, send: Send, registry: CollectorRegistry | None = None, **options: Any
+    ) -> OutboxRelay:
+        """A relay of this outbox through `send`, its metrics in `registry` (a new one if none)."""
+        metrics = OutboxMetrics(CollectorRegistry() if registry is None else registry)
+        return OutboxRelay(self.sessions, self.table, send, metrics, lock_id=LOCK_ID, **options)
 
 
 @pytest.fixture
@@ -103,14 +112,7 @@ async def test_the_relay_publishes_in_id_order_per_aggregate_and_marks_rows_sent
     probe = await probe_from_now(BOOTSTRAP, PROVIDER_EVENTS)
     try:
         async with publisher_to(BOOTSTRAP) as publisher:
-            relay = OutboxRelay(
-                outbox.sessions,
-                outbox.table,
-                publisher.send,
-                OutboxMetrics(registry),
-                lock_id=LOCK_ID,
-                batch_size=5,
-            )
+            relay = outbox.relay(publisher.send, registry, batch_size=5)
             batches = [await relay.publish_pending() for _ in range(4)]
         await probe.wait_for(of_settings(setting_ids), count=len(staged))  # type: ignore[arg-type]
         await probe.settle()
@@ -165,25 +167,13 @@ async def test_a_relay_that_dies_after_the_broker_acknowledged_but_before_markin
 
                 return acknowledged_then_dies()
 
-            dying = OutboxRelay(
-                outbox.sessions,
-                outbox.table,
-                send_then_die_before_marking,
-                OutboxMetrics(CollectorRegistry()),
-                lock_id=LOCK_ID,
-            )
+            dying = outbox.relay(send_then_die_before_marking)
             with pytest.raises(RelayCrashedError):
                 await dying.publish_pending()
             unsent_after_the_crash = await outbox.unsent_event_ids()
             await probe.wait_for(of_settings([setting_id]), count=2)  # type: ignore[arg-type]
 
-            restarted = OutboxRelay(
-                outbox.sessions,
-                outbox.table,
-                publisher.send,
-                OutboxMetrics(CollectorRegistry()),
-                lock_id=LOCK_ID,
-            )
+            restarted = outbox.relay(publisher.send)
             republished = await restarted.publish_pending()
         await probe.wait_for(of_settings([setting_id]), count=4)  # type: ignore[arg-type]
         await probe.settle()
@@ -210,15 +200,7 @@ async def test_with_the_broker_unreachable_rows_stay_unsent_and_failures_are_cou
         return registry.get_sample_value(name) or 0.0
 
     async with publisher_to(CLOSED_PORT) as publisher:
-        relay = OutboxRelay(
-            outbox.sessions,
-            outbox.table,
-            publisher.send,
-            OutboxMetrics(registry),
-            lock_id=LOCK_ID,
-            retry_interval=0.1,
-            backlog_interval=0.1,
-        )
+        relay = outbox.relay(publisher.send, registry, retry_interval=0.1, backlog_interval=0.1)
         with pytest.raises(BrokerUnavailableError, match="4 events await the broker"):
             await relay.publish_pending()
         failures_after_one_try = sample("nearhome_outbox_publish_failures_total")

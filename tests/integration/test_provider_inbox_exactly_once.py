@@ -3,26 +3,25 @@
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from builders import sample_envelope
-from ledger_fixtures import free_port, kill_process, serve, stop_process, until
+from ledger_fixtures import ServedProcess, served_process, until
 from provider_fixtures import (
     BOOTSTRAP,
     SECRET,
     SEFTON,
     Council,
     exchange,
+    following,
     new_provider_id,
     placement_requested,
     provider_headers,
@@ -70,19 +69,7 @@ def _requested(council: Council, vacancy: dict[str, Any]) -> PlacementRequested:
 
 
 def _withdrawn(requested: PlacementRequested) -> RequestWithdrawn:
-    return RequestWithdrawn(
-        **requested.model_dump(
-            include={
-                "referral_id",
-                "authority_code",
-                "request_id",
-                "vacancy_id",
-                "setting_id",
-                "provider_id",
-            }
-        ),
-        reason=RequestWithdrawalReason.BY_COUNCIL,
-    )
+    return following(RequestWithdrawn, requested, reason=RequestWithdrawalReason.BY_COUNCIL)
 
 
 def _envelope(payload: Any, referral_id: UUID, sequence: int) -> Envelope[Any]:
@@ -163,57 +150,17 @@ async def test_a_withdrawal_delivered_before_its_request_leaves_the_request_with
 # --- (b) `nearhome serve provider` killed mid-stream ---------------------------------------------
 
 
-@dataclass
-class ProviderProcess:
-    """`nearhome serve provider` in a child process, configured through its environment."""
-
-    environment: dict[str, str]
-    log: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = serve("provider", self.environment, self.log)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no last commit."""
-        kill_process(self.process)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-    async def ready(self, timeout_s: float = 60) -> None:
-        async def answers() -> bool:
-            assert self.process is not None
-            assert self.process.poll() is None, self.log.read_text(errors="replace")[-4000:]
-            try:
-                async with httpx.AsyncClient(base_url=self.url) as client:
-                    return (await client.get("/ready")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await until(answers, "the provider process to be ready", timeout_s, every_s=0.2)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def provider_process(database_url: str, topic_prefix: str, log: Path) -> ProviderProcess:
-    port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "NEARHOME_TOPIC_PREFIX": topic_prefix,
-        "PROVIDER_PORT": str(port),
-        "NEARHOME_JWT_SECRET": SECRET,
-        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-        "PROVIDER_CONSUMER_GROUP": f"provider-test-{uuid4().hex[:10]}",
-        # Small batches, so the kill lands between many commits; no expiry during the test.
-        "MAX_RECORDS": "10",
-        "EXPIRY_CHECK_INTERVAL": "3600",
-    }
-    return ProviderProcess(environment, log, port)
+def provider_process(database_url: str, topic_prefix: str, log: Path) -> ServedProcess:
+    # Small batches, so the kill lands between many commits; no expiry during the test.
+    return served_process(
+        "provider",
+        database_url,
+        topic_prefix,
+        log,
+        secret=SECRET,
+        MAX_RECORDS="10",
+        EXPIRY_CHECK_INTERVAL="3600",
+    )
 
 
 @contextlib.asynccontextmanager
@@ -322,7 +269,7 @@ async def test_a_provider_killed_mid_stream_and_restarted_holds_each_request_onc
             referral_producer() as producer,
             httpx.AsyncClient(base_url=service.url, timeout=30) as client,
         ):
-            await service.ready()
+            await service.until_answering("/ready")
             council = Council(producer, topic_prefix + REFERRAL_EVENTS.name)
             vacancies = await _open_vacancies(client, provider_id)
             early, early_envelopes = await _received_and_offered(
@@ -347,7 +294,7 @@ async def test_a_provider_killed_mid_stream_and_restarted_holds_each_request_onc
             received_when_killed = await requests()
             await publishing
             service.start()
-            await service.ready()
+            await service.until_answering("/ready")
             all_events = [*early_envelopes, *stream]
 
             async def all_in() -> bool:

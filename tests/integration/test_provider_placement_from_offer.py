@@ -43,6 +43,20 @@ def _from(requested: PlacementRequested, **changes: Any) -> dict[str, Any]:
     return {"request_id": str(requested.request_id), "start_date": "2026-12-01", **changes}
 
 
+def _from_in_full(
+    requested: PlacementRequested, vacancy: dict[str, Any], *, beds: int
+) -> dict[str, Any]:
+    """`_from(requested)` with `beds`, naming too what the request implies: its setting, its
+    council and its vacancy."""
+    return _from(
+        requested,
+        beds=beds,
+        setting_id=vacancy["setting_id"],
+        placing_authority_code=requested.authority_code,
+        vacancy_id=vacancy["vacancy_id"],
+    )
+
+
 async def test_a_placement_from_an_accepted_offer_occupies_its_beds_and_fills_the_vacancy(
     fresh_database_url, topic_prefix
 ):
@@ -94,13 +108,7 @@ async def test_a_placement_of_fewer_beds_than_the_offer_held_is_refused_and_publ
         await ex.probe.settle()
         before = len(ex.probe.matching(lambda e: e.organisation_id == provider_id))
         rows = await ex.service.counts()
-        body = _from(
-            requested,
-            beds=1,
-            setting_id=vacancy["setting_id"],
-            placing_authority_code=requested.authority_code,
-            vacancy_id=vacancy["vacancy_id"],
-        )
+        body = _from_in_full(requested, vacancy, beds=1)
         answer = await ex.post("/v1/placements", provider_id, body)
 
         assert await ex.service.counts() == rows
@@ -121,13 +129,7 @@ async def test_an_offer_of_fewer_beds_than_its_vacancy_placed_leaves_it_open_wit
     provider_id = new_provider_id()
     async with exchange(fresh_database_url, topic_prefix) as ex:
         vacancy, requested = await _accepted(ex, provider_id, vacancy_beds=2, offered_beds=1)
-        body = _from(
-            requested,
-            beds=1,
-            setting_id=vacancy["setting_id"],
-            placing_authority_code=requested.authority_code,
-            vacancy_id=vacancy["vacancy_id"],
-        )
+        body = _from_in_full(requested, vacancy, beds=1)
         answer = await ex.post("/v1/placements", provider_id, body)
         # SettingRegistered, VacancyPosted, PlacementOffered, PlacementStarted
         events = await ex.events_of(provider_id, 4)

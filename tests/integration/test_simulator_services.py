@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from common import in_process, in_process_on
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,11 +17,10 @@ from services.alerting.app import Settings as AlertingSettings
 from services.alerting.app import create_app as create_alerting
 from services.authority.app import Settings as AuthoritySettings
 from services.authority.app import create_app as create_authority
-from services.platform.database import create_engine
 from services.provider.app import Settings as ProviderSettings
 from services.provider.app import create_app as create_provider
 from tools.simulator.loop import Loop, Step
-from tools.simulator.plan import SimulationConfig, plan
+from tools.simulator.plan import Plan, SimulationConfig, plan
 from tools.simulator.progress import Progress
 from tools.simulator.requests import Api, Kind
 from tools.simulator.sender import Sender, SenderOptions, Tokens
@@ -50,32 +50,35 @@ async def running_services(database_url: str, topic_prefix: str) -> AsyncIterato
     common = {"database_url": database_url, "jwt_secret": SECRET, "topic_prefix": topic_prefix}
     provider = create_provider(ProviderSettings(**common, expiry_check_interval=3600.0))
     authority = create_authority(AuthoritySettings(**common, widen_check_interval=3600.0))
-    database = create_engine(database_url)
-    try:
-        async with (
-            provider.router.lifespan_context(provider),
-            authority.router.lifespan_context(authority),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=provider), base_url="http://provider.test"
-            ) as provider_client,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=authority), base_url="http://authority.test"
-            ) as authority_client,
-        ):
-            yield Services(
-                {Api.PROVIDER: provider_client, Api.AUTHORITY: authority_client}, database
-            )
-    finally:
-        await database.dispose()
+    async with (
+        in_process_on(provider, "provider", database_url) as (provider_client, database),
+        in_process(authority, "authority") as authority_client,
+    ):
+        yield Services({Api.PROVIDER: provider_client, Api.AUTHORITY: authority_client}, database)
+
+
+def _westmorland_planned(seed: int) -> tuple[Plan, Progress]:
+    """The plan of Westmorland and Furness at half scale, and a progress awaiting its seed."""
+    the_plan = plan(
+        SimulationConfig(area=resolve_area("westmorland-and-furness"), seed=seed, scale=0.5)
+    )
+    return the_plan, Progress(seed_total=len(the_plan.seed_requests))
+
+
+# Each kind of record, the kind of request that creates one, and the status another kind leaves.
+RECORDS = (
+    ("provider.settings", Kind.REGISTER_SETTING, "closed", Kind.CLOSE_SETTING),
+    ("provider.vacancies", Kind.POST_VACANCY, "withdrawn", Kind.WITHDRAW_VACANCY),
+    ("provider.placements", Kind.START_PLACEMENT, "ended", Kind.END_PLACEMENT),
+    ("authority.referrals", Kind.OPEN_REFERRAL, "closed", Kind.CLOSE_REFERRAL),
+)
 
 
 async def test_a_simulated_council_seeds_and_runs_against_the_real_services(
     fresh_database_url, topic_prefix
 ):
-    config = SimulationConfig(area=resolve_area("westmorland-and-furness"), seed=11, scale=0.5)
-    the_plan = plan(config)
-    seeded = len(the_plan.seed_requests)
-    progress = Progress(seed_total=seeded)
+    the_plan, progress = _westmorland_planned(seed=11)
+    seeded = progress.seed_total
     options = SenderOptions(
         speed=10_000_000.0,  # about four simulated months a second
         rate=5_000.0,
@@ -94,26 +97,12 @@ async def test_a_simulated_council_seeds_and_runs_against_the_real_services(
         assert done[Kind.OPEN_REFERRAL] > 0
         assert done[Kind.CLOSE_REFERRAL] > 0
 
-        settings = await services.counts(
-            "SELECT status, count(*) FROM provider.settings GROUP BY status"
-        )
-        assert sum(settings.values()) == done[Kind.REGISTER_SETTING]
-        assert settings.get("closed", 0) == done[Kind.CLOSE_SETTING]
-        vacancies = await services.counts(
-            "SELECT status, count(*) FROM provider.vacancies GROUP BY status"
-        )
-        assert sum(vacancies.values()) == done[Kind.POST_VACANCY]
-        assert vacancies.get("withdrawn", 0) == done[Kind.WITHDRAW_VACANCY]
-        placements = await services.counts(
-            "SELECT status, count(*) FROM provider.placements GROUP BY status"
-        )
-        assert sum(placements.values()) == done[Kind.START_PLACEMENT]
-        assert placements.get("ended", 0) == done[Kind.END_PLACEMENT]
-        referrals = await services.counts(
-            "SELECT status, count(*) FROM authority.referrals GROUP BY status"
-        )
-        assert sum(referrals.values()) == done[Kind.OPEN_REFERRAL]
-        assert referrals.get("closed", 0) == done[Kind.CLOSE_REFERRAL]
+        for table, created, ended_status, ended in RECORDS:
+            by_status = await services.counts(
+                f"SELECT status, count(*) FROM {table} GROUP BY status"
+            )
+            assert sum(by_status.values()) == done[created], table
+            assert by_status.get(ended_status, 0) == done[ended], table
 
         # The placing councils: the council's own children and others', as the seed planned.
         placing = await services.counts(
@@ -172,23 +161,16 @@ async def running_alerting(
         consumer_group=f"simulator-test-{topic_prefix}",
         freeze_gc_after_load=False,
     )
-    alerting = create_alerting(settings)
-    async with (
-        alerting.router.lifespan_context(alerting),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=alerting), base_url="http://alerting.test"
-        ) as client,
-    ):
+    async with in_process(create_alerting(settings), "alerting") as client:
         yield client
 
 
 async def test_the_loop_requests_an_alerted_vacancy_and_the_provider_answers_it(
     fresh_database_url, topic_prefix
 ):
-    config = SimulationConfig(area=resolve_area("westmorland-and-furness"), seed=21, scale=0.5)
-    the_plan = plan(config)
-    seeded = len(the_plan.seed_requests)
-    progress = Progress(seed_total=seeded)
+    the_plan, progress = _westmorland_planned(seed=21)
+    config = the_plan.config
+    seeded = progress.seed_total
     options = SenderOptions(speed=10_000_000.0, rate=5_000.0, concurrency=8, max_requests=seeded)
     async with (
         running_services(fresh_database_url, topic_prefix) as services,

@@ -6,23 +6,21 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from common import free_port
-from supervised import Supervised, nearhome_run
+from supervised import Supervised, services_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 @pytest.fixture
 async def supervised(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[Supervised]:
-    ports = {"provider": free_port(), "authority": free_port()}
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "NEARHOME_TOPIC_PREFIX": topic_prefix,
-        "NEARHOME_JWT_SECRET": "supervisor-integration-secret-32-bytes",
-        "PROVIDER_PORT": str(ports["provider"]),
-        "AUTHORITY_PORT": str(ports["authority"]),
-    }
-    async with nearhome_run("--only", "provider,authority", env=env, ports=ports) as supervised:
+    async with services_run(
+        "--only",
+        "provider,authority",
+        services=("provider", "authority"),
+        database_url=fresh_database_url,
+        topic_prefix=topic_prefix,
+        secret="supervisor-integration-secret-32-bytes",
+    ) as supervised:
         yield supervised
 
 

@@ -4,29 +4,29 @@ from services.ledger.domain import (
     AnswerRecord,
     LedgerState,
     PlacementRecord,
+    RecordKind,
     ReferralRecord,
     RequestRecord,
     SettingRecord,
     VacancyRecord,
 )
 
+# Each kind of record: its kind in the ledger, and the field that is its id.
+_KINDS: dict[type, tuple[RecordKind, str]] = {
+    SettingRecord: (RecordKind.SETTING, "setting_id"),
+    VacancyRecord: (RecordKind.VACANCY, "vacancy_id"),
+    PlacementRecord: (RecordKind.PLACEMENT, "placement_id"),
+    ReferralRecord: (RecordKind.REFERRAL, "referral_id"),
+    RequestRecord: (RecordKind.REQUEST, "request_id"),
+    AnswerRecord: (RecordKind.ANSWER, "request_id"),
+}
+
 
 def ledger_state(*records: object) -> LedgerState:
     state = LedgerState()
     for record in records:
-        match record:
-            case SettingRecord():
-                state.settings[record.setting_id] = record
-            case VacancyRecord():
-                state.vacancies[record.vacancy_id] = record
-            case PlacementRecord():
-                state.placements[record.placement_id] = record
-            case ReferralRecord():
-                state.referrals[record.referral_id] = record
-            case RequestRecord():
-                state.requests[record.request_id] = record
-            case AnswerRecord():
-                state.answers[record.request_id] = record
-            case _:
-                raise TypeError(f"not a ledger record: {record!r}")
+        if type(record) not in _KINDS:
+            raise TypeError(f"not a ledger record: {record!r}")
+        kind, id_field = _KINDS[type(record)]
+        state.of_kind(kind)[getattr(record, id_field)] = record
     return state

@@ -9,20 +9,20 @@ started from the offer, they are gone.
 from typing import Any
 from uuid import UUID, uuid4
 
+from builders import LANCASHIRE, SEFTON
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_alerting_domain import (
-    LANCASHIRE,
-    NOW,
-    SEFTON,
     R,
     S,
     V,
     apply_all,
     beyond_loop_notices,
-    event,
+    loaded_again,
     new_book,
+    placement,
     referral,
+    referral_event,
     setting,
     told,
     vacancy,
@@ -86,14 +86,9 @@ def withdrawn(beds: int = 1, **fields: Any) -> Event:
 
 
 def placed_from_offer(request_id: UUID = REQUEST, referral_id: UUID = R) -> Event:
-    return event(
+    return placement(
         "PlacementStarted",
-        setting_id=str(S),
-        provider_id="acme-care",
-        placement_id=str(uuid4()),
-        placing_authority_code=SEFTON,
-        start_date="2026-11-24",
-        beds=1,
+        S,
         vacancy_id=str(V),
         request_id=str(request_id),
         referral_id=str(referral_id),
@@ -189,14 +184,7 @@ def test_a_withdrawn_vacancy_takes_its_holds_with_it():
 
     changes = apply_all(
         book,
-        event(
-            "VacancyWithdrawn",
-            V,
-            setting_id=str(S),
-            provider_id="acme-care",
-            vacancy_id=str(V),
-            reason="no_longer_available",
-        ),
+        vacancy_event("VacancyWithdrawn", S, V, reason="no_longer_available"),
     )
 
     assert told(changes) == [("retracted", R, V, "vacancy_withdrawn")]
@@ -212,14 +200,7 @@ def test_an_offer_on_a_vacancy_that_closed_holds_nothing():
         book,
         setting(S),
         vacancy(S, V),
-        event(
-            "VacancyExpired",
-            V,
-            setting_id=str(S),
-            provider_id="acme-care",
-            vacancy_id=str(V),
-            last_confirmed_at="2026-11-10T10:00:00Z",
-        ),
+        vacancy_event("VacancyExpired", S, V, last_confirmed_at="2026-11-10T10:00:00Z"),
     )
     assert beyond_loop_notices(apply_all(book, offered())) == Changes()
     assert book.holds.all() == []
@@ -263,7 +244,7 @@ def test_a_placed_referral_has_every_open_alert_retracted():
     changes = apply_all(
         book,
         placed_from_offer(),
-        event("ReferralClosed", R, referral_id=str(R), authority_code=SEFTON, outcome="placed"),
+        referral_event("ReferralClosed", R, outcome="placed"),
     )
 
     assert sorted(told(changes)) == sorted(
@@ -296,16 +277,7 @@ def hold_events(draw: st.DrawFn) -> Event:
     if kind == "start":
         return placed_from_offer(request_id, referral_id)
     if kind == "end":
-        return event(
-            "PlacementEnded",
-            setting_id=str(S),
-            provider_id="acme-care",
-            placement_id=str(uuid4()),
-            placing_authority_code=SEFTON,
-            beds=1,
-            end_date="2027-01-10",
-            reason="planned_move",
-        )
+        return placement("PlacementEnded", S)
     siblings = draw(st.integers(1, 2))
     build = referral if referral_id == R else other_referral
     return build(
@@ -364,15 +336,7 @@ def test_a_book_loaded_with_its_holds_is_the_book_that_applied_the_events(events
         kept |= changes.holds
     assert sorted(kept.values(), key=str) == sorted(book.holds.all(), key=str)
 
-    loaded = AlertBook.of(
-        settings=list(book.settings.values()),
-        occupied=book.occupied,
-        vacancies=list(book.vacancies.values()),
-        referrals=list(book.referrals.values()),
-        alerts=list(book.alerts.values()),
-        holds=list(kept.values()),
-        clock=lambda: NOW,
-    )
+    loaded = loaded_again(book, kept.values())
     assert loaded.alerts == book.alerts
     assert loaded.index.vacancies == book.index.vacancies
     probe = offered(request_id=uuid4(), referral_id=OTHER)

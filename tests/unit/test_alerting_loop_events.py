@@ -5,9 +5,9 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from builders import CHILD, SEFTON, request_keys
 from test_alerting_domain import (
     NOW,
-    SEFTON,
     R,
     S,
     V,
@@ -27,45 +27,22 @@ from services.platform.errors import UnappliableEventError
 REQUEST = uuid4()
 
 
+def of_the_request(**fields: Any) -> dict[str, Any]:
+    """`fields`, with those naming the referral R's request for a bed of vacancy V."""
+    return request_keys(referral_id=R, request_id=REQUEST, setting_id=S, vacancy_id=V, **fields)
+
+
 def request_event(event_type: str, **fields: Any) -> Event:
-    """An event of the referral R's request for a bed of vacancy V."""
-    return event(
-        event_type,
-        R,
-        referral_id=str(R),
-        authority_code=SEFTON,
-        request_id=str(REQUEST),
-        vacancy_id=str(V),
-        setting_id=str(S),
-        provider_id="acme-care",
-        **fields,
-    )
+    """An event of the request, the referral's (its aggregate is R)."""
+    return event(event_type, R, **of_the_request(**fields))
 
 
 def placement_requested() -> Event:
-    return request_event(
-        "PlacementRequested",
-        age=13,
-        sex="female",
-        needs=["semh"],
-        home_postcode_district="L20",
-        needed_by="2026-12-01",
-        urgency="planned",
-    )
+    return request_event("PlacementRequested", **CHILD)
 
 
 def placement_declined() -> Event:
-    return event(
-        "PlacementDeclined",
-        V,
-        setting_id=str(S),
-        provider_id="acme-care",
-        vacancy_id=str(V),
-        request_id=str(REQUEST),
-        referral_id=str(R),
-        authority_code=SEFTON,
-        reason="staffing",
-    )
+    return event("PlacementDeclined", V, **of_the_request(reason="staffing"))
 
 
 NO_OPS = {

@@ -5,7 +5,8 @@ import json
 from typing import Any
 
 import pytest
-from test_alerting_domain import NOW, SEFTON, R, S, V, setting, vacancy_event
+from builders import SEFTON
+from test_alerting_domain import NOW, R, S, V, setting, vacancy_event
 from test_alerting_loop_events import REQUEST, placement_requested, request_event
 
 from services.alerting.domain import Event

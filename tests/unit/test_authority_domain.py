@@ -5,6 +5,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from builders import REFERRAL_DETAILS
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -30,18 +31,7 @@ from services.platform.errors import ConflictError
 
 OPENED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 POLICY = WideningPolicy(emergency=timedelta(hours=4), planned=timedelta(days=5))
-DETAILS = ReferralDetails.model_validate(
-    {
-        "reference": "SEF-2026-0042",
-        "age": 13,
-        "sex": "female",
-        "needs": ["semh"],
-        "placement_types": ["childrens_home"],
-        "home_postcode_district": "L20",
-        "needed_by": "2026-12-01",
-        "urgency": "planned",
-    }
-)
+DETAILS = ReferralDetails.model_validate({"reference": "SEF-2026-0042", **REFERRAL_DETAILS})
 
 
 def _opened(

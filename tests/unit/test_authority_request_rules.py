@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from builders import REFERRAL_DETAILS
 
 from contracts.enums import (
     DeclineReason,
@@ -48,17 +49,7 @@ SEFTON = "E08000014"
 
 def _referral(**changes: object) -> Referral:
     details = ReferralDetails.model_validate(
-        {
-            "reference": "SEF-2026-0042",
-            "age": 13,
-            "sex": "female",
-            "needs": ["semh"],
-            "placement_types": ["childrens_home"],
-            "home_postcode_district": "L20",
-            "needed_by": "2026-12-01",
-            "urgency": "planned",
-            **changes,
-        }
+        {"reference": "SEF-2026-0042", **REFERRAL_DETAILS, **changes}
     )
     referral, _ = open_referral(
         referral_id=uuid4(),
