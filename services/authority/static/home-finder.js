@@ -2,7 +2,7 @@
 // (best first), its placement requests and the providers' answers, kept live by the alerting
 // service's event stream; and a form to open a referral.
 import {
-  $, el, api, claims, links, onSubmit, say, startGovuk, stream, tokenBox, when, words,
+  $, el, api, claims, links, onSubmit, readUntil, say, startGovuk, stream, tokenBox, when, words,
 } from "/static/common/nearhome.js";
 
 const PLACEMENT_TYPES = {
@@ -510,6 +510,14 @@ const NOTICE_WORDS = {
   "offer.withdrawn": (home, request) => `${home} withdrew its offer: ${OFFER_WITHDRAWAL_REASONS[request?.offer_withdrawal_reason] || "no reason given"}`,
 };
 
+// The state each notice leaves its request in, as the authority will tell once it has heard.
+const NOTICE_STATES = {
+  "placement.offered": "offered",
+  "placement.declined": "declined",
+  "offer.expired": "expired",
+  "offer.withdrawn": "offer_withdrawn",
+};
+
 function noticeText(type, reference, home, request) {
   return `${reference}: ${NOTICE_WORDS[type](home, request)}.`;
 }
@@ -537,7 +545,8 @@ async function onEvent(event) {
         say(status, `New fitting bed for ${reference}: ${home}, ${miles(data.distance_miles)}, ${data.local ? "local" : "not local"}.`);
       }
     } else if (NOTICE_WORDS[event.type]) {
-      await loadRequests(entry);
+      await readUntil(() => loadRequests(entry), () => entry.requestRows.some(
+        (each) => each.request_id === data.request_id && each.status === NOTICE_STATES[event.type]));
       const request = entry.requestRows.find((each) => each.request_id === data.request_id);
       const home = homeName(request && request.setting && request.setting.profile);
       say(status, noticeText(event.type, reference, home, request));

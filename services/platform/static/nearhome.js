@@ -95,7 +95,9 @@ function problemsOf(status, body) {
   if (Array.isArray(detail)) {
     return detail.map((problem) => {
       const where = (problem.loc || []).filter((part) => part !== "body");
-      return { field: where.length ? String(where[0]) : null, message: problem.msg };
+      // pydantic says "Value error, …" of a rule of ours: the words after it are the message.
+      const message = String(problem.msg).replace(/^Value error, /, "");
+      return { field: where.length ? String(where[0]) : null, message };
     });
   }
   return [{ field: null, message: typeof detail === "string" ? detail : `HTTP ${status}` }];
@@ -340,4 +342,15 @@ export function keyboardScroll(root = document.body) {
   new MutationObserver((changes) => {
     for (const change of changes) for (const node of change.addedNodes) watch(node);
   }).observe(root, { childList: true, subtree: true });
+}
+
+// A notice from the stream and the service a page reads both follow the same events, each at its
+// own pace: `read` again (up to `tries` times, waiting longer each time) until `arrived()`.
+export async function readUntil(read, arrived, tries = 8) {
+  for (let attempt = 0, wait = 250; attempt < tries; attempt += 1, wait *= 2) {
+    await read();
+    if (arrived()) return true;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  return false;
 }

@@ -3,7 +3,7 @@
 // children living in its homes. Live by the alerting service's stream of notices to the provider
 // (`placement.requested`, `request.withdrawn`, `offer.accepted`).
 import {
-  $, el, api, ApiError, stream, links, tokenBox, onSubmit, say, when, words, startGovuk,
+  $, el, api, ApiError, stream, links, tokenBox, onSubmit, say, when, words, startGovuk, readUntil,
 } from "/static/common/nearhome.js";
 
 // A vacancy not confirmed for this long stands out as stale (docs/domain.md: 72 hours).
@@ -549,11 +549,7 @@ async function onNotice(event) {
   const expected = { "placement.requested": null, "request.withdrawn": "withdrawn", "offer.accepted": "accepted" }[event.type];
   const arrived = () => state.requests.some((r) => r.request_id === data.request_id && (!expected || r.status === expected));
   try {
-    for (let attempt = 0, wait = 250; attempt < 8; attempt += 1, wait *= 2) {
-      await refresh(parts);
-      if (arrived()) break;
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
+    await readUntil(() => refresh(parts), arrived);
   } catch (error) {
     say(status(), `Could not read your requests: ${error.message}`, true);
     return;
