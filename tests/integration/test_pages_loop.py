@@ -141,7 +141,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     await bay_homes.open(provider_url, token_for(Role.PROVIDER, provider_id=BAY_HOMES))
     await expect(home_finder.page.get_by_role("heading", name="Open referrals")).to_be_visible()
     await home_finder.step(1, "empty workspace")
-    await lakeland.step(1, "empty workspace")
+    await lakeland.step(2, "empty workspace")
 
     # A form sent with bad fields names each one next to it, from the API's 422.
     form = home_finder.page.locator("#referral-form")
@@ -153,7 +153,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     for field in ("reference", "age"):
         group = form.locator(f'.govuk-form-group:has([name="{field}"])')
         await expect(group.locator(".govuk-error-message")).to_be_visible()
-    await home_finder.step(2, "referral form errors")
+    await home_finder.step(3, "referral form errors")
 
     await register_home(lakeland)
     homes = lakeland.page.locator("table:has(caption:text('Your homes and their beds')) tbody tr")
@@ -161,7 +161,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     await expect(homes.first).to_contain_text("Ashdale House")
     await open_referral(home_finder, "WF-1001", age="13")
     await open_referral(home_finder, "WF-1002", age="14")
-    await lakeland.step(2, "home registered")
+    await lakeland.step(4, "home registered")
 
     # The dashboard's figures before the bed is offered, held and taken.
     council = analyst.page.locator(f'#councils tr[data-council="{WESTMORLAND_AND_FURNESS}"]')
@@ -170,7 +170,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     )
     await expect(council.locator('[data-figure="occupied"]')).to_have_text("0")
     await expect(analyst.page.locator('#summary [data-figure="held"]')).to_have_text("0")
-    await analyst.step(1, "before the loop")
+    await analyst.step(5, "before the loop")
 
     # Lakeland posts a one-bed vacancy; it appears under both referrals without a reload.
     vacancy_form = lakeland.page.locator("#vacancy-form")
@@ -184,7 +184,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
         await expect(alert).to_contain_text("SC123456")
         await expect(alert).to_contain_text("Local")
         await expect(alert).to_contain_text("referrals@lakeland-care.example")
-    await home_finder.step(3, "alerts appeared live")
+    await home_finder.step(6, "alerts appeared live")
 
     for reference in ("WF-1001", "WF-1002"):
         card = referral_card(home_finder, reference)
@@ -195,7 +195,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
             "data-state", "requested", timeout=LIVE_MS
         )
         await expect(request_row(home_finder, reference)).to_contain_text("Waiting for an answer")
-    await home_finder.step(4, "beds requested")
+    await home_finder.step(7, "beds requested")
     offered_id = await request_row(home_finder, "WF-1001").get_attribute("data-request-id")
     declined_id = await request_row(home_finder, "WF-1002").get_attribute("data-request-id")
 
@@ -205,13 +205,13 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     to_decline = lakeland.page.locator(f'section[data-request-id="{declined_id}"]')
     to_offer = lakeland.page.locator(f'section[data-request-id="{offered_id}"]')
     await expect(to_offer).to_contain_text("13")
-    await lakeland.step(3, "requests appeared live")
+    await lakeland.step(8, "requests appeared live")
     await to_decline.get_by_label("Reason for declining").select_option("staffing")
     await to_decline.get_by_role("button", name="Decline").click()
     await expect(to_decline).to_have_attribute("data-state", "declined", timeout=LIVE_MS)
     await to_offer.get_by_role("button", name="Offer", exact=True).click()
     await expect(to_offer).to_have_attribute("data-state", "offered", timeout=LIVE_MS)
-    await lakeland.step(4, "declined and offered")
+    await lakeland.step(9, "declined and offered")
 
     # The home finder sees both answers appear, and accepts the offer.
     await expect(request_row(home_finder, "WF-1002")).to_contain_text(
@@ -223,28 +223,28 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     await expect(analyst.page.locator('#summary [data-figure="held"]')).to_have_text(
         "1", timeout=LIVE_MS
     )
-    await home_finder.step(5, "offer and decline appeared live")
-    await analyst.step(2, "bed held")
+    await home_finder.step(10, "offer and decline appeared live")
+    await analyst.step(11, "bed held")
     await offer.get_by_role("button", name="Accept offer").click()
     await expect(offer).to_have_attribute("data-state", "accepted", timeout=LIVE_MS)
 
     # Lakeland sees the acceptance live and starts the placement from it.
     await expect(to_offer).to_have_attribute("data-state", "accepted", timeout=LIVE_MS)
-    await lakeland.step(5, "offer accepted live")
+    await lakeland.step(12, "offer accepted live")
     await to_offer.get_by_role("button", name="Start placement").click()
     placements = lakeland.page.locator(
         "table:has(caption:text('Children living in your homes')) tbody tr"
     )
     await expect(placements).to_have_count(1, timeout=LIVE_MS)
-    await lakeland.step(6, "placement started")
+    await lakeland.step(13, "placement started")
 
     # The placed referral leaves the open list; the dashboard shows the bed taken, not held.
     await expect(referral_card(home_finder, "WF-1001")).to_have_count(0, timeout=LIVE_MS)
     await expect(referral_card(home_finder, "WF-1002")).to_have_count(1)
-    await home_finder.step(6, "placed referral left the list")
+    await home_finder.step(14, "placed referral left the list")
     await expect(council.locator('[data-figure="occupied"]')).to_have_text("1", timeout=LIVE_MS)
     await expect(analyst.page.locator('#summary [data-figure="held"]')).to_have_text("0")
-    await analyst.step(3, "bed occupied")
+    await analyst.step(15, "bed occupied")
 
     # Nobody else saw any of it.
     await expect(sefton.page.get_by_role("heading", name="Open referrals")).to_be_visible()
@@ -252,12 +252,12 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     assert "WF-100" not in sefton_text
     assert "Ashdale House" not in sefton_text
     assert await sefton.page.locator("section[data-referral-id], tr[data-request-id]").count() == 0
-    await sefton.step(1, "sees nothing of another council")
+    await sefton.step(16, "sees nothing of another council")
     bay_text = await bay_homes.page.locator("main").inner_text()
     assert "Ashdale House" not in bay_text
     assert "Westmorland" not in bay_text
     assert await bay_homes.page.locator("section[data-request-id]").count() == 0
-    await bay_homes.step(1, "sees nothing of another provider")
+    await bay_homes.step(17, "sees nothing of another provider")
 
     # Every page asked only the exchange's own origins, and logged no error.
     origins = {url_of(exchange, name) for name in SERVICES}

@@ -52,7 +52,7 @@ const RETRACTIONS = {
   rating_below_minimum: "its rating is now below your lowest",
   no_longer_fits: "it no longer fits the referral",
   referral_closed: "the referral is closed",
-  held: "another council’s offer holds it",
+  held: "it is held by an offer to a council",
 };
 
 const DECLINE_REASONS = {
