@@ -182,21 +182,35 @@ def test_the_demo_guide_shows_requests_only_for_services_that_run() -> None:
     assert "the development secret" in lines[0]
 
 
-def test_the_dashboard_is_linked_to_the_services_run_beside_it() -> None:
+def test_the_pages_are_linked_to_the_services_run_beside_them() -> None:
     urls = {
+        "provider": "http://127.0.0.1:9001",
         "authority": "http://127.0.0.1:9002",
         "ledger": "http://127.0.0.1:9003",
         "alerting": "http://127.0.0.1:9004",
     }
     assert linked_environment(urls, {}) == {
+        "NEARHOME_PROVIDER_URL": "http://127.0.0.1:9001",
+        "NEARHOME_AUTHORITY_URL": "http://127.0.0.1:9002",
+        "NEARHOME_LEDGER_URL": "http://127.0.0.1:9003",
+        "NEARHOME_ALERTING_URL": "http://127.0.0.1:9004",
         "LEDGER_DASHBOARD_AUTHORITY_URL": "http://127.0.0.1:9002",
         "LEDGER_DASHBOARD_ALERTING_URL": "http://127.0.0.1:9004",
-        "NEARHOME_BROWSER_ORIGINS": "http://127.0.0.1:9003,http://localhost:9003",
+        "NEARHOME_BROWSER_ORIGINS": (
+            "http://127.0.0.1:9001,http://localhost:9001,http://127.0.0.1:9002,"
+            "http://localhost:9002,http://127.0.0.1:9003,http://localhost:9003"
+        ),
     }
 
 
 def test_what_the_environment_says_of_the_links_is_kept() -> None:
     urls = {"authority": "http://127.0.0.1:8002", "ledger": "http://10.0.0.5:8003"}
-    environ = {"LEDGER_DASHBOARD_AUTHORITY_URL": "https://authority.example.org"}
+    environ = {
+        "LEDGER_DASHBOARD_AUTHORITY_URL": "https://authority.example.org",
+        "NEARHOME_AUTHORITY_URL": "https://authority.example.org",
+    }
 
-    assert linked_environment(urls, environ) == {"NEARHOME_BROWSER_ORIGINS": "http://10.0.0.5:8003"}
+    assert linked_environment(urls, environ) == {
+        "NEARHOME_LEDGER_URL": "http://10.0.0.5:8003",
+        "NEARHOME_BROWSER_ORIGINS": "http://127.0.0.1:8002,http://localhost:8002,http://10.0.0.5:8003",
+    }

@@ -110,16 +110,21 @@ def simulator_spec(
 def linked_environment(urls: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
     """What the services run together need to know of each other, where `environ` does not say.
 
-    The ledger's dashboard reads a council's referrals and alerts from the authority and alerting
-    services as run here, and those let pages from the dashboard's origin read them.
+    Each page (the provider's and the authority's workspaces, the ledger's dashboard) is told
+    where the services it reads are, as run here (`NEARHOME_<SERVICE>_URL`), and those let pages
+    from the pages' origins read them (`NEARHOME_BROWSER_ORIGINS`, GET only).
     """
-    linked = {}
+    linked = {f"NEARHOME_{name.upper()}_URL": url for name, url in urls.items()}
     if "authority" in urls:
         linked["LEDGER_DASHBOARD_AUTHORITY_URL"] = urls["authority"]
     if "alerting" in urls:
         linked["LEDGER_DASHBOARD_ALERTING_URL"] = urls["alerting"]
-    if "ledger" in urls:
-        ledger = urls["ledger"]
-        also = ledger.replace("//127.0.0.1:", "//localhost:", 1)
-        linked["NEARHOME_BROWSER_ORIGINS"] = ",".join(dict.fromkeys((ledger, also)))
+    pages = [urls[name] for name in ("provider", "authority", "ledger") if name in urls]
+    if pages:
+        origins = [
+            origin
+            for url in pages
+            for origin in (url, url.replace("//127.0.0.1:", "//localhost:", 1))
+        ]
+        linked["NEARHOME_BROWSER_ORIGINS"] = ",".join(dict.fromkeys(origins))
     return {name: value for name, value in linked.items() if name not in environ}
