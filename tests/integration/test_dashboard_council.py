@@ -22,7 +22,7 @@ from supervised import Supervised, running_exchange
 
 from services.platform.auth import Role, issue_token, principal_for
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.browser]
 
 SECRET = "dashboard-council-secret-of-32-bytes!"
 SEFTON = "E08000014"

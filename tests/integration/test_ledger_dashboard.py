@@ -30,8 +30,11 @@ from ledger_fixtures import (
 from playwright.async_api import Page, expect
 from provider_fixtures import setting_body, vacancy_body
 
+from services.authority.app import WORKSPACE as HOME_FINDER
 from services.ledger.app import create_app
-from services.ledger.dashboard import STATIC
+from services.ledger.dashboard import DASHBOARD
+from services.platform.pages import COMMON_STATIC
+from services.provider.app import WORKSPACE as PROVIDER_WORKSPACE
 
 LedgerGet = Callable[[str], Awaitable[Any]]
 
@@ -55,22 +58,24 @@ async def test_the_dashboard_is_served_at_the_root_with_a_policy_that_allows_not
         page = await client.get("/")
         script = await client.get("/static/dashboard.js")
         style = await client.get("/static/dashboard.css")
-        links = await client.get("/dashboard/links.json")
+        links = await client.get("/page/links.json")
+        frontend = await client.get("/govuk/govuk-frontend.min.css")
         openapi = (await client.get("/openapi.json")).json()
 
     # The other services the page reads for an authority's token: there, and nowhere else.
     assert links.status_code == 200
     assert links.json() == {
-        "authority_url": "http://authority.test:8102",
-        "alerting_url": "https://alerting.test",
+        "authority": "http://authority.test:8102",
+        "alerting": "https://alerting.test",
     }
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert '<label for="token">' in page.text
+    assert '<label class="govuk-label" for="token">' in page.text
     assert 'aria-live="polite"' in page.text
-    assert "<caption>" in page.text
-    for answer in (page, script, style, links):
+    assert '<html lang="en-GB" class="govuk-template">' in page.text
+    assert '<link rel="stylesheet" href="/govuk/govuk-frontend.min.css">' in page.text
+    for answer in (page, script, style, links, frontend):
         assert answer.status_code == 200
         policy = answer.headers["content-security-policy"]
         assert "default-src 'none'" in policy
@@ -80,8 +85,13 @@ async def test_the_dashboard_is_served_at_the_root_with_a_policy_that_allows_not
     assert "/" not in openapi["paths"]
 
 
-def test_the_dashboard_files_name_no_external_resource() -> None:
-    for path in STATIC.iterdir():
+@pytest.mark.parametrize(
+    "folder",
+    [DASHBOARD.folder, HOME_FINDER.folder, PROVIDER_WORKSPACE.folder, COMMON_STATIC],
+    ids=["dashboard", "home-finder", "provider", "common"],
+)
+def test_the_pages_files_name_no_external_resource(folder: Path) -> None:
+    for path in folder.iterdir():
         text = path.read_text()
         urls = set(re.findall(r"(?:https?:)?//[\w.-]+", text)) - {"http://www.w3.org"}
         assert not {url for url in urls if not url.startswith("//")}, (path.name, urls)
@@ -158,6 +168,7 @@ async def cell_text(page: Page, council: str, figure: str) -> str:
     return (await cell.inner_text()).strip()
 
 
+@pytest.mark.browser
 @pytest.mark.kafka
 @pytest.mark.postgres
 async def test_a_collaborative_watches_its_councils_capacity_change_live_in_a_browser(
