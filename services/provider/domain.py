@@ -168,24 +168,31 @@ def check_vacancy_fits_setting(terms: VacancyTerms, setting: Setting) -> None:
         raise ConflictError("; ".join(problems))
 
 
+def _check_places(  # noqa: PLR0913 - the beds asked, the room and how it is worded
+    beds: int, asked: str, room: int, free: str, capacity: Capacity, *, others: str
+) -> None:
+    """`beds` of a setting's places are `asked` (offered, needed): more than `room` is a conflict
+    that says how the setting's places are taken."""
+    if beds > room:
+        raise ConflictError(
+            f"beds: {beds} {asked} but only {room} {free} "
+            f"({capacity.registered_places} registered places, {capacity.occupied} occupied, "
+            f"{others})"
+        )
+
+
 def check_room_for_vacancy(beds: int, capacity: Capacity) -> None:
     """A setting never offers more beds than it has places free of placements."""
-    if beds > capacity.room_for_vacancies:
-        raise ConflictError(
-            f"beds: {beds} offered but only {capacity.room_for_vacancies} free to offer "
-            f"({capacity.registered_places} registered places, {capacity.occupied} occupied, "
-            f"{capacity.offered} already offered by open vacancies)"
-        )
+    others = f"{capacity.offered} already offered by open vacancies"
+    _check_places(
+        beds, "offered", capacity.room_for_vacancies, "free to offer", capacity, others=others
+    )
 
 
 def check_room_for_placement(beds: int, capacity: Capacity) -> None:
     """A placement not started from an offer takes only places no offer holds for a council."""
-    if beds > capacity.free:
-        raise ConflictError(
-            f"beds: {beds} needed but only {capacity.free} free "
-            f"({capacity.registered_places} registered places, {capacity.occupied} occupied, "
-            f"{capacity.held} held by offers to councils)"
-        )
+    others = f"{capacity.held} held by offers to councils"
+    _check_places(beds, "needed", capacity.free, "free", capacity, others=others)
 
 
 def check_registered_places_cover_occupied(registered_places: int, capacity: Capacity) -> None:
@@ -446,12 +453,9 @@ def check_room_for_offer(
             f"beds: {beds} offered but only {free} of vacancy {vacancy.vacancy_id}'s "
             f"{vacancy.beds} beds are free to offer ({held_by_others} held by other offers)"
         )
-    if beds > capacity.free:
-        raise ConflictError(
-            f"beds: {beds} offered but only {capacity.free} of the setting's places are free "
-            f"({capacity.registered_places} registered places, {capacity.occupied} occupied, "
-            f"{capacity.held} held by offers)"
-        )
+    free_places = "of the setting's places are free"
+    others = f"{capacity.held} held by offers"
+    _check_places(beds, "offered", capacity.free, free_places, capacity, others=others)
 
 
 def receive_request(

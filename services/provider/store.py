@@ -6,10 +6,11 @@ first, so two concurrent posts at one setting cannot both take the last free pla
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from enum import StrEnum
+from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
@@ -58,24 +59,21 @@ async def load(
     return await session.get(kind, key, with_for_update=lock)
 
 
-AtSetting = TypeVar("AtSetting", Vacancy, Placement)
-
-
-async def _at_settings_of(
+async def _of_provider(
     session: AsyncSession,
-    kind: type[AtSetting],
+    kind: type[Record],
     provider_id: str,
-    status: VacancyStatus | PlacementStatus | None,
-    setting_id: UUID | None,
-    *order: object,
-) -> Sequence[AtSetting]:
-    """A provider's vacancies or placements, of one status and one setting if given, in order."""
+    status: StrEnum | None,
+    *order: ColumnElement[Any] | Mapped[Any],
+    setting_id: UUID | None = None,
+) -> Sequence[Record]:
+    """A provider's records of `kind`, of one status and at one setting if given, in `order`."""
     query = select(kind).where(kind.provider_id == provider_id)
     if status is not None:
         query = query.where(kind.status == status)
     if setting_id is not None:
         query = query.where(kind.setting_id == setting_id)
-    query = query.order_by(*(col(column) for column in order))
+    query = query.order_by(*order)
     return (await session.scalars(query)).all()
 
 
@@ -94,11 +92,8 @@ async def save(session: AsyncSession, record: Record) -> None:
 async def settings_of(
     session: AsyncSession, provider_id: str, status: SettingStatus | None
 ) -> Sequence[Setting]:
-    query = select(Setting).where(Setting.provider_id == provider_id)
-    if status is not None:
-        query = query.where(Setting.status == status)
-    query = query.order_by(col(Setting.registered_at), col(Setting.setting_id))
-    return (await session.scalars(query)).all()
+    order = (col(Setting.registered_at), col(Setting.setting_id))
+    return await _of_provider(session, Setting, provider_id, status, *order)
 
 
 async def capacities(session: AsyncSession, settings: Sequence[Setting]) -> dict[UUID, Capacity]:
@@ -148,9 +143,8 @@ async def vacancies_of(
     status: VacancyStatus | None,
     setting_id: UUID | None,
 ) -> Sequence[Vacancy]:
-    return await _at_settings_of(
-        session, Vacancy, provider_id, status, setting_id, Vacancy.posted_at, Vacancy.vacancy_id
-    )
+    order = (col(Vacancy.posted_at), col(Vacancy.vacancy_id))
+    return await _of_provider(session, Vacancy, provider_id, status, *order, setting_id=setting_id)
 
 
 async def lock_stale_vacancies(
@@ -176,14 +170,9 @@ async def placements_of(
     status: PlacementStatus | None,
     setting_id: UUID | None,
 ) -> Sequence[Placement]:
-    return await _at_settings_of(
-        session,
-        Placement,
-        provider_id,
-        status,
-        setting_id,
-        Placement.recorded_at,
-        Placement.placement_id,
+    order = (col(Placement.recorded_at), col(Placement.placement_id))
+    return await _of_provider(
+        session, Placement, provider_id, status, *order, setting_id=setting_id
     )
 
 
@@ -225,11 +214,8 @@ async def holding_requests(
 async def requests_of(
     session: AsyncSession, provider_id: str, status: RequestStatus | None
 ) -> Sequence[Request]:
-    query = select(Request).where(Request.provider_id == provider_id)
-    if status is not None:
-        query = query.where(Request.status == status)
-    query = query.order_by(col(Request.requested_at).desc(), col(Request.request_id))
-    return (await session.scalars(query)).all()
+    order = (col(Request.requested_at).desc(), col(Request.request_id))
+    return await _of_provider(session, Request, provider_id, status, *order)
 
 
 async def lock_expired_offers(

@@ -59,6 +59,17 @@ def _answer(status_code: int, view: BaseModel) -> StoredResponse:
     return StoredResponse(status_code, view.model_dump(mode="json"))
 
 
+def _aggregate_id(record: Setting | Vacancy | Placement) -> UUID:
+    """The key of the aggregate whose stream a record's events go to: the record's own."""
+    match record:
+        case Setting():
+            return record.setting_id
+        case Vacancy():
+            return record.vacancy_id
+        case Placement():
+            return record.placement_id
+
+
 class ProviderService:
     """The provider's use cases over its database, writing through the platform's `Writer`."""
 
@@ -126,42 +137,28 @@ class ProviderService:
 
         return await self._writer.write(request, work)
 
-    async def _emit(
-        self,
-        session: AsyncSession,
-        event: ProviderEvent,
-        *,
-        aggregate_id: UUID,
-        sequence: int,
-        now: datetime,
-    ) -> None:
-        await self._writer.emit(
-            session,
-            event,
-            organisation_id=event.provider_id,
-            aggregate_id=aggregate_id,
-            sequence=sequence,
-            occurred_at=now,
-        )
-
-    async def _save_and_emit(  # noqa: PLR0913 - the record, its event and where it goes
+    async def _save_and_emit(
         self,
         session: AsyncSession,
         record: Versioned,
         event: ProviderEvent,
         *,
-        aggregate_id: UUID,
         now: datetime,
         new: bool = False,
     ) -> None:
         """Write `record` at its new version (add it, when `new`) and emit `event` as its
-        aggregate's at that version."""
+        aggregate's at that version (every versioned record is its own aggregate)."""
         if new:
             session.add(record)
         else:
             await store.save(session, record)
-        await self._emit(
-            session, event, aggregate_id=aggregate_id, sequence=record.version, now=now
+        await self._writer.emit(
+            session,
+            event,
+            organisation_id=event.provider_id,
+            aggregate_id=_aggregate_id(record),
+            sequence=record.version,
+            occurred_at=now,
         )
 
     async def _save_request_change(
@@ -174,7 +171,7 @@ class ProviderService:
     ) -> None:
         """A request's change is an event of its vacancy's: both written, the vacancy's version."""
         await store.save(session, changed)
-        await self._save_and_emit(session, bumped, event, aggregate_id=bumped.vacancy_id, now=now)
+        await self._save_and_emit(session, bumped, event, now=now)
 
     async def _setting_view(self, session: AsyncSession, setting: Setting) -> SettingView:
         return SettingView.of(setting, await store.capacity(session, setting))
@@ -218,9 +215,7 @@ class ProviderService:
             setting, registered = domain.register_setting(
                 uuid4(), request.organisation_id, body, body.authority_code, now, profile=body
             )
-            await self._save_and_emit(
-                session, setting, registered, aggregate_id=setting.setting_id, now=now, new=True
-            )
+            await self._save_and_emit(session, setting, registered, now=now, new=True)
             return _answer(CREATED, await self._setting_view(session, setting))
 
         return await self._writer.write(request, work)
@@ -234,7 +229,7 @@ class ProviderService:
             if decided is None:
                 return _answer(OK, SettingView.of(setting, capacity))
             updated, event = decided
-            await self._save_and_emit(session, updated, event, aggregate_id=setting_id, now=now)
+            await self._save_and_emit(session, updated, event, now=now)
             return _answer(OK, await self._setting_view(session, updated))
 
         return await self._write_to_owned(request, Setting, setting_id, update)
@@ -252,7 +247,7 @@ class ProviderService:
                 OfferWithdrawalReason.SETTING_CLOSED,
                 now,
             )
-            await self._save_and_emit(session, closed, event, aggregate_id=setting_id, now=now)
+            await self._save_and_emit(session, closed, event, now=now)
             return _answer(OK, await self._setting_view(session, closed))
 
         return await self._write_to_owned(request, Setting, setting_id, close)
@@ -289,9 +284,7 @@ class ProviderService:
             capacity = await store.capacity(session, setting)
             now = self._clock()
             vacancy, posted = domain.post_vacancy(uuid4(), setting, capacity, body, now)
-            await self._save_and_emit(
-                session, vacancy, posted, aggregate_id=vacancy.vacancy_id, now=now, new=True
-            )
+            await self._save_and_emit(session, vacancy, posted, now=now, new=True)
             return _answer(CREATED, self._vacancy_view(vacancy))
 
         return await self._writer.write(request, work)
@@ -302,7 +295,7 @@ class ProviderService:
                 session, Setting, vacancy.setting_id, request.organisation_id, lock=False
             )
             confirmed, event = domain.confirm_vacancy(vacancy, setting, now)
-            await self._save_and_emit(session, confirmed, event, aggregate_id=vacancy_id, now=now)
+            await self._save_and_emit(session, confirmed, event, now=now)
             return _answer(OK, self._vacancy_view(confirmed))
 
         return await self._write_to_owned(request, Vacancy, vacancy_id, confirm)
@@ -322,7 +315,7 @@ class ProviderService:
                 now,
             )
             withdrawn, event = domain.withdraw(released[vacancy_id], body.reason, now)
-            await self._save_and_emit(session, withdrawn, event, aggregate_id=vacancy_id, now=now)
+            await self._save_and_emit(session, withdrawn, event, now=now)
             return _answer(OK, self._vacancy_view(withdrawn))
 
         return await self._write_to_owned(request, Vacancy, vacancy_id, withdraw)
@@ -365,9 +358,7 @@ class ProviderService:
                 )
                 for vacancy in stale:
                     gone, event = domain.expire(released[vacancy.vacancy_id], now)
-                    await self._save_and_emit(
-                        session, gone, event, aggregate_id=gone.vacancy_id, now=now
-                    )
+                    await self._save_and_emit(session, gone, event, now=now)
             expired += len(stale)
             if len(stale) < batch_size:
                 return expired
@@ -493,9 +484,7 @@ class ProviderService:
             placement, started = domain.start_placement(
                 uuid4(), setting, capacity, body.terms(), vacancy=vacancy, now=now
             )
-            await self._save_and_emit(
-                session, placement, started, aggregate_id=placement.placement_id, now=now, new=True
-            )
+            await self._save_and_emit(session, placement, started, now=now, new=True)
             return _answer(CREATED, PlacementView.of(placement))
 
         return await self._writer.write(request, work)
@@ -529,7 +518,6 @@ class ProviderService:
                 session,
                 placement,
                 decided.started,
-                aggregate_id=placement.placement_id,
                 now=now,
                 new=True,
             )
@@ -543,7 +531,6 @@ class ProviderService:
                     session,
                     decided.vacancy,
                     decided.filled,
-                    aggregate_id=decided.vacancy.vacancy_id,
                     now=now,
                 )
             return _answer(CREATED, PlacementView.of(decided.placement))
@@ -555,7 +542,7 @@ class ProviderService:
     ) -> StoredResponse:
         async def end(session: AsyncSession, placement: Placement, now: datetime) -> StoredResponse:
             ended, event = domain.end_placement(placement, body.end_date, body.reason, now)
-            await self._save_and_emit(session, ended, event, aggregate_id=placement_id, now=now)
+            await self._save_and_emit(session, ended, event, now=now)
             return _answer(OK, PlacementView.of(ended))
 
         return await self._write_to_owned(request, Placement, placement_id, end)
