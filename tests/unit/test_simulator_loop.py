@@ -321,7 +321,9 @@ def test_answers_offer_most_and_decline_with_every_reason_in_about_the_assumed_s
     total = sum(figures.DECLINE_REASON_MIX.values())
     for reason, weight in figures.DECLINE_REASON_MIX.items():
         assert declined[reason] / sum(declined.values()) == pytest.approx(weight / total, abs=0.05)
-    low, high = figures.WEEKLY_FEE_GBP[PlacementType.CHILDRENS_HOME]
+    fees = figures.BY_TYPE[PlacementType.CHILDRENS_HOME].weekly_fee_gbp
+    assert fees is not None
+    low, high = fees
     assert all(low <= (a.weekly_fee_gbp or 0) <= high for a in answers if a.offers)
 
 

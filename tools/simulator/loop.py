@@ -97,7 +97,8 @@ def answer(seed: int, request: Mapping[str, Any], placement_type: PlacementType 
         reasons = list(figures.DECLINE_REASON_MIX)
         weights = list(figures.DECLINE_REASON_MIX.values())
         return Answer(request_id, reason=chance.choices(reasons, weights)[0])
-    fees = figures.WEEKLY_FEE_GBP.get(placement_type) if placement_type is not None else None
+    kind = figures.BY_TYPE.get(placement_type) if placement_type is not None else None
+    fees = None if kind is None else kind.weekly_fee_gbp
     fee = None if fees is None else float(round(chance.uniform(*fees) / 50) * 50)
     return Answer(request_id, weekly_fee_gbp=fee)
 

@@ -312,11 +312,11 @@ class Planner:
             setting = self._new_setting(council.code, placement_type, places, provider_id)
             yield self._register(setting)
             yield from self._seed_placements(setting)
-            offered = figures.OFFERED[placement_type] * figures.OFFERED_AT_THE_START
+            offered = figures.BY_TYPE[placement_type].offered * figures.OFFERED_AT_THE_START
             if setting.room_to_offer and self.rng.random() < offered:
                 yield from self._post_vacancy(setting, self.today + self._days(-7, 14))
             elif setting.room_to_offer:
-                gap = self._exponential_days(figures.mean_empty_days(placement_type))
+                gap = self._exponential_days(figures.BY_TYPE[placement_type].mean_empty_days)
                 self._after(gap, partial(self._fill_directly, setting))
 
     def _sizes(self, provision: Provision, weights: Mapping[int, float]) -> list[int]:
@@ -407,25 +407,25 @@ class Planner:
         """The share of the setting's beds that children of other councils take."""
         if setting.provider_id == population.in_house_provider(setting.council):
             return (
-                figures.OTHERS_SHARE[setting.placement_type]
+                figures.BY_TYPE[setting.placement_type].others_share
                 if setting.placement_type in (FOSTERING)
                 else 0.0
             )
         if setting.placement_type is PlacementType.CHILDRENS_HOME:
             return figures.INDEPENDENT_HOMES_OTHERS_SHARE_BY_COUNCIL.get(
-                setting.council, figures.OTHERS_SHARE[PlacementType.CHILDRENS_HOME]
+                setting.council, figures.BY_TYPE[PlacementType.CHILDRENS_HOME].others_share
             )
-        return figures.OTHERS_SHARE[setting.placement_type]
+        return figures.BY_TYPE[setting.placement_type].others_share
 
     def _seed_placements(self, setting: SimSetting) -> Iterator[PlannedRequest]:
-        occupied = figures.OCCUPIED[setting.placement_type]
+        occupied = figures.BY_TYPE[setting.placement_type].occupied
         beds = sum(1 for _ in range(setting.places) if self.rng.random() < occupied)
         if Need.SOLO_PLACEMENT in setting.needs:
             beds = min(beds, 1)
         groups = [1] * beds
         if beds >= 2 and Need.SIBLING_GROUP in setting.needs and self.rng.random() < 0.35:
             groups = [beds]
-        mean_stay = figures.MEAN_STAY_DAYS[setting.placement_type]
+        mean_stay = figures.BY_TYPE[setting.placement_type].mean_stay_days
         for size in groups:
             age = population.resident_age(
                 self.rng, setting.placement_type, setting.age_min, setting.age_max
@@ -480,7 +480,7 @@ class Planner:
             id_field="vacancy_id",
         )
         self._after(CONFIRM_EVERY + self._days(-1, 1), partial(self._confirm, vacancy))
-        life = self._exponential_days(figures.mean_empty_days(setting.placement_type))
+        life = self._exponential_days(figures.BY_TYPE[setting.placement_type].mean_empty_days)
         self._after(life, partial(self._vacancy_fate, vacancy))
         if self.phase is Phase.STEADY:
             self._alert_referrals_fitting(vacancy)
@@ -533,7 +533,7 @@ class Planner:
         """A bed is free: offered on the exchange after a while, or filled by another route."""
         if not setting.open:
             return
-        if self.rng.random() < figures.OFFERED[setting.placement_type]:
+        if self.rng.random() < figures.BY_TYPE[setting.placement_type].offered:
             delay = (
                 timedelta(hours=self.rng.uniform(2, 48))
                 if setting.placement_type is PlacementType.SHORT_BREAKS
@@ -541,7 +541,7 @@ class Planner:
             )
             self._after(delay, partial(self._offer, setting))
         else:
-            gap = self._exponential_days(figures.mean_empty_days(setting.placement_type))
+            gap = self._exponential_days(figures.BY_TYPE[setting.placement_type].mean_empty_days)
             self._after(gap, partial(self._fill_directly, setting))
 
     def _offer(self, setting: SimSetting) -> Iterator[PlannedRequest]:
@@ -600,7 +600,7 @@ class Planner:
 
     def _schedule_end(self, placement: SimPlacement, age: float) -> None:
         placement_type = placement.setting.placement_type
-        stay = self._exponential_days(figures.MEAN_STAY_DAYS[placement_type])
+        stay = self._exponential_days(figures.BY_TYPE[placement_type].mean_stay_days)
         until_18 = timedelta(days=(18 - age) * 365.25)
         if stay >= until_18 and placement_type is not PlacementType.SHORT_BREAKS:
             reason = PlacementEndReason.TURNED_18
@@ -839,7 +839,7 @@ class Planner:
                 count = len(self._by_kind.get((council.code, placement_type), ()))
                 if not count:
                     continue
-                turnover = figures.TURNOVER_PER_YEAR[placement_type] * count / 365
+                turnover = figures.BY_TYPE[placement_type].turnover_per_year * count / 365
                 self._every(turnover, partial(self._turnover, council.code, placement_type))
                 if placement_type in figures.INSPECTED:
                     self._every(count / 365, partial(self._inspect, council.code, placement_type))

@@ -100,67 +100,61 @@ KNOWN_MARKETS = {
     ),
 }
 
-# Of the beds in a council's settings, the share taken by children of OTHER councils. Sefton:
-# about 283 children from other councils, 44% of all cared-for children living there; W&F: only
-# 11 of the council's 34 children in external homes live in its area, and most children in its
-# external homes come from other councils; 163 of Cumbria's residential places went to others.
-OTHERS_SHARE = {
-    PlacementType.CHILDRENS_HOME: 0.45,
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.7,
-    PlacementType.FOSTER_CARE_IFA: 0.35,
-    PlacementType.FOSTER_CARE_IN_HOUSE: 0.03,
-    PlacementType.SUPPORTED_ACCOMMODATION: 0.35,
-    PlacementType.SHORT_BREAKS: 0.0,
+
+@dataclass(frozen=True, slots=True)
+class TypeFigures:
+    """The figures of one kind of setting the simulator runs (`BY_TYPE`)."""
+
+    # Of the beds in a council's settings, the share taken by children of OTHER councils. Sefton:
+    # about 283 children from other councils, 44% of all cared-for children living there; W&F:
+    # only 11 of the council's 34 children in external homes live in its area, and most children
+    # in its external homes come from other councils; 163 of Cumbria's residential places went to
+    # others.
+    others_share: float
+    # The share of a setting's places occupied at the start (our assumption, giving 80-90%
+    # overall): homes and schools run full, foster households' second and third places less often.
+    occupied: float
+    # How often a free bed is offered on the exchange (the rest are filled by other routes or left
+    # empty, e.g. for staffing): our assumption.
+    offered: float
+    # Mean length of a placement in days (our assumption; short breaks are a few nights).
+    mean_stay_days: int
+    # Settings opening and closing each year, as a share of those of their kind (England's homes
+    # grew 5% in 2021 with many closures; foster households come and go faster).
+    turnover_per_year: float
+    # Weekly fees offered, low and high, in pounds (our assumption, in line with the fees the
+    # CMA's 2022 market study reports: about £4,000-£6,000 a week for a children's home, under
+    # £1,000 for an independent fostering agency). None: the type offers no fee.
+    weekly_fee_gbp: tuple[int, int] | None
+
+    @property
+    def mean_empty_days(self) -> float:
+        """How long a freed place stays empty on average, so that occupancy holds at `occupied`.
+
+        In a steady state a place is occupied for a stay and empty for a gap, so the occupied
+        share is stay / (stay + gap), and gap = stay * (1 - occupied) / occupied.
+        """
+        return self.mean_stay_days * (1 - self.occupied) / self.occupied
+
+
+# Columns: others_share, occupied, offered, mean_stay_days, turnover_per_year, weekly_fee_gbp.
+BY_TYPE = {
+    PlacementType.CHILDRENS_HOME: TypeFigures(0.45, 0.86, 0.7, 420, 0.06, (4000, 7000)),
+    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: TypeFigures(0.7, 0.82, 0.5, 700, 0.02, (4000, 8000)),
+    PlacementType.FOSTER_CARE_IN_HOUSE: TypeFigures(0.03, 0.84, 0.45, 760, 0.1, None),
+    PlacementType.FOSTER_CARE_IFA: TypeFigures(0.35, 0.8, 0.6, 640, 0.1, (750, 1100)),
+    PlacementType.SUPPORTED_ACCOMMODATION: TypeFigures(0.35, 0.85, 0.6, 240, 0.08, (1000, 2500)),
+    PlacementType.SHORT_BREAKS: TypeFigures(0.0, 0.6, 0.4, 5, 0.02, (2000, 4000)),
 }
 INDEPENDENT_HOMES_OTHERS_SHARE_BY_COUNCIL = {WESTMORLAND_AND_FURNESS: 0.8, SEFTON: 0.45}
 # A child of another council comes from the same region this often, else from anywhere in England
 # (W&F: 46% of its children within 20 miles; nationally 1 in 5 more than 20 miles away).
 OTHERS_FROM_THE_REGION = 0.65
 
-# The share of a setting's places occupied at the start (our assumption, giving 80-90% overall):
-# homes and schools run full, foster households' second and third places less often.
-OCCUPIED = {
-    PlacementType.CHILDRENS_HOME: 0.86,
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.82,
-    PlacementType.FOSTER_CARE_IN_HOUSE: 0.84,
-    PlacementType.FOSTER_CARE_IFA: 0.8,
-    PlacementType.SUPPORTED_ACCOMMODATION: 0.85,
-    PlacementType.SHORT_BREAKS: 0.6,
-}
-# How often a free bed is offered on the exchange (the rest are filled by other routes or left
-# empty, e.g. for staffing): our assumption.
-OFFERED = {
-    PlacementType.CHILDRENS_HOME: 0.7,
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.5,
-    PlacementType.FOSTER_CARE_IN_HOUSE: 0.45,
-    PlacementType.FOSTER_CARE_IFA: 0.6,
-    PlacementType.SUPPORTED_ACCOMMODATION: 0.6,
-    PlacementType.SHORT_BREAKS: 0.4,
-}
 # At the start a free bed is on offer less often than when it is freed: beds freed long ago and
 # still empty are mostly not offered (our assumption, matching the share offered in the steady
 # state, about a fifth of empty beds).
 OFFERED_AT_THE_START = 0.45
-# Mean length of a placement in days (our assumption; short breaks are a few nights).
-MEAN_STAY_DAYS = {
-    PlacementType.CHILDRENS_HOME: 420,
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 700,
-    PlacementType.FOSTER_CARE_IN_HOUSE: 760,
-    PlacementType.FOSTER_CARE_IFA: 640,
-    PlacementType.SUPPORTED_ACCOMMODATION: 240,
-    PlacementType.SHORT_BREAKS: 5,
-}
-
-
-def mean_empty_days(placement_type: PlacementType) -> float:
-    """How long a freed place stays empty on average, so that occupancy holds at `OCCUPIED`.
-
-    In a steady state a place is occupied for a stay and empty for a gap, so the occupied share
-    is stay / (stay + gap), and gap = stay * (1 - occupied) / occupied.
-    """
-    occupied = OCCUPIED[placement_type]
-    return MEAN_STAY_DAYS[placement_type] * (1 - occupied) / occupied
-
 
 # Why placements end, by kind of setting (turned_18 comes from the child's age, not from here).
 END_REASON_WEIGHTS = {
@@ -185,16 +179,6 @@ END_REASON_WEIGHTS = {
 # year in England (0.39 a child) plus moves between homes (our assumption: 0.16).
 REFERRALS_PER_CHILD_PER_YEAR = 0.55
 EMERGENCY_SHARE = 0.2
-# Settings opening and closing each year, as a share of those of their kind (England's homes grew
-# 5% in 2021 with many closures; foster households come and go faster).
-TURNOVER_PER_YEAR = {
-    PlacementType.CHILDRENS_HOME: 0.06,
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: 0.02,
-    PlacementType.FOSTER_CARE_IN_HOUSE: 0.1,
-    PlacementType.FOSTER_CARE_IFA: 0.1,
-    PlacementType.SUPPORTED_ACCOMMODATION: 0.08,
-    PlacementType.SHORT_BREAKS: 0.02,
-}
 # Ofsted inspects homes, schools, supported accommodation and short-break homes about yearly.
 INSPECTED = (
     PlacementType.CHILDRENS_HOME,
@@ -220,16 +204,6 @@ DECLINE_REASON_MIX = {
     DeclineReason.NEEDS_CANNOT_BE_MET: 20,
     DeclineReason.LOCATION_RISK: 12,
     DeclineReason.BED_NO_LONGER_AVAILABLE: 8,
-}
-# Weekly fees offered, low and high, in pounds (our assumption, in line with the fees the CMA's 2022
-# market study reports: about £4,000-£6,000 a week for a children's home, under £1,000 for an
-# independent fostering agency). A type not listed offers no fee.
-WEEKLY_FEE_GBP = {
-    PlacementType.CHILDRENS_HOME: (4_000, 7_000),
-    PlacementType.RESIDENTIAL_SPECIAL_SCHOOL: (4_000, 8_000),
-    PlacementType.FOSTER_CARE_IFA: (750, 1_100),
-    PlacementType.SUPPORTED_ACCOMMODATION: (1_000, 2_500),
-    PlacementType.SHORT_BREAKS: (2_000, 4_000),
 }
 
 # --- England as a whole -------------------------------------------------------------------------
