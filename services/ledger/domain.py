@@ -368,8 +368,10 @@ class Counts:
 
 
 @dataclass(frozen=True, slots=True)
-class CouncilFigures(Counts):
-    """One council's figures for one placement type; `vacant` never counts a full home below 0."""
+class _Capacity(Counts):
+    """The figures a council's and a footprint's capacity both have (`held` comes last in each,
+    after the footprint's own, so that figures written out by position before there were offers
+    still read the same)."""
 
     registered_places: int = 0
     occupied: int = 0
@@ -377,7 +379,12 @@ class CouncilFigures(Counts):
     offered: int = 0
     stale_vacancies: int = 0
     open_referrals: int = 0
-    # Last, so that figures written out by position before there were offers still read the same.
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilFigures(_Capacity):
+    """One council's figures for one placement type; `vacant` never counts a full home below 0."""
+
     held: int = 0
 
     def as_row(self) -> tuple[int, ...]:
@@ -503,15 +510,9 @@ def council_figures(state: LedgerState, now: datetime, stale_after: timedelta) -
 
 
 @dataclass(frozen=True, slots=True)
-class TypeCapacity(Counts):
+class TypeCapacity(_Capacity):
     """A footprint's figures for one placement type (or all types, summed)."""
 
-    registered_places: int = 0
-    occupied: int = 0
-    vacant: int = 0
-    offered: int = 0
-    stale_vacancies: int = 0
-    open_referrals: int = 0
     occupied_by_own: int = 0
     occupied_by_others: int = 0
     held: int = 0  # last, as in CouncilFigures

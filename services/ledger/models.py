@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,14 +34,26 @@ class _Answer(BaseModel):
 
 
 CountsT = TypeVar("CountsT")
+FiguresT_co = TypeVar("FiguresT_co", covariant=True)
 AnswerT = TypeVar("AnswerT", bound=_Answer)
 
 
-def _per_type(
-    answer: Callable[[CountsT], AnswerT], by_type: Mapping[PlacementType, CountsT], totals: CountsT
-) -> dict[str, Any]:
+class _PerType(Protocol[FiguresT_co]):
+    """Figures by placement type and summed over the types."""
+
+    @property
+    def by_type(self) -> Mapping[PlacementType, FiguresT_co]: ...
+
+    @property
+    def totals(self) -> FiguresT_co: ...
+
+
+def _per_type(answer: Callable[[CountsT], AnswerT], figures: _PerType[CountsT]) -> dict[str, Any]:
     """The `by_type` and `totals` fields of an answer, each type's figures given as `answer`."""
-    return {"by_type": {t: answer(f) for t, f in by_type.items()}, "totals": answer(totals)}
+    return {
+        "by_type": {t: answer(f) for t, f in figures.by_type.items()},
+        "totals": answer(figures.totals),
+    }
 
 
 class CouncilView(_Answer):
@@ -58,6 +70,25 @@ class _AboutFootprint(_Answer):
     def _naming(footprint: Footprint) -> dict[str, Any]:
         """The fields that say which footprint an answer is about."""
         return {"footprint_id": footprint.id, "name": footprint.name, "kind": footprint.kind}
+
+
+class _AboutFootprintAsOf(_AboutFootprint):
+    """An answer about a footprint as it stood at `as_of`."""
+
+    as_of: datetime
+
+    @classmethod
+    def _by_type_as_of(
+        cls,
+        footprint: Footprint,
+        as_of: datetime,
+        answer: Callable[[CountsT], AnswerT],
+        figures: _PerType[CountsT],
+        **more: Any,  # noqa: ANN401 - the answer's own further fields
+    ) -> Self:
+        """An answer about `footprint` as of `as_of`, each type's figures (and the totals) given
+        as `answer`."""
+        return cls(**cls._naming(footprint), as_of=as_of, **_per_type(answer, figures), **more)
 
 
 class FootprintView(_AboutFootprint):
@@ -105,20 +136,15 @@ class Figures(_Answer):
         return cls.model_validate(figures, from_attributes=True)
 
 
-class CapacityView(_AboutFootprint):
+class CapacityView(_AboutFootprintAsOf):
     """A footprint's live capacity, by placement type, as of `as_of`."""
 
-    as_of: datetime
     by_type: dict[PlacementType, Figures]
     totals: Figures
 
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, capacity: FootprintCapacity) -> Self:
-        return cls(
-            **cls._naming(footprint),
-            as_of=as_of,
-            **_per_type(Figures.of, capacity.by_type, capacity.totals),
-        )
+        return cls._by_type_as_of(footprint, as_of, Figures.of, capacity)
 
 
 class FlowView(_Answer):
@@ -147,10 +173,9 @@ class FlowTotals(_Answer):
     occupied_by_others: int
 
 
-class FlowsView(_AboutFootprint):
+class FlowsView(_AboutFootprintAsOf):
     """Who places children in the footprint's homes: placing council to beds, most first."""
 
-    as_of: datetime
     flows: list[FlowView]
     totals: FlowTotals
 
@@ -196,8 +221,7 @@ class HistoryView(_AboutFootprint):
             since=since,
             until=until,
             points=[
-                HistoryPoint(at=at, **_per_type(Figures.of, capacity.by_type, capacity.totals))
-                for at, capacity in points
+                HistoryPoint(at=at, **_per_type(Figures.of, capacity)) for at, capacity in points
             ],
         )
 
@@ -232,21 +256,16 @@ class ResponseFigures(_Answer):
         return cls._read(responses, 2, "median_hours_to_first_answer", "requests_per_placement")
 
 
-class ResponsesView(_AboutFootprint):
+class ResponsesView(_AboutFootprintAsOf):
     """Requests to the footprint's settings and how they were answered, by placement type, as of
     `as_of` (every request the ledger has counted, since the exchange began)."""
 
-    as_of: datetime
     by_type: dict[PlacementType, ResponseFigures]
     totals: ResponseFigures
 
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, responses: FootprintResponses) -> Self:
-        return cls(
-            **cls._naming(footprint),
-            as_of=as_of,
-            **_per_type(ResponseFigures.of, responses.by_type, responses.totals),
-        )
+        return cls._by_type_as_of(footprint, as_of, ResponseFigures.of, responses)
 
 
 class SufficiencyFigures(_Answer):
@@ -271,23 +290,23 @@ class SufficiencyFigures(_Answer):
         return cls._read(sufficiency, 4, "share_within_20_miles", "share_inside_placing_council")
 
 
-class SufficiencyView(_AboutFootprint):
+class SufficiencyView(_AboutFootprintAsOf):
     """The sufficiency measures for placements started from referrals, by placement type.
 
     `counted_by` says whose footprint a placement counts in: `setting` (where the home is, the
     default) or `placing_council` (the council that placed the child is a member).
     """
 
-    as_of: datetime
     counted_by: CountedBy
     by_type: dict[PlacementType, SufficiencyFigures]
     totals: SufficiencyFigures
 
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, sufficiency: FootprintSufficiency) -> Self:
-        return cls(
-            **cls._naming(footprint),
-            as_of=as_of,
+        return cls._by_type_as_of(
+            footprint,
+            as_of,
+            SufficiencyFigures.of,
+            sufficiency,
             counted_by=sufficiency.counted_by,
-            **_per_type(SufficiencyFigures.of, sufficiency.by_type, sufficiency.totals),
         )
