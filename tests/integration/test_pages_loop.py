@@ -20,7 +20,7 @@ at the end, no page has asked anything of an origin outside the exchange's.
 """
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,6 +106,14 @@ async def register_home(provider: Person) -> None:
     await form.get_by_role("button", name="Register home").click()
 
 
+async def post_vacancy(provider: Person) -> None:
+    """One bed at Ashdale House, through the page's form."""
+    form = provider.page.locator("#vacancy-form")
+    await form.get_by_label("Home", exact=True).select_option(label="Ashdale House")
+    await form.get_by_label("Beds").fill("1")
+    await form.get_by_role("button", name="Post vacancy").click()
+
+
 async def open_referral(home_finder: Person, reference: str, *, age: str) -> None:
     """A child from Kendal who needs a children's home, through the page's form."""
     form = home_finder.page.locator("#referral-form")
@@ -173,10 +181,7 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     await analyst.step(5, "before the loop")
 
     # Lakeland posts a one-bed vacancy; it appears under both referrals without a reload.
-    vacancy_form = lakeland.page.locator("#vacancy-form")
-    await vacancy_form.get_by_label("Home", exact=True).select_option(label="Ashdale House")
-    await vacancy_form.get_by_label("Beds").fill("1")
-    await vacancy_form.get_by_role("button", name="Post vacancy").click()
+    await post_vacancy(lakeland)
     for reference in ("WF-1001", "WF-1002"):
         alert = referral_card(home_finder, reference).locator("tr[data-vacancy-id]")
         await expect(alert).to_have_count(1, timeout=LIVE_MS)
@@ -258,6 +263,26 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     assert "Westmorland" not in bay_text
     assert await bay_homes.page.locator("section[data-request-id]").count() == 0
     await bay_homes.step(17, "sees nothing of another provider")
+
+    # Three days on, a vacancy nobody confirmed stands out, with a one-click "Still available".
+    await post_vacancy(lakeland)
+    await expect(lakeland.page.locator('tr[data-vacancy-id][data-stale="false"]')).to_have_count(
+        1, timeout=LIVE_MS
+    )
+    await lakeland.page.clock.install(time=datetime.now(UTC) + timedelta(days=3, hours=1))
+    await lakeland.page.reload()
+    stale = lakeland.page.locator('tr[data-vacancy-id][data-stale="true"]')
+    await expect(stale).to_have_count(1, timeout=LIVE_MS)
+    await expect(stale).to_contain_text("Not confirmed for 3 days")
+    await lakeland.step(18, "a stale vacancy stands out")
+    async with lakeland.page.expect_response(
+        lambda answer: answer.url.endswith("/confirm") and answer.request.method == "POST"
+    ) as confirmed:
+        await stale.get_by_role("button", name="Still available").click()
+    assert (await confirmed.value).status == 200
+    await expect(lakeland.page.get_by_role("status").first).to_contain_text(
+        "Confirmed the vacancy at Ashdale House as still available"
+    )
 
     # Every page asked only the exchange's own origins, and logged no error.
     origins = {url_of(exchange, name) for name in SERVICES}
