@@ -26,44 +26,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from contracts.enums import (
-    DeclineReason,
-    Need,
-    OfferWithdrawalReason,
-    OfstedRating,
-    PlacementEndReason,
-    PlacementType,
-    ReferralOutcome,
-    RequestWithdrawalReason,
-    Sex,
-    Urgency,
-    WithdrawalReason,
-)
+from contracts import enums, events
 from contracts.envelope import Envelope, envelop
-from contracts.events import (
-    EventPayload,
-    OfferAccepted,
-    OfferExpired,
-    OfferWithdrawn,
-    PlacementDeclined,
-    PlacementEnded,
-    PlacementOffered,
-    PlacementRequested,
-    PlacementStarted,
-    ReferralClosed,
-    ReferralEvent,
-    ReferralOpened,
-    ReferralUpdated,
-    ReferralWidened,
-    RequestWithdrawn,
-    SettingClosed,
-    SettingRegistered,
-    SettingUpdated,
-    VacancyConfirmed,
-    VacancyExpired,
-    VacancyPosted,
-    VacancyWithdrawn,
-)
 from contracts.topics import topic_for_event
 from tools.synthetic import figures
 from tools.synthetic.area import (
@@ -119,7 +83,7 @@ class _Bag(Generic[T]):
 
 @dataclass
 class _Setting:
-    registered: SettingRegistered
+    registered: events.SettingRegistered
     version: int = 1
     occupied: int = 0
     offered: int = 0
@@ -155,7 +119,7 @@ class _Placement:
 
 @dataclass
 class _Referral:
-    opened: ReferralOpened
+    opened: events.ReferralOpened
     version: int = 1
     # Its open requests (requested, offered or accepted), and the vacancies they are for.
     requests: dict[UUID, UUID] = field(default_factory=dict)
@@ -165,7 +129,7 @@ class _Referral:
 class _Request:
     """A council's open request: `requested`, `offered` (holding `beds`) or `accepted`."""
 
-    requested: PlacementRequested
+    requested: events.PlacementRequested
     referral: _Referral
     vacancy_id: UUID
     vacancy: _Vacancy
@@ -202,11 +166,13 @@ class SyntheticHistory:
         self._now += timedelta(seconds=self._random.expovariate(1 / 90))
         return self._now
 
-    def _envelope(self, payload: EventPayload, aggregate_id: UUID, sequence: int) -> Envelope[Any]:
+    def _envelope(
+        self, payload: events.EventPayload, aggregate_id: UUID, sequence: int
+    ) -> Envelope[Any]:
         # A council's events are its own (a request names the provider, but the council sends it).
         organisation = (
             payload.authority_code
-            if isinstance(payload, ReferralEvent)
+            if isinstance(payload, events.ReferralEvent)
             else getattr(payload, "provider_id", None) or getattr(payload, "authority_code")  # noqa: B009
         )
         return envelop(
@@ -238,16 +204,16 @@ class SyntheticHistory:
         )
         placement_type = draw(self._random, figures.HISTORY_SETTING_MIX)
         age_min = self._random.randint(YOUNGEST, 12)
-        registered = SettingRegistered(
+        registered = events.SettingRegistered(
             setting_id=self._uuid(),
             provider_id=self._random.choice(self._providers),
             placement_type=placement_type,
             registered_places=self._random.choice((1, 2, 3, 3, 4, 4, 5, 6)),
-            ofsted_rating=self._random.choice(list(OfstedRating)),
+            ofsted_rating=self._random.choice(list(enums.OfstedRating)),
             age_min=age_min,
             age_max=self._random.randint(age_min, OLDEST),
-            sexes_accepted=tuple(self._random.sample(list(Sex), self._random.randint(1, 3))),
-            needs_met=tuple(self._random.sample(list(Need), self._random.randint(0, 5))),
+            sexes_accepted=tuple(self._random.sample(list(enums.Sex), self._random.randint(1, 3))),
+            needs_met=tuple(self._random.sample(list(enums.Need), self._random.randint(0, 5))),
             postcode_district=where.code,
             authority_code=where.authority_code,
         )
@@ -259,7 +225,9 @@ class SyntheticHistory:
             where.code,
         )
         if profile is not None:
-            registered = SettingRegistered.model_validate({**registered.model_dump(), **profile})
+            registered = events.SettingRegistered.model_validate(
+                {**registered.model_dump(), **profile}
+            )
         self._settings[registered.setting_id] = setting = _Setting(registered)
         self._open_settings.add(registered.setting_id, setting)
         return self._envelope(registered, registered.setting_id, 1)
@@ -267,19 +235,19 @@ class SyntheticHistory:
     def _update_setting(self, setting_id: UUID, setting: _Setting) -> Envelope[Any]:
         lowest = max(setting.occupied + setting.offered, 1)
         places = self._random.randint(lowest, max(lowest, setting.registered.registered_places + 1))
-        rating = self._random.choice(list(OfstedRating))
+        rating = self._random.choice(list(enums.OfstedRating))
         setting.registered = setting.registered.model_copy(
             update={"registered_places": places, "ofsted_rating": rating}
         )
         setting.version += 1
-        updated = SettingUpdated(**setting.registered.model_dump())
+        updated = events.SettingUpdated(**setting.registered.model_dump())
         return self._envelope(updated, setting_id, setting.version)
 
     def _close_setting(self, setting_id: UUID, setting: _Setting) -> Envelope[Any]:
         setting.is_open = False
         self._open_settings.remove(setting_id)
         setting.version += 1
-        closed = SettingClosed(
+        closed = events.SettingClosed(
             setting_id=setting_id,
             provider_id=setting.registered.provider_id,
             closed_on=self._now.date(),
@@ -293,7 +261,7 @@ class SyntheticHistory:
         setting.offered += beds
         vacancy_id = self._uuid()
         self._vacancies.add(vacancy_id, _Vacancy(setting_id, beds, self._now))
-        posted = VacancyPosted(
+        posted = events.VacancyPosted(
             setting_id=setting_id,
             provider_id=setting.registered.provider_id,
             vacancy_id=vacancy_id,
@@ -306,7 +274,7 @@ class SyntheticHistory:
         vacancy.version += 1
         confirmed_at = self._tick()
         vacancy.confirmed_at = confirmed_at
-        confirmed = VacancyConfirmed(
+        confirmed = events.VacancyConfirmed(
             setting_id=vacancy.setting_id,
             provider_id=self._settings[vacancy.setting_id].registered.provider_id,
             vacancy_id=vacancy_id,
@@ -317,9 +285,9 @@ class SyntheticHistory:
     def _end_vacancy(self, vacancy_id: UUID, vacancy: _Vacancy) -> Envelope[Any]:
         withdrawing = self._random.random() < 0.7
         reason = (
-            OfferWithdrawalReason.VACANCY_WITHDRAWN
+            enums.OfferWithdrawalReason.VACANCY_WITHDRAWN
             if withdrawing
-            else OfferWithdrawalReason.VACANCY_EXPIRED
+            else enums.OfferWithdrawalReason.VACANCY_EXPIRED
         )
         # The provider releases the vacancy's holds first (each the vacancy's next version).
         released = [
@@ -332,16 +300,16 @@ class SyntheticHistory:
         setting.offered -= vacancy.beds
         provider_id = setting.registered.provider_id
         vacancy.version += 1
-        gone: EventPayload
+        gone: events.EventPayload
         if withdrawing:
-            gone = VacancyWithdrawn(
+            gone = events.VacancyWithdrawn(
                 setting_id=vacancy.setting_id,
                 provider_id=provider_id,
                 vacancy_id=vacancy_id,
-                reason=self._random.choice(list(WithdrawalReason)),
+                reason=self._random.choice(list(enums.WithdrawalReason)),
             )
         else:
-            gone = VacancyExpired(
+            gone = events.VacancyExpired(
                 setting_id=vacancy.setting_id,
                 provider_id=provider_id,
                 vacancy_id=vacancy_id,
@@ -360,7 +328,7 @@ class SyntheticHistory:
         placement_id = self._uuid()
         started = self._now.date()
         self._placements.add(placement_id, _Placement(setting_id, placing, beds, started))
-        payload = PlacementStarted(
+        payload = events.PlacementStarted(
             setting_id=setting_id,
             provider_id=setting.registered.provider_id,
             placement_id=placement_id,
@@ -374,14 +342,14 @@ class SyntheticHistory:
         self._placements.remove(placement_id)
         setting = self._settings[placement.setting_id]
         setting.occupied -= placement.beds
-        ended = PlacementEnded(
+        ended = events.PlacementEnded(
             setting_id=placement.setting_id,
             provider_id=setting.registered.provider_id,
             placement_id=placement_id,
             placing_authority_code=placement.placing_authority_code,
             beds=placement.beds,
             end_date=max(self._now.date(), placement.started),
-            reason=self._random.choice(list(PlacementEndReason)),
+            reason=self._random.choice(list(enums.PlacementEndReason)),
         )
         return self._envelope(ended, placement_id, placement.version + 1)
 
@@ -390,25 +358,25 @@ class SyntheticHistory:
     def _open_referral(self) -> Envelope[Any]:
         authority_code = self._council()
         siblings = 2 if self._random.random() < 0.08 else 1
-        needs: set[Need] = set(
-            self._random.sample([n for n in Need if n is not Need.SIBLING_GROUP], 2)
+        needs: set[enums.Need] = set(
+            self._random.sample([n for n in enums.Need if n is not enums.Need.SIBLING_GROUP], 2)
         )
         if siblings > 1:
-            needs.add(Need.SIBLING_GROUP)
-        opened = ReferralOpened(
+            needs.add(enums.Need.SIBLING_GROUP)
+        opened = events.ReferralOpened(
             referral_id=self._uuid(),
             authority_code=authority_code,
             reference=f"REF-{self._random.getrandbits(40):x}",
             age=self._random.randint(YOUNGEST, OLDEST),
-            sex=self._random.choice(list(Sex)),
+            sex=self._random.choice(list(enums.Sex)),
             needs=tuple(needs),
             sibling_group_size=siblings,
             placement_types=tuple(
-                self._random.sample(list(PlacementType), self._random.randint(1, 2))
+                self._random.sample(list(enums.PlacementType), self._random.randint(1, 2))
             ),
             home_postcode_district=self._random.choice(district_codes_of(authority_code)),
             needed_by=self._now.date() + timedelta(days=self._random.randint(0, 60)),
-            urgency=self._random.choice(list(Urgency)),
+            urgency=self._random.choice(list(enums.Urgency)),
         )
         self._referrals.add(opened.referral_id, _Referral(opened))
         return self._envelope(opened, opened.referral_id, 1)
@@ -416,17 +384,21 @@ class SyntheticHistory:
     def _change_referral(self, referral_id: UUID, referral: _Referral) -> Envelope[Any]:
         roll = self._random.random()
         opened = referral.opened
-        changed: EventPayload
+        changed: events.EventPayload
         if roll < 0.4:
-            outcome = self._random.choice(list(ReferralOutcome))
+            outcome = self._random.choice(list(enums.ReferralOutcome))
             return self._in_order(*self._close_referral(referral_id, referral, outcome))
         referral.version += 1
         if roll < 0.55:
-            changed = ReferralWidened(referral_id=referral_id, authority_code=opened.authority_code)
+            changed = events.ReferralWidened(
+                referral_id=referral_id, authority_code=opened.authority_code
+            )
         else:
-            types = tuple(self._random.sample(list(PlacementType), self._random.randint(1, 3)))
+            types = tuple(
+                self._random.sample(list(enums.PlacementType), self._random.randint(1, 3))
+            )
             referral.opened = replace_payload(opened, placement_types=types)
-            changed = ReferralUpdated(**referral.opened.model_dump())
+            changed = events.ReferralUpdated(**referral.opened.model_dump())
         return self._envelope(changed, referral_id, referral.version)
 
     # --- the placement loop -----------------------------------------------------------------------
@@ -436,11 +408,11 @@ class SyntheticHistory:
         self._pending.extend(then)
         return first
 
-    def _referral_event(self, payload: EventPayload, referral: _Referral) -> Envelope[Any]:
+    def _referral_event(self, payload: events.EventPayload, referral: _Referral) -> Envelope[Any]:
         referral.version += 1
         return self._envelope(payload, referral.opened.referral_id, referral.version)
 
-    def _vacancy_event(self, payload: EventPayload, request: _Request) -> Envelope[Any]:
+    def _vacancy_event(self, payload: events.EventPayload, request: _Request) -> Envelope[Any]:
         request.vacancy.version += 1
         return self._envelope(payload, request.vacancy_id, request.vacancy.version)
 
@@ -471,45 +443,45 @@ class SyntheticHistory:
         request.referral.requests.pop(request_id, None)
 
     def _release_offer(
-        self, request_id: UUID, request: _Request, reason: OfferWithdrawalReason
+        self, request_id: UUID, request: _Request, reason: enums.OfferWithdrawalReason
     ) -> Envelope[Any]:
         """The provider releases the request's hold (the request is over for it)."""
         request.vacancy.held -= request.beds
         self._end_request(request_id, request)
-        released = OfferWithdrawn(**self._about(request), beds=request.beds, reason=reason)
+        released = events.OfferWithdrawn(**self._about(request), beds=request.beds, reason=reason)
         return self._vacancy_event(released, request)
 
     def _withdraw_request(
-        self, request_id: UUID, request: _Request, reason: RequestWithdrawalReason
+        self, request_id: UUID, request: _Request, reason: enums.RequestWithdrawalReason
     ) -> list[Envelope[Any]]:
         """The council withdraws the request; a hold it had, the provider then releases."""
-        withdrawn = RequestWithdrawn(**self._about(request), reason=reason)
-        events = [self._referral_event(withdrawn, request.referral)]
+        withdrawn = events.RequestWithdrawn(**self._about(request), reason=reason)
+        emitted = [self._referral_event(withdrawn, request.referral)]
         if request.status in ("offered", "accepted"):
-            released = OfferWithdrawalReason.REQUEST_WITHDRAWN
-            events.append(self._release_offer(request_id, request, released))
+            released = enums.OfferWithdrawalReason.REQUEST_WITHDRAWN
+            emitted.append(self._release_offer(request_id, request, released))
         else:
             self._end_request(request_id, request)
-        return events
+        return emitted
 
     def _close_referral(
-        self, referral_id: UUID, referral: _Referral, outcome: ReferralOutcome
+        self, referral_id: UUID, referral: _Referral, outcome: enums.ReferralOutcome
     ) -> list[Envelope[Any]]:
         """The referral closes, and the council withdraws its open requests."""
         self._referrals.remove(referral_id)
         opened = referral.opened
-        closed = ReferralClosed(
+        closed = events.ReferralClosed(
             referral_id=referral_id, authority_code=opened.authority_code, outcome=outcome
         )
-        events = [self._referral_event(closed, referral)]
+        emitted = [self._referral_event(closed, referral)]
         reason = (
-            RequestWithdrawalReason.REFERRAL_PLACED
-            if outcome is ReferralOutcome.PLACED
-            else RequestWithdrawalReason.REFERRAL_CLOSED
+            enums.RequestWithdrawalReason.REFERRAL_PLACED
+            if outcome is enums.ReferralOutcome.PLACED
+            else enums.RequestWithdrawalReason.REFERRAL_CLOSED
         )
         for request_id in sorted(referral.requests):
-            events += self._withdraw_request(request_id, self._requests.items[request_id], reason)
-        return events
+            emitted += self._withdraw_request(request_id, self._requests.items[request_id], reason)
+        return emitted
 
     def _request(self) -> Envelope[Any] | None:
         """An open referral's council asks for beds of an open vacancy that has them free."""
@@ -531,7 +503,7 @@ class SyntheticHistory:
         else:
             return None
         setting = self._settings[vacancy.setting_id]
-        requested = PlacementRequested(
+        requested = events.PlacementRequested(
             referral_id=referral_id,
             authority_code=opened.authority_code,
             request_id=self._uuid(),
@@ -561,7 +533,7 @@ class SyntheticHistory:
         if request.vacancy.is_open and request.vacancy.free >= beds and self._random.random() < 0.6:
             request.status, request.beds = "offered", beds
             request.vacancy.held += beds
-            offered = PlacementOffered(
+            offered = events.PlacementOffered(
                 **self._about(request),
                 beds=beds,
                 expires_at=self._now + OFFER_HOLD,
@@ -570,12 +542,12 @@ class SyntheticHistory:
             return self._vacancy_event(offered, request)
         self._end_request(request_id, request)
         reason = (
-            self._random.choice(list(DeclineReason))
+            self._random.choice(list(enums.DeclineReason))
             if request.vacancy.is_open
-            else DeclineReason.BED_NO_LONGER_AVAILABLE
+            else enums.DeclineReason.BED_NO_LONGER_AVAILABLE
         )
         return self._vacancy_event(
-            PlacementDeclined(**self._about(request), reason=reason), request
+            events.PlacementDeclined(**self._about(request), reason=reason), request
         )
 
     def _after_offer(self, request_id: UUID, request: _Request) -> Envelope[Any]:
@@ -583,13 +555,15 @@ class SyntheticHistory:
         roll = self._random.random()
         if roll < 0.55:
             request.status = "accepted"
-            return self._referral_event(OfferAccepted(**self._about(request)), request.referral)
+            return self._referral_event(
+                events.OfferAccepted(**self._about(request)), request.referral
+            )
         if roll < 0.7:
-            reason = RequestWithdrawalReason.BY_COUNCIL
+            reason = enums.RequestWithdrawalReason.BY_COUNCIL
             return self._in_order(*self._withdraw_request(request_id, request, reason))
         request.vacancy.held -= request.beds
         self._end_request(request_id, request)
-        expired = OfferExpired(**self._about(request), beds=request.beds)
+        expired = events.OfferExpired(**self._about(request), beds=request.beds)
         return self._vacancy_event(expired, request)
 
     def _place(self, request_id: UUID, request: _Request) -> Envelope[Any]:
@@ -606,7 +580,7 @@ class SyntheticHistory:
         started = self._now.date()
         placing = request.requested.authority_code
         self._placements.add(placement_id, _Placement(vacancy.setting_id, placing, beds, started))
-        payload = PlacementStarted(
+        payload = events.PlacementStarted(
             setting_id=vacancy.setting_id,
             provider_id=setting.registered.provider_id,
             placement_id=placement_id,
@@ -617,22 +591,22 @@ class SyntheticHistory:
             request_id=request_id,
             referral_id=request.requested.referral_id,
         )
-        events = [self._envelope(payload, placement_id, 1)]
+        emitted = [self._envelope(payload, placement_id, 1)]
         if vacancy.beds == 0:
             self._vacancies.remove(request.vacancy_id)
             vacancy.is_open = False
-            filled = VacancyWithdrawn(
+            filled = events.VacancyWithdrawn(
                 setting_id=vacancy.setting_id,
                 provider_id=setting.registered.provider_id,
                 vacancy_id=request.vacancy_id,
-                reason=WithdrawalReason.FILLED,
+                reason=enums.WithdrawalReason.FILLED,
             )
-            events.append(self._vacancy_event(filled, request))
+            emitted.append(self._vacancy_event(filled, request))
         referral = request.referral
         referral_id = request.requested.referral_id
         if referral_id in self._referrals.items:
-            events += self._close_referral(referral_id, referral, ReferralOutcome.PLACED)
-        return self._in_order(*events)
+            emitted += self._close_referral(referral_id, referral, enums.ReferralOutcome.PLACED)
+        return self._in_order(*emitted)
 
     def _loop_step(self) -> Envelope[Any] | None:
         """A new request, or the next step of an open one; None when the loop has nothing to do."""
@@ -646,7 +620,7 @@ class SyntheticHistory:
             return self._after_offer(request_id, request)
         if self._random.random() < 0.85:
             return self._place(request_id, request)
-        reason = RequestWithdrawalReason.BY_COUNCIL
+        reason = enums.RequestWithdrawalReason.BY_COUNCIL
         return self._in_order(*self._withdraw_request(request_id, request, reason))
 
     # --- the mix ----------------------------------------------------------------------------------
@@ -693,9 +667,9 @@ class SyntheticHistory:
             yield self.next_event()
 
 
-def replace_payload(payload: ReferralOpened, **changes: Any) -> ReferralOpened:  # noqa: ANN401
+def replace_payload(payload: events.ReferralOpened, **changes: Any) -> events.ReferralOpened:  # noqa: ANN401
     """The payload with `changes`, validated again."""
-    return ReferralOpened(**{**payload.model_dump(), **changes})
+    return events.ReferralOpened(**{**payload.model_dump(), **changes})
 
 
 def synthetic_events(count: int, seed: int = 1) -> list[Envelope[Any]]:
