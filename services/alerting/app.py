@@ -1,8 +1,9 @@
 """The alerting service's composition root: settings, the broker, the app and its lifespan.
 
-Nothing is built at import: `create_app(settings)` builds the app, its broker (subscribers and
-the `alert.events` publisher), relay and workers, and nothing connects yet, so the AsyncAPI
-document can be generated from it. The lifespan runs the migrations, loads the alert book (the
+Nothing is built at import: `create_app(settings)` builds the app, its write path (the platform's
+composition: a broker for the subscribers, one of the outbox's own for `alert.events`, the relay
+and the writer) and its workers, and nothing connects yet, so the AsyncAPI document can be
+generated from it. The lifespan runs the migrations, loads the alert book (the
 in-memory index of open referrals and vacancies) from the database, then starts the consumers, the
 outbox relay, the webhook delivery worker and the listener that feeds the server-sent streams.
 """
@@ -11,40 +12,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from contracts.topics import ALERT_EVENTS
 from services.alerting.delivery import DeliveryWorker
-from services.alerting.domain import PRODUCER
 from services.alerting.handlers import CONSUMED_TOPICS, router
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
 from services.alerting.settings import Settings
 from services.alerting.store import ALERT_CHANNEL, NOTICE_CHANNEL
 from services.alerting.stream import AlertStream
-from services.alerting.tables import IDEMPOTENCY_KEYS, OUTBOX, SCHEMA
+from services.alerting.tables import METADATA, SCHEMA
 from services.alerting.use_cases import Alerting
-from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import running
 from services.platform.clock import Clock, utc_now
+from services.platform.composition import compose_writing_service
 from services.platform.consumer import ConsumerMetrics
-from services.platform.database import create_engine, session_factory
-from services.platform.http import add_operational_routes, allow_browser_origins
-from services.platform.kafka import (
-    ConsumerPlacement,
-    OutboxPublisher,
-    consume_exactly_once,
-    event_broker,
-    start_consuming,
-)
+from services.platform.database import create_engine
+from services.platform.http import allow_browser_origins
+from services.platform.kafka import ConsumerPlacement, consume_exactly_once, start_consuming
 from services.platform.migrations import upgrade_to_head_async
-from services.platform.outbox import OutboxMetrics, OutboxRelay
-from services.platform.writes import Writer
 
 __all__ = ["Settings", "create_app"]
 
-SERVICE = "alerting"
-CLIENT_ID = "nearhome-alerting"
 # Unique per service: one relay at a time publishes this schema's outbox.
 RELAY_LOCK_ID = 8004
 
@@ -100,14 +89,12 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
-    registry = CollectorRegistry()
-    consumer_metrics = ConsumerMetrics(registry)
-    outbox_metrics = OutboxMetrics(registry)
-    metrics = AlertingMetrics(registry)
-    # An engine connects lazily; the probes need it before the lifespan starts.
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-
+    # The engine, the consumers' broker, the outbox's own broker, its relay and the writer.
+    service = compose_writing_service(
+        settings, METADATA, publishes=ALERT_EVENTS, relay_lock_id=RELAY_LOCK_ID
+    )
+    engine, relay = service.engine, service.relay
+    metrics = AlertingMetrics(service.registry)
     projection = AlertingProjection(metrics, clock, freeze_gc=settings.freeze_gc_after_load)
     # The delivery drains get a pool of their own: however many subscriptions have work, they
     # never keep the consumer, the relay or the API waiting for a connection.
@@ -130,24 +117,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         heartbeat_s=settings.sse_heartbeat_interval,
         max_duration_s=settings.sse_max_duration,
     )
-    broker = event_broker(
-        settings.kafka_bootstrap_servers,
-        CLIENT_ID,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-    )
-    publisher = OutboxPublisher(
-        broker, (ALERT_EVENTS,), topic_prefix=settings.topic_prefix, started_by_consumers=True
-    )
-    relay = OutboxRelay(
-        sessions,
-        OUTBOX,
-        publisher.send,
-        outbox_metrics,
-        lock_id=RELAY_LOCK_ID,
-        idle_interval=settings.relay_idle_interval,
-        retry_interval=settings.relay_retry_interval,
-        backlog_interval=settings.relay_backlog_interval,
-    )
 
     async def after_batch() -> None:
         relay.wake()
@@ -155,7 +124,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         await projection.settle_metrics(engine)
 
     consume_exactly_once(
-        broker,
+        service.broker,
         projection,
         CONSUMED_TOPICS,
         ConsumerPlacement(
@@ -165,32 +134,26 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             topic_prefix=settings.topic_prefix,
             max_records=settings.max_records,
         ),
-        consumer_metrics,
+        ConsumerMetrics(service.registry),
         after_batch=after_batch,
-    )
-    writer = Writer(
-        sessions,
-        producer=PRODUCER,
-        outbox=OUTBOX,
-        idempotency_keys=IDEMPOTENCY_KEYS,
-        on_commit=relay.wake,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            await upgrade_to_head_async(SERVICE, settings.database_url)
+            await upgrade_to_head_async(service.service, settings.database_url)
             await projection.warm_up(engine)
             try:
                 async with running(
                     stream.run(),
                     relay.run(),
                     deliveries.run(),
-                    start_consuming(broker, settings.broker_retry_interval),
+                    start_consuming(service.broker, settings.broker_retry_interval),
                 ):
                     yield
             finally:
-                await broker.stop()
+                await service.broker.stop()
+                await service.publisher.close()
         finally:
             await delivery_engine.dispose()
             await engine.dispose()
@@ -210,11 +173,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             },
         ],
     )
-    app.state.jwt_secret = settings.jwt_secret
-    app.state.alerting = Alerting(writer, sessions, clock=clock)
+    service.add_token_check(app)
+    app.state.alerting = Alerting(service.writer, service.sessions, clock=clock)
     app.state.alert_stream = stream
-    add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
-    add_asyncapi_route(app, broker)
+    service.add_operational_routes(app)
+    service.add_asyncapi_route(app)
     allow_browser_origins(app, settings.browser_origins)
     app.include_router(router)
     return app

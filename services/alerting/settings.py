@@ -2,10 +2,10 @@
 
 from pydantic import AliasChoices, Field, field_validator
 
-from services.platform.settings import ServiceSettings
+from services.platform.composition import WritingServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(WritingServiceSettings):
     port: int = Field(default=8004, validation_alias=AliasChoices("ALERTING_PORT", "port"))
     # The Kafka consumer group of the alerting subscribers (one per topic, both in this group).
     consumer_group: str = Field(
@@ -50,11 +50,6 @@ class Settings(ServiceSettings):
     # Connections the delivery worker keeps to PostgreSQL (its own pool: each subscription's
     # drain takes one briefly to claim a batch and to record it).
     delivery_pool_size: int = Field(default=8, ge=1)
-    broker_retry_interval: float = Field(default=2.0, gt=0)
-    kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
-    relay_retry_interval: float = Field(default=1.0, gt=0)
-    relay_idle_interval: float = Field(default=0.05, gt=0)
-    relay_backlog_interval: float = Field(default=1.0, gt=0)
 
     @field_validator("webhook_backoff")
     @classmethod
