@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Final, Protocol, Self
+from typing import Any, Final, Protocol, Self
 from uuid import UUID
 
 from contracts import geography
@@ -105,8 +105,9 @@ def narrowed_terms(
 
 
 @dataclass(frozen=True, slots=True)
-class OfferedBed:
-    """A vacancy as matching sees it: its setting's terms narrowed by its own, and its free beds."""
+class NarrowedVacancy:
+    """A vacancy narrowed by its setting: what the authority's `OfferedBed` and the alerting
+    service's `OpenVacancy` both hold (each adds its free beds, and says its region)."""
 
     vacancy_id: UUID
     setting_id: UUID
@@ -118,9 +119,43 @@ class OfferedBed:
     age_max: int
     sexes_accepted: frozenset[Sex]
     needs_met: frozenset[Need]
-    free_beds: int
     available_from: date
     setting_has_other_children: bool
+
+    @classmethod
+    def narrowed(
+        cls,
+        setting: SettingDescription,
+        terms: VacancyTerms,
+        occupied_beds: int,
+        **own: Any,  # noqa: ANN401 - the subclass's fields: ids, council, date and beds
+    ) -> Self:
+        """The vacancy's terms intersected with its setting's (a vacancy never widens them).
+
+        `occupied_beds` is the number of beds taken at the setting now; any occupied bed means
+        another child lives there (rule 1.8).
+        """
+        if occupied_beds < 0:
+            raise ValueError(f"occupied_beds must not be negative, got {occupied_beds}")
+        age_min, age_max, sexes, needs = narrowed_terms(setting, terms)
+        return cls(
+            postcode_district=setting.postcode_district,
+            placement_type=setting.placement_type,
+            ofsted_rating=setting.ofsted_rating,
+            age_min=age_min,
+            age_max=age_max,
+            sexes_accepted=sexes,
+            needs_met=needs,
+            setting_has_other_children=occupied_beds > 0,
+            **own,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedBed(NarrowedVacancy):
+    """A vacancy as matching sees it: its setting's terms narrowed by its own, and its free beds."""
+
+    free_beds: int
 
     @property
     def beds(self) -> int:
@@ -143,28 +178,17 @@ class OfferedBed:
         available_from: date,
         occupied_beds: int,
     ) -> Self:
-        """The vacancy's terms intersected with its setting's (a vacancy never widens them).
-
-        Its free beds are its own, but never more than the setting's registered places minus the
-        beds occupied; any occupied bed means another child lives there (rule 1.8).
-        """
-        if occupied_beds < 0:
-            raise ValueError(f"occupied_beds must not be negative, got {occupied_beds}")
-        age_min, age_max, sexes, needs = narrowed_terms(setting, terms)
-        return cls(
+        """The vacancy narrowed by its setting (`NarrowedVacancy.narrowed`). Its free beds are its
+        own, but never more than the setting's registered places minus the beds occupied."""
+        return cls.narrowed(
+            setting,
+            terms,
+            occupied_beds,
             vacancy_id=vacancy_id,
             setting_id=setting_id,
             authority_code=setting_authority_code,
-            postcode_district=setting.postcode_district,
-            placement_type=setting.placement_type,
-            ofsted_rating=setting.ofsted_rating,
-            age_min=age_min,
-            age_max=age_max,
-            sexes_accepted=sexes,
-            needs_met=needs,
-            free_beds=free_beds(beds, setting.registered_places, occupied_beds),
             available_from=available_from,
-            setting_has_other_children=occupied_beds > 0,
+            free_beds=free_beds(beds, setting.registered_places, occupied_beds),
         )
 
 
@@ -174,8 +198,9 @@ def free_beds(vacancy_beds: int, registered_places: int, occupied_beds: int) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class SoughtPlacement:
-    """What a referral asks for, and where the child's home is."""
+class SoughtTerms:
+    """What a referral asks for, and where the child's home is: what the authority's
+    `SoughtPlacement` and the alerting service's `OpenReferral` both hold."""
 
     authority_code: str  # the referring council
     home_postcode_district: str
@@ -189,12 +214,13 @@ class SoughtPlacement:
     accept_not_yet_inspected: bool
     search_scope: SearchScope
 
-    @property
-    def region_code(self) -> str:
-        return geography.council(self.authority_code).region_code
-
     @classmethod
-    def of(cls, authority_code: str, referral: ReferralDescription) -> Self:
+    def of_referral(
+        cls,
+        authority_code: str,
+        referral: ReferralDescription,
+        **own: Any,  # noqa: ANN401 - the subclass's other fields
+    ) -> Self:
         return cls(
             authority_code=authority_code,
             home_postcode_district=referral.home_postcode_district,
@@ -207,7 +233,21 @@ class SoughtPlacement:
             min_ofsted_rating=referral.min_ofsted_rating,
             accept_not_yet_inspected=referral.accept_not_yet_inspected,
             search_scope=referral.search_scope,
+            **own,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SoughtPlacement(SoughtTerms):
+    """What a referral asks for, and where the child's home is."""
+
+    @property
+    def region_code(self) -> str:
+        return geography.council(self.authority_code).region_code
+
+    @classmethod
+    def of(cls, authority_code: str, referral: ReferralDescription) -> Self:
+        return cls.of_referral(authority_code, referral)
 
 
 # --- rule 1: what the child needs against what the vacancy offers ---------------------------------

@@ -7,14 +7,20 @@ contracts/matching.py (the authority checks a placement request by them too); `C
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date
 from typing import Self
 from uuid import UUID
 
 from contracts import geography
-from contracts.enums import RATING_RANK, Need, OfstedRating, PlacementType, SearchScope, Sex
+from contracts.enums import RATING_RANK, OfstedRating, PlacementType, SearchScope
 from contracts.events import ReferralState, SettingState, VacancyPosted
-from contracts.matching import RULE_NAMES, failed_rules, meets_rule_1, narrowed_terms, reach
+from contracts.matching import (
+    RULE_NAMES,
+    NarrowedVacancy,
+    SoughtTerms,
+    failed_rules,
+    meets_rule_1,
+    reach,
+)
 
 __all__ = [
     "RULE_NAMES",
@@ -28,23 +34,11 @@ class VacancyOfAnotherSettingError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class OpenVacancy:
+class OpenVacancy(NarrowedVacancy):
     """The effective offer: a vacancy narrowed by its setting, as matching sees it."""
 
-    vacancy_id: UUID
-    setting_id: UUID
-    authority_code: str  # the setting's council
-    postcode_district: str
     region_code: str  # the region of the setting's council
-    placement_type: PlacementType
-    ofsted_rating: OfstedRating
-    age_min: int
-    age_max: int
-    sexes_accepted: frozenset[Sex]
-    needs_met: frozenset[Need]
     beds: int
-    available_from: date
-    setting_has_other_children: bool
 
     @classmethod
     def from_events(cls, setting: SettingState, vacancy: VacancyPosted, occupied_beds: int) -> Self:
@@ -58,44 +52,25 @@ class OpenVacancy:
                 f"vacancy {vacancy.vacancy_id} belongs to setting {vacancy.setting_id}, "
                 f"not {setting.setting_id}"
             )
-        if occupied_beds < 0:
-            raise ValueError(f"occupied_beds must not be negative, got {occupied_beds}")
-        age_min, age_max, sexes, needs = narrowed_terms(setting, vacancy)
-        return cls(
+        return cls.narrowed(
+            setting,
+            vacancy,
+            occupied_beds,
             vacancy_id=vacancy.vacancy_id,
             setting_id=setting.setting_id,
             authority_code=setting.authority_code,
-            postcode_district=setting.postcode_district,
-            region_code=geography.council(setting.authority_code).region_code,
-            placement_type=setting.placement_type,
-            ofsted_rating=setting.ofsted_rating,
-            age_min=age_min,
-            age_max=age_max,
-            sexes_accepted=sexes,
-            needs_met=needs,
-            beds=vacancy.beds,
             available_from=vacancy.available_from,
-            setting_has_other_children=occupied_beds > 0,
+            region_code=geography.council(setting.authority_code).region_code,
+            beds=vacancy.beds,
         )
 
 
 @dataclass(frozen=True, slots=True)
-class OpenReferral:
+class OpenReferral(SoughtTerms):
     """What matching knows of an open referral: the child's needs and where home is."""
 
     referral_id: UUID
-    authority_code: str  # the referring council
     region_code: str  # the region of the referring council
-    home_postcode_district: str
-    age: int
-    sex: Sex
-    needs: frozenset[Need]
-    sibling_group_size: int
-    placement_types: frozenset[PlacementType]
-    needed_by: date
-    min_ofsted_rating: OfstedRating
-    accept_not_yet_inspected: bool
-    search_scope: SearchScope
 
     def __post_init__(self) -> None:
         if self.min_ofsted_rating not in RATING_RANK:
@@ -105,20 +80,11 @@ class OpenReferral:
 
     @classmethod
     def from_event(cls, state: ReferralState) -> Self:
-        return cls(
+        return cls.of_referral(
+            state.authority_code,
+            state,
             referral_id=state.referral_id,
-            authority_code=state.authority_code,
             region_code=geography.council(state.authority_code).region_code,
-            home_postcode_district=state.home_postcode_district,
-            age=state.age,
-            sex=state.sex,
-            needs=frozenset(state.needs),
-            sibling_group_size=state.sibling_group_size,
-            placement_types=frozenset(state.placement_types),
-            needed_by=state.needed_by,
-            min_ofsted_rating=state.min_ofsted_rating,
-            accept_not_yet_inspected=state.accept_not_yet_inspected,
-            search_scope=state.search_scope,
         )
 
     def with_scope(self, search_scope: SearchScope) -> Self:

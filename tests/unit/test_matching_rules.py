@@ -1,6 +1,6 @@
 """The shared fit rules (contracts/matching.py): each rule named, in the documented order."""
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date
 from uuid import uuid4
 
@@ -121,7 +121,7 @@ def _merge(current, changed, base):
     """`current` with every field in which `changed` differs from `base`."""
     changes = {
         name: getattr(changed, name)
-        for name in base.__slots__
+        for name in (field.name for field in fields(base))
         if getattr(changed, name) != getattr(base, name)
     }
     if "needs" in changes and current.needs != base.needs:
