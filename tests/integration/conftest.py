@@ -1,5 +1,6 @@
-"""Fixtures shared by integration tests: the authority's service and a referral.events probe, and
-an engine on a database migrated to the alerting schema's head.
+"""Fixtures shared by integration tests: the authority's service and a referral.events probe, the
+provider's service, a provider.events probe and a new provider's id, and an engine on a database
+migrated to the alerting schema's head.
 
 A test module that needs them configured differently defines its own fixture of the same name.
 """
@@ -9,6 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 from authority_fixtures import RunningAuthority, referral_events_probe, running_authority
 from kafka_probe import TopicProbe
+from provider_fixtures import (
+    ProviderEvents,
+    RunningProvider,
+    new_provider_id,
+    provider_events_probe,
+    running_provider,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.platform.database import create_engine
@@ -38,3 +46,23 @@ async def alerting_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def provider(fresh_database_url: str) -> AsyncIterator[RunningProvider]:
+    """The provider service, in-process, on a fresh database."""
+    async with running_provider(fresh_database_url) as service:
+        yield service
+
+
+@pytest.fixture
+async def provider_events() -> AsyncIterator[ProviderEvents]:
+    """Reads provider.events from now on."""
+    async with provider_events_probe() as probe:
+        yield probe
+
+
+@pytest.fixture
+def provider_id() -> str:
+    """A new provider's id, so that the test's events are told from any other test's."""
+    return new_provider_id()

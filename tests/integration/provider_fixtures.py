@@ -158,28 +158,31 @@ async def probe_from_now(bootstrap_servers: str, topic: TopicSpec) -> TopicProbe
     return await TopicProbe.from_now(bootstrap_servers, topic)
 
 
-@contextlib.asynccontextmanager
-async def provider_events_probe() -> AsyncIterator[TopicProbe]:
-    """Reads `provider.events` from now on."""
-    probe = await probe_from_now(BOOTSTRAP, PROVIDER_EVENTS)
-    try:
-        yield probe
-    finally:
-        await probe.close()
-
-
 def of_provider(provider_id: str) -> Any:
     """A probe match for every event a provider's actions caused."""
     return lambda event: event.organisation_id == provider_id
 
 
-async def settled_events_of(
-    probe: TopicProbe, provider_id: str, count: int, timeout_s: float = 30
-) -> list[Envelope[EventPayload]]:
-    """Wait for `count` events of `provider_id`, read on a little, and return all that came."""
-    await probe.wait_for(of_provider(provider_id), count=count, timeout_s=timeout_s)
-    await probe.settle()
-    return [arrival.event for arrival in probe.matching(of_provider(provider_id))]
+class ProviderEvents(TopicProbe):
+    """A probe on (a prefixed) `provider.events`, read by provider."""
+
+    async def settled_of(
+        self, provider_id: str, count: int, timeout_s: float = 30
+    ) -> list[Envelope[EventPayload]]:
+        """Wait for `count` events of `provider_id`, read on a little, and return all that came."""
+        await self.wait_for(of_provider(provider_id), count=count, timeout_s=timeout_s)
+        await self.settle()
+        return [arrival.event for arrival in self.matching(of_provider(provider_id))]
+
+
+@contextlib.asynccontextmanager
+async def provider_events_probe() -> AsyncIterator[ProviderEvents]:
+    """Reads `provider.events` from now on."""
+    probe = await ProviderEvents.from_now(BOOTSTRAP, PROVIDER_EVENTS)
+    try:
+        yield probe
+    finally:
+        await probe.close()
 
 
 def answer_matches(answer: dict[str, Any], payload: EventPayload, *fields: str) -> None:
@@ -270,7 +273,7 @@ class Council:
 class Exchange:
     service: RunningProvider
     council: Council
-    probe: TopicProbe
+    probe: ProviderEvents
     clock: Clock
 
     async def get(self, path: str, provider_id: str) -> Any:
@@ -307,7 +310,7 @@ class Exchange:
         return vacancy, requested
 
     async def events_of(self, provider_id: str, count: int) -> list[Envelope[Any]]:
-        return await settled_events_of(self.probe, provider_id, count)
+        return await self.probe.settled_of(provider_id, count)
 
 
 @contextlib.asynccontextmanager
@@ -315,7 +318,7 @@ async def exchange(database_url: str, prefix: str, **settings: Any) -> AsyncIter
     clock = Clock()
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
     await producer.start()
-    probe = await probe_from_now(BOOTSTRAP, prefixed_topic(prefix, PROVIDER_EVENTS))
+    probe = await ProviderEvents.from_now(BOOTSTRAP, prefixed_topic(prefix, PROVIDER_EVENTS))
     try:
         async with running_provider(
             database_url, topic_prefix=prefix, clock=clock, **settings

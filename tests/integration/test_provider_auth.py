@@ -11,11 +11,8 @@ from provider_fixtures import (
     new_provider_id,
     of_provider,
     placement_body,
-    provider_events_probe,
     provider_headers,
-    running_provider,
     setting_body,
-    settled_events_of,
     vacancy_body,
 )
 
@@ -25,49 +22,47 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 async def test_another_providers_records_are_forbidden_and_nothing_is_published(
-    fresh_database_url,
+    provider,
+    provider_events,
 ) -> None:
     owner, intruder = new_provider_id(), new_provider_id()
     theirs = provider_headers(intruder)
-    async with running_provider(fresh_database_url) as service, provider_events_probe() as probe:
-        client = service.client
-        setting_id = (await service.register_setting(owner))["setting_id"]
-        vacancy_id = (await service.post_vacancy(owner, setting_id))["vacancy_id"]
-        placement_id = (await service.start_placement(owner, setting_id))["placement_id"]
-        before = await service.counts()
-        attempts = {
-            "patch setting": await client.patch(
-                f"/v1/settings/{setting_id}", json={"registered_places": 9}, headers=theirs
-            ),
-            "close setting": await client.post(f"/v1/settings/{setting_id}/close", headers=theirs),
-            "post vacancy at it": await client.post(
-                "/v1/vacancies", json=vacancy_body(setting_id), headers=theirs
-            ),
-            "start placement at it": await client.post(
-                "/v1/placements", json=placement_body(setting_id), headers=theirs
-            ),
-            "confirm vacancy": await client.post(
-                f"/v1/vacancies/{vacancy_id}/confirm", headers=theirs
-            ),
-            "withdraw vacancy": await client.post(
-                f"/v1/vacancies/{vacancy_id}/withdraw", json={"reason": "other"}, headers=theirs
-            ),
-            "end placement": await client.post(
-                f"/v1/placements/{placement_id}/end",
-                json={"end_date": "2027-01-01", "reason": "other"},
-                headers=theirs,
-            ),
-            "read setting": await client.get(f"/v1/settings/{setting_id}", headers=theirs),
-            "read vacancy": await client.get(f"/v1/vacancies/{vacancy_id}", headers=theirs),
-            "read placement": await client.get(f"/v1/placements/{placement_id}", headers=theirs),
-        }
-        listings = [
-            (await client.get(path, headers=theirs)).json()
-            for path in ("/v1/settings", "/v1/vacancies", "/v1/placements")
-        ]
-        after = await service.counts()
-        owners_events = await settled_events_of(probe, owner, count=3)
-        intruders_events = probe.matching(lambda event: event.organisation_id == intruder)
+    client = provider.client
+    setting_id = (await provider.register_setting(owner))["setting_id"]
+    vacancy_id = (await provider.post_vacancy(owner, setting_id))["vacancy_id"]
+    placement_id = (await provider.start_placement(owner, setting_id))["placement_id"]
+    before = await provider.counts()
+    attempts = {
+        "patch setting": await client.patch(
+            f"/v1/settings/{setting_id}", json={"registered_places": 9}, headers=theirs
+        ),
+        "close setting": await client.post(f"/v1/settings/{setting_id}/close", headers=theirs),
+        "post vacancy at it": await client.post(
+            "/v1/vacancies", json=vacancy_body(setting_id), headers=theirs
+        ),
+        "start placement at it": await client.post(
+            "/v1/placements", json=placement_body(setting_id), headers=theirs
+        ),
+        "confirm vacancy": await client.post(f"/v1/vacancies/{vacancy_id}/confirm", headers=theirs),
+        "withdraw vacancy": await client.post(
+            f"/v1/vacancies/{vacancy_id}/withdraw", json={"reason": "other"}, headers=theirs
+        ),
+        "end placement": await client.post(
+            f"/v1/placements/{placement_id}/end",
+            json={"end_date": "2027-01-01", "reason": "other"},
+            headers=theirs,
+        ),
+        "read setting": await client.get(f"/v1/settings/{setting_id}", headers=theirs),
+        "read vacancy": await client.get(f"/v1/vacancies/{vacancy_id}", headers=theirs),
+        "read placement": await client.get(f"/v1/placements/{placement_id}", headers=theirs),
+    }
+    listings = [
+        (await client.get(path, headers=theirs)).json()
+        for path in ("/v1/settings", "/v1/vacancies", "/v1/placements")
+    ]
+    after = await provider.counts()
+    owners_events = await provider_events.settled_of(owner, count=3)
+    intruders_events = provider_events.matching(lambda event: event.organisation_id == intruder)
 
     assert {name: response.status_code for name, response in attempts.items()} == dict.fromkeys(
         attempts, 403
@@ -83,10 +78,12 @@ async def test_another_providers_records_are_forbidden_and_nothing_is_published(
     assert intruders_events == []
 
 
-async def test_callers_without_a_valid_provider_token_are_refused(fresh_database_url) -> None:
-    provider = principal_for(Role.PROVIDER, provider_id=new_provider_id())
-    expired = issue_token(provider, SECRET, ttl=timedelta(minutes=-5))
-    forged = issue_token(provider, "x" * 40)
+async def test_callers_without_a_valid_provider_token_are_refused(
+    provider, provider_events
+) -> None:
+    principal = principal_for(Role.PROVIDER, provider_id=new_provider_id())
+    expired = issue_token(principal, SECRET, ttl=timedelta(minutes=-5))
+    forged = issue_token(principal, "x" * 40)
     refusals = {
         "no token": ({}, 401),
         "bad signature": (bearer(forged), 401),
@@ -95,21 +92,20 @@ async def test_callers_without_a_valid_provider_token_are_refused(fresh_database
         "authority token": (authority_headers(SEFTON), 403),
         "admin token": (bearer(issue_token(principal_for(Role.ADMIN), SECRET)), 403),
     }
-    async with running_provider(fresh_database_url) as service, provider_events_probe() as probe:
-        answers = {
-            (name, method, path): await service.client.request(
-                method, path, json=body, headers=headers
-            )
-            for name, (headers, _) in refusals.items()
-            for method, path, body in (
-                ("POST", "/v1/settings", setting_body()),
-                ("GET", "/v1/settings", None),
-                ("GET", "/v1/vacancies", None),
-                ("POST", "/v1/placements", placement_body("not-even-a-uuid")),
-            )
-        }
-        await probe.settle()
-        counts = await service.counts()
+    answers = {
+        (name, method, path): await provider.client.request(
+            method, path, json=body, headers=headers
+        )
+        for name, (headers, _) in refusals.items()
+        for method, path, body in (
+            ("POST", "/v1/settings", setting_body()),
+            ("GET", "/v1/settings", None),
+            ("GET", "/v1/vacancies", None),
+            ("POST", "/v1/placements", placement_body("not-even-a-uuid")),
+        )
+    }
+    await provider_events.settle()
+    counts = await provider.counts()
 
     for (name, method, path), response in answers.items():
         assert response.status_code == refusals[name][1], (name, method, path, response.text)
@@ -122,5 +118,5 @@ async def test_callers_without_a_valid_provider_token_are_refused(fresh_database
         "for provider tokens, not authority"
         in (answers["authority token", "POST", "/v1/settings"].json()["detail"])
     )
-    assert probe.matching(of_provider(provider.organisation_id)) == []
+    assert provider_events.matching(of_provider(principal.organisation_id)) == []
     assert counts["settings"] == counts["placements"] == counts["outbox"] == 0

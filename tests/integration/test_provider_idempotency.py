@@ -6,11 +6,8 @@ import pytest
 from provider_fixtures import (
     new_provider_id,
     placement_body,
-    provider_events_probe,
     provider_headers,
-    running_provider,
     setting_body,
-    settled_events_of,
     vacancy_body,
 )
 
@@ -20,35 +17,34 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 async def test_a_repeated_post_yields_one_record_one_event_and_the_same_answer(
-    fresh_database_url,
+    provider,
+    provider_events,
+    provider_id,
 ) -> None:
-    provider_id = new_provider_id()
-    async with running_provider(fresh_database_url) as service, provider_events_probe() as probe:
-        client = service.client
+    client = provider.client
 
-        async def post(path: str, body: object, key: str) -> tuple[int, object]:
-            headers = provider_headers(provider_id, **{"Idempotency-Key": key})
-            response = await client.post(path, json=body, headers=headers)
-            return response.status_code, response.json()
+    async def post(path: str, body: object, key: str) -> tuple[int, object]:
+        headers = provider_headers(provider_id, **{"Idempotency-Key": key})
+        response = await client.post(path, json=body, headers=headers)
+        return response.status_code, response.json()
 
-        settings = [await post("/v1/settings", setting_body(), "setting-1") for _ in range(3)]
-        setting_id = settings[0][1]["setting_id"]  # type: ignore[index]
-        # Sent at once, the second waits for the first to commit, then answers as it did.
-        vacancies = await asyncio.gather(
-            *(post("/v1/vacancies", vacancy_body(setting_id), "vacancy-1") for _ in range(3))
-        )
-        vacancy_id = vacancies[0][1]["vacancy_id"]  # type: ignore[index]
-        withdrawals = [
-            await post(f"/v1/vacancies/{vacancy_id}/withdraw", {"reason": "filled"}, "w-1")
-            for _ in range(2)
-        ]
-        placements = [
-            await post("/v1/placements", placement_body(setting_id), "placement-1")
-            for _ in range(2)
-        ]
-        reused = await post("/v1/settings", setting_body(registered_places=9), "setting-1")
-        counts = await service.counts()
-        events = await settled_events_of(probe, provider_id, count=4)
+    settings = [await post("/v1/settings", setting_body(), "setting-1") for _ in range(3)]
+    setting_id = settings[0][1]["setting_id"]  # type: ignore[index]
+    # Sent at once, the second waits for the first to commit, then answers as it did.
+    vacancies = await asyncio.gather(
+        *(post("/v1/vacancies", vacancy_body(setting_id), "vacancy-1") for _ in range(3))
+    )
+    vacancy_id = vacancies[0][1]["vacancy_id"]  # type: ignore[index]
+    withdrawals = [
+        await post(f"/v1/vacancies/{vacancy_id}/withdraw", {"reason": "filled"}, "w-1")
+        for _ in range(2)
+    ]
+    placements = [
+        await post("/v1/placements", placement_body(setting_id), "placement-1") for _ in range(2)
+    ]
+    reused = await post("/v1/settings", setting_body(registered_places=9), "setting-1")
+    counts = await provider.counts()
+    events = await provider_events.settled_of(provider_id, count=4)
 
     assert settings == [settings[0]] * 3
     assert settings[0][0] == 201
@@ -72,17 +68,16 @@ async def test_a_repeated_post_yields_one_record_one_event_and_the_same_answer(
     assert len({e.event_id for e in events}) == 4
 
 
-async def test_idempotency_keys_belong_to_the_provider_that_sent_them(fresh_database_url) -> None:
+async def test_idempotency_keys_belong_to_the_provider_that_sent_them(provider) -> None:
     first, second = new_provider_id(), new_provider_id()
-    async with running_provider(fresh_database_url) as service:
-        answers = [
-            await service.client.post(
-                "/v1/settings",
-                json=setting_body(),
-                headers=provider_headers(provider_id, **{"Idempotency-Key": "same-key"}),
-            )
-            for provider_id in (first, second)
-        ]
+    answers = [
+        await provider.client.post(
+            "/v1/settings",
+            json=setting_body(),
+            headers=provider_headers(provider_id, **{"Idempotency-Key": "same-key"}),
+        )
+        for provider_id in (first, second)
+    ]
 
     assert [answer.status_code for answer in answers] == [201, 201]
     assert [answer.json()["provider_id"] for answer in answers] == [first, second]

@@ -6,10 +6,6 @@ import time
 import pytest
 from provider_fixtures import (
     RunningProvider,
-    new_provider_id,
-    provider_events_probe,
-    running_provider,
-    settled_events_of,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -21,17 +17,17 @@ async def _metrics(service: RunningProvider) -> str:
     return response.text
 
 
-async def test_health_ready_and_metrics_answer_with_live_figures(fresh_database_url) -> None:
-    provider_id = new_provider_id()
-    async with running_provider(fresh_database_url) as service, provider_events_probe() as probe:
-        health = await service.client.get("/health")
-        ready = await service.client.get("/ready")
-        await service.register_setting(provider_id)
-        await settled_events_of(probe, provider_id, count=1)
-        deadline = time.monotonic() + 10
-        while "nearhome_outbox_backlog 0.0" not in (metrics := await _metrics(service)):
-            assert time.monotonic() < deadline, metrics
-            await asyncio.sleep(0.05)
+async def test_health_ready_and_metrics_answer_with_live_figures(
+    provider, provider_events, provider_id
+) -> None:
+    health = await provider.client.get("/health")
+    ready = await provider.client.get("/ready")
+    await provider.register_setting(provider_id)
+    await provider_events.settled_of(provider_id, count=1)
+    deadline = time.monotonic() + 10
+    while "nearhome_outbox_backlog 0.0" not in (metrics := await _metrics(provider)):
+        assert time.monotonic() < deadline, metrics
+        await asyncio.sleep(0.05)
 
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}
@@ -49,10 +45,9 @@ async def test_health_ready_and_metrics_answer_with_live_figures(fresh_database_
 
 
 async def test_openapi_lists_every_resource_with_its_models_and_bearer_security(
-    fresh_database_url,
+    provider,
 ) -> None:
-    async with running_provider(fresh_database_url) as service:
-        document = (await service.client.get("/openapi.json")).json()
+    document = (await provider.client.get("/openapi.json")).json()
 
     operations = {
         (method.upper(), path)

@@ -6,11 +6,8 @@ from provider_fixtures import (
     authority_headers,
     new_provider_id,
     profile_body,
-    provider_events_probe,
     provider_headers,
-    running_provider,
     setting_body,
-    settled_events_of,
 )
 
 from contracts.events import SettingRegistered, SettingUpdated
@@ -20,17 +17,15 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 @pytest.mark.parametrize("missing", PROFILE_FIELDS)
 async def test_a_childrens_home_without_a_profile_field_is_a_422_naming_it(
-    fresh_database_url, missing
+    provider, provider_id, missing
 ):
-    provider_id = new_provider_id()
     body = setting_body()
     del body[missing]
-    async with running_provider(fresh_database_url) as service:
-        before = await service.counts()
-        answer = await service.client.post(
-            "/v1/settings", json=body, headers=provider_headers(provider_id)
-        )
-        assert await service.counts() == before
+    before = await provider.counts()
+    answer = await provider.client.post(
+        "/v1/settings", json=body, headers=provider_headers(provider_id)
+    )
+    assert await provider.counts() == before
 
     assert answer.status_code == 422, answer.text
     problems = answer.json()["detail"]
@@ -38,12 +33,11 @@ async def test_a_childrens_home_without_a_profile_field_is_a_422_naming_it(
     assert f"{missing} is required to register a childrens_home setting" in problems[0]["msg"]
 
 
-async def test_a_bad_profile_field_is_a_422_naming_it(fresh_database_url):
+async def test_a_bad_profile_field_is_a_422_naming_it(provider):
     body = setting_body(ofsted_urn="12-34", description="x" * 601)
-    async with running_provider(fresh_database_url) as service:
-        answer = await service.client.post(
-            "/v1/settings", json=body, headers=provider_headers(new_provider_id())
-        )
+    answer = await provider.client.post(
+        "/v1/settings", json=body, headers=provider_headers(new_provider_id())
+    )
 
     assert answer.status_code == 422, answer.text
     assert sorted(problem["loc"][-1] for problem in answer.json()["detail"]) == [
@@ -53,36 +47,36 @@ async def test_a_bad_profile_field_is_a_422_naming_it(fresh_database_url):
 
 
 @pytest.mark.parametrize("placement_type", ["foster_care_in_house", "foster_care_ifa"])
-async def test_a_foster_household_registers_without_a_profile(fresh_database_url, placement_type):
-    provider_id = new_provider_id()
+async def test_a_foster_household_registers_without_a_profile(
+    provider_events, provider, provider_id, placement_type
+):
     body = {
         key: value
         for key, value in setting_body(placement_type=placement_type).items()
         if key not in PROFILE_FIELDS
     }
-    async with provider_events_probe() as probe, running_provider(fresh_database_url) as service:
-        answer = await service.client.post(
-            "/v1/settings", json=body, headers=provider_headers(provider_id)
-        )
-        assert answer.status_code == 201, answer.text
-        (registered,) = await settled_events_of(probe, provider_id, 1)
+    answer = await provider.client.post(
+        "/v1/settings", json=body, headers=provider_headers(provider_id)
+    )
+    assert answer.status_code == 201, answer.text
+    (registered,) = await provider_events.settled_of(provider_id, 1)
 
     assert all(answer.json()[field] is None for field in PROFILE_FIELDS)
     assert isinstance(registered.payload, SettingRegistered)
     assert all(getattr(registered.payload, field) is None for field in PROFILE_FIELDS)
 
 
-async def test_the_profile_travels_on_the_registration_and_a_patch_changes_it(fresh_database_url):
-    provider_id = new_provider_id()
+async def test_the_profile_travels_on_the_registration_and_a_patch_changes_it(
+    provider_events, provider, provider_id
+):
     headers = provider_headers(provider_id)
-    async with provider_events_probe() as probe, running_provider(fresh_database_url) as service:
-        setting = await service.register_setting(provider_id)
-        changed = await service.client.patch(
-            f"/v1/settings/{setting['setting_id']}",
-            json={"name": "Fellside Lodge", "referrals_phone": "+44 1539 000 124"},
-            headers=headers,
-        )
-        registered, updated = await settled_events_of(probe, provider_id, 2)
+    setting = await provider.register_setting(provider_id)
+    changed = await provider.client.patch(
+        f"/v1/settings/{setting['setting_id']}",
+        json={"name": "Fellside Lodge", "referrals_phone": "+44 1539 000 124"},
+        headers=headers,
+    )
+    registered, updated = await provider_events.settled_of(provider_id, 2)
 
     assert changed.status_code == 200, changed.text
     assert isinstance(registered.payload, SettingRegistered)
@@ -97,19 +91,18 @@ async def test_the_profile_travels_on_the_registration_and_a_patch_changes_it(fr
 
 
 async def test_any_council_reads_a_profile_and_so_does_its_owner_but_not_another_provider(
-    fresh_database_url,
+    provider,
 ):
     owner = new_provider_id()
-    async with running_provider(fresh_database_url) as service:
-        setting = await service.register_setting(owner, postcode_district="PR8")
-        path = f"/v1/settings/{setting['setting_id']}/profile"
-        by_a_far_council = await service.client.get(path, headers=authority_headers("E06000064"))
-        by_the_owner = await service.client.get(path, headers=provider_headers(owner))
-        by_another = await service.client.get(path, headers=provider_headers(new_provider_id()))
-        unknown = await service.client.get(
-            "/v1/settings/00000000-0000-4000-8000-000000000000/profile",
-            headers=authority_headers(),
-        )
+    setting = await provider.register_setting(owner, postcode_district="PR8")
+    path = f"/v1/settings/{setting['setting_id']}/profile"
+    by_a_far_council = await provider.client.get(path, headers=authority_headers("E06000064"))
+    by_the_owner = await provider.client.get(path, headers=provider_headers(owner))
+    by_another = await provider.client.get(path, headers=provider_headers(new_provider_id()))
+    unknown = await provider.client.get(
+        "/v1/settings/00000000-0000-4000-8000-000000000000/profile",
+        headers=authority_headers(),
+    )
 
     assert by_a_far_council.status_code == 200, by_a_far_council.text
     assert by_a_far_council.json() == {

@@ -6,13 +6,9 @@ from typing import Any
 import pytest
 from provider_fixtures import (
     SEFTON,
-    new_provider_id,
     placement_body,
-    provider_events_probe,
     provider_headers,
-    running_provider,
     setting_body,
-    settled_events_of,
     vacancy_body,
 )
 
@@ -255,28 +251,26 @@ def _names_the_problem(case: BadRequest, detail: Any) -> bool:
 
 
 async def test_bad_requests_are_refused_naming_the_problem_and_change_nothing(
-    fresh_database_url, subtests
+    provider, provider_events, provider_id, subtests
 ) -> None:
-    provider_id = new_provider_id()
     headers = provider_headers(provider_id)
-    async with running_provider(fresh_database_url) as service, provider_events_probe() as probe:
-        setting = await service.register_setting(provider_id, registered_places=3)
-        placement = await service.start_placement(
-            provider_id, setting["setting_id"], placing_authority_code=SEFTON
-        )
-        ids = {"setting": setting["setting_id"], "placement": placement["placement_id"]}
-        before = await service.counts()
+    setting = await provider.register_setting(provider_id, registered_places=3)
+    placement = await provider.start_placement(
+        provider_id, setting["setting_id"], placing_authority_code=SEFTON
+    )
+    ids = {"setting": setting["setting_id"], "placement": placement["placement_id"]}
+    before = await provider.counts()
 
-        for case in BAD_REQUESTS:
-            with subtests.test(case.name):
-                response = await service.client.request(
-                    case.method, _fill(case.path, ids), json=_fill(case.body, ids), headers=headers
-                )
-                assert response.status_code == case.status, response.text
-                assert _names_the_problem(case, response.json()["detail"]), response.text
+    for case in BAD_REQUESTS:
+        with subtests.test(case.name):
+            response = await provider.client.request(
+                case.method, _fill(case.path, ids), json=_fill(case.body, ids), headers=headers
+            )
+            assert response.status_code == case.status, response.text
+            assert _names_the_problem(case, response.json()["detail"]), response.text
 
-        after = await service.counts()
-        events = await settled_events_of(probe, provider_id, count=2)
+    after = await provider.counts()
+    events = await provider_events.settled_of(provider_id, count=2)
 
     assert after == before, "a refused request stores nothing"
     assert [event.event_type for event in events] == ["SettingRegistered", "PlacementStarted"]
