@@ -65,6 +65,14 @@ _SIZES = {
     "short_breaks": {4: 1, 5: 2, 6: 2},
 }
 
+# What each kind of request that creates a record posts to, and the field its id comes back in.
+_CREATES = {
+    Kind.REGISTER_SETTING: ("/v1/settings", "setting_id"),
+    Kind.POST_VACANCY: ("/v1/vacancies", "vacancy_id"),
+    Kind.START_PLACEMENT: ("/v1/placements", "placement_id"),
+    Kind.OPEN_REFERRAL: ("/v1/referrals", "referral_id"),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
@@ -221,6 +229,13 @@ class Planner:
             creates=creates,
             id_field=id_field,
         )
+
+    def _create(
+        self, kind: Kind, org: str, body: Mapping[str, Any], *, lane: str, handle: str
+    ) -> PlannedRequest:
+        """The POST that creates the record `handle` stands for, at its kind's path."""
+        path, id_field = _CREATES[kind]
+        return self._request(kind, org, path, body, lane=lane, creates=handle, id_field=id_field)
 
     def _at(self, when: datetime, action: Action) -> None:
         self._queued += 1
@@ -393,14 +408,12 @@ class Planner:
                 or {}
             ),
         }
-        return self._request(
+        return self._create(
             Kind.REGISTER_SETTING,
             setting.provider_id,
-            "/v1/settings",
             body,
             lane=setting.handle,
-            creates=setting.handle,
-            id_field="setting_id",
+            handle=setting.handle,
         )
 
     def _others_share(self, setting: SimSetting) -> float:
@@ -470,14 +483,8 @@ class Planner:
             body["sexes_accepted"] = [vacancy.sexes[0].value]
         setting.vacancies.append(vacancy)
         self.vacancies[vacancy.handle] = vacancy
-        yield self._request(
-            Kind.POST_VACANCY,
-            setting.provider_id,
-            "/v1/vacancies",
-            body,
-            lane=setting.handle,
-            creates=vacancy.handle,
-            id_field="vacancy_id",
+        yield self._create(
+            Kind.POST_VACANCY, setting.provider_id, body, lane=setting.handle, handle=vacancy.handle
         )
         self._after(CONFIRM_EVERY + self._days(-1, 1), partial(self._confirm, vacancy))
         life = self._exponential_days(figures.BY_TYPE[setting.placement_type].mean_empty_days)
@@ -587,14 +594,12 @@ class Planner:
         }
         if vacancy is not None:
             body["vacancy_id"] = placeholder(vacancy.handle)
-        yield self._request(
+        yield self._create(
             Kind.START_PLACEMENT,
             setting.provider_id,
-            "/v1/placements",
             body,
             lane=setting.handle,
-            creates=placement.handle,
-            id_field="placement_id",
+            handle=placement.handle,
         )
         self._schedule_end(placement, age)
 
@@ -683,14 +688,8 @@ class Planner:
             "accept_not_yet_inspected": referral.accept_not_yet_inspected,
             "search_scope": SearchScope.LOCAL.value,
         }
-        yield self._request(
-            Kind.OPEN_REFERRAL,
-            council_code,
-            "/v1/referrals",
-            body,
-            lane=referral.handle,
-            creates=referral.handle,
-            id_field="referral_id",
+        yield self._create(
+            Kind.OPEN_REFERRAL, council_code, body, lane=referral.handle, handle=referral.handle
         )
         first_look = (
             timedelta(hours=self.rng.uniform(0.5, 4)) if child.emergency else self._days(0.5, 3)
