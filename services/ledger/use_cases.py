@@ -1,8 +1,11 @@
 """The ledger's reads and its history snapshots: one method per question the API answers."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -91,6 +94,15 @@ class Ledger:
         self._schema = schema
         self._clock = clock
 
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a read-only transaction that sees one snapshot of every table."""
+        async with (
+            connection_of(self._engine) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield connection
+
     def readable_footprint(self, principal: Principal, footprint_id: str) -> Footprint:
         """The footprint, if the caller may read it: 404 if there is none, else 403 if not."""
         try:
@@ -110,10 +122,7 @@ class Ledger:
         return [f for f in readable if kind is None or f.kind == kind]
 
     async def _council_capacity(self, footprint: Footprint, now: datetime) -> CouncilCapacity:
-        async with (
-            connection_of(self._engine) as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._reading() as connection:
             return await store.council_capacity(
                 connection,
                 self._schema,
@@ -140,10 +149,7 @@ class Ledger:
     async def responses(self, principal: Principal, footprint_id: str) -> ResponsesView:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
-        async with (
-            connection_of(self._engine) as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._reading() as connection:
             records = await store.response_records(
                 connection, self._schema, footprint.member_councils
             )
@@ -156,10 +162,7 @@ class Ledger:
     ) -> SufficiencyView:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
-        async with (
-            connection_of(self._engine) as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._reading() as connection:
             records = await store.sufficiency_records(
                 connection, self._schema, footprint.member_councils, counted_by
             )
@@ -177,10 +180,7 @@ class Ledger:
         footprint = self.readable_footprint(principal, footprint_id)
         until = as_utc(until) if until is not None else self._clock()
         since = as_utc(since) if since is not None else until - DEFAULT_HISTORY_SPAN
-        async with (
-            connection_of(self._engine) as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._reading() as connection:
             baseline = await store.history_as_of(
                 connection, self._schema, at=since, councils=footprint.member_councils
             )
