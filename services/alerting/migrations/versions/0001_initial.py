@@ -1,8 +1,6 @@
 """The alerting schema: records, alerts, subscriptions and deliveries, the index epoch, the outbox,
 idempotency keys, and the consumer's inbox and positions.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-24
 """
 
@@ -10,59 +8,43 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from services.platform.migration_ops import (
-    CONSUMER_TABLES_V1,
-    OUTBOX_TABLES_V1,
-    create_consumer_tables_v1,
-    create_outbox_tables_v1,
-    create_partial_index,
-    created_at,
-    drop_tables,
-    timestamp,
-)
+from services.platform.migration_ops import SchemaOps, created_at, serial_key, timestamp, uuid_key
 
 revision = "0001"
 down_revision = None
 
 SCHEMA = "alerting"
+ops = SchemaOps(SCHEMA)
+
+
+def _record_table(name: str, *columns: sa.Column[object]) -> None:
+    """A record (setting, vacancy or referral) as its JSON state, and whether it is open."""
+    ops.create_table(
+        name,
+        *columns,
+        sa.Column("state", postgresql.JSONB(), nullable=False),
+        sa.Column("is_open", sa.Boolean(), nullable=False),
+    )
 
 
 def _records() -> None:
-    op.create_table(
-        "settings",
-        sa.Column("setting_id", sa.Uuid(), primary_key=True),
-        sa.Column("state", postgresql.JSONB(), nullable=False),
-        sa.Column("is_open", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
-    )
-    op.create_table(
+    _record_table("settings", uuid_key("setting_id"))
+    ops.create_table(
         "setting_occupancy",
-        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        uuid_key("setting_id"),
         sa.Column("occupied_beds", sa.Integer(), nullable=False),
-        schema=SCHEMA,
     )
-    op.create_table(
-        "vacancies",
-        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
-        sa.Column("setting_id", sa.Uuid(), nullable=False),
-        sa.Column("state", postgresql.JSONB(), nullable=False),
-        sa.Column("is_open", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
+    _record_table(
+        "vacancies", uuid_key("vacancy_id"), sa.Column("setting_id", sa.Uuid(), nullable=False)
     )
-    op.create_index("vacancies_by_setting", "vacancies", ["setting_id"], schema=SCHEMA)
-    op.create_table(
-        "referrals",
-        sa.Column("referral_id", sa.Uuid(), primary_key=True),
-        sa.Column("authority_code", sa.Text(), nullable=False),
-        sa.Column("state", postgresql.JSONB(), nullable=False),
-        sa.Column("is_open", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
+    ops.create_index("vacancies_by_setting", "vacancies", ["setting_id"])
+    _record_table(
+        "referrals", uuid_key("referral_id"), sa.Column("authority_code", sa.Text(), nullable=False)
     )
-    op.create_table(
+    ops.create_table(
         "index_epoch",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("epoch", sa.BigInteger(), nullable=False),
-        schema=SCHEMA,
     )
     op.bulk_insert(
         sa.table("index_epoch", sa.column("id"), sa.column("epoch"), schema=SCHEMA),
@@ -71,9 +53,9 @@ def _records() -> None:
 
 
 def _alerts() -> None:
-    op.create_table(
+    ops.create_table(
         "alerts",
-        sa.Column("alert_id", sa.Uuid(), primary_key=True),
+        uuid_key("alert_id"),
         sa.Column("referral_id", sa.Uuid(), nullable=False),
         sa.Column("vacancy_id", sa.Uuid(), nullable=False),
         sa.Column("setting_id", sa.Uuid(), nullable=False),
@@ -88,24 +70,22 @@ def _alerts() -> None:
         timestamp("raised_at"),
         timestamp("retracted_at", nullable=True),
         sa.Column("retraction_reason", sa.Text()),
-        schema=SCHEMA,
     )
-    op.create_index(
+    ops.create_index(
         "alerts_one_open_per_pair",
         "alerts",
         ["referral_id", "vacancy_id"],
         unique=True,
-        schema=SCHEMA,
-        postgresql_where=sa.text("status = 'open'"),
+        where="status = 'open'",
     )
-    op.create_index("alerts_by_council", "alerts", ["authority_code", "status"], schema=SCHEMA)
-    op.create_index("alerts_by_referral", "alerts", ["referral_id"], schema=SCHEMA)
+    ops.create_index("alerts_by_council", "alerts", ["authority_code", "status"])
+    ops.create_index("alerts_by_referral", "alerts", ["referral_id"])
 
 
 def _deliveries() -> None:
-    op.create_table(
+    ops.create_table(
         "subscriptions",
-        sa.Column("subscription_id", sa.Uuid(), primary_key=True),
+        uuid_key("subscription_id"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("secret", sa.Text(), nullable=False),
@@ -116,12 +96,11 @@ def _deliveries() -> None:
         sa.Column("last_error", sa.Text()),
         timestamp("last_error_at", nullable=True),
         timestamp("last_success_at", nullable=True),
-        schema=SCHEMA,
     )
-    op.create_index("subscriptions_by_council", "subscriptions", ["authority_code"], schema=SCHEMA)
-    op.create_table(
+    ops.create_index("subscriptions_by_council", "subscriptions", ["authority_code"])
+    ops.create_table(
         "deliveries",
-        sa.Column("delivery_id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        serial_key("delivery_id"),
         sa.Column(
             "subscription_id",
             sa.Uuid(),
@@ -140,33 +119,28 @@ def _deliveries() -> None:
         timestamp("delivered_at", nullable=True),
         timestamp("source_occurred_at"),
         created_at(),
-        schema=SCHEMA,
     )
-    create_partial_index(
-        SCHEMA,
+    ops.create_index(
         "deliveries_due_by_subscription",
         "deliveries",
         ["subscription_id", "next_attempt_at", "delivery_id"],
-        "status = 'pending'",
+        where="status = 'pending'",
     )
-    op.create_index(
-        "deliveries_by_alert", "deliveries", ["alert_id", "subscription_id"], schema=SCHEMA
-    )
+    ops.create_index("deliveries_by_alert", "deliveries", ["alert_id", "subscription_id"])
 
 
 def upgrade() -> None:
     _records()
     _alerts()
     _deliveries()
-    create_outbox_tables_v1(SCHEMA)
-    create_consumer_tables_v1(SCHEMA)
+    ops.create_outbox_tables_v1()
+    ops.create_consumer_tables_v1()
 
 
 def downgrade() -> None:
-    drop_tables(
-        SCHEMA,
-        *CONSUMER_TABLES_V1,
-        *OUTBOX_TABLES_V1,
+    ops.drop_consumer_tables_v1()
+    ops.drop_outbox_tables_v1()
+    ops.drop_tables(
         "deliveries",
         "subscriptions",
         "alerts",

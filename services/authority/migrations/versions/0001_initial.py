@@ -1,31 +1,24 @@
 """Referrals, the append-only audit log, the outbox and idempotency keys.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-from services.platform.migration_ops import (
-    OUTBOX_TABLES_V1,
-    create_outbox_tables_v1,
-    create_partial_index,
-    drop_tables,
-    timestamp,
-)
+from services.platform.migration_ops import SchemaOps, serial_key, timestamp, uuid_key
 
 revision = "0001"
 down_revision = None
 
 SCHEMA = "authority"
+ops = SchemaOps(SCHEMA)
 
 
 def _create_referrals() -> None:
-    op.create_table(
+    ops.create_table(
         "referrals",
-        sa.Column("referral_id", sa.Uuid(), primary_key=True),
+        uuid_key("referral_id"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("reference", sa.Text(), nullable=False),
         sa.Column("age", sa.SmallInteger(), nullable=False),
@@ -52,27 +45,24 @@ def _create_referrals() -> None:
         sa.CheckConstraint(
             "(status = 'closed') = (outcome IS NOT NULL)", name="referrals_closed_has_outcome"
         ),
-        schema=SCHEMA,
     )
-    op.create_index(
+    ops.create_index(
         "referrals_by_council",
         "referrals",
         ["authority_code", "status", "opened_at"],
-        schema=SCHEMA,
     )
-    create_partial_index(
-        SCHEMA,
+    ops.create_index(
         "referrals_due_to_widen",
         "referrals",
         ["widen_at"],
-        "status = 'open' AND search_scope = 'local' AND widened_at IS NULL",
+        where="status = 'open' AND search_scope = 'local' AND widened_at IS NULL",
     )
 
 
 def _create_audit_log() -> None:
-    op.create_table(
+    ops.create_table(
         "audit_log",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        serial_key("id"),
         timestamp("at"),
         sa.Column("actor", sa.Text()),
         sa.Column("role", sa.Text()),
@@ -82,9 +72,8 @@ def _create_audit_log() -> None:
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("status_code", sa.Integer()),
         sa.Column("request_id", sa.Text()),
-        schema=SCHEMA,
     )
-    op.create_index("audit_log_by_referral", "audit_log", ["referral_id"], schema=SCHEMA)
+    ops.create_index("audit_log_by_referral", "audit_log", ["referral_id"])
     # The service writes as the same role that owns the table, so privileges cannot stop it
     # rewriting history; a trigger can.
     op.execute(
@@ -117,11 +106,11 @@ def _create_audit_log() -> None:
 def upgrade() -> None:
     _create_referrals()
     _create_audit_log()
-    create_outbox_tables_v1(SCHEMA)
+    ops.create_outbox_tables_v1()
 
 
 def downgrade() -> None:
-    drop_tables(SCHEMA, *OUTBOX_TABLES_V1)
-    op.drop_table("audit_log", schema=SCHEMA)
+    ops.drop_outbox_tables_v1()
+    ops.drop_tables("audit_log")
     op.execute(f"DROP FUNCTION {SCHEMA}.refuse_audit_log_change()")
-    op.drop_table("referrals", schema=SCHEMA)
+    ops.drop_tables("referrals")

@@ -1,30 +1,22 @@
 """Placement requests, the view of the provider side, and the consumer's inbox and positions.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-11-28
 """
 
 import sqlalchemy as sa
-from alembic import op
 
-from services.platform.migration_ops import (
-    CONSUMER_TABLES_V1,
-    create_consumer_tables_v1,
-    drop_tables,
-    timestamp,
-)
+from services.platform.migration_ops import SchemaOps, match_terms_v1, timestamp, uuid_key
 
 revision = "0002"
 down_revision = "0001"
 
-SCHEMA = "authority"
+ops = SchemaOps("authority")
 
 
 def _create_placement_requests() -> None:
-    op.create_table(
+    ops.create_table(
         "placement_requests",
-        sa.Column("request_id", sa.Uuid(), primary_key=True),
+        uuid_key("request_id"),
         sa.Column("referral_id", sa.Uuid(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("vacancy_id", sa.Uuid(), nullable=False),
@@ -40,36 +32,30 @@ def _create_placement_requests() -> None:
         sa.Column("offer_withdrawal_reason", sa.Text()),
         sa.Column("withdrawal_reason", sa.Text()),
         sa.Column("placement_id", sa.Uuid()),
-        schema=SCHEMA,
     )
-    op.create_index(
+    ops.create_index(
         "placement_requests_by_referral",
         "placement_requests",
         ["referral_id", "requested_at"],
-        schema=SCHEMA,
     )
-    op.create_index(
+    ops.create_index(
         "placement_requests_one_open_per_vacancy",
         "placement_requests",
         ["referral_id", "vacancy_id"],
         unique=True,
-        schema=SCHEMA,
-        postgresql_where=sa.text("status IN ('requested', 'offered', 'accepted')"),
+        where="status IN ('requested', 'offered', 'accepted')",
     )
 
 
 def _create_provider_view() -> None:
-    op.create_table(
+    ops.create_table(
         "provider_settings",
-        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        uuid_key("setting_id"),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
         sa.Column("registered_places", sa.Integer(), nullable=False),
         sa.Column("ofsted_rating", sa.Text(), nullable=False),
-        sa.Column("age_min", sa.SmallInteger(), nullable=False),
-        sa.Column("age_max", sa.SmallInteger(), nullable=False),
-        sa.Column("sexes_accepted", sa.ARRAY(sa.Text()), nullable=False),
-        sa.Column("needs_met", sa.ARRAY(sa.Text()), nullable=False),
+        *match_terms_v1(sa.SmallInteger, nullable=False),
         sa.Column("postcode_district", sa.Text(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("is_open", sa.Boolean(), nullable=False),
@@ -78,42 +64,32 @@ def _create_provider_view() -> None:
         sa.Column("referrals_email", sa.Text()),
         sa.Column("referrals_phone", sa.Text()),
         sa.Column("description", sa.Text()),
-        schema=SCHEMA,
     )
-    op.create_table(
+    ops.create_table(
         "setting_occupancy",
-        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        uuid_key("setting_id"),
         sa.Column("occupied_beds", sa.Integer(), nullable=False),
-        schema=SCHEMA,
     )
-    op.create_table(
+    ops.create_table(
         "provider_vacancies",
-        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
+        uuid_key("vacancy_id"),
         sa.Column("setting_id", sa.Uuid(), nullable=False),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
         sa.Column("available_from", sa.Date(), nullable=False),
-        sa.Column("age_min", sa.SmallInteger()),
-        sa.Column("age_max", sa.SmallInteger()),
-        sa.Column("sexes_accepted", sa.ARRAY(sa.Text())),
-        sa.Column("needs_met", sa.ARRAY(sa.Text())),
+        *match_terms_v1(sa.SmallInteger, nullable=True),
         sa.Column("is_open", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
     )
 
 
 def upgrade() -> None:
     _create_placement_requests()
     _create_provider_view()
-    create_consumer_tables_v1(SCHEMA)
+    ops.create_consumer_tables_v1()
 
 
 def downgrade() -> None:
-    drop_tables(
-        SCHEMA,
-        *CONSUMER_TABLES_V1,
-        "provider_vacancies",
-        "setting_occupancy",
-        "provider_settings",
-        "placement_requests",
+    ops.drop_consumer_tables_v1()
+    ops.drop_tables(
+        "provider_vacancies", "setting_occupancy", "provider_settings", "placement_requests"
     )

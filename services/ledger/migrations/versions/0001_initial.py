@@ -1,32 +1,23 @@
 """The ledger schema: record state, capacity history, and the consumer's inbox and positions.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from services.platform.migration_ops import (
-    CONSUMER_TABLES_V1,
-    create_consumer_tables_v1,
-    create_partial_index,
-    drop_tables,
-    timestamp,
-)
+from services.platform.migration_ops import SchemaOps, serial_key, timestamp, uuid_key
 
 revision = "0001"
 down_revision = None
 
-SCHEMA = "ledger"
+ops = SchemaOps("ledger")
 
 
 def _records() -> None:
-    op.create_table(
+    ops.create_table(
         "settings",
-        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        uuid_key("setting_id"),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
         sa.Column("registered_places", sa.Integer(), nullable=False),
@@ -34,50 +25,44 @@ def _records() -> None:
         sa.Column("postcode_district", sa.Text(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("is_open", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
     )
-    op.create_index(
-        "settings_by_council", "settings", ["authority_code", "placement_type"], schema=SCHEMA
-    )
-    op.create_table(
+    ops.create_index("settings_by_council", "settings", ["authority_code", "placement_type"])
+    ops.create_table(
         "vacancies",
-        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
+        uuid_key("vacancy_id"),
         sa.Column("setting_id", sa.Uuid(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         timestamp("posted_at"),
         timestamp("last_confirmed_at"),
-        schema=SCHEMA,
     )
-    create_partial_index(
-        SCHEMA, "vacancies_open_by_setting", "vacancies", ["setting_id"], "status = 'open'"
+    ops.create_index(
+        "vacancies_open_by_setting", "vacancies", ["setting_id"], where="status = 'open'"
     )
-    op.create_table(
+    ops.create_table(
         "placements",
-        sa.Column("placement_id", sa.Uuid(), primary_key=True),
+        uuid_key("placement_id"),
         sa.Column("setting_id", sa.Uuid(), nullable=False),
         sa.Column("placing_authority_code", sa.Text(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
     )
-    create_partial_index(
-        SCHEMA, "placements_active_by_setting", "placements", ["setting_id"], "is_active"
+    ops.create_index(
+        "placements_active_by_setting", "placements", ["setting_id"], where="is_active"
     )
-    op.create_table(
+    ops.create_table(
         "referrals",
-        sa.Column("referral_id", sa.Uuid(), primary_key=True),
+        uuid_key("referral_id"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("placement_types", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("is_open", sa.Boolean(), nullable=False),
-        schema=SCHEMA,
     )
 
 
 def _history() -> None:
-    op.create_table(
+    ops.create_table(
         "capacity_history",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        serial_key("id"),
         timestamp("taken_at"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
@@ -92,48 +77,38 @@ def _history() -> None:
                 "open_referrals",
             )
         ),
-        schema=SCHEMA,
     )
-    op.create_index(
+    ops.create_index(
         "capacity_history_by_key",
         "capacity_history",
         ["authority_code", "placement_type", "taken_at"],
-        schema=SCHEMA,
     )
-    op.create_index("capacity_history_by_time", "capacity_history", ["taken_at"], schema=SCHEMA)
-    op.create_table(
+    ops.create_index("capacity_history_by_time", "capacity_history", ["taken_at"])
+    ops.create_table(
         "flow_history",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        serial_key("id"),
         timestamp("taken_at"),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("placing_authority_code", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
-        schema=SCHEMA,
     )
-    op.create_index(
+    ops.create_index(
         "flow_history_by_key",
         "flow_history",
         ["authority_code", "placing_authority_code", "placement_type", "taken_at"],
-        schema=SCHEMA,
     )
-    op.create_index("flow_history_by_time", "flow_history", ["taken_at"], schema=SCHEMA)
+    ops.create_index("flow_history_by_time", "flow_history", ["taken_at"])
 
 
 def upgrade() -> None:
     _records()
     _history()
-    create_consumer_tables_v1(SCHEMA)
+    ops.create_consumer_tables_v1()
 
 
 def downgrade() -> None:
-    drop_tables(
-        SCHEMA,
-        *CONSUMER_TABLES_V1,
-        "flow_history",
-        "capacity_history",
-        "referrals",
-        "placements",
-        "vacancies",
-        "settings",
+    ops.drop_consumer_tables_v1()
+    ops.drop_tables(
+        "flow_history", "capacity_history", "referrals", "placements", "vacancies", "settings"
     )

@@ -1,100 +1,78 @@
 """The provider schema: settings, vacancies, placements, the outbox and idempotency keys.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import postgresql
 
-from services.platform.migration_ops import (
-    OUTBOX_TABLES_V1,
-    create_outbox_tables_v1,
-    create_partial_index,
-    drop_tables,
-    timestamp,
-)
+from services.platform.migration_ops import SchemaOps, match_terms_v1, timestamp, uuid_key
 
 revision = "0001"
 down_revision = None
 
-SCHEMA = "provider"
+ops = SchemaOps("provider")
 
 
-def upgrade() -> None:
-    op.create_table(
+def _settings() -> None:
+    ops.create_table(
         "settings",
-        sa.Column("setting_id", sa.Uuid(), primary_key=True),
+        uuid_key("setting_id"),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("placement_type", sa.Text(), nullable=False),
         sa.Column("registered_places", sa.Integer(), nullable=False),
         sa.Column("ofsted_rating", sa.Text(), nullable=False),
-        sa.Column("age_min", sa.Integer(), nullable=False),
-        sa.Column("age_max", sa.Integer(), nullable=False),
-        sa.Column("sexes_accepted", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("needs_met", postgresql.ARRAY(sa.Text()), nullable=False),
+        *match_terms_v1(sa.Integer, nullable=False),
         sa.Column("postcode_district", sa.Text(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
         sa.Column("closed_on", sa.Date()),
         sa.Column("version", sa.Integer(), nullable=False),
         timestamp("registered_at"),
         timestamp("updated_at"),
-        schema=SCHEMA,
     )
-    op.create_index(
-        "settings_by_provider", "settings", ["provider_id", "registered_at"], schema=SCHEMA
-    )
+    ops.create_index("settings_by_provider", "settings", ["provider_id", "registered_at"])
 
-    op.create_table(
-        "vacancies",
-        sa.Column("vacancy_id", sa.Uuid(), primary_key=True),
-        sa.Column(
-            "setting_id",
-            sa.Uuid(),
-            sa.ForeignKey(f"{SCHEMA}.settings.setting_id"),
-            nullable=False,
-        ),
+
+def _setting_record(table: str, key: str, *columns: sa.Column[object], listed_by: str) -> None:
+    """A record a provider keeps of one of its settings (a vacancy or a placement): its key, the
+    setting, the provider and a status, then `columns`, then its version; indexed by setting and
+    status, and by provider and `listed_by`."""
+    ops.create_table(
+        table,
+        uuid_key(key),
+        ops.reference("settings", "setting_id"),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
+        *columns,
+        sa.Column("version", sa.Integer(), nullable=False),
+    )
+    ops.create_index(f"{table}_by_setting", table, ["setting_id", "status"])
+    ops.create_index(f"{table}_by_provider", table, ["provider_id", listed_by])
+
+
+def upgrade() -> None:
+    _settings()
+    _setting_record(
+        "vacancies",
+        "vacancy_id",
         sa.Column("beds", sa.Integer(), nullable=False),
         sa.Column("available_from", sa.Date(), nullable=False),
-        sa.Column("age_min", sa.Integer()),
-        sa.Column("age_max", sa.Integer()),
-        sa.Column("sexes_accepted", postgresql.ARRAY(sa.Text())),
-        sa.Column("needs_met", postgresql.ARRAY(sa.Text())),
+        *match_terms_v1(sa.Integer, nullable=True),
         sa.Column("withdrawal_reason", sa.Text()),
         timestamp("posted_at"),
         timestamp("last_confirmed_at"),
         timestamp("ended_at", nullable=True),
-        sa.Column("version", sa.Integer(), nullable=False),
-        schema=SCHEMA,
+        listed_by="posted_at",
     )
-    op.create_index("vacancies_by_setting", "vacancies", ["setting_id", "status"], schema=SCHEMA)
-    op.create_index(
-        "vacancies_by_provider", "vacancies", ["provider_id", "posted_at"], schema=SCHEMA
-    )
-    create_partial_index(
-        SCHEMA,
+    ops.create_index(
         "vacancies_open_by_confirmation",
         "vacancies",
         ["last_confirmed_at"],
-        "status = 'open'",
+        where="status = 'open'",
     )
-
-    op.create_table(
+    _setting_record(
         "placements",
-        sa.Column("placement_id", sa.Uuid(), primary_key=True),
-        sa.Column(
-            "setting_id",
-            sa.Uuid(),
-            sa.ForeignKey(f"{SCHEMA}.settings.setting_id"),
-            nullable=False,
-        ),
-        sa.Column("provider_id", sa.Text(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=False),
+        "placement_id",
         sa.Column("placing_authority_code", sa.Text(), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=False),
         sa.Column("beds", sa.Integer(), nullable=False),
@@ -103,16 +81,11 @@ def upgrade() -> None:
         sa.Column("end_reason", sa.Text()),
         timestamp("recorded_at"),
         timestamp("ended_at", nullable=True),
-        sa.Column("version", sa.Integer(), nullable=False),
-        schema=SCHEMA,
+        listed_by="recorded_at",
     )
-    op.create_index("placements_by_setting", "placements", ["setting_id", "status"], schema=SCHEMA)
-    op.create_index(
-        "placements_by_provider", "placements", ["provider_id", "recorded_at"], schema=SCHEMA
-    )
-
-    create_outbox_tables_v1(SCHEMA)
+    ops.create_outbox_tables_v1()
 
 
 def downgrade() -> None:
-    drop_tables(SCHEMA, *OUTBOX_TABLES_V1, "placements", "vacancies", "settings")
+    ops.drop_outbox_tables_v1()
+    ops.drop_tables("placements", "vacancies", "settings")

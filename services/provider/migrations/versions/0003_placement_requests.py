@@ -1,41 +1,27 @@
 """Placement requests sent to the provider, and the referral.events consumer's tables.
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-11-28
 """
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from services.platform.migration_ops import (
-    CONSUMER_TABLES_V1,
-    create_consumer_tables_v1,
-    create_partial_index,
-    drop_tables,
-    timestamp,
-)
+from services.platform.migration_ops import SchemaOps, timestamp, uuid_key
 
 revision = "0003"
 down_revision = "0002"
 
-SCHEMA = "provider"
-
-
-def _reference(table: str, column: str) -> sa.Column[object]:
-    """A required column naming a row of this schema's `table` by its key of the same name."""
-    return sa.Column(column, sa.Uuid(), sa.ForeignKey(f"{SCHEMA}.{table}.{column}"), nullable=False)
+ops = SchemaOps("provider")
 
 
 def upgrade() -> None:
-    op.create_table(
+    ops.create_table(
         "requests",
-        sa.Column("request_id", sa.Uuid(), primary_key=True),
+        uuid_key("request_id"),
         sa.Column("referral_id", sa.Uuid(), nullable=False),
         sa.Column("authority_code", sa.Text(), nullable=False),
-        _reference("vacancies", "vacancy_id"),
-        _reference("settings", "setting_id"),
+        ops.reference("vacancies", "vacancy_id"),
+        ops.reference("settings", "setting_id"),
         sa.Column("provider_id", sa.Text(), nullable=False),
         sa.Column("age", sa.Integer(), nullable=False),
         sa.Column("sex", sa.Text(), nullable=False),
@@ -55,17 +41,15 @@ def upgrade() -> None:
         timestamp("answered_at", nullable=True),
         sa.Column("placement_id", sa.Uuid()),
         timestamp("updated_at"),
-        schema=SCHEMA,
     )
-    op.create_index(
-        "requests_by_provider", "requests", ["provider_id", "requested_at"], schema=SCHEMA
+    ops.create_index("requests_by_provider", "requests", ["provider_id", "requested_at"])
+    ops.create_index("requests_by_vacancy", "requests", ["vacancy_id", "status"])
+    ops.create_index(
+        "offers_open_by_expiry", "requests", ["offer_expires_at"], where="status = 'offered'"
     )
-    op.create_index("requests_by_vacancy", "requests", ["vacancy_id", "status"], schema=SCHEMA)
-    create_partial_index(
-        SCHEMA, "offers_open_by_expiry", "requests", ["offer_expires_at"], "status = 'offered'"
-    )
-    create_consumer_tables_v1(SCHEMA)
+    ops.create_consumer_tables_v1()
 
 
 def downgrade() -> None:
-    drop_tables(SCHEMA, *CONSUMER_TABLES_V1, "requests")
+    ops.drop_consumer_tables_v1()
+    ops.drop_tables("requests")
