@@ -299,12 +299,7 @@ def request_placement(  # noqa: PLR0913 - each is a distinct fact the rules read
     )
     # The pseudonymous profile only: RequestedChild's fields, never the council's reference.
     event = PlacementRequested(
-        referral_id=referral.referral_id,
-        authority_code=referral.authority_code,
-        request_id=request_id,
-        vacancy_id=vacancy.vacancy_id,
-        setting_id=setting.setting_id,
-        provider_id=setting.provider_id,
+        **_request_fields(request),
         age=referral.age,
         sex=referral.sex,
         sibling_group_size=referral.sibling_group_size,

@@ -1,6 +1,7 @@
 """The routing table: thin routes under /v1 that check the caller, call one use case and answer;
 and the topics the service consumes (its subscribers are the platform's exactly-once consumer)."""
 
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.types import DecoratedCallable
 from pydantic import ValidationError
 
 from contracts import geography
@@ -32,8 +34,9 @@ from services.authority.use_cases import (
 )
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.errors import ForbiddenError
-from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses, status_of
+from services.platform.http import problem_responses, status_of
 from services.platform.idempotency import StoredResponse
+from services.platform.write_routes import write_request_by
 from services.platform.writes import WriteRequest
 
 CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
@@ -127,17 +130,11 @@ def _placement_requests(request: Request) -> PlacementRequests:
 RequestsDep = Annotated[PlacementRequests, Depends(_placement_requests)]
 
 
-async def _write_request(
-    request: Request, caller: AuthorityCaller, idempotency_key: IdempotencyKey = None
-) -> WriteRequest:
-    return WriteRequest(
-        organisation_id=caller.authority_code,
-        idempotency_key=idempotency_key,
-        fingerprint=await fingerprint_of(request),
-    )
+def _authority_code(caller: AuthorityCaller) -> str:
+    return caller.authority_code
 
 
-Write = Annotated[WriteRequest, Depends(_write_request)]
+Write = Annotated[WriteRequest, Depends(write_request_by(_authority_code))]
 
 
 def _as_json(answer: StoredResponse) -> JSONResponse:
@@ -241,25 +238,26 @@ async def list_requests(
     return await requests.list_of(caller, referral_id)
 
 
-@router.post(
-    "/requests/{request_id}/accept",
-    response_model=RequestView,
-    responses=_ONE_REQUEST,
-    tags=["requests"],
-    summary="Accept the provider's offer while it stands (OfferAccepted)",
-)
+def _answers_request(action: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The council's answer to one of its placement requests: 200 with the request's view."""
+    return router.post(
+        f"/requests/{{request_id}}/{action}",
+        response_model=RequestView,
+        responses=_ONE_REQUEST,
+        tags=["requests"],
+        summary=summary,
+    )
+
+
+@_answers_request("accept", "Accept the provider's offer while it stands (OfferAccepted)")
 async def accept_offer(
     request_id: UUID, caller: AuthorityCaller, write: Write, requests: RequestsDep
 ) -> JSONResponse:
     return _as_json(await requests.accept(caller, write, request_id))
 
 
-@router.post(
-    "/requests/{request_id}/withdraw",
-    response_model=RequestView,
-    responses=_ONE_REQUEST,
-    tags=["requests"],
-    summary="Withdraw a request still in play (RequestWithdrawn, withdrawn_by_council)",
+@_answers_request(
+    "withdraw", "Withdraw a request still in play (RequestWithdrawn, withdrawn_by_council)"
 )
 async def withdraw_request(
     request_id: UUID, caller: AuthorityCaller, write: Write, requests: RequestsDep

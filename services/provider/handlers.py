@@ -13,25 +13,11 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.topics import REFERRAL_EVENTS, TopicSpec
 from services.platform.auth import Principal, Role, authenticated, require_role
-from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses
+from services.platform.http import problem_responses
 from services.platform.idempotency import StoredResponse
+from services.platform.write_routes import write_request_by
 from services.platform.writes import WriteRequest
-from services.provider.models import (
-    CloseSetting,
-    DeclineRequest,
-    EndPlacement,
-    OfferPlacement,
-    PlacementView,
-    PostVacancy,
-    RegisterSetting,
-    RequestView,
-    SettingProfileView,
-    SettingView,
-    StartPlacement,
-    UpdateSetting,
-    VacancyView,
-    WithdrawVacancy,
-)
+from services.provider import models
 from services.provider.tables import (
     PlacementStatus,
     RequestStatus,
@@ -67,17 +53,7 @@ ProviderId = Annotated[str, Depends(provider_id_of)]
 Service = Annotated[ProviderService, Depends(provider_service)]
 
 
-async def write_request(
-    request: Request, provider_id: ProviderId, idempotency_key: IdempotencyKey = None
-) -> WriteRequest:
-    return WriteRequest(
-        organisation_id=provider_id,
-        idempotency_key=idempotency_key,
-        fingerprint=await fingerprint_of(request),
-    )
-
-
-Write = Annotated[WriteRequest, Depends(write_request)]
+Write = Annotated[WriteRequest, Depends(write_request_by(provider_id_of))]
 
 
 def _answer(stored: StoredResponse) -> Response:
@@ -124,15 +100,17 @@ def _reads_one(path: str, tag: str) -> Callable[[DecoratedCallable], DecoratedCa
 # --- settings -------------------------------------------------------------------------------------
 
 
-@_creates("/settings", SettingView, "settings")
-async def register_setting(body: RegisterSetting, write: Write, service: Service) -> Response:
+@_creates("/settings", models.SettingView, "settings")
+async def register_setting(
+    body: models.RegisterSetting, write: Write, service: Service
+) -> Response:
     """Register a setting (a home): its type, places, rating, whom it cares for and where."""
     return _answer(await service.register_setting(write, body))
 
 
-@_changes("/settings/{setting_id}", SettingView, "settings", method="PATCH")
+@_changes("/settings/{setting_id}", models.SettingView, "settings", method="PATCH")
 async def update_setting(
-    setting_id: UUID, body: UpdateSetting, write: Write, service: Service
+    setting_id: UUID, body: models.UpdateSetting, write: Write, service: Service
 ) -> Response:
     """Change any of a setting's fields; an update that changes nothing publishes nothing."""
     try:
@@ -141,34 +119,36 @@ async def update_setting(
         raise _as_request_error(error) from error
 
 
-@_changes("/settings/{setting_id}/close", SettingView, "settings")
+@_changes("/settings/{setting_id}/close", models.SettingView, "settings")
 async def close_setting(
     setting_id: UUID,
     write: Write,
     service: Service,
-    body: Annotated[CloseSetting | None, Body()] = None,
+    body: Annotated[models.CloseSetting | None, Body()] = None,
 ) -> Response:
     """Close a setting (from `closed_on`, default today); it takes no new vacancies or children."""
-    return _answer(await service.close_setting(write, setting_id, body or CloseSetting()))
+    return _answer(await service.close_setting(write, setting_id, body or models.CloseSetting()))
 
 
 @router.get("/settings", tags=["settings"])
 async def list_settings(
     provider_id: ProviderId, service: Service, status: SettingStatus | None = None
-) -> list[SettingView]:
+) -> list[models.SettingView]:
     """The caller's own settings, with their beds occupied, offered and vacant."""
     return await service.settings(provider_id, status)
 
 
 @_reads_one("/settings/{setting_id}", "settings")
-async def get_setting(setting_id: UUID, provider_id: ProviderId, service: Service) -> SettingView:
+async def get_setting(
+    setting_id: UUID, provider_id: ProviderId, service: Service
+) -> models.SettingView:
     return await service.setting(provider_id, setting_id)
 
 
 @_reads_one("/settings/{setting_id}/profile", "settings")
 async def get_setting_profile(
     setting_id: UUID, principal: Annotated[Principal, Depends(authenticated)], service: Service
-) -> SettingProfileView:
+) -> models.SettingProfileView:
     """A setting's public profile: any council may read it, and the provider that owns it."""
     require_role(principal, Role.AUTHORITY, Role.PROVIDER)
     return await service.setting_profile(principal, setting_id)
@@ -177,21 +157,21 @@ async def get_setting_profile(
 # --- vacancies ------------------------------------------------------------------------------------
 
 
-@_creates("/vacancies", VacancyView, "vacancies")
-async def post_vacancy(body: PostVacancy, write: Write, service: Service) -> Response:
+@_creates("/vacancies", models.VacancyView, "vacancies")
+async def post_vacancy(body: models.PostVacancy, write: Write, service: Service) -> Response:
     """Offer beds at a setting; never more than its places free of placements and other offers."""
     return _answer(await service.post_vacancy(write, body))
 
 
-@_changes("/vacancies/{vacancy_id}/confirm", VacancyView, "vacancies")
+@_changes("/vacancies/{vacancy_id}/confirm", models.VacancyView, "vacancies")
 async def confirm_vacancy(vacancy_id: UUID, write: Write, service: Service) -> Response:
     """Say the vacancy is still there; an unconfirmed vacancy expires (see `expires_at`)."""
     return _answer(await service.confirm_vacancy(write, vacancy_id))
 
 
-@_changes("/vacancies/{vacancy_id}/withdraw", VacancyView, "vacancies")
+@_changes("/vacancies/{vacancy_id}/withdraw", models.VacancyView, "vacancies")
 async def withdraw_vacancy(
-    vacancy_id: UUID, body: WithdrawVacancy, write: Write, service: Service
+    vacancy_id: UUID, body: models.WithdrawVacancy, write: Write, service: Service
 ) -> Response:
     return _answer(await service.withdraw_vacancy(write, vacancy_id, body))
 
@@ -202,13 +182,15 @@ async def list_vacancies(
     service: Service,
     status: VacancyStatus | None = None,
     setting_id: UUID | None = None,
-) -> list[VacancyView]:
+) -> list[models.VacancyView]:
     """The caller's own vacancies, each with `last_confirmed_at` and `expires_at`."""
     return await service.vacancies(provider_id, status, setting_id)
 
 
 @_reads_one("/vacancies/{vacancy_id}", "vacancies")
-async def get_vacancy(vacancy_id: UUID, provider_id: ProviderId, service: Service) -> VacancyView:
+async def get_vacancy(
+    vacancy_id: UUID, provider_id: ProviderId, service: Service
+) -> models.VacancyView:
     return await service.vacancy(provider_id, vacancy_id)
 
 
@@ -218,28 +200,30 @@ async def get_vacancy(vacancy_id: UUID, provider_id: ProviderId, service: Servic
 @router.get("/requests", tags=["requests"])
 async def list_requests(
     provider_id: ProviderId, service: Service, status: RequestStatus | None = None
-) -> list[RequestView]:
+) -> list[models.RequestView]:
     """The placement requests councils sent to the caller's vacancies, newest first."""
     return await service.placement_requests(provider_id, status)
 
 
 @_reads_one("/requests/{request_id}", "requests")
-async def get_request(request_id: UUID, provider_id: ProviderId, service: Service) -> RequestView:
+async def get_request(
+    request_id: UUID, provider_id: ProviderId, service: Service
+) -> models.RequestView:
     """One request sent to the caller; another provider's answers 404, as an unknown one."""
     return await service.placement_request(provider_id, request_id)
 
 
-@_changes("/requests/{request_id}/offer", RequestView, "requests")
+@_changes("/requests/{request_id}/offer", models.RequestView, "requests")
 async def offer_placement(
-    request_id: UUID, body: OfferPlacement, write: Write, service: Service
+    request_id: UUID, body: models.OfferPlacement, write: Write, service: Service
 ) -> Response:
     """Offer the beds (default: the sibling group), held for the council until the offer expires."""
     return _answer(await service.offer_placement(write, request_id, body))
 
 
-@_changes("/requests/{request_id}/decline", RequestView, "requests")
+@_changes("/requests/{request_id}/decline", models.RequestView, "requests")
 async def decline_request(
-    request_id: UUID, body: DeclineRequest, write: Write, service: Service
+    request_id: UUID, body: models.DeclineRequest, write: Write, service: Service
 ) -> Response:
     return _answer(await service.decline_request(write, request_id, body))
 
@@ -247,8 +231,8 @@ async def decline_request(
 # --- placements -----------------------------------------------------------------------------------
 
 
-@_creates("/placements", PlacementView, "placements")
-async def start_placement(body: StartPlacement, write: Write, service: Service) -> Response:
+@_creates("/placements", models.PlacementView, "placements")
+async def start_placement(body: models.StartPlacement, write: Write, service: Service) -> Response:
     """Record a child (or a sibling group: `beds`) starting to live at a setting.
 
     From an accepted offer, give its `request_id`: the setting, the council and the vacancy are
@@ -261,9 +245,9 @@ async def start_placement(body: StartPlacement, write: Write, service: Service) 
     return _answer(await service.start_placement(write, body))
 
 
-@_changes("/placements/{placement_id}/end", PlacementView, "placements")
+@_changes("/placements/{placement_id}/end", models.PlacementView, "placements")
 async def end_placement(
-    placement_id: UUID, body: EndPlacement, write: Write, service: Service
+    placement_id: UUID, body: models.EndPlacement, write: Write, service: Service
 ) -> Response:
     """Record a placement ending, which frees its beds."""
     return _answer(await service.end_placement(write, placement_id, body))
@@ -275,12 +259,12 @@ async def list_placements(
     service: Service,
     status: PlacementStatus | None = None,
     setting_id: UUID | None = None,
-) -> list[PlacementView]:
+) -> list[models.PlacementView]:
     return await service.placements(provider_id, status, setting_id)
 
 
 @_reads_one("/placements/{placement_id}", "placements")
 async def get_placement(
     placement_id: UUID, provider_id: ProviderId, service: Service
-) -> PlacementView:
+) -> models.PlacementView:
     return await service.placement(provider_id, placement_id)
