@@ -48,10 +48,21 @@ async def alerting_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]
         await engine.dispose()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "provider_settings(**settings): the `provider` fixture's settings for this test"
+    )
+
+
 @pytest.fixture
-async def provider(fresh_database_url: str) -> AsyncIterator[RunningProvider]:
-    """The provider service, in-process, on a fresh database."""
-    async with running_provider(fresh_database_url) as service:
+async def provider(
+    fresh_database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[RunningProvider]:
+    """The provider service, in-process, on a fresh database, with the settings of the test's
+    `provider_settings` mark if it has one."""
+    marker = request.node.get_closest_marker("provider_settings")
+    settings = marker.kwargs if marker else {}
+    async with running_provider(fresh_database_url, **settings) as service:
         yield service
 
 
