@@ -7,13 +7,13 @@ first, so two concurrent posts at one setting cannot both take the last free pla
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from services.provider.domain import Capacity
 from services.provider.tables import (
@@ -26,7 +26,6 @@ from services.provider.tables import (
     Request,
     RequestStatus,
     Setting,
-    SettingStatus,
     Vacancy,
     VacancyStatus,
 )
@@ -43,11 +42,8 @@ __all__ = [
     "load",
     "lock_expired_offers",
     "lock_stale_vacancies",
-    "placements_of",
-    "requests_of",
+    "of_provider",
     "save",
-    "settings_of",
-    "vacancies_of",
 ]
 
 Record = TypeVar("Record", Setting, Vacancy, Placement, Request)
@@ -59,21 +55,30 @@ async def load(
     return await session.get(kind, key, with_for_update=lock)
 
 
-async def _of_provider(
+# The order each kind is listed in: oldest first, but requests newest first.
+_LISTED_BY: Final[dict[type[SQLModel], tuple[ColumnElement[Any] | Mapped[Any], ...]]] = {
+    Setting: (col(Setting.registered_at), col(Setting.setting_id)),
+    Vacancy: (col(Vacancy.posted_at), col(Vacancy.vacancy_id)),
+    Placement: (col(Placement.recorded_at), col(Placement.placement_id)),
+    Request: (col(Request.requested_at).desc(), col(Request.request_id)),
+}
+
+
+async def of_provider(
     session: AsyncSession,
     kind: type[Record],
     provider_id: str,
     status: StrEnum | None,
-    *order: ColumnElement[Any] | Mapped[Any],
     setting_id: UUID | None = None,
 ) -> Sequence[Record]:
-    """A provider's records of `kind`, of one status and at one setting if given, in `order`."""
+    """A provider's records of `kind`, of one status and at one setting if given, in `kind`'s
+    listing order."""
     query = select(kind).where(kind.provider_id == provider_id)
     if status is not None:
         query = query.where(kind.status == status)
     if setting_id is not None:
         query = query.where(kind.setting_id == setting_id)
-    query = query.order_by(*order)
+    query = query.order_by(*_LISTED_BY[kind])
     return (await session.scalars(query)).all()
 
 
@@ -87,13 +92,6 @@ async def save(session: AsyncSession, record: Record) -> None:
 
 
 # --- settings -------------------------------------------------------------------------------------
-
-
-async def settings_of(
-    session: AsyncSession, provider_id: str, status: SettingStatus | None
-) -> Sequence[Setting]:
-    order = (col(Setting.registered_at), col(Setting.setting_id))
-    return await _of_provider(session, Setting, provider_id, status, *order)
 
 
 async def capacities(session: AsyncSession, settings: Sequence[Setting]) -> dict[UUID, Capacity]:
@@ -137,16 +135,6 @@ async def _beds_by_setting(
 # --- vacancies ------------------------------------------------------------------------------------
 
 
-async def vacancies_of(
-    session: AsyncSession,
-    provider_id: str,
-    status: VacancyStatus | None,
-    setting_id: UUID | None,
-) -> Sequence[Vacancy]:
-    order = (col(Vacancy.posted_at), col(Vacancy.vacancy_id))
-    return await _of_provider(session, Vacancy, provider_id, status, *order, setting_id=setting_id)
-
-
 async def lock_stale_vacancies(
     session: AsyncSession, confirmed_before: datetime, limit: int
 ) -> Sequence[Vacancy]:
@@ -159,21 +147,6 @@ async def lock_stale_vacancies(
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
-
-
-# --- placements -----------------------------------------------------------------------------------
-
-
-async def placements_of(
-    session: AsyncSession,
-    provider_id: str,
-    status: PlacementStatus | None,
-    setting_id: UUID | None,
-) -> Sequence[Placement]:
-    order = (col(Placement.recorded_at), col(Placement.placement_id))
-    return await _of_provider(
-        session, Placement, provider_id, status, *order, setting_id=setting_id
-    )
 
 
 # --- placement requests ---------------------------------------------------------------------------
@@ -209,13 +182,6 @@ async def holding_requests(
         query = query.where(col(Request.vacancy_id).in_(list(vacancy_ids)))
     query = query.order_by(col(Request.vacancy_id), col(Request.request_id)).with_for_update()
     return (await session.scalars(query)).all()
-
-
-async def requests_of(
-    session: AsyncSession, provider_id: str, status: RequestStatus | None
-) -> Sequence[Request]:
-    order = (col(Request.requested_at).desc(), col(Request.request_id))
-    return await _of_provider(session, Request, provider_id, status, *order)
 
 
 async def lock_expired_offers(

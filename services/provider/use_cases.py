@@ -269,7 +269,7 @@ class ProviderService:
 
     async def settings(self, provider_id: str, status: SettingStatus | None) -> list[SettingView]:
         async with self._sessions() as session:
-            settings = await store.settings_of(session, provider_id, status)
+            settings = await store.of_provider(session, Setting, provider_id, status)
             capacities = await store.capacities(session, settings)
         return [SettingView.of(s, capacities[s.setting_id]) for s in settings]
 
@@ -330,7 +330,7 @@ class ProviderService:
         self, provider_id: str, status: VacancyStatus | None, setting_id: UUID | None
     ) -> list[VacancyView]:
         async with self._sessions() as session:
-            vacancies = await store.vacancies_of(session, provider_id, status, setting_id)
+            vacancies = await store.of_provider(session, Vacancy, provider_id, status, setting_id)
             return await self._vacancy_views(session, vacancies)
 
     async def expire_stale_vacancies(self, batch_size: int = 100) -> int:
@@ -460,7 +460,7 @@ class ProviderService:
         self, provider_id: str, status: RequestStatus | None
     ) -> list[RequestView]:
         async with self._sessions() as session:
-            requests = await store.requests_of(session, provider_id, status)
+            requests = await store.of_provider(session, Request, provider_id, status)
         return [RequestView.of(request) for request in requests]
 
     # --- placements -------------------------------------------------------------------------------
@@ -556,5 +556,7 @@ class ProviderService:
         self, provider_id: str, status: PlacementStatus | None, setting_id: UUID | None
     ) -> list[PlacementView]:
         async with self._sessions() as session:
-            placements = await store.placements_of(session, provider_id, status, setting_id)
+            placements = await store.of_provider(
+                session, Placement, provider_id, status, setting_id
+            )
         return [PlacementView.of(placement) for placement in placements]
