@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from services.ledger import store
-from services.ledger.dashboard import DashboardLinks, add_dashboard
+from services.ledger.dashboard import add_dashboard
 from services.ledger.handlers import CONSUMED_TOPICS, router
 from services.ledger.settings import Settings
 from services.ledger.use_cases import Ledger, LedgerMetrics
@@ -30,6 +30,7 @@ from services.platform.kafka import (
     start_consuming,
 )
 from services.platform.migrations import upgrade_to_head_async
+from services.platform.pages import PageSettings
 
 __all__ = ["Settings", "create_app"]
 
@@ -62,7 +63,9 @@ cannot be applied goes to the topic's `.dlq` twin with the reason.
 """
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock = utc_now, pages: PageSettings | None = None
+) -> FastAPI:
     registry = CollectorRegistry()
     consumer_metrics = ConsumerMetrics(registry)
     ledger_metrics = LedgerMetrics(registry)
@@ -119,11 +122,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
     add_asyncapi_route(app, broker)
     app.include_router(router)
-    add_dashboard(
-        app,
-        DashboardLinks(
-            authority_url=str(settings.dashboard_authority_url).rstrip("/"),
-            alerting_url=str(settings.dashboard_alerting_url).rstrip("/"),
-        ),
-    )
+    add_dashboard(app, pages or PageSettings())
     return app

@@ -9,11 +9,9 @@ shows the council's open referrals and their alerts, read with the same token fr
 and alerting services (named in `/page/links.json`).
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic import AnyHttpUrl
 
 from services.platform.pages import Page, PageSettings, add_page
 
@@ -26,18 +24,9 @@ DASHBOARD = Page(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class DashboardLinks:
-    """Where the page finds the other services it reads (as the browser reaches them)."""
-
-    authority_url: str
-    alerting_url: str
-
-
-def add_dashboard(app: FastAPI, links: DashboardLinks) -> None:
+def add_dashboard(app: FastAPI, pages: PageSettings) -> None:
     """Serve the dashboard with the platform's pages (`/`, its files under `/static/`, GOV.UK
-    Frontend, `/page/links.json`), none of them in the OpenAPI document."""
-    settings = PageSettings(
-        authority_url=AnyHttpUrl(links.authority_url), alerting_url=AnyHttpUrl(links.alerting_url)
-    )
-    add_page(app, DASHBOARD, settings)
+    Frontend, `/page/links.json`), none of them in the OpenAPI document. The page finds the
+    authority and alerting services where `pages` says (`NEARHOME_AUTHORITY_URL`,
+    `NEARHOME_ALERTING_URL`), as the browser reaches them."""
+    add_page(app, DASHBOARD, pages)

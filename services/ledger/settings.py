@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from pydantic import AliasChoices, AnyHttpUrl, Field
+from pydantic import AliasChoices, Field
 
 from services.platform.composition import Duration
 from services.platform.settings import ServiceSettings
@@ -32,17 +32,6 @@ class Settings(ServiceSettings):
         default=60.0,
         gt=0,
         validation_alias=AliasChoices("LEDGER_HISTORY_INTERVAL", "history_interval"),
-    )
-    # Where the dashboard's page finds the authority and alerting APIs, to show a council its
-    # open referrals and their alerts (those services list the dashboard's origin in
-    # NEARHOME_BROWSER_ORIGINS). `nearhome run` sets both to the services it runs.
-    dashboard_authority_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:8002"),
-        validation_alias=AliasChoices("LEDGER_DASHBOARD_AUTHORITY_URL", "dashboard_authority_url"),
-    )
-    dashboard_alerting_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:8004"),
-        validation_alias=AliasChoices("LEDGER_DASHBOARD_ALERTING_URL", "dashboard_alerting_url"),
     )
     # How long to wait before trying again to connect the consumers when the broker is down.
     broker_retry_interval: float = Field(default=2.0, gt=0)

@@ -29,11 +29,12 @@ from ledger_fixtures import (
 )
 from playwright.async_api import Page, expect
 from provider_fixtures import setting_body, vacancy_body
+from pydantic import AnyHttpUrl
 
 from services.authority.app import WORKSPACE as HOME_FINDER
 from services.ledger.app import create_app
 from services.ledger.dashboard import DASHBOARD
-from services.platform.pages import COMMON_STATIC
+from services.platform.pages import COMMON_STATIC, PageSettings
 from services.provider.app import WORKSPACE as PROVIDER_WORKSPACE
 
 LedgerGet = Callable[[str], Awaitable[Any]]
@@ -45,13 +46,11 @@ LedgerGet = Callable[[str], Awaitable[Any]]
 async def test_the_dashboard_is_served_at_the_root_with_a_policy_that_allows_nothing_external(
     fresh_database_url: str, topic_prefix: str
 ) -> None:
-    settings = ledger_settings(
-        fresh_database_url,
-        topic_prefix,
-        dashboard_authority_url="http://authority.test:8102/",
-        dashboard_alerting_url="https://alerting.test",
+    pages = PageSettings(
+        authority_url=AnyHttpUrl("http://authority.test:8102/"),
+        alerting_url=AnyHttpUrl("https://alerting.test"),
     )
-    app = create_app(settings)
+    app = create_app(ledger_settings(fresh_database_url, topic_prefix), pages=pages)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
     ) as client:

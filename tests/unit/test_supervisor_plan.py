@@ -194,8 +194,6 @@ def test_the_pages_are_linked_to_the_services_run_beside_them() -> None:
         "NEARHOME_AUTHORITY_URL": "http://127.0.0.1:9002",
         "NEARHOME_LEDGER_URL": "http://127.0.0.1:9003",
         "NEARHOME_ALERTING_URL": "http://127.0.0.1:9004",
-        "LEDGER_DASHBOARD_AUTHORITY_URL": "http://127.0.0.1:9002",
-        "LEDGER_DASHBOARD_ALERTING_URL": "http://127.0.0.1:9004",
         "NEARHOME_BROWSER_ORIGINS": (
             "http://127.0.0.1:9001,http://localhost:9001,http://127.0.0.1:9002,"
             "http://localhost:9002,http://127.0.0.1:9003,http://localhost:9003"
@@ -206,7 +204,6 @@ def test_the_pages_are_linked_to_the_services_run_beside_them() -> None:
 def test_what_the_environment_says_of_the_links_is_kept() -> None:
     urls = {"authority": "http://127.0.0.1:8002", "ledger": "http://10.0.0.5:8003"}
     environ = {
-        "LEDGER_DASHBOARD_AUTHORITY_URL": "https://authority.example.org",
         "NEARHOME_AUTHORITY_URL": "https://authority.example.org",
     }
 

@@ -115,10 +115,6 @@ def linked_environment(urls: Mapping[str, str], environ: Mapping[str, str]) -> d
     from the pages' origins read them (`NEARHOME_BROWSER_ORIGINS`, GET only).
     """
     linked = {f"NEARHOME_{name.upper()}_URL": url for name, url in urls.items()}
-    if "authority" in urls:
-        linked["LEDGER_DASHBOARD_AUTHORITY_URL"] = urls["authority"]
-    if "alerting" in urls:
-        linked["LEDGER_DASHBOARD_ALERTING_URL"] = urls["alerting"]
     pages = [urls[name] for name in ("provider", "authority", "ledger") if name in urls]
     if pages:
         origins = [
