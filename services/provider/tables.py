@@ -35,6 +35,11 @@ SCHEMA = "provider"
 REGISTRY = schema_registry(SCHEMA)
 
 
+def _in_status(status: StrEnum, name: str, column: str) -> Index:
+    """A partial index of the rows in one `status` by `column` (a scheduler's query)."""
+    return Index(name, column, postgresql_where=text(f"status = '{status.value}'"))
+
+
 class SettingStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -133,11 +138,7 @@ class Vacancy(VacancyRecord, ProviderTable, table=True):
         Index("vacancies_by_setting", "setting_id", "status"),
         Index("vacancies_by_provider", "provider_id", "posted_at"),
         # The expiry scheduler's query: open vacancies by their last confirmation.
-        Index(
-            "vacancies_open_by_confirmation",
-            "last_confirmed_at",
-            postgresql_where=text("status = 'open'"),
-        ),
+        _in_status(VacancyStatus.OPEN, "vacancies_open_by_confirmation", "last_confirmed_at"),
     )
 
 
@@ -214,11 +215,7 @@ class Request(RequestRecord, ProviderTable, table=True):
         Index("requests_by_provider", "provider_id", "requested_at"),
         Index("requests_by_vacancy", "vacancy_id", "status"),
         # The offer-expiry scheduler's query: open offers by when they expire.
-        Index(
-            "offers_open_by_expiry",
-            "offer_expires_at",
-            postgresql_where=text("status = 'offered'"),
-        ),
+        _in_status(RequestStatus.OFFERED, "offers_open_by_expiry", "offer_expires_at"),
     )
 
 
