@@ -231,10 +231,12 @@ class Planner:
         )
 
     def _create(
-        self, kind: Kind, org: str, body: Mapping[str, Any], *, lane: str, handle: str
+        self, kind: Kind, org: str, body: Mapping[str, Any], handle: str, *, lane: str | None = None
     ) -> PlannedRequest:
-        """The POST that creates the record `handle` stands for, at its kind's path."""
+        """The POST that creates the record `handle` stands for, at its kind's path, in `lane`
+        (by default its own: a setting's or a referral's history starts with it)."""
         path, id_field = _CREATES[kind]
+        lane = handle if lane is None else lane
         return self._request(kind, org, path, body, lane=lane, creates=handle, id_field=id_field)
 
     def _at(self, when: datetime, action: Action) -> None:
@@ -408,13 +410,7 @@ class Planner:
                 or {}
             ),
         }
-        return self._create(
-            Kind.REGISTER_SETTING,
-            setting.provider_id,
-            body,
-            lane=setting.handle,
-            handle=setting.handle,
-        )
+        return self._create(Kind.REGISTER_SETTING, setting.provider_id, body, setting.handle)
 
     def _others_share(self, setting: SimSetting) -> float:
         """The share of the setting's beds that children of other councils take."""
@@ -484,7 +480,7 @@ class Planner:
         setting.vacancies.append(vacancy)
         self.vacancies[vacancy.handle] = vacancy
         yield self._create(
-            Kind.POST_VACANCY, setting.provider_id, body, lane=setting.handle, handle=vacancy.handle
+            Kind.POST_VACANCY, setting.provider_id, body, vacancy.handle, lane=setting.handle
         )
         self._after(CONFIRM_EVERY + self._days(-1, 1), partial(self._confirm, vacancy))
         life = self._exponential_days(figures.BY_TYPE[setting.placement_type].mean_empty_days)
@@ -595,11 +591,7 @@ class Planner:
         if vacancy is not None:
             body["vacancy_id"] = placeholder(vacancy.handle)
         yield self._create(
-            Kind.START_PLACEMENT,
-            setting.provider_id,
-            body,
-            lane=setting.handle,
-            handle=placement.handle,
+            Kind.START_PLACEMENT, setting.provider_id, body, placement.handle, lane=setting.handle
         )
         self._schedule_end(placement, age)
 
@@ -688,9 +680,7 @@ class Planner:
             "accept_not_yet_inspected": referral.accept_not_yet_inspected,
             "search_scope": SearchScope.LOCAL.value,
         }
-        yield self._create(
-            Kind.OPEN_REFERRAL, council_code, body, lane=referral.handle, handle=referral.handle
-        )
+        yield self._create(Kind.OPEN_REFERRAL, council_code, body, referral.handle)
         first_look = (
             timedelta(hours=self.rng.uniform(0.5, 4)) if child.emergency else self._days(0.5, 3)
         )
