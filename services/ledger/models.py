@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,6 +91,13 @@ class _AboutFootprintAsOf(_AboutFootprint):
         return cls(**cls._naming(footprint), as_of=as_of, **_per_type(answer, figures), **more)
 
 
+class _ByType(_AboutFootprintAsOf, Generic[AnswerT]):
+    """An answer with figures for each placement type and for all of them (`totals`)."""
+
+    by_type: dict[PlacementType, AnswerT]
+    totals: AnswerT
+
+
 class FootprintView(_AboutFootprint):
     """An area capacity is counted for: a council, an English region or a collaborative."""
 
@@ -136,11 +143,8 @@ class Figures(_Answer):
         return cls.model_validate(figures, from_attributes=True)
 
 
-class CapacityView(_AboutFootprintAsOf):
+class CapacityView(_ByType[Figures]):
     """A footprint's live capacity, by placement type, as of `as_of`."""
-
-    by_type: dict[PlacementType, Figures]
-    totals: Figures
 
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, capacity: FootprintCapacity) -> Self:
@@ -256,12 +260,9 @@ class ResponseFigures(_Answer):
         return cls._read(responses, 2, "median_hours_to_first_answer", "requests_per_placement")
 
 
-class ResponsesView(_AboutFootprintAsOf):
+class ResponsesView(_ByType[ResponseFigures]):
     """Requests to the footprint's settings and how they were answered, by placement type, as of
     `as_of` (every request the ledger has counted, since the exchange began)."""
-
-    by_type: dict[PlacementType, ResponseFigures]
-    totals: ResponseFigures
 
     @classmethod
     def of(cls, footprint: Footprint, as_of: datetime, responses: FootprintResponses) -> Self:
