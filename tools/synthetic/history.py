@@ -510,17 +510,8 @@ class SyntheticHistory:
             vacancy_id=vacancy_id,
             setting_id=vacancy.setting_id,
             provider_id=setting.registered.provider_id,
-            **opened.model_dump(
-                include={
-                    "age",
-                    "sex",
-                    "sibling_group_size",
-                    "needs",
-                    "home_postcode_district",
-                    "needed_by",
-                    "urgency",
-                }
-            ),
+            # What the provider learns of the child: the referral's own facts.
+            **opened.model_dump(include=set(events.RequestedChild.model_fields)),
         )
         request = _Request(requested, referral, vacancy_id, vacancy)
         self._requests.add(requested.request_id, request)
