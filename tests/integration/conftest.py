@@ -30,24 +30,6 @@ async def authority(fresh_database_url: str) -> AsyncIterator[RunningAuthority]:
         yield service
 
 
-@pytest.fixture
-async def probe() -> AsyncIterator[TopicProbe]:
-    """Reads referral.events from now on."""
-    async with referral_events_probe() as probe:
-        yield probe
-
-
-@pytest.fixture
-async def alerting_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database with the alerting schema at its head (no service running)."""
-    await upgrade_to_head_async("alerting", fresh_database_url)
-    engine = create_engine(fresh_database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "provider_settings(**settings): the `provider` fixture's settings for this test"
@@ -64,6 +46,24 @@ async def provider(
     settings = marker.kwargs if marker else {}
     async with running_provider(fresh_database_url, **settings) as service:
         yield service
+
+
+@pytest.fixture
+async def alerting_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database with the alerting schema at its head (no service running)."""
+    await upgrade_to_head_async("alerting", fresh_database_url)
+    engine = create_engine(fresh_database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def probe() -> AsyncIterator[TopicProbe]:
+    """Reads referral.events from now on."""
+    async with referral_events_probe() as probe:
+        yield probe
 
 
 @pytest.fixture

@@ -22,8 +22,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 async def test_another_providers_records_are_forbidden_and_nothing_is_published(
-    provider,
-    provider_events,
+    provider, provider_events
 ) -> None:
     owner, intruder = new_provider_id(), new_provider_id()
     theirs = provider_headers(intruder)

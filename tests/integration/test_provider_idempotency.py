@@ -17,9 +17,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 async def test_a_repeated_post_yields_one_record_one_event_and_the_same_answer(
-    provider,
-    provider_events,
-    provider_id,
+    provider, provider_events, provider_id
 ) -> None:
     client = provider.client
 

@@ -32,9 +32,7 @@ _SETTING_FIELDS = (
 
 
 async def test_every_change_publishes_exactly_one_event_that_matches_the_answer(
-    provider,
-    provider_events,
-    provider_id,
+    provider, provider_events, provider_id
 ) -> None:
     headers = provider_headers(provider_id)
     client = provider.client
@@ -140,9 +138,7 @@ async def test_every_change_publishes_exactly_one_event_that_matches_the_answer(
 
 
 async def test_a_patch_that_changes_nothing_answers_200_and_publishes_nothing(
-    provider,
-    provider_events,
-    provider_id,
+    provider, provider_events, provider_id
 ) -> None:
     setting = await provider.register_setting(provider_id)
     response = await provider.client.patch(
@@ -161,9 +157,7 @@ async def test_a_patch_that_changes_nothing_answers_200_and_publishes_nothing(
 
 
 async def test_repeating_a_final_transition_is_a_conflict_and_publishes_nothing(
-    provider,
-    provider_events,
-    provider_id,
+    provider, provider_events, provider_id
 ) -> None:
     headers = provider_headers(provider_id)
     client = provider.client
@@ -267,8 +261,7 @@ async def test_capacity_rules_name_the_problem_and_change_nothing(provider, prov
 
 
 async def test_concurrent_vacancy_posts_never_offer_more_than_the_free_places(
-    provider,
-    provider_id,
+    provider, provider_id
 ) -> None:
     setting_id = (await provider.register_setting(provider_id, registered_places=3))["setting_id"]
     responses = await asyncio.gather(
@@ -292,8 +285,7 @@ async def test_concurrent_vacancy_posts_never_offer_more_than_the_free_places(
 
 
 async def test_a_placement_may_name_only_an_open_vacancy_at_its_setting(
-    provider,
-    provider_id,
+    provider, provider_id
 ) -> None:
     headers = provider_headers(provider_id)
     here = (await provider.register_setting(provider_id))["setting_id"]
@@ -326,8 +318,7 @@ async def test_a_placement_may_name_only_an_open_vacancy_at_its_setting(
 
 
 async def test_patch_validates_the_whole_new_state_and_rederives_the_council(
-    provider,
-    provider_id,
+    provider, provider_id
 ) -> None:
     headers = provider_headers(provider_id)
     setting_id = (await provider.register_setting(provider_id, age_min=8, age_max=12))["setting_id"]

@@ -44,9 +44,7 @@ async def test_health_ready_and_metrics_answer_with_live_figures(
     assert "nearhome_outbox_oldest_unsent_age_seconds 0.0" in metrics
 
 
-async def test_openapi_lists_every_resource_with_its_models_and_bearer_security(
-    provider,
-) -> None:
+async def test_openapi_lists_every_resource_with_its_models_and_bearer_security(provider) -> None:
     document = (await provider.client.get("/openapi.json")).json()
 
     operations = {

@@ -90,9 +90,7 @@ async def test_the_profile_travels_on_the_registration_and_a_patch_changes_it(
     assert changed.json()["name"] == "Fellside Lodge"
 
 
-async def test_any_council_reads_a_profile_and_so_does_its_owner_but_not_another_provider(
-    provider,
-):
+async def test_any_council_reads_a_profile_and_so_does_its_owner_but_not_another_provider(provider):
     owner = new_provider_id()
     setting = await provider.register_setting(owner, postcode_district="PR8")
     path = f"/v1/settings/{setting['setting_id']}/profile"
