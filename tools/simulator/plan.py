@@ -842,16 +842,23 @@ class Planner:
 
         self._after(timedelta(days=self.rng.expovariate(per_day)), repeat)
 
-    def _open_settings(self, council_code: str, placement_type: PlacementType) -> list[SimSetting]:
-        return [s for s in self._by_kind[council_code, placement_type] if s.open]
+    def _an_open_setting(
+        self, council_code: str, placement_type: PlacementType, empty_first: bool = False
+    ) -> SimSetting | None:
+        """One of the council's open settings of the type, drawn at random (among those with no
+        placement if `empty_first` and there are any); None if it has none."""
+        settings = [s for s in self._by_kind[council_code, placement_type] if s.open]
+        if not settings:
+            return None
+        empty = [s for s in settings if not s.placements] if empty_first else []
+        return self.rng.choice(empty or settings)
 
     def _inspect(
         self, council_code: str, placement_type: PlacementType
     ) -> Iterator[PlannedRequest]:
-        settings = self._open_settings(council_code, placement_type)
-        if not settings:
+        setting = self._an_open_setting(council_code, placement_type)
+        if setting is None:
             return
-        setting = self.rng.choice(settings)
         rating = population.reinspected(self.rng, setting.rating)
         if rating is setting.rating:
             return
@@ -900,12 +907,10 @@ class Planner:
     def _close_a_setting(
         self, council_code: str, placement_type: PlacementType
     ) -> Iterator[PlannedRequest]:
-        settings = self._open_settings(council_code, placement_type)
-        if not settings:
-            return
         # Foster carers mostly resign between children; homes close with children still there.
-        empty = [s for s in settings if not s.placements]
-        setting = self.rng.choice(empty if placement_type in FOSTERING and empty else settings)
+        setting = self._an_open_setting(council_code, placement_type, placement_type in FOSTERING)
+        if setting is None:
+            return
         for vacancy in list(setting.vacancies):
             yield self._withdraw(vacancy, WithdrawalReason.NO_LONGER_AVAILABLE)
         for placement in list(setting.placements):
