@@ -27,13 +27,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from contracts.enums import DeclineReason, PlacementType
-from tools.simulator.progress import Progress
+from tools.simulator.progress import Progress, Step
 from tools.simulator.requests import Api
 from tools.simulator.sender import RateLimiter, Tokens
 from tools.synthetic import figures
@@ -54,16 +53,6 @@ _PLACEMENT_TYPES = frozenset(placement_type.value for placement_type in Placemen
 def round_interval(speed: float) -> float:
     """Real seconds between rounds at `speed` times real time."""
     return min(max(ROUND_EVERY.total_seconds() / speed, ROUND_AT_LEAST), ROUND_AT_MOST)
-
-
-class Step(StrEnum):
-    """What the loop counts (the status line shows them)."""
-
-    REQUESTED = "requests"
-    OFFERED = "offers"
-    DECLINED = "declines"
-    ACCEPTED = "accepted"
-    PLACED = "placed"
 
 
 @dataclass(frozen=True, slots=True)

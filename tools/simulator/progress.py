@@ -4,6 +4,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from tools.simulator.requests import Kind, Phase, PlannedRequest
 
@@ -21,6 +22,16 @@ _RECORD = {
     Kind.UPDATE_REFERRAL: "referrals",
     Kind.CLOSE_REFERRAL: "referrals",
 }
+
+
+class Step(StrEnum):
+    """What the loop (loop.py) counts, in the order it goes: the status line shows them so."""
+
+    REQUESTED = "requests"
+    OFFERED = "offers"
+    DECLINED = "declines"
+    ACCEPTED = "accepted"
+    PLACED = "placed"
 
 
 # The sender falls behind the simulated clock when --rate is lower than the plan needs.
@@ -44,7 +55,7 @@ class Progress:
     _clock: tuple[float, datetime, float] | None = None  # real start, simulated start, speed
     started: float = field(default_factory=time.monotonic)
     # The loop from alert to placement (loop.py): what it did, by step, and its HTTP calls.
-    loop: Counter[str] = field(default_factory=Counter)
+    loop: Counter[Step] = field(default_factory=Counter)
     loop_calls: int = 0
     _last_count: int = 0
     _last_at: float = field(default_factory=time.monotonic)
@@ -94,7 +105,7 @@ class Progress:
             self.seed_done += 1
         self.answers[outcome] += 1
 
-    def looped(self, step: str) -> None:
+    def looped(self, step: Step) -> None:
         """One step of the loop done: a request sent, an offer, a decline, an acceptance …"""
         self.loop[step] += 1
 
@@ -102,8 +113,7 @@ class Progress:
         """The loop's counts, in the order the loop goes (empty before its first step)."""
         if not self.loop:
             return ""
-        steps = ("requests", "offers", "declines", "accepted", "placed")
-        return "loop " + " ".join(f"{step} {self.loop[step]:,}" for step in steps)
+        return "loop " + " ".join(f"{step} {self.loop[step]:,}" for step in Step)
 
     def rate(self) -> float:
         """Requests finished a second since the last call."""
