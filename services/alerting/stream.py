@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import asyncpg
@@ -30,29 +31,19 @@ Route = Callable[[dict[str, Any]], tuple[Recipient, str]]
 _CLOSED: Any = object()  # put on a client's queue when the stream ends for it
 
 
+@dataclass(eq=False)
 class AlertStream:
-    def __init__(  # noqa: PLR0913 - where to listen, and knobs each named at the call
-        self,
-        dsn: str,
-        channel: str,
-        metrics: AlertingMetrics,
-        *,
-        notice_channel: str | None = None,
-        queue_size: int = 1000,
-        heartbeat_s: float = 15.0,
-        max_duration_s: float = 300.0,
-        retry_interval: float = 2.0,
-    ) -> None:
-        self._dsn = dsn
-        self._channel = channel
-        self._notice_channel = notice_channel
-        self._metrics = metrics
-        self._queue_size = queue_size
-        self._heartbeat_s = heartbeat_s
-        self._max_duration_s = max_duration_s
-        self._retry_interval = retry_interval
-        self._clients: dict[Recipient, set[asyncio.Queue[Any]]] = {}
-        self.listening = asyncio.Event()
+    dsn: str
+    channel: str
+    metrics: AlertingMetrics
+    _: KW_ONLY
+    notice_channel: str | None = None
+    queue_size: int = 1000
+    heartbeat_s: float = 15.0
+    max_duration_s: float = 300.0
+    retry_interval: float = 2.0
+    _clients: dict[Recipient, set[asyncio.Queue[Any]]] = field(default_factory=dict, init=False)
+    listening: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def run(self) -> None:
         """Listen until cancelled, connecting again whenever the connection is lost."""
@@ -63,7 +54,7 @@ class AlertStream:
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     logger.exception("alert stream lost its database connection; reconnecting")
                 self.listening.clear()
-                await asyncio.sleep(self._retry_interval)
+                await asyncio.sleep(self.retry_interval)
         finally:
             self.listening.clear()
             for queues in self._clients.values():
@@ -71,13 +62,13 @@ class AlertStream:
                     _offer(queue, _CLOSED)
 
     async def _listen_once(self) -> None:
-        connection: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        connection: asyncpg.Connection = await asyncpg.connect(self.dsn)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
-            await connection.add_listener(self._channel, self._on_alert)
-            if self._notice_channel is not None:
-                await connection.add_listener(self._notice_channel, self._on_notice)
+            await connection.add_listener(self.channel, self._on_alert)
+            if self.notice_channel is not None:
+                await connection.add_listener(self.notice_channel, self._on_notice)
             self.listening.set()
             await lost.wait()
         finally:
@@ -106,14 +97,14 @@ class AlertStream:
 
     @contextlib.contextmanager
     def _subscribed(self, recipient: Recipient) -> Iterator[asyncio.Queue[Any]]:
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._queue_size)
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.queue_size)
         self._clients.setdefault(recipient, set()).add(queue)
-        self._metrics.stream_clients.inc()
+        self.metrics.stream_clients.inc()
         try:
             yield queue
         finally:
             self._drop(recipient, queue)
-            self._metrics.stream_clients.dec()
+            self.metrics.stream_clients.dec()
 
     def _drop(self, recipient: Recipient, queue: asyncio.Queue[Any]) -> None:
         queues = self._clients.get(recipient)
@@ -129,13 +120,13 @@ class AlertStream:
         It ends after `max_duration_s` (the client reconnects), so that a server can shut down.
         """
         loop = asyncio.get_running_loop()
-        ends_at = loop.time() + self._max_duration_s
+        ends_at = loop.time() + self.max_duration_s
         with self._subscribed(recipient) as queue:
             # Subscribed from here on; the comment tells a client it will miss nothing newer.
             yield "retry: 2000\n: connected\n\n"
             while (remaining := ends_at - loop.time()) > 0:
                 try:
-                    event = await asyncio.wait_for(queue.get(), min(self._heartbeat_s, remaining))
+                    event = await asyncio.wait_for(queue.get(), min(self.heartbeat_s, remaining))
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue

@@ -10,7 +10,7 @@ topic's `.dlq` twin with the reason, and the partition keeps moving.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
@@ -152,27 +152,18 @@ class _BatchResult:
     applied: list[Event]
 
 
+@dataclass(eq=False)
 class ExactlyOnceProcessor(Generic[StateT]):
     """Turns batches of deliveries into exactly-once effects in one service's schema."""
 
-    def __init__(  # noqa: PLR0913 - collaborators and two tuning knobs
-        self,
-        engine: AsyncEngine,
-        schema: str,
-        projection: Projection[StateT],
-        dead_letters: DeadLetterSink,
-        metrics: ConsumerMetrics,
-        *,
-        max_attempts: int = 3,
-        retry_backoff_s: float = 0.5,
-    ) -> None:
-        self._engine = engine
-        self._schema = schema
-        self._projection = projection
-        self._dead_letters = dead_letters
-        self._metrics = metrics
-        self._max_attempts = max_attempts
-        self._retry_backoff_s = retry_backoff_s
+    engine: AsyncEngine
+    schema: str
+    projection: Projection[StateT]
+    dead_letters: DeadLetterSink
+    metrics: ConsumerMetrics
+    _: KW_ONLY
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.5
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Process one batch: afterwards its effect is committed and its positions stored."""
@@ -196,14 +187,14 @@ class ExactlyOnceProcessor(Generic[StateT]):
         for delivery in deliveries:
             event = by_delivery.get(id(delivery))
             batch = [(delivery, event)] if event is not None else []
-            for attempt in range(1, self._max_attempts + 1):
+            for attempt in range(1, self.max_attempts + 1):
                 try:
                     result = await self._until_reachable(
                         lambda b=batch, d=delivery: self._process(b, [d])  # type: ignore[misc]
                     )
                 except PoisonError as error:
-                    if attempt < self._max_attempts:
-                        await asyncio.sleep(self._retry_backoff_s * attempt)
+                    if attempt < self.max_attempts:
+                        await asyncio.sleep(self.retry_backoff_s * attempt)
                         continue
                     await self._dead_letter(delivery, str(error))
                     # Record it as received, so a redelivery is a duplicate, and move on.
@@ -214,7 +205,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
 
     async def _until_reachable(self, work: Callable[[], Awaitable[_BatchResult]]) -> _BatchResult:
         """Retry while the database is unreachable: that is an outage, not a bad message."""
-        delay = self._retry_backoff_s
+        delay = self.retry_backoff_s
         while True:
             try:
                 return await work()
@@ -231,16 +222,16 @@ class ExactlyOnceProcessor(Generic[StateT]):
             delivery.offset,
             reason,
         )
-        await self._dead_letters.send(delivery, reason)
-        self._metrics.events.labels("dead_lettered").inc()
+        await self.dead_letters.send(delivery, reason)
+        self.metrics.events.labels("dead_lettered").inc()
 
     def _observe(self, result: _BatchResult) -> None:
         for outcome, count in result.counts.items():
             if count:
-                self._metrics.events.labels(outcome).inc(count)
+                self.metrics.events.labels(outcome).inc(count)
         now = datetime.now(UTC)
         for event in result.applied:
-            self._metrics.event_age.observe(max((now - event.occurred_at).total_seconds(), 0.0))
+            self.metrics.event_age.observe(max((now - event.occurred_at).total_seconds(), 0.0))
 
     async def _process(
         self,
@@ -248,7 +239,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
         deliveries: Sequence[Delivery],
         dead: Sequence[Delivery] = (),
     ) -> _BatchResult:
-        async with self._engine.connect() as sa_connection:
+        async with self.engine.connect() as sa_connection:
             raw = await sa_connection.get_raw_connection()
             connection: asyncpg.Connection = raw.driver_connection
             async with connection.transaction():
@@ -263,7 +254,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
         deliveries: Sequence[Delivery],
         dead: Sequence[Delivery],
     ) -> _BatchResult:
-        s = self._schema
+        s = self.schema
         received = [(d, e.event_id) for d, e in parsed]
         fresh_ids = await self._record_in_inbox(connection, received)
         await self._record_dead_in_inbox(connection, dead)
@@ -294,14 +285,14 @@ class ExactlyOnceProcessor(Generic[StateT]):
             due.extend(now_due)
             where[event.event_id] = delivery
 
-        state = await self._projection.load(connection, due)
+        state = await self.projection.load(connection, due)
         for event in due:
             try:
-                self._projection.apply(state, event)
+                self.projection.apply(state, event)
             except Exception as error:
                 raise PoisonError(event, error) from error
         try:
-            await self._projection.save(connection, state)
+            await self.projection.save(connection, state)
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
             raise PoisonError(due[0], error) from error
 
@@ -315,7 +306,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
         if not received:
             return set()
         rows = await connection.fetch(
-            f'INSERT INTO {self._schema}.inbox (event_id, topic, partition, "offset")'  # noqa: S608
+            f'INSERT INTO {self.schema}.inbox (event_id, topic, partition, "offset")'  # noqa: S608
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[])"
             " ON CONFLICT DO NOTHING RETURNING event_id",
             [event_id for _, event_id in received],
@@ -339,7 +330,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
         self, connection: asyncpg.Connection, aggregates: list[UUID]
     ) -> dict[UUID, dict[int, Event]]:
         rows = await connection.fetch(
-            f"SELECT body FROM {self._schema}.parked_events"  # noqa: S608
+            f"SELECT body FROM {self.schema}.parked_events"  # noqa: S608
             " WHERE aggregate_id = any($1::uuid[])",
             aggregates,
         )
@@ -352,7 +343,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
     async def _write_sequencing(
         self, connection: asyncpg.Connection, sequencer: Sequencer, where: dict[UUID, Delivery]
     ) -> None:
-        s = self._schema
+        s = self.schema
         if sequencer.changed_versions:
             changed = list(sequencer.changed_versions)
             await connection.execute(
@@ -388,7 +379,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
             key = (d.topic, d.partition)
             next_offsets[key] = max(next_offsets.get(key, 0), d.offset + 1)
         await connection.execute(
-            f"INSERT INTO {self._schema}.consumer_positions (topic, partition, next_offset)"  # noqa: S608
+            f"INSERT INTO {self.schema}.consumer_positions (topic, partition, next_offset)"  # noqa: S608
             " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
             " ON CONFLICT (topic, partition) DO UPDATE"
             " SET next_offset = GREATEST(consumer_positions.next_offset, excluded.next_offset)",
@@ -408,6 +399,7 @@ async def stored_positions(engine: AsyncEngine, schema: str) -> dict[TopicPartit
     return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
+@dataclass(eq=False)
 class ResumeFromStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, seek each partition to the position stored with the effect.
 
@@ -415,26 +407,20 @@ class ResumeFromStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc
     as the effect is the truth, so a crash between the two can neither skip nor repeat an effect.
     """
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        schema: str,
-        consumer: Callable[[], Any],
-    ) -> None:
-        self._engine = engine
-        self._schema = schema
-        self._consumer = consumer
+    engine: AsyncEngine
+    schema: str
+    consumer: Callable[[], Any]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:  # noqa: ANN401
         pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:  # noqa: ANN401
-        consumer = self._consumer()
+        consumer = self.consumer()
         # Hold the partitions while the positions are read: otherwise records fetched from the
         # group's committed offsets meanwhile are handed out before the seek takes effect.
         consumer.pause(*assigned)
         try:
-            positions = await stored_positions(self._engine, self._schema)
+            positions = await stored_positions(self.engine, self.schema)
             for partition in assigned:
                 # No effect stored yet: start at the beginning whatever the group committed, so a
                 # new or rebuilt schema under an old group id cannot skip history (offset 0 out of

@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import asyncpg
@@ -133,53 +133,39 @@ Send = Callable[[OutgoingMessage], Awaitable[Awaitable[object]]]
 
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.backlog = Gauge(
-            "nearhome_outbox_backlog", "Events in the outbox not yet published", registry=registry
-        )
-        self.oldest_unsent_age = Gauge(
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry)
+        self.backlog = gauge("nearhome_outbox_backlog", "Events in the outbox not yet published")
+        self.oldest_unsent_age = gauge(
             "nearhome_outbox_oldest_unsent_age_seconds",
             "Age of the oldest event not yet published (0 when none)",
-            registry=registry,
         )
-        self.published = Counter(
+        self.published = counter(
             "nearhome_events_published",
             "Events published to Kafka by the outbox relay",
             ["topic", "event_type"],
-            registry=registry,
         )
-        self.publish_failures = Counter(
+        self.publish_failures = counter(
             "nearhome_outbox_publish_failures",
             "Relay cycles that stopped because the broker did not acknowledge",
-            registry=registry,
         )
 
 
+@dataclass(eq=False)
 class OutboxRelay:
     """Publishes a service's outbox to Kafka, one batch at a time, in id order."""
 
-    def __init__(  # noqa: PLR0913 - each is a separate collaborator or tuning knob
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Table,
-        send: Send,
-        metrics: OutboxMetrics,
-        *,
-        lock_id: int,
-        batch_size: int = 500,
-        idle_interval: float = 0.05,
-        retry_interval: float = 1.0,
-        backlog_interval: float = 1.0,
-    ) -> None:
-        self._sessions = sessions
-        self._outbox = outbox
-        self._send = send
-        self._metrics = metrics
-        self._lock_id = lock_id
-        self._batch_size = batch_size
-        self._idle_interval = idle_interval
-        self._retry_interval = retry_interval
-        self._backlog_interval = backlog_interval
-        self._wake = asyncio.Event()
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Table
+    send: Send
+    metrics: OutboxMetrics
+    _: KW_ONLY
+    lock_id: int
+    batch_size: int = 500
+    idle_interval: float = 0.05
+    retry_interval: float = 1.0
+    backlog_interval: float = 1.0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def wake(self) -> None:
         """Publish now rather than at the next poll: called after a write commits."""
@@ -187,17 +173,17 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent events; returns how many were acknowledged and marked."""
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             # One relay per schema at a time, or two could interleave an aggregate's events.
-            locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_id)))
+            locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_id)))
             if not locked:
                 return 0
             rows = (
                 await session.execute(
-                    select(self._outbox)
-                    .where(self._outbox.c.published_at.is_(None))
-                    .order_by(self._outbox.c.id)
-                    .limit(self._batch_size)
+                    select(self.outbox)
+                    .where(self.outbox.c.published_at.is_(None))
+                    .order_by(self.outbox.c.id)
+                    .limit(self.batch_size)
                 )
             ).all()
             if not rows:
@@ -206,14 +192,14 @@ class OutboxRelay:
             if acknowledged:
                 ids = [row.id for row in rows[:acknowledged]]
                 await session.execute(
-                    update(self._outbox)
-                    .where(self._outbox.c.id.in_(ids))
+                    update(self.outbox)
+                    .where(self.outbox.c.id.in_(ids))
                     .values(published_at=datetime.now(UTC))
                 )
         for row in rows[:acknowledged]:
-            self._metrics.published.labels(row.topic, row.event_type).inc()
+            self.metrics.published.labels(row.topic, row.event_type).inc()
         if acknowledged < len(rows):
-            self._metrics.publish_failures.inc()
+            self.metrics.publish_failures.inc()
             raise BrokerUnavailableError(f"{len(rows) - acknowledged} events await the broker")
         return acknowledged
 
@@ -228,7 +214,7 @@ class OutboxRelay:
                     body=row.body,
                     headers={"event_type": row.event_type, "event_id": str(row.event_id)},
                 )
-                pending.append(await self._send(message))
+                pending.append(await self.send(message))
         except Exception:
             logger.exception("the broker refused an event from the outbox")
         acknowledged = 0
@@ -242,17 +228,17 @@ class OutboxRelay:
         return acknowledged
 
     async def measure_backlog(self) -> None:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             count, oldest = (
                 await session.execute(
-                    select(func.count(), func.min(self._outbox.c.created_at)).where(
-                        self._outbox.c.published_at.is_(None)
+                    select(func.count(), func.min(self.outbox.c.created_at)).where(
+                        self.outbox.c.published_at.is_(None)
                     )
                 )
             ).one()
-        self._metrics.backlog.set(count)
+        self.metrics.backlog.set(count)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
-        self._metrics.oldest_unsent_age.set(max(age, 0.0))
+        self.metrics.oldest_unsent_age.set(max(age, 0.0))
 
     async def run(self) -> None:
         """Publish until cancelled: at once when woken, otherwise every `idle_interval`.
@@ -261,7 +247,7 @@ class OutboxRelay:
         broker is away an idempotent producer retries rather than failing, so the publishing
         loop waits with it, and the backlog is what an operator needs to see then.
         """
-        measuring = asyncio.create_task(self._measure_backlog_every(self._backlog_interval))
+        measuring = asyncio.create_task(self._measure_backlog_every(self.backlog_interval))
         try:
             await self._publish_forever()
         finally:
@@ -284,17 +270,17 @@ class OutboxRelay:
                 await self.measure_backlog()
             except BrokerUnavailableError as error:
                 logger.warning("outbox relay waiting for the broker: %s", error)
-                await asyncio.sleep(self._retry_interval)
+                await asyncio.sleep(self.retry_interval)
                 continue
             except (SQLAlchemyError, OSError):
                 logger.exception("outbox relay cannot reach the database; trying again")
-                await asyncio.sleep(self._retry_interval)
+                await asyncio.sleep(self.retry_interval)
                 continue
-            if published == self._batch_size:
+            if published == self.batch_size:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_interval)
 
 
 class BrokerUnavailableError(Exception):

@@ -7,7 +7,7 @@ events in the outbox and wakes the relay once the transaction has committed.
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -33,30 +33,23 @@ Work = Callable[[AsyncSession], Awaitable[StoredResponse]]
 AfterWork = Callable[[AsyncSession, StoredResponse], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class Writer:
     """A service's write path: its sessions, outbox, idempotency keys and relay."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        producer: str,
-        outbox: Table,
-        idempotency_keys: Table,
-        on_commit: Callable[[], None],
-    ) -> None:
-        self._sessions = sessions
-        self._producer = producer
-        self._outbox = outbox
-        self._idempotency_keys = idempotency_keys
-        self._on_commit = on_commit
+    sessions: async_sessionmaker[AsyncSession]
+    _: KW_ONLY
+    producer: str
+    outbox: Table
+    idempotency_keys: Table
+    on_commit: Callable[[], None]
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction; the relay is woken after it commits (an idle wake costs nothing)."""
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             yield session
-        self._on_commit()
+        self.on_commit()
 
     async def write(
         self, request: WriteRequest, work: Work, *, after: AfterWork | None = None
@@ -65,7 +58,7 @@ class Writer:
         async with self.transaction() as session:
             answer = await run_once(
                 session,
-                self._idempotency_keys,
+                self.idempotency_keys,
                 organisation_id=request.organisation_id,
                 key=request.idempotency_key,
                 fingerprint=request.fingerprint,
@@ -88,10 +81,10 @@ class Writer:
         """Stage `payload` in the outbox: it is published only if the transaction commits."""
         await add_to_outbox(
             session,
-            self._outbox,
+            self.outbox,
             envelop(
                 payload,
-                producer=self._producer,
+                producer=self.producer,
                 organisation_id=organisation_id,
                 aggregate_id=aggregate_id,
                 sequence=sequence,
