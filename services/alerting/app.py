@@ -99,15 +99,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     # The delivery drains get a pool of their own: however many subscriptions have work, they
     # never keep the consumer, the relay or the API waiting for a connection.
     delivery_engine = create_engine(settings.database_url, pool_size=settings.delivery_pool_size)
-    deliveries = DeliveryWorker(
-        delivery_engine,
-        metrics,
-        backoff=settings.webhook_backoff,
-        per_subscription=settings.webhook_concurrency,
-        batch_size=settings.delivery_batch_size,
-        poll_interval=settings.delivery_poll_interval,
-        request_timeout=settings.webhook_timeout,
-    )
+    deliveries = DeliveryWorker(delivery_engine, metrics, settings)
     stream = AlertStream(
         asyncpg_dsn(settings.database_url),
         ALERT_CHANNEL,

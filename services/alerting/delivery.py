@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.alerting import store
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.notices import event_name
+from services.alerting.settings import Settings
 from services.alerting.webhook_client import WebhookSender, WebhookSendError, shared_tls_context
 from services.alerting.webhooks import SIGNATURE_HEADER, retry_delay, signature
 from services.platform.consumer import TRANSIENT_ERRORS
@@ -46,28 +47,21 @@ class WebhookFailedError(Exception):
 
 
 class DeliveryWorker:
-    def __init__(  # noqa: PLR0913 - collaborators and tuning knobs, each named at the call
+    def __init__(
         self,
         engine: AsyncEngine,
         metrics: AlertingMetrics,
+        settings: Settings,  # its backoff, batch size, poll interval, timeout and concurrency
         *,
-        backoff: Sequence[float],
-        per_subscription: int,
-        batch_size: int,
-        poll_interval: float,
-        request_timeout: float,
         unix_time: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
-        self._backoff = tuple(backoff)
-        self._per_subscription = per_subscription
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._request_timeout = request_timeout
+        self._settings = settings
         # Long enough to try a whole batch (at the worst, every try timing out) and record it;
         # a worker that dies mid-batch frees its deliveries after this.
-        self._lease_s = (batch_size / per_subscription + 1) * request_timeout + 30
+        per_slot = settings.delivery_batch_size / settings.webhook_concurrency
+        self._lease_s = (per_slot + 1) * settings.webhook_timeout + 30
         self._unix_time = unix_time
         self._wake = asyncio.Event()
         self._drains: dict[UUID, asyncio.Task[None]] = {}
@@ -99,7 +93,9 @@ class DeliveryWorker:
                     else:
                         self._start_drain(subscription_id)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                    await asyncio.wait_for(
+                        self._wake.wait(), timeout=self._settings.delivery_poll_interval
+                    )
         finally:
             drains = list(self._drains.values())
             for task in drains:
@@ -131,14 +127,17 @@ class DeliveryWorker:
             while True:
                 async with connection_of(self._engine) as connection:
                     batch = await store.claim_due_deliveries(
-                        connection, subscription_id, limit=self._batch_size, lease_s=self._lease_s
+                        connection,
+                        subscription_id,
+                        limit=self._settings.delivery_batch_size,
+                        lease_s=self._lease_s,
                     )
                 if not batch:
                     if subscription_id in self._look_again:
                         self._look_again.discard(subscription_id)
                         continue
                     return
-                slots = asyncio.Semaphore(self._per_subscription)
+                slots = asyncio.Semaphore(self._settings.webhook_concurrency)
                 outcomes = await asyncio.gather(*(self._try(d, slots) for d in batch))
                 delivered = [o for o in outcomes if isinstance(o, store.Delivered)]
                 failed = [o for o in outcomes if isinstance(o, store.Failed)]
@@ -156,7 +155,7 @@ class DeliveryWorker:
             try:
                 await self._post(delivery)
             except WebhookFailedError as failure:
-                retry_in = retry_delay(self._backoff, delivery.attempts + 1)
+                retry_in = retry_delay(self._settings.webhook_backoff, delivery.attempts + 1)
                 log = logger.warning if retry_in is None else logger.info
                 log(
                     "delivery %s to subscription %s failed: %s (%s)",
@@ -189,8 +188,8 @@ class DeliveryWorker:
         if sender is None:
             sender = WebhookSender(
                 delivery.url,
-                max_idle=self._per_subscription,
-                timeout_s=self._request_timeout,
+                max_idle=self._settings.webhook_concurrency,
+                timeout_s=self._settings.webhook_timeout,
                 tls=self._tls,
             )
             self._senders[delivery.subscription_id] = sender
