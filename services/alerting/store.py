@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel
-from sqlalchemy import Table, case, delete, func, insert, select
+from sqlalchemy import Column, Table, case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -181,23 +181,33 @@ UPDATE {qualified(ALERTS)} a SET status = 'retracted', retracted_at = u.retracte
 FROM {unnest(ALERTS.c.alert_id, ALERTS.c.retracted_at, ALERTS.c.retraction_reason)}
 WHERE a.alert_id = u.alert_id AND a.status = 'open'
 """  # noqa: S608 - names from the tables' own metadata
-_NOTICES = unnest(
-    SUBSCRIPTIONS.c.authority_code,
-    DELIVERIES.c.alert_id,
-    DELIVERIES.c.kind,
-    DELIVERIES.c.body,
-    DELIVERIES.c.source_occurred_at,
-    ordinality=True,
-)
-# One delivery per subscription of the referring council, in the order of the notices.
-_INSERT_DELIVERIES = f"""
-INSERT INTO {qualified(DELIVERIES)} (subscription_id, alert_id, kind, body, status,
+
+
+def _insert_deliveries(about: str, recipient: Sequence[Column[Any]], subscribed: str) -> str:
+    """One delivery per subscription that `subscribed` matches to a notice's `recipient` columns,
+    in the order of the notices; `about` names the alert or loop notice each delivery is of."""
+    notices = unnest(
+        *recipient,
+        DELIVERIES.c[about],
+        DELIVERIES.c.kind,
+        DELIVERIES.c.body,
+        DELIVERIES.c.source_occurred_at,
+        ordinality=True,
+    )
+    return f"""
+INSERT INTO {qualified(DELIVERIES)} (subscription_id, {about}, kind, body, status,
     next_attempt_at, source_occurred_at)
-SELECT s.subscription_id, u.alert_id, u.kind, u.body, 'pending', now(), u.source_occurred_at
-FROM {_NOTICES} JOIN {qualified(SUBSCRIPTIONS)} s ON s.authority_code = u.authority_code
+SELECT s.subscription_id, u.{about}, u.kind, u.body, 'pending', now(), u.source_occurred_at
+FROM {notices} JOIN {qualified(SUBSCRIPTIONS)} s ON {subscribed}
 ORDER BY u.n, s.subscription_id
 RETURNING delivery_id
 """  # noqa: S608 - names from the tables' own metadata
+
+
+# An alert goes to the referring council's subscriptions.
+_INSERT_DELIVERIES = _insert_deliveries(
+    "alert_id", (SUBSCRIPTIONS.c.authority_code,), "s.authority_code = u.authority_code"
+)
 _NOTIFY = "SELECT count(pg_notify($1, body)) FROM unnest($2::text[]) WITH ORDINALITY AS u(body, n)"
 # A notice is made once: a redelivered event finds its id taken and makes nothing.
 _INSERT_NOTICES = f"""
@@ -217,26 +227,13 @@ ORDER BY n
 ON CONFLICT (notice_id) DO NOTHING
 RETURNING notice_id
 """  # noqa: S608 - names from the tables' own metadata
-_LOOP_NOTICES = unnest(
-    NOTICES.c.audience,
-    NOTICES.c.organisation_id,
-    DELIVERIES.c.notice_id,
-    DELIVERIES.c.kind,
-    DELIVERIES.c.body,
-    DELIVERIES.c.source_occurred_at,
-    ordinality=True,
+# A loop notice goes to the subscriptions of the council or provider it concerns.
+_INSERT_NOTICE_DELIVERIES = _insert_deliveries(
+    "notice_id",
+    (NOTICES.c.audience, NOTICES.c.organisation_id),
+    "(u.audience = 'authority' AND s.authority_code = u.organisation_id)"
+    " OR (u.audience = 'provider' AND s.provider_id = u.organisation_id)",
 )
-# One delivery per subscription of the notice's council or provider, in the order of the notices.
-_INSERT_NOTICE_DELIVERIES = f"""
-INSERT INTO {qualified(DELIVERIES)} (subscription_id, notice_id, kind, body, status,
-    next_attempt_at, source_occurred_at)
-SELECT s.subscription_id, u.notice_id, u.kind, u.body, 'pending', now(), u.source_occurred_at
-FROM {_LOOP_NOTICES} JOIN {qualified(SUBSCRIPTIONS)} s
-  ON (u.audience = 'authority' AND s.authority_code = u.organisation_id)
-  OR (u.audience = 'provider' AND s.provider_id = u.organisation_id)
-ORDER BY u.n, s.subscription_id
-RETURNING delivery_id
-"""  # noqa: S608 - names from the tables' own metadata
 
 
 @dataclass(frozen=True, slots=True)
