@@ -13,16 +13,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from contracts import events
 from contracts.envelope import Envelope
-from contracts.events import (
-    OfferAccepted,
-    OfferExpired,
-    OfferWithdrawn,
-    PlacementDeclined,
-    PlacementOffered,
-    PlacementRequested,
-    RequestWithdrawn,
-)
 from services.platform.errors import UnappliableEventError
 
 
@@ -65,14 +57,15 @@ class LoopNotice:
 def loop_notice_of(event: Envelope[Any]) -> LoopNotice:
     """The notice a placement-loop event makes; any other event is refused."""
     payload = event.payload
-    match payload:
-        case PlacementRequested() | RequestWithdrawn() | OfferAccepted():
-            to = _provider(payload.provider_id)
-        case PlacementOffered() | PlacementDeclined() | OfferExpired() | OfferWithdrawn():
-            to = _council(payload.authority_code)
-        case _:
-            raise UnappliableEventError(f"{event.event_type} is not a placement-loop notice")
-    kind = next(kind for cls, kind in _KIND_OF.items() if isinstance(payload, cls))
+    told = next((told for cls, told in _NOTICES.items() if isinstance(payload, cls)), None)
+    if told is None:
+        raise UnappliableEventError(f"{event.event_type} is not a placement-loop notice")
+    kind, audience = told
+    match audience:
+        case Audience.PROVIDER:
+            to = Recipient(audience, payload.provider_id)
+        case Audience.AUTHORITY:
+            to = Recipient(audience, payload.authority_code)
     body = {
         "notice_id": str(event.event_id),
         "type": kind.value,
@@ -82,23 +75,17 @@ def loop_notice_of(event: Envelope[Any]) -> LoopNotice:
     return LoopNotice(event.event_id, kind, to, body, event.occurred_at)
 
 
-_KIND_OF: dict[type, LoopNoticeKind] = {
-    PlacementRequested: LoopNoticeKind.PLACEMENT_REQUESTED,
-    RequestWithdrawn: LoopNoticeKind.REQUEST_WITHDRAWN,
-    OfferAccepted: LoopNoticeKind.OFFER_ACCEPTED,
-    PlacementOffered: LoopNoticeKind.PLACEMENT_OFFERED,
-    PlacementDeclined: LoopNoticeKind.PLACEMENT_DECLINED,
-    OfferExpired: LoopNoticeKind.OFFER_EXPIRED,
-    OfferWithdrawn: LoopNoticeKind.OFFER_WITHDRAWN,
+# Each placement-loop event's notice, and whom it is told to: the provider the request asked (its
+# `provider_id`), or the council that asked (its `authority_code`).
+_NOTICES: dict[type, tuple[LoopNoticeKind, Audience]] = {
+    events.PlacementRequested: (LoopNoticeKind.PLACEMENT_REQUESTED, Audience.PROVIDER),
+    events.RequestWithdrawn: (LoopNoticeKind.REQUEST_WITHDRAWN, Audience.PROVIDER),
+    events.OfferAccepted: (LoopNoticeKind.OFFER_ACCEPTED, Audience.PROVIDER),
+    events.PlacementOffered: (LoopNoticeKind.PLACEMENT_OFFERED, Audience.AUTHORITY),
+    events.PlacementDeclined: (LoopNoticeKind.PLACEMENT_DECLINED, Audience.AUTHORITY),
+    events.OfferExpired: (LoopNoticeKind.OFFER_EXPIRED, Audience.AUTHORITY),
+    events.OfferWithdrawn: (LoopNoticeKind.OFFER_WITHDRAWN, Audience.AUTHORITY),
 }
-
-
-def _provider(provider_id: str) -> Recipient:
-    return Recipient(Audience.PROVIDER, provider_id)
-
-
-def _council(authority_code: str) -> Recipient:
-    return Recipient(Audience.AUTHORITY, authority_code)
 
 
 def event_name(kind: str) -> str:
