@@ -201,6 +201,16 @@ class Subscription(SubscriptionFields, DeliveryCounts, AlertingTable, table=True
     secret: str = Field(sa_type=Text)  # signs every webhook; shown to the council once
 
 
+def _inserted_at() -> Any:  # noqa: ANN401 - a field, as sqlmodel's Field gives it
+    """When the row was inserted: set by the database (None in a row not read back yet)."""
+    return Field(
+        default=None,
+        sa_type=UtcDateTime,
+        nullable=False,
+        sa_column_kwargs={"server_default": func.now()},
+    )
+
+
 class WebhookDelivery(AlertingTable, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -234,12 +244,7 @@ class WebhookDelivery(AlertingTable, table=True):
     last_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     source_occurred_at: datetime = Field(sa_type=UtcDateTime)
-    created_at: datetime | None = Field(
-        default=None,
-        sa_type=UtcDateTime,
-        nullable=False,
-        sa_column_kwargs={"server_default": func.now()},
-    )
+    created_at: datetime | None = _inserted_at()
 
 
 # --- the placement loop's notices -----------------------------------------------------------------
@@ -256,12 +261,7 @@ class StoredNotice(AlertingTable, table=True):
     audience: Audience = Field(sa_type=EnumText(Audience))
     organisation_id: str = Field(sa_type=Text)
     occurred_at: datetime = Field(sa_type=UtcDateTime)
-    created_at: datetime | None = Field(
-        default=None,
-        sa_type=UtcDateTime,
-        nullable=False,
-        sa_column_kwargs={"server_default": func.now()},
-    )
+    created_at: datetime | None = _inserted_at()
 
 
 SETTINGS = table_of(StoredSetting)
