@@ -42,6 +42,10 @@ class _Connection:
         self.writer.close()
 
 
+# A POST as h11 sends it: the request line and headers, the body, the end of the message.
+_Message = tuple[h11.Request, h11.Data, h11.EndOfMessage]
+
+
 class WebhookSender:
     """POSTs to one URL (http or https), reusing up to `max_idle` kept-alive connections."""
 
@@ -68,14 +72,15 @@ class WebhookSender:
     async def post(self, body: bytes, headers: list[tuple[str, str]]) -> int:
         """The receiver's status code; WebhookSendError when no answer came within the timeout
         (for connecting, sending and answering, all told)."""
+        message = self._message(body, headers)
         try:
             async with asyncio.timeout(self._timeout_s):
                 while self._idle:
                     try:
-                        return await self._exchange(self._idle.pop(), body, headers, reused=True)
+                        return await self._exchange(self._idle.pop(), message, reused=True)
                     except _StaleConnectionError:
                         continue
-                return await self._exchange(await self._connect(), body, headers, reused=False)
+                return await self._exchange(await self._connect(), message, reused=False)
         except TimeoutError as error:
             raise WebhookSendError(f"timed out after {self._timeout_s}s") from error
 
@@ -96,17 +101,23 @@ class WebhookSender:
             raise WebhookSendError(f"ConnectError: {error}") from error
         return _Connection(reader, writer, h11.Connection(h11.CLIENT))
 
-    async def _exchange(
-        self,
-        connection: _Connection,
-        body: bytes,
-        headers: list[tuple[str, str]],
-        *,
-        reused: bool,
-    ) -> int:
+    def _message(self, body: bytes, headers: list[tuple[str, str]]) -> _Message:
+        """The POST of `body`, as the h11 events that send it (the same on every connection)."""
+        request = h11.Request(
+            method="POST",
+            target=self._target,
+            headers=[
+                ("Host", self._host_header),
+                ("Content-Length", str(len(body))),
+                *headers,
+            ],
+        )
+        return request, h11.Data(data=body), h11.EndOfMessage()
+
+    async def _exchange(self, connection: _Connection, message: _Message, *, reused: bool) -> int:
         keep = False
         try:
-            status = await self._request(connection, body, headers, reused=reused)
+            status = await self._request(connection, message, reused=reused)
             keep = (
                 connection.protocol.our_state is h11.DONE
                 and connection.protocol.their_state is h11.DONE
@@ -120,29 +131,12 @@ class WebhookSender:
             if not keep:
                 connection.close()
 
-    async def _request(
-        self,
-        connection: _Connection,
-        body: bytes,
-        headers: list[tuple[str, str]],
-        *,
-        reused: bool,
-    ) -> int:
+    async def _request(self, connection: _Connection, message: _Message, *, reused: bool) -> int:
         protocol = connection.protocol
-        request = h11.Request(
-            method="POST",
-            target=self._target,
-            headers=[
-                ("Host", self._host_header),
-                ("Content-Length", str(len(body))),
-                *headers,
-            ],
-        )
+        request, data, end = message
         try:
             connection.writer.write(
-                protocol.send(request)
-                + protocol.send(h11.Data(data=body))
-                + protocol.send(h11.EndOfMessage())
+                protocol.send(request) + protocol.send(data) + protocol.send(end)
             )
             await connection.writer.drain()
             return await self._answer(connection, reused=reused)
