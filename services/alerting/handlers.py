@@ -18,7 +18,8 @@ from services.alerting.notices import Audience, Recipient
 from services.alerting.stream import AlertStream
 from services.alerting.use_cases import Alerting
 from services.platform.auth import Principal, Role, authenticated, require_role
-from services.platform.http import IdempotencyKey, fingerprint_of, problem_responses
+from services.platform.http import problem_responses
+from services.platform.write_routes import write_request_by
 from services.platform.writes import WriteRequest
 
 # --- subscribers ----------------------------------------------------------------------------------
@@ -69,17 +70,11 @@ Subscriber = Annotated[Recipient, Depends(subscriber_of)]
 Service = Annotated[Alerting, Depends(alerting_of)]
 
 
-async def write_request(
-    request: Request, subscriber: Subscriber, idempotency_key: IdempotencyKey = None
-) -> WriteRequest:
-    return WriteRequest(
-        organisation_id=subscriber.organisation_id,
-        idempotency_key=idempotency_key,
-        fingerprint=await fingerprint_of(request),
-    )
+def subscriber_organisation(subscriber: Subscriber) -> str:
+    return subscriber.organisation_id
 
 
-Write = Annotated[WriteRequest, Depends(write_request)]
+Write = Annotated[WriteRequest, Depends(write_request_by(subscriber_organisation))]
 
 
 router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
