@@ -1,26 +1,27 @@
 """The alerting service's own Prometheus metrics (the platform adds HTTP, outbox and consumer)."""
 
-from functools import partial
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class AlertingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        counter = partial(Counter, registry=registry)
-        gauge = partial(Gauge, registry=registry)
-        self.alerts_raised = counter(
+        self.alerts_raised = Counter(
             "nearhome_alerts_raised",
             "Alerts raised (committed), by whether the fit is local",
             ["local"],
+            registry=registry,
         )
-        self.alerts_retracted = counter(
-            "nearhome_alerts_retracted", "Alerts retracted (committed), by reason", ["reason"]
+        self.alerts_retracted = Counter(
+            "nearhome_alerts_retracted",
+            "Alerts retracted (committed), by reason",
+            ["reason"],
+            registry=registry,
         )
-        self.deliveries = counter(
+        self.deliveries = Counter(
             "nearhome_webhook_deliveries",
             "Webhook tries by outcome: delivered, failed (to be tried again) or dead",
             ["outcome"],
+            registry=registry,
         )
         self.delivery_latency = Histogram(
             "nearhome_alert_delivery_latency_seconds",
@@ -29,18 +30,24 @@ class AlertingMetrics:
             registry=registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300, 3600, float("inf")),
         )
-        self.book_loads = counter(
+        self.book_loads = Counter(
             "nearhome_alerting_book_loads",
             "Loads of the in-memory index from the database (start-up, or after a rollback)",
+            registry=registry,
         )
-        self.open_referrals = gauge(
-            "nearhome_alerting_open_referrals", "Open referrals in the index"
+        self.open_referrals = Gauge(
+            "nearhome_alerting_open_referrals", "Open referrals in the index", registry=registry
         )
-        self.open_vacancies = gauge(
+        self.open_vacancies = Gauge(
             "nearhome_alerting_open_vacancies",
             "Open vacancies in the index (of known, open settings)",
+            registry=registry,
         )
-        self.open_alerts = gauge("nearhome_alerting_open_alerts", "Alerts open now")
-        self.stream_clients = gauge(
-            "nearhome_alert_stream_clients", "Clients connected to GET /v1/alerts/stream"
+        self.open_alerts = Gauge(
+            "nearhome_alerting_open_alerts", "Alerts open now", registry=registry
+        )
+        self.stream_clients = Gauge(
+            "nearhome_alert_stream_clients",
+            "Clients connected to GET /v1/alerts/stream",
+            registry=registry,
         )

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 import asyncpg
@@ -133,21 +133,24 @@ Send = Callable[[OutgoingMessage], Awaitable[Awaitable[object]]]
 
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        counter = partial(Counter, registry=registry)
-        gauge = partial(Gauge, registry=registry)
-        self.backlog = gauge("nearhome_outbox_backlog", "Events in the outbox not yet published")
-        self.oldest_unsent_age = gauge(
+        self.backlog = Gauge(
+            "nearhome_outbox_backlog", "Events in the outbox not yet published", registry=registry
+        )
+        self.oldest_unsent_age = Gauge(
             "nearhome_outbox_oldest_unsent_age_seconds",
             "Age of the oldest event not yet published (0 when none)",
+            registry=registry,
         )
-        self.published = counter(
+        self.published = Counter(
             "nearhome_events_published",
             "Events published to Kafka by the outbox relay",
             ["topic", "event_type"],
+            registry=registry,
         )
-        self.publish_failures = counter(
+        self.publish_failures = Counter(
             "nearhome_outbox_publish_failures",
             "Relay cycles that stopped because the broker did not acknowledge",
+            registry=registry,
         )
 
 
