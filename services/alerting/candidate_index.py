@@ -7,7 +7,7 @@ the candidates in reach, not with the national total. Pure data structures; no I
 """
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from types import MappingProxyType
 from typing import Final, Generic, TypeVar
@@ -93,6 +93,30 @@ class _Buckets(Generic[_T]):
         return {} if bucket is None else bucket
 
 
+# Where a record is filed: each bucket, and its key there.
+_Placements = Callable[[_T], Iterator[tuple[_Buckets[_T], _AreaKey]]]
+
+
+def _index(
+    records: dict[UUID, _T], record_id: UUID, record: _T, placements: _Placements[_T]
+) -> None:
+    """File `record` by id and in every bucket of its `placements`, replacing an earlier version."""
+    where = list(placements(record))  # an unknown district raises here, before any change
+    _unindex(records, record_id, placements)
+    records[record_id] = record
+    for buckets, key in where:
+        buckets.add(key, record_id, record)
+
+
+def _unindex(records: dict[UUID, _T], record_id: UUID, placements: _Placements[_T]) -> _T | None:
+    """The record taken out of `records` and its buckets, or None when it was not there."""
+    record = records.pop(record_id, None)
+    if record is not None:
+        for buckets, key in placements(record):
+            buckets.discard(key, record_id)
+    return record
+
+
 class CandidateIndex:
     """The open referrals and open vacancies, bucketed by placement type and by area."""
 
@@ -119,35 +143,19 @@ class CandidateIndex:
 
     def add_vacancy(self, vacancy: OpenVacancy) -> None:
         """Index the vacancy, replacing any earlier version of it."""
-        placements = list(self._vacancy_placements(vacancy))  # an unknown district raises here
-        self.remove_vacancy(vacancy.vacancy_id)
-        self._vacancies[vacancy.vacancy_id] = vacancy
-        for buckets, key in placements:
-            buckets.add(key, vacancy.vacancy_id, vacancy)
+        _index(self._vacancies, vacancy.vacancy_id, vacancy, self._vacancy_placements)
 
     def remove_vacancy(self, vacancy_id: UUID) -> OpenVacancy | None:
         """The vacancy removed, or None when it was not indexed (a repeated removal, say)."""
-        vacancy = self._vacancies.pop(vacancy_id, None)
-        if vacancy is not None:
-            for buckets, key in self._vacancy_placements(vacancy):
-                buckets.discard(key, vacancy_id)
-        return vacancy
+        return _unindex(self._vacancies, vacancy_id, self._vacancy_placements)
 
     def add_referral(self, referral: OpenReferral) -> None:
         """Index the referral under each placement type it wants, replacing any earlier version."""
-        placements = list(self._referral_placements(referral))
-        self.remove_referral(referral.referral_id)
-        self._referrals[referral.referral_id] = referral
-        for buckets, key in placements:
-            buckets.add(key, referral.referral_id, referral)
+        _index(self._referrals, referral.referral_id, referral, self._referral_placements)
 
     def remove_referral(self, referral_id: UUID) -> OpenReferral | None:
         """The referral removed, or None when it was not indexed."""
-        referral = self._referrals.pop(referral_id, None)
-        if referral is not None:
-            for buckets, key in self._referral_placements(referral):
-                buckets.discard(key, referral_id)
-        return referral
+        return _unindex(self._referrals, referral_id, self._referral_placements)
 
     # --- matching ---------------------------------------------------------------------------------
 
