@@ -15,7 +15,6 @@ from provider_fixtures import (
     provider_events_probe,
     provider_headers,
     running_provider,
-    settled_events_of,
 )
 from sqlalchemy import func, select
 
@@ -111,7 +110,7 @@ async def test_writes_succeed_while_the_broker_is_down_and_every_event_arrives_o
         finally:
             await ensure_up()
 
-        events = await settled_events_of(probe, provider_id, count=8, timeout_s=90)
+        events = await probe.settled_of(provider_id, count=8, timeout_s=90)
         unsent_after = await _unsent(service)
 
     assert [answer.status_code for answer in answers] == [200, 201, 201, 200, 200, 201, 200]
