@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 from uuid import UUID, uuid4
 
 from contracts import matching
@@ -221,27 +221,37 @@ class Changes:
     loop_notices: list[LoopNotice] = field(default_factory=list)
 
     def vacancy_posted(self, vacancy: VacancyPosted) -> None:
-        self.vacancies_posted[vacancy.vacancy_id] = vacancy
-        self.vacancies_closed.discard(vacancy.vacancy_id)
+        _kept(self.vacancies_posted, self.vacancies_closed, vacancy.vacancy_id, vacancy)
 
     def vacancy_closed(self, vacancy_id: UUID) -> None:
-        self.vacancies_closed.add(vacancy_id)
+        self.vacancies_closed.add(vacancy_id)  # posted in this batch: still written, then closed
 
     def referral_open(self, state: ReferralState) -> None:
-        self.referrals[state.referral_id] = state
-        self.referrals_closed.discard(state.referral_id)
+        _kept(self.referrals, self.referrals_closed, state.referral_id, state)
 
     def referral_closed(self, referral_id: UUID) -> None:
-        self.referrals.pop(referral_id, None)
-        self.referrals_closed.add(referral_id)
+        _gone(self.referrals, self.referrals_closed, referral_id)
 
     def hold_kept(self, hold: Hold) -> None:
-        self.holds[hold.request_id] = hold
-        self.holds_released.discard(hold.request_id)
+        _kept(self.holds, self.holds_released, hold.request_id, hold)
 
     def hold_released(self, request_id: UUID) -> None:
-        self.holds.pop(request_id, None)
-        self.holds_released.add(request_id)
+        _gone(self.holds, self.holds_released, request_id)
+
+
+_V = TypeVar("_V")
+
+
+def _kept(kept: dict[UUID, _V], gone: set[UUID], key: UUID, value: _V) -> None:
+    """`value` is to be written under `key`, and no longer to be written as gone."""
+    kept[key] = value
+    gone.discard(key)
+
+
+def _gone(kept: dict[UUID, _V], gone: set[UUID], key: UUID) -> None:
+    """`key` is to be written as gone, and whatever was to be written under it is not."""
+    kept.pop(key, None)
+    gone.add(key)
 
 
 RetractionReasonFor = Callable[[OpenReferral, OpenVacancy | None], AlertRetractionReason]
