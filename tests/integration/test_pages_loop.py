@@ -60,8 +60,6 @@ async def exchange(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[
         ),
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
         **{f"NEARHOME_{name.upper()}_URL": url for name, url in urls.items()},
-        "LEDGER_DASHBOARD_AUTHORITY_URL": urls["authority"],
-        "LEDGER_DASHBOARD_ALERTING_URL": urls["alerting"],
     }
     async with nearhome_run("--no-infra", env=env, ports=ports) as supervised:
         await supervised.wait_for_line(r"^NearHome is running", within=60.0)
