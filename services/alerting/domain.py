@@ -19,6 +19,7 @@ from contracts import matching
 from contracts.enums import AlertRetractionReason, SearchScope
 from contracts.envelope import Envelope, envelop
 from contracts.events import (
+    AlertEvent,
     AlertRaised,
     AlertRetracted,
     EventPayload,
@@ -100,23 +101,15 @@ class Notice:
     reason: AlertRetractionReason | None = None
 
     def webhook_body(self) -> dict[str, Any]:
-        """The alert as a webhook, a stream event and `GET /alerts` show it (JSON-ready)."""
-        fit = self.alert.fit
+        """The alert as a webhook, a stream event and `GET /alerts` show it (JSON-ready): its
+        `AlertRaised` fields, with the notice's type, and when the alert was raised (and, for a
+        retraction, why and when it was retracted)."""
+        raised = self.raised().model_dump(mode="json")
         body: dict[str, Any] = {
-            "alert_id": str(self.alert.alert_id),
+            "alert_id": raised.pop("alert_id"),
             "type": self.kind.value,
-            "referral_id": str(fit.referral_id),
-            "vacancy_id": str(fit.vacancy_id),
-            "setting_id": str(fit.setting_id),
-            "authority_code": fit.authority_code,
-            "distance_miles": fit.distance_miles,
-            "local": fit.local,
-            "placement_type": fit.placement_type.value,
-            "ofsted_rating": fit.ofsted_rating.value,
-            "postcode_district": fit.postcode_district,
-            "beds": fit.beds,
+            **raised,
             "raised_at": self.alert.raised_at.isoformat(),
-            "setting_profile": profile_body(self.alert.setting_profile),
         }
         match self.kind:
             case NoticeKind.RAISED:
@@ -128,36 +121,36 @@ class Notice:
                 assert_never(self.kind)
         return body
 
+    def raised(self) -> AlertRaised:
+        """The alert as its `AlertRaised` event tells it."""
+        fit = self.alert.fit
+        return AlertRaised(
+            alert_id=self.alert.alert_id,
+            referral_id=fit.referral_id,
+            vacancy_id=fit.vacancy_id,
+            setting_id=fit.setting_id,
+            authority_code=fit.authority_code,
+            distance_miles=fit.distance_miles,
+            local=fit.local,
+            placement_type=fit.placement_type,
+            ofsted_rating=fit.ofsted_rating,
+            postcode_district=fit.postcode_district,
+            beds=fit.beds,
+            setting_profile=self.alert.setting_profile,
+        )
+
     def envelope(self) -> Event:
         """`AlertRaised` (sequence 1) or `AlertRetracted` (sequence 2) of the alert aggregate."""
-        fit = self.alert.fit
+        raised = self.raised()
         payload: EventPayload
         match self.kind:
             case NoticeKind.RAISED:
-                payload = AlertRaised(
-                    alert_id=self.alert.alert_id,
-                    referral_id=fit.referral_id,
-                    vacancy_id=fit.vacancy_id,
-                    setting_id=fit.setting_id,
-                    authority_code=fit.authority_code,
-                    distance_miles=fit.distance_miles,
-                    local=fit.local,
-                    placement_type=fit.placement_type,
-                    ofsted_rating=fit.ofsted_rating,
-                    postcode_district=fit.postcode_district,
-                    beds=fit.beds,
-                    setting_profile=self.alert.setting_profile,
-                )
+                payload = raised
                 sequence = 1
             case NoticeKind.RETRACTED:
-                payload = AlertRetracted(
-                    alert_id=self.alert.alert_id,
-                    referral_id=fit.referral_id,
-                    vacancy_id=fit.vacancy_id,
-                    setting_id=fit.setting_id,
-                    authority_code=fit.authority_code,
-                    reason=self.retraction_reason(),
-                )
+                # The same alert, referral, vacancy, setting and council as its raising.
+                about = raised.model_dump(include=set(AlertEvent.model_fields))
+                payload = AlertRetracted(**about, reason=self.retraction_reason())
                 sequence = 2
             case _:
                 assert_never(self.kind)
@@ -174,10 +167,6 @@ class Notice:
     def retraction_reason(self) -> AlertRetractionReason:
         assert self.reason is not None, "a retraction always says why"
         return self.reason
-
-
-def profile_body(profile: SettingProfile | None) -> dict[str, Any] | None:
-    return None if profile is None else profile.model_dump(mode="json")
 
 
 _PROFILE_FIELDS = tuple(SettingProfile.model_fields)
