@@ -51,31 +51,32 @@ def _authority_code(value: str) -> str:
     return code
 
 
-def _slug(value: str) -> str:
-    if not _SLUG.fullmatch(value):
-        raise ValueError(f"{value!r} is not a slug: lower-case letters and digits joined by '-'")
-    return value
+def _whole_match(pattern: re.Pattern[str], problem: str) -> AfterValidator:
+    """Lets through only a value that `pattern` matches whole; else `problem` says why (with the
+    value where it names `{value!r}`)."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(problem.format(value=value))
+        return value
+
+    return AfterValidator(check)
 
 
-def _reference(value: str) -> str:
-    if not _REFERENCE.fullmatch(value):
-        raise ValueError(
-            "a reference is the council's own opaque case reference: 1-40 letters, digits "
-            "and / _ . - (no spaces, never a name)"
-        )
-    return value
-
-
-def _ofsted_urn(value: str) -> str:
-    if not _OFSTED_URN.fullmatch(value):
-        raise ValueError(f"{value!r} is not an Ofsted URN: SC and 6 digits, or 6 or 7 digits")
-    return value
-
-
-def _phone(value: str) -> str:
-    if not _PHONE.fullmatch(value):
-        raise ValueError("a telephone number is 10-19 digits, spaces allowed, + allowed first")
-    return value
+_SLUG_ONLY = _whole_match(
+    _SLUG, "{value!r} is not a slug: lower-case letters and digits joined by '-'"
+)
+_REFERENCE_ONLY = _whole_match(
+    _REFERENCE,
+    "a reference is the council's own opaque case reference: 1-40 letters, digits "
+    "and / _ . - (no spaces, never a name)",
+)
+_OFSTED_URN_ONLY = _whole_match(
+    _OFSTED_URN, "{value!r} is not an Ofsted URN: SC and 6 digits, or 6 or 7 digits"
+)
+_PHONE_ONLY = _whole_match(
+    _PHONE, "a telephone number is 10-19 digits, spaces allowed, + allowed first"
+)
 
 
 def _one_line(value: str) -> str:
@@ -101,14 +102,14 @@ def _sorted_unique(values: tuple[_E, ...]) -> tuple[_E, ...]:
 
 PostcodeDistrict = Annotated[str, Strict(), AfterValidator(_postcode_district)]
 AuthorityCode = Annotated[str, Strict(), AfterValidator(_authority_code)]
-Slug = Annotated[str, Strict(), Field(min_length=2, max_length=64), AfterValidator(_slug)]
-CaseReference = Annotated[str, Strict(), AfterValidator(_reference)]
+Slug = Annotated[str, Strict(), Field(min_length=2, max_length=64), _SLUG_ONLY]
+CaseReference = Annotated[str, Strict(), _REFERENCE_ONLY]
 OrganisationId = Annotated[str, Strict(), Field(min_length=2, max_length=64)]
 ChildAge = Annotated[int, Strict(), Field(ge=0, le=17)]
 PositiveCount = Annotated[int, Strict(), Field(ge=1, le=1000)]
 StrictBool = Annotated[bool, Strict()]
-OfstedUrn = Annotated[str, Strict(), AfterValidator(_ofsted_urn)]
-TelephoneNumber = Annotated[str, Strict(), AfterValidator(_phone)]
+OfstedUrn = Annotated[str, Strict(), _OFSTED_URN_ONLY]
+TelephoneNumber = Annotated[str, Strict(), _PHONE_ONLY]
 SettingName = Annotated[
     str, Strict(), Field(min_length=1, max_length=120), AfterValidator(_one_line)
 ]
