@@ -1,5 +1,6 @@
 """The composition shared by the services that write through an outbox and consume another's
-events (the provider and the authority): their settings, their write path and their lifespan.
+events (the provider, the authority and alerting): their settings, their write path and their
+lifespan.
 
 `compose_writing_service` builds the parts (nothing connects): the engine, a broker for the
 consumers and their dead letters, a broker of the outbox's own, the relay and the `Writer`. The
