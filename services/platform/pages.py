@@ -29,7 +29,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COMMON_STATIC = Path(__file__).with_name("static")
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +55,10 @@ class PageSettings(BaseSettings):
         default=AnyHttpUrl("http://127.0.0.1:8004"),
         validation_alias=AliasChoices("NEARHOME_ALERTING_URL", "alerting_url"),
     )
-    # The folder npm installed the packages into (`node_modules`).
+    # The folder npm installed the packages into: `node_modules` where the command runs (the
+    # repository's root for `make demo`), or wherever a deployment's image put it.
     web_packages: Path = Field(
-        default=REPOSITORY / "node_modules",
+        default_factory=lambda: Path.cwd() / "node_modules",
         validation_alias=AliasChoices("NEARHOME_WEB_PACKAGES", "web_packages"),
     )
 
