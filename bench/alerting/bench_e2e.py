@@ -32,7 +32,6 @@ import asyncpg
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from bench_matching import Generator
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
@@ -43,8 +42,8 @@ from starlette.routing import Route
 from contracts import geography
 from contracts.envelope import envelop
 from contracts.serialization import to_bytes
-from contracts.topics import REFERRAL_EVENTS, all_topics
-from infra.local.topics import declare_topics
+from contracts.topics import REFERRAL_EVENTS
+from infra.local.scratch import scratch_database, scratch_topics
 from services.alerting.webhooks import verify
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.settings import CommonSettings
@@ -440,28 +439,14 @@ class Run:
 @contextlib.asynccontextmanager
 async def fresh_world(bootstrap: str, *, keep: bool) -> AsyncIterator[tuple[str, str]]:
     """A new database and topic prefix for the run (dropped after it unless `keep`)."""
-    common = CommonSettings()
     prefix = f"bench-{uuid4().hex[:8]}."
     database_name = f"nearhome_bench_{uuid4().hex[:8]}"
-    admin = await asyncpg.connect(
-        common.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    )
-    await admin.execute(f'CREATE DATABASE "{database_name}"')
-    specs = all_topics(prefix)
-    await declare_topics(bootstrap, specs, lambda _: None)
     print(f"prefix {prefix}, database {database_name}")
-    try:
-        yield prefix, common.database_url.rsplit("/", 1)[0] + f"/{database_name}"
-    finally:
-        if not keep:
-            await drop_database(admin, database_name)
-            kafka = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-            await kafka.start()
-            try:
-                await kafka.delete_topics([spec.name for spec in specs])
-            finally:
-                await kafka.close()
-        await admin.close()
+    async with (
+        scratch_database(CommonSettings().database_url, database_name, keep=keep) as url,
+        scratch_topics(bootstrap, prefix, keep=keep),
+    ):
+        yield prefix, url
 
 
 @contextlib.asynccontextmanager
@@ -531,18 +516,6 @@ async def run(args: argparse.Namespace) -> int:
     verdict = "PASS" if worst < TARGET_P99_S else "FAIL"
     print(f"{verdict}: p99 to the first webhook {worst * 1000:.0f} ms (aim < 1000 ms)")
     return 0 if verdict == "PASS" else 1
-
-
-async def drop_database(admin: asyncpg.Connection, name: str) -> None:
-    # An autovacuum worker (the server's own role) may still be in it: wait for it to finish.
-    for _ in range(30):
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except asyncpg.InsufficientPrivilegeError:
-            await asyncio.sleep(1)
-        else:
-            return
-    print(f"could not drop database {name}; drop it by hand")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

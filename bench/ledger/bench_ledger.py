@@ -12,24 +12,20 @@ database are dropped afterwards unless --keep.
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from contracts.envelope import Envelope
 from contracts.serialization import to_bytes
-from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, all_topics
-from infra.local.topics import declare_topics
+from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
+from infra.local.scratch import scratch_database, scratch_topics
 from services.ledger import store
 from services.ledger.app import Settings, create_app
 from services.ledger.domain import council_figures, fold
@@ -49,36 +45,6 @@ def _arguments() -> argparse.Namespace:
         "--no-verify", action="store_true", help="skip comparing the result with a pure fold"
     )
     return parser.parse_args()
-
-
-@contextlib.asynccontextmanager
-async def fresh_topics(bootstrap: str, keep: bool) -> AsyncIterator[str]:
-    prefix = f"bench-{uuid4().hex[:8]}."
-    specs = all_topics(prefix)
-    await declare_topics(bootstrap, specs, lambda _: None)
-    try:
-        yield prefix
-    finally:
-        if not keep:
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-            await admin.start()
-            try:
-                await admin.delete_topics([spec.name for spec in specs])
-            finally:
-                await admin.close()
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(base_url: str, keep: bool) -> AsyncIterator[str]:
-    name = f"nearhome_bench_{uuid4().hex[:8]}"
-    admin = await asyncpg.connect(base_url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield base_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        if not keep:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> float:
@@ -196,8 +162,12 @@ async def main() -> None:
     events = list(SyntheticHistory(arguments.seed).events(arguments.events))
     print(f"  generated in {time.perf_counter() - started:.1f}s")
     async with (
-        fresh_topics(base.kafka_bootstrap_servers, arguments.keep) as prefix,
-        fresh_database(base.database_url, arguments.keep) as database_url,
+        scratch_topics(
+            base.kafka_bootstrap_servers, f"bench-{uuid4().hex[:8]}.", keep=arguments.keep
+        ) as prefix,
+        scratch_database(
+            base.database_url, f"nearhome_bench_{uuid4().hex[:8]}", keep=arguments.keep
+        ) as database_url,
     ):
         records = [(topic_of(e, prefix), e.key, to_bytes(e)) for e in events]
         size = sum(len(value) for _, _, value in records) / len(records)
