@@ -17,6 +17,7 @@ from infra.local.errors import BrokerError, PortTakenError
 from infra.local.processes import (
     cgroup_memory_report,
     exit_status,
+    has_exited,
     is_running,
     memory_available_mib,
     read_pid_file,
@@ -256,7 +257,7 @@ async def wait_for_broker(layout: StateLayout, pid: int, progress: Progress) -> 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + BROKER_START_TIMEOUT_S
     while not await broker_answers(LOCAL_BOOTSTRAP):
-        if not is_running(pid, *_broker_markers(layout)):
+        if await _has_exited(pid, layout):
             raise BrokerExitedError(pid, await exit_status(pid), layout)
         if loop.time() >= deadline:
             raise BrokerError(
@@ -265,6 +266,18 @@ async def wait_for_broker(layout: StateLayout, pid: int, progress: Progress) -> 
                 f"and {layout.broker_console_log}"
             )
         await asyncio.sleep(_RETRY_INTERVAL_S)
+
+
+async def _has_exited(pid: int, layout: StateLayout) -> bool:
+    """Whether the broker started as `pid` is gone for sure, so another may be started.
+
+    Not `not is_running(...)`: a JVM whose first thread has ended still runs the broker; and a
+    broker still listening on the controller port has not exited, whatever /proc said a moment
+    ago. A second broker started beside a live one, on the same folder, corrupts its metadata log.
+    """
+    return has_exited(pid, *_broker_markers(layout)) and not await port_accepts(
+        _HOST, _CONTROLLER_PORT
+    )
 
 
 class BrokerExitedError(BrokerError):
