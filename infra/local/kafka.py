@@ -37,7 +37,7 @@ LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 _LOCAL_ADDRESSES = frozenset({"127.0.0.1:9092", "localhost:9092"})
 _HOST = "127.0.0.1"
 _BROKER_PORT = 9092
-_CONTROLLER_PORT = 9093
+_CONTROLLER_PORT = _BROKER_PORT + 1
 
 BROKER_START_TIMEOUT_S = 90.0
 BROKER_START_ATTEMPTS = 2
@@ -275,8 +275,10 @@ async def _has_exited(pid: int, layout: StateLayout) -> bool:
     broker still listening on the controller port has not exited, whatever /proc said a moment
     ago. A second broker started beside a live one, on the same folder, corrupts its metadata log.
     """
+    # The controller listens on the port after the broker's (`write_broker_config`).
+    host, broker_port = _split_address(LOCAL_BOOTSTRAP)
     return has_exited(pid, *_broker_markers(layout)) and not await port_accepts(
-        _HOST, _CONTROLLER_PORT
+        host, broker_port + 1
     )
 
 
