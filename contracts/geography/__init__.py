@@ -15,12 +15,15 @@ from contracts.geography._areas import (
     is_known_council,
     is_known_district,
     regions,
+    straddles_councils,
 )
 from contracts.geography._distance import (
     EARTH_RADIUS_MILES,
     LOCAL_RADIUS_MILES,
+    NEIGHBOUR_RADIUS_MILES,
     distance_miles,
     is_local,
+    lies_in_council,
 )
 from contracts.geography._footprints import (
     Footprint,
@@ -42,6 +45,7 @@ from contracts.geography.errors import (
 __all__ = [
     "EARTH_RADIUS_MILES",
     "LOCAL_RADIUS_MILES",
+    "NEIGHBOUR_RADIUS_MILES",
     "CollaborativeConfigError",
     "Council",
     "District",
@@ -64,6 +68,8 @@ __all__ = [
     "is_known_council",
     "is_known_district",
     "is_local",
+    "lies_in_council",
     "parse_collaboratives",
     "regions",
+    "straddles_councils",
 ]

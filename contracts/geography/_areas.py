@@ -127,3 +127,19 @@ def councils_in_region(region_code: str) -> tuple[Council, ...]:
     if code not in _regions():
         raise UnknownRegionError(region_code)
     return tuple(c for c in _councils().values() if c.region_code == code)
+
+
+@cache
+def _straddling() -> frozenset[str]:
+    """The districts whose postcode units are not all in the council they are assigned to."""
+    return frozenset(
+        row["district"]
+        for row in _read_rows("districts.csv")
+        if float(row["authority_share"]) < 1.0
+    )
+
+
+def straddles_councils(code: str) -> bool:
+    """Whether part of the district lies outside the council it is assigned to; raises
+    UnknownDistrictError."""
+    return district(code).code in _straddling()

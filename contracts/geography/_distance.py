@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from contracts.geography._areas import council, district
+from contracts.geography._areas import council, district, districts, straddles_councils
 
 EARTH_RADIUS_MILES = 3958.8
 LOCAL_RADIUS_MILES = 20.0
@@ -41,3 +41,29 @@ def is_local(
     else:
         setting_council = council(setting_authority_code).code
     return miles <= LOCAL_RADIUS_MILES or setting_council == referring
+
+
+# A district straddling councils (districts.csv names only the council holding most of it) lies
+# in another council too when that council's own districts come this close to it.
+NEIGHBOUR_RADIUS_MILES = 15.0
+
+
+def lies_in_council(district_code: str, authority_code: str) -> bool:
+    """Whether the postcode district lies (wholly or partly) in the council.
+
+    True for the council the district is assigned to. A district straddling councils also lies
+    in a council one of whose districts is within `NEIGHBOUR_RADIUS_MILES` of it: the data knows
+    only the council holding most of a district, so its neighbours are taken as its other
+    councils. Unknown districts or councils raise.
+    """
+    setting_council = council(authority_code).code
+    place = district(district_code)
+    if place.authority_code == setting_council:
+        return True
+    if not straddles_councils(place.code):
+        return False
+    return any(
+        distance_miles(place.code, other.code) <= NEIGHBOUR_RADIUS_MILES
+        for other in districts()
+        if other.authority_code == setting_council
+    )

@@ -111,6 +111,34 @@ def council_of_district(postcode_district: str) -> str:
     return geography.district(postcode_district).authority_code
 
 
+def check_district_in_council(postcode_district: str, authority_code: str) -> None:
+    """A setting's postcode district must lie in its council (its capacity is counted there):
+    a pydantic `ValidationError` naming `postcode_district` if it does not.
+
+    Unknown districts and councils are left to the contract's own checks.
+    """
+    known = geography.is_known_district(postcode_district) and geography.is_known_council(
+        authority_code
+    )
+    if not known or geography.lies_in_council(postcode_district, authority_code):
+        return
+    problem = PydanticCustomError(
+        "district_outside_council",
+        "postcode district {postcode_district} does not lie in the council {authority_code}"
+        " ({council}); it is in {district_council}",
+        {
+            "postcode_district": postcode_district,
+            "authority_code": authority_code,
+            "council": geography.council(authority_code).name,
+            "district_council": geography.council(council_of_district(postcode_district)).name,
+        },
+    )
+    raise ValidationError.from_exception_data(
+        "Setting",
+        [InitErrorDetails(type=problem, loc=("postcode_district",), input=postcode_district)],
+    )
+
+
 # --- rules ----------------------------------------------------------------------------------------
 
 
@@ -242,7 +270,12 @@ def register_setting(  # noqa: PLR0913 - the new id, its owner, what it is, wher
     *,
     profile: SettingProfile = NO_PROFILE,
 ) -> tuple[Setting, SettingRegistered]:
-    """A new open setting; its council is `authority_code`, or that of its postcode district."""
+    """A new open setting; its council is `authority_code`, or that of its postcode district.
+
+    A council given must contain the postcode district (`check_district_in_council`).
+    """
+    if authority_code is not None:
+        check_district_in_council(description.postcode_district, authority_code)
     setting = Setting(
         setting_id=setting_id,
         provider_id=provider_id,
@@ -286,6 +319,11 @@ def update_setting(
     if "postcode_district" in changes and "authority_code" not in changes:
         wanted_changes["authority_code"] = council_of_district(changes["postcode_district"])
     _check_ages_stay_in_order(setting, wanted_changes)
+    if {"postcode_district", "authority_code"} & wanted_changes.keys():
+        check_district_in_council(
+            wanted_changes.get("postcode_district", setting.postcode_district),
+            wanted_changes.get("authority_code", setting.authority_code),
+        )
     current = SettingUpdated.model_validate(setting, from_attributes=True)
     wanted = SettingUpdated.model_validate({**current.model_dump(), **wanted_changes})
     if wanted == current:

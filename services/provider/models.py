@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self, TypeVar, get_type_hints
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import SQLModel
 
 from contracts.enums import (
@@ -28,7 +36,12 @@ from contracts.events import (
     VacancyOffer,
 )
 from contracts.types import AuthorityCode, PositiveCount, SensibleDate, WeeklyFee
-from services.provider.domain import Capacity, profile_required, vacancy_expires_at
+from services.provider.domain import (
+    Capacity,
+    check_district_in_council,
+    profile_required,
+    vacancy_expires_at,
+)
 from services.provider.tables import (
     Placement,
     PlacementRecord,
@@ -79,6 +92,13 @@ class RegisterSetting(SettingProfile, SettingDescription):
     _profile_required = field_validator(*SettingProfile.model_fields, mode="after")(
         _required_unless_foster
     )
+
+    @model_validator(mode="after")
+    def _district_in_council(self) -> Self:
+        # A 422 naming `postcode_district` when the council given does not contain it.
+        if self.authority_code is not None:
+            check_district_in_council(self.postcode_district, self.authority_code)
+        return self
 
 
 class SettingChanges(_Request):

@@ -321,11 +321,12 @@ def test_a_registered_setting_is_open_at_version_1_in_the_council_of_its_distric
 
 
 def test_a_setting_registered_with_a_council_keeps_it() -> None:
+    # SN6 straddles Oxfordshire (its assigned council), Swindon and Wiltshire.
     setting, registered = domain.register_setting(
-        uuid4(), "acme-care", _description(), "E08000014", NOW
+        uuid4(), "acme-care", _description(postcode_district="SN6"), "E06000054", NOW
     )
 
-    assert setting.authority_code == registered.authority_code == "E08000014"
+    assert setting.authority_code == registered.authority_code == "E06000054"
 
 
 def test_an_update_returns_a_new_record_and_leaves_the_loaded_one_as_it_was() -> None:
