@@ -173,3 +173,42 @@ async def test_a_command_that_cannot_start_gives_up_at_once() -> None:
 
     assert code == 1
     assert any(line.startswith("[supervisor] could not start ghost: ") for line in transcript.lines)
+
+
+async def test_a_closed_output_neither_raises_nor_keeps_the_children_running_after_a_signal() -> (
+    None
+):
+    written: list[str] = []
+    lost: list[bool] = []
+
+    def write(line: str) -> None:
+        if any("steady up" in earlier for earlier in written):
+            raise BrokenPipeError(32, "Broken pipe")
+        written.append(line)
+
+    console = Console(
+        Prefixer(["steady", "supervisor"], colour=False), write, on_lost=lambda: lost.append(True)
+    )
+    run = asyncio.create_task(
+        Supervisor(
+            [python("steady", STEADY)],
+            console,
+            options=SupervisorOptions(policy=QUICK, stop_timeout=2.0),
+            announce=lambda: ["all ready"],
+        ).run()
+    )
+    async with asyncio.timeout(10):
+        while not any("steady up" in line for line in written):
+            await asyncio.sleep(0.02)
+    pids = [
+        int(m[1]) for line in written if (m := re.search(r"started steady \(pid (\d+)\)", line))
+    ]
+    assert len(pids) == 1
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    code = await asyncio.wait_for(run, 10)
+
+    assert code == 0
+    assert console.lost
+    assert lost == [True]
+    assert all(is_gone(pid) for pid in pids)

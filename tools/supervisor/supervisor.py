@@ -23,6 +23,7 @@ _NOT_READY_REPORT_EVERY = 15.0
 _OUTPUT_DRAIN_TIMEOUT = 2.0
 _SIMULATOR_STOP_WAIT = 5.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STDOUT_FD = 1
 
 
 def describe_exit(returncode: int) -> str:
@@ -36,21 +37,55 @@ def describe_exit(returncode: int) -> str:
 
 
 class Console:
-    """One writer for everything: the children's lines and the supervisor's own, prefixed."""
+    """One writer for everything: the children's lines and the supervisor's own, prefixed.
 
-    def __init__(self, prefixer: Prefixer, write: Callable[[str], None] = typer.echo) -> None:
+    Output that can no longer be written (a closed pipe: `nearhome run | tee log` after the `tee`
+    is gone, or a closed stdout) never stops the supervisor: the first failed write calls
+    `on_lost` (by default, stdout is pointed at /dev/null so that nothing fails at exit either)
+    and every later line is dropped, while the supervisor goes on running and stopping children.
+    """
+
+    def __init__(
+        self,
+        prefixer: Prefixer,
+        write: Callable[[str], None] = typer.echo,
+        *,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self._prefixer = prefixer
         self._write = write
+        self._on_lost = on_lost if on_lost is not None else _stdout_to_devnull
+        self.lost = False
 
     def child(self, name: str, text: str) -> None:
-        self._write(self._prefixer.line(name, text))
+        self._out(self._prefixer.line(name, text))
 
     def say(self, text: str) -> None:
-        self._write(self._prefixer.line(SUPERVISOR, text))
+        self._out(self._prefixer.line(SUPERVISOR, text))
 
     def block(self, lines: Sequence[str]) -> None:
         for line in ["", *lines, ""]:
+            self._out(line)
+
+    def _out(self, line: str) -> None:
+        if self.lost:
+            return
+        try:
             self._write(line)
+        except (OSError, ValueError):  # EPIPE, EIO; ValueError: "I/O operation on closed file"
+            self.lost = True
+            with contextlib.suppress(OSError, ValueError):
+                self._on_lost()
+
+
+def _stdout_to_devnull() -> None:
+    """Point the process's stdout at /dev/null, so that nothing written (or flushed at exit)
+    later fails on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, _STDOUT_FD)
+    finally:
+        os.close(devnull)
 
 
 @dataclass(eq=False)
@@ -119,13 +154,14 @@ class Supervisor:
         return 0
 
     def _on_signal(self, signum: int) -> None:
+        # Stop first, say so second: nothing the console does may keep the children running.
         name = signal.Signals(signum).name
         if not self._stopping.is_set():
-            self._console.say(f"{name}: stopping everything (once more to kill at once)")
             self._stopping.set()
+            self._console.say(f"{name}: stopping everything (once more to kill at once)")
         else:
-            self._console.say(f"{name} again: killing everything now")
             self._hurry.set()
+            self._console.say(f"{name} again: killing everything now")
 
     async def _supervise(self, child: _Child) -> None:
         """Keep `child` running until the supervisor stops (or the child is not to be restarted)."""
