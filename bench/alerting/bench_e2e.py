@@ -119,7 +119,7 @@ class Receiver:
             try:
                 verify(
                     self.secrets[request.path_params["council"]],
-                    request.headers["x-signature"],
+                    request.headers,
                     body,
                     now=int(time.time()),
                 )

@@ -30,6 +30,7 @@ from services.platform.consumer import ConsumerMetrics
 from services.platform.database import create_engine
 from services.platform.http import allow_browser_origins
 from services.platform.kafka import ConsumerPlacement, consume_exactly_once, start_consuming
+from services.platform.limits import add_input_limits
 from services.platform.migrations import upgrade_to_head_async
 
 __all__ = ["Settings", "create_app"]
@@ -58,9 +59,9 @@ referrals (docs/domain.md, rules 1-3), and takes the news back when it stops bei
   URN, referrals e-mail and phone, description) as it was when the alert was raised; null for a
   setting without one.
 * **Delivery**: `AlertRaised`/`AlertRetracted` on `alert.events` (outbox); a signed webhook to
-  every subscription of the council (`X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-  "t.body">`), retried with backoff and dead-lettered after the last try; server-sent events on
-  `GET /v1/alerts/stream`.
+  every subscription of the council, signed as Standard Webhooks says (`webhook-id`,
+  `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried with backoff and
+  dead-lettered after the last try; server-sent events on `GET /v1/alerts/stream`.
 * **Placement-loop notices**: the placement loop's events, each told once (keyed by its event id)
   to the organisation it concerns, by the same signed, retried webhooks and on the same stream.
   The body is the event's payload with `notice_id` (the event's id), `type` and `occurred_at`;
@@ -172,4 +173,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     service.add_asyncapi_route(app)
     allow_browser_origins(app, settings.browser_origins)
     app.include_router(router)
+    add_input_limits(app, settings)
     return app

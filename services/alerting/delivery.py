@@ -11,8 +11,8 @@ dead, which `GET /v1/subscriptions` shows. The worker runs in the service's life
 after each consumer batch commits, and polls for retries that fall due.
 
 Delivery is at least once: if the process dies between a receiver's answer and the recording of
-it, the lease runs out and the delivery is sent again (the `X-NearHome-Delivery` header and the
-body's `alert_id` or `notice_id` let a receiver spot the repeat).
+it, the lease runs out and the delivery is sent again (the `webhook-id` header, the same as
+`X-NearHome-Delivery`, and the body's `alert_id` or `notice_id` let a receiver spot the repeat).
 """
 
 import asyncio
@@ -31,7 +31,7 @@ from services.alerting.metrics import AlertingMetrics
 from services.alerting.notices import event_name
 from services.alerting.settings import Settings
 from services.alerting.webhook_client import WebhookSender, WebhookSendError, shared_tls_context
-from services.alerting.webhooks import SIGNATURE_HEADER, retry_delay, signature
+from services.alerting.webhooks import retry_delay, signed_headers
 from services.platform.consumer import TRANSIENT_ERRORS
 from services.platform.tables import connection_of
 
@@ -169,11 +169,13 @@ class DeliveryWorker:
 
     async def _post(self, delivery: store.DueDelivery) -> None:
         sent_at = int(self._unix_time())
+        # Standard Webhooks' id is the delivery's, the same on every try (as X-NearHome-Delivery).
+        message_id = str(delivery.delivery_id)
         headers = [
             ("Content-Type", "application/json"),
             ("User-Agent", USER_AGENT),
-            (SIGNATURE_HEADER, signature(delivery.secret, sent_at, delivery.body)),
-            ("X-NearHome-Delivery", str(delivery.delivery_id)),
+            *signed_headers(delivery.secret, message_id, sent_at, delivery.body),
+            ("X-NearHome-Delivery", message_id),
             ("X-NearHome-Event", event_name(delivery.kind)),
         ]
         try:

@@ -92,7 +92,9 @@ async def create_subscription(
 ) -> Response:
     """Send the council's alerts and placement-loop notices (or, for a provider token, the
     provider's notices) to a webhook, signed with `secret` (made for you if left out, and shown
-    only in this answer): `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
+    only in this answer; one of your own must be `whsec_` and the base64 of 24 to 64 bytes) as
+    Standard Webhooks says: `webhook-id`, `webhook-timestamp` and `webhook-signature:
+    v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, so any Standard Webhooks library verifies it.
     Failed deliveries are tried again with backoff, then dead-lettered."""
     stored = await service.subscribe(write, subscriber, body)
     return JSONResponse(stored.body, status_code=stored.status_code)

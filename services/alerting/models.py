@@ -6,7 +6,7 @@ The responses are built on the fields the tables declare (tables.py), read from 
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, Strict
 
 from services.alerting.tables import (
     AlertFields,
@@ -15,8 +15,19 @@ from services.alerting.tables import (
     Subscription,
     SubscriptionFields,
 )
+from services.alerting.webhooks import check_secret
 
-WebhookSecret = Annotated[str, Strict(), Field(min_length=16, max_length=256)]
+WebhookSecret = Annotated[
+    str,
+    Strict(),
+    Field(
+        min_length=16,
+        max_length=256,
+        description="a Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    ),
+    AfterValidator(check_secret),
+]
 
 
 class NewSubscription(BaseModel):
@@ -43,7 +54,8 @@ class SubscriptionView(SubscriptionFields):
 
 class CreatedSubscription(SubscriptionView):
     secret: str = Field(
-        description="signs every webhook (X-Signature); shown only in this answer, keep it safe"
+        description="signs every webhook (Standard Webhooks' webhook-signature); shown only in"
+        " this answer, keep it safe"
     )
 
 

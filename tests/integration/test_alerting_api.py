@@ -132,6 +132,7 @@ async def test_the_same_idempotency_key_returns_the_first_subscription_and_its_s
         ({"url": "not a url"}, "url"),
         ({}, "url"),
         ({"url": HOOK, "secret": "short"}, "secret"),
+        ({"url": HOOK, "secret": "a-secret-of-some-length-but-no-whsec"}, "secret"),
         ({"url": HOOK, "child_name": "Alex"}, "child_name"),
     ],
 )

@@ -61,7 +61,7 @@ def _profile_of(setting: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _signed_for(secret: str, hook: Webhook) -> None:
-    verify(secret, hook.headers["x-signature"], hook.body, now=int(time.time()))
+    verify(secret, hook.headers, hook.body, now=int(time.time()))
 
 
 async def _alert_for(alerting: RunningAlerting, vacancy_id: str) -> list[dict[str, Any]]:
