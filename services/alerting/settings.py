@@ -3,9 +3,10 @@
 from pydantic import AliasChoices, Field, field_validator
 
 from services.platform.composition import WritingServiceSettings
+from services.platform.limits import InputLimitSettings
 
 
-class Settings(WritingServiceSettings):
+class Settings(WritingServiceSettings, InputLimitSettings):
     port: int = Field(default=8004, validation_alias=AliasChoices("ALERTING_PORT", "port"))
     # The Kafka consumer group of the alerting subscribers (one per topic, both in this group).
     consumer_group: str = Field(

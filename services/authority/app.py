@@ -35,6 +35,7 @@ from services.authority.use_cases import (
 from services.platform.clock import Clock, utc_now
 from services.platform.composition import compose_writing_service
 from services.platform.http import allow_browser_origins
+from services.platform.limits import add_input_limits
 from services.platform.pages import Page, PageSettings, add_page
 
 __all__ = ["Settings", "create_app"]
@@ -119,4 +120,5 @@ def create_app(
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
     app.include_router(router)
     add_page(app, WORKSPACE, pages or PageSettings())
+    add_input_limits(app, settings)
     return app

@@ -5,9 +5,10 @@ from datetime import timedelta
 from pydantic import AliasChoices, Field
 
 from services.platform.composition import WritingServiceSettings
+from services.platform.limits import InputLimitSettings
 
 
-class Settings(WritingServiceSettings):
+class Settings(WritingServiceSettings, InputLimitSettings):
     port: int = Field(default=8002, validation_alias=AliasChoices("AUTHORITY_PORT", "port"))
     # How long a local referral waits for a local fit before it widens to its region, unless the
     # council chose its own `widen_after_hours` (seconds or ISO 8601 durations such as PT4H).

@@ -29,6 +29,7 @@ from services.platform.kafka import (
     event_broker,
     start_consuming,
 )
+from services.platform.limits import add_input_limits
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.pages import PageSettings
 
@@ -123,4 +124,5 @@ def create_app(
     add_asyncapi_route(app, broker)
     app.include_router(router)
     add_dashboard(app, pages or PageSettings())
+    add_input_limits(app, settings)
     return app

@@ -4,11 +4,12 @@ from datetime import timedelta
 
 from pydantic import AliasChoices, Field
 
-from services.platform.composition import Duration
+from services.platform.limits import InputLimitSettings
+from services.platform.retention import Duration
 from services.platform.settings import ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, InputLimitSettings):
     port: int = Field(default=8003, validation_alias=AliasChoices("LEDGER_PORT", "port"))
     # The Kafka consumer group of the ledger's subscribers (one per topic, both in this group).
     consumer_group: str = Field(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from contracts.topics import PROVIDER_EVENTS
 from services.platform.clock import Clock, utc_now
 from services.platform.composition import compose_writing_service
+from services.platform.limits import add_input_limits
 from services.platform.pages import Page, PageSettings, add_page
 from services.provider import tables
 from services.provider.handlers import CONSUMED_TOPICS, router
@@ -80,4 +81,5 @@ def create_app(
     parts.add_asyncapi_route(app)
     app.include_router(router)
     add_page(app, WORKSPACE, pages or PageSettings())
+    add_input_limits(app, settings)
     return app

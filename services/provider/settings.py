@@ -4,10 +4,12 @@ from datetime import timedelta
 
 from pydantic import AliasChoices, Field
 
-from services.platform.composition import Duration, WritingServiceSettings
+from services.platform.composition import WritingServiceSettings
+from services.platform.limits import InputLimitSettings
+from services.platform.retention import Duration
 
 
-class Settings(WritingServiceSettings):
+class Settings(WritingServiceSettings, InputLimitSettings):
     port: int = Field(default=8001, validation_alias=AliasChoices("PROVIDER_PORT", "port"))
     # An open vacancy not confirmed for this long is stale and expires: seconds ("1209600") or
     # an ISO 8601 duration ("P14D").
