@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from pydantic import AliasChoices, Field
 
-from services.platform.composition import Duration
 from services.platform.limits import InputLimitSettings
+from services.platform.retention import Duration
 from services.platform.settings import ServiceSettings
 
 

@@ -9,15 +9,14 @@ still joining their group (after a broker restart, say): publishing never waits 
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -36,6 +35,7 @@ from services.platform.kafka import (
 )
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import OutboxMetrics, OutboxRelay
+from services.platform.retention import Retention, RetentionSettings, Scheduled
 from services.platform.settings import ServiceSettings
 from services.platform.writes import Writer
 
@@ -44,19 +44,7 @@ OUTBOX_TABLE = "outbox"
 IDEMPOTENCY_KEYS_TABLE = "idempotency_keys"
 
 
-def _seconds_if_a_number(value: object) -> object:
-    """pydantic reads a number as seconds, but the environment gives a string of digits."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return float(value)
-    return value
-
-
-# A duration from the environment: seconds ("1209600") or an ISO 8601 duration ("P14D").
-Duration = Annotated[timedelta, BeforeValidator(_seconds_if_a_number)]
-
-
-class WritingServiceSettings(ServiceSettings):
+class WritingServiceSettings(ServiceSettings, RetentionSettings):
     """What a service with an outbox and a consumer needs besides the broker and the database."""
 
     # The Kafka consumer group of the service's consumer (each service names its own default).
@@ -72,10 +60,6 @@ class WritingServiceSettings(ServiceSettings):
     relay_retry_interval: float = Field(default=1.0, gt=0)
     relay_idle_interval: float = Field(default=0.05, gt=0)
     relay_backlog_interval: float = Field(default=1.0, gt=0)
-
-
-# A job the lifespan runs now and every so many seconds: (seconds, job, name for the logs).
-Scheduled = tuple[float, Callable[[], Awaitable[object]], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +78,8 @@ class WritingService:
     publisher: OutboxPublisher
     relay: OutboxRelay
     writer: Writer
+    # The retention jobs of its outbox, idempotency keys and inbox (`services.platform.retention`).
+    retention: Retention
 
     def consume(
         self, projection: Projection[Any], topics: Sequence[tuple[TopicSpec, str]], schema: str
@@ -134,7 +120,10 @@ class WritingService:
                     async with running(
                         start_consuming(self.broker, settings.broker_retry_interval),
                         self.relay.run(),
-                        *(every(seconds, job, name) for seconds, job, name in scheduled),
+                        *(
+                            every(seconds, job, name)
+                            for seconds, job, name in (*scheduled, *self.retention.jobs())
+                        ),
                     ):
                         yield
                 finally:
@@ -217,4 +206,5 @@ def compose_writing_service(
         publisher,
         relay,
         writer,
+        Retention(engine, metadata, settings),
     )

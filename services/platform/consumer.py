@@ -3,7 +3,9 @@
 Every batch of Kafka records becomes one PostgreSQL transaction that records the event ids (inbox),
 applies the new events in per-aggregate order through a projection, parks events that arrive ahead
 of their aggregate, and stores the next offset of every partition it read. Kafka may deliver twice,
-late or out of order: the effect happens once. A record that cannot be parsed or applied goes to the
+late or out of order: the effect happens once (a record below its partition's stored position is a
+duplicate by position, an event id in the inbox by id: `services.platform.retention` relies on both
+when it prunes old inbox ids). A record that cannot be parsed or applied goes to the
 topic's `.dlq` twin with the reason, and the partition keeps moving.
 """
 
@@ -255,7 +257,12 @@ class ExactlyOnceProcessor(Generic[StateT]):
         dead: Sequence[Delivery],
     ) -> _BatchResult:
         s = self.schema
-        received = [(d, e.event_id) for d, e in parsed]
+        # A record below its partition's stored position was applied (or refused) already: it is
+        # a duplicate by position, whether or not retention has pruned its id from the inbox.
+        stored = await self._positions(connection, parsed)
+        received = [
+            (d, e.event_id) for d, e in parsed if d.offset >= stored.get((d.topic, d.partition), 0)
+        ]
         fresh_ids = await self._record_in_inbox(connection, received)
         await self._record_dead_in_inbox(connection, dead)
         fresh: list[tuple[Delivery, Event]] = []
@@ -299,6 +306,19 @@ class ExactlyOnceProcessor(Generic[StateT]):
         await self._write_sequencing(connection, sequencer, where)
         await self._store_positions(connection, deliveries)
         return _BatchResult(counts, due)
+
+    async def _positions(
+        self, connection: asyncpg.Connection, parsed: Sequence[tuple[Delivery, Event]]
+    ) -> dict[tuple[str, int], int]:
+        """The stored next offset of each partition `parsed` came from."""
+        if not parsed:
+            return {}
+        rows = await connection.fetch(
+            f"SELECT topic, partition, next_offset FROM {self.schema}.consumer_positions"  # noqa: S608
+            " WHERE topic = any($1::text[])",
+            list({delivery.topic for delivery, _ in parsed}),
+        )
+        return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
     async def _record_in_inbox(
         self, connection: asyncpg.Connection, received: Sequence[tuple[Delivery, UUID]]

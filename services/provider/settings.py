@@ -4,8 +4,9 @@ from datetime import timedelta
 
 from pydantic import AliasChoices, Field
 
-from services.platform.composition import Duration, WritingServiceSettings
+from services.platform.composition import WritingServiceSettings
 from services.platform.limits import InputLimitSettings
+from services.platform.retention import Duration
 
 
 class Settings(WritingServiceSettings, InputLimitSettings):
