@@ -1,12 +1,39 @@
-"""Background work inside a service's lifespan: relays, consumers and schedulers."""
+"""Background work inside a service's lifespan: relays, consumers and schedulers.
+
+Each piece of work is meant to run for the life of the service. One that dies (raises) is
+recorded in the app's `BackgroundHealth`, so that `/ready` answers 503, and the server is asked to
+stop: under `nearhome serve` the process then ends with a non-zero status (uvicorn ends it with the
+SIGTERM it handled), and its supervisor restarts it.
+"""
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+import uvicorn
+
 logger = logging.getLogger(__name__)
+
+
+class BackgroundHealth:
+    """The background work of one app: which piece died, if any."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+    def record(self, name: str, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = f"{name}: {type(error).__name__}: {error}"
+
+
+# The health of the app whose lifespan is running (set around it by the platform's HTTP edge).
+current_health: contextvars.ContextVar[BackgroundHealth | None] = contextvars.ContextVar(
+    "current_health", default=None
+)
 
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -21,13 +48,38 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]], name: str)
 
 @contextlib.asynccontextmanager
 async def running(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run each coroutine as a task for the life of the block; cancel and await them at its end."""
+    """Run each coroutine as a task for the life of the block; cancel and await them at its end.
+
+    A task that raises is logged, recorded in the running app's `BackgroundHealth` (so `/ready`
+    answers 503) and the server serving it is asked to stop."""
+    health = current_health.get()
     tasks = [asyncio.create_task(coroutine) for coroutine in work]
+    for task in tasks:
+        task.add_done_callback(lambda done: _on_done(done, health))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
+
+
+def _on_done(task: "asyncio.Task[None]", health: BackgroundHealth | None) -> None:
+    if task.cancelled() or (error := task.exception()) is None:
+        return  # cancelled at the end of the lifespan, or work that was done (a start, say)
+    name = getattr(task.get_coro(), "__qualname__", task.get_name())
+    logger.critical("background task %s died; the service stops", name, exc_info=error)
+    if health is not None:
+        health.record(name, error)
+    _stop_serving()
+
+
+def _stop_serving() -> None:
+    """Ask the uvicorn server that handles this process's SIGTERM (as under `nearhome serve`) to
+    shut down as if it had received one: it runs the lifespan's end, then ends the process with
+    that SIGTERM. A lifespan run otherwise (in a test) is left to its caller."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if isinstance(getattr(handler, "__self__", None), uvicorn.Server) and callable(handler):
+        handler(signal.SIGTERM, None)

@@ -1,8 +1,9 @@
 """The HTTP edge every service shares: probes, metrics, request ids and error answers."""
 
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from uuid import uuid4
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.platform.background import BackgroundHealth, current_health
 from services.platform.errors import (
     ConflictError,
     ForbiddenError,
@@ -131,6 +133,27 @@ def _error_answer(_: Request, error: Exception) -> Response:
     return JSONResponse({"detail": str(error)}, status_code=status_of(error), headers=headers)
 
 
+def watch_background(app: FastAPI) -> BackgroundHealth:
+    """The `BackgroundHealth` of `app`, made current around its lifespan so that the work its
+    lifespan runs (`running`) reports to it."""
+    health = BackgroundHealth()
+    app.state.background = health
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        token = current_health.set(health)
+        try:
+            async with inner(app) as state:
+                yield state
+        finally:
+            with contextlib.suppress(ValueError):
+                current_health.reset(token)
+
+    app.router.lifespan_context = lifespan
+    return health
+
+
 def add_operational_routes(
     app: FastAPI, registry: CollectorRegistry, engine: AsyncEngine, bootstrap_servers: str
 ) -> None:
@@ -152,6 +175,7 @@ def add_operational_routes(
         response.headers[REQUEST_ID_HEADER] = request.state.request_id
         return response
 
+    background = watch_background(app)
     probes = APIRouter(tags=["operations"])
 
     @probes.get("/health")
@@ -159,15 +183,22 @@ def add_operational_routes(
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @probes.get("/ready", responses={503: {"description": "broker or database unreachable"}})
+    @probes.get(
+        "/ready",
+        responses={503: {"description": "broker or database unreachable, or background work died"}},
+    )
     async def ready() -> Response:
-        """Readiness: the broker and the database are reachable."""
+        """Readiness: the broker and the database are reachable, and none of the service's
+        background work (consumers, outbox relay, schedulers, delivery) has died."""
         checks: dict[str, Any] = {
             "database": await database_reachable(engine),
             "broker": await broker_reachable(bootstrap_servers),
         }
-        status = 200 if all(checks.values()) else 503
-        return JSONResponse({"ready": status == 200, **checks}, status_code=status)
+        if background.failure is not None:
+            checks["background_failure"] = background.failure  # what died, and why
+        status = 200 if all(value is True for value in checks.values()) else 503
+        body = {"ready": status == 200, **checks}
+        return JSONResponse(body, status_code=status)
 
     @probes.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
