@@ -32,6 +32,7 @@ from services.platform.kafka import (
 from services.platform.limits import add_input_limits
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.pages import PageSettings
+from services.platform.retention import Retention
 
 __all__ = ["Settings", "create_app"]
 
@@ -103,6 +104,7 @@ def create_app(
                 async with running(
                     start_consuming(broker, settings.broker_retry_interval),
                     every(settings.history_interval, ledger.take_snapshot, "capacity history"),
+                    *(every(*job) for job in Retention(engine, store.METADATA, settings).jobs()),
                 ):
                     yield
             finally:

@@ -5,11 +5,11 @@ from datetime import timedelta
 from pydantic import AliasChoices, Field
 
 from services.platform.limits import InputLimitSettings
-from services.platform.retention import Duration
+from services.platform.retention import Duration, RetentionSettings
 from services.platform.settings import ServiceSettings
 
 
-class Settings(ServiceSettings, InputLimitSettings):
+class Settings(ServiceSettings, InputLimitSettings, RetentionSettings):
     port: int = Field(default=8003, validation_alias=AliasChoices("LEDGER_PORT", "port"))
     # The Kafka consumer group of the ledger's subscribers (one per topic, both in this group).
     consumer_group: str = Field(
