@@ -21,9 +21,9 @@ from services.alerting.projection import AlertingProjection
 from services.alerting.settings import Settings
 from services.alerting.store import ALERT_CHANNEL, NOTICE_CHANNEL
 from services.alerting.stream import AlertStream
-from services.alerting.tables import METADATA, SCHEMA
+from services.alerting.tables import DELIVERIES, METADATA, SCHEMA
 from services.alerting.use_cases import Alerting
-from services.platform.background import running
+from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
 from services.platform.composition import compose_writing_service
 from services.platform.consumer import ConsumerMetrics
@@ -141,6 +141,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                     stream.run(),
                     relay.run(),
                     deliveries.run(),
+                    *(every(*job) for job in service.retention.jobs(delivered_webhooks=DELIVERIES)),
                     start_consuming(service.broker, settings.broker_retry_interval),
                 ):
                     yield
