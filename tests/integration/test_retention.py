@@ -21,6 +21,7 @@ from test_exactly_once import (
 )
 
 from contracts.topics import PROVIDER_EVENTS
+from services.alerting.tables import DELIVERIES
 from services.platform.consumer import (
     ConsumerMetrics,
     Delivery,
@@ -29,9 +30,11 @@ from services.platform.consumer import (
 )
 from services.platform.database import create_engine
 from services.platform.idempotency import idempotency_table
+from services.platform.migrations import upgrade_to_head_async
 from services.platform.outbox import outbox_table
 from services.platform.retention import (
     RetentionSettings,
+    prune_delivered_webhooks,
     prune_idempotency_keys,
     prune_inbox,
     prune_sent_outbox,
@@ -240,6 +243,71 @@ async def test_an_old_duplicate_replayed_after_its_inbox_id_was_pruned_changes_n
         event.event_id for event in [*first, later]
     )
     assert inbox == 1  # only the new event's id; the pruned five were not recorded again
+
+
+async def test_delivered_webhook_rows_go_past_the_horizon_pending_and_dead_ones_stay(
+    fresh_database_url: str,
+) -> None:
+    await upgrade_to_head_async("alerting", fresh_database_url)
+    subscription = uuid4()
+    now = datetime.now(UTC)
+    connection = await asyncpg.connect(_dsn(fresh_database_url))
+    try:
+        await connection.execute(
+            "INSERT INTO alerting.subscriptions"
+            " (subscription_id, authority_code, url, created_at, secret, delivered)"
+            " VALUES ($1, 'E06000009', 'https://council.example/hook', $2, 'whsec_x', 4)",
+            subscription,
+            now - 90 * DAY,
+        )
+        for status, delivered_at in (
+            ("delivered", now - 40 * DAY),
+            ("delivered", now - 31 * DAY),
+            ("delivered", now - 2 * DAY),
+            ("delivered", now - 3 * DAY),
+            ("pending", None),
+            ("dead", None),
+        ):
+            await connection.execute(
+                "INSERT INTO alerting.deliveries (subscription_id, alert_id, kind, body, status,"
+                " next_attempt_at, delivered_at, source_occurred_at, created_at)"
+                " VALUES ($1, $2, 'raised', '\\x7b7d', $3, $4, $5, $4, $4)",
+                subscription,
+                uuid4(),
+                status,
+                now - 60 * DAY,
+                delivered_at,
+            )
+    finally:
+        await connection.close()
+
+    engine = create_engine(fresh_database_url)
+    try:
+        pruned = await prune_delivered_webhooks(
+            engine,
+            DELIVERIES,
+            older_than=RetentionSettings().retain_delivered_webhooks,
+            batch_size=1,
+            now=lambda: now,
+        )
+    finally:
+        await engine.dispose()
+    assert pruned == 2
+
+    connection = await asyncpg.connect(_dsn(fresh_database_url))
+    try:
+        left = await connection.fetch(
+            "SELECT status, count(*) FROM alerting.deliveries GROUP BY status ORDER BY status"
+        )
+        delivered = await connection.fetchval("SELECT delivered FROM alerting.subscriptions")
+    finally:
+        await connection.close()
+    assert [(row["status"], row["count"]) for row in left] == [
+        ("dead", 1),
+        ("delivered", 2),
+        ("pending", 1),
+    ]
+    assert delivered == 4  # the subscription's own count is kept
 
 
 async def _every_record(topic: str, count: int) -> list[Delivery]:
