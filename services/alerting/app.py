@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from contracts.topics import ALERT_EVENTS
 from services.alerting.delivery import DeliveryWorker
+from services.alerting.delivery_targets import WebhookTargets
 from services.alerting.handlers import CONSUMED_TOPICS, router
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
@@ -168,7 +169,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         ],
     )
     service.add_token_check(app)
-    app.state.alerting = Alerting(service.writer, service.sessions, clock=clock)
+    app.state.alerting = Alerting(
+        service.writer,
+        service.sessions,
+        clock=clock,
+        targets=WebhookTargets.of(settings.webhook_allowed_hosts),
+    )
     app.state.alert_stream = stream
     service.add_operational_routes(app)
     service.add_asyncapi_route(app)

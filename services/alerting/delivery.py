@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerting import store
+from services.alerting.delivery_targets import WebhookTargets
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.notices import event_name
 from services.alerting.settings import Settings
@@ -71,6 +72,8 @@ class DeliveryWorker:
         # One sender per subscription, keeping as many connections alive as it has slots.
         self._senders: dict[UUID, WebhookSender] = {}
         self._tls = shared_tls_context()
+        # Where webhooks may go: each new connection's address is checked (delivery_targets.py).
+        self._targets = WebhookTargets.of(settings.webhook_allowed_hosts)
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a batch with new deliveries commits)."""
@@ -188,11 +191,13 @@ class DeliveryWorker:
     def _sender(self, delivery: store.DueDelivery) -> WebhookSender:
         sender = self._senders.get(delivery.subscription_id)
         if sender is None:
+            self._targets.host_of(delivery.url)  # RefusedTargetError for an http URL, say
             sender = WebhookSender(
                 delivery.url,
                 max_idle=self._settings.webhook_concurrency,
                 timeout_s=self._settings.webhook_timeout,
                 tls=self._tls,
+                resolve=self._targets.address_for,
             )
             self._senders[delivery.subscription_id] = sender
         return sender

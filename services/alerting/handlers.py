@@ -4,9 +4,11 @@ from typing import Annotated, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
+from services.alerting.delivery_targets import RefusedTargetError
 from services.alerting.domain import AlertStatus
 from services.alerting.models import (
     AlertView,
@@ -95,8 +97,14 @@ async def create_subscription(
     only in this answer; one of your own must be `whsec_` and the base64 of 24 to 64 bytes) as
     Standard Webhooks says: `webhook-id`, `webhook-timestamp` and `webhook-signature:
     v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, so any Standard Webhooks library verifies it.
-    Failed deliveries are tried again with backoff, then dead-lettered."""
-    stored = await service.subscribe(write, subscriber, body)
+    The URL must be https, and its host must not be or resolve to a loopback, private,
+    link-local, multicast, reserved or unspecified address (a 422 naming `url`); each delivery
+    checks the address again. Failed deliveries are tried again with backoff, then dead-lettered."""
+    try:
+        stored = await service.subscribe(write, subscriber, body)
+    except RefusedTargetError as refused:
+        error = {"type": "value_error", "loc": ("body", "url"), "msg": str(refused)}
+        raise RequestValidationError([{**error, "input": str(body.url)}]) from refused
     return JSONResponse(stored.body, status_code=stored.status_code)
 
 

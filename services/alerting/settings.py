@@ -1,6 +1,9 @@
 """The alerting service's settings, read from the environment (pydantic-settings)."""
 
+from typing import Annotated
+
 from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.platform.composition import WritingServiceSettings
 from services.platform.limits import InputLimitSettings
@@ -34,6 +37,13 @@ class Settings(WritingServiceSettings, InputLimitSettings):
         ge=1,
         validation_alias=AliasChoices("WEBHOOK_CONCURRENCY", "webhook_concurrency"),
     )
+    # Hosts webhooks may go to whatever they resolve to, over http too (comma-separated in the
+    # environment): for local receivers. Others must be https and public (delivery_targets.py);
+    # NEARHOME_ENV=development lets every URL in.
+    webhook_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=AliasChoices("ALERTING_WEBHOOK_ALLOWED_HOSTS", "webhook_allowed_hosts"),
+    )
     # How often the delivery worker looks for retries that are due (new alerts wake it at once).
     delivery_poll_interval: float = Field(default=0.5, gt=0)
     # Deliveries a subscription's drain leases and tries at a time (its outcomes are one write).
@@ -51,6 +61,13 @@ class Settings(WritingServiceSettings, InputLimitSettings):
     # Connections the delivery worker keeps to PostgreSQL (its own pool: each subscription's
     # drain takes one briefly to claim a batch and to record it).
     delivery_pool_size: int = Field(default=8, ge=1)
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(host.strip() for host in value.split(",") if host.strip())
+        return value
 
     @field_validator("webhook_backoff")
     @classmethod

@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerting import store
+from services.alerting.delivery_targets import WebhookTargets
 from services.alerting.domain import AlertStatus
 from services.alerting.models import (
     AlertView,
@@ -33,17 +34,22 @@ class Alerting:
         *,
         clock: Clock = utc_now,
         secrets: Callable[[], str] = new_secret,
+        targets: WebhookTargets | None = None,
     ) -> None:
         self._writer = writer
         self._sessions = sessions
         self._clock = clock
         self._secrets = secrets
+        # Where webhooks may go (delivery_targets.py); strict unless told otherwise.
+        self._targets = targets or WebhookTargets.of(())
 
     async def subscribe(
         self, request: WriteRequest, owner: Recipient, body: NewSubscription
     ) -> StoredResponse:
         """A new webhook for the council or provider: 201 with its secret, the only time the
-        secret is shown."""
+        secret is shown. RefusedTargetError if webhooks may not go to its URL (not https, or an
+        internal address)."""
+        await self._targets.check_subscription(str(body.url))
         is_council = owner.audience is Audience.AUTHORITY
 
         async def work(session: AsyncSession) -> StoredResponse:

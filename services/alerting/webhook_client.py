@@ -10,10 +10,15 @@ doing the HTTP/1.1 framing, at about a tenth of the cost.
 One `WebhookSender` per subscription keeps up to `max_idle` connections to its receiver alive.
 A connection the receiver closed while it was idle fails before any answer arrives; the request
 is then sent once more on a new connection (as browsers and HTTP libraries do).
+
+Each new connection asks `resolve` for the address to connect to (delivery_targets.py resolves
+the host and refuses an internal address), and connects to exactly that address, with the host
+name kept for TLS, so what was checked is what is connected to.
 """
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -50,7 +55,13 @@ class WebhookSender:
     """POSTs to one URL (http or https), reusing up to `max_idle` kept-alive connections."""
 
     def __init__(
-        self, url: str, *, max_idle: int, timeout_s: float, tls: ssl.SSLContext | None = None
+        self,
+        url: str,
+        *,
+        max_idle: int,
+        timeout_s: float,
+        tls: ssl.SSLContext | None = None,
+        resolve: Callable[[str, int], Awaitable[str]] | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -66,6 +77,8 @@ class WebhookSender:
         # TLS only for https; `tls` lets many senders share one context.
         self._tls = (tls or ssl.create_default_context()) if self._secure else None
         self._max_idle = max_idle
+        # (host, port) -> the address to connect to; None connects to the host as named.
+        self._resolve = resolve
         self._timeout_s = timeout_s
         self._idle: list[_Connection] = []
 
@@ -91,8 +104,11 @@ class WebhookSender:
 
     async def _connect(self) -> _Connection:
         try:
+            address = self._host
+            if self._resolve is not None:
+                address = await self._resolve(self._host, self._port)
             reader, writer = await asyncio.open_connection(
-                self._host,
+                address,
                 self._port,
                 ssl=self._tls,
                 server_hostname=self._host if self._secure else None,

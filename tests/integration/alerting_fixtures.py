@@ -41,6 +41,7 @@ from services.platform.auth import Role, issue_token, principal_for
 from services.platform.tables import connection_of
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
+LOCAL_RECEIVERS = "127.0.0.1"
 BOOTSTRAP = Settings().kafka_bootstrap_servers
 
 SEFTON = "E08000014"
@@ -149,6 +150,8 @@ def alerting_settings(database_url: str, topic_prefix: str, **settings: Any) -> 
             "topic_prefix": topic_prefix,
             "freeze_gc_after_load": False,
             "relay_retry_interval": 0.2,
+            # The tests' webhook receivers listen on 127.0.0.1, over http: trusted by name.
+            "webhook_allowed_hosts": (LOCAL_RECEIVERS,),
             **FAST_RETRIES,
             **settings,
         },

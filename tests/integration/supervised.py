@@ -108,6 +108,8 @@ async def services_run(
         "DATABASE_URL": database_url,
         "NEARHOME_TOPIC_PREFIX": topic_prefix,
         "NEARHOME_JWT_SECRET": secret,
+        # The tests' webhook receivers listen on 127.0.0.1, over http.
+        "ALERTING_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     async with nearhome_run(*args, env=env, ports=ports) as supervised:
