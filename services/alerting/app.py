@@ -174,6 +174,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         service.sessions,
         clock=clock,
         targets=WebhookTargets.of(settings.webhook_allowed_hosts),
+        secret_box=settings.secret_box(),
     )
     app.state.alert_stream = stream
     service.add_operational_routes(app)

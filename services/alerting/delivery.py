@@ -34,6 +34,7 @@ from services.alerting.settings import Settings
 from services.alerting.webhook_client import WebhookSender, WebhookSendError, shared_tls_context
 from services.alerting.webhooks import retry_delay, signed_headers
 from services.platform.consumer import TRANSIENT_ERRORS
+from services.platform.secrets import Sealed, SecretKeyError
 from services.platform.tables import connection_of
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class DeliveryWorker:
         self._tls = shared_tls_context()
         # Where webhooks may go: each new connection's address is checked (delivery_targets.py).
         self._targets = WebhookTargets.of(settings.webhook_allowed_hosts)
+        # Opens the subscriptions' sealed secrets (and seals any still in plain text on start).
+        self._secret_box = settings.secret_box()
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a batch with new deliveries commits)."""
@@ -83,6 +86,7 @@ class DeliveryWorker:
         """Drain every subscription with due deliveries until cancelled; tries in flight are
         cancelled with it (their leases run out and they are tried again)."""
         try:
+            await self._seal_plain_secrets()
             while True:
                 self._wake.clear()
                 try:
@@ -109,6 +113,29 @@ class DeliveryWorker:
             for sender in self._senders.values():
                 await sender.aclose()
             self._senders.clear()
+
+    async def _seal_plain_secrets(self) -> None:
+        """Encrypt the secrets stored in plain text before secrets were sealed (with a key)."""
+        if self._secret_box is None:
+            return
+        try:
+            async with connection_of(self._engine) as connection:
+                for subscription_id, secret in await store.plain_secrets(connection):
+                    sealed = self._secret_box.seal(secret, context=subscription_id.bytes)
+                    await store.seal_secret(connection, subscription_id, sealed)
+        except DATABASE_ERRORS:
+            logger.exception("cannot seal plain-text secrets now; they still sign as they are")
+
+    def _secret_of(self, delivery: store.DueDelivery) -> str:
+        """The subscription's secret, opened; SecretKeyError if no key opens it."""
+        if delivery.secret_ciphertext is not None and delivery.secret_key_id is not None:
+            if self._secret_box is None:
+                raise SecretKeyError("no key (NEARHOME_SECRET_KEYS) to decrypt the secret with")
+            sealed = Sealed(delivery.secret_key_id, delivery.secret_ciphertext)
+            return self._secret_box.open(sealed, context=delivery.subscription_id.bytes)
+        if delivery.secret is None:
+            raise SecretKeyError("the subscription has no secret")
+        return delivery.secret
 
     async def _subscriptions_due(self) -> list[UUID]:
         async with connection_of(self._engine) as connection:
@@ -171,13 +198,17 @@ class DeliveryWorker:
             return store.Delivered(delivery.delivery_id, datetime.now(UTC))
 
     async def _post(self, delivery: store.DueDelivery) -> None:
+        try:
+            secret = self._secret_of(delivery)
+        except SecretKeyError as error:
+            raise WebhookFailedError(str(error)) from error
         sent_at = int(self._unix_time())
         # Standard Webhooks' id is the delivery's, the same on every try (as X-NearHome-Delivery).
         message_id = str(delivery.delivery_id)
         headers = [
             ("Content-Type", "application/json"),
             ("User-Agent", USER_AGENT),
-            *signed_headers(delivery.secret, message_id, sent_at, delivery.body),
+            *signed_headers(secret, message_id, sent_at, delivery.body),
             ("X-NearHome-Delivery", message_id),
             ("X-NearHome-Event", event_name(delivery.kind)),
         ]

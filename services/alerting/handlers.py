@@ -3,7 +3,7 @@
 from typing import Annotated, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -18,7 +18,7 @@ from services.alerting.models import (
 )
 from services.alerting.notices import Audience, Recipient
 from services.alerting.stream import AlertStream
-from services.alerting.use_cases import Alerting
+from services.alerting.use_cases import Alerting, NoSecretKeyError
 from services.platform.auth import Principal, Role, authenticated, require_role
 from services.platform.http import problem_responses
 from services.platform.write_routes import write_request_by
@@ -87,7 +87,7 @@ router = APIRouter(prefix="/v1", responses=problem_responses(401, 403))
     status_code=201,
     response_model=CreatedSubscription,
     tags=["subscriptions"],
-    responses=problem_responses(422),
+    responses=problem_responses(422, 503),
 )
 async def create_subscription(
     body: NewSubscription, write: Write, subscriber: Subscriber, service: Service
@@ -99,12 +99,15 @@ async def create_subscription(
     v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, so any Standard Webhooks library verifies it.
     The URL must be https, and its host must not be or resolve to a loopback, private,
     link-local, multicast, reserved or unspecified address (a 422 naming `url`); each delivery
-    checks the address again. Failed deliveries are tried again with backoff, then dead-lettered."""
+    checks the address again. The secret is stored encrypted (503 if the service has no key to
+    encrypt it with). Failed deliveries are tried again with backoff, then dead-lettered."""
     try:
         stored = await service.subscribe(write, subscriber, body)
     except RefusedTargetError as refused:
         error = {"type": "value_error", "loc": ("body", "url"), "msg": str(refused)}
         raise RequestValidationError([{**error, "input": str(body.url)}]) from refused
+    except NoSecretKeyError as no_key:
+        raise HTTPException(503, str(no_key)) from no_key
     return JSONResponse(stored.body, status_code=stored.status_code)
 
 

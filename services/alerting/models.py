@@ -58,6 +58,12 @@ class CreatedSubscription(SubscriptionView):
         " this answer, keep it safe"
     )
 
+    @classmethod
+    def made(cls, subscription: Subscription, secret: str) -> Self:
+        """A subscription just made, with its secret in plain text (stored only sealed)."""
+        view = SubscriptionView.of(subscription, pending=0)
+        return cls.model_validate({**view.model_dump(), "secret": secret})
+
 
 class AlertView(AlertFields):
     @classmethod

@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from services.platform.composition import WritingServiceSettings
 from services.platform.limits import InputLimitSettings
+from services.platform.secrets import SecretBox
 
 
 class Settings(WritingServiceSettings, InputLimitSettings):
@@ -44,6 +45,12 @@ class Settings(WritingServiceSettings, InputLimitSettings):
         default=(),
         validation_alias=AliasChoices("ALERTING_WEBHOOK_ALLOWED_HOSTS", "webhook_allowed_hosts"),
     )
+    # The keys that encrypt subscription secrets at rest, `kid:<base64 of 32 bytes>,...`: the
+    # first encrypts, all decrypt (services/platform/secrets.py). Unset, only NEARHOME_ENV=
+    # development has a key (a built-in one); in production no subscription can be made.
+    secret_keys: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NEARHOME_SECRET_KEYS", "secret_keys")
+    )
     # How often the delivery worker looks for retries that are due (new alerts wake it at once).
     delivery_poll_interval: float = Field(default=0.5, gt=0)
     # Deliveries a subscription's drain leases and tries at a time (its outcomes are one write).
@@ -75,6 +82,11 @@ class Settings(WritingServiceSettings, InputLimitSettings):
         if any(delay < 0 for delay in value):
             raise ValueError("webhook_backoff delays must not be negative")
         return value
+
+    def secret_box(self) -> SecretBox | None:
+        """What seals and opens subscription secrets; None without a key (production, unset)."""
+        spec = self.secret_keys.get_secret_value() if self.secret_keys is not None else ""
+        return SecretBox.from_environment(spec)
 
     @property
     def webhook_max_attempts(self) -> int:

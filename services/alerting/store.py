@@ -53,6 +53,7 @@ from services.alerting.tables import (
 )
 from services.platform.clock import Clock
 from services.platform.outbox import stage_in_outbox
+from services.platform.secrets import Sealed
 from services.platform.tables import (
     as_read,
     as_written,
@@ -413,7 +414,11 @@ class DueDelivery:
     attempts: int  # tries made before this one
     source_occurred_at: datetime
     url: str
-    secret: str
+    # The subscription's secret, sealed (services/platform/secrets.py), or in plain text if it
+    # was stored before secrets were encrypted and not sealed since.
+    secret_ciphertext: bytes | None
+    secret_key_id: str | None
+    secret: str | None
 
 
 _DELIVERIES = qualified(DELIVERIES)
@@ -447,7 +452,7 @@ UPDATE {_DELIVERIES} d SET lease_until = now() + make_interval(secs => $3)
 FROM chosen, {_SUBSCRIPTIONS} s
 WHERE d.delivery_id = chosen.delivery_id AND s.subscription_id = d.subscription_id
 RETURNING d.delivery_id, d.subscription_id, d.alert_id, d.kind, d.body, d.attempts,
-          d.source_occurred_at, s.url, s.secret
+          d.source_occurred_at, s.url, s.secret_ciphertext, s.secret_key_id, s.secret
 """  # noqa: S608 - names from the tables' own metadata
 _DELIVERED = f"""
 WITH done AS (
@@ -602,15 +607,42 @@ async def subscriptions_of(
 
 
 async def insert_subscription(
-    session: AsyncSession, subscription: SubscriptionFields, *, secret: str
+    session: AsyncSession, subscription: SubscriptionFields, *, sealed: Sealed
 ) -> Subscription:
-    """The new subscription as stored, with its delivery counts as the database starts them."""
+    """The new subscription as stored, with its delivery counts as the database starts them;
+    its secret only sealed."""
     inserted = await session.scalars(
         insert(Subscription)
-        .values(**subscription.model_dump(), secret=secret)
+        .values(
+            **subscription.model_dump(),
+            secret_ciphertext=sealed.ciphertext,
+            secret_key_id=sealed.key_id,
+        )
         .returning(Subscription)
     )
     return inserted.one()
+
+
+async def plain_secrets(connection: asyncpg.Connection) -> list[tuple[UUID, str]]:
+    """Subscriptions whose secret is still in plain text (stored before secrets were sealed)."""
+    rows = await connection.fetch(
+        f"SELECT subscription_id, secret FROM {_SUBSCRIPTIONS}"  # noqa: S608 - the table's name
+        " WHERE secret IS NOT NULL AND secret_ciphertext IS NULL"
+    )
+    return [(row["subscription_id"], row["secret"]) for row in rows]
+
+
+async def seal_secret(
+    connection: asyncpg.Connection, subscription_id: UUID, sealed: Sealed
+) -> None:
+    """Keep the subscription's secret only sealed, its plain text gone."""
+    await connection.execute(
+        f"UPDATE {_SUBSCRIPTIONS} SET secret_ciphertext = $2, secret_key_id = $3,"  # noqa: S608
+        " secret = NULL WHERE subscription_id = $1",
+        subscription_id,
+        sealed.ciphertext,
+        sealed.key_id,
+    )
 
 
 async def delete_subscription(

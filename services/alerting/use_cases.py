@@ -21,13 +21,18 @@ from services.alerting.webhooks import new_secret
 from services.platform.clock import Clock, utc_now
 from services.platform.errors import NotFoundError
 from services.platform.idempotency import StoredResponse
+from services.platform.secrets import SecretBox
 from services.platform.writes import Writer, WriteRequest
 
 CREATED = 201
 
 
+class NoSecretKeyError(RuntimeError):
+    """No key to encrypt a new subscription's secret with (production without one)."""
+
+
 class Alerting:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what it is made of, each given by name
         self,
         writer: Writer,
         sessions: async_sessionmaker[AsyncSession],
@@ -35,6 +40,7 @@ class Alerting:
         clock: Clock = utc_now,
         secrets: Callable[[], str] = new_secret,
         targets: WebhookTargets | None = None,
+        secret_box: SecretBox | None = None,
     ) -> None:
         self._writer = writer
         self._sessions = sessions
@@ -42,6 +48,8 @@ class Alerting:
         self._secrets = secrets
         # Where webhooks may go (delivery_targets.py); strict unless told otherwise.
         self._targets = targets or WebhookTargets.of(())
+        # Seals each new secret (services/platform/secrets.py); None: no key, no subscriptions.
+        self._secret_box = secret_box
 
     async def subscribe(
         self, request: WriteRequest, owner: Recipient, body: NewSubscription
@@ -50,21 +58,29 @@ class Alerting:
         secret is shown. RefusedTargetError if webhooks may not go to its URL (not https, or an
         internal address)."""
         await self._targets.check_subscription(str(body.url))
+        box = self._secret_box
+        if box is None:
+            raise NoSecretKeyError(
+                "webhook secrets cannot be stored: the service has no key (NEARHOME_SECRET_KEYS)"
+            )
         is_council = owner.audience is Audience.AUTHORITY
 
+        secret = body.secret or self._secrets()
+
         async def work(session: AsyncSession) -> StoredResponse:
+            subscription_id = uuid4()
             subscription = await store.insert_subscription(
                 session,
                 SubscriptionFields(
-                    subscription_id=uuid4(),
+                    subscription_id=subscription_id,
                     authority_code=owner.organisation_id if is_council else None,
                     provider_id=None if is_council else owner.organisation_id,
                     url=str(body.url),
                     created_at=self._clock(),
                 ),
-                secret=body.secret or self._secrets(),
+                sealed=box.seal(secret, context=subscription_id.bytes),
             )
-            view = CreatedSubscription.of(subscription, pending=0)
+            view = CreatedSubscription.made(subscription, secret)
             return StoredResponse(CREATED, view.model_dump(mode="json"))
 
         return await self._writer.write(request, work)

@@ -5,6 +5,7 @@ a real HTTP receiver on 127.0.0.1 (uvicorn, in-process) that can be told to refu
 """
 
 import asyncio
+import base64
 import contextlib
 import socket
 import time
@@ -42,6 +43,7 @@ from services.platform.tables import connection_of
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
 LOCAL_RECEIVERS = "127.0.0.1"
+SECRET_KEYS = "test-1:" + base64.b64encode(b"alerting-test-key-of-32-bytes!!!").decode()
 BOOTSTRAP = Settings().kafka_bootstrap_servers
 
 SEFTON = "E08000014"
@@ -152,6 +154,8 @@ def alerting_settings(database_url: str, topic_prefix: str, **settings: Any) -> 
             "relay_retry_interval": 0.2,
             # The tests' webhook receivers listen on 127.0.0.1, over http: trusted by name.
             "webhook_allowed_hosts": (LOCAL_RECEIVERS,),
+            # Subscription secrets are encrypted at rest under this key (platform/secrets.py).
+            "secret_keys": SECRET_KEYS,
             **FAST_RETRIES,
             **settings,
         },

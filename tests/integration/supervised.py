@@ -1,6 +1,7 @@
 """`nearhome run` as a child process of a test: its output line by line and every pid it started."""
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -110,6 +111,9 @@ async def services_run(
         "NEARHOME_JWT_SECRET": secret,
         # The tests' webhook receivers listen on 127.0.0.1, over http.
         "ALERTING_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        # Alerting encrypts subscription secrets at rest with this key (base64 of 32 bytes).
+        "NEARHOME_SECRET_KEYS": "test-1:"
+        + base64.b64encode(b"supervised-test-key-of-32-bytes!").decode(),
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     async with nearhome_run(*args, env=env, ports=ports) as supervised:
