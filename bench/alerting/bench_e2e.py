@@ -474,6 +474,8 @@ async def run(args: argparse.Namespace) -> int:
             "NEARHOME_JWT_SECRET": SECRET,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "ALERTING_CONSUMER_GROUP": f"bench-alerting-{uuid4().hex[:8]}",
+            # Its receiver is on 127.0.0.1 over http, its secrets sealed with the development key.
+            "NEARHOME_ENV": "development",
         }
         receiver = Receiver()
         app = Starlette(routes=[Route("/hooks/{council}", receiver.hook, methods=["POST"])])
