@@ -50,7 +50,7 @@ unit: $(INSTALLED) ## only the tests that need no broker or database
 check: lint types test ## lint, types and the whole test suite: what CI runs
 
 demo: infra-up ## run the exchange locally, with a simulated North West, until Ctrl-C
-	$(BIN)/nearhome run --demo --no-infra
+	NEARHOME_ENV=development $(BIN)/nearhome run --demo --no-infra
 
 run: infra-up ## run the four services under one supervisor (no simulator), until Ctrl-C
 	$(BIN)/nearhome run --no-infra
