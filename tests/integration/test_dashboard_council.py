@@ -111,7 +111,7 @@ async def test_a_council_sees_its_open_referrals_and_their_alerts_change_live(
         await expect(row.locator("th")).to_have_text(referral["reference"], timeout=20_000)
         await expect(row.locator('[data-figure="alerts"]')).to_have_text("1", timeout=20_000)
         await expect(row.locator(f'li[data-vacancy="{first["vacancy_id"]}"]')).to_contain_text(
-            f"Children's home in {HOME} (0.0 miles, local)"
+            f"Children\u2019s home in {HOME} (0.0 miles, local)"
         )
         assert await referral_row(page, theirs["referral_id"]).count() == 0
         assert await page.get_by_label("Footprint").input_value() == "placements-north-west"

@@ -4,45 +4,10 @@
 import {
   $, el, api, claims, links, onSubmit, readUntil, say, startGovuk, stream, tokenBox, when, words,
 } from "/static/common/nearhome.js";
+import { NEEDS as NEED_WORDS, PLACEMENT_TYPES, RATINGS, without } from "/static/common/words.js";
 
-const PLACEMENT_TYPES = {
-  childrens_home: "Children’s home",
-  residential_special_school: "Residential special school",
-  secure_childrens_home: "Secure children’s home",
-  foster_care_in_house: "Foster care (in-house)",
-  foster_care_ifa: "Foster care (independent agency)",
-  parent_and_child: "Parent and child",
-  supported_accommodation: "Supported accommodation",
-  supported_lodgings: "Supported lodgings",
-  short_breaks: "Short breaks",
-};
-
-const NEEDS = {
-  semh: "Social, emotional and mental health",
-  autism: "Autism",
-  learning_disability: "Learning disability",
-  physical_disability: "Physical disability",
-  complex_health: "Complex health needs",
-  cse_risk: "Risk of child sexual exploitation",
-  cce_risk: "Risk of child criminal exploitation",
-  missing_episodes: "Missing episodes",
-  self_harm: "Self-harm",
-  substance_misuse: "Substance misuse",
-  youth_justice: "Youth justice",
-  uasc: "Unaccompanied asylum-seeking child",
-  parent_and_child: "Parent and child",
-  solo_placement: "Needs a solo placement",
-  emergency: "Emergency placement",
-};
-const NEED_WORDS = { ...NEEDS, sibling_group: "Sibling group" };
-
-const RATINGS = {
-  outstanding: "Outstanding",
-  good: "Good",
-  requires_improvement: "Requires improvement",
-  inadequate: "Inadequate",
-  not_yet_inspected: "Not yet inspected",
-};
+// The referral form offers every need but a sibling group (the page adds it from the group's size).
+const NEEDS = without(NEED_WORDS, "sibling_group");
 
 const RETRACTIONS = {
   vacancy_withdrawn: "the vacancy was withdrawn",

@@ -5,6 +5,7 @@
 import {
   $, ApiError, api, claims, el, keyboardScroll, links, say, startGovuk, token, tokenBox, words,
 } from "/static/common/nearhome.js";
+import { NEEDS, PLACEMENT_TYPES } from "/static/common/words.js";
 
 const POLL_MS = 5000;
 const TREND_EVERY = 6; // polls
@@ -23,23 +24,8 @@ const FIGURES = [
   ["stale_vacancies", "Stale vacancies"],
   ["open_referrals", "Open referrals"],
 ];
-const TYPE_NAMES = {
-  childrens_home: "Children's home",
-  residential_special_school: "Residential special school",
-  secure_childrens_home: "Secure children's home",
-  foster_care_in_house: "Foster care (in-house)",
-  foster_care_ifa: "Foster care (IFA)",
-  parent_and_child: "Parent and child",
-  supported_accommodation: "Supported accommodation",
-  supported_lodgings: "Supported lodgings",
-  short_breaks: "Short breaks",
-};
-const NEED_NAMES = {
-  semh: "Social, emotional and mental health",
-  cse_risk: "Risk of sexual exploitation",
-  cce_risk: "Risk of criminal exploitation",
-  uasc: "Unaccompanied asylum-seeking child",
-};
+const TYPE_NAMES = PLACEMENT_TYPES;
+const NEED_NAMES = NEEDS;
 const REASON_NAMES = {
   needs_cannot_be_met: "Needs cannot be met",
   matching_risk: "Matching risk with the children there",

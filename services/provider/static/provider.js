@@ -5,6 +5,7 @@
 import {
   $, el, api, ApiError, stream, links, tokenBox, onSubmit, say, when, words, startGovuk, readUntil,
 } from "/static/common/nearhome.js";
+import { NEEDS, PLACEMENT_TYPES, RATINGS, SEXES, without } from "/static/common/words.js";
 
 // A vacancy not confirmed for this long stands out as stale (docs/domain.md: 72 hours).
 const STALE_AFTER_MS = 72 * 3600 * 1000;
@@ -17,42 +18,11 @@ const HOLD_HOURS = [4, 12, 24, 48, 72, 168, 336];
 const DEFAULT_HOLD_HOURS = 24;
 
 const LABELS = {
-  placement_type: {
-    childrens_home: "Children’s home",
-    residential_special_school: "Residential special school",
-    secure_childrens_home: "Secure children’s home",
-    foster_care_in_house: "Foster care (council’s own)",
-    foster_care_ifa: "Foster care (independent agency)",
-    parent_and_child: "Parent and child",
-    supported_accommodation: "Supported accommodation",
-    supported_lodgings: "Supported lodgings",
-    short_breaks: "Short breaks",
-  },
-  rating: {
-    outstanding: "Outstanding",
-    good: "Good",
-    requires_improvement: "Requires improvement",
-    inadequate: "Inadequate",
-    not_yet_inspected: "Not yet inspected",
-  },
-  sex: { female: "Female", male: "Male", other: "Other" },
-  need: {
-    semh: "Social, emotional and mental health",
-    autism: "Autism",
-    learning_disability: "Learning disability",
-    physical_disability: "Physical disability",
-    complex_health: "Complex health needs",
-    cse_risk: "Risk of sexual exploitation",
-    cce_risk: "Risk of criminal exploitation",
-    missing_episodes: "Missing episodes",
-    self_harm: "Self-harm",
-    substance_misuse: "Substance misuse",
-    youth_justice: "Youth justice",
-    uasc: "Unaccompanied asylum-seeking child",
-    sibling_group: "Sibling group",
-    parent_and_child: "Parent and child",
-    solo_placement: "Solo placement",
-  },
+  placement_type: PLACEMENT_TYPES,
+  rating: RATINGS,
+  sex: SEXES,
+  // Homes say which needs they meet; an emergency is not one of them.
+  need: without(NEEDS, "emergency"),
   decline: {
     needs_cannot_be_met: "Needs cannot be met",
     matching_risk: "Matching risk with the children living there",
