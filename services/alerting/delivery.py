@@ -33,6 +33,7 @@ from services.alerting.notices import event_name
 from services.alerting.settings import Settings
 from services.alerting.webhook_client import WebhookSender, WebhookSendError, shared_tls_context
 from services.alerting.webhooks import retry_delay, signed_headers
+from services.platform.background import wait_for_event
 from services.platform.consumer import TRANSIENT_ERRORS
 from services.platform.secrets import Sealed, SecretKeyError
 from services.platform.tables import connection_of
@@ -99,10 +100,7 @@ class DeliveryWorker:
                         self._look_again.add(subscription_id)
                     else:
                         self._start_drain(subscription_id)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), timeout=self._settings.delivery_poll_interval
-                    )
+                await wait_for_event(self._wake, self._settings.delivery_poll_interval)
         finally:
             drains = list(self._drains.values())
             for task in drains:

@@ -126,7 +126,8 @@ class AlertStream:
             yield "retry: 2000\n: connected\n\n"
             while (remaining := ends_at - loop.time()) > 0:
                 try:
-                    event = await asyncio.wait_for(queue.get(), min(self.heartbeat_s, remaining))
+                    async with asyncio.timeout(min(self.heartbeat_s, remaining)):
+                        event = await queue.get()
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue

@@ -18,6 +18,8 @@ import uvicorn
 
 logger = logging.getLogger(__name__)
 
+_CANCEL_AGAIN_AFTER_S = 1.0
+
 
 class BackgroundHealth:
     """The background work of one app: which piece died, if any."""
@@ -59,11 +61,31 @@ async def running(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: "list[asyncio.Task[None]]") -> None:
+    """Cancel `tasks` and wait until each has ended, cancelling again any that carries on (a
+    cancellation can be lost in a race, as Python 3.11's `asyncio.wait_for` may do; a task that
+    swallowed it would otherwise outlive the service and hold its database connections)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
+        _, pending = await asyncio.wait(pending, timeout=_CANCEL_AGAIN_AFTER_S)
+        for task in pending:
+            logger.warning("background task %s carried on after cancel; cancelling again", task)
+    for task in tasks:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            task.result()
+
+
+async def wait_for_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until `event` is set or `timeout_s` has passed, whichever is first. Unlike Python
+    3.11's `asyncio.wait_for`, never swallows a cancellation that races the timeout."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
 
 
 def _on_done(task: "asyncio.Task[None]", health: BackgroundHealth | None) -> None:

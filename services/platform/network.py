@@ -9,7 +9,8 @@ _CONNECT_TIMEOUT_S = 1.0
 async def port_accepts(host: str, port: int, timeout_s: float = _CONNECT_TIMEOUT_S) -> bool:
     """Whether something accepts TCP connections at `host:port`."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     writer.close()

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.envelope import Envelope
 from contracts.serialization import to_bytes
 from contracts.topics import topic_for_event
+from services.platform.background import wait_for_event
 from services.platform.tables import qualified, unnest
 
 logger = logging.getLogger(__name__)
@@ -282,8 +283,7 @@ class OutboxRelay:
             if published == self.batch_size:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_interval)
+            await wait_for_event(self._wake, self.idle_interval)
 
 
 class BrokerUnavailableError(Exception):
