@@ -18,9 +18,9 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.platform import logs
 from services.platform.background import BackgroundHealth, current_health
 from services.platform.errors import (
     ConflictError,
@@ -31,7 +31,7 @@ from services.platform.errors import (
     UnauthenticatedError,
 )
 from services.platform.idempotency import request_fingerprint
-from services.platform.network import port_accepts
+from services.platform.readiness import broker_answers, database_answers
 
 REQUEST_ID_HEADER = "X-Request-ID"
 IdempotencyKey = Annotated[
@@ -110,23 +110,6 @@ class HttpMetrics:
         )
 
 
-async def broker_reachable(bootstrap_servers: str) -> bool:
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        if await port_accepts(host or "127.0.0.1", int(port)):
-            return True
-    return False
-
-
-async def database_reachable(engine: AsyncEngine) -> bool:
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means "not ready", which is the answer
-        return False
-    return True
-
-
 def _error_answer(_: Request, error: Exception) -> Response:
     assert isinstance(error, ServiceError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthenticatedError) else None
@@ -166,6 +149,7 @@ def add_operational_routes(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request.state.request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid4())
+        logs.request_id.set(request.state.request_id)
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
@@ -188,11 +172,11 @@ def add_operational_routes(
         responses={503: {"description": "broker or database unreachable, or background work died"}},
     )
     async def ready() -> Response:
-        """Readiness: the broker and the database are reachable, and none of the service's
-        background work (consumers, outbox relay, schedulers, delivery) has died."""
+        """Readiness: the broker answers a metadata request, the database a query, and none of
+        the service's background work (consumers, outbox relay, schedulers, delivery) has died."""
         checks: dict[str, Any] = {
-            "database": await database_reachable(engine),
-            "broker": await broker_reachable(bootstrap_servers),
+            "database": await database_answers(engine),
+            "broker": await broker_answers(bootstrap_servers),
         }
         if background.failure is not None:
             checks["background_failure"] = background.failure  # what died, and why

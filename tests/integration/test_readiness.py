@@ -73,3 +73,57 @@ async def test_ready_answers_503_once_a_background_task_has_died(fresh_database_
             "RelayLostError: the outbox table is gone",
         }
         assert (await client.get("/health")).status_code == 200
+
+
+@contextlib.asynccontextmanager
+async def silent_port() -> AsyncIterator[str]:
+    """`host:port` of a server that accepts TCP connections and never answers (a broker still
+    starting, or hung, looks like this to a port check)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_ready_asks_the_broker_for_metadata_not_just_for_a_connection(
+    fresh_database_url: str,
+) -> None:
+    engine = create_engine(fresh_database_url)
+    try:
+        async with silent_port() as silent:
+            app = FastAPI()
+            add_operational_routes(app, CollectorRegistry(), engine, silent)
+            async with in_process(app, "svc") as client:
+                answer = await client.get("/ready")
+    finally:
+        await engine.dispose()
+
+    assert answer.status_code == 503
+    assert answer.json() == {"ready": False, "database": True, "broker": False}
+
+
+# A bootstrap address where nothing listens: readiness goes on to the next one.
+NOTHING_LISTENS = "127.0.0.1:1"
+
+
+async def test_ready_answers_for_a_broker_that_answers_metadata(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
+    try:
+        app = FastAPI()
+        broker = ServiceSettings(port=0).kafka_bootstrap_servers
+        add_operational_routes(app, CollectorRegistry(), engine, f"{NOTHING_LISTENS},{broker}")
+        async with in_process(app, "svc") as client:
+            answer = await client.get("/ready")
+    finally:
+        await engine.dispose()
+
+    assert (answer.status_code, answer.json()["broker"]) == (200, True)
