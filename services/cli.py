@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import typer
-import uvicorn
 from fastapi import FastAPI
 
 from contracts import geography
@@ -19,6 +18,7 @@ from services.ledger.cli import app as ledger_app
 from services.platform import dead_letters
 from services.platform.asyncapi import asyncapi_document
 from services.platform.auth import Role, issue_token, principal_for
+from services.platform.background import serve as serve_app
 from services.platform.settings import LOCAL_KAFKA, CommonSettings, ServiceSettings
 from tools.simulator.cli import app as simulator_app
 from tools.supervisor.cli import app as run_app
@@ -76,7 +76,7 @@ def serve(service: Annotated[Service, typer.Argument(help="which service to run"
         typer.echo(
             "warning: NEARHOME_JWT_SECRET is not set; using the development secret", err=True
         )
-    uvicorn.run(module.create_app(settings), host=settings.host, port=settings.port)
+    raise typer.Exit(serve_app(module.create_app(settings), settings.host, settings.port))
 
 
 @token_app.command("issue")

@@ -2,8 +2,8 @@
 
 Each piece of work is meant to run for the life of the service. One that dies (raises) is
 recorded in the app's `BackgroundHealth`, so that `/ready` answers 503, and the server is asked to
-stop: under `nearhome serve` the process then ends with a non-zero status (uvicorn ends it with the
-SIGTERM it handled), and its supervisor restarts it.
+stop: under `nearhome serve` (`serve` below) the process then ends with status 1, and whatever
+runs it (the supervisor, Kubernetes) restarts it.
 """
 
 import asyncio
@@ -99,9 +99,22 @@ def _on_done(task: "asyncio.Task[None]", health: BackgroundHealth | None) -> Non
 
 
 def _stop_serving() -> None:
-    """Ask the uvicorn server that handles this process's SIGTERM (as under `nearhome serve`) to
-    shut down as if it had received one: it runs the lifespan's end, then ends the process with
-    that SIGTERM. A lifespan run otherwise (in a test) is left to its caller."""
-    handler = signal.getsignal(signal.SIGTERM)
-    if isinstance(getattr(handler, "__self__", None), uvicorn.Server) and callable(handler):
-        handler(signal.SIGTERM, None)
+    """Ask the uvicorn server that handles this process's SIGTERM (as under `serve`) to shut
+    down: it runs the lifespan's end and returns. A lifespan run otherwise (in a test) is left to
+    its caller."""
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    if isinstance(server, uvicorn.Server):
+        server.should_exit = True
+
+
+def serve(app: Any, host: str, port: int) -> int:  # noqa: ANN401 - any ASGI app
+    """Serve `app` with uvicorn until it is stopped (a signal, or its background work dying).
+
+    Returns the process's exit status: 1 if background work died (so that whatever runs the
+    process restarts it), else 0."""
+    uvicorn.run(app, host=host, port=port)
+    health = getattr(app.state, "background", None)
+    if isinstance(health, BackgroundHealth) and health.failure is not None:
+        logger.critical("stopped because background work died: %s", health.failure)
+        return 1
+    return 0

@@ -2,11 +2,12 @@
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from common import in_process, until
+from common import free_port, in_process, until
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -127,3 +128,52 @@ async def test_ready_answers_for_a_broker_that_answers_metadata(fresh_database_u
         await engine.dispose()
 
     assert (answer.status_code, answer.json()["broker"]) == (200, True)
+
+
+# A service whose only background task dies half a second after it starts, served as
+# `nearhome serve` serves the services.
+DYING_SERVICE = """
+import asyncio, contextlib, sys
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from services.platform.background import running, serve
+from services.platform.database import create_engine
+from services.platform.http import add_operational_routes
+
+async def relay():
+    await asyncio.sleep(0.5)
+    raise RuntimeError("the outbox table is gone")
+
+@contextlib.asynccontextmanager
+async def lifespan(_):
+    async with running(relay()):
+        yield
+
+app = FastAPI(lifespan=lifespan)
+add_operational_routes(app, CollectorRegistry(), create_engine(sys.argv[1]), "127.0.0.1:9092")
+sys.exit(serve(app, "127.0.0.1", int(sys.argv[2])))
+"""
+
+
+async def test_a_served_process_whose_background_work_dies_exits_with_status_1(
+    fresh_database_url: str,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DYING_SERVICE,
+        fresh_database_url,
+        str(free_port()),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(30):
+            output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert process.returncode == 1, output.decode()
+    assert "stopped because background work died: relay: RuntimeError" in output.decode()
