@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.serialization import ContractError, from_bytes
 from contracts.topics import DLQ_SUFFIX
+from services.platform.failpoints import failpoint
 from services.platform.sequencing import Event, Outcome, Sequencer
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def consumer_tables(metadata: MetaData) -> tuple[Table, ...]:
             Column("partition", Integer, nullable=False),
             Column("offset", BigInteger, nullable=False),
             Column("received_at", DateTime(timezone=True), server_default=func.now()),
+            Index("inbox_received_at", "received_at"),  # retention's horizon
         ),
         Table(
             "consumer_positions",
@@ -246,6 +248,8 @@ class ExactlyOnceProcessor(Generic[StateT]):
             connection: asyncpg.Connection = raw.driver_connection
             async with connection.transaction():
                 result = await self._in_transaction(connection, parsed, deliveries, dead)
+                failpoint("consumer.before_commit")
+            failpoint("consumer.after_commit")
             await sa_connection.rollback()  # the transaction above is the unit; end SA's view
         return result
 
