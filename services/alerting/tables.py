@@ -233,6 +233,12 @@ class WebhookDelivery(AlertingTable, table=True):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("deliveries_by_alert", "alert_id", "subscription_id"),
+        # Retention finds the accepted deliveries past its horizon by this.
+        Index(
+            "deliveries_delivered_at",
+            "delivered_at",
+            postgresql_where=text("status = 'delivered'"),
+        ),
         # Each delivery tells of an alert or of a placement-loop notice.
         CheckConstraint("num_nonnulls(alert_id, notice_id) = 1", name="deliveries_of_one"),
     )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -42,6 +43,7 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("response", JSONB),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("organisation_id", "idempotency_key"),
+        Index("idempotency_keys_created_at", "created_at"),  # retention's horizon
     )
 
 

@@ -141,6 +141,26 @@ class SchemaOps:
             "parked_events_by_aggregate", "parked_events", ["aggregate_id", "sequence"]
         )
 
+    def create_retention_indexes_v1(self, *, outbox: bool, inbox: bool) -> None:
+        """The indexes retention prunes by: of the outbox tables' (sent rows by when they were
+        sent, idempotency keys by when they were claimed) if `outbox`, of the inbox's if
+        `inbox`."""
+        if outbox:
+            self.create_index(
+                "outbox_sent_at", "outbox", ["published_at"], where="published_at IS NOT NULL"
+            )
+            self.create_index("idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+        if inbox:
+            self.create_index("inbox_received_at", "inbox", ["received_at"])
+
+    def drop_retention_indexes_v1(self, *, outbox: bool, inbox: bool) -> None:
+        """Undo `create_retention_indexes_v1`."""
+        if outbox:
+            self.drop_index("outbox_sent_at", "outbox")
+            self.drop_index("idempotency_keys_created_at", "idempotency_keys")
+        if inbox:
+            self.drop_index("inbox_received_at", "inbox")
+
     def drop_consumer_tables_v1(self) -> None:
         """Undo `create_consumer_tables_v1`."""
         self.drop_tables(*CONSUMER_TABLES_V1)

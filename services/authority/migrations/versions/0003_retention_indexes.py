@@ -1,0 +1,20 @@
+"""Indexes for retention: it finds the rows past its horizons by when they were sent, claimed or
+received, instead of reading whole tables.
+
+Create Date: 2026-11-27
+"""
+
+from services.platform.migration_ops import SchemaOps
+
+revision = "0003"
+down_revision = "0002"
+
+ops = SchemaOps("authority")
+
+
+def upgrade() -> None:
+    ops.create_retention_indexes_v1(outbox=True, inbox=True)
+
+
+def downgrade() -> None:
+    ops.drop_retention_indexes_v1(outbox=True, inbox=True)
