@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from services.platform import logs
+
 logger = logging.getLogger(__name__)
 
 _CANCEL_AGAIN_AFTER_S = 1.0
@@ -111,10 +113,20 @@ def serve(app: Any, host: str, port: int) -> int:  # noqa: ANN401 - any ASGI app
     """Serve `app` with uvicorn until it is stopped (a signal, or its background work dying).
 
     Returns the process's exit status: 1 if background work died (so that whatever runs the
-    process restarts it), else 0."""
-    uvicorn.run(app, host=host, port=port)
+    process restarts it), else 0. Logs as `NEARHOME_LOG_FORMAT` and `NEARHOME_LOG_LEVEL` say
+    (`services.platform.logs`), with one access line per request answered."""
+    log_config = logs.configure(_service_name(app))
+    uvicorn.run(
+        logs.with_access_log(app), host=host, port=port, log_config=log_config, access_log=False
+    )
     health = getattr(app.state, "background", None)
     if isinstance(health, BackgroundHealth) and health.failure is not None:
         logger.critical("stopped because background work died: %s", health.failure)
         return 1
     return 0
+
+
+def _service_name(app: Any) -> str:  # noqa: ANN401 - any ASGI app
+    """`authority` for "NearHome authority service": the name its log lines carry."""
+    title = str(getattr(app, "title", "") or "service")
+    return title.removeprefix("NearHome ").removesuffix(" service")

@@ -36,6 +36,8 @@ def event_broker(
     """A broker whose producer waits for every in-sync replica and never duplicates on retry.
 
     `request_timeout_ms` bounds how long an unacknowledged send waits before it counts as failed.
+    Its per-message lines go to a plain logger, so they are written as the process's logging is
+    configured (`services.platform.logs`), not by a handler of FastStream's own on stdout.
     """
     return KafkaBroker(
         bootstrap_servers,
@@ -43,6 +45,7 @@ def event_broker(
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=request_timeout_ms,
+        logger=logging.getLogger("faststream.access.kafka"),
     )
 
 
