@@ -10,6 +10,7 @@ topic's `.dlq` twin with the reason, and the partition keeps moving.
 """
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -39,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.serialization import ContractError, from_bytes
 from contracts.topics import DLQ_SUFFIX
+from services.platform import logs
 from services.platform.failpoints import failpoint
 from services.platform.sequencing import Event, Outcome, Sequencer
 
@@ -135,7 +137,9 @@ class PoisonError(Exception):
 
     def __init__(self, event: Event, cause: BaseException) -> None:
         self.event = event
-        super().__init__(f"{event.event_type} {event.event_id} could not be applied: {cause!r}")
+        # Described without any input values a validation error would quote (a child's details).
+        reason = logs.describe(cause)
+        super().__init__(f"{event.event_type} {event.event_id} could not be applied: {reason}")
 
 
 class ConsumerMetrics:
@@ -219,14 +223,18 @@ class ExactlyOnceProcessor(Generic[StateT]):
                 delay = min(delay * 2, 30.0)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        logger.error(
-            "dead-lettering %s[%s]@%s: %s",
-            delivery.topic,
-            delivery.partition,
-            delivery.offset,
-            reason,
-        )
-        await self.dead_letters.send(delivery, reason)
+        about = logs.event_id.set(_event_id_in(delivery))
+        try:
+            logger.error(
+                "dead-lettering %s[%s]@%s: %s",
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+                reason,
+            )
+            await self.dead_letters.send(delivery, reason)
+        finally:
+            logs.event_id.reset(about)
         self.metrics.events.labels("dead_lettered").inc()
 
     def _observe(self, result: _BatchResult) -> None:
@@ -298,10 +306,13 @@ class ExactlyOnceProcessor(Generic[StateT]):
 
         state = await self.projection.load(connection, due)
         for event in due:
+            applying = logs.event_id.set(str(event.event_id))
             try:
                 self.projection.apply(state, event)
             except Exception as error:
                 raise PoisonError(event, error) from error
+            finally:
+                logs.event_id.reset(applying)
         try:
             await self.projection.save(connection, state)
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as error:
@@ -411,6 +422,15 @@ class ExactlyOnceProcessor(Generic[StateT]):
             [partition for _, partition in next_offsets],
             list(next_offsets.values()),
         )
+
+
+def _event_id_in(delivery: Delivery) -> str | None:
+    """The event id a record says it carries, if it says one (even when it is no valid event)."""
+    try:
+        found = json.loads(delivery.value).get("event_id")
+        return str(UUID(found)) if isinstance(found, str) else None
+    except (ValueError, AttributeError):
+        return None
 
 
 async def stored_positions(engine: AsyncEngine, schema: str) -> dict[TopicPartition, int]:
