@@ -224,13 +224,17 @@ class OutboxRelay:
                 )
                 pending.append(await self.send(message))
         except Exception:
-            logger.exception("the broker refused an event from the outbox")
+            failed = {"event_id": str(rows[len(pending)].event_id)}  # the one being sent
+            logger.exception("the broker refused an event from the outbox", extra=failed)
         acknowledged = 0
         for confirmation in pending:
             try:
                 await confirmation
             except Exception:
-                logger.exception("the broker did not acknowledge an event from the outbox")
+                failed = {"event_id": str(rows[acknowledged].event_id)}
+                logger.exception(
+                    "the broker did not acknowledge an event from the outbox", extra=failed
+                )
                 break
             acknowledged += 1
         return acknowledged
