@@ -20,9 +20,9 @@ from services.alerting.handlers import CONSUMED_TOPICS, router
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
 from services.alerting.settings import Settings
-from services.alerting.store import ALERT_CHANNEL, NOTICE_CHANNEL
+from services.alerting.store import STREAM_CHANNEL
 from services.alerting.stream import AlertStream
-from services.alerting.tables import DELIVERIES, METADATA, SCHEMA
+from services.alerting.tables import DELIVERIES, METADATA, SCHEMA, STREAM_EVENTS
 from services.alerting.use_cases import Alerting
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
@@ -104,12 +104,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     deliveries = DeliveryWorker(delivery_engine, metrics, settings)
     stream = AlertStream(
         asyncpg_dsn(settings.database_url),
-        ALERT_CHANNEL,
+        STREAM_CHANNEL,
         metrics,
-        notice_channel=NOTICE_CHANNEL,
+        engine=engine,
         queue_size=settings.sse_queue_size,
         heartbeat_s=settings.sse_heartbeat_interval,
         max_duration_s=settings.sse_max_duration,
+        backlog_page=settings.sse_backlog_page,
     )
 
     async def after_batch() -> None:
@@ -142,7 +143,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                     stream.run(),
                     relay.run(),
                     deliveries.run(),
-                    *(every(*job) for job in service.retention.jobs(delivered_webhooks=DELIVERIES)),
+                    *(
+                        every(*job)
+                        for job in service.retention.jobs(
+                            delivered_webhooks=DELIVERIES, stream_events=STREAM_EVENTS
+                        )
+                    ),
                     start_consuming(service.broker, settings.broker_retry_interval),
                 ):
                     yield

@@ -3,7 +3,7 @@
 from typing import Annotated, Final
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -155,13 +155,26 @@ async def list_alerts(
     },
 )
 async def stream_alerts(
-    subscriber: Subscriber, stream: Annotated[AlertStream, Depends(stream_of)]
+    subscriber: Subscriber,
+    stream: Annotated[AlertStream, Depends(stream_of)],
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="the `id` of the last event received: the stream first sends the"
+            " caller's events after it that are still kept (a page at a time), then live ones."
+            " Left out, or not a position the service keeps, only live ones.",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Server-sent events of the council's alerts as they are raised and retracted and of its
     placement-loop notices; for a provider token, of the provider's notices only (the data is
-    the webhook body). The stream ends now and then; EventSource reconnects by itself."""
+    the webhook body). Each event's `id` is its position, a number that increases; a new stream
+    starts with an `id` alone, the newest position. The stream ends now and then (and after a
+    page of missed events); EventSource reconnects by itself, sending `Last-Event-ID`, and gets
+    what it missed."""
     return StreamingResponse(
-        stream.events_for(subscriber),
+        stream.events_for(subscriber, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -61,6 +61,9 @@ class Settings(WritingServiceSettings, InputLimitSettings):
     sse_max_duration: float = Field(default=300.0, gt=0)
     # Events buffered per stream client; a client that falls this far behind is disconnected.
     sse_queue_size: int = Field(default=1000, ge=1)
+    # Kept events sent to a client resuming from `Last-Event-ID` on one connection; a longer
+    # backlog ends the stream after a page, and the client comes back for the next.
+    sse_backlog_page: int = Field(default=500, ge=1)
     # gc.freeze() after the start-up load of the index and whenever it has grown by a fifth:
     # keeps the collector from walking the index's objects again and again (full collections
     # of ~50-400 ms at national scale). See AlertingProjection._freeze.

@@ -31,7 +31,7 @@ from services.alerting.domain import (
 )
 from services.alerting.holds import Hold
 from services.alerting.matching import Fit
-from services.alerting.notices import Audience, LoopNotice, Recipient
+from services.alerting.notices import Audience, LoopNotice, Recipient, event_name
 from services.alerting.tables import (
     ALERTS,
     DELIVERIES,
@@ -44,6 +44,7 @@ from services.alerting.tables import (
     SCHEMA,
     SETTING_OCCUPANCY,
     SETTINGS,
+    STREAM_EVENTS,
     SUBSCRIPTIONS,
     VACANCIES,
     StoredAlert,
@@ -66,10 +67,12 @@ from services.platform.tables import (
 # Migrations and their test read the schema from here (tables.py declares it).
 __all__ = ["METADATA", "SCHEMA"]
 
-# Notifications of alerts raised and retracted, sent when their transaction commits.
-ALERT_CHANNEL = "alerting_alerts"
-# Notifications of the placement loop's notices, each naming its recipient (`notice_notification`).
-NOTICE_CHANNEL = "alerting_notices"
+# Notifications of the stream's events (alerts raised and retracted, loop notices), sent when
+# their transaction commits, each naming its position and recipient (`stream_notification`).
+STREAM_CHANNEL = "alerting_stream"
+# PostgreSQL refuses a notification of 8000 bytes or more (and with it the whole transaction): an
+# event longer than this is notified without its data, which the stream reads from the table.
+NOTIFICATION_LIMIT = 7900
 # Held by each consumer transaction: one batch at a time changes the book, in any process.
 BOOK_LOCK_ID = 8104
 
@@ -237,27 +240,59 @@ _INSERT_NOTICE_DELIVERIES = _insert_deliveries(
 )
 
 
+# The stream's events of a batch, in order: their positions are numbered in the order given.
+_INSERT_STREAM_EVENTS = f"""
+INSERT INTO {qualified(STREAM_EVENTS)} (audience, organisation_id, event, data)
+SELECT audience, organisation_id, event, data
+FROM {
+    unnest(
+        STREAM_EVENTS.c.audience,
+        STREAM_EVENTS.c.organisation_id,
+        STREAM_EVENTS.c.event,
+        STREAM_EVENTS.c.data,
+        ordinality=True,
+    )
+}
+ORDER BY n
+RETURNING position
+"""  # noqa: S608 - names from the tables' own metadata
+
+
 @dataclass(frozen=True, slots=True)
 class Saved:
     epoch: int
     deliveries: int
 
 
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """An event of the alert stream: whose stream it is on, its name and its data (JSON text)."""
+
+    recipient: Recipient
+    event: str
+    data: str
+
+
 def webhook_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def notice_notification(notice: LoopNotice) -> str:
-    """What `NOTICE_CHANNEL` carries for a notice: its recipient, and its webhook body."""
-    recipient = notice.recipient
-    return json.dumps(
+def stream_notification(position: int, streamed: Streamed) -> str:
+    """What `STREAM_CHANNEL` carries for a stream event: a line of JSON with its position,
+    recipient and name, then its data as stored, unless that would make the notification too long
+    for PostgreSQL (`NOTIFICATION_LIMIT`): then nothing follows the line."""
+    recipient = streamed.recipient
+    head = json.dumps(
         {
+            "position": position,
             "audience": recipient.audience.value,
             "organisation_id": recipient.organisation_id,
-            "notice": notice.body,
+            "event": streamed.event,
         },
         separators=(",", ":"),
     )
+    notification = f"{head}\n{streamed.data}"
+    return notification if len(notification.encode()) < NOTIFICATION_LIMIT else head + "\n"
 
 
 async def save_changes(connection: asyncpg.Connection, changes: Changes) -> Saved:
@@ -265,15 +300,39 @@ async def save_changes(connection: asyncpg.Connection, changes: Changes) -> Save
     epoch: int = await connection.fetchval(_BUMP_EPOCH)
     await _save_records(connection, changes)
     await _save_alerts(connection, changes)
-    deliveries = await _queue_alert_notices(connection, changes)
-    deliveries += await _queue_loop_notices(connection, changes.loop_notices)
-    return Saved(epoch, deliveries)
+    deliveries, alerts_streamed = await _queue_alert_notices(connection, changes)
+    notices_deliveries, notices_streamed = await _queue_loop_notices(
+        connection, changes.loop_notices
+    )
+    await _stream(connection, [*alerts_streamed, *notices_streamed])
+    return Saved(epoch, deliveries + notices_deliveries)
 
 
-async def _queue_loop_notices(connection: asyncpg.Connection, notices: list[LoopNotice]) -> int:
-    """Make each notice not made before, queue its webhooks and notify its streams."""
+async def _stream(connection: asyncpg.Connection, events: list[Streamed]) -> None:
+    """Keep the batch's stream events, numbered in order, and notify the streams of each."""
+    if not events:
+        return
+    rows = await connection.fetch(
+        _INSERT_STREAM_EVENTS,
+        [e.recipient.audience.value for e in events],
+        [e.recipient.organisation_id for e in events],
+        [e.event for e in events],
+        [e.data for e in events],
+    )
+    # Rows are numbered as the ordered SELECT hands them over: the i-th smallest is the i-th event.
+    positions = sorted(row[0] for row in rows)
+    notifications = [
+        stream_notification(position, e) for position, e in zip(positions, events, strict=True)
+    ]
+    await connection.fetchval(_NOTIFY, STREAM_CHANNEL, notifications)
+
+
+async def _queue_loop_notices(
+    connection: asyncpg.Connection, notices: list[LoopNotice]
+) -> tuple[int, list[Streamed]]:
+    """Make each notice not made before and queue its webhooks; its stream events."""
     if not notices:
-        return 0
+        return 0, []
     made = {
         row[0]
         for row in await connection.fetch(
@@ -287,25 +346,31 @@ async def _queue_loop_notices(connection: asyncpg.Connection, notices: list[Loop
     }
     new = [n for n in notices if n.notice_id in made]
     if not new:
-        return 0
+        return 0, []
+    bodies = [webhook_bytes(n.body) for n in new]
     deliveries = await connection.fetch(
         _INSERT_NOTICE_DELIVERIES,
         [n.recipient.audience.value for n in new],
         [n.recipient.organisation_id for n in new],
         [n.notice_id for n in new],
         [n.kind.value for n in new],
-        [webhook_bytes(n.body) for n in new],
+        bodies,
         [n.occurred_at for n in new],
     )
-    await connection.fetchval(_NOTIFY, NOTICE_CHANNEL, [notice_notification(n) for n in new])
-    return len(deliveries)
+    streamed = [
+        Streamed(n.recipient, n.kind.value, body.decode())
+        for n, body in zip(new, bodies, strict=True)
+    ]
+    return len(deliveries), streamed
 
 
-async def _queue_alert_notices(connection: asyncpg.Connection, changes: Changes) -> int:
-    """Queue the alert events, the council's webhooks and stream notifications of a batch."""
+async def _queue_alert_notices(
+    connection: asyncpg.Connection, changes: Changes
+) -> tuple[int, list[Streamed]]:
+    """Queue the alert events and the council's webhooks of a batch; its stream events."""
     notices = changes.notices
     if not notices:
-        return 0
+        return 0, []
     envelopes = [notice.envelope() for notice in notices]
     # In the order given: the outbox's ids are the order the relay publishes an alert's events in.
     await stage_in_outbox(connection, OUTBOX, envelopes)
@@ -318,8 +383,15 @@ async def _queue_alert_notices(connection: asyncpg.Connection, changes: Changes)
         bodies,
         [n.source.occurred_at for n in notices],
     )
-    await connection.fetchval(_NOTIFY, ALERT_CHANNEL, [body.decode() for body in bodies])
-    return len(deliveries)
+    streamed = [
+        Streamed(
+            Recipient(Audience.AUTHORITY, n.alert.fit.authority_code),
+            event_name(n.kind.value),
+            body.decode(),
+        )
+        for n, body in zip(notices, bodies, strict=True)
+    ]
+    return len(deliveries), streamed
 
 
 async def _save_records(connection: asyncpg.Connection, changes: Changes) -> None:
@@ -546,6 +618,48 @@ async def record_outcomes(
                 [f.next_attempt_at for f in failed],
                 [f.at for f in failed],
             )
+
+
+# --- the alert stream's stored events -------------------------------------------------------------
+
+_STREAM_EVENTS = qualified(STREAM_EVENTS)
+_NEWEST_POSITION = f"SELECT coalesce(max(position), 0) FROM {_STREAM_EVENTS}"  # noqa: S608
+_STREAM_EVENTS_AFTER = f"""
+SELECT position, event, data FROM {_STREAM_EVENTS}
+WHERE audience = $1 AND organisation_id = $2 AND position > $3
+ORDER BY position
+LIMIT $4
+"""  # noqa: S608 - names from the tables' own metadata
+_STREAM_EVENT_DATA = f"SELECT data FROM {_STREAM_EVENTS} WHERE position = $1"  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStreamEvent:
+    position: int
+    event: str
+    data: str
+
+
+async def newest_stream_position(connection: asyncpg.Connection) -> int:
+    """The position of the newest stream event kept (0 if none is)."""
+    position: int = await connection.fetchval(_NEWEST_POSITION)
+    return position
+
+
+async def stream_events_after(
+    connection: asyncpg.Connection, recipient: Recipient, after: int, *, limit: int
+) -> list[StoredStreamEvent]:
+    """The first `limit` of `recipient`'s stream events after position `after`, in order."""
+    rows = await connection.fetch(
+        _STREAM_EVENTS_AFTER, recipient.audience.value, recipient.organisation_id, after, limit
+    )
+    return [StoredStreamEvent(*row) for row in rows]
+
+
+async def stream_event_data(connection: asyncpg.Connection, position: int) -> str | None:
+    """The data of the stream event at `position` (None if it has been pruned)."""
+    data: str | None = await connection.fetchval(_STREAM_EVENT_DATA, position)
+    return data
 
 
 # --- the HTTP API: a council's subscriptions and alerts -------------------------------------------

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -280,6 +280,38 @@ class StoredNotice(AlertingTable, table=True):
     created_at: datetime | None = _inserted_at()
 
 
+# --- the alert stream's events -------------------------------------------------------------------
+
+
+class StreamEvent(AlertingTable, table=True):
+    """An event of `GET /v1/alerts/stream` (an alert raised or retracted, or a loop notice), kept
+    for a while so that a client that reconnects with `Last-Event-ID` gets what it missed.
+
+    Written in the consumer's transaction that made it, which holds the book's lock until it
+    commits: positions are handed out, and become visible, in the order the events happened.
+    """
+
+    __tablename__ = "stream_events"
+    __table_args__ = (
+        # A recipient's events after a position: what a reconnecting client missed.
+        Index("stream_events_by_recipient", "audience", "organisation_id", "position"),
+        Index("stream_events_by_age", "created_at"),  # for pruning
+    )
+
+    # The event's `id:` on the stream: increasing, with gaps (rolled-back batches, others' events).
+    position: int | None = Field(
+        default=None,
+        primary_key=True,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=True)],
+    )
+    audience: Audience = Field(sa_type=EnumText(Audience))
+    organisation_id: str = Field(sa_type=Text)  # the council's code or the provider's id
+    event: str = Field(sa_type=Text)  # the event's name: `alert.raised`, `placement.offered`, ...
+    data: str = Field(sa_type=Text)  # its data, JSON text exactly as streamed (a webhook body)
+    created_at: datetime | None = _inserted_at()
+
+
 SETTINGS = table_of(StoredSetting)
 SETTING_OCCUPANCY = table_of(SettingOccupancy)
 VACANCIES = table_of(StoredVacancy)
@@ -290,6 +322,7 @@ ALERTS = table_of(StoredAlert)
 SUBSCRIPTIONS = table_of(Subscription)
 DELIVERIES = table_of(WebhookDelivery)
 NOTICES = table_of(StoredNotice)
+STREAM_EVENTS = table_of(StreamEvent)
 
 # The platform's tables, in the alerting schema: the outbox of `alert.events`, the API's
 # idempotency keys, and the consumer's inbox, positions, aggregate versions and parked events.

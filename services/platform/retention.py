@@ -9,7 +9,9 @@ What is pruned, each in batches of `retention_batch_size` rows (one short transa
 * **inbox ids** of the exactly-once consumers, under the rule below
   (`NEARHOME_RETAIN_INBOX_IDS`);
 * alerting's **delivered webhook rows** (`NEARHOME_RETAIN_DELIVERED_WEBHOOKS`): only accepted
-  ones; pending and dead ones stay, and the subscription's counts are kept on its own row.
+  ones; pending and dead ones stay, and the subscription's counts are kept on its own row;
+* alerting's **stream events** (`NEARHOME_RETAIN_STREAM_EVENTS`), kept for clients that resume the
+  alert stream with `Last-Event-ID`: one that comes back later misses what was pruned.
 
 The audit log is never pruned: it is append-only, and nothing here names it.
 
@@ -37,7 +39,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Protocol
 
 from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +86,11 @@ class RetentionSettings(BaseSettings):
         default=timedelta(days=30),
         gt=timedelta(0),
         validation_alias=_env("retain_delivered_webhooks"),
+    )
+    retain_stream_events: Duration = Field(
+        default=timedelta(days=1),
+        gt=timedelta(0),
+        validation_alias=_env("retain_stream_events"),
     )
     # How often the pruning runs (seconds), and how many rows one batch (transaction) deletes.
     retention_interval: float = Field(
@@ -184,6 +192,29 @@ async def prune_delivered_webhooks(
     return await _delete_in_batches(engine, deliveries, where, batch_size)
 
 
+async def prune_stream_events(
+    engine: AsyncEngine, events: Table, *, older_than: timedelta, batch_size: int, now: Clock
+) -> int:
+    """Delete the alert stream's events kept since before `now() - older_than`."""
+    where = events.c.created_at < now() - older_than
+    return await _delete_in_batches(engine, events, where, batch_size)
+
+
+class _Prune(Protocol):
+    """A pruning of one table by age (`prune_sent_outbox`, ...)."""
+
+    async def __call__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        /,
+        *,
+        older_than: timedelta,
+        batch_size: int,
+        now: Clock,
+    ) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     """The pruning jobs of one service's schema, built from its tables' metadata."""
@@ -196,57 +227,57 @@ class Retention:
     def _table(self, name: str) -> Table | None:
         return self.metadata.tables.get(f"{self.metadata.schema}.{name}")
 
-    def jobs(self, *, delivered_webhooks: Table | None = None) -> list[Scheduled]:
+    def jobs(
+        self, *, delivered_webhooks: Table | None = None, stream_events: Table | None = None
+    ) -> list[Scheduled]:
         """A job for each of the platform's tables the schema has (outbox, idempotency keys,
-        inbox), and for `delivered_webhooks` if given; each runs every `retention_interval`."""
+        inbox), and for `delivered_webhooks` and `stream_events` if given; each runs every
+        `retention_interval`."""
         s = self.settings
         every = s.retention_interval
         batch = s.retention_batch_size
         schema = self.metadata.schema
-        jobs: list[Scheduled] = []
-        outbox, keys = self._table("outbox"), self._table("idempotency_keys")
-        inbox, positions = self._table("inbox"), self._table("consumer_positions")
         engine, now = self.engine, self.now
-        if outbox is not None:
-
-            async def outbox_job() -> int:
-                return await prune_sent_outbox(
-                    engine, outbox, older_than=s.retain_sent_outbox, batch_size=batch, now=now
-                )
-
-            jobs.append((every, outbox_job, f"{schema} outbox retention"))
-        if keys is not None:
-
-            async def keys_job() -> int:
-                return await prune_idempotency_keys(
-                    engine, keys, older_than=s.retain_idempotency_keys, batch_size=batch, now=now
-                )
-
-            jobs.append((every, keys_job, f"{schema} idempotency key retention"))
+        pruned_by_age: list[tuple[Table | None, _Prune, timedelta, str]] = [
+            (self._table("outbox"), prune_sent_outbox, s.retain_sent_outbox, "outbox"),
+            (
+                self._table("idempotency_keys"),
+                prune_idempotency_keys,
+                s.retain_idempotency_keys,
+                "idempotency key",
+            ),
+            (
+                delivered_webhooks,
+                prune_delivered_webhooks,
+                s.retain_delivered_webhooks,
+                "delivered webhook",
+            ),
+            (stream_events, prune_stream_events, s.retain_stream_events, "stream event"),
+        ]
+        jobs: list[Scheduled] = [
+            (
+                every,
+                partial(prune, engine, table, older_than=horizon, batch_size=batch, now=now),
+                f"{schema} {what} retention",
+            )
+            for table, prune, horizon, what in pruned_by_age
+            if table is not None
+        ]
+        inbox, positions = self._table("inbox"), self._table("consumer_positions")
         if inbox is not None and positions is not None:
-
-            async def inbox_job() -> int:
-                return await prune_inbox(
-                    engine,
-                    inbox,
-                    positions,
-                    older_than=s.retain_inbox_ids,
-                    batch_size=batch,
-                    now=now,
+            jobs.append(
+                (
+                    every,
+                    partial(
+                        prune_inbox,
+                        engine,
+                        inbox,
+                        positions,
+                        older_than=s.retain_inbox_ids,
+                        batch_size=batch,
+                        now=now,
+                    ),
+                    f"{schema} inbox retention",
                 )
-
-            jobs.append((every, inbox_job, f"{schema} inbox retention"))
-        if delivered_webhooks is not None:
-            deliveries = delivered_webhooks
-
-            async def deliveries_job() -> int:
-                return await prune_delivered_webhooks(
-                    engine,
-                    deliveries,
-                    older_than=s.retain_delivered_webhooks,
-                    batch_size=batch,
-                    now=now,
-                )
-
-            jobs.append((every, deliveries_job, f"{schema} delivered webhook retention"))
+            )
         return jobs

@@ -17,8 +17,13 @@ from services.alerting.notices import (
     event_name,
     loop_notice_of,
 )
-from services.alerting.store import notice_notification
-from services.alerting.stream import alert_event, notice_event
+from services.alerting.store import (
+    NOTIFICATION_LIMIT,
+    Streamed,
+    stream_notification,
+    webhook_bytes,
+)
+from services.alerting.stream import event_text, live_event, resume_position
 from services.platform.errors import UnappliableEventError
 
 ACME = Recipient(Audience.PROVIDER, "acme-care")
@@ -143,18 +148,50 @@ def test_alert_deliveries_keep_their_alert_event_names() -> None:
 
 def test_a_streamed_notice_goes_to_its_recipient_named_as_its_type() -> None:
     notice = loop_notice_of(placement_requested())
+    streamed = Streamed(notice.recipient, notice.kind.value, webhook_bytes(notice.body).decode())
 
-    recipient, streamed = notice_event(json.loads(notice_notification(notice)))
+    live = live_event(stream_notification(41, streamed))
 
-    assert recipient == ACME
-    name, identifier, data = streamed.rstrip("\n").split("\n")
+    assert (live.position, live.recipient, live.event) == (41, ACME, "placement.requested")
+    assert live.data is not None
+    name, identifier, data = (
+        event_text(live.position, live.event, live.data).rstrip("\n").split("\n")
+    )
     assert name == "event: placement.requested"
-    assert identifier == f"id: {notice.notice_id}"
+    assert identifier == "id: 41"
     assert json.loads(data.removeprefix("data: ")) == notice.body
 
 
 def test_a_streamed_alert_goes_to_its_council_only() -> None:
     alert = {"alert_id": "a1", "type": "raised", "authority_code": SEFTON}
-    recipient, streamed = alert_event(alert)
-    assert recipient == COUNCIL
-    assert streamed.startswith("event: alert.raised\nid: a1.raised\n")
+    streamed = Streamed(COUNCIL, "alert.raised", json.dumps(alert))
+    live = live_event(stream_notification(7, streamed))
+    assert (live.recipient, live.event, live.data) == (COUNCIL, "alert.raised", json.dumps(alert))
+    assert event_text(7, live.event, json.dumps(alert)).startswith("event: alert.raised\nid: 7\n")
+
+
+def test_an_event_too_long_for_a_notification_is_notified_without_its_data() -> None:
+    streamed = Streamed(COUNCIL, "alert.raised", json.dumps({"description": "\u2603" * 2000}))
+    notification = stream_notification(9, streamed)
+    assert len(notification.encode()) < NOTIFICATION_LIMIT
+    live = live_event(notification)
+    assert (live.position, live.recipient, live.data) == (9, COUNCIL, None)
+
+
+@pytest.mark.parametrize(
+    ("last_event_id", "position"),
+    [
+        ("42", 42),
+        (" 42 ", 42),
+        ("0", 0),
+        (None, None),
+        ("", None),
+        ("8f3c2a1e-0000-4000-8000-000000000000.raised", None),
+        ("-1", None),
+        ("4.2", None),
+        ("1" * 19, None),  # past a bigint
+        ("\u0664\u0662", None),  # digits, but not ASCII ones
+    ],
+)
+def test_only_a_position_resumes_a_stream(last_event_id: str | None, position: int | None) -> None:
+    assert resume_position(last_event_id) == position
