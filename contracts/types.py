@@ -87,7 +87,8 @@ def _one_line(value: str) -> str:
 
 def _sensible_date(value: date) -> date:
     if not EARLIEST_DATE <= value <= LATEST_DATE:
-        raise ValueError(f"{value.isoformat()} is outside {EARLIEST_DATE} to {LATEST_DATE}")
+        # The value is not echoed: a referral's dates are a child's details, and errors get logged.
+        raise ValueError(f"must be from {EARLIEST_DATE} to {LATEST_DATE}")
     return value
 
 
