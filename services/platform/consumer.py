@@ -308,6 +308,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
         for event in due:
             applying = logs.event_id.set(str(event.event_id))
             try:
+                logger.debug("applying %s to %s", event.event_type, event.aggregate_id)
                 self.projection.apply(state, event)
             except Exception as error:
                 raise PoisonError(event, error) from error
