@@ -191,7 +191,10 @@ def logging_config(
         },
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
-            name: {"handlers": [], "propagate": True, "level": level} for name in own_handlers
+            **{name: {"handlers": [], "propagate": True, "level": level} for name in own_handlers},
+            # At INFO SQLAlchemy writes every statement, at DEBUG every row read: a referral's
+            # fields among them. Its warnings and errors still come through.
+            "sqlalchemy.engine": {"level": "WARNING"},
         },
     }
 

@@ -21,6 +21,7 @@ from supervised import Supervised, services_run
 from contracts import geography
 from services.alerting.webhooks import verify
 from services.platform.auth import Role, issue_token, principal_for
+from tools.supervisor.logs import is_routine
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -136,6 +137,7 @@ async def test_the_demo_has_westmorland_and_sefton_capacity_and_delivers_alerts_
         line
         for line in demo.lines
         if re.search(r" - (Received|Processed)$| HTTP/1\.1\" \d{3}", line)
+        or is_routine(re.sub(r"^\[\w+\]\s+", "", line))  # as `nearhome serve` logs them
     ]
     assert await demo.stop() == 0, demo.transcript()
     await demo.wait_for_line(r"^\[supervisor\]\s+stopped everything$", within=5.0)

@@ -46,12 +46,14 @@ async def test_run_supervises_services_restarts_a_killed_one_and_stops_all_on_ct
     assert await ready_status(authority_port) == 200
     await supervised.wait_for_line(rf"^  provider\s+http://127\.0\.0\.1:{provider_port}\s")
     await supervised.wait_for_line(rf"^  authority\s+http://127\.0\.0\.1:{authority_port}\s")
-    # Each service's own output, prefixed with its name.
+    # Each service's own output (JSON log lines), prefixed with its name.
     await supervised.wait_for_line(
-        rf"^\[provider\]\s+INFO:\s+Uvicorn running on http://127\.0\.0\.1:{provider_port}\b"
+        rf"^\[provider\]\s+\{{.*\"message\": \"Uvicorn running on "
+        rf"http://127\.0\.0\.1:{provider_port}\b"
     )
     await supervised.wait_for_line(
-        rf"^\[authority\]\s+INFO:\s+Uvicorn running on http://127\.0\.0\.1:{authority_port}\b"
+        rf"^\[authority\]\s+\{{.*\"message\": \"Uvicorn running on "
+        rf"http://127\.0\.0\.1:{authority_port}\b"
     )
     [first_provider] = supervised.pids()["provider"]
 
@@ -61,7 +63,7 @@ async def test_run_supervises_services_restarts_a_killed_one_and_stops_all_on_ct
         r"^\[supervisor\]\s+provider exited unexpectedly \(killed by SIGKILL\) after [\d.]+ s; "
         r"its last lines:$"
     )
-    await supervised.wait_for_line(r"^\[supervisor\]\s+  \| INFO:\s+Uvicorn running on")
+    await supervised.wait_for_line(r"^\[supervisor\]\s+  \| \{.*\"message\": \"Uvicorn running on")
     await supervised.wait_for_line(r"^\[supervisor\]\s+restarting provider in [\d.]+ s$")
     await supervised.wait_for_line(r"^\[supervisor\]\s+provider is ready again at ")
     [_, second_provider] = supervised.pids()["provider"]

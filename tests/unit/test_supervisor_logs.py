@@ -99,3 +99,27 @@ def test_a_line_per_request_or_per_event_is_routine_and_the_rest_is_not() -> Non
         "2026-11-23 14:04:22,261 INFO     - provider.events | nearhome-alerting |            - "
         "Consumer nearhome-alerting-1 assigned to partitions"
     )
+
+
+def test_a_json_line_per_request_or_per_event_is_routine_and_the_rest_is_not() -> None:
+    head = '{"timestamp": "2026-11-27T20:41:07.120731+00:00", "level": "INFO", "logger": '
+    assert is_routine(head + '"nearhome.access", "message": "GET /v1/referrals 200"}')
+    assert is_routine(head + '"faststream.access.kafka", "message": "Received", "topic": "x"}')
+    assert is_routine(head + '"faststream.access.kafka", "message": "Processed"}')
+    assert not is_routine(head + '"faststream.access.kafka", "message": "Consumer assigned"}')
+    assert not is_routine(head + '"uvicorn.error", "message": "Uvicorn running on http://x"}')
+    assert not is_routine('{"level": "ERROR", "logger": "nearhome.access", "message": "GET /"}')
+    assert not is_routine("{not json")
+
+
+def test_a_text_line_per_request_or_per_event_is_routine_and_the_rest_is_not() -> None:
+    assert is_routine(
+        "2026-11-27 20:41:07,120 INFO  nearhome.access [authority] GET /v1/referrals 200 "
+        "request_id=5c1e"
+    )
+    assert is_routine(
+        "2026-11-27 20:41:07,120 INFO  faststream.access.kafka [ledger] Received event_id=1"
+    )
+    assert not is_routine(
+        "2026-11-27 20:41:07,120 INFO  uvicorn.error [authority] Uvicorn running on http://x"
+    )

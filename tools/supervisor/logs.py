@@ -1,5 +1,6 @@
 """The children's output: split into lines, prefixed with the child's name, the last few kept."""
 
+import json
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -7,13 +8,23 @@ from collections.abc import Iterable
 # ANSI colours for the children's prefixes, in the order the children are named.
 _COLOURS = ("36", "32", "35", "33", "34", "31")
 _RESET = "\x1b[0m"
-# A line per unit of routine work: uvicorn's access log
-# (`INFO:     127.0.0.1:51234 - "GET /v1/x HTTP/1.1" 200 OK`) and FastStream's per-message log
-# (`2026-11-23 14:12:23,762 INFO     - provider.events | nearhome-ledger | 1075-1049- - Received`).
+# A line per unit of routine work: one request answered (the `nearhome.access` logger of
+# `services.platform.logs`) or one message consumed (FastStream's `Received` and `Processed`), as
+# `nearhome serve` writes them, in JSON (`"logger": "nearhome.access"`) or as text
+# (`2026-11-27 20:41:07,120 INFO  nearhome.access [authority] GET /v1/referrals 200 request_id=…`);
+# and as uvicorn and FastStream write them with their own handlers
+# (`INFO:     127.0.0.1:51234 - "GET /v1/x HTTP/1.1" 200 OK`,
+# `2026-11-23 14:12:23,762 INFO     - provider.events | nearhome-ledger | 1075-1049- - Received`).
 _ROUTINE = (
     re.compile(r'^INFO:\s+\S+:\d+ - "[A-Z]+ \S+ HTTP/[\d.]+" \d{3}\b'),
     re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ INFO\s+- .* - (Received|Processed)$"),
+    re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ INFO\s+nearhome\.access \["),
+    re.compile(
+        r"^\d{4}-\d\d-\d\d [\d:,.]+ INFO\s+faststream\.access\.\w+ \[[^]]*\] "
+        r"(Received|Processed)( |$)"
+    ),
 )
+_ROUTINE_MESSAGES = {"Received", "Processed"}
 # Loggers that colour their level names (FastStream does, even into a pipe, when the environment
 # asks for colour) must not hide their routine lines from the patterns above.
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -88,4 +99,20 @@ class Tail:
 def is_routine(line: str) -> bool:
     """Whether `line` logs one request answered or one message consumed (a demo hides those)."""
     plain = _ANSI_ESCAPE.sub("", line)
+    if plain.startswith("{"):
+        return _is_routine_record(plain)
     return any(pattern.match(plain) for pattern in _ROUTINE)
+
+
+def _is_routine_record(line: str) -> bool:
+    """Whether a JSON log line is an INFO line of the access log or of one message consumed."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(record, dict) or record.get("level") != "INFO":
+        return False
+    logger = str(record.get("logger", ""))
+    return logger == "nearhome.access" or (
+        logger.startswith("faststream.access.") and record.get("message") in _ROUTINE_MESSAGES
+    )
