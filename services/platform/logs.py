@@ -195,6 +195,8 @@ def logging_config(
             # At INFO SQLAlchemy writes every statement, at DEBUG every row read: a referral's
             # fields among them. Its warnings and errors still come through.
             "sqlalchemy.engine": {"level": "WARNING"},
+            # At DEBUG aiokafka writes every message it sends, whole: never below INFO.
+            "aiokafka": {"level": level if logging.getLevelName(level) > logging.DEBUG else "INFO"},
         },
     }
 
