@@ -31,7 +31,7 @@ class BackgroundHealth:
 
     def record(self, name: str, error: BaseException) -> None:
         if self.failure is None:
-            self.failure = f"{name}: {type(error).__name__}: {error}"
+            self.failure = f"{name}: {logs.describe(error)}"  # never a validation input
 
 
 # The health of the app whose lifespan is running (set around it by the platform's HTTP edge).
