@@ -69,15 +69,15 @@ class Tally:
     def count(self, phase: str, test: Callable[[int], bool]) -> int:
         return sum(n for status, n in self.statuses[phase].items() if test(status))
 
-    def line(self, phase: str) -> str:
-        """Requests sent, answers by class, and those with no answer."""
+    def line(self, phase: str, *, finished: bool = True) -> str:
+        """Requests sent, answers by class, and those with no answer (yet, unless `finished`)."""
         sent = self.sent[phase]
         ok = self.count(phase, lambda s: 200 <= s < 300)
         conflicts = self.count(phase, lambda s: s == 409)
         other = self.count(phase, lambda s: not 200 <= s < 300 and s != 409)
         return (
             f"sent {sent:,}, 2xx {ok:,}, 409 {conflicts:,}, other non-2xx {other:,}, "
-            f"no answer {sent - self.answered(phase):,}"
+            f"no answer{'' if finished else ' yet'} {sent - self.answered(phase):,}"
         )
 
 
@@ -112,20 +112,33 @@ async def send(  # noqa: PLR0913 - the parts of one phase of sending, named
     clients: Mapping[Api, httpx.AsyncClient],
     secret: str,
     ids: dict[str, str],
+    progress: Progress,
     *,
     rate: float,
     seconds: float | None = None,
-) -> Progress:
-    """Send `requests` at `rate` a second for `seconds` (all of them when None), lanes in order;
-    `ids` maps the plan's handles to the services' ids across phases."""
-    progress = Progress()
+) -> None:
+    """Send `requests` at `rate` a second for `seconds` (all of them when None), lanes in order,
+    counting them in `progress`; `ids` maps the plan's handles to the services' ids across
+    phases."""
     options = SenderOptions(
         speed=UNPACED, rate=rate, concurrency=CONCURRENCY, duration=seconds, retries=8
     )
     sender = Sender(dict(clients), secret, options, progress)
     sender.ids = ids
     await sender.run(requests)
-    return progress
+
+
+def summary(progress: Progress) -> str:
+    """The plan's requests: their answers and what succeeded, by kind."""
+    answers = ", ".join(f"{name} {n:,}" for name, n in sorted(progress.answers.items()))
+    kinds = ", ".join(f"{kind.value} {n:,}" for kind, n in progress.succeeded.most_common())
+    line = f"{progress.finished:,} ({answers or 'none'})"
+    if kinds:
+        line += f"; succeeded: {kinds}"
+    if progress.refused:
+        refused = ", ".join(f"{kind.value} {n:,}" for kind, n in progress.refused.most_common())
+        line += f"; refused: {refused}"
+    return line
 
 
 async def run_loop(loop: Loop, every: Callable[[], float], stop: asyncio.Event) -> None:
