@@ -259,12 +259,15 @@ async def test_a_provider_token_streams_its_own_notices_and_nothing_else(
         await acme.wait("the request", lambda r: r.events)
         await sefton.wait("the offer", lambda r: r.events)
         [event] = acme.events
-        assert (event["event"], event["id"]) == ("placement.requested", str(mine.event_id))
         notice = json.loads(event["data"])
+        # The event's id is its position on the stream (a client resumes from it).
+        assert (event["event"], notice["notice_id"]) == ("placement.requested", str(mine.event_id))
+        assert int(event["id"]) > 0
         assert notice["type"] == "placement.requested"
         assert notice["request_id"] == str(mine.payload.request_id)
         [event] = sefton.events
-        assert (event["event"], event["id"]) == ("placement.offered", str(offered.event_id))
+        assert event["event"] == "placement.offered"
+        assert json.loads(event["data"])["notice_id"] == str(offered.event_id)
 
         # The other provider's client stays connected and hears nothing; neither provider hears
         # of the offer (it is the council's news), nor of any alert.

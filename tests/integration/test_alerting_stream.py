@@ -42,7 +42,7 @@ async def test_a_connected_client_receives_its_councils_alert_and_no_other_counc
         [event] = sefton.events
         assert event["event"] == "alert.raised"
         alert = json.loads(event["data"])
-        assert event["id"] == f"{alert['alert_id']}.raised"
+        assert int(event["id"]) > 0  # its position on the stream (a client resumes from it)
         assert (alert["referral_id"], alert["vacancy_id"], alert["type"]) == (
             str(referral_id),
             str(vacancy_id),
