@@ -1,0 +1,191 @@
+"""The exchange under fault: each service a real `nearhome serve <name>` process (so it can be
+SIGKILLed, by the test or by a failpoint), on the fault suite's own broker and database, in a
+fresh database and topic namespace for each test."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from fault_infra import FaultInfra, free_port
+
+from contracts.topics import ALERT_EVENTS, PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
+from infra.local.scratch import scratch_topics
+
+NEARHOME = str(Path(sys.executable).parent / "nearhome")
+SECRET = "fault-suite-secret-of-at-least-32-bytes"
+SERVICES = ("provider", "authority", "ledger", "alerting")
+# What each service publishes through its outbox, and what its exactly-once consumers read.
+PUBLISHES: Mapping[str, TopicSpec] = {
+    "provider": PROVIDER_EVENTS,
+    "authority": REFERRAL_EVENTS,
+    "alerting": ALERT_EVENTS,
+}
+CONSUMES: Mapping[str, tuple[TopicSpec, ...]] = {
+    "provider": (REFERRAL_EVENTS,),
+    "authority": (PROVIDER_EVENTS,),
+    "ledger": (PROVIDER_EVENTS, REFERRAL_EVENTS),
+    "alerting": (PROVIDER_EVENTS, REFERRAL_EVENTS),
+}
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class ServiceProcess:
+    """One `nearhome serve <name>`, its output in `log`."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, **extra_env: str) -> None:
+        """Start the process (with `extra_env`, e.g. armed failpoints) and wait until /ready."""
+        with self.log.open("ab") as log:
+            log.write(f"--- started with {extra_env or 'no extra settings'}\n".encode())
+            self.process = await asyncio.create_subprocess_exec(
+                NEARHOME,
+                "serve",
+                self.name,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, **self.env, **extra_env},
+                start_new_session=True,
+            )
+        await self.until_ready()
+
+    async def until_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
+            while True:
+                assert self.process is not None
+                if self.process.returncode is not None:
+                    raise AssertionError(f"{self.name} exited while starting:\n{self.tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/ready")).status_code == 200:
+                        return
+                assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.tail()}"
+                await asyncio.sleep(0.2)
+
+    async def exited(self, timeout_s: float = 60) -> int:
+        """Wait for the process to end by itself (a failpoint); its return code."""
+        assert self.process is not None
+        try:
+            async with asyncio.timeout(timeout_s):
+                code = await self.process.wait()
+        except TimeoutError:
+            raise AssertionError(f"{self.name} is still running:\n{self.tail()}") from None
+        self.exits.append(code)
+        return code
+
+    async def kill(self) -> None:
+        """SIGKILL the process group, and reap it."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.exits.append(await self.process.wait())
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
+
+@dataclass
+class Exchange:
+    """The services of one test, their database and the prefix naming their topics."""
+
+    infra: FaultInfra
+    database_url: str
+    prefix: str
+    services: dict[str, ServiceProcess]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.infra.broker.bootstrap
+
+    def topic(self, spec: TopicSpec) -> str:
+        return self.prefix + spec.name
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    async def start(
+        self, names: Iterable[str], failpoints: Mapping[str, str] | None = None
+    ) -> None:
+        """Start `names` together (each with its `failpoints`, if any) and wait for all."""
+        armed = failpoints or {}
+        await asyncio.gather(
+            *(
+                self.services[name].start(
+                    **({"NEARHOME_FAILPOINTS": armed[name]} if name in armed else {})
+                )
+                for name in names
+            )
+        )
+
+
+def _environment(infra: FaultInfra, database_url: str, prefix: str) -> dict[str, str]:
+    """What every service of the test is started with."""
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.broker.bootstrap,
+        "NEARHOME_TOPIC_PREFIX": prefix,
+        "NEARHOME_JWT_SECRET": SECRET,
+        # Development: failpoints are honoured (and never in production).
+        "NEARHOME_ENV": "development",
+        "NEARHOME_RATE_LIMIT_PER_MINUTE": "0",
+        # Back quickly once the broker or database returns.
+        "RELAY_RETRY_INTERVAL": "0.3",
+        "BROKER_RETRY_INTERVAL": "0.5",
+        "KAFKA_REQUEST_TIMEOUT_MS": "3000",
+        # Small batches, so a stream of tens of events is many batches (and commits).
+        "LEDGER_MAX_RECORDS": "5",
+        **{f"{name.upper()}_CONSUMER_GROUP": f"{name}-{prefix}" for name in SERVICES},
+    }
+
+
+@contextlib.asynccontextmanager
+async def exchange_on(infra: FaultInfra, logs: Path) -> AsyncIterator[Exchange]:
+    """A fresh database and topic namespace on `infra`, and the four services' processes (not
+    started: the test starts them, armed as it wants); every process killed afterwards."""
+    prefix = f"faults-{uuid4().hex[:8]}."
+    database = f"nearhome_faults_{uuid4().hex[:8]}"
+    # Both stay until the session's broker and database are thrown away.
+    admin = await asyncpg.connect(infra.database.url.replace("+asyncpg", ""))
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    url = infra.database.url.rsplit("/", 1)[0] + f"/{database}"
+    async with scratch_topics(infra.broker.bootstrap, prefix, keep=True):
+        env = _environment(infra, url, prefix)
+        services = {
+            name: ServiceProcess(
+                name, port, {**env, f"{name.upper()}_PORT": str(port)}, logs / f"{name}.log"
+            )
+            for name in SERVICES
+            for port in [free_port()]
+        }
+        exchange = Exchange(infra, url, prefix, services)
+        try:
+            yield exchange
+        finally:
+            await asyncio.gather(*(service.kill() for service in services.values()))
