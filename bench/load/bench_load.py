@@ -338,7 +338,13 @@ class LoadRun:
         await loop.round()
         drained = await self.watch.until_drained(self.args.drain_timeout, DRAIN_EVERY)
         print(f"drained {_seconds(drained)} after it; settling {self.args.settle_seconds:g} s")
+        cpu = self.watch.cpu()
         await asyncio.sleep(self.args.settle_seconds)
+        idle = {name: used - cpu.get(name, used) for name, used in self.watch.cpu().items()}
+        print(
+            "CPU used idle, while settling: "
+            + ", ".join(f"{n} {used / self.args.settle_seconds:.0%}" for n, used in idle.items())
+        )
         before = self.watch.memory()
         print("memory before (MiB): " + ", ".join(f"{n} {k / 1024:.1f}" for n, k in before.items()))
         return before
