@@ -18,6 +18,7 @@ the values (`describe`, and the formatters' tracebacks).
 import contextvars
 import logging
 import logging.config
+import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -64,6 +65,12 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {_safe_str(error)}"
 
 
+# asyncpg refuses a query argument quoting it (`invalid input for query argument $2: 'L20 3AB'
+# (…)`), and the error it raises that from may quote it too.
+_QUERY_ARGUMENT = re.compile(r"(invalid input for query argument \$\d+[^:]*):")
+_NOT_SHOWN = "its message is not shown: it may quote a query argument's value"
+
+
 def _safe_str(error: BaseException) -> str:
     if isinstance(error, ValidationError):
         problems = [
@@ -71,29 +78,37 @@ def _safe_str(error: BaseException) -> str:
             for e in error.errors(include_url=False, include_context=False, include_input=False)
         ]
         return f"{error.error_count()} invalid in {error.title}: " + "; ".join(problems)
-    return str(error)
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - an exception whose str() fails is still described
+        return "<its str() failed>"
+    if match := _QUERY_ARGUMENT.match(text):
+        return f"{match[1]}: its value is not shown"
+    return text
 
 
 def format_exception(ei: ExcInfo) -> str:
     """A traceback as `logging` writes it, with every pydantic validation error in the chain
-    written without its input values."""
+    written without its input values, and asyncpg's refusal of a query argument (and the error it
+    was raised from) without the argument."""
     if ei[1] is None:
         return "NoneType: None"
     described = traceback.TracebackException(type(ei[1]), ei[1], ei[2])
     seen: set[int] = set()
-    pending = [(described, ei[1])]
+    pending = [(described, ei[1], False)]
     while pending:
-        part, error = pending.pop()
+        part, error, hidden = pending.pop()
         if id(error) in seen:
             continue
         seen.add(id(error))
-        if isinstance(error, ValidationError):
-            # What `format` writes as the exception's message (CPython's TracebackException).
-            part._str = _safe_str(error)  # type: ignore[attr-defined]  # noqa: SLF001
+        safe = _NOT_SHOWN if hidden else _safe_str(error)
+        # What `format` writes as the exception's message (CPython's TracebackException).
+        part._str = safe  # type: ignore[attr-defined]  # noqa: SLF001
+        quotes = not hidden and safe.endswith(": its value is not shown")
         if part.__cause__ is not None and error.__cause__ is not None:
-            pending.append((part.__cause__, error.__cause__))
+            pending.append((part.__cause__, error.__cause__, quotes))
         if part.__context__ is not None and error.__context__ is not None:
-            pending.append((part.__context__, error.__context__))
+            pending.append((part.__context__, error.__context__, quotes))
     return "".join(described.format()).rstrip("\n")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -232,3 +233,34 @@ async def test_an_app_that_raises_is_logged_as_a_500(caplog: pytest.LogCaptureFi
 
     [record] = caplog.records
     assert record.getMessage() == "POST /v1/referrals 500"
+
+
+def encode(value: str) -> int:
+    raise ValueError(f"{value!r} is not a number")
+
+
+def a_refused_query_argument() -> BaseException:
+    """asyncpg's refusal of a query argument, as it words it, raised from the encoding error."""
+    value = "CA17 " + "9ZZ"
+    try:
+        try:
+            encode(value)
+        except ValueError as error:
+            message = f"invalid input for query argument $2: {value!r} (not a number)"
+            raise asyncpg.DataError(message) from error
+    except asyncpg.DataError as refused:
+        return refused
+    raise AssertionError("the value cannot be encoded")
+
+
+def test_a_refused_query_argument_is_described_and_formatted_without_the_argument() -> None:
+    refused = a_refused_query_argument()
+    assert "CA17 9ZZ" in str(refused)
+
+    described = logs.describe(refused)
+    formatted = logs.format_exception((type(refused), refused, refused.__traceback__))
+
+    assert described == "DataError: invalid input for query argument $2: its value is not shown"
+    assert "invalid input for query argument $2: its value is not shown" in formatted
+    assert "ValueError: its message is not shown" in formatted
+    assert "CA17 9ZZ" not in formatted
