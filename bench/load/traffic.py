@@ -75,9 +75,10 @@ class Tally:
         ok = self.count(phase, lambda s: 200 <= s < 300)
         conflicts = self.count(phase, lambda s: s == 409)
         other = self.count(phase, lambda s: not 200 <= s < 300 and s != 409)
+        lost = sent - self.answered(phase)
         return (
-            f"sent {sent:,}, 2xx {ok:,}, 409 {conflicts:,}, other non-2xx {other:,}, "
-            f"no answer{'' if finished else ' yet'} {sent - self.answered(phase):,}"
+            f"sent {sent:,}, 2xx {ok:,}, errors {conflicts + other + lost:,} (409 {conflicts:,}, "
+            f"other non-2xx {other:,}, no answer{'' if finished else ' yet'} {lost:,})"
         )
 
 
