@@ -458,7 +458,10 @@ def verdicts(drained: float | None, before: dict[str, int], after: dict[str, int
         )
     ]
     for name in SERVICES:
-        change = (after[name] - before[name]) / before[name] if before[name] else math.inf
+        if not after[name] or not before[name]:
+            lines.append(f"MISSED: {name} exited during the run (see its log)")
+            continue
+        change = (after[name] - before[name]) / before[name]
         verdict = "MET" if change <= MEMORY_AIM else "MISSED"
         lines.append(
             f"{verdict}: {name} memory after {after[name] / 1024:.1f} MiB vs before "
