@@ -83,10 +83,10 @@ class ServiceProcess:
                 await asyncio.sleep(0.2)
 
     async def exited(self, timeout_s: float = 60) -> int:
-        """Wait for the process to end by itself (a failpoint); its return code."""
+        """Wait for the process to end by itself (a failpoint, a crash); its return code."""
         assert self.process is not None
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(None if timeout_s == float("inf") else timeout_s):
                 code = await self.process.wait()
         except TimeoutError:
             raise AssertionError(f"{self.name} is still running:\n{self.tail()}") from None
@@ -94,12 +94,12 @@ class ServiceProcess:
         return code
 
     async def kill(self) -> None:
-        """SIGKILL the process group, and reap it."""
+        """SIGKILL the process group, and reap it (not counted among `exits`)."""
         if self.process is None or self.process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.exits.append(await self.process.wait())
+        await self.process.wait()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -116,6 +116,7 @@ class Exchange:
     database_url: str
     prefix: str
     services: dict[str, ServiceProcess]
+    supervisors: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -128,9 +129,11 @@ class Exchange:
         return self.services[name]
 
     async def start(
-        self, names: Iterable[str], failpoints: Mapping[str, str] | None = None
+        self, names: Iterable[str] = SERVICES, failpoints: Mapping[str, str] | None = None
     ) -> None:
-        """Start `names` together (each with its `failpoints`, if any) and wait for all."""
+        """Start `names` together (each with its `failpoints`, if any), wait for all, and from
+        then on restart any that exits, as `nearhome run` does (without failpoints: each armed
+        point fires once)."""
         armed = failpoints or {}
         await asyncio.gather(
             *(
@@ -140,6 +143,23 @@ class Exchange:
                 for name in names
             )
         )
+        self.supervisors += [asyncio.create_task(self._restart(self[name])) for name in names]
+
+    async def _restart(self, service: ServiceProcess) -> None:
+        while True:
+            await service.exited(timeout_s=float("inf"))
+            await service.start()
+
+    async def stop(self) -> None:
+        """Stop supervising, and SIGKILL every process."""
+        for supervisor in self.supervisors:
+            supervisor.cancel()
+        await asyncio.gather(*self.supervisors, return_exceptions=True)
+        await asyncio.gather(*(service.kill() for service in self.services.values()))
+
+    def exits(self) -> dict[str, list[int]]:
+        """How each service's processes ended before the test stopped them (-9: SIGKILL)."""
+        return {name: service.exits for name, service in self.services.items() if service.exits}
 
 
 def _environment(infra: FaultInfra, database_url: str, prefix: str) -> dict[str, str]:
@@ -188,4 +208,4 @@ async def exchange_on(infra: FaultInfra, logs: Path) -> AsyncIterator[Exchange]:
         try:
             yield exchange
         finally:
-            await asyncio.gather(*(service.kill() for service in services.values()))
+            await exchange.stop()

@@ -149,6 +149,15 @@ async def _unsent(connection: asyncpg.Connection) -> int:
     return total
 
 
+async def unsent(exchange: Exchange) -> int:
+    """Events the writers committed and have not yet published."""
+    connection = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
+    try:
+        return await _unsent(connection)
+    finally:
+        await connection.close()
+
+
 async def _behind(
     connection: asyncpg.Connection, exchange: Exchange, ends: dict[tuple[str, int], int]
 ) -> list[str]:
