@@ -15,7 +15,7 @@ settle, and compares each service's resident memory with what it was before the 
 10%). It prints its figures and a verdict per aim; it asserts nothing. Needs `nearhome infra up`.
 
     .venv/bin/python -m bench.load.bench_load                       # the full run, about 20 min
-    .venv/bin/python -m bench.load.bench_load --minutes 1 --burst-seconds 10   # a smoke run
+    .venv/bin/python -m bench.load.bench_load --minutes 1 --burst-seconds 10 --scale 0.02  # smoke
 """
 
 import argparse
@@ -551,7 +551,11 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     # The simulator logs each refused request; the tally counts them by route instead.
     logging.getLogger("nearhome.simulator").setLevel(logging.ERROR)
-    return asyncio.run(run(_arguments(argv)))
+    try:
+        return asyncio.run(run(_arguments(argv)))
+    except KeyboardInterrupt:
+        print("interrupted: the services are stopped and the scratch database and topics dropped")
+        return 130
 
 
 if __name__ == "__main__":
