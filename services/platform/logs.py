@@ -10,9 +10,11 @@ apply an event. `ContextFilter` adds both (when set) and the service's name to e
 
 `NEARHOME_LOG_FORMAT=text` writes the same records as plain lines for a person at a terminal;
 `NEARHOME_LOG_LEVEL` (default INFO) sets the level. No line carries a child's details: messages
-name referrals by id only, the access line has the path without its query string, and exception
-text from pydantic's validation errors (which would show the input values) is written without
-the values (`describe`, and the formatters' tracebacks).
+name referrals by id only, the access line has the path without its query string, exception text
+from pydantic's validation errors and asyncpg's refused query arguments (which quote the values)
+is written without the values (`describe`, and the formatters' tracebacks), and libraries that
+would write rows or messages whole (SQLAlchemy, aiokafka) are kept above those levels.
+`tests/integration/test_log_privacy.py` holds the services to this.
 """
 
 import contextvars
