@@ -3,6 +3,7 @@
 import asyncio
 import importlib
 import json
+import logging
 from datetime import timedelta
 from enum import StrEnum
 from importlib.metadata import version
@@ -15,13 +16,15 @@ from fastapi import FastAPI
 from contracts import geography
 from infra.local.cli import app as infra_app
 from services.ledger.cli import app as ledger_app
-from services.platform import dead_letters
+from services.platform import dead_letters, logs
 from services.platform.asyncapi import asyncapi_document
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.background import serve as serve_app
 from services.platform.settings import LOCAL_KAFKA, CommonSettings, ServiceSettings
 from tools.simulator.cli import app as simulator_app
 from tools.supervisor.cli import app as run_app
+
+logger = logging.getLogger(__name__)
 
 app = typer.Typer(
     help="NearHome: a regional vacancy exchange for children's care placements.",
@@ -72,10 +75,9 @@ def serve(service: Annotated[Service, typer.Argument(help="which service to run"
     """Run one service in the foreground: its HTTP API, consumers, outbox relay and schedulers."""
     module = _service_module(service)
     settings = module.Settings()
+    logs.configure(service.value)  # so that even this warning is a log line like the others
     if settings.uses_development_secret:
-        typer.echo(
-            "warning: NEARHOME_JWT_SECRET is not set; using the development secret", err=True
-        )
+        logger.warning("NEARHOME_JWT_SECRET is not set; using the development secret")
     raise typer.Exit(serve_app(module.create_app(settings), settings.host, settings.port))
 
 
