@@ -70,15 +70,21 @@ class Tally:
         return sum(n for status, n in self.statuses[phase].items() if test(status))
 
     def line(self, phase: str, *, finished: bool = True) -> str:
-        """Requests sent, answers by class, and those with no answer (yet, unless `finished`)."""
+        """Requests sent, answers by class, and those with no answer (in flight unless
+        `finished`)."""
         sent = self.sent[phase]
         ok = self.count(phase, lambda s: 200 <= s < 300)
         conflicts = self.count(phase, lambda s: s == 409)
         other = self.count(phase, lambda s: not 200 <= s < 300 and s != 409)
-        lost = sent - self.answered(phase)
+        waiting = sent - self.answered(phase)
+        if not finished:  # still in flight
+            return (
+                f"sent {sent:,}, 2xx {ok:,}, errors {conflicts + other:,} (409 {conflicts:,}, "
+                f"other non-2xx {other:,}), in flight {waiting:,}"
+            )
         return (
-            f"sent {sent:,}, 2xx {ok:,}, errors {conflicts + other + lost:,} (409 {conflicts:,}, "
-            f"other non-2xx {other:,}, no answer{'' if finished else ' yet'} {lost:,})"
+            f"sent {sent:,}, 2xx {ok:,}, errors {conflicts + other + waiting:,} (409 "
+            f"{conflicts:,}, other non-2xx {other:,}, no answer {waiting:,})"
         )
 
 
