@@ -1,8 +1,8 @@
-"""The fault suite's fixtures: a broker and a database of its own for the session (the suite kills
-them), and for each test a fresh exchange on them whose services the test starts."""
+"""The fault suite's fixtures: a broker and a database of its own (the suite kills them), and the
+exchange on them, both for the whole session (starting four services takes seconds each): every
+test adds its own writes, and the invariants are checked over the whole history so far."""
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from fault_exchange import Exchange, exchange_on
@@ -15,9 +15,16 @@ async def infra() -> AsyncIterator[FaultInfra]:
         yield running
 
 
+@pytest.fixture(scope="session")
+async def _exchange(
+    infra: FaultInfra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Exchange]:
+    async with exchange_on(infra, tmp_path_factory.mktemp("fault-exchange")) as running:
+        yield running
+
+
 @pytest.fixture
-async def exchange(infra: FaultInfra, tmp_path: Path) -> AsyncIterator[Exchange]:
-    """A fresh database and topics on the suite's infrastructure, the four services' processes
-    ready to start (their output in the test's tmp_path), all killed after the test."""
-    async with exchange_on(infra, tmp_path) as fresh:
-        yield fresh
+async def exchange(_exchange: Exchange) -> Exchange:
+    """The four services running unarmed, on the suite's broker and database, no exits counted."""
+    await _exchange.disarm()
+    return _exchange

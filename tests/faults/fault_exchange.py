@@ -110,13 +110,15 @@ class ServiceProcess:
 
 @dataclass
 class Exchange:
-    """The services of one test, their database and the prefix naming their topics."""
+    """The four services, their database and the prefix naming their topics (one for the session:
+    each test adds its own writes, and the invariants hold over all of them)."""
 
     infra: FaultInfra
     database_url: str
     prefix: str
     services: dict[str, ServiceProcess]
-    supervisors: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisors: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    armed: dict[str, bool] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -131,34 +133,48 @@ class Exchange:
     async def start(
         self, names: Iterable[str] = SERVICES, failpoints: Mapping[str, str] | None = None
     ) -> None:
-        """Start `names` together (each with its `failpoints`, if any), wait for all, and from
-        then on restart any that exits, as `nearhome run` does (without failpoints: each armed
-        point fires once)."""
-        armed = failpoints or {}
+        """(Re)start `names` together, each armed with its `failpoints` if any (a running process
+        is SIGKILLed first), and wait until all are ready. From then on any that exits is started
+        again, as `nearhome run` does, without failpoints: an armed point fires once."""
+        armed = dict(failpoints or {})
+        names = list(names)
+        for name in names:
+            if (supervisor := self.supervisors.pop(name, None)) is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+        await asyncio.gather(*(self[name].kill() for name in names))
         await asyncio.gather(
             *(
-                self.services[name].start(
-                    **({"NEARHOME_FAILPOINTS": armed[name]} if name in armed else {})
-                )
+                self[name].start(**({"NEARHOME_FAILPOINTS": armed[name]} if name in armed else {}))
                 for name in names
             )
         )
-        self.supervisors += [asyncio.create_task(self._restart(self[name])) for name in names]
+        for name in names:
+            self.armed[name] = name in armed
+            self.supervisors[name] = asyncio.create_task(self._restart(name))
 
-    async def _restart(self, service: ServiceProcess) -> None:
+    async def _restart(self, name: str) -> None:
         while True:
-            await service.exited(timeout_s=float("inf"))
-            await service.start()
+            await self[name].exited(timeout_s=float("inf"))
+            self.armed[name] = False
+            await self[name].start()
+
+    async def disarm(self) -> None:
+        """Start again, unarmed, any service still armed; forget how processes ended."""
+        await self.start([name for name, armed in self.armed.items() if armed])
+        for service in self.services.values():
+            service.exits.clear()
 
     async def stop(self) -> None:
         """Stop supervising, and SIGKILL every process."""
-        for supervisor in self.supervisors:
+        for supervisor in self.supervisors.values():
             supervisor.cancel()
-        await asyncio.gather(*self.supervisors, return_exceptions=True)
+        await asyncio.gather(*self.supervisors.values(), return_exceptions=True)
         await asyncio.gather(*(service.kill() for service in self.services.values()))
 
     def exits(self) -> dict[str, list[int]]:
-        """How each service's processes ended before the test stopped them (-9: SIGKILL)."""
+        """How each service's processes ended by themselves (-9: SIGKILL) since `disarm`."""
         return {name: service.exits for name, service in self.services.items() if service.exits}
 
 
@@ -184,8 +200,8 @@ def _environment(infra: FaultInfra, database_url: str, prefix: str) -> dict[str,
 
 @contextlib.asynccontextmanager
 async def exchange_on(infra: FaultInfra, logs: Path) -> AsyncIterator[Exchange]:
-    """A fresh database and topic namespace on `infra`, and the four services' processes (not
-    started: the test starts them, armed as it wants); every process killed afterwards."""
+    """A fresh database and topic namespace on `infra`, and the four services' processes, started;
+    every process killed afterwards."""
     prefix = f"faults-{uuid4().hex[:8]}."
     database = f"nearhome_faults_{uuid4().hex[:8]}"
     # Both stay until the session's broker and database are thrown away.
@@ -206,6 +222,7 @@ async def exchange_on(infra: FaultInfra, logs: Path) -> AsyncIterator[Exchange]:
         }
         exchange = Exchange(infra, url, prefix, services)
         try:
+            await exchange.start()
             yield exchange
         finally:
             await exchange.stop()

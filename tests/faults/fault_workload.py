@@ -1,7 +1,7 @@
 """What the fault suite's providers and councils do: tens of writes over the public HTTP APIs, in
 two phases so that a fault can strike between or during them.
 
-Phase one registers three homes in West Lancashire (L40, 12 miles from the children's homes in
+Phase one registers two homes in West Lancashire (L40, 12 miles from the children's homes in
 Sefton, L20), opens three Sefton referrals and posts two one-bed vacancies per home: each vacancy
 fits each referral, so alerting raises an alert per pair. Phase two confirms every vacancy,
 withdraws one per home, starts a placement in each home and closes a referral: alerts are
@@ -26,7 +26,7 @@ from services.platform.auth import Role, issue_token, principal_for
 
 SEFTON = "E08000014"
 NEAR_SEFTON = "L40"
-HOMES = 3
+HOMES = 2
 REFERRALS = 3
 VACANCIES_PER_HOME = 2
 RETRY_FOR_S = 90.0

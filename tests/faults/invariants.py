@@ -52,14 +52,24 @@ class TopicContents:
     records: list[ConsumerRecord[bytes, bytes]]
     dead_letters: list[ConsumerRecord[bytes, bytes]]
 
-    def ids(self) -> list[str]:
-        """The identity of every record, in order per partition (copies repeated)."""
-        return [identity(self.name, r.partition, r.offset, r.value) for r in self.records]
+    def ids(self, since: dict[tuple[str, int], int] | None = None) -> list[str]:
+        """The identity of every record (past the positions `since`, if given), in order per
+        partition, copies repeated."""
+        start = since or {}
+        return [
+            identity(self.name, r.partition, r.offset, r.value)
+            for r in self.records
+            if r.offset >= start.get((self.name, r.partition), 0)
+        ]
 
-    def events(self) -> list[Envelope[Any]]:
-        """Every record that is an event, copies included."""
+    def events(self, since: dict[tuple[str, int], int] | None = None) -> list[Envelope[Any]]:
+        """Every record that is an event (past the positions `since`, if given), copies
+        included, in order per partition."""
+        start = since or {}
         parsed = []
         for record in self.records:
+            if record.offset < start.get((self.name, record.partition), 0):
+                continue
             try:
                 parsed.append(from_bytes(record.value))
             except ContractError:
@@ -95,8 +105,15 @@ class Settled:
     def __getitem__(self, spec: TopicSpec) -> TopicContents:
         return self.topics[spec.name]
 
+    def raised_for(self, referral_ids: Iterable[str]) -> int:
+        """How many (referral, vacancy) pairs of these referrals were alerted."""
+        wanted = set(referral_ids)
+        pairs = _raised_pairs(self.topics[ALERT_EVENTS.name].events())
+        return sum(1 for referral, _ in pairs if referral in wanted)
 
-async def _end_offsets(exchange: Exchange) -> dict[tuple[str, int], int]:
+
+async def end_offsets(exchange: Exchange) -> dict[tuple[str, int], int]:
+    """The end of every non-empty partition of the exchange's topics, now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=exchange.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -111,7 +128,7 @@ async def _end_offsets(exchange: Exchange) -> dict[tuple[str, int], int]:
     return {(tp.topic, tp.partition): offset for tp, offset in ends.items() if offset}
 
 
-async def _read_all(bootstrap: str, topic: str, partitions: int) -> list[ConsumerRecord[Any, Any]]:
+async def read_all(bootstrap: str, topic: str, partitions: int) -> list[ConsumerRecord[Any, Any]]:
     """Every record of `topic` from offset 0 to its end now, in order per partition."""
     # Earliest, not a seek: a new assignment's own reset (to the latest, by default) can land
     # after a seek and win.
@@ -186,10 +203,10 @@ async def settle(exchange: Exchange, timeout_s: float = SETTLE_TIMEOUT_S) -> Non
     connection = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
     try:
         while True:
-            ends = await _end_offsets(exchange)
+            ends = await end_offsets(exchange)
             behind = await _behind(connection, exchange, ends)
             unsent = await _unsent(connection)
-            if not behind and not unsent and await _end_offsets(exchange) == ends:
+            if not behind and not unsent and await end_offsets(exchange) == ends:
                 return
             assert time.monotonic() < deadline, (
                 f"not settled after {timeout_s:.0f}s: {unsent} outbox rows unsent; {behind}"
@@ -213,8 +230,8 @@ async def settle_and_check(exchange: Exchange) -> Settled:
     topics = {
         spec.name: TopicContents(
             exchange.topic(spec),
-            await _read_all(exchange.bootstrap, exchange.topic(spec), spec.partitions),
-            await _read_all(exchange.bootstrap, exchange.topic(spec.dlq), spec.dlq.partitions),
+            await read_all(exchange.bootstrap, exchange.topic(spec), spec.partitions),
+            await read_all(exchange.bootstrap, exchange.topic(spec.dlq), spec.dlq.partitions),
         )
         for spec in CATALOGUE
     }
