@@ -138,7 +138,8 @@ class Sample:
 
     @property
     def drained(self) -> bool:
-        return not any(self.lag.values()) and not any(self.backlog.values())
+        # An unreadable /metrics (no backlog figures) is not taken for an empty outbox.
+        return bool(self.backlog) and not any(self.lag.values()) and not any(self.backlog.values())
 
 
 @dataclass
@@ -303,6 +304,7 @@ class LoadRun:
     ids: dict[str, str] = field(default_factory=dict)
     phases: list[Phase] = field(default_factory=list)
     multiple: float = 0.0  # the phase under way, which paces the loop's rounds
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # the loop's: start, seconds
 
     async def seed(self, requests: list[PlannedRequest]) -> None:
         """The seed's requests as fast as `--seed-rate` allows, then until the consumers have
@@ -354,7 +356,9 @@ class LoadRun:
         until the loop's last round ended."""
         stop = asyncio.Event()
         self.multiple = self.args.multiple
-        looping = asyncio.create_task(run_loop(loop, lambda: round_every(self.multiple), stop))
+        looping = asyncio.create_task(
+            run_loop(loop, lambda: round_every(self.multiple), stop, self.rounds)
+        )
         try:
             for name, multiple, seconds in (
                 ("steady", self.args.multiple, self.args.minutes * 60),
@@ -406,7 +410,7 @@ def _seconds(value: float | None) -> str:
     return "never (timed out)" if value is None else f"{value:.1f} s"
 
 
-def print_phase(phase: Phase, tally: Tally) -> None:
+def print_phase(phase: Phase, tally: Tally, rounds: list[tuple[float, float]]) -> None:
     took = phase.ended - phase.began
     lags = [sample.lag for sample in phase.samples]
     most = {name: max(lag.get(name, 0) for lag in lags) for name in SERVICES} if lags else {}
@@ -414,8 +418,13 @@ def print_phase(phase: Phase, tally: Tally) -> None:
     print(f"{phase.label}: {took:.0f} s")
     print(f"    HTTP: {tally.line(phase.name)}; {tally.sent[phase.name] / took:.2f} requests/s")
     print(f"    plan writes: {summary(phase.plan)}")
-    if phase.loop_steps:
-        print("    loop: " + ", ".join(f"{k} {n:,}" for k, n in phase.loop_steps.items()))
+    took_each = [took for began, took in rounds if phase.began <= began < phase.ended]
+    if took_each and phase.multiple:
+        print(
+            f"    loop: {len(took_each)} rounds, each {min(took_each):.1f}-{max(took_each):.1f} s "
+            f"(one every {round_every(phase.multiple):.0f} s wanted); "
+            + (", ".join(f"{k} {n:,}" for k, n in phase.loop_steps.items()) or "no steps")
+        )
     print("    events published: " + ", ".join(f"{t} {n:,}" for t, n in phase.events.items()))
     print(
         "    CPU used: "
@@ -539,7 +548,7 @@ async def run(args: argparse.Namespace) -> int:
             for line in england_day_lines(args):
                 print(line)
             for phase in run.phases:
-                print_phase(phase, tally)
+                print_phase(phase, tally, run.rounds)
             print_drain(drain, drained)
             print_memory(before, after, peak)
             print("== verdicts")

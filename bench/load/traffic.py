@@ -148,13 +148,16 @@ def summary(progress: Progress) -> str:
     return line
 
 
-async def run_loop(loop: Loop, every: Callable[[], float], stop: asyncio.Event) -> None:
+async def run_loop(
+    loop: Loop, every: Callable[[], float], stop: asyncio.Event, rounds: list[tuple[float, float]]
+) -> None:
     """The loop's rounds until `stop` is set (a round under way is finished), the next one
     `every()` seconds after the last began (read each second, so a faster phase takes effect at
-    once)."""
+    once); each round's start and duration go to `rounds`."""
     while not stop.is_set():
         began = time.monotonic()
         await loop.round()
+        rounds.append((began, time.monotonic() - began))
         while not stop.is_set() and (left := every() - (time.monotonic() - began)) > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(left, 1.0)):
