@@ -27,6 +27,7 @@ async def test_the_broker_killed_mid_stream_loses_and_repeats_nothing(exchange: 
         await broker.start()
     settled = await settle_and_check(exchange)
 
+    assert exchange.exits() == {}, "no service died of it"
     assert waiting_while_down > 0, "some writes were taken while the broker was down"
     assert workload.retried == 0, "no write was refused for want of the broker"
     assert settled.raised_for(workload.referrals) > 0

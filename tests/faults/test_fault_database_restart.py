@@ -31,5 +31,6 @@ async def test_the_database_restarted_mid_stream_loses_and_repeats_nothing(
     await writing
     settled = await settle_and_check(exchange)
 
+    assert exchange.exits() == {}, "no service died of it"
     assert workload.retried > 0, "writes during the outage failed and were retried"
     assert settled.raised_for(workload.referrals) > 0
