@@ -84,11 +84,13 @@ class Failpoints:
 def from_environment(environ: dict[str, str] | None = None) -> Failpoints:
     """The failpoints `NEARHOME_FAILPOINTS` arms, or none outside `NEARHOME_ENV=development`."""
     spec = (os.environ if environ is None else environ).get(FAILPOINTS_ENV, "")
-    triggers = parse_failpoints(spec)
-    if triggers and not is_development():
+    if not spec.strip():
+        return Failpoints({})
+    if not is_development():
+        # Not even parsed: whatever it says, a production process carries on as if unset.
         logger.warning("%s is ignored: failpoints are honoured only in development", FAILPOINTS_ENV)
         return Failpoints({})
-    return Failpoints(triggers)
+    return Failpoints(parse_failpoints(spec))
 
 
 _armed: Failpoints | None = None

@@ -64,6 +64,9 @@ def test_outside_development_an_armed_variable_is_ignored(
     else:
         monkeypatch.setenv("NEARHOME_ENV", environment)
     armed = from_environment({FAILPOINTS_ENV: "relay.after_publish=kill:1"})
+    # Not even read: a spec that development would refuse cannot stop a production process.
+    garbled = from_environment({FAILPOINTS_ENV: "relay.after_publish=explode"})
 
     assert armed.triggers == {}
     assert armed.fires("relay.after_publish") is None
+    assert garbled.triggers == {}
