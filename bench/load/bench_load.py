@@ -421,7 +421,7 @@ def print_phase(phase: Phase, tally: Tally, rounds: list[tuple[float, float]]) -
     took_each = [took for began, took in rounds if phase.began <= began < phase.ended]
     if took_each and phase.multiple:
         print(
-            f"    loop: {len(took_each)} rounds, each {min(took_each):.1f}-{max(took_each):.1f} s "
+            f"    loop rounds: {len(took_each)}, each {min(took_each):.1f}-{max(took_each):.1f} s "
             f"(one every {round_every(phase.multiple):.0f} s wanted); "
             + (", ".join(f"{k} {n:,}" for k, n in phase.loop_steps.items()) or "no steps")
         )
