@@ -56,9 +56,12 @@ class WritingServiceSettings(ServiceSettings, RetentionSettings):
     # The producers' request timeout (connecting, metadata, produce requests).
     kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
     # The outbox relay: how long it waits after a failed send, how often it polls when idle, and
-    # how often it measures the backlog gauges (also while it waits for the broker).
+    # how often it measures the backlog gauges (also while it waits for the broker). The service's
+    # own writes and consumed batches wake it at once; polling only finds rows another process
+    # staged (another instance, or one that crashed), so it can be slow: at 50 ms each idle
+    # service spent a tenth of a core on it.
     relay_retry_interval: float = Field(default=1.0, gt=0)
-    relay_idle_interval: float = Field(default=0.05, gt=0)
+    relay_idle_interval: float = Field(default=1.0, gt=0)
     relay_backlog_interval: float = Field(default=1.0, gt=0)
 
 

@@ -169,7 +169,7 @@ class OutboxRelay:
     _: KW_ONLY
     lock_id: int
     batch_size: int = 500
-    idle_interval: float = 0.05
+    idle_interval: float = 1.0
     retry_interval: float = 1.0
     backlog_interval: float = 1.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
