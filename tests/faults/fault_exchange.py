@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaProducer
 from fault_infra import FaultInfra, free_port
 
 from contracts.topics import ALERT_EVENTS, PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
@@ -129,6 +130,25 @@ class Exchange:
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
+
+    @contextlib.asynccontextmanager
+    async def database(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection to the services' database (every service's schema), closed after."""
+        connection = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
+    @contextlib.asynccontextmanager
+    async def producer(self) -> AsyncIterator[AIOKafkaProducer]:
+        """A plain producer on the exchange's broker, for records no writer would send."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        try:
+            yield producer
+        finally:
+            await producer.stop()
 
     async def start(
         self, names: Iterable[str] = SERVICES, failpoints: Mapping[str, str] | None = None

@@ -22,7 +22,7 @@ import httpx
 from builders import CHILD, REFERRAL_DETAILS, SETTING_DETAILS
 from fault_exchange import SECRET, Exchange
 
-from services.platform.auth import Role, issue_token, principal_for
+from services.platform.auth import Principal, Role, issue_token, principal_for
 
 SEFTON = "E08000014"
 NEAR_SEFTON = "L40"
@@ -32,8 +32,8 @@ VACANCIES_PER_HOME = 2
 RETRY_FOR_S = 90.0
 
 
-def _bearer(role: Role, **who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(principal_for(role, **who), SECRET)}"}
+def _bearer(principal: Principal) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(principal, SECRET)}"}
 
 
 @dataclass
@@ -50,9 +50,9 @@ class Workload:
     async def _write(self, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST `body` until the service answers 2xx (retrying 5xx and unreachable, same key)."""
         headers = (
-            _bearer(Role.PROVIDER, provider_id=self.provider_id)
+            _bearer(principal_for(Role.PROVIDER, provider_id=self.provider_id))
             if service == "provider"
-            else _bearer(Role.AUTHORITY, authority_code=SEFTON)
+            else _bearer(principal_for(Role.AUTHORITY, authority_code=SEFTON))
         ) | {"Idempotency-Key": uuid4().hex}
         deadline = time.monotonic() + RETRY_FOR_S
         async with httpx.AsyncClient(base_url=self.exchange[service].url, timeout=15) as client:

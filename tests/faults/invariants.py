@@ -168,11 +168,8 @@ async def _unsent(connection: asyncpg.Connection) -> int:
 
 async def unsent(exchange: Exchange) -> int:
     """Events the writers committed and have not yet published."""
-    connection = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
-    try:
+    async with exchange.database() as connection:
         return await _unsent(connection)
-    finally:
-        await connection.close()
 
 
 async def _behind(
@@ -200,8 +197,7 @@ async def settle(exchange: Exchange, timeout_s: float = SETTLE_TIMEOUT_S) -> Non
     """Wait until every consumer has read every partition to its end, every outbox row is sent,
     and the topics have not grown meanwhile (so nothing is still on its way)."""
     deadline = time.monotonic() + timeout_s
-    connection = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
-    try:
+    async with exchange.database() as connection:
         while True:
             ends = await end_offsets(exchange)
             behind = await _behind(connection, exchange, ends)
@@ -213,8 +209,6 @@ async def settle(exchange: Exchange, timeout_s: float = SETTLE_TIMEOUT_S) -> Non
                 + "".join(f"\n[{n}] {s.tail(8)}" for n, s in exchange.services.items())
             )
             await asyncio.sleep(0.3)
-    finally:
-        await connection.close()
 
 
 def _differences(what: str, left: set[str], right: set[str]) -> str:
@@ -235,8 +229,7 @@ async def settle_and_check(exchange: Exchange) -> Settled:
         )
         for spec in CATALOGUE
     }
-    connection = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
-    try:
+    async with exchange.database() as connection:
         # 1. The writers' committed ids are the ids on their topics.
         for writer, spec in PUBLISHES.items():
             committed = {
@@ -277,8 +270,6 @@ async def settle_and_check(exchange: Exchange) -> Settled:
             " GROUP BY referral_id, vacancy_id HAVING count(*) > 1",
         )
         assert stored == [], f"pairs with more than one alert: {stored}"
-    finally:
-        await connection.close()
     raised = _raised_pairs(topics[ALERT_EVENTS.name].events())
     twice = [pair for pair, ids in raised.items() if len(ids) > 1]
     assert twice == [], f"(referral, vacancy) pairs alerted more than once: {twice}"

@@ -5,7 +5,6 @@ every event three times, once interleaved with new traffic, and must take each e
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from fault_exchange import Exchange
 from fault_workload import Workload
 from invariants import end_offsets, read_all, settle, settle_and_check
@@ -21,9 +20,7 @@ COPIED = (PROVIDER_EVENTS, REFERRAL_EVENTS)
 async def deliver_again(exchange: Exchange, copied: dict[tuple[str, int], int]) -> None:
     """Publish every original record past the positions in `copied` twice more, to its own
     partition; `copied` then holds the ends after the copies."""
-    producer = AIOKafkaProducer(bootstrap_servers=exchange.bootstrap, acks="all")
-    await producer.start()
-    try:
+    async with exchange.producer() as producer:
         for spec in COPIED:
             topic = exchange.topic(spec)
             records = await read_all(exchange.bootstrap, topic, spec.partitions)
@@ -38,8 +35,6 @@ async def deliver_again(exchange: Exchange, copied: dict[tuple[str, int], int]) 
                         headers=list(record.headers),
                     )
                     copied[(topic, record.partition)] = sent.offset + 1
-    finally:
-        await producer.stop()
 
 
 async def test_every_event_delivered_three_times_takes_effect_once(exchange: Exchange) -> None:

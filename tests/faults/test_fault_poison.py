@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from fault_exchange import CONSUMES, Exchange
 from fault_workload import Workload
 from invariants import read_all, settle_and_check
@@ -40,13 +39,15 @@ def _altered(value: bytes, **changes: object) -> bytes:
 
 
 async def _inject(exchange: Exchange) -> list[Poison]:
-    """Four poison records, each keyed (so partitioned) like a real event beside it."""
-    vacancy = next(
-        r
-        for r in await read_all(exchange.bootstrap, exchange.topic(PROVIDER_EVENTS), 6)
-        if b'"VacancyPosted"' in r.value
+    """Four poison records, each keyed (so partitioned) like one of the test's own events."""
+    provider_events = await read_all(
+        exchange.bootstrap, exchange.topic(PROVIDER_EVENTS), PROVIDER_EVENTS.partitions
     )
-    referral = (await read_all(exchange.bootstrap, exchange.topic(REFERRAL_EVENTS), 6))[-1]
+    vacancy = next(r for r in reversed(provider_events) if b'"VacancyPosted"' in r.value)
+    referral_events = await read_all(
+        exchange.bootstrap, exchange.topic(REFERRAL_EVENTS), REFERRAL_EVENTS.partitions
+    )
+    referral = referral_events[-1]
     planned = [
         (PROVIDER_EVENTS, vacancy.key, b"\x00\xff this is not an event", "not JSON"),
         (PROVIDER_EVENTS, vacancy.key, _altered(vacancy.value, beds=0), "payload.beds"),
@@ -63,16 +64,12 @@ async def _inject(exchange: Exchange) -> list[Poison]:
             "unknown event type 'ReferralTeleported'",
         ),
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=exchange.bootstrap, acks="all")
-    await producer.start()
-    try:
-        poison = []
+    poison = []
+    async with exchange.producer() as producer:
         for spec, key, value, reason in planned:
             sent = await producer.send_and_wait(exchange.topic(spec), value, key=key)
             poison.append(Poison(spec, sent.partition, sent.offset, value, reason))
-        return poison
-    finally:
-        await producer.stop()
+    return poison
 
 
 async def test_poison_goes_to_the_dead_letter_topic_with_its_reason_and_the_stream_moves_on(
@@ -87,18 +84,15 @@ async def test_poison_goes_to_the_dead_letter_topic_with_its_reason_and_the_stre
     for bad in poison:
         consumers = [name for name, specs in CONSUMES.items() if bad.spec in specs]
         letters = [
-            letter
+            (letter.value, headers)
             for letter in settled[bad.spec].dead_letters
-            if (
-                dict(letter.headers)["dlq-source-partition"],
-                dict(letter.headers)["dlq-source-offset"],
-            )
-            == (str(bad.partition).encode(), str(bad.offset).encode())
+            for headers in [{key: value.decode() for key, value in letter.headers}]
+            if (headers["dlq-source-partition"], headers["dlq-source-offset"])
+            == (str(bad.partition), str(bad.offset))
         ]
         assert len(letters) == len(consumers), f"one dead letter per consumer of {bad.spec.name}"
-        for letter in letters:
-            headers = {key: value.decode() for key, value in letter.headers}
-            assert letter.value == bad.value
+        for value, headers in letters:
+            assert value == bad.value
             assert bad.reason in headers["dlq-error"], headers["dlq-error"]
             assert headers["dlq-source-topic"] == exchange.topic(bad.spec)
     assert settled.raised_for(workload.referrals) > 0

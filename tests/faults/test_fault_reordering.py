@@ -85,27 +85,21 @@ async def test_events_out_of_order_within_each_aggregate_take_effect_in_sequence
 ) -> None:
     workload = Workload(exchange)
     before = await end_offsets(exchange)
-    holder = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
-    try:
+    async with exchange.database() as holder:
         for lock in HELD.values():
             await holder.execute("SELECT pg_advisory_lock($1)", lock)
         await workload.run()
         reversed_aggregates = [await _reverse_each_aggregate(holder, writer) for writer in HELD]
         for lock in HELD.values():
             await holder.execute("SELECT pg_advisory_unlock($1)", lock)
-    finally:
-        await holder.close()
     settled = await settle_and_check(exchange)
 
     assert min(reversed_aggregates) > 0, "both writers had aggregates to reverse"
     assert _arrived_out_of_order(settled, before) == sum(reversed_aggregates)
-    connection = await asyncpg.connect(exchange.database_url.replace("+asyncpg", ""))
-    try:
+    async with exchange.database() as connection:
         live = await store.council_capacity(
             connection, store.SCHEMA, now=settled.rebuild.as_of, stale_after=STALE_AFTER
         )
-    finally:
-        await connection.close()
     written = _as_written(settled)
     assert live == council_figures(fold(written), settled.rebuild.as_of, STALE_AFTER)
     assert settled.raised_for(workload.referrals) > 0
