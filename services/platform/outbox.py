@@ -196,8 +196,8 @@ class OutboxRelay:
             if not rows:
                 return 0
             acknowledged = await self._send_in_order(rows)
-            failpoint("relay.after_publish")
             if acknowledged:
+                failpoint("relay.after_publish")
                 ids = [row.id for row in rows[:acknowledged]]
                 await session.execute(
                     update(self.outbox)
