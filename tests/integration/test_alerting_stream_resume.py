@@ -420,3 +420,51 @@ async def test_a_stream_without_an_id_still_starts_now(
             await client.wait("the new alert", lambda r: len(r.events) == 1)
             await asyncio.sleep(0.3)
             assert len(client.events) == 1
+
+
+async def test_reconnecting_again_and_again_while_alerts_come_misses_none_and_repeats_none(
+    fresh_database_url: str, topic_prefix: str
+) -> None:
+    """Connections that begin and end while batches commit: each event reaches the client exactly
+    once, whether it was committed before the backlog was read, while, or after."""
+    setting_id = uuid4()
+    alerts = 60
+    async with (
+        running_alerting(fresh_database_url, topic_prefix, sse_heartbeat_interval=0.2) as alerting,
+        serving(alerting.app) as base_url,
+        connected(base_url, council_headers(SEFTON)) as always,
+    ):
+        await publish(
+            [referral_opened(uuid4(), SEFTON), setting_registered(setting_id)], topic_prefix
+        )
+
+        async def keep_posting() -> None:
+            for _ in range(alerts):
+                await publish([vacancy_posted(setting_id, uuid4())], topic_prefix)
+                await asyncio.sleep(0.01)
+
+        posting = asyncio.create_task(keep_posting())
+        received: list[dict[str, str]] = []
+        last_id: str | None = None
+        connections = 0
+        try:
+            # Connections of 0 to 150 ms each, back to back, until every alert has come.
+            while len(received) < alerts:
+                async with connected(base_url, council_headers(SEFTON), last_id) as client:
+                    await asyncio.sleep(0.15 * (connections % 4) / 3)
+                connections += 1
+                received += client.events
+                # As EventSource does: the last id stays until a connection gives another.
+                last_id = client.last_id or last_id
+                if connections >= 500:
+                    kept = await alerting.fetch(
+                        "SELECT position FROM alerting.stream_events ORDER BY position"
+                    )
+                    got = {int(e["id"]) for e in received}
+                    missed = [r["position"] for r in kept if r["position"] not in got]
+                    raise AssertionError(f"{len(received)} of {alerts}; positions missed: {missed}")
+        finally:
+            await posting
+        await always.wait("every alert, live", events_at_least(alerts))
+        assert received == always.events
+        assert len({event["id"] for event in received}) == alerts
