@@ -79,7 +79,7 @@ def allow_browser_origins(app: FastAPI, origins: Sequence[str]) -> None:
             CORSMiddleware,
             allow_origins=list(origins),
             allow_methods=["GET"],
-            allow_headers=["Authorization", "Accept"],
+            allow_headers=["Authorization", "Accept", "Last-Event-ID"],
             max_age=600,
         )
 
