@@ -127,16 +127,21 @@ export async function api(base, path, { method = "GET", body } = {}) {
 }
 
 // Reads a server-sent event stream with the token (EventSource cannot send one), calling
-// `onEvent({type, id, data})` for each event, and connects again whenever the stream ends.
-// `onState` hears "open", "reconnecting" and "refused" (401/403: it stops). Returns a stopper.
+// `onEvent({type, id, data})` for each event, and connects again whenever the stream ends, sending
+// the last id it was given as `Last-Event-ID` (as EventSource does), so that the service first
+// sends what happened while it was away. `onState` hears "open", "reconnecting" and "refused"
+// (401/403: it stops). Returns a stopper.
 export function stream(base, path, onEvent, onState = () => {}) {
   const controller = new AbortController();
   let delay = 500;
+  let lastId = null;
   (async () => {
     while (!controller.signal.aborted) {
       try {
+        const headers = { Authorization: `Bearer ${token.get()}`, Accept: "text/event-stream" };
+        if (lastId !== null) headers["Last-Event-ID"] = lastId;
         const response = await fetch(base + path, {
-          headers: { Authorization: `Bearer ${token.get()}`, Accept: "text/event-stream" },
+          headers,
           signal: controller.signal,
           cache: "no-store",
         });
@@ -147,7 +152,9 @@ export function stream(base, path, onEvent, onState = () => {}) {
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         onState("open");
         delay = 500;
-        await readEvents(response.body, onEvent);
+        await readEvents(response.body, onEvent, (id) => {
+          lastId = id;
+        });
       } catch (error) {
         if (controller.signal.aborted) return;
       }
@@ -159,7 +166,9 @@ export function stream(base, path, onEvent, onState = () => {}) {
   return () => controller.abort();
 }
 
-async function readEvents(body, onEvent) {
+// Calls `onEvent` for each complete event of the stream, and `onId` with each id the stream gives
+// (an event's, or one given alone, which marks where a new stream starts).
+async function readEvents(body, onEvent, onId) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let event = { type: "message", id: null, data: [] };
@@ -172,6 +181,7 @@ async function readEvents(body, onEvent) {
       const line = buffer.slice(0, newline).replace(/\r$/, "");
       buffer = buffer.slice(newline + 1);
       if (line === "") {
+        if (event.id !== null) onId(event.id);
         if (event.data.length) {
           onEvent({ type: event.type, id: event.id, data: JSON.parse(event.data.join("\n")) });
         }
