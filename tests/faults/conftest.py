@@ -5,17 +5,18 @@ test adds its own writes, and the invariants are checked over the whole history 
 from collections.abc import AsyncIterator
 
 import pytest
-from fault_exchange import Exchange, exchange_on
-from fault_infra import FaultInfra, fault_infra
+
+from faults.fault_exchange import Exchange, exchange_on
+from faults.fault_infra import FaultInfra, fault_infra
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def infra() -> AsyncIterator[FaultInfra]:
     async with fault_infra() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def _exchange(
     infra: FaultInfra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Exchange]:

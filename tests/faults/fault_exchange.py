@@ -16,9 +16,9 @@ from uuid import uuid4
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
-from fault_infra import FaultInfra, free_port
 
 from contracts.topics import ALERT_EVENTS, PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
+from faults.fault_infra import FaultInfra, free_port
 from infra.local.scratch import scratch_topics
 
 NEARHOME = str(Path(sys.executable).parent / "nearhome")

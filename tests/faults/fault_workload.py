@@ -20,8 +20,8 @@ from uuid import uuid4
 
 import httpx
 from builders import CHILD, REFERRAL_DETAILS, SETTING_DETAILS
-from fault_exchange import SECRET, Exchange
 
+from faults.fault_exchange import SECRET, Exchange
 from services.platform.auth import Principal, Role, issue_token, principal_for
 
 SEFTON = "E08000014"

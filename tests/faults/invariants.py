@@ -25,11 +25,11 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.structs import TopicPartition
-from fault_exchange import CONSUMES, PUBLISHES, Exchange
 
 from contracts.envelope import Envelope
 from contracts.serialization import ContractError, from_bytes
 from contracts.topics import ALERT_EVENTS, CATALOGUE, TopicSpec
+from faults.fault_exchange import CONSUMES, PUBLISHES, Exchange
 from services.ledger.rebuild import RebuildReport, rebuild
 from services.ledger.settings import Settings as LedgerSettings
 

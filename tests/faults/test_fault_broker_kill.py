@@ -5,9 +5,10 @@ broker is back every event arrives, and every consumer applies each once."""
 import asyncio
 
 import pytest
-from fault_exchange import Exchange
-from fault_workload import Workload
-from invariants import settle_and_check, unsent
+
+from faults.fault_exchange import Exchange
+from faults.fault_workload import Workload
+from faults.invariants import settle_and_check, unsent
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
 

@@ -6,9 +6,10 @@ positions stored with its effects: nothing is applied twice or skipped."""
 import signal
 
 import pytest
-from fault_exchange import CONSUMES, Exchange
-from fault_workload import Workload
-from invariants import settle_and_check
+
+from faults.fault_exchange import CONSUMES, Exchange
+from faults.fault_workload import Workload
+from faults.invariants import settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
 

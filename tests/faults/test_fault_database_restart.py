@@ -5,9 +5,10 @@ failed meanwhile are retried with their Idempotency-Key; consumers and relays ca
 import asyncio
 
 import pytest
-from fault_exchange import Exchange
-from fault_workload import Workload
-from invariants import settle_and_check
+
+from faults.fault_exchange import Exchange
+from faults.fault_workload import Workload
+from faults.invariants import settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
 

@@ -5,11 +5,11 @@ every event three times, once interleaved with new traffic, and must take each e
 from collections import Counter
 
 import pytest
-from fault_exchange import Exchange
-from fault_workload import Workload
-from invariants import end_offsets, read_all, settle, settle_and_check
 
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
+from faults.fault_exchange import Exchange
+from faults.fault_workload import Workload
+from faults.invariants import end_offsets, read_all, settle, settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
 

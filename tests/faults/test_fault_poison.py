@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from uuid import uuid4
 
 import pytest
-from fault_exchange import CONSUMES, Exchange
-from fault_workload import Workload
-from invariants import read_all, settle_and_check
 
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
+from faults.fault_exchange import CONSUMES, Exchange
+from faults.fault_workload import Workload
+from faults.invariants import read_all, settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
 

@@ -5,9 +5,10 @@ ids again; the consumers take each once."""
 import signal
 
 import pytest
-from fault_exchange import PUBLISHES, Exchange
-from fault_workload import Workload
-from invariants import copies, settle_and_check
+
+from faults.fault_exchange import PUBLISHES, Exchange
+from faults.fault_workload import Workload
+from faults.invariants import copies, settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
 

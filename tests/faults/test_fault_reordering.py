@@ -12,12 +12,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-from fault_exchange import Exchange
-from fault_workload import Workload
-from invariants import Settled, end_offsets, settle_and_check
 
 from contracts.envelope import Envelope
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
+from faults.fault_exchange import Exchange
+from faults.fault_workload import Workload
+from faults.invariants import Settled, end_offsets, settle_and_check
 from services.authority.app import RELAY_LOCK_ID as AUTHORITY_RELAY
 from services.ledger import store
 from services.ledger.domain import council_figures, fold
