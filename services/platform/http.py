@@ -3,11 +3,14 @@
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import (
@@ -17,8 +20,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from services.platform import logs
 from services.platform.background import BackgroundHealth, current_health
@@ -30,7 +35,7 @@ from services.platform.errors import (
     ServiceError,
     UnauthenticatedError,
 )
-from services.platform.idempotency import request_fingerprint
+from services.platform.idempotency import MAX_KEY_LENGTH, request_fingerprint
 from services.platform.readiness import broker_answers, database_answers
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -39,6 +44,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Send the same key again to get the first answer back; nothing is repeated",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
     ),
 ]
 
@@ -67,9 +74,98 @@ class Problem(BaseModel):
     detail: str
 
 
+class InvalidField(BaseModel):
+    """One bad part of a request: where (`loc`, such as `["body", "beds"]`) and what is wrong.
+
+    What was sent is not echoed back: it may be a child's details, and answers get logged."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """A 422: each bad field named; a reused or malformed `Idempotency-Key`: a message."""
+
+    detail: list[InvalidField] | str = Field(
+        description="Each bad field (a list), or, for an `Idempotency-Key` reused with another "
+        "request or of a bad length, a message"
+    )
+
+
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` saying that each of `codes` answers with a `Problem`."""
-    return {code: {"model": Problem} for code in codes}
+    """OpenAPI `responses` saying that each of `codes` answers with a `Problem` (a 422 with an
+    `InvalidRequest`)."""
+    return {code: {"model": InvalidRequest if code == 422 else Problem} for code in codes}
+
+
+REF = "#/components/schemas/{model}"
+# FastAPI's own 422 models, which `answer_invalid_request` does not answer with.
+_FASTAPI_422 = ("HTTPValidationError", "ValidationError")
+
+
+def component(document: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
+    """A `$ref` to `model` in `document`'s components, adding it (and the models it uses)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schema = model.model_json_schema(ref_template=REF)
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas.setdefault(model.__name__, schema)
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def json_answer(
+    document: dict[str, Any], model: type[BaseModel], description: str
+) -> dict[str, Any]:
+    """An OpenAPI response: `model` as JSON, described."""
+    content = {"application/json": {"schema": component(document, model)}}
+    return {"description": description, "content": content}
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every operation of `document`, with its path."""
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if method in {"get", "put", "post", "delete", "patch", "options", "head", "trace"}:
+                yield path, operation
+
+
+def refine_openapi(app: FastAPI, refine: Callable[[dict[str, Any]], None]) -> None:
+    """Let `refine` change `app`'s OpenAPI document once it is built (with every route)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            refine(document)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_platform_answers(document: dict[str, Any]) -> None:
+    for _, operation in operations(document):
+        answers = operation.setdefault("responses", {})
+        if "422" in answers:
+            answers["422"] = json_answer(
+                document, InvalidRequest, answers["422"].get("description") or "Bad input"
+            )
+        if "requestBody" in operation:
+            answers.setdefault(
+                "400",
+                json_answer(document, Problem, "The body cannot be read at all (not UTF-8, say)"),
+            )
+    # FastAPI's own 422 models are left unused (only its 422s referred to them).
+    if REF.format(model=_FASTAPI_422[0]) not in json.dumps(document.get("paths", {})):
+        for name in _FASTAPI_422:
+            document.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def document_platform_answers(app: FastAPI) -> None:
+    """Say in `app`'s OpenAPI document what the platform answers on every route: a 422 is an
+    `InvalidRequest` (never FastAPI's own model), and a body that cannot be read is a 400."""
+    refine_openapi(app, _document_platform_answers)
 
 
 def allow_browser_origins(app: FastAPI, origins: Sequence[str]) -> None:
@@ -116,6 +212,36 @@ def _error_answer(_: Request, error: Exception) -> Response:
     return JSONResponse({"detail": str(error)}, status_code=status_of(error), headers=headers)
 
 
+async def answer_invalid_request(_: Request, error: Exception) -> JSONResponse:
+    """A 422 naming each bad field (an `InvalidRequest`), without its `input` or `ctx`: what was
+    sent may be a child's details."""
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"loc": problem["loc"], "msg": problem["msg"], "type": problem["type"]}
+        for problem in error.errors()
+    ]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+
+
+def methods_of(app: FastAPI, path: str) -> list[str]:
+    """The methods some route of `app` answers at `path`, sorted."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
+async def _http_error_answer(request: Request, error: Exception) -> Response:
+    """Starlette's and FastAPI's own HTTP errors, as FastAPI answers them; but a 405's `Allow`
+    lists every method the path has, not only those of the first route at it."""
+    assert isinstance(error, HTTPException)
+    if error.status_code == 405:
+        allow = ", ".join(methods_of(request.app, request.url.path))
+        error = HTTPException(405, error.detail, headers={**(error.headers or {}), "Allow": allow})
+    return await http_exception_handler(request, error)
+
+
 def watch_background(app: FastAPI) -> BackgroundHealth:
     """The `BackgroundHealth` of `app`, made current around its lifespan so that the work its
     lifespan runs (`running`) reports to it."""
@@ -143,6 +269,9 @@ def add_operational_routes(
     """`/health`, `/ready` and `/metrics`, plus request ids, request metrics and error answers."""
     metrics = HttpMetrics(registry)
     app.add_exception_handler(ServiceError, _error_answer)
+    app.add_exception_handler(RequestValidationError, answer_invalid_request)
+    app.add_exception_handler(HTTPException, _http_error_answer)
+    document_platform_answers(app)
 
     @app.middleware("http")
     async def measure(

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import AliasChoices, Field
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.platform.auth import decode_token
 from services.platform.errors import UnauthenticatedError
+from services.platform.http import Problem, json_answer, operations, refine_openapi
 from services.platform.settings import ServiceSettings
 
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
@@ -169,12 +171,40 @@ def _replay(first: Message, receive: Receive) -> Receive:
     return replay
 
 
+def _document_limits(document: dict[str, Any], max_body_bytes: int, rate_limited: bool) -> None:
+    """Every operation but the probes may answer 413; those that take a token, 429 too (unless
+    the rate limit is off)."""
+    for path, operation in operations(document):
+        if path in EXEMPT_PATHS:
+            continue
+        answers = operation.setdefault("responses", {})
+        answers["413"] = json_answer(
+            document, Problem, f"The request body is larger than {max_body_bytes} bytes"
+        )
+        if rate_limited and operation.get("security"):
+            answers["429"] = {
+                **json_answer(
+                    document, Problem, "Too many requests for this token: try again later"
+                ),
+                "headers": {
+                    "Retry-After": {
+                        "description": "Seconds to wait before the token is let in again",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                },
+            }
+
+
 def add_input_limits(app: FastAPI, settings: ServiceSettings) -> None:
-    """Refuse large bodies (413) and tokens over their rate (429) before any other middleware.
+    """Refuse large bodies (413) and tokens over their rate (429) before any other middleware,
+    and say so in the app's OpenAPI document.
 
     `settings` is the service's settings, which extend `InputLimitSettings` too.
     """
     assert isinstance(settings, InputLimitSettings)
+    max_body_bytes, rate_limited = settings.max_body_bytes, settings.rate_limit_per_minute > 0
+    refine_openapi(app, lambda document: _document_limits(document, max_body_bytes, rate_limited))
     app.add_middleware(
         InputLimits,
         max_body_bytes=settings.max_body_bytes,
