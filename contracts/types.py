@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, Field, Strict
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
 
 from contracts import geography
 from contracts.enums import Need, PlacementType, Sex
@@ -96,27 +96,76 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _integral(value: object) -> object:
+    # JSON has one number type: 3.0 is the integer 3 (as JSON Schema says), but "3" is no number.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _sorted_unique(values: tuple[_E, ...]) -> tuple[_E, ...]:
     # Sets travel as sorted lists so that the same state always serialises to the same bytes.
     return tuple(sorted(set(values)))
 
 
-PostcodeDistrict = Annotated[str, Strict(), AfterValidator(_postcode_district)]
-AuthorityCode = Annotated[str, Strict(), AfterValidator(_authority_code)]
-Slug = Annotated[str, Strict(), Field(min_length=2, max_length=64), _SLUG_ONLY]
-CaseReference = Annotated[str, Strict(), _REFERENCE_ONLY]
+# What the API documents say of these (JSON Schema patterns of what the checks let through; the
+# checks also want the district or council to exist, and the case of letters not to matter).
+_DISTRICT_PATTERN = r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*$"
+_AUTHORITY_PATTERN = r"^\s*[Ee](06|07|08|09|10|11)[0-9]{6}\s*$"
+
+PostcodeDistrict = Annotated[
+    str,
+    Strict(),
+    AfterValidator(_postcode_district),
+    Field(
+        description="A postcode district (outward code) in England, such as LA9 or PR8",
+        json_schema_extra={"pattern": _DISTRICT_PATTERN},
+    ),
+]
+AuthorityCode = Annotated[
+    str,
+    Strict(),
+    AfterValidator(_authority_code),
+    Field(
+        description="The ONS code of an upper-tier council in England, such as E06000064",
+        json_schema_extra={"pattern": _AUTHORITY_PATTERN},
+    ),
+]
+Slug = Annotated[
+    str,
+    Strict(),
+    Field(min_length=2, max_length=64, json_schema_extra={"pattern": f"^{_SLUG.pattern}$"}),
+    _SLUG_ONLY,
+]
+CaseReference = Annotated[
+    str, Strict(), Field(json_schema_extra={"pattern": f"^{_REFERENCE.pattern}$"}), _REFERENCE_ONLY
+]
 OrganisationId = Annotated[str, Strict(), Field(min_length=2, max_length=64)]
-ChildAge = Annotated[int, Strict(), Field(ge=0, le=17)]
-PositiveCount = Annotated[int, Strict(), Field(ge=1, le=1000)]
+ChildAge = Annotated[int, Strict(), Field(ge=0, le=17), BeforeValidator(_integral)]
+PositiveCount = Annotated[int, Strict(), Field(ge=1, le=1000), BeforeValidator(_integral)]
 StrictBool = Annotated[bool, Strict()]
-OfstedUrn = Annotated[str, Strict(), _OFSTED_URN_ONLY]
-TelephoneNumber = Annotated[str, Strict(), _PHONE_ONLY]
+OfstedUrn = Annotated[
+    str,
+    Strict(),
+    Field(json_schema_extra={"pattern": f"^({_OFSTED_URN.pattern})$"}),
+    _OFSTED_URN_ONLY,
+]
+TelephoneNumber = Annotated[
+    str, Strict(), Field(json_schema_extra={"pattern": f"^{_PHONE.pattern}$"}), _PHONE_ONLY
+]
 SettingName = Annotated[
-    str, Strict(), Field(min_length=1, max_length=120), AfterValidator(_one_line)
+    str,
+    Strict(),
+    Field(min_length=1, max_length=120, json_schema_extra={"pattern": "^[^\r\n]*$"}),
+    AfterValidator(_one_line),
 ]
 SettingBlurb = Annotated[str, Strict(), Field(max_length=600)]
 WeeklyFee = Annotated[float, Field(ge=0, le=100_000)]
-SensibleDate = Annotated[date, AfterValidator(_sensible_date)]
+SensibleDate = Annotated[
+    date,
+    AfterValidator(_sensible_date),
+    Field(description=f"A date from {EARLIEST_DATE} to {LATEST_DATE}"),
+]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Miles = Annotated[float, Field(ge=0, le=1000)]
 Needs = Annotated[tuple[Need, ...], AfterValidator(_sorted_unique)]
