@@ -117,6 +117,19 @@ async def list_subscriptions(subscriber: Subscriber, service: Service) -> list[S
     return await service.subscriptions(subscriber)
 
 
+@router.get(
+    "/subscriptions/{subscription_id}",
+    tags=["subscriptions"],
+    responses=problem_responses(404),
+)
+async def read_subscription(
+    subscription_id: UUID, subscriber: Subscriber, service: Service
+) -> SubscriptionView:
+    """One of the caller's webhooks with its delivery status (its secret is never shown again).
+    Another organisation's is a 404, as an unknown one."""
+    return await service.subscription(subscriber, subscription_id)
+
+
 @router.delete(
     "/subscriptions/{subscription_id}",
     status_code=204,

@@ -17,6 +17,12 @@ from services.alerting.tables import (
 )
 from services.alerting.webhooks import check_secret
 
+# A secret as a pattern, for the document: whole groups of four base64 characters (24 to 64
+# bytes), then a padded last one (`check_secret` checks it, and says what is wrong).
+_WHSEC_SHAPE = (
+    r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)?"
+    r"|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/]{2}==)?)$"
+)
 WebhookSecret = Annotated[
     str,
     Strict(),
@@ -25,6 +31,7 @@ WebhookSecret = Annotated[
         max_length=256,
         description="a Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        json_schema_extra={"pattern": _WHSEC_SHAPE},
     ),
     AfterValidator(check_secret),
 ]

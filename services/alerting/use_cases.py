@@ -90,12 +90,18 @@ class Alerting:
             rows = await store.subscriptions_of(session, owner)
         return [SubscriptionView.of(subscription, pending) for subscription, pending in rows]
 
+    async def subscription(self, owner: Recipient, subscription_id: UUID) -> SubscriptionView:
+        """One of the owner's subscriptions (never its secret); another's is a 404."""
+        for view in await self.subscriptions(owner):
+            if view.subscription_id == subscription_id:
+                return view
+        raise NotFoundError(f"no subscription {subscription_id} for this {_whose(owner)}")
+
     async def unsubscribe(self, owner: Recipient, subscription_id: UUID) -> None:
         """Delete the owner's subscription and its deliveries; another's is a 404."""
         async with self._sessions() as session, session.begin():
             if not await store.delete_subscription(session, subscription_id, owner):
-                whose = "council" if owner.audience is Audience.AUTHORITY else "provider"
-                raise NotFoundError(f"no subscription {subscription_id} for this {whose}")
+                raise NotFoundError(f"no subscription {subscription_id} for this {_whose(owner)}")
 
     async def alerts(
         self,
@@ -110,3 +116,7 @@ class Alerting:
                 session, authority_code, referral_id=referral_id, status=status, limit=limit
             )
         return [AlertView.of(row) for row in rows]
+
+
+def _whose(owner: Recipient) -> str:
+    return "council" if owner.audience is Audience.AUTHORITY else "provider"

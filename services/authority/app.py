@@ -9,7 +9,6 @@ widening scheduler.
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
 from contracts.topics import REFERRAL_EVENTS
 from services.authority.audit import add_audit_trail
@@ -18,7 +17,6 @@ from services.authority.handlers import (
     AUDITED_ROUTES,
     CONSUMED_TOPICS,
     answer_another_councils_referral,
-    answer_invalid_request,
     answer_refused_request,
     router,
 )
@@ -117,7 +115,6 @@ def create_app(
     allow_browser_origins(app, settings.browser_origins)
     app.add_exception_handler(ReferralOfAnotherCouncilError, answer_another_councils_referral)
     app.add_exception_handler(RequestRefusedError, answer_refused_request)
-    app.add_exception_handler(RequestValidationError, answer_invalid_request)
     app.include_router(router)
     add_page(app, WORKSPACE, pages or PageSettings())
     add_input_limits(app, settings)

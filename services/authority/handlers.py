@@ -6,7 +6,6 @@ from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.types import DecoratedCallable
@@ -22,7 +21,6 @@ from services.authority.models import (
     ReferralView,
     RequestPlacement,
     RequestView,
-    ValidationAnswer,
 )
 from services.authority.tables import AuditAction, AuditOutcome, ReferralStatus
 from services.authority.use_cases import (
@@ -77,10 +75,7 @@ def _problem(code: int, description: str) -> dict[int | str, dict[str, Any]]:
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     **_problem(401, "No bearer token, or a bad or expired one"),
     **_problem(403, "Not an authority (council) token"),
-    422: {
-        "model": ValidationAnswer,
-        "description": "Bad input, each bad field named (a reused Idempotency-Key: a message)",
-    },
+    **_problem(422, "Bad input, each bad field named (a reused Idempotency-Key: a message)"),
 }
 _ONE_REFERRAL: dict[int | str, dict[str, Any]] = {
     **_ANSWERS,
@@ -278,13 +273,3 @@ async def answer_refused_request(request: Request, error: Exception) -> JSONResp
     assert isinstance(error, RequestRefusedError)
     note_referral(request, error.referral_id)
     return JSONResponse({"detail": str(error)}, status_code=status_of(error))
-
-
-async def answer_invalid_request(_: Request, error: Exception) -> JSONResponse:
-    """A 422 naming each bad field, without its `input` (it may be a child's details)."""
-    assert isinstance(error, RequestValidationError)
-    problems = [
-        {"loc": problem["loc"], "msg": problem["msg"], "type": problem["type"]}
-        for problem in error.errors()
-    ]
-    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)

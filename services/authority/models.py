@@ -62,7 +62,8 @@ class OpenReferral(ReferralDetails):
     """A new referral: what matching needs about the child, and nothing that identifies them.
 
     A `sibling_group_size` above 1 adds the `sibling_group` need; `sibling_group` with a size of
-    1 is refused.
+    1 is refused. `min_ofsted_rating` is a grade: `not_yet_inspected` is refused (say
+    `accept_not_yet_inspected` instead). `home_postcode_district` must be a district in England.
     """
 
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
@@ -96,12 +97,21 @@ if TYPE_CHECKING:  # mypy cannot follow `create_model`; to it, a change is any C
     ReferralChanges = ChangeRequest
 else:
     # Every descriptive field of the contract, optional: a field added there is changeable here.
+    # Each is typed as there: null only where the contract allows it (left out: unchanged).
     ReferralChanges = create_model(
         "ReferralChanges",
         __base__=ChangeRequest,
         __doc__=ChangeRequest.__doc__,
         **{
-            name: (field.rebuild_annotation() | None, None)
+            name: (
+                field.rebuild_annotation(),
+                # What the contract's field documents beyond its type (a pattern, say).
+                Field(
+                    default=None,
+                    description=field.description,
+                    json_schema_extra=field.json_schema_extra,
+                ),
+            )
             for name, field in ReferralDescription.model_fields.items()
         },
     )
@@ -203,15 +213,3 @@ class RequestView(BaseModel):
         if setting is None:
             return view
         return view.model_copy(update={"setting": RequestedSetting.of(setting)})
-
-
-class InvalidField(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationAnswer(BaseModel):
-    """A 422: each bad field, where and what is wrong; no `input` echoing back what was sent."""
-
-    detail: list[InvalidField]

@@ -1,9 +1,11 @@
 """The ledger's routing table: the topics it counts from and the read API under /v1."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BeforeValidator
 
 from contracts.geography import FootprintKind
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
@@ -100,18 +102,34 @@ async def sufficiency(
     return await ledger.sufficiency(caller, footprint_id, counted_by)
 
 
+# A date and time as RFC 3339 (`format: date-time`) says: with its offset, and never a number of
+# seconds (which pydantic would take as a Unix time).
+_RFC_3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc_3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC_3339.fullmatch(value):
+        raise ValueError("give a date and time with its offset, such as 2026-11-27T09:00:00Z")
+    return value
+
+
+Moment = Annotated[datetime | None, BeforeValidator(_rfc_3339)]
+
+
 @router.get("/capacity/{footprint_id}/history", responses=problem_responses(404, 422))
 async def history(
     footprint_id: str,
     caller: Caller,
     ledger: Reads,
-    since: Annotated[
-        datetime | None, Query(description="from (default: 24 hours before `until`)")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="up to (default: now)")] = None,
+    since: Annotated[Moment, Query(description="from (default: 24 hours before `until`)")] = None,
+    until: Annotated[Moment, Query(description="up to (default: now)")] = None,
 ) -> HistoryView:
     """Capacity over time from the periodic snapshots: the state at `since`, then a point for
-    every snapshot that changed it (each holds until the next)."""
+    every snapshot that changed it (each holds until the next). `since` after `until` is a
+    422."""
     if since is not None and until is not None and as_utc(since) > as_utc(until):
         raise HTTPException(422, detail="since must not be after until")
     return await ledger.history(caller, footprint_id, since, until)

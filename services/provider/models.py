@@ -6,7 +6,8 @@ a 422 naming it. Answers are the stored records (`tables.py`) with what is worke
 """
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self, TypeVar, get_type_hints
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 from pydantic import (
@@ -118,13 +119,22 @@ class SettingChanges(_Request):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+def _not_none(annotation: Any) -> Any:  # noqa: ANN401 - any type annotation
+    """`annotation` without `None` (`X | None` is `X`)."""
+    if get_origin(annotation) in (Union, UnionType):
+        kept = tuple(arg for arg in get_args(annotation) if arg is not type(None))
+        return kept[0] if len(kept) == 1 else Union[kept]  # noqa: UP007
+    return annotation
+
+
 def _each_optional(
     name: str, contract: type[BaseModel], base: type[Request], doc: str
 ) -> type[Request]:
-    """A model of `contract`'s fields but the event's ids, each optional and typed as there."""
+    """A model of `contract`'s fields but the event's ids, each optional and typed as there:
+    left out, a field is unchanged; null is refused (`SettingChanges`), and not documented."""
     types = get_type_hints(contract, include_extras=True)
     fields: dict[str, Any] = {
-        field: (types[field] | None, None)
+        field: (_not_none(types[field]), None)
         for field in contract.model_fields
         if field not in ProviderEvent.model_fields
     }

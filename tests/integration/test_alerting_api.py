@@ -48,6 +48,7 @@ async def test_only_council_and_provider_tokens_may_use_subscriptions_and_only_c
     calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("POST", "/v1/subscriptions", {"url": HOOK}),
         ("GET", "/v1/subscriptions", None),
+        ("GET", f"/v1/subscriptions/{subscription['subscription_id']}", None),
         ("DELETE", f"/v1/subscriptions/{subscription['subscription_id']}", None),
         ("GET", "/v1/alerts", None),
         ("GET", "/v1/alerts/stream", None),
@@ -94,9 +95,18 @@ async def test_a_subscription_is_the_councils_own_and_its_secret_is_shown_only_o
     assert "secret" not in listed
     assert listed == {key: value for key, value in created.items() if key != "secret"}
     assert await alerting.subscriptions(LANCASHIRE) == []
-
-    # Another council cannot delete it, and cannot tell that it exists.
     path = f"/v1/subscriptions/{created['subscription_id']}"
+    read = await alerting.client.get(path, headers=council_headers(SEFTON))
+    assert (read.status_code, read.json()) == (200, listed)
+
+    # Another council cannot read or delete it, and cannot tell that it exists.
+    for other in (council_headers(LANCASHIRE), provider_headers()):
+        answer = await alerting.client.get(path, headers=other)
+        assert answer.status_code == 404
+        assert answer.json() == {
+            "detail": f"no subscription {created['subscription_id']} for this "
+            + ("council" if other == council_headers(LANCASHIRE) else "provider")
+        }
     answer = await alerting.client.delete(path, headers=council_headers(LANCASHIRE))
     assert answer.status_code == 404
     assert len(await alerting.subscriptions(SEFTON)) == 1
@@ -105,6 +115,8 @@ async def test_a_subscription_is_the_councils_own_and_its_secret_is_shown_only_o
     assert answer.status_code == 204
     assert await alerting.subscriptions(SEFTON) == []
     answer = await alerting.client.delete(path, headers=council_headers(SEFTON))
+    assert answer.status_code == 404
+    answer = await alerting.client.get(path, headers=council_headers(SEFTON))
     assert answer.status_code == 404
 
 
