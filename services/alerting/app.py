@@ -62,7 +62,9 @@ referrals (docs/domain.md, rules 1-3), and takes the news back when it stops bei
 * **Delivery**: `AlertRaised`/`AlertRetracted` on `alert.events` (outbox); a signed webhook to
   every subscription of the council, signed as Standard Webhooks says (`webhook-id`,
   `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried with backoff and
-  dead-lettered after the last try; server-sent events on `GET /v1/alerts/stream`.
+  dead-lettered after the last try; server-sent events on `GET /v1/alerts/stream`, each with its
+  position as its `id`: a client that reconnects with `Last-Event-ID` first gets, in order, what
+  it missed (kept for `NEARHOME_RETAIN_STREAM_EVENTS`, a day by default), then live events.
 * **Placement-loop notices**: the placement loop's events, each told once (keyed by its event id)
   to the organisation it concerns, by the same signed, retried webhooks and on the same stream.
   The body is the event's payload with `notice_id` (the event's id), `type` and `occurred_at`;
