@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
@@ -37,6 +37,10 @@ CONSUMES: Mapping[str, tuple[TopicSpec, ...]] = {
     "alerting": (PROVIDER_EVENTS, REFERRAL_EVENTS),
 }
 READY_TIMEOUT_S = 60.0
+
+
+class ExitedWhileStartingError(AssertionError):
+    """The process ended before it was ready (a failpoint can fire while it catches up)."""
 
 
 @dataclass
@@ -76,7 +80,7 @@ class ServiceProcess:
             while True:
                 assert self.process is not None
                 if self.process.returncode is not None:
-                    raise AssertionError(f"{self.name} exited while starting:\n{self.tail()}")
+                    raise ExitedWhileStartingError(f"{self.name} exited:\n{self.tail()}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get("/ready")).status_code == 200:
                         return
@@ -120,6 +124,7 @@ class Exchange:
     services: dict[str, ServiceProcess]
     supervisors: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     armed: dict[str, bool] = field(default_factory=dict)
+    plans: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -151,12 +156,19 @@ class Exchange:
             await producer.stop()
 
     async def start(
-        self, names: Iterable[str] = SERVICES, failpoints: Mapping[str, str] | None = None
+        self,
+        names: Iterable[str] = SERVICES,
+        failpoints: Mapping[str, str | Sequence[str]] | None = None,
     ) -> None:
         """(Re)start `names` together, each armed with its `failpoints` if any (a running process
         is SIGKILLed first), and wait until all are ready. From then on any that exits is started
-        again, as `nearhome run` does, without failpoints: an armed point fires once."""
-        armed = dict(failpoints or {})
+        again, as `nearhome run` does: armed with the next of its `failpoints` if it was given a
+        sequence of them (one per incarnation), otherwise unarmed, so each armed point fires once.
+        """
+        plans = {
+            name: [spec] if isinstance(spec, str) else list(spec)
+            for name, spec in (failpoints or {}).items()
+        }
         names = list(names)
         for name in names:
             if (supervisor := self.supervisors.pop(name, None)) is not None:
@@ -164,25 +176,31 @@ class Exchange:
                 with contextlib.suppress(asyncio.CancelledError):
                     await supervisor
         await asyncio.gather(*(self[name].kill() for name in names))
-        await asyncio.gather(
-            *(
-                self[name].start(**({"NEARHOME_FAILPOINTS": armed[name]} if name in armed else {}))
-                for name in names
-            )
-        )
         for name in names:
-            self.armed[name] = name in armed
+            self.plans[name] = plans.get(name, [])
+        await asyncio.gather(*(self._start_next(name) for name in names))
+        for name in names:
             self.supervisors[name] = asyncio.create_task(self._restart(name))
+
+    async def _start_next(self, name: str) -> None:
+        """Start `name` armed with the next failpoints of its plan, if any are left."""
+        plan = self.plans.get(name, [])
+        spec = plan.pop(0) if plan else None
+        self.armed[name] = spec is not None
+        await self[name].start(**({"NEARHOME_FAILPOINTS": spec} if spec else {}))
 
     async def _restart(self, name: str) -> None:
         while True:
             await self[name].exited(timeout_s=float("inf"))
-            self.armed[name] = False
-            await self[name].start()
+            with contextlib.suppress(ExitedWhileStartingError):
+                await self._start_next(name)
 
     async def disarm(self) -> None:
-        """Start again, unarmed, any service still armed; forget how processes ended."""
-        await self.start([name for name, armed in self.armed.items() if armed])
+        """Start again, unarmed, any service still armed (or with failpoints left for a next
+        incarnation); forget how processes ended."""
+        await self.start(
+            [name for name in SERVICES if self.armed.get(name) or self.plans.get(name)]
+        )
         for service in self.services.values():
             service.exits.clear()
 

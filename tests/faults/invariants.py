@@ -5,7 +5,8 @@
 2. For every consumer and every topic it reads, the ids on the topic are the ids it recorded in its
    inbox (applied, or received and dead-lettered) together with the ids dead-lettered; a record
    that is not an event at all counts by its position (topic, partition, offset). It has read
-   every partition to its end and has nothing left parked.
+   every partition to its end and has nothing left parked; a record that is no event was
+   dead-lettered by every consumer of its topic.
 3. The ledger's digest equals the digest of a rebuild from offset 0 (`nearhome ledger rebuild`).
 4. No (referral, vacancy) pair was alerted twice: one AlertRaised event id per pair on
    alert.events, and one alert per pair in alerting's table.
@@ -79,9 +80,10 @@ class TopicContents:
     def event_ids(self) -> set[str]:
         return {str(event.event_id) for event in self.events()}
 
-    def dead_lettered(self) -> set[str]:
-        """The identity of each dead letter's original, by the position its headers name."""
-        found = set()
+    def dead_lettered(self) -> Counter[str]:
+        """How often each original was dead-lettered, by the identity of the record at the
+        position its headers name."""
+        found: Counter[str] = Counter()
         for letter in self.dead_letters:
             headers = {key: value.decode() for key, value in letter.headers}
             source = (
@@ -89,7 +91,7 @@ class TopicContents:
                 int(headers["dlq-source-partition"]),
                 int(headers["dlq-source-offset"]),
             )
-            found.add(identity(*source, letter.value))
+            found[identity(*source, letter.value)] += 1
         return found
 
 
@@ -255,11 +257,16 @@ async def settle_and_check(exchange: Exchange) -> Settled:
                     )
                 }
                 inbox_sizes[f"{consumer}:{spec.name}"] = len(received)
-                accounted = received | contents.dead_lettered()
+                dead = contents.dead_lettered()
+                accounted = received | set(dead)
                 on_topic = set(contents.ids())
                 assert accounted == on_topic, _differences(
                     f"{consumer}'s inbox and dead letters vs {spec.name}", accounted, on_topic
                 )
+                # A record that is no event has no id for an inbox: every reader dead-letters it.
+                readers = sum(1 for read in CONSUMES.values() if spec in read)
+                unread = [p for p in on_topic - contents.event_ids() if dead[p] < readers]
+                assert unread == [], f"not dead-lettered by every reader of {spec.name}: {unread}"
             parked = await connection.fetchval(f"SELECT count(*) FROM {consumer}.parked_events")
             assert parked == 0, f"{consumer} still has {parked} events parked"
 
