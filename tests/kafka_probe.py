@@ -97,7 +97,11 @@ async def records_from_start(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """At least the first `count` records of partition 0 of `topic` (a dead-letter topic, say),
     read from its beginning; with `linger_s`, and then whatever more came within that time."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    # "earliest" as well as the seek: a new consumer's own reset (to "latest" by default) can land
+    # after `seek_to_beginning` and win, and then nothing already there is read.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partition = TopicPartition(topic, 0)
