@@ -72,7 +72,11 @@ def _relations(body: dict[str, Any]) -> None:
         body["age_min"], body["age_max"] = age_max, age_min
     profile = [body.get(field) for field in SettingProfile.model_fields]
     placement_type = body.get("placement_type")
-    if placement_type is not None and None in profile and placement_type not in _PROFILE_OPTIONAL:
+    if (
+        isinstance(placement_type, str)
+        and None in profile
+        and placement_type not in _PROFILE_OPTIONAL
+    ):
         body["placement_type"] = _FOSTER
     if "start_date" in body and body.get("request_id") is None:
         if body.get("setting_id") is None:
