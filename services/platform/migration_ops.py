@@ -10,6 +10,8 @@ byte-identical. `tests/integration/test_migrations.py` fails when a service's ta
 and in a migrated database differ.
 """
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -160,6 +162,16 @@ class SchemaOps:
             self.drop_index("idempotency_keys_created_at", "idempotency_keys")
         if inbox:
             self.drop_index("inbox_received_at", "inbox")
+
+    def retention_indexes_steps_v1(
+        self, *, outbox: bool, inbox: bool
+    ) -> tuple[Callable[[], None], Callable[[], None]]:
+        """A migration's `upgrade` and `downgrade` that only create and drop the retention
+        indexes (`create_retention_indexes_v1`)."""
+        return (
+            lambda: self.create_retention_indexes_v1(outbox=outbox, inbox=inbox),
+            lambda: self.drop_retention_indexes_v1(outbox=outbox, inbox=inbox),
+        )
 
     def drop_consumer_tables_v1(self) -> None:
         """Undo `create_consumer_tables_v1`."""

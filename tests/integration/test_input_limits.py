@@ -75,27 +75,17 @@ async def send_until_answered(port: int, head: bytes, chunked: bool) -> tuple[by
             await writer.wait_closed()
 
 
-async def test_a_chunked_body_over_the_limit_is_refused_before_it_is_all_sent(
-    service: ServedProcess,
+@pytest.mark.parametrize(
+    ("framing", "chunked"),
+    [("Transfer-Encoding: chunked", True), (f"Content-Length: {TEN_MEGABYTES}", False)],
+    ids=["chunked", "declared-length"],
+)
+async def test_a_body_over_the_limit_is_refused_before_it_is_all_sent(
+    service: ServedProcess, framing: str, chunked: bool
 ) -> None:
-    head = request_head(
-        "/v1/settings", provider_headers(str(uuid4())), "Transfer-Encoding: chunked"
-    )
+    head = request_head("/v1/settings", provider_headers(str(uuid4())), framing)
 
-    status_line, sent = await send_until_answered(service.port, head, chunked=True)
-
-    assert status_line.startswith(b"HTTP/1.1 413"), status_line
-    assert sent < TEN_MEGABYTES // 10, f"{sent} bytes were sent before the answer"
-
-
-async def test_a_declared_length_over_the_limit_is_refused_at_once(
-    service: ServedProcess,
-) -> None:
-    head = request_head(
-        "/v1/settings", provider_headers(str(uuid4())), f"Content-Length: {TEN_MEGABYTES}"
-    )
-
-    status_line, sent = await send_until_answered(service.port, head, chunked=False)
+    status_line, sent = await send_until_answered(service.port, head, chunked=chunked)
 
     assert status_line.startswith(b"HTTP/1.1 413"), status_line
     assert sent < TEN_MEGABYTES // 10, f"{sent} bytes were sent before the answer"

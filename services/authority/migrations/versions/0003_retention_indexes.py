@@ -9,12 +9,4 @@ from services.platform.migration_ops import SchemaOps
 revision = "0003"
 down_revision = "0002"
 
-ops = SchemaOps("authority")
-
-
-def upgrade() -> None:
-    ops.create_retention_indexes_v1(outbox=True, inbox=True)
-
-
-def downgrade() -> None:
-    ops.drop_retention_indexes_v1(outbox=True, inbox=True)
+upgrade, downgrade = SchemaOps("authority").retention_indexes_steps_v1(outbox=True, inbox=True)

@@ -9,12 +9,4 @@ from services.platform.migration_ops import SchemaOps
 revision = "0003"
 down_revision = "0002"
 
-ops = SchemaOps("ledger")
-
-
-def upgrade() -> None:
-    ops.create_retention_indexes_v1(outbox=False, inbox=True)
-
-
-def downgrade() -> None:
-    ops.drop_retention_indexes_v1(outbox=False, inbox=True)
+upgrade, downgrade = SchemaOps("ledger").retention_indexes_steps_v1(outbox=False, inbox=True)

@@ -9,12 +9,4 @@ from services.platform.migration_ops import SchemaOps
 revision = "0004"
 down_revision = "0003"
 
-ops = SchemaOps("provider")
-
-
-def upgrade() -> None:
-    ops.create_retention_indexes_v1(outbox=True, inbox=True)
-
-
-def downgrade() -> None:
-    ops.drop_retention_indexes_v1(outbox=True, inbox=True)
+upgrade, downgrade = SchemaOps("provider").retention_indexes_steps_v1(outbox=True, inbox=True)
