@@ -142,6 +142,9 @@ class Sample:
         return bool(self.backlog) and not any(self.lag.values()) and not any(self.backlog.values())
 
 
+SETUP = "setup"  # the seed's phase: what the load starts from, not part of it
+
+
 @dataclass
 class Phase:
     """One phase's traffic and what was seen during it."""
@@ -309,7 +312,7 @@ class LoadRun:
     async def seed(self, requests: list[PlannedRequest]) -> None:
         """The seed's requests as fast as `--seed-rate` allows, then until the consumers have
         read all it made."""
-        setup = Phase("setup", 0, math.inf)
+        setup = Phase(SETUP, 0, math.inf)
         async with reporting(self.watch, setup, math.inf):
             print(f"seeding: {len(requests):,} requests at up to {self.args.seed_rate:g}/s")
             await send(
@@ -335,7 +338,7 @@ class LoadRun:
     async def warm_up(self, loop: Loop) -> dict[str, int]:
         """The loop's first round (on the alerts the seed raised), a drain and a settle: then
         the memory before the load."""
-        self.watch.tally.phase = "setup"
+        self.watch.tally.phase = SETUP
         print("the loop's first round, on the alerts the seed raised")
         await loop.round()
         drained = await self.watch.until_drained(self.args.drain_timeout, DRAIN_EVERY)
@@ -457,6 +460,24 @@ def print_memory(before: dict[str, int], after: dict[str, int], peak: dict[str, 
         )
 
 
+def answers_verdict(tally: Tally, phases: Sequence[Phase]) -> str:
+    """Whether the load phases (not the seed) had an answer other than 2xx or 409, or none.
+
+    A 409 is counted apart: the plan and the loop drive the exchange independently, so one may
+    act on a bed or referral the other has just changed, and Conflict is the right answer then.
+    """
+    load = [phase.name for phase in phases if phase.name != SETUP]
+    conflicts = sum(tally.count(name, lambda s: s == 409) for name in load)
+    failed = sum(tally.count(name, lambda s: not 200 <= s < 300 and s != 409) for name in load)
+    unanswered = sum(tally.sent[name] - tally.answered(name) for name in load)
+    return (
+        f"{'MET' if failed + unanswered == 0 else 'MISSED'}: {failed:,} error answers other than "
+        f"409 and {unanswered:,} requests unanswered in the load phases (aim: none); "
+        f"{conflicts:,} answers were 409 Conflict, the plan and the loop acting on the same bed "
+        "or referral"
+    )
+
+
 def verdicts(drained: float | None, before: dict[str, int], after: dict[str, int]) -> list[str]:
     met = drained is not None and drained <= DRAIN_AIM_S
     figure = "did not drain" if drained is None else f"drained in {drained:.1f} s"
@@ -552,6 +573,7 @@ async def run(args: argparse.Namespace) -> int:
             print_drain(drain, drained)
             print_memory(before, after, peak)
             print("== verdicts")
+            print(answers_verdict(tally, run.phases))
             for line in verdicts(drained, before, after):
                 print(line)
     return 0
