@@ -206,10 +206,14 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
 
 @dataclass
 class StreamClient:
-    """Reads one event stream in the background: its comments and its events, as they come."""
+    """Reads one event stream in the background: its comments and its events, as they come; the
+    last id it was given (by an event or an id-only block, as EventSource keeps it), and whether
+    the server ended the stream."""
 
     comments: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    last_id: str | None = None
+    ended: bool = False
 
     async def read(self, response: httpx.Response) -> None:
         event: dict[str, Any] = {}
@@ -217,12 +221,15 @@ class StreamClient:
             if line.startswith(":"):
                 self.comments.append(line[1:].strip())
             elif not line:
+                if "id" in event:
+                    self.last_id = event["id"]
                 if "data" in event:  # a block with no data (`retry:` alone) is no event
                     self.events.append(event)
                 event = {}
             else:
                 name, _, value = line.partition(":")
                 event[name] = value.strip()
+        self.ended = True
 
     async def wait(self, what: str, condition: Any, timeout_s: float = 15) -> None:
         async with asyncio.timeout(timeout_s):
@@ -232,19 +239,27 @@ class StreamClient:
 
 
 @contextlib.asynccontextmanager
-async def stream_as(base_url: str, headers: dict[str, str]) -> AsyncIterator[StreamClient]:
-    """GET /v1/alerts/stream with `headers`, read in the background once it says it is connected."""
-    reader = StreamClient()
+async def stream_as(
+    base_url: str,
+    headers: dict[str, str],
+    last_event_id: str | None = None,
+    reader: StreamClient | None = None,
+) -> AsyncIterator[StreamClient]:
+    """GET /v1/alerts/stream with `headers` (and `Last-Event-ID`, if given), read in the
+    background by `reader` (a new `StreamClient` if none) once it says it is connected."""
+    reader_ = StreamClient() if reader is None else reader
+    if last_event_id is not None:
+        headers = {**headers, "Last-Event-ID": last_event_id}
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=30) as client,
         client.stream("GET", "/v1/alerts/stream", headers=headers) as response,
     ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        task = asyncio.create_task(reader.read(response))
+        task = asyncio.create_task(reader_.read(response))
         try:
-            await reader.wait("connected", lambda r: "connected" in r.comments)
-            yield reader
+            await reader_.wait("connected", lambda r: "connected" in r.comments)
+            yield reader_
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

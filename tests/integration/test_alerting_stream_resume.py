@@ -7,18 +7,17 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import pytest
 from alerting_fixtures import (
     LANCASHIRE,
     SEFTON,
     Position,
     RunningAlerting,
+    StreamClient,
     council_headers,
     placement_requested,
     provider_headers,
@@ -38,36 +37,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 OTHER_PROVIDER = "brightwater-homes"
 
 
-@dataclass
-class Reader:
-    """One connection's stream as a client sees it: its events, the last id it was given (by an
-    event or by an id-only block, as EventSource keeps it), and whether the server ended it."""
-
-    events: list[dict[str, str]] = field(default_factory=list)
-    comments: list[str] = field(default_factory=list)
-    last_id: str | None = None
-    ended: bool = False
-
-    async def read(self, response: httpx.Response) -> None:
-        block: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line.startswith(":"):
-                self.comments.append(line[1:].strip())
-            elif not line:
-                if "id" in block:
-                    self.last_id = block["id"]
-                if "data" in block:
-                    self.events.append(block)
-                block = {}
-            else:
-                name, _, value = line.partition(":")
-                block[name] = value.strip()
-        self.ended = True
-
-    async def wait(self, what: str, condition: Callable[["Reader"], bool]) -> None:
-        async with asyncio.timeout(15):
-            while not condition(self):
-                await asyncio.sleep(0.02)
+class Reader(StreamClient):
+    """One connection's stream as a client sees it, with its events' ids and what each is about."""
 
     def ids(self) -> list[int]:
         return [int(event["id"]) for event in self.events]
@@ -96,21 +67,8 @@ async def connected(
 ) -> AsyncIterator[Reader]:
     """A stream read in the background, once the server says it is connected; closed on exit."""
     reader = Reader()
-    if last_event_id is not None:
-        headers = {**headers, "Last-Event-ID": last_event_id}
-    async with (
-        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
-        client.stream("GET", "/v1/alerts/stream", headers=headers) as response,
-    ):
-        assert response.status_code == 200
-        task = asyncio.create_task(reader.read(response))
-        try:
-            await reader.wait("connected", lambda r: "connected" in r.comments)
-            yield reader
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with stream_as(base_url, headers, last_event_id, reader):
+        yield reader
 
 
 async def kept_events(alerting: RunningAlerting) -> int:

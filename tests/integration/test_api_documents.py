@@ -12,15 +12,13 @@ import base64
 import contextlib
 import importlib
 import os
-import socket
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from alerting_fixtures import serving
 from common import settings_for_test
 from fastapi import FastAPI
 from fresh import fresh_database
@@ -146,27 +144,6 @@ stateful.max-steps = {MAX_STEPS}
 [checks]
 enabled = true
 {EXCEPTIONS}"""
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of 127.0.0.1 (its lifespan is the caller's)."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    )
-    task = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        while not server.started:
-            assert not task.done(), "the server stopped before it started"
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        listening.close()
 
 
 async def schemathesis_run(url: str, token: str, directory: Path) -> str | None:
