@@ -230,8 +230,12 @@ def _environment(infra: FaultInfra, database_url: str, prefix: str) -> dict[str,
         "RELAY_RETRY_INTERVAL": "0.3",
         "BROKER_RETRY_INTERVAL": "0.5",
         "KAFKA_REQUEST_TIMEOUT_MS": "3000",
-        # Small batches, so a stream of tens of events is many batches (and commits).
+        # Small batches, so a stream of tens of events is many batches (and commits), however
+        # late a consumer joins: a failpoint armed for a consumer's 2nd or 3rd batch is reached
+        # even when every event was waiting for it in one fetch.
         "LEDGER_MAX_RECORDS": "5",
+        "ALERTING_MAX_RECORDS": "5",
+        "MAX_RECORDS": "2",  # the provider's and the authority's
         **{f"{name.upper()}_CONSUMER_GROUP": f"{name}-{prefix}" for name in SERVICES},
     }
 
