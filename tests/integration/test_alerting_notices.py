@@ -166,12 +166,16 @@ async def test_a_council_hears_of_offers_and_declines_on_its_requests_and_not_an
         hooks = await receiver.wait_for("/sefton", 3)
         for hook in hooks:
             verify(sefton["secret"], hook.headers, hook.body, now=int(time.time()))
-        assert [(h.headers["x-nearhome-event"], body_of(h)["type"]) for h in hooks] == [
-            ("placement.offered", "placement.offered"),
-            ("placement.declined", "placement.declined"),
-            ("offer.expired", "offer.expired"),
-        ]
-        offer, decline, expiry = (body_of(h) for h in hooks)
+        # Deliveries are sent concurrently, so they may arrive in any order.
+        by_type = {h.headers["x-nearhome-event"]: body_of(h) for h in hooks}
+        assert {name: body["type"] for name, body in by_type.items()} == {
+            "placement.offered": "placement.offered",
+            "placement.declined": "placement.declined",
+            "offer.expired": "offer.expired",
+        }
+        offer, decline, expiry = (
+            by_type[name] for name in ("placement.offered", "placement.declined", "offer.expired")
+        )
         assert (offer["notice_id"], offer["request_id"]) == (
             str(offered.event_id),
             str(offered.payload.request_id),
