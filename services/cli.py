@@ -129,7 +129,13 @@ def replay_dead_letters(
         typer.echo(f"{verb} {dlq.name}@{letter.offset} to {letter.source_topic}: {letter.error}")
 
     letters = asyncio.run(
-        dead_letters.replay(settings.kafka_bootstrap_servers, dlq, dry_run=dry_run, progress=report)
+        dead_letters.replay(
+            settings.kafka_bootstrap_servers,
+            dlq,
+            dry_run=dry_run,
+            progress=report,
+            security=settings.kafka_security,
+        )
     )
     typer.echo(f"{len(letters)} dead letters {'found' if dry_run else 'replayed'} from {dlq.name}")
 

@@ -12,8 +12,12 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.platform.connections import NO_DATABASE_TLS, DatabaseTls
 
-def alembic_config(service: str, database_url: str) -> Config:
+_TLS_ATTRIBUTE = "database_tls"
+
+
+def alembic_config(service: str, database_url: str, tls: DatabaseTls = NO_DATABASE_TLS) -> Config:
     config = Config()
     # The migrations ship inside the service's package: found where it is installed, not where
     # this file happens to sit in a checkout.
@@ -21,16 +25,19 @@ def alembic_config(service: str, database_url: str) -> Config:
     config.set_main_option("script_location", str(migrations))
     config.set_main_option("sqlalchemy.url", database_url)
     config.attributes["service"] = service
+    config.attributes[_TLS_ATTRIBUTE] = tls
     return config
 
 
-def upgrade_to_head(service: str, database_url: str) -> None:
+def upgrade_to_head(service: str, database_url: str, tls: DatabaseTls = NO_DATABASE_TLS) -> None:
     """Apply every migration of `service` (blocking: call it from a thread in async code)."""
-    command.upgrade(alembic_config(service, database_url), "head")
+    command.upgrade(alembic_config(service, database_url, tls), "head")
 
 
-async def upgrade_to_head_async(service: str, database_url: str) -> None:
-    await asyncio.to_thread(upgrade_to_head, service, database_url)
+async def upgrade_to_head_async(
+    service: str, database_url: str, tls: DatabaseTls = NO_DATABASE_TLS
+) -> None:
+    await asyncio.to_thread(upgrade_to_head, service, database_url, tls)
 
 
 def _migrate(connection: Connection, metadata: MetaData) -> None:
@@ -50,7 +57,8 @@ def _migrate(connection: Connection, metadata: MetaData) -> None:
 async def _run_online(metadata: MetaData) -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None
-    engine = create_async_engine(url)
+    tls = context.config.attributes.get(_TLS_ATTRIBUTE, NO_DATABASE_TLS)
+    engine = create_async_engine(url, connect_args=tls.connect_args())
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_migrate, metadata)
