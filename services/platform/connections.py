@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import asyncpg
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -25,6 +26,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from sqlalchemy.engine import make_url
 
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
@@ -192,3 +194,50 @@ class DatabaseTls:
 
 
 NO_DATABASE_TLS = DatabaseTls()
+
+
+class DatabaseSetupError(Exception):
+    """PostgreSQL answers, but refuses this client as configured: retrying will not help."""
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """`error` and what it wraps (SQLAlchemy's `orig`, chained causes), outermost first."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return seen
+
+
+def database_setup_error(
+    error: BaseException, database_url: str, tls: DatabaseTls
+) -> DatabaseSetupError | None:
+    """Why connecting to `database_url` failed, if for a reason of the configuration (the
+    server's certificate, TLS refused or required, the password): None for any other reason
+    (the server is away or starting, say)."""
+    url = make_url(database_url)
+    where = f"PostgreSQL at {url.host}:{url.port or 5432} (DATABASE_SSL_MODE={tls.mode or 'unset'})"
+    for cause in _causes(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return DatabaseSetupError(
+                f"{where}: certificate verify failed: {cause.verify_message} (check "
+                "DATABASE_SSL_ROOT_CERT, and that the server's certificate names the host in "
+                "DATABASE_URL)"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return DatabaseSetupError(f"{where}: TLS handshake failed: {cause}")
+        if isinstance(cause, asyncpg.InvalidPasswordError):
+            return DatabaseSetupError(f"{where}: {cause} (check the password in DATABASE_URL)")
+        if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError):
+            return DatabaseSetupError(
+                f"{where}: {cause} (the server may require TLS: check DATABASE_SSL_MODE)"
+            )
+        if isinstance(cause, ConnectionError) and "SSL" in str(cause):
+            return DatabaseSetupError(
+                f"{where}: {cause} (the server does not offer TLS: check DATABASE_SSL_MODE)"
+            )
+    return None

@@ -4,6 +4,7 @@ A service's `migrations/env.py` is two lines: it hands its MetaData to `run_migr
 """
 
 import asyncio
+import logging
 from importlib.resources import files
 
 from alembic import command, context
@@ -12,7 +13,9 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.platform.connections import NO_DATABASE_TLS, DatabaseTls
+from services.platform.connections import NO_DATABASE_TLS, DatabaseTls, database_setup_error
+
+logger = logging.getLogger(__name__)
 
 _TLS_ATTRIBUTE = "database_tls"
 
@@ -37,7 +40,16 @@ def upgrade_to_head(service: str, database_url: str, tls: DatabaseTls = NO_DATAB
 async def upgrade_to_head_async(
     service: str, database_url: str, tls: DatabaseTls = NO_DATABASE_TLS
 ) -> None:
-    await asyncio.to_thread(upgrade_to_head, service, database_url, tls)
+    """`upgrade_to_head` in a thread: a service's first use of the database at start-up, so a
+    database that refuses it as configured (`DatabaseSetupError`) is said in one line."""
+    try:
+        await asyncio.to_thread(upgrade_to_head, service, database_url, tls)
+    except Exception as error:
+        cause = database_setup_error(error, database_url, tls)
+        if cause is None:
+            raise
+        logger.critical("the %s service cannot use its database: %s", service, cause)
+        raise cause from error
 
 
 def _migrate(connection: Connection, metadata: MetaData) -> None:

@@ -189,8 +189,15 @@ async def test_a_vacancy_posted_to_the_provider_reaches_the_ledgers_figures_over
         ({"KAFKA_SASL_USERNAME": "nobody"}, "SASL authentication failed"),
         ({"KAFKA_SSL_CA_FILE": "<another CA>"}, "certificate verify failed"),
         ({"DATABASE_SSL_ROOT_CERT": "<another CA>"}, "certificate verify failed"),
+        ({"DATABASE_SSL_MODE": "disable"}, "check DATABASE_SSL_MODE"),
     ],
-    ids=["wrong-kafka-password", "unknown-kafka-user", "untrusted-broker", "untrusted-database"],
+    ids=[
+        "wrong-kafka-password",
+        "unknown-kafka-user",
+        "untrusted-broker",
+        "untrusted-database",
+        "database-without-tls",
+    ],
 )
 async def test_a_refused_connection_stops_the_service_at_start_up_naming_the_cause(
     namespace: Namespace,
