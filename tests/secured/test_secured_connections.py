@@ -123,8 +123,10 @@ async def test_a_vacancy_posted_to_the_provider_reaches_the_ledgers_figures_over
 ) -> None:
     provider = namespace.service("provider", tmp_path)
     ledger = namespace.service("ledger", tmp_path)
-    running += [provider, ledger]
-    await asyncio.gather(provider.start(), ledger.start())
+    # Alerting too: its alert stream listens on a raw asyncpg connection of its own.
+    alerting = namespace.service("alerting", tmp_path)
+    running += [provider, ledger, alerting]
+    await asyncio.gather(provider.start(), ledger.start(), alerting.start())
 
     provider_id = f"secured-{uuid4().hex[:8]}"
     provider_headers = _bearer(principal_for(Role.PROVIDER, provider_id=provider_id))
@@ -168,18 +170,18 @@ async def test_a_vacancy_posted_to_the_provider_reaches_the_ledgers_figures_over
             )
             await asyncio.sleep(0.5)
 
-    # Every connection the services hold to the database is TLS (the server refuses others).
+    # Every connection the services hold to the database is TLS (the server refuses others),
+    # the alert stream's listener among them.
     check = await _tls_connection(infra, namespace.database_url)
     try:
         connections = await check.fetch(
-            "SELECT a.application_name, s.ssl FROM pg_stat_activity a"
-            " JOIN pg_stat_ssl s USING (pid) WHERE a.datname = current_database()"
-            " AND a.pid <> pg_backend_pid()"
+            "SELECT a.query, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+            " WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"
         )
     finally:
         await check.close()
-    assert connections
     assert all(row["ssl"] for row in connections)
+    assert any(row["query"].startswith("LISTEN") for row in connections), connections
 
 
 @pytest.mark.parametrize(
