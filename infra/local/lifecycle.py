@@ -23,7 +23,13 @@ async def up(progress: Progress = quiet) -> InfraStatus:
         # runs to its end even when the other fails, so a failure never interrupts a half-made one.
         broker, database = await asyncio.gather(
             _broker_with_topics(settings, layout, progress),
-            postgres.ensure_database(settings.database_url, SERVICE_SCHEMAS, layout, progress),
+            postgres.ensure_database(
+                settings.database_url,
+                SERVICE_SCHEMAS,
+                layout,
+                progress,
+                tls=settings.database_tls,
+            ),
             return_exceptions=True,
         )
     if isinstance(broker, BaseException) or isinstance(database, BaseException):
@@ -77,7 +83,7 @@ async def status() -> InfraStatus:
         kafka.broker_status(
             settings.kafka_bootstrap_servers, layout, security=settings.kafka_security
         ),
-        postgres.database_status(settings.database_url, layout),
+        postgres.database_status(settings.database_url, layout, tls=settings.database_tls),
     )
     return InfraStatus(broker=broker, database=database)
 
