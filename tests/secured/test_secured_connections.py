@@ -5,6 +5,7 @@ PostgreSQL that takes TCP connections only over TLS, configured through their se
 or an untrusted certificate stops a service at start-up, saying why, instead of a retry loop."""
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 from builders import CHILD, SETTING_DETAILS, WESTMORLAND_AND_FURNESS
-from faults.fault_exchange import ExitedWhileStartingError, ServiceProcess
+from faults.fault_exchange import NEARHOME, ExitedWhileStartingError, ServiceProcess
 from faults.fault_infra import free_port
 
 from contracts.topics import all_topics
@@ -223,3 +224,35 @@ async def test_a_refused_connection_stops_the_service_at_start_up_naming_the_cau
     assert ledger.process.returncode not in (None, 0), ledger.tail()
     assert took < STOPS_WITHIN_S, f"took {took:.1f} s to stop"
     assert cause in ledger.output(), ledger.tail()
+
+
+@pytest.mark.parametrize(
+    ("password", "outcome"),
+    [(SCRAM_PASSWORD, "using the configured broker"), ("not-the-password", "SASL authentication")],
+    ids=["right-password", "wrong-password"],
+)
+async def test_infra_up_declares_topics_and_schemas_on_a_configured_secured_exchange(
+    namespace: Namespace, tmp_path: Path, password: str, outcome: str
+) -> None:
+    env = namespace.environment(
+        KAFKA_SASL_PASSWORD=password,
+        NEARHOME_TOPIC_PREFIX=f"secured-up-{uuid4().hex[:8]}.",
+        # Its lock file only: a configured broker and database are never started here.
+        NEARHOME_STATE_DIR=str(tmp_path / "state"),
+    )
+    process = await asyncio.create_subprocess_exec(
+        NEARHOME,
+        "infra",
+        "up",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
+    async with asyncio.timeout(STOPS_WITHIN_S):
+        output, _ = await process.communicate()
+    text = output.decode(errors="replace")
+    assert outcome in text, text
+    assert (process.returncode == 0) == (password == SCRAM_PASSWORD), text
+    if process.returncode == 0:
+        assert "using the configured database" in text, text
