@@ -250,7 +250,9 @@ async def start_consuming(
         except Exception as error:
             await broker.stop()
             cause = None
-            if bootstrap_servers is not None:
+            # Only TLS and SASL can refuse a client that reaches the broker: in PLAINTEXT a
+            # failed start is an outage, retried as it always was.
+            if bootstrap_servers is not None and security.uses_tls:
                 cause = await kafka_setup_error(bootstrap_servers, security)
             if cause is None:
                 logger.exception("cannot reach Kafka; retrying in %.1fs", retry_interval)
