@@ -53,6 +53,6 @@ demo: infra-up ## run the exchange locally, with a simulated North West, until C
 	NEARHOME_ENV=development $(BIN)/nearhome run --demo --no-infra
 
 run: infra-up ## run the four services under one supervisor (no simulator), until Ctrl-C
-	$(BIN)/nearhome run --no-infra
+	NEARHOME_ENV=development $(BIN)/nearhome run --no-infra
 
 .PHONY: help install infra-up infra-down lint types test quick unit check demo run

@@ -6,7 +6,6 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.platform.auth import DEVELOPMENT_SECRET
 from services.platform.connections import (
     DatabaseSslMode,
     DatabaseTls,
@@ -14,6 +13,7 @@ from services.platform.connections import (
     KafkaSecurity,
     SaslMechanism,
 )
+from services.platform.identity import IdentitySettings
 
 LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_DATABASE_URL = "postgresql+asyncpg://nearhome:nearhome@127.0.0.1:5432/nearhome"
@@ -77,15 +77,12 @@ class CommonSettings(BaseSettings):
         return DatabaseTls(mode=self.database_ssl_mode, root_cert=self.database_ssl_root_cert)
 
 
-class ServiceSettings(CommonSettings):
-    """What every HTTP service needs besides the broker and the database."""
+class ServiceSettings(CommonSettings, IdentitySettings):
+    """What every HTTP service needs besides the broker and the database: where its bearer
+    tokens come from (IdentitySettings), and the rest."""
 
     host: str = "127.0.0.1"
     port: int
-    jwt_secret: str = Field(
-        default=DEVELOPMENT_SECRET,
-        validation_alias=AliasChoices("NEARHOME_JWT_SECRET", "jwt_secret"),
-    )
 
     # Web pages served from these origins may read the service's GET resources with a token
     # (CORS, GET only): the workspaces read alerting's alerts and stream, the dashboard also a
@@ -104,7 +101,3 @@ class ServiceSettings(CommonSettings):
                 origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()
             )
         return value
-
-    @property
-    def uses_development_secret(self) -> bool:
-        return self.jwt_secret == DEVELOPMENT_SECRET
