@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from services.platform.auth import Principal
+
 AUDIENCE = "nearhome-api"
 
 
@@ -98,6 +100,17 @@ class IdentityProvider:
             "oidc_role_claim": "realm_access.roles",
             **overrides,
         }
+
+    def token_for(self, principal: Principal, **claims: Any) -> str:
+        """The token a Keycloak realm set up as README's example says would carry for
+        `principal` (the role among the realm's roles, the scope in its own claims)."""
+        scope: dict[str, Any] = {
+            "realm_access": {"roles": ["offline_access", principal.role.value]},
+            "provider_id": principal.provider_id,
+            "authority_code": principal.authority_code,
+            "footprints": list(principal.footprints) or None,
+        }
+        return self.token({k: v for k, v in scope.items() if v is not None} | claims)
 
     def token(
         self,
