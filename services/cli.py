@@ -160,8 +160,12 @@ def exchange_asyncapi() -> dict[str, Any]:
     """
     brokers = []
     for service in Service:
+        # An identity provider only so that the app can be built anywhere: nothing is verified.
         settings = _service_module(service).Settings(
-            kafka_bootstrap_servers=LOCAL_KAFKA, topic_prefix=""
+            kafka_bootstrap_servers=LOCAL_KAFKA,
+            topic_prefix="",
+            oidc_issuer="https://identity.invalid",
+            oidc_audience="nearhome",
         )
         brokers.extend(_service_module(service).create_app(settings).state.event_brokers)
     return asyncapi_document(
