@@ -56,6 +56,8 @@ class IdentityProvider:
     base_url: str = ""
     keys: list[SigningKey] = field(default_factory=lambda: [rsa_key(), ec_key()])
     jwks_fetches: int = 0
+    # False: every request answered 503, as a provider that is down (behind its proxy).
+    available: bool = True
     discovery_fetches: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +143,9 @@ class IdentityProvider:
 def _handler(provider: IdentityProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if not provider.available:
+                self.send_error(503)
+                return
             if self.path == "/realms/nearhome/.well-known/openid-configuration":
                 body = provider.discovery()
             elif self.path == "/jwks":

@@ -5,7 +5,9 @@ through the issuer's /.well-known/openid-configuration unless configured), with 
 allowed here (asymmetric only), by the configured issuer, for the configured audience, and not
 expired. The keys are cached (PyJWT's `PyJWKClient`) and fetched again when the cache expires, or
 when a token names a key id the set does not have (a rotation; at most once per cooldown, so that
-made-up key ids cannot make the service hammer the provider).
+made-up key ids cannot make the service hammer the provider). While the provider cannot be reached
+the last key set fetched is kept (a key it has withdrawn meanwhile is trusted until it answers
+again); before any was fetched, no token can be checked (503).
 
 The role and its scope come from the claims the settings name: the caller's organisation is
 derived from the scope exactly as for development tokens (`principal_for`), never from a body.
@@ -116,6 +118,30 @@ def principal_from_claims(claims: Mapping[str, Any], config: OidcConfig) -> Prin
         raise UnauthenticatedError(f"a {role} token must carry the {needed} claim") from error
 
 
+class _KeySet(PyJWKClient):
+    """PyJWT's JWKS client, but while the provider cannot be reached it goes on with the last key
+    set it fetched (trying again once the cache expires) instead of refusing every token."""
+
+    def __init__(
+        self, uri: str, *, lifespan: float, timeout: float, cooldown_duration: float
+    ) -> None:
+        super().__init__(
+            uri, lifespan=lifespan, timeout=timeout, cooldown_duration=cooldown_duration
+        )
+        self._last_fetched: dict[str, Any] | None = None
+
+    def fetch_data(self) -> dict[str, Any]:
+        try:
+            fetched: dict[str, Any] = super().fetch_data()
+        except jwt.PyJWKClientConnectionError as error:
+            if self._last_fetched is None:
+                raise
+            logger.warning("the identity provider's keys could not be fetched again: %s", error)
+            return self._last_fetched
+        self._last_fetched = fetched
+        return fetched
+
+
 class OidcTokens:
     """Verifies the provider's tokens (the module's docstring)."""
 
@@ -123,7 +149,7 @@ class OidcTokens:
 
     def __init__(self, config: OidcConfig) -> None:
         self._config = config
-        self._keys: PyJWKClient | None = None
+        self._keys: _KeySet | None = None
         self._lock = threading.Lock()
 
     @property
@@ -154,11 +180,11 @@ class OidcTokens:
         jwks_url: str = document["jwks_uri"]
         return jwks_url
 
-    def _client(self) -> PyJWKClient:
+    def _client(self) -> _KeySet:
         with self._lock:
             if self._keys is None:
                 config = self._config
-                self._keys = PyJWKClient(
+                self._keys = _KeySet(
                     self._jwks_url(),
                     lifespan=config.jwks_cache_seconds,
                     timeout=config.http_timeout_seconds,

@@ -282,6 +282,30 @@ async def test_an_unreachable_provider_is_a_503_not_a_401(
     assert answer.json()["detail"] == "the identity provider's keys could not be fetched"
 
 
+async def test_while_the_provider_is_down_the_last_keys_fetched_are_used(
+    production: None, provider: IdentityProvider
+) -> None:
+    settings = IdentitySettings(**provider.settings(oidc_jwks_cache_seconds=0.2))
+    token = provider.token(keycloak_provider())
+    async with serving(_app(settings)) as client:
+        assert (await client.get("/v1/whoami", headers=bearer(token))).status_code == 200
+        provider.available = False
+        await asyncio.sleep(0.3)  # the cached set has expired: it is fetched again, and fails
+        still = await client.get("/v1/whoami", headers=bearer(token))
+        rotated = provider.rotate()
+        unknown = await client.get(
+            "/v1/whoami", headers=bearer(provider.token(keycloak_provider(), key=rotated))
+        )
+        provider.available = True
+        await asyncio.sleep(0.3)
+        back = await client.get(
+            "/v1/whoami", headers=bearer(provider.token(keycloak_provider(), key=rotated))
+        )
+    assert still.status_code == 200, still.text
+    assert unknown.status_code == 401, unknown.text
+    assert back.status_code == 200, back.text
+
+
 async def test_the_rate_limit_counts_a_providers_tokens_per_organisation(
     production: None, provider: IdentityProvider
 ) -> None:
