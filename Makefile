@@ -41,8 +41,8 @@ types: $(INSTALLED) ## mypy, strict
 test: infra-up ## the whole test suite, against the real local broker and database
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-quick: infra-up ## the whole suite but the slow browser and fault tests: for while you work, never for CI
-	$(BIN)/pytest -m "not browser and not faults" $(PYTEST_ARGS)
+quick: infra-up ## the whole suite but the slow browser, fault and secured tests: for while you work, never for CI
+	$(BIN)/pytest -m "not browser and not faults and not secured" $(PYTEST_ARGS)
 
 unit: $(INSTALLED) ## only the tests that need no broker or database
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -53,6 +53,6 @@ demo: infra-up ## run the exchange locally, with a simulated North West, until C
 	NEARHOME_ENV=development $(BIN)/nearhome run --demo --no-infra
 
 run: infra-up ## run the four services under one supervisor (no simulator), until Ctrl-C
-	$(BIN)/nearhome run --no-infra
+	NEARHOME_ENV=development $(BIN)/nearhome run --no-infra
 
 .PHONY: help install infra-up infra-down lint types test quick unit check demo run

@@ -20,6 +20,8 @@ from services.platform import dead_letters, logs
 from services.platform.asyncapi import asyncapi_document
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.background import serve as serve_app
+from services.platform.environment import is_development
+from services.platform.identity import IdentityNotConfiguredError, require_development
 from services.platform.settings import LOCAL_KAFKA, CommonSettings, ServiceSettings
 from tools.simulator.cli import app as simulator_app
 from tools.supervisor.cli import app as run_app
@@ -75,10 +77,15 @@ def serve(service: Annotated[Service, typer.Argument(help="which service to run"
     """Run one service in the foreground: its HTTP API, consumers, outbox relay and schedulers."""
     module = _service_module(service)
     settings = module.Settings()
-    logs.configure(service.value)  # so that even this warning is a log line like the others
-    if settings.uses_development_secret:
+    logs.configure(service.value)  # so that even these lines are log lines like the others
+    try:
+        service_app = module.create_app(settings)
+    except IdentityNotConfiguredError as error:
+        logger.critical("the %s service cannot start: %s", service.value, error)
+        raise typer.Exit(2) from error
+    if is_development() and settings.uses_development_secret:
         logger.warning("NEARHOME_JWT_SECRET is not set; using the development secret")
-    raise typer.Exit(serve_app(module.create_app(settings), settings.host, settings.port))
+    raise typer.Exit(serve_app(service_app, settings.host, settings.port))
 
 
 @token_app.command("issue")
@@ -93,7 +100,13 @@ def issue(
     ] = None,
     hours: Annotated[float, typer.Option(help="how long the token is valid")] = 12.0,
 ) -> None:
-    """Print a signed bearer token (signed with NEARHOME_JWT_SECRET)."""
+    """Print a development bearer token, signed with NEARHOME_JWT_SECRET (NEARHOME_ENV=development
+    only: in production tokens come from the identity provider)."""
+    try:
+        require_development("`nearhome token issue`")
+    except IdentityNotConfiguredError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     footprint_ids = tuple(f.strip() for f in (footprints or "").split(",") if f.strip())
     problems = [f"unknown footprint {f!r}" for f in footprint_ids if not _is_footprint(f)]
     if authority_code is not None and not geography.is_known_council(authority_code):
@@ -129,7 +142,13 @@ def replay_dead_letters(
         typer.echo(f"{verb} {dlq.name}@{letter.offset} to {letter.source_topic}: {letter.error}")
 
     letters = asyncio.run(
-        dead_letters.replay(settings.kafka_bootstrap_servers, dlq, dry_run=dry_run, progress=report)
+        dead_letters.replay(
+            settings.kafka_bootstrap_servers,
+            dlq,
+            dry_run=dry_run,
+            progress=report,
+            security=settings.kafka_security,
+        )
     )
     typer.echo(f"{len(letters)} dead letters {'found' if dry_run else 'replayed'} from {dlq.name}")
 
@@ -141,8 +160,12 @@ def exchange_asyncapi() -> dict[str, Any]:
     """
     brokers = []
     for service in Service:
+        # An identity provider only so that the app can be built anywhere: nothing is verified.
         settings = _service_module(service).Settings(
-            kafka_bootstrap_servers=LOCAL_KAFKA, topic_prefix=""
+            kafka_bootstrap_servers=LOCAL_KAFKA,
+            topic_prefix="",
+            oidc_issuer="https://identity.invalid",
+            oidc_audience="nearhome",
         )
         brokers.extend(_service_module(service).create_app(settings).state.event_brokers)
     return asyncapi_document(

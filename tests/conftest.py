@@ -1,11 +1,19 @@
-"""Suite-wide fixtures: tests marked `kafka` or `postgres` get the real local infrastructure."""
+"""Suite-wide fixtures: tests marked `kafka` or `postgres` get the real local infrastructure.
 
+The suite runs in development (NEARHOME_ENV=development), as `make demo` does: its services trust
+the HS256 tokens the tests make with `issue_token`, and every process a test starts inherits it. A
+test of production behaviour takes it away with `monkeypatch.delenv("NEARHOME_ENV")`.
+"""
+
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 from fresh import fresh_database, fresh_topics
 
 from infra.local import ensure_up
+
+os.environ["NEARHOME_ENV"] = "development"
 
 
 @pytest.fixture(scope="session")

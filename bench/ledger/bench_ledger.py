@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -211,4 +212,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # A local run: the ledger's app trusts development tokens (none are sent here).
+    os.environ.setdefault("NEARHOME_ENV", "development")
     asyncio.run(main())

@@ -31,6 +31,7 @@ from infra.local.processes import (
 )
 from infra.local.state import StateLayout, recipe
 from infra.local.status import ComponentStatus, Origin, Progress
+from services.platform.connections import PLAINTEXT, KafkaSecurity, kafka_setup_error
 from services.platform.network import port_accepts
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
@@ -65,11 +66,23 @@ def is_local_bootstrap(bootstrap: str) -> bool:
     return normalise_bootstrap(bootstrap) in _LOCAL_ADDRESSES
 
 
-async def ensure_broker(bootstrap: str, layout: StateLayout, progress: Progress) -> ComponentStatus:
-    """Make a broker answer at `bootstrap`, starting the local one if that is where it should be."""
+async def ensure_broker(
+    bootstrap: str,
+    layout: StateLayout,
+    progress: Progress,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> ComponentStatus:
+    """Make a broker answer at `bootstrap`, starting the local one if that is where it should be.
+
+    A configured broker is asked as the services connect to it (`security`); the local one is
+    always PLAINTEXT."""
     bootstrap = normalise_bootstrap(bootstrap)
     if not is_local_bootstrap(bootstrap):
-        if not await broker_answers(bootstrap):
+        if not await broker_answers(bootstrap, security=security):
+            cause = await kafka_setup_error(bootstrap, security)
+            if cause is not None:
+                raise BrokerError(str(cause))
             raise BrokerError(
                 f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer; start that broker, "
                 f"or unset KAFKA_BOOTSTRAP_SERVERS to use a local one at {LOCAL_BOOTSTRAP}"
@@ -90,10 +103,12 @@ async def ensure_broker(bootstrap: str, layout: StateLayout, progress: Progress)
     return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.STARTED_HERE, pid=pid)
 
 
-async def broker_status(bootstrap: str, layout: StateLayout) -> ComponentStatus:
+async def broker_status(
+    bootstrap: str, layout: StateLayout, *, security: KafkaSecurity = PLAINTEXT
+) -> ComponentStatus:
     bootstrap = normalise_bootstrap(bootstrap)
     if not is_local_bootstrap(bootstrap):
-        up = await broker_answers(bootstrap)
+        up = await broker_answers(bootstrap, security=security)
         return ComponentStatus("broker", bootstrap, up=up, origin=Origin.CONFIGURED)
     pid = recorded_broker_pid(layout)
     up = await broker_answers(LOCAL_BOOTSTRAP)
@@ -332,15 +347,20 @@ def _recent_lines(path: Path, count: int) -> list[str]:
         return []
 
 
-async def broker_answers(bootstrap: str, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
-    """Whether a Kafka broker at `bootstrap` answers a metadata request."""
+async def broker_answers(
+    bootstrap: str, timeout_s: float = _PROBE_TIMEOUT_S, *, security: KafkaSecurity = PLAINTEXT
+) -> bool:
+    """Whether a Kafka broker at `bootstrap` answers a metadata request (connecting as
+    `security` says)."""
     bootstrap = normalise_bootstrap(bootstrap)
     addresses = [_split_address(address) for address in bootstrap.split(",")]
     # A quiet TCP check first: aiokafka logs every refused connection as an error.
     if not any([await port_accepts(host, port) for host, port in addresses]):
         return False
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        **security.client_options(),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)

@@ -22,10 +22,14 @@ async def up(progress: Progress = quiet) -> InfraStatus:
         # Both start in parallel: the broker's JVM and Postgres's initdb each take seconds. Each
         # runs to its end even when the other fails, so a failure never interrupts a half-made one.
         broker, database = await asyncio.gather(
-            _broker_with_topics(
-                settings.kafka_bootstrap_servers, settings.topic_prefix, layout, progress
+            _broker_with_topics(settings, layout, progress),
+            postgres.ensure_database(
+                settings.database_url,
+                SERVICE_SCHEMAS,
+                layout,
+                progress,
+                tls=settings.database_tls,
             ),
-            postgres.ensure_database(settings.database_url, SERVICE_SCHEMAS, layout, progress),
             return_exceptions=True,
         )
     if isinstance(broker, BaseException) or isinstance(database, BaseException):
@@ -42,10 +46,15 @@ def _first_failure(*outcomes: object) -> BaseException:
 
 
 async def _broker_with_topics(
-    bootstrap: str, topic_prefix: str, layout: StateLayout, progress: Progress
+    settings: CommonSettings, layout: StateLayout, progress: Progress
 ) -> ComponentStatus:
-    broker = await kafka.ensure_broker(bootstrap, layout, progress)
-    await declare_topics(broker.address, all_topics(topic_prefix), progress)
+    security = settings.kafka_security
+    broker = await kafka.ensure_broker(
+        settings.kafka_bootstrap_servers, layout, progress, security=security
+    )
+    await declare_topics(
+        broker.address, all_topics(settings.topic_prefix), progress, security=security
+    )
     return broker
 
 
@@ -71,8 +80,10 @@ async def status() -> InfraStatus:
     settings = CommonSettings()
     layout = state_layout()
     broker, database = await asyncio.gather(
-        kafka.broker_status(settings.kafka_bootstrap_servers, layout),
-        postgres.database_status(settings.database_url, layout),
+        kafka.broker_status(
+            settings.kafka_bootstrap_servers, layout, security=settings.kafka_security
+        ),
+        postgres.database_status(settings.database_url, layout, tls=settings.database_tls),
     )
     return InfraStatus(broker=broker, database=database)
 

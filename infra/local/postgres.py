@@ -33,6 +33,7 @@ from infra.local.processes import (
 )
 from infra.local.state import StateLayout, recipe
 from infra.local.status import ComponentStatus, Origin, Progress
+from services.platform.connections import NO_DATABASE_TLS, DatabaseTls
 from services.platform.network import port_accepts
 
 LOCAL_HOST = "127.0.0.1"
@@ -60,9 +61,11 @@ class DatabaseTarget:
     user: str
     password: str | None
     database: str
+    # How its connections are secured (DATABASE_SSL_MODE, for a configured database).
+    tls: DatabaseTls = NO_DATABASE_TLS
 
     @classmethod
-    def from_url(cls, url: str) -> "DatabaseTarget":
+    def from_url(cls, url: str, tls: DatabaseTls = NO_DATABASE_TLS) -> "DatabaseTarget":
         parsed = make_url(url)
         if not parsed.username or not parsed.database:
             raise DatabaseError("DATABASE_URL must name a user and a database")
@@ -72,6 +75,7 @@ class DatabaseTarget:
             user=parsed.username,
             password=parsed.password if isinstance(parsed.password, str) else None,
             database=parsed.database,
+            tls=tls,
         )
 
     @property
@@ -91,14 +95,21 @@ class DatabaseTarget:
             password=self.password,
             database=self.database,
             timeout=_CONNECT_TIMEOUT_S,
+            **self.tls.connect_args(),
         )
 
 
 async def ensure_database(
-    database_url: str, schemas: Iterable[str], layout: StateLayout, progress: Progress
+    database_url: str,
+    schemas: Iterable[str],
+    layout: StateLayout,
+    progress: Progress,
+    *,
+    tls: DatabaseTls = NO_DATABASE_TLS,
 ) -> ComponentStatus:
-    """Make `database_url` accept its credentials and hold one schema per service."""
-    target = DatabaseTarget.from_url(database_url)
+    """Make `database_url` accept its credentials and hold one schema per service, connecting
+    as `tls` says (`CommonSettings.database_tls`)."""
+    target = DatabaseTarget.from_url(database_url, tls)
     if not target.is_local:
         refusal = await connection_refusal(target)
         if refusal is not None:
@@ -131,8 +142,10 @@ async def ensure_database(
     return ComponentStatus("database", target.address, up=True, origin=Origin.STARTED_HERE, pid=pid)
 
 
-async def database_status(database_url: str, layout: StateLayout) -> ComponentStatus:
-    target = DatabaseTarget.from_url(database_url)
+async def database_status(
+    database_url: str, layout: StateLayout, *, tls: DatabaseTls = NO_DATABASE_TLS
+) -> ComponentStatus:
+    target = DatabaseTarget.from_url(database_url, tls)
     up = await connection_refusal(target) is None
     if not target.is_local:
         return ComponentStatus("database", target.address, up=up, origin=Origin.CONFIGURED)

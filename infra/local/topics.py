@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 from contracts.topics import TopicSpec
 from infra.local.errors import BrokerError, TopicMismatchError
 from infra.local.status import Progress
+from services.platform.connections import PLAINTEXT, KafkaSecurity
 
 _REQUEST_TIMEOUT_MS = 30_000
 _TOPIC_ALREADY_EXISTS = 36
@@ -26,11 +27,20 @@ class TopicDeclaration:
 
 
 async def declare_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], progress: Progress
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    progress: Progress,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> TopicDeclaration:
-    """Create the missing topics; `TopicMismatchError` if an existing one has other partitions."""
+    """Create the missing topics; `TopicMismatchError` if an existing one has other partitions.
+    `security` is how to connect (`CommonSettings.kafka_security`)."""
     wanted = tuple(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=_REQUEST_TIMEOUT_MS)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=_REQUEST_TIMEOUT_MS,
+        **security.client_options(),
+    )
     try:
         await admin.start()
         present = await partition_counts(admin)

@@ -102,13 +102,16 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     projection = AlertingProjection(metrics, clock, freeze_gc=settings.freeze_gc_after_load)
     # The delivery drains get a pool of their own: however many subscriptions have work, they
     # never keep the consumer, the relay or the API waiting for a connection.
-    delivery_engine = create_engine(settings.database_url, pool_size=settings.delivery_pool_size)
+    delivery_engine = create_engine(
+        settings.database_url, pool_size=settings.delivery_pool_size, tls=settings.database_tls
+    )
     deliveries = DeliveryWorker(delivery_engine, metrics, settings)
     stream = AlertStream(
         asyncpg_dsn(settings.database_url),
         STREAM_CHANNEL,
         metrics,
         engine=engine,
+        connect_args=settings.database_tls.connect_args(),
         queue_size=settings.sse_queue_size,
         heartbeat_s=settings.sse_heartbeat_interval,
         max_duration_s=settings.sse_max_duration,

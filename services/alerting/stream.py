@@ -94,6 +94,8 @@ class AlertStream:
     heartbeat_s: float = 15.0
     max_duration_s: float = 300.0
     retry_interval: float = 2.0
+    # How the listener's own connection is secured (`DatabaseTls.connect_args`), as the engine's.
+    connect_args: dict[str, Any] = field(default_factory=dict)
     # Kept events sent on one connection at most: a longer backlog is sent over several.
     backlog_page: int = 500
     # How long a new client waits for the listener (at start-up, or while it reconnects).
@@ -119,7 +121,7 @@ class AlertStream:
             self._close_all()
 
     async def _listen_once(self) -> None:
-        connection: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        connection: asyncpg.Connection = await asyncpg.connect(self.dsn, **self.connect_args)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())

@@ -23,6 +23,7 @@ from services.platform.clock import Clock, utc_now
 from services.platform.consumer import ConsumerMetrics
 from services.platform.database import create_engine
 from services.platform.http import add_operational_routes
+from services.platform.identity import token_verifier
 from services.platform.kafka import (
     ConsumerPlacement,
     consume_exactly_once,
@@ -72,12 +73,13 @@ def create_app(
     consumer_metrics = ConsumerMetrics(registry)
     ledger_metrics = LedgerMetrics(registry)
     # An engine connects lazily; the probes need it before the lifespan starts.
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, tls=settings.database_tls)
 
     broker = event_broker(
         settings.kafka_bootstrap_servers,
         CLIENT_ID,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        security=settings.kafka_security,
     )
     consume_exactly_once(
         broker,
@@ -99,10 +101,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            await upgrade_to_head_async(SERVICE, settings.database_url)
+            await upgrade_to_head_async(SERVICE, settings.database_url, settings.database_tls)
             try:
                 async with running(
-                    start_consuming(broker, settings.broker_retry_interval),
+                    start_consuming(
+                        broker,
+                        settings.broker_retry_interval,
+                        bootstrap_servers=settings.kafka_bootstrap_servers,
+                        security=settings.kafka_security,
+                    ),
                     every(settings.history_interval, ledger.take_snapshot, "capacity history"),
                     *(every(*job) for job in Retention(engine, store.METADATA, settings).jobs()),
                 ):
@@ -120,9 +127,15 @@ def create_app(
         lifespan=lifespan,
         openapi_tags=[{"name": "capacity", "description": "Aggregates per footprint"}],
     )
-    app.state.jwt_secret = settings.jwt_secret
+    app.state.token_verifier = token_verifier(settings)
     app.state.ledger = ledger
-    add_operational_routes(app, registry, engine, settings.kafka_bootstrap_servers)
+    add_operational_routes(
+        app,
+        registry,
+        engine,
+        settings.kafka_bootstrap_servers,
+        kafka_security=settings.kafka_security,
+    )
     add_asyncapi_route(app, broker)
     app.include_router(router)
     add_dashboard(app, pages or PageSettings())

@@ -27,6 +27,7 @@ from services.ledger import store, tables
 from services.ledger.domain import CouncilCapacity
 from services.ledger.settings import Settings
 from services.platform.clock import Clock, utc_now
+from services.platform.connections import KafkaSecurity
 from services.platform.consumer import (
     ConsumerMetrics,
     Delivery,
@@ -231,19 +232,22 @@ async def rebuild(
     clock: Clock = utc_now,
 ) -> RebuildReport:
     """Replay the topics into fresh tables and compare the result with the live ledger."""
-    await upgrade_to_head_async("ledger", settings.database_url)
-    engine = create_engine(settings.database_url)
+    await upgrade_to_head_async("ledger", settings.database_url, settings.database_tls)
+    engine = create_engine(settings.database_url, tls=settings.database_tls)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **settings.kafka_security.client_options(),
     )
     try:
         async with connection_of(engine) as connection:
             await _recreate_schema(connection)
         await consumer.start()
-        partitions = await _partitions(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        partitions = await _partitions(
+            settings.kafka_bootstrap_servers, settings.topic_prefix, settings.kafka_security
+        )
         consumer.assign(partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         behind = await _wait_for_live(engine, ends, wait_s, progress)
@@ -283,10 +287,12 @@ async def rebuild(
         await engine.dispose()
 
 
-async def _partitions(bootstrap_servers: str, prefix: str) -> list[TopicPartition]:
+async def _partitions(
+    bootstrap_servers: str, prefix: str, security: KafkaSecurity
+) -> list[TopicPartition]:
     """Every partition of the ledger's two topics, as the broker knows them."""
     names = [prefix + topic.name for topic in (PROVIDER_EVENTS, REFERRAL_EVENTS)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **security.client_options())
     await admin.start()
     try:
         described: list[dict[str, Any]] = await admin.describe_topics(names)

@@ -1,22 +1,25 @@
-"""Bearer tokens (JWT, HS256): who the caller is, in which role, for which organisation.
+"""Bearer tokens: who the caller is, in which role, for which organisation.
 
-The organisation always comes from the token, never from a request body.
+The organisation always comes from the token, never from a request body. Which tokens a service
+trusts (its `TokenVerifier`) is decided by services/platform/identity.py: an OpenID Connect
+provider's (services/platform/oidc.py) or, in development only, the HS256 tokens made here.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from services.platform.errors import ForbiddenError, UnauthenticatedError
 
 ALGORITHM = "HS256"
 ISSUER = "nearhome"
-# For local runs and tests only: any real deployment sets NEARHOME_JWT_SECRET.
+# For local runs and tests only (NEARHOME_ENV=development): trusted nowhere else.
 DEVELOPMENT_SECRET = "nearhome-development-only-secret-do-not-deploy"  # noqa: S105
 
 
@@ -111,18 +114,58 @@ def decode_token(token: str, secret: str) -> Principal:
     return principal
 
 
-_bearer = HTTPBearer(auto_error=False, description="A NearHome JWT (`nearhome token issue`)")
+class IdentityProviderUnavailableError(Exception):
+    """The identity provider's configuration or keys could not be fetched: no token can be
+    checked now (503, not 401: the token may well be good)."""
+
+
+class TokenVerifier(Protocol):
+    """Checks a bearer token: the caller's principal, or UnauthenticatedError saying why not."""
+
+    # Whether `verify` may wait on the network (fetching a provider's keys): if so it is called
+    # from a worker thread, never on the event loop.
+    blocking: bool
+
+    def verify(self, token: str) -> Principal: ...
+
+
+class LocalTokens:
+    """Tokens made by `issue_token` with `secret` (development only: see identity.py)."""
+
+    blocking = False
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def verify(self, token: str) -> Principal:
+        return decode_token(token, self._secret)
+
+
+async def verify_token(verifier: TokenVerifier, token: str) -> Principal:
+    """`verifier.verify(token)`, off the event loop if it may block."""
+    if verifier.blocking:
+        return await run_in_threadpool(verifier.verify, token)
+    return verifier.verify(token)
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from the identity provider (in development, `nearhome token issue`)",
+)
 
 
 def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """FastAPI dependency: the caller's principal, or 401."""
+    """FastAPI dependency: the caller's principal, or 401 (run in a worker thread by FastAPI)."""
     if credentials is None:
-        raise UnauthenticatedError("a bearer token is required")
-    secret: str = request.app.state.jwt_secret
-    return decode_token(credentials.credentials, secret)
+        raise UnauthenticatedError("a bearer token is required", token_sent=False)
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        return verifier.verify(credentials.credentials)
+    except IdentityProviderUnavailableError as error:
+        raise HTTPException(503, str(error), headers={"Retry-After": "5"}) from error
 
 
 def require_role(principal: Principal, *roles: Role) -> Principal:

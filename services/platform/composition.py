@@ -26,6 +26,7 @@ from services.platform.background import every, running
 from services.platform.consumer import ConsumerMetrics, Projection
 from services.platform.database import create_engine, session_factory
 from services.platform.http import add_operational_routes
+from services.platform.identity import token_verifier
 from services.platform.kafka import (
     ConsumerPlacement,
     OutboxPublisher,
@@ -118,10 +119,17 @@ class WritingService:
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             try:
-                await upgrade_to_head_async(self.service, settings.database_url)
+                await upgrade_to_head_async(
+                    self.service, settings.database_url, settings.database_tls
+                )
                 try:
                     async with running(
-                        start_consuming(self.broker, settings.broker_retry_interval),
+                        start_consuming(
+                            self.broker,
+                            settings.broker_retry_interval,
+                            bootstrap_servers=settings.kafka_bootstrap_servers,
+                            security=settings.kafka_security,
+                        ),
                         self.relay.run(),
                         *(
                             every(seconds, job, name)
@@ -138,13 +146,18 @@ class WritingService:
         return lifespan
 
     def add_token_check(self, app: FastAPI) -> None:
-        """The secret the app checks its bearer tokens against."""
-        app.state.jwt_secret = self.settings.jwt_secret
+        """What the app trusts its bearer tokens from (raises `IdentityNotConfiguredError` outside
+        development without an identity provider)."""
+        app.state.token_verifier = token_verifier(self.settings)
 
     def add_operational_routes(self, app: FastAPI) -> None:
         """The probes and metrics (with the platform's middleware) of the engine and broker."""
         add_operational_routes(
-            app, self.registry, self.engine, self.settings.kafka_bootstrap_servers
+            app,
+            self.registry,
+            self.engine,
+            self.settings.kafka_bootstrap_servers,
+            kafka_security=self.settings.kafka_security,
         )
 
     def add_asyncapi_route(self, app: FastAPI) -> None:
@@ -169,7 +182,7 @@ def compose_writing_service(
         metadata.tables[f"{service}.{name}"] for name in (OUTBOX_TABLE, IDEMPOTENCY_KEYS_TABLE)
     )
     registry = CollectorRegistry()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, tls=settings.database_tls)
     sessions = session_factory(engine)
     client_id = f"nearhome-{service}"
     broker, outbox_broker = (
@@ -177,6 +190,7 @@ def compose_writing_service(
             settings.kafka_bootstrap_servers,
             name,
             request_timeout_ms=settings.kafka_request_timeout_ms,
+            security=settings.kafka_security,
         )
         for name in (client_id, f"{client_id}-outbox")
     )

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from contracts.topics import CATALOGUE, DLQ_SUFFIX, TopicSpec
+from services.platform.connections import PLAINTEXT, KafkaSecurity
 
 REPLAY_GROUP = "nearhome-dlq-replay"
 
@@ -44,6 +45,7 @@ async def replay(
     *,
     dry_run: bool = False,
     progress: Callable[[DeadLetter], None] = lambda _: None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[DeadLetter]:
     """Republish every dead letter not yet replayed, up to the end of `dlq` as it is now."""
     dlq_topic = dlq.name
@@ -52,9 +54,13 @@ async def replay(
         group_id=REPLAY_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **security.client_options(),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        **security.client_options(),
     )
     await consumer.start()
     await producer.start()

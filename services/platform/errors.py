@@ -22,7 +22,23 @@ class ForbiddenError(ServiceError):
 
 
 class UnauthenticatedError(ServiceError):
-    """No token, a bad token or an expired token."""
+    """No token (`token_sent=False`), a bad token or an expired token."""
+
+    def __init__(self, message: str, *, token_sent: bool = True) -> None:
+        super().__init__(message)
+        self.token_sent = token_sent
+
+    @property
+    def challenge(self) -> str:
+        """The answer's `WWW-Authenticate` (RFC 6750, section 3): a bad token's says why."""
+        if not self.token_sent:
+            return "Bearer"
+        # A quoted-string of the characters RFC 6750 allows in error_description.
+        description = "".join(
+            char if " " <= char <= "~" and char not in '"\\' else "'" if char == '"' else " "
+            for char in str(self)
+        )
+        return f'Bearer error="invalid_token", error_description="{description}"'
 
 
 class IdempotencyKeyReusedError(ServiceError):

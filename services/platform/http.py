@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from services.platform import logs
 from services.platform.background import BackgroundHealth, current_health
+from services.platform.connections import PLAINTEXT, KafkaSecurity
 from services.platform.errors import (
     ConflictError,
     ForbiddenError,
@@ -208,7 +209,9 @@ class HttpMetrics:
 
 def _error_answer(_: Request, error: Exception) -> Response:
     assert isinstance(error, ServiceError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthenticatedError) else None
+    headers = (
+        {"WWW-Authenticate": error.challenge} if isinstance(error, UnauthenticatedError) else None
+    )
     return JSONResponse({"detail": str(error)}, status_code=status_of(error), headers=headers)
 
 
@@ -264,9 +267,15 @@ def watch_background(app: FastAPI) -> BackgroundHealth:
 
 
 def add_operational_routes(
-    app: FastAPI, registry: CollectorRegistry, engine: AsyncEngine, bootstrap_servers: str
+    app: FastAPI,
+    registry: CollectorRegistry,
+    engine: AsyncEngine,
+    bootstrap_servers: str,
+    *,
+    kafka_security: KafkaSecurity = PLAINTEXT,
 ) -> None:
-    """`/health`, `/ready` and `/metrics`, plus request ids, request metrics and error answers."""
+    """`/health`, `/ready` and `/metrics`, plus request ids, request metrics and error answers.
+    `/ready` asks the broker as the service's own clients connect (`kafka_security`)."""
     metrics = HttpMetrics(registry)
     app.add_exception_handler(ServiceError, _error_answer)
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
@@ -305,7 +314,7 @@ def add_operational_routes(
         the service's background work (consumers, outbox relay, schedulers, delivery) has died."""
         checks: dict[str, Any] = {
             "database": await database_answers(engine),
-            "broker": await broker_answers(bootstrap_servers),
+            "broker": await broker_answers(bootstrap_servers, security=kafka_security),
         }
         if background.failure is not None:
             checks["background_failure"] = background.failure  # what died, and why

@@ -13,6 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import Envelope
 from contracts.events import EVENT_TYPES
 from contracts.topics import TopicSpec
+from services.platform.connections import (
+    PLAINTEXT,
+    KafkaSecurity,
+    kafka_setup_error,
+)
 from services.platform.consumer import (
     ConsumerMetrics,
     Delivery,
@@ -31,11 +36,16 @@ logger = logging.getLogger(__name__)
 
 
 def event_broker(
-    bootstrap_servers: str, client_id: str, *, request_timeout_ms: int = 10_000
+    bootstrap_servers: str,
+    client_id: str,
+    *,
+    request_timeout_ms: int = 10_000,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> KafkaBroker:
     """A broker whose producer waits for every in-sync replica and never duplicates on retry.
 
-    `request_timeout_ms` bounds how long an unacknowledged send waits before it counts as failed.
+    `request_timeout_ms` bounds how long an unacknowledged send waits before it counts as failed;
+    `security` is how it connects (TLS, SASL), for its producer and its consumers alike.
     Its per-message lines go to a plain logger, so they are written as the process's logging is
     configured (`services.platform.logs`), not by a handler of FastStream's own on stdout.
     """
@@ -45,6 +55,7 @@ def event_broker(
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=request_timeout_ms,
+        security=security.faststream(),
         logger=logging.getLogger("faststream.access.kafka"),
     )
 
@@ -213,14 +224,43 @@ def consume_exactly_once(  # noqa: PLR0913 - the parts of one service's consumer
     consume(broker, processor, topics, placement, after_batch=after_batch)
 
 
-async def start_consuming(broker: KafkaBroker, retry_interval: float) -> None:
-    """Connect the subscribers and the dead-letter producer, trying again while Kafka is away."""
+# How many times a start refused for a reason of the configuration is tried before giving up:
+# more than once, as a SCRAM user created just before the service starts may take a moment.
+SETUP_ATTEMPTS = 3
+
+
+async def start_consuming(
+    broker: KafkaBroker,
+    retry_interval: float,
+    *,
+    bootstrap_servers: str | None = None,
+    security: KafkaSecurity = PLAINTEXT,
+    setup_attempts: int = SETUP_ATTEMPTS,
+) -> None:
+    """Connect the subscribers and the dead-letter producer, trying again while Kafka is away.
+
+    Given `bootstrap_servers` (and the broker's `security`), a failed start is diagnosed: one
+    that Kafka refused for a reason of the configuration (SASL authentication, the certificate)
+    is tried `setup_attempts` times in all, then raises `KafkaSetupError` naming the cause, so
+    the service stops with it instead of retrying for ever."""
+    refused = 0
     while True:
         try:
             await broker.start()
-        except Exception:
-            logger.exception("cannot reach Kafka; retrying in %.1fs", retry_interval)
+        except Exception as error:
             await broker.stop()
+            cause = None
+            # Only TLS and SASL can refuse a client that reaches the broker: in PLAINTEXT a
+            # failed start is an outage, retried as it always was.
+            if bootstrap_servers is not None and security.uses_tls:
+                cause = await kafka_setup_error(bootstrap_servers, security)
+            if cause is None:
+                logger.exception("cannot reach Kafka; retrying in %.1fs", retry_interval)
+            else:
+                refused += 1
+                if refused >= setup_attempts:
+                    raise cause from error
+                logger.warning("%s; retrying in %.1fs", cause, retry_interval)
             await asyncio.sleep(retry_interval)
         else:
             return

@@ -20,7 +20,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.platform.auth import decode_token
+from services.platform.auth import IdentityProviderUnavailableError, TokenVerifier, verify_token
 from services.platform.errors import UnauthenticatedError
 from services.platform.http import Problem, json_answer, operations, refine_openapi
 from services.platform.settings import ServiceSettings
@@ -96,19 +96,24 @@ class InputLimits:
     """The ASGI middleware (see the module's docstring)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, rate_limit_per_minute: int, jwt_secret: str
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        rate_limit_per_minute: int,
+        verifier: TokenVerifier,
     ) -> None:
         self._app = app
         self._max_body_bytes = max_body_bytes
         self._buckets = TokenBuckets(rate_limit_per_minute) if rate_limit_per_minute else None
-        self._jwt_secret = jwt_secret
+        self._verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self._app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value for name, value in scope["headers"]}
-        wait = self._wait_for(headers.get("authorization"))
+        wait = await self._wait_for(headers.get("authorization"))
         if wait:
             retry_after = str(max(1, math.ceil(wait)))
             detail = "too many requests for this token: try again later"
@@ -125,16 +130,16 @@ class InputLimits:
             return
         await self._app(scope, _replay(body, receive), send)
 
-    def _wait_for(self, authorization: bytes | None) -> float:
+    async def _wait_for(self, authorization: bytes | None) -> float:
         if self._buckets is None or authorization is None:
             return 0.0
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return 0.0
         try:
-            principal = decode_token(token.strip(), self._jwt_secret)
-        except UnauthenticatedError:
-            return 0.0  # the app answers 401; it has no subject to count
+            principal = await verify_token(self._verifier, token.strip())
+        except (UnauthenticatedError, IdentityProviderUnavailableError):
+            return 0.0  # the app answers 401 (or 503); it has no subject to count
         return self._buckets.take(principal.organisation_id)
 
     async def _read_body(self, receive: Receive) -> Message:
@@ -200,7 +205,8 @@ def add_input_limits(app: FastAPI, settings: ServiceSettings) -> None:
     """Refuse large bodies (413) and tokens over their rate (429) before any other middleware,
     and say so in the app's OpenAPI document.
 
-    `settings` is the service's settings, which extend `InputLimitSettings` too.
+    `settings` is the service's settings, which extend `InputLimitSettings` too; the app's
+    `token_verifier` (the composition's `add_token_check`) must be set already.
     """
     assert isinstance(settings, InputLimitSettings)
     max_body_bytes, rate_limited = settings.max_body_bytes, settings.rate_limit_per_minute > 0
@@ -209,5 +215,5 @@ def add_input_limits(app: FastAPI, settings: ServiceSettings) -> None:
         InputLimits,
         max_body_bytes=settings.max_body_bytes,
         rate_limit_per_minute=settings.rate_limit_per_minute,
-        jwt_secret=settings.jwt_secret,
+        verifier=app.state.token_verifier,
     )

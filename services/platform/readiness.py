@@ -14,16 +14,24 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.platform.connections import PLAINTEXT, KafkaSecurity
+
 CHECK_TIMEOUT_S = 2.0
 
 
-async def broker_answers(bootstrap_servers: str, timeout_s: float = CHECK_TIMEOUT_S) -> bool:
+async def broker_answers(
+    bootstrap_servers: str,
+    timeout_s: float = CHECK_TIMEOUT_S,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> bool:
     """Whether a broker of `bootstrap_servers` answers a metadata request naming at least one
-    broker, within `timeout_s`."""
+    broker, within `timeout_s`, to a client connecting as the services do (`security`)."""
     client = AIOKafkaClient(
         bootstrap_servers=bootstrap_servers.split(","),
         client_id="nearhome-readiness",
         request_timeout_ms=int(timeout_s * 1000),
+        **security.client_options(),
     )
     try:
         async with asyncio.timeout(timeout_s):

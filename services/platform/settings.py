@@ -1,11 +1,19 @@
 """Settings shared by every service and command, read from the environment (pydantic-settings)."""
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Self
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.platform.auth import DEVELOPMENT_SECRET
+from services.platform.connections import (
+    DatabaseSslMode,
+    DatabaseTls,
+    KafkaProtocol,
+    KafkaSecurity,
+    SaslMechanism,
+)
+from services.platform.identity import IdentitySettings
 
 LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_DATABASE_URL = "postgresql+asyncpg://nearhome:nearhome@127.0.0.1:5432/nearhome"
@@ -29,16 +37,52 @@ class CommonSettings(BaseSettings):
         default="", validation_alias=AliasChoices("NEARHOME_TOPIC_PREFIX", "topic_prefix")
     )
 
+    # How every broker, producer, consumer and admin client connects to Kafka (README,
+    # "Production connections"): PLAINTEXT locally; SASL_SSL with a SCRAM user in production.
+    kafka_security_protocol: KafkaProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (else the system's); a client certificate and
+    # key only if the brokers ask for one (mutual TLS).
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    # How asyncpg secures the engines' and the raw connections' TLS, as libpq's sslmode; unset:
+    # asyncpg's default (TLS if the server offers it, unverified). verify-ca and verify-full
+    # trust DATABASE_SSL_ROOT_CERT (else the system's CAs); verify-full also checks the host name.
+    database_ssl_mode: DatabaseSslMode | None = None
+    database_ssl_root_cert: Path | None = None
 
-class ServiceSettings(CommonSettings):
-    """What every HTTP service needs besides the broker and the database."""
+    @model_validator(mode="after")
+    def _connections_complete(self) -> Self:
+        self.kafka_security  # noqa: B018 - raises if the Kafka settings do not go together
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        password = self.kafka_sasl_password
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_file=self.kafka_ssl_ca_file,
+            cert_file=self.kafka_ssl_cert_file,
+            key_file=self.kafka_ssl_key_file,
+        )
+
+    @property
+    def database_tls(self) -> DatabaseTls:
+        return DatabaseTls(mode=self.database_ssl_mode, root_cert=self.database_ssl_root_cert)
+
+
+class ServiceSettings(CommonSettings, IdentitySettings):
+    """What every HTTP service needs besides the broker and the database: where its bearer
+    tokens come from (IdentitySettings), and the rest."""
 
     host: str = "127.0.0.1"
     port: int
-    jwt_secret: str = Field(
-        default=DEVELOPMENT_SECRET,
-        validation_alias=AliasChoices("NEARHOME_JWT_SECRET", "jwt_secret"),
-    )
 
     # Web pages served from these origins may read the service's GET resources with a token
     # (CORS, GET only): the workspaces read alerting's alerts and stream, the dashboard also a
@@ -57,7 +101,3 @@ class ServiceSettings(CommonSettings):
                 origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()
             )
         return value
-
-    @property
-    def uses_development_secret(self) -> bool:
-        return self.jwt_secret == DEVELOPMENT_SECRET

@@ -9,13 +9,14 @@ import base64
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
+import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from builders import (
@@ -28,6 +29,7 @@ from builders import (
 )
 from common import Metrics, in_process_on, metrics_of, settings_for_test, until
 from fastapi import FastAPI
+from identity_provider import IdentityProvider, serving_identity_provider
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,7 +40,7 @@ from contracts.envelope import Envelope, envelop
 from contracts.serialization import payload_from, to_bytes
 from contracts.topics import topic_for_event
 from services.alerting.app import Settings, create_app
-from services.platform.auth import Role, issue_token, principal_for
+from services.platform.auth import Principal, Role, issue_token, principal_for
 from services.platform.tables import connection_of
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
@@ -63,13 +65,42 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@dataclass
+class Identity:
+    """Who signs the tests' tokens: `issue_token` (development), or while a test runs in
+    production (the `production_identity` fixture), its stand-in identity provider."""
+
+    provider: IdentityProvider | None = None
+
+    def token(self, principal: Principal) -> str:
+        if self.provider is not None:
+            return self.provider.token_for(principal)
+        return issue_token(principal, SECRET)
+
+
+IDENTITY = Identity()
+
+
 def council_headers(authority_code: str = SEFTON, **extra: str) -> dict[str, str]:
-    token = issue_token(principal_for(Role.AUTHORITY, authority_code=authority_code), SECRET)
+    token = IDENTITY.token(principal_for(Role.AUTHORITY, authority_code=authority_code))
     return {**bearer(token), **extra}
 
 
 def provider_headers(provider_id: str = "acme-care") -> dict[str, str]:
-    return bearer(issue_token(principal_for(Role.PROVIDER, provider_id=provider_id), SECRET))
+    return bearer(IDENTITY.token(principal_for(Role.PROVIDER, provider_id=provider_id)))
+
+
+@contextlib.contextmanager
+def production_identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Production (NEARHOME_ENV unset): the settings of services that trust a stand-in identity
+    provider, whose tokens `council_headers` and `provider_headers` make meanwhile."""
+    monkeypatch.delenv("NEARHOME_ENV", raising=False)
+    with serving_identity_provider() as provider:
+        IDENTITY.provider = provider
+        try:
+            yield provider.settings()
+        finally:
+            IDENTITY.provider = None
 
 
 # --- the service ----------------------------------------------------------------------------------

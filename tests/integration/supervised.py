@@ -64,14 +64,15 @@ class Supervised:
 async def nearhome_run(
     *args: str, env: Mapping[str, str], ports: dict[str, int]
 ) -> AsyncIterator[Supervised]:
-    """`nearhome run <args>` with `env` added to the environment; killed, with all it started."""
+    """`nearhome run <args>` with `env` added to the environment (in development, unless `env`
+    says otherwise: the tests' tokens are development tokens); killed, with all it started."""
     process = await asyncio.create_subprocess_exec(
         NEARHOME,
         "run",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, **env},
+        env={**os.environ, "NEARHOME_ENV": "development", **env},
     )
     supervised = Supervised(process, ports)
     reader = asyncio.create_task(supervised.read_output())

@@ -12,6 +12,7 @@ from alerting_fixtures import (
     SECRET_KEYS,
     SEFTON,
     council_headers,
+    production_identity,
     publish,
     referral_opened,
     running_alerting,
@@ -109,13 +110,15 @@ async def test_a_secret_stored_in_plain_text_before_is_sealed_on_start_and_still
 async def test_without_a_key_a_production_service_makes_no_subscription(
     fresh_database_url: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("NEARHOME_ENV", raising=False)
-    async with running_alerting(fresh_database_url, topic_prefix, secret_keys=None) as alerting:
-        answer = await alerting.client.post(
-            "/v1/subscriptions",
-            json={"url": "https://hooks.sefton.example/nearhome"},
-            headers=council_headers(SEFTON),
-        )
-        assert answer.status_code == 503, answer.text
-        assert "NEARHOME_SECRET_KEYS" in answer.json()["detail"]
-        assert await alerting.fetch("SELECT * FROM alerting.subscriptions") == []
+    with production_identity(monkeypatch) as identity:
+        async with running_alerting(
+            fresh_database_url, topic_prefix, secret_keys=None, **identity
+        ) as alerting:
+            answer = await alerting.client.post(
+                "/v1/subscriptions",
+                json={"url": "https://hooks.sefton.example/nearhome"},
+                headers=council_headers(SEFTON),
+            )
+            assert answer.status_code == 503, answer.text
+            assert "NEARHOME_SECRET_KEYS" in answer.json()["detail"]
+            assert await alerting.fetch("SELECT * FROM alerting.subscriptions") == []

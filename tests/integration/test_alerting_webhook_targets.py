@@ -1,6 +1,7 @@
 """Webhooks go only to public https addresses: a subscription to an internal or plain http URL is
 refused naming `url`, and each delivery checks the address its host resolves to then."""
 
+from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
@@ -8,6 +9,7 @@ import pytest
 from alerting_fixtures import (
     SEFTON,
     council_headers,
+    production_identity,
     publish,
     referral_opened,
     running_alerting,
@@ -21,6 +23,14 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 # Nothing trusted by name: the production rules.
 STRICT: dict[str, Any] = {"webhook_allowed_hosts": ()}
+
+
+@pytest.fixture(autouse=True)
+def production(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """In production (where development's leniency about webhook targets is off), the services
+    trusting a stand-in identity provider: their settings for it."""
+    with production_identity(monkeypatch) as identity:
+        yield identity
 
 
 @pytest.mark.parametrize(
@@ -40,9 +50,11 @@ STRICT: dict[str, Any] = {"webhook_allowed_hosts": ()}
     ],
 )
 async def test_a_subscription_to_an_internal_or_plain_http_url_is_refused_naming_the_url(
-    fresh_database_url: str, topic_prefix: str, url: str
+    fresh_database_url: str, topic_prefix: str, url: str, production: dict[str, Any]
 ) -> None:
-    async with running_alerting(fresh_database_url, topic_prefix, **STRICT) as alerting:
+    async with running_alerting(
+        fresh_database_url, topic_prefix, **STRICT, **production
+    ) as alerting:
         answer = await alerting.client.post(
             "/v1/subscriptions", json={"url": url}, headers=council_headers(SEFTON)
         )
@@ -54,15 +66,17 @@ async def test_a_subscription_to_an_internal_or_plain_http_url_is_refused_naming
 
 
 async def test_a_delivery_to_a_host_that_now_resolves_inward_is_refused_and_recorded(
-    fresh_database_url: str, topic_prefix: str
+    fresh_database_url: str, topic_prefix: str, production: dict[str, Any]
 ) -> None:
     # Subscribed while `localhost` was trusted (as if its name had pointed outward then) ...
     url = f"https://localhost:{free_port()}/hook"
-    trusting = {"webhook_allowed_hosts": ("localhost",)}
+    trusting = {"webhook_allowed_hosts": ("localhost",), **production}
     async with running_alerting(fresh_database_url, topic_prefix, **trusting) as alerting:
         await alerting.subscribe(SEFTON, url)
     # ... and delivered to once it is not: the address it resolves to is checked, not sent to.
-    async with running_alerting(fresh_database_url, topic_prefix, **STRICT) as alerting:
+    async with running_alerting(
+        fresh_database_url, topic_prefix, **STRICT, **production
+    ) as alerting:
         setting_id = uuid4()
         await publish(
             [

@@ -156,7 +156,12 @@ async def test_a_request_without_a_valid_token_is_unauthenticated_and_audited(
     read = await authority.client.get(f"/v1/referrals/{referral_id}", headers=headers)
 
     assert (created.status_code, read.status_code) == (401, 401)
-    assert created.headers["WWW-Authenticate"] == "Bearer"
+    challenge = created.headers["WWW-Authenticate"]
+    if headers:  # RFC 6750: the token sent is invalid, and the description says why
+        why = created.json()["detail"].replace('"', "'")
+        assert challenge == f'Bearer error="invalid_token", error_description="{why}"'
+    else:
+        assert challenge == "Bearer"
     await probe.wait_for(for_aggregate(referral_id))
     await probe.settle()
     assert len(probe.matching(lambda event: event.producer == "authority")) == 1

@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
-from services.platform.auth import Role, issue_token, principal_for
+from services.platform.auth import LocalTokens, Role, issue_token, principal_for
 from services.platform.limits import InputLimits, TokenBuckets
 
 SECRET = "test-secret-of-the-input-limits-32-bytes-or-more"
@@ -31,7 +31,10 @@ def _app(calls: list[int], *, per_minute: int = 0) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(
-        InputLimits, max_body_bytes=LIMIT, rate_limit_per_minute=per_minute, jwt_secret=SECRET
+        InputLimits,
+        max_body_bytes=LIMIT,
+        rate_limit_per_minute=per_minute,
+        verifier=LocalTokens(SECRET),
     )
     return app
 

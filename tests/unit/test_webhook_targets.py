@@ -13,6 +13,12 @@ from services.platform.environment import Environment
 STRICT = WebhookTargets()
 
 
+@pytest.fixture(autouse=True)
+def _production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production rules (the suite runs in development: tests/conftest.py)."""
+    monkeypatch.delenv("NEARHOME_ENV", raising=False)
+
+
 @pytest.mark.parametrize(
     ("address", "kind"),
     [

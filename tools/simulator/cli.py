@@ -13,6 +13,7 @@ import httpx
 import typer
 
 from services.alerting.settings import Settings as AlertingSettings
+from services.platform.identity import IdentityNotConfiguredError, require_development
 from services.platform.settings import ServiceSettings
 from tools.simulator.loop import Loop, round_interval
 from tools.simulator.plan import DEFAULT_START, SimulationConfig, plan
@@ -235,6 +236,11 @@ def simulate(  # noqa: PLR0913 - one parameter per command-line option
         duration=duration,
         max_requests=requests,
     )
+    try:
+        require_development("`nearhome simulate` (but for --dry-run)")
+    except IdentityNotConfiguredError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     settings = _SecretOnly()
     if settings.uses_development_secret:
         typer.echo(

@@ -12,6 +12,11 @@ import typer
 from pydantic import ValidationError
 
 from infra.local import InfraError, ensure_up
+from services.platform.identity import (
+    IdentityNotConfiguredError,
+    require_development,
+    token_verifier,
+)
 from services.platform.network import port_accepts
 from services.platform.settings import ServiceSettings
 from tools.supervisor.backoff import RestartPolicy
@@ -45,7 +50,12 @@ class RunPlan:
 
 
 def plan_run(only: str | None, *, demo: bool, simulate_args: str | None) -> RunPlan:
-    """The children to run; raises ValueError (a bad --only) or ValidationError (bad settings)."""
+    """The children to run; raises ValueError (a bad --only), ValidationError (bad settings) or
+    IdentityNotConfiguredError (production without an identity provider, or a demo outside
+    development: its simulator and tokens are development tokens)."""
+    token_verifier(ServiceSettings(port=0))
+    if demo:
+        require_development("`nearhome run --demo`")
     built, skipped = split_built(parse_only(only))
     if not built:
         raise ValueError(f"none of the services asked for is built yet ({', '.join(skipped)})")
@@ -126,6 +136,9 @@ def run(  # noqa: PLR0913 - one parameter per command-line option
         run_plan = plan_run(only, demo=demo, simulate_args=simulate_args)
     except ValidationError as error:
         typer.echo(f"error: the environment's settings are not valid: {error}", err=True)
+        raise typer.Exit(2) from error
+    except IdentityNotConfiguredError as error:
+        typer.echo(f"error: the services cannot start: {error}", err=True)
         raise typer.Exit(2) from error
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--only") from error
