@@ -20,8 +20,11 @@ from services.platform import dead_letters, logs
 from services.platform.asyncapi import asyncapi_document
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.background import serve as serve_app
+from services.platform.connections import DatabaseSetupError
 from services.platform.environment import is_development
 from services.platform.identity import IdentityNotConfiguredError, require_development
+from services.platform.migrate import MigrateError, MigrateSettings, RoleMissingError, migrate
+from services.platform.migrations import SchemaNotAtHeadError, require_schema_at_head
 from services.platform.settings import LOCAL_KAFKA, CommonSettings, ServiceSettings
 from tools.simulator.cli import app as simulator_app
 from tools.supervisor.cli import app as run_app
@@ -85,7 +88,74 @@ def serve(service: Annotated[Service, typer.Argument(help="which service to run"
         raise typer.Exit(2) from error
     if is_development() and settings.uses_development_secret:
         logger.warning("NEARHOME_JWT_SECRET is not set; using the development secret")
+    if not is_development():
+        # The lifespan checks it too (for any server); here a refusal is one line and status 2.
+        _require_schema_at_head(service, settings)
     raise typer.Exit(serve_app(service_app, settings.host, settings.port))
+
+
+def _require_schema_at_head(service: Service, settings: ServiceSettings) -> None:
+    """Exit 2 unless the service's schema is at head (production: `nearhome migrate` is a step
+    of its own), 1 if the database cannot be read; each said in one critical line."""
+    try:
+        asyncio.run(
+            require_schema_at_head(service.value, settings.database_url, settings.database_tls)
+        )
+    except SchemaNotAtHeadError as error:  # logged where it was found
+        raise typer.Exit(2) from error
+    except DatabaseSetupError as error:  # likewise
+        raise typer.Exit(1) from error
+    except Exception as error:
+        logger.critical(
+            "the %s service cannot read its schema's revision: %s",
+            service.value,
+            logs.describe(error),
+        )
+        raise typer.Exit(1) from error
+
+
+@app.command("migrate")
+def migrate_command(
+    service: Annotated[
+        Service | None, typer.Argument(help="the service whose schema to migrate")
+    ] = None,
+    all_services: Annotated[bool, typer.Option("--all", help="migrate all four services")] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="the service's runtime role to grant its schema (default: "
+            "<SERVICE>_DATABASE_ROLE, else nearhome_<service>); one service only"
+        ),
+    ] = None,
+) -> None:
+    """Apply a service's migrations (or all four's) as the schemas' owner
+    (NEARHOME_MIGRATE_DATABASE_URL, else DATABASE_URL), then grant its runtime role its schema.
+
+    Prints each service's revision before and after; exit 0, or 2 (nothing named, an unknown
+    service, a runtime role that does not exist), or 1 (the database refused or a migration
+    failed), with one line saying why."""
+    if (service is None) == (not all_services):
+        typer.echo("error: name one service, or --all", err=True)
+        raise typer.Exit(2)
+    if role is not None and all_services:
+        typer.echo(
+            "error: --role names one service's role: use <SERVICE>_DATABASE_ROLE with --all",
+            err=True,
+        )
+        raise typer.Exit(2)
+    services = tuple(s.value for s in Service) if service is None else (service.value,)
+    try:
+        asyncio.run(migrate(services, MigrateSettings(), typer.echo, role=role))
+    except RoleMissingError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    except MigrateError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    except Exception as error:
+        reason = logs.describe(error).splitlines()[0]
+        typer.echo(f"error: the migration failed: {reason}", err=True)
+        raise typer.Exit(1) from error
 
 
 @token_app.command("issue")

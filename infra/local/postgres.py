@@ -1,7 +1,12 @@
 """The local PostgreSQL server: Debian's binaries, our own cluster in the state folder.
 
 The cluster's superuser (`postgres`) has no password and logs in only through a unix socket in
-the state folder; the services log in over TCP with the credentials in `DATABASE_URL`.
+the state folder; the services log in over TCP with the credentials in `DATABASE_URL`. That role
+owns the database and the schemas; beside it each service has a runtime role of its own
+(`nearhome_provider`, …, whose development password is its name), as in production (README,
+"Production database"): `nearhome migrate` grants each its schema, and `nearhome run` runs each
+service as its role. The owner is made a member of the runtime roles, so that it may end their
+sessions (a scratch database is dropped `WITH (FORCE)`).
 """
 
 import contextlib
@@ -34,7 +39,9 @@ from infra.local.processes import (
 from infra.local.state import StateLayout, recipe
 from infra.local.status import ComponentStatus, Origin, Progress
 from services.platform.connections import NO_DATABASE_TLS, DatabaseTls
+from services.platform.migrate import MigrateSettings, development_password
 from services.platform.network import port_accepts
+from services.platform.settings import SERVICE_SCHEMAS
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432
@@ -398,8 +405,31 @@ async def create_role_and_database(
             await _execute_formatted(
                 admin, "CREATE DATABASE %I OWNER %I", target.database, target.user
             )
+        await _create_runtime_roles(admin, target.user, progress)
     finally:
         await admin.close()
+
+
+async def _create_runtime_roles(admin: asyncpg.Connection, owner: str, progress: Progress) -> None:
+    """Each service's runtime role (LOGIN, its development password), if missing, with the owner
+    a member of it. Safe against another `up` doing the same at once."""
+    settings = MigrateSettings()
+    for role in dict.fromkeys(settings.role_of(service) for service in SERVICE_SCHEMAS):
+        if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+            progress(f"creating role {role}")
+            with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                await _execute_formatted(
+                    admin, "CREATE ROLE %I LOGIN PASSWORD %L", role, development_password(role)
+                )
+        member = await admin.fetchval(
+            "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+            "JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 AND u.rolname = $2",
+            role,
+            owner,
+        )
+        if not member:
+            with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.InternalServerError):
+                await _execute_formatted(admin, "GRANT %I TO %I", role, owner)
 
 
 async def ensure_schemas(

@@ -3,9 +3,10 @@
 Nothing is built at import: `create_app(settings)` builds the app, its write path (the platform's
 composition: a broker for the subscribers, one of the outbox's own for `alert.events`, the relay
 and the writer) and its workers, and nothing connects yet, so the AsyncAPI document can be
-generated from it. The lifespan runs the migrations, loads the alert book (the
-in-memory index of open referrals and vacancies) from the database, then starts the consumers, the
-outbox relay, the webhook delivery worker and the listener that feeds the server-sent streams.
+generated from it. The lifespan checks that the schema is at head (in development, migrates it),
+loads the alert book (the in-memory index of open referrals and vacancies) from the database,
+then starts the consumers, the outbox relay, the webhook delivery worker and the listener that
+feeds the server-sent streams.
 """
 
 from collections.abc import AsyncIterator
@@ -32,7 +33,7 @@ from services.platform.database import create_engine
 from services.platform.http import allow_browser_origins
 from services.platform.kafka import ConsumerPlacement, consume_exactly_once, start_consuming
 from services.platform.limits import add_input_limits
-from services.platform.migrations import upgrade_to_head_async
+from services.platform.migrations import prepare_schema
 
 __all__ = ["Settings", "create_app"]
 
@@ -141,7 +142,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            await upgrade_to_head_async(service.service, settings.database_url)
+            await prepare_schema(service.service, settings.database_url, settings.database_tls)
             await projection.warm_up(engine)
             try:
                 async with running(
@@ -154,7 +155,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                             delivered_webhooks=DELIVERIES, stream_events=STREAM_EVENTS
                         )
                     ),
-                    start_consuming(service.broker, settings.broker_retry_interval),
+                    start_consuming(
+                        service.broker,
+                        settings.broker_retry_interval,
+                        bootstrap_servers=settings.kafka_bootstrap_servers,
+                        security=settings.kafka_security,
+                    ),
                 ):
                     yield
             finally:

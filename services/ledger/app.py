@@ -1,9 +1,9 @@
 """The ledger service's composition root: settings, the broker, the app and its lifespan.
 
 Nothing is built at import: `create_app(settings)` builds the app, its broker and its consumers
-(nothing connects yet); its lifespan runs the migrations, then starts the consumers (retrying while
-the broker is away, so the read API answers from the database meanwhile) and the capacity-history
-snapshots.
+(nothing connects yet); its lifespan checks that the schema is at head (in development, migrates
+it), then starts the consumers (retrying while the broker is away, so the read API answers from
+the database meanwhile) and the capacity-history snapshots.
 """
 
 from collections.abc import AsyncIterator
@@ -31,7 +31,7 @@ from services.platform.kafka import (
     start_consuming,
 )
 from services.platform.limits import add_input_limits
-from services.platform.migrations import upgrade_to_head_async
+from services.platform.migrations import prepare_schema
 from services.platform.pages import PageSettings
 from services.platform.retention import Retention
 
@@ -101,7 +101,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            await upgrade_to_head_async(SERVICE, settings.database_url, settings.database_tls)
+            await prepare_schema(SERVICE, settings.database_url, settings.database_tls)
             try:
                 async with running(
                     start_consuming(

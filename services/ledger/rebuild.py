@@ -35,7 +35,7 @@ from services.platform.consumer import (
     stored_positions,
 )
 from services.platform.database import create_engine
-from services.platform.migrations import upgrade_to_head_async
+from services.platform.migrations import prepare_schema
 from services.platform.tables import connection_of, qualified, select_columns
 
 REBUILD_SCHEMA = "ledger_rebuild"
@@ -231,9 +231,15 @@ async def rebuild(
     keep: bool = False,
     clock: Clock = utc_now,
 ) -> RebuildReport:
-    """Replay the topics into fresh tables and compare the result with the live ledger."""
-    await upgrade_to_head_async("ledger", settings.database_url, settings.database_tls)
-    engine = create_engine(settings.database_url, tls=settings.database_tls)
+    """Replay the topics into fresh tables and compare the result with the live ledger.
+
+    It creates (and drops) a schema of its own, which the ledger's runtime role may not: it runs
+    as the schemas' owner (`owner_database_url`: NEARHOME_MIGRATE_DATABASE_URL, else
+    DATABASE_URL). Like the service, it wants the ledger's schema at head (in development it
+    migrates it)."""
+    database_url = settings.owner_database_url
+    await prepare_schema("ledger", database_url, settings.database_tls)
+    engine = create_engine(database_url, tls=settings.database_tls)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,

@@ -34,7 +34,7 @@ from services.platform.kafka import (
     event_broker,
     start_consuming,
 )
-from services.platform.migrations import upgrade_to_head_async
+from services.platform.migrations import prepare_schema
 from services.platform.outbox import OutboxMetrics, OutboxRelay
 from services.platform.retention import Retention, RetentionSettings, Scheduled
 from services.platform.settings import ServiceSettings
@@ -112,16 +112,15 @@ class WritingService:
     def lifespan(
         self, *scheduled: Scheduled
     ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-        """Run the migrations, then the consumers (retrying while the broker is away), the relay
-        and the `scheduled` jobs; stop them all, and the brokers and the engine, at the end."""
+        """Check that the schema is at head (in development: migrate it), then run the consumers
+        (retrying while the broker is away), the relay and the `scheduled` jobs; stop them all,
+        and the brokers and the engine, at the end."""
         settings = self.settings
 
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             try:
-                await upgrade_to_head_async(
-                    self.service, settings.database_url, settings.database_tls
-                )
+                await prepare_schema(self.service, settings.database_url, settings.database_tls)
                 try:
                     async with running(
                         start_consuming(

@@ -32,6 +32,14 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(default=LOCAL_KAFKA)
     database_url: str = Field(default=LOCAL_DATABASE_URL)
+    # Who owns the services' schemas: `nearhome migrate` and `nearhome ledger rebuild` connect as
+    # this role (DATABASE_URL if unset); the services themselves only ever use DATABASE_URL, in
+    # production a role of their own that reaches only their schema (README, "Production
+    # database").
+    migrate_database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NEARHOME_MIGRATE_DATABASE_URL", "migrate_database_url"),
+    )
     # Put before every topic name: lets several exchanges (or test runs) share one cluster.
     topic_prefix: str = Field(
         default="", validation_alias=AliasChoices("NEARHOME_TOPIC_PREFIX", "topic_prefix")
@@ -71,6 +79,11 @@ class CommonSettings(BaseSettings):
             cert_file=self.kafka_ssl_cert_file,
             key_file=self.kafka_ssl_key_file,
         )
+
+    @property
+    def owner_database_url(self) -> str:
+        """The URL of the schemas' owner: NEARHOME_MIGRATE_DATABASE_URL, else DATABASE_URL."""
+        return self.migrate_database_url or self.database_url
 
     @property
     def database_tls(self) -> DatabaseTls:
