@@ -2,7 +2,8 @@
 // (best first), its placement requests and the providers' answers, kept live by the alerting
 // service's event stream; and a form to open a referral.
 import {
-  $, el, api, claims, links, onSubmit, readUntil, say, startGovuk, stream, tokenBox, when, words,
+  $, el, api, howToStart, links, onSubmit, readUntil, say, startGovuk, startIdentity, stream, when,
+  words,
 } from "/static/common/nearhome.js";
 import { NEEDS as NEED_WORDS, PLACEMENT_TYPES, RATINGS, without } from "/static/common/words.js";
 
@@ -550,22 +551,29 @@ function clearWorkspace() {
   workspace.hidden = true;
   live.hidden = true;
   $("council-caption").textContent = "Your council’s workspace";
-  $("council").textContent = "Use a council’s access token to see its open referrals, the fitting beds it has been alerted to, and the providers’ answers.";
+  $("council").textContent = howToStart(
+    "Use a council’s access token to see its open referrals, the fitting beds it has been alerted to, and the providers’ answers.",
+    "Sign in as a council’s home finder to see its open referrals, the fitting beds it has been alerted to, and the providers’ answers.");
 }
 
-async function start(tokenClaims) {
+// `me`: who the token in use is, as the service says (`/page/me`), or null without one.
+async function start(me) {
   clearWorkspace();
-  if (!tokenClaims) {
-    say(status, "Enter a council’s access token to start.");
+  if (!me) {
+    say(status, howToStart("Enter a council’s access token to start.", "Sign in as a council’s home finder to start."));
     return;
   }
-  if (tokenClaims.role !== "authority" || !tokenClaims.authority_code) {
+  if (me.refused) {
+    say(status, `The token was refused: ${me.refused}.`, true);
+    return;
+  }
+  if (me.role !== "authority" || !me.authority_code) {
     say(status, "This token is not a council’s (authority) token: the home finder needs one.", true);
     return;
   }
   const mine = session;
-  $("council-caption").textContent = `Council ${tokenClaims.authority_code}`;
-  $("council").textContent = `Council ${tokenClaims.authority_code}: your open referrals, the fitting beds you have been alerted to, best first, and the providers’ answers.`;
+  $("council-caption").textContent = `Council ${me.authority_code}`;
+  $("council").textContent = `Council ${me.authority_code}: your open referrals, the fitting beds you have been alerted to, best first, and the providers’ answers.`;
   say(status, "Reading your open referrals…");
   try {
     alerting = (await links()).alerting;
@@ -646,4 +654,4 @@ onSubmit(form, async (values) => {
 });
 
 startGovuk();
-tokenBox($("token-form"), start);
+startIdentity(start);

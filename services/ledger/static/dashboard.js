@@ -3,7 +3,7 @@
 // council's open referrals and their alerts from the authority and alerting services named in
 // /page/links.json. No framework, no external resource; charts are inline SVG with a table.
 import {
-  $, ApiError, api, claims, el, keyboardScroll, links, say, startGovuk, token, tokenBox, words,
+  $, ApiError, api, el, howToStart, keyboardScroll, links, say, startGovuk, startIdentity, token, who, words,
 } from "/static/common/nearhome.js";
 import { NEEDS, PLACEMENT_TYPES } from "/static/common/words.js";
 
@@ -120,7 +120,7 @@ async function loadFootprints() {
     if (group.children.length) select.append(group);
   }
   const byId = (id) => state.footprints.find((f) => f.footprint_id === id);
-  const chosen = byId(sessionStorage.getItem(FOOTPRINT_KEY)) || homeFootprint(claims().authority_code)
+  const chosen = byId(sessionStorage.getItem(FOOTPRINT_KEY)) || homeFootprint(who().authority_code)
     || state.footprints.find((f) => f.kind === "collaborative") || state.footprints[0];
   if (!chosen) throw new ApiError(403, "this token may read no footprint", []);
   select.value = chosen.footprint_id;
@@ -618,7 +618,7 @@ function renderReferrals(referrals, alerts) {
 async function pollReferrals(generation) {
   const section = $("council-referrals");
   const { authority, alerting } = state.links;
-  if (claims().role !== "authority" || !authority || !alerting) { section.hidden = true; return; }
+  if (who().role !== "authority" || !authority || !alerting) { section.hidden = true; return; }
   section.hidden = false;
   const link = $("home-finder-link");
   if (link.hidden) {
@@ -731,11 +731,19 @@ $("counted-by").addEventListener("change", (event) => {
   state.countedBy = event.target.value;
   poll();
 });
-tokenBox($("token-form"), (who) => {
-  if (who) start();
-  else {
+status(howToStart("Enter a token to see capacity.", "Sign in to see capacity."));
+let started = false;
+startIdentity((me) => {
+  if (me && me.refused) {
+    stop(`The token was refused (${me.refused}). ${howToStart("Enter another token.", "Sign in again.")}`);
+    say($("status"), $("status").textContent, true);
+  } else if (me) {
+    start();
+  } else {
     sessionStorage.removeItem(FOOTPRINT_KEY);
-    stop("Token forgotten. Enter a token to see capacity.");
+    stop(started
+      ? howToStart("Token forgotten. Enter a token to see capacity.", "Signed out. Sign in to see capacity.")
+      : howToStart("Enter a token to see capacity.", "Sign in to see capacity."));
   }
+  started = true;
 });
-if (!token.get()) status("Enter a token to see capacity.");

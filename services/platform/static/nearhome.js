@@ -1,4 +1,4 @@
-// NearHome pages' shared script (an ES module, no build step): the token kept in the tab, calls
+// NearHome pages' shared script (an ES module, no build step): signing in, the token kept in the tab, calls
 // to the services' /v1 APIs, their server-sent event streams, GOV.UK error summaries for 422
 // answers, and small helpers for building elements without innerHTML.
 import { initAll } from "/govuk/govuk-frontend.min.js";
@@ -30,47 +30,220 @@ export function el(tag, attributes = {}, ...children) {
   return element;
 }
 
-// --- the token ---------------------------------------------------------------------------------
+// --- who is using the page ---------------------------------------------------------------------
 
+// A page knows who is using it in one of two ways: signed in with the identity provider
+// (authorization code with PKCE, by oidc-client-ts, when `/page/sign-in.json` says how), or, in
+// development only, a token pasted into the token box. Either way the bearer token is kept in this
+// tab's sessionStorage only, and what it means (role, organisation) is asked of the service
+// (`/page/me`): the page never reads a token's claims itself.
+
+let manager = null; // oidc-client-ts's UserManager, when the page signs in
+let signedIn = null; // its user (access token, ID token's profile) while signed in
+let identity = null; // `/page/me`'s answer for the token in use
+
+// The bearer token in use: the signed-in user's access token, else the token box's.
 export const token = {
-  get: () => sessionStorage.getItem(TOKEN_KEY),
-  set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
-  forget: () => sessionStorage.removeItem(TOKEN_KEY),
+  get: () => (signedIn && !signedIn.expired ? signedIn.access_token : sessionStorage.getItem(TOKEN_KEY)),
 };
 
-// The token's claims (role, authority_code, provider_id …), read only to choose what to show:
-// every service checks the token itself.
-export function claims() {
+// Who the token in use is, as the service maps it: {role, organisation_id, provider_id,
+// authority_code, footprints}; {refused} if the service refused it; {} if there is none.
+export function who() {
+  return identity || {};
+}
+
+// What to ask of someone who has not said who they are yet: to sign in where the page can, else
+// to enter a token.
+export function howToStart(tokenWords, signInWords) {
+  return $("sign-in") ? signInWords : tokenWords;
+}
+
+async function whoIs(bearer) {
   try {
-    const part = token.get().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part));
-  } catch {
-    return {};
+    const response = await fetch("/page/me", {
+      headers: { Authorization: `Bearer ${bearer}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+    const body = await response.json().catch(() => null);
+    if (response.ok) return body;
+    const reason = body && typeof body.detail === "string" ? body.detail : `HTTP ${response.status}`;
+    return { refused: reason, status: response.status };
+  } catch (error) {
+    return { refused: `the service did not answer (${error.message})`, status: 0 };
   }
 }
 
-// The token box: a password field kept in this tab's sessionStorage only. `onChange` runs with
-// the claims whenever a token is used or forgotten (and once at the start when one is kept).
-export function tokenBox(form, onChange) {
+function organisation(me) {
+  if (me.role === "authority") return `council ${me.authority_code}`;
+  if (me.role === "provider") return `provider ${me.provider_id}`;
+  if (me.role === "collaborative") return `footprints ${(me.footprints || []).join(", ")}`;
+  if (me.role === "admin") return "NearHome administration";
+  return "no NearHome organisation";
+}
+
+// Starts the page's ways of saying who is using it. `onChange(identity)` runs once at the start
+// and whenever the token in use changes, with `who()`'s answer, or null when there is no token.
+export async function startIdentity(onChange) {
+  const panel = $("sign-in");
+  const form = $("token-form");
+  let generation = 0;
+  let notice = "";
+  const changed = async () => {
+    generation += 1;
+    const mine = generation;
+    const bearer = token.get();
+    const answer = bearer ? await whoIs(bearer) : null;
+    if (mine !== generation) return; // the token changed again meanwhile
+    identity = answer;
+    if (panel) showSignedIn(panel, notice);
+    if (form) showTokenInUse(form);
+    notice = "";
+    onChange(answer);
+  };
+  const say = (text) => { notice = text; };
+  if (form) startTokenBox(form, changed);
+  if (panel) {
+    try {
+      await startSignIn(panel, changed, say);
+    } catch (error) {
+      say(`Signing in is not available: ${error.message}`);
+    }
+  }
+  await changed();
+}
+
+function showTokenInUse(form) {
+  form.querySelector("input[name=token]").placeholder = sessionStorage.getItem(TOKEN_KEY) ? "token in use" : "";
+}
+
+// The token box: a password field kept in this tab's sessionStorage only (development).
+function startTokenBox(form, changed) {
   const input = form.querySelector("input[name=token]");
-  const forget = form.querySelector("[data-action=forget-token]");
-  const showInUse = () => { input.placeholder = token.get() ? "token in use" : ""; };
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const value = input.value.trim();
     if (!value) return;
-    token.set(value);
+    sessionStorage.setItem(TOKEN_KEY, value);
     input.value = "";
-    showInUse();
-    onChange(claims());
+    if (manager && signedIn) {
+      // One token at a time: the pasted one replaces the signed-in user's (in this tab only).
+      signedIn = null;
+      await manager.removeUser();
+    }
+    changed();
   });
-  forget.addEventListener("click", () => {
-    token.forget();
-    showInUse();
-    onChange(null);
+  form.querySelector("[data-action=forget-token]").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    changed();
   });
-  showInUse();
-  onChange(token.get() ? claims() : null);
+}
+
+function showSignedIn(panel, notice) {
+  const line = panel.querySelector("#signed-in");
+  const signIn = panel.querySelector("[data-action=sign-in]");
+  const signOut = panel.querySelector("[data-action=sign-out]");
+  const active = Boolean(signedIn && !signedIn.expired);
+  signIn.hidden = active;
+  signOut.hidden = !active;
+  signIn.disabled = !manager;
+  if (active) {
+    const profile = signedIn.profile || {};
+    const name = profile.name || profile.preferred_username || profile.email || "you";
+    line.textContent = identity && identity.refused
+      ? `Signed in as ${name}, but this service refused the sign-in: ${identity.refused}.`
+      : `Signed in as ${name}, ${organisation(identity || {})}.`;
+  } else {
+    line.textContent = notice || "Sign in with your organisation’s account to use this page.";
+  }
+}
+
+// Signing in with the identity provider: the button sends the browser there (authorization code
+// with PKCE, S256), which sends it back to this page's origin with a code that oidc-client-ts
+// exchanges for tokens (kept in sessionStorage). The access token is renewed before it expires
+// with the refresh token where the provider gives one; when it cannot be, the page asks to sign
+// in again.
+async function startSignIn(panel, changed, say) {
+  const config = await fetch("/page/sign-in.json", { cache: "no-store" }).then((r) => r.json());
+  if (!config.issuer || !config.client_id) throw new Error("this page has no sign-in settings");
+  if (!globalThis.oidc) throw new Error("the sign-in library did not load");
+  const { UserManager, WebStorageStateStore } = globalThis.oidc;
+  const here = `${window.location.origin}/`;
+  manager = new UserManager({
+    authority: config.issuer,
+    client_id: config.client_id,
+    scope: config.scope || "openid",
+    redirect_uri: here,
+    post_logout_redirect_uri: here,
+    response_type: "code",
+    userStore: new WebStorageStateStore({ store: window.sessionStorage }),
+    stateStore: new WebStorageStateStore({ store: window.sessionStorage }),
+    automaticSilentRenew: true,
+    loadUserInfo: false,
+  });
+
+  // Back from the provider: finish signing in (or out), and take the code out of the address.
+  const params = new URLSearchParams(window.location.search);
+  if (params.has("state")) {
+    try {
+      if (params.has("code") || params.has("error")) {
+        await manager.signinRedirectCallback();
+        sessionStorage.removeItem(TOKEN_KEY);
+      } else {
+        await manager.signoutRedirectCallback();
+        say("You have signed out.");
+      }
+    } catch (error) {
+      say(`Signing in did not finish: ${error.message}. Sign in again.`);
+    } finally {
+      window.history.replaceState(null, "", "/");
+    }
+  }
+
+  signedIn = await manager.getUser();
+  if (signedIn && signedIn.expired) {
+    try {
+      signedIn = signedIn.refresh_token ? await manager.signinSilent() : null;
+    } catch {
+      signedIn = null;
+    }
+    if (!signedIn) {
+      await manager.removeUser();
+      say("Your sign-in has ended. Sign in again.");
+    }
+  }
+
+  manager.events.addUserLoaded((user) => {
+    // A renewed access token: the same person, so the page goes on as it is.
+    signedIn = user;
+  });
+  manager.events.addAccessTokenExpired(async () => {
+    signedIn = null;
+    await manager.removeUser();
+    say("Your sign-in has ended. Sign in again.");
+    changed();
+  });
+
+  panel.querySelector("[data-action=sign-in]").addEventListener("click", async () => {
+    try {
+      await manager.signinRedirect();
+    } catch (error) {
+      say(`Could not reach the sign-in service: ${error.message}`);
+      showSignedIn(panel, `Could not reach the sign-in service: ${error.message}`);
+    }
+  });
+  panel.querySelector("[data-action=sign-out]").addEventListener("click", async () => {
+    signedIn = null;
+    try {
+      // A state, so that the provider sends one back and the page knows it signed out.
+      await manager.signoutRedirect({ state: "signed-out" });
+    } catch {
+      // The provider has no end-session endpoint (or cannot be reached): signed out here only.
+      await manager.removeUser();
+      say("You have signed out of this page.");
+      changed();
+    }
+  });
 }
 
 // Where the other services are, as this page's origin was told (`/page/links.json`).

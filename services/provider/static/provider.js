@@ -3,7 +3,7 @@
 // children living in its homes. Live by the alerting service's stream of notices to the provider
 // (`placement.requested`, `request.withdrawn`, `offer.accepted`).
 import {
-  $, el, api, ApiError, stream, links, tokenBox, onSubmit, say, when, words, startGovuk, readUntil,
+  $, el, api, ApiError, stream, links, startIdentity, howToStart, onSubmit, say, when, words, startGovuk, readUntil,
 } from "/static/common/nearhome.js";
 import { NEEDS, PLACEMENT_TYPES, RATINGS, SEXES, without } from "/static/common/words.js";
 
@@ -546,23 +546,31 @@ function stop() {
   state.timer = null;
 }
 
-async function start(claims) {
+// `me`: who the token in use is, as the service says (`/page/me`), or null without one.
+async function start(me) {
   stop();
   state.rendered = false;
   for (const id of ["homes", "vacancies", "requests", "placements"]) $(id).replaceChildren();
-  if (!claims) {
+  if (!me) {
     $("workspace").hidden = true;
     $("provider-caption").textContent = "No provider token in use";
-    say(status(), "Enter a provider token to see your homes, vacancies and requests.");
+    say(status(), howToStart("Enter a provider token to see your homes, vacancies and requests.",
+      "Sign in as a provider to see your homes, vacancies and requests."));
     return;
   }
-  if (claims.role !== "provider" || !claims.provider_id) {
+  if (me.refused) {
     $("workspace").hidden = true;
     $("provider-caption").textContent = "No provider token in use";
-    say(status(), `This is ${claims.role ? `a token for the ${claims.role} role` : "not a NearHome token"}: the provider workspace needs a provider token.`, true);
+    say(status(), `This is not a NearHome token this service accepts (${me.refused}): the provider workspace needs a provider token.`, true);
     return;
   }
-  $("provider-caption").textContent = `Provider id: ${claims.provider_id}`;
+  if (me.role !== "provider" || !me.provider_id) {
+    $("workspace").hidden = true;
+    $("provider-caption").textContent = "No provider token in use";
+    say(status(), `This is a token for the ${me.role} role: the provider workspace needs a provider token.`, true);
+    return;
+  }
+  $("provider-caption").textContent = `Provider id: ${me.provider_id}`;
   say(status(), "Reading your homes, vacancies and requests…");
   try {
     await refresh();
@@ -663,7 +671,7 @@ async function main() {
     say(status(), `Could not read the page's settings: ${error.message}`, true);
     return;
   }
-  tokenBox($("token-form"), (claims) => { start(claims); });
+  startIdentity((me) => { start(me); });
 }
 
 main();
