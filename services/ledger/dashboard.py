@@ -3,8 +3,9 @@
 The page (`static/dashboard.html`, `dashboard.js`, `dashboard.css`, in the platform's GOV.UK
 layout) is plain HTML, CSS and JavaScript with no build step and no external resource: the
 platform's Content-Security-Policy allows this origin only, and fetches to the two services the
-page reads. It asks for a token once (kept in the tab's sessionStorage) and calls the ledger's
-`/v1/...` with it, so it sees exactly what the token may read. For an authority's token it also
+page reads (and the identity provider, where the page signs in). Its user signs in (or, in
+development, enters a token; either kept in the tab's sessionStorage) and it calls the ledger's
+`/v1/...` with that token, so it sees exactly what the token may read. For an authority's token it also
 shows the council's open referrals and their alerts, read with the same token from the authority
 and alerting services (named in `/page/links.json`).
 """

@@ -25,7 +25,7 @@ from authority_fixtures import referral_body
 from dashboard_browser import chromium
 from identity_provider import IdentityProvider, serving_identity_provider
 from ledger_fixtures import ServedProcess, served_process
-from pages_browser import expect, origin_of, person
+from pages_browser import Person, expect, origin_of, person
 from playwright.async_api import Browser, Route
 
 from services.platform.auth import Role, principal_for
@@ -75,9 +75,18 @@ async def authority(
 class StandInSignIn:
     """The provider's browser-facing endpoints, as the test answers them."""
 
-    def __init__(self, provider: IdentityProvider, page_origin: str) -> None:
+    def __init__(
+        self,
+        provider: IdentityProvider,
+        page_origin: str,
+        *,
+        expires_in: int = 300,
+        refresh: bool = False,
+    ) -> None:
         self.provider = provider
         self.page_origin = page_origin
+        self.expires_in = expires_in
+        self.refresh = refresh
         self.base = f"{provider.issuer}/protocol/openid-connect"
         self.authorizations: list[dict[str, str]] = []
         self.exchanges: list[dict[str, str]] = []
@@ -120,21 +129,33 @@ class StandInSignIn:
         }
 
     def tokens(self, form: dict[str, str]) -> dict[str, Any]:
-        challenge = self.authorizations[-1]["code_challenge"]
-        verifier = form["code_verifier"]
-        digest = hashlib.sha256(verifier.encode()).digest()
-        assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
-        assert form["code"] == CODE
+        if form["grant_type"] == "refresh_token":
+            assert form["refresh_token"] == "the-refresh-token"
+            # A fresh access token (a new `jti`), good for longer.
+            self.access_token = self.provider.token_for(
+                principal_for(Role.AUTHORITY, authority_code=SEFTON), jti="renewed"
+            )
+            self.expires_in = 300
+        else:
+            challenge = self.authorizations[-1]["code_challenge"]
+            verifier = form["code_verifier"]
+            digest = hashlib.sha256(verifier.encode()).digest()
+            assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
+            assert form["code"] == CODE
         id_token = self.provider.token(
-            {"aud": CLIENT_ID, "name": "Sefton Home Finder", "preferred_username": "sefton"}
+            {"aud": CLIENT_ID, "name": "Sefton Home Finder", "preferred_username": "sefton"},
+            sub="sefton-home-finder",
         )
-        return {
+        answer = {
             "access_token": self.access_token,
             "id_token": id_token,
             "token_type": "Bearer",
-            "expires_in": 300,
+            "expires_in": self.expires_in,
             "scope": "openid",
         }
+        if self.refresh:
+            answer["refresh_token"] = "the-refresh-token"
+        return answer
 
 
 async def test_the_home_finder_signs_in_with_pkce_and_works_with_the_providers_token(
@@ -179,6 +200,7 @@ async def test_the_home_finder_signs_in_with_pkce_and_works_with_the_providers_t
     await expect(page.locator("#council-caption")).to_have_text(f"Council {SEFTON}")
     await expect(page.locator(f'section[data-reference="{reference}"]')).to_be_visible()
     await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    await expect(page.get_by_role("button", name="Sign in")).to_be_hidden()
     stored = await page.evaluate("JSON.stringify(Object.keys(sessionStorage))")
     assert any(key.startswith("oidc.user:") for key in json.loads(stored))
     await home_finder.audit("signed in")
@@ -203,4 +225,69 @@ async def test_the_home_finder_signs_in_with_pkce_and_works_with_the_providers_t
         if "ERR_CONNECTION_REFUSED" not in error and alerting not in error
     ]
     assert not scripts, scripts
+    await home_finder.context.close()
+
+
+async def signed_in(
+    authority: ServedProcess, stand_in: StandInSignIn, browser: Browser, name: str
+) -> Person:
+    home_finder = await person(browser, name)
+    await home_finder.page.route(f"{stand_in.provider.base_url}/**", stand_in.handle)
+    await home_finder.page.goto(authority.url + "/")
+    await home_finder.page.get_by_role("button", name="Sign in").click()
+    await expect(home_finder.page.locator("#signed-in")).to_have_text(
+        f"Signed in as Sefton Home Finder, council {SEFTON}.", timeout=15_000
+    )
+    return home_finder
+
+
+async def stored_access_token(home_finder: Person) -> str:
+    user = await home_finder.page.evaluate(
+        "Object.entries(sessionStorage).find(([key]) => key.startsWith('oidc.user:'))?.[1]"
+    )
+    assert user, "no signed-in user in sessionStorage"
+    token: str = json.loads(user)["access_token"]
+    return token
+
+
+async def test_an_expiring_sign_in_is_renewed_with_the_refresh_token(
+    authority: ServedProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    # oidc-client-ts renews 60 s before expiry: at once for a token good for 62 s.
+    stand_in = StandInSignIn(provider, authority.url, expires_in=62, refresh=True)
+    home_finder = await signed_in(authority, stand_in, browser, "sign-in-renewed")
+    first = await stored_access_token(home_finder)
+    for _ in range(100):
+        if any(form["grant_type"] == "refresh_token" for form in stand_in.exchanges):
+            break
+        await home_finder.page.wait_for_timeout(100)
+    assert [form["grant_type"] for form in stand_in.exchanges] == [
+        "authorization_code",
+        "refresh_token",
+    ]
+    await expect(home_finder.page.get_by_role("button", name="Sign out")).to_be_visible()
+    for _ in range(50):
+        if await stored_access_token(home_finder) != first:
+            break
+        await home_finder.page.wait_for_timeout(100)
+    assert await stored_access_token(home_finder) == stand_in.access_token != first
+    await expect(home_finder.page.locator("#signed-in")).to_have_text(
+        f"Signed in as Sefton Home Finder, council {SEFTON}."
+    )
+    await home_finder.context.close()
+
+
+async def test_a_sign_in_that_cannot_be_renewed_ends_and_asks_to_sign_in_again(
+    authority: ServedProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    stand_in = StandInSignIn(provider, authority.url, expires_in=4, refresh=False)
+    home_finder = await signed_in(authority, stand_in, browser, "sign-in-ended")
+    page = home_finder.page
+    await expect(page.locator("#signed-in")).to_have_text(
+        "Your sign-in has ended. Sign in again.", timeout=15_000
+    )
+    await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    await expect(page.locator("#workspace")).to_be_hidden()
+    await home_finder.audit("sign-in ended")
     await home_finder.context.close()

@@ -553,20 +553,20 @@ async function start(me) {
   for (const id of ["homes", "vacancies", "requests", "placements"]) $(id).replaceChildren();
   if (!me) {
     $("workspace").hidden = true;
-    $("provider-caption").textContent = "No provider token in use";
+    $("provider-caption").textContent = howToStart("No provider token in use", "Not signed in as a provider");
     say(status(), howToStart("Enter a provider token to see your homes, vacancies and requests.",
       "Sign in as a provider to see your homes, vacancies and requests."));
     return;
   }
   if (me.refused) {
     $("workspace").hidden = true;
-    $("provider-caption").textContent = "No provider token in use";
+    $("provider-caption").textContent = howToStart("No provider token in use", "Not signed in as a provider");
     say(status(), `This is not a NearHome token this service accepts (${me.refused}): the provider workspace needs a provider token.`, true);
     return;
   }
   if (me.role !== "provider" || !me.provider_id) {
     $("workspace").hidden = true;
-    $("provider-caption").textContent = "No provider token in use";
+    $("provider-caption").textContent = howToStart("No provider token in use", "Not signed in as a provider");
     say(status(), `This is a token for the ${me.role} role: the provider workspace needs a provider token.`, true);
     return;
   }
