@@ -5,9 +5,9 @@ layout) is plain HTML, CSS and JavaScript with no build step and no external res
 platform's Content-Security-Policy allows this origin only, and fetches to the two services the
 page reads (and the identity provider, where the page signs in). Its user signs in (or, in
 development, enters a token; either kept in the tab's sessionStorage) and it calls the ledger's
-`/v1/...` with that token, so it sees exactly what the token may read. For an authority's token it also
-shows the council's open referrals and their alerts, read with the same token from the authority
-and alerting services (named in `/page/links.json`).
+`/v1/...` with that token, so it sees exactly what the token may read. For an authority's token
+it also shows the council's open referrals and their alerts, read with the same token from the
+authority and alerting services (named in `/page/links.json`).
 """
 
 from pathlib import Path
