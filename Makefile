@@ -41,8 +41,8 @@ types: $(INSTALLED) ## mypy, strict
 test: infra-up ## the whole test suite, against the real local broker and database
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-quick: infra-up ## the whole suite but the slow browser, fault and secured tests: for while you work, never for CI
-	$(BIN)/pytest -m "not browser and not faults and not secured" $(PYTEST_ARGS)
+quick: infra-up ## the whole suite but the slow browser, fault, secured and identity tests: for while you work, never for CI
+	$(BIN)/pytest -m "not browser and not faults and not secured and not identity" $(PYTEST_ARGS)
 
 unit: $(INSTALLED) ## only the tests that need no broker or database
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
