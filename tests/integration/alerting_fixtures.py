@@ -41,6 +41,8 @@ from contracts.serialization import payload_from, to_bytes
 from contracts.topics import topic_for_event
 from services.alerting.app import Settings, create_app
 from services.platform.auth import Principal, Role, issue_token, principal_for
+from services.platform.environment import is_development
+from services.platform.migrations import upgrade_to_head_async
 from services.platform.tables import connection_of
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
@@ -197,8 +199,12 @@ def alerting_settings(database_url: str, topic_prefix: str, **settings: Any) -> 
 async def running_alerting(
     database_url: str, topic_prefix: str, **settings: Any
 ) -> AsyncIterator[RunningAlerting]:
-    """The service on `database_url`, reading `topic_prefix`'s topics, its lifespan around it."""
+    """The service on `database_url`, reading `topic_prefix`'s topics, its lifespan around it.
+    In production (`production_identity`) its schema is migrated first, as `nearhome migrate`
+    would: the service only checks it is at head."""
     configured = alerting_settings(database_url, topic_prefix, **settings)
+    if not is_development():
+        await upgrade_to_head_async("alerting", database_url)
     app = create_app(configured)
     async with in_process_on(app, "alerting", database_url) as (client, engine):
         yield RunningAlerting(app, client, configured, engine)

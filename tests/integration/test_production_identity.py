@@ -13,6 +13,7 @@ from identity_provider import IdentityProvider, rsa_key, serving_identity_provid
 from ledger_fixtures import served_process
 
 from services.platform.auth import DEVELOPMENT_SECRET, Role, issue_token, principal_for
+from services.platform.migrations import upgrade_to_head_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -41,6 +42,8 @@ async def test_a_production_service_takes_the_role_and_scope_from_the_providers_
     authority.environment.pop("NEARHOME_ENV", None)
     assert "NEARHOME_ENV" not in authority.environment
     assert os.environ["NEARHOME_ENV"] == "development"  # the suite's; not the child's
+    # In production the migrations are a step of their own (`nearhome migrate`).
+    await upgrade_to_head_async("authority", fresh_database_url)
     authority.start()
     try:
         await authority.until_answering("/ready")

@@ -1,6 +1,7 @@
 """`nearhome run`: the four services under one supervisor (and with `--demo`, the simulator)."""
 
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ import typer
 from pydantic import ValidationError
 
 from infra.local import InfraError, ensure_up
+from services.platform import logs
+from services.platform.environment import is_development
 from services.platform.identity import (
     IdentityNotConfiguredError,
     require_development,
@@ -20,6 +23,7 @@ from services.platform.identity import (
 from services.platform.network import port_accepts
 from services.platform.settings import ServiceSettings
 from tools.supervisor.backoff import RestartPolicy
+from tools.supervisor.databases import SchemasNotReadyError, prepare_databases
 from tools.supervisor.demo import demo_guide, url_table
 from tools.supervisor.logs import Prefixer
 from tools.supervisor.plan import (
@@ -129,6 +133,10 @@ def run(  # noqa: PLR0913 - one parameter per command-line option
 
     Output is prefixed with each service's name; a service that exits is reported and restarted
     with backoff; the URLs are printed once all answer /ready. Ctrl-C stops them all and exits 0.
+
+    First, in development, it migrates each service's schema as the owner and runs each service
+    as its own database role (`nearhome_<service>`); in production it migrates nothing, and
+    starts nothing (status 2) unless every schema is at head (run `nearhome migrate --all`).
     """
     if simulate_args is not None and not demo:
         raise typer.BadParameter("it needs --demo", param_hint="--simulate-args")
@@ -177,11 +185,25 @@ async def _run(
         for line in busy:
             console.say(f"error: {line}")
         return 1
-    urls = {spec.name: spec.url for spec in run_plan.services if spec.url is not None}
+    try:
+        environments = await prepare_databases(
+            [spec.name for spec in run_plan.services], console.say, development=is_development()
+        )
+    except SchemasNotReadyError as error:
+        console.say(f"error: the services cannot start: {error}")
+        return 2
+    except Exception as error:  # noqa: BLE001 - said in one line, as a refusal
+        console.say(f"error: the services' schemas could not be prepared: {logs.describe(error)}")
+        return 1
+    services = tuple(
+        dataclasses.replace(spec, environment=environments.get(spec.name, {}))
+        for spec in run_plan.services
+    )
+    urls = {spec.name: spec.url for spec in services if spec.url is not None}
     # The children inherit this environment.
     os.environ.update(linked_environment(urls, os.environ))
     supervisor = Supervisor(
-        run_plan.services,
+        services,
         console,
         options=options,
         announce=lambda: _announcement(urls, demo=demo),

@@ -6,7 +6,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.platform.settings import ServiceSettings
@@ -27,6 +27,8 @@ class ChildSpec:
     url: str | None = None
     restart: bool = True
     stop_signal: signal.Signals = signal.SIGTERM
+    # Added to the supervisor's environment for this child alone (its DATABASE_URL, say).
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_only(text: str | None) -> tuple[str, ...]:

@@ -206,7 +206,7 @@ class Supervisor:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **child.spec.environment, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
         child.started_at = time.monotonic()
