@@ -293,6 +293,7 @@ class KeycloakServer:
     log: Path
     realms: tuple[str, ...]
     started_in_s: float = 0.0
+    launched_at: float = field(default_factory=time.monotonic)
     admin_username: str = ADMIN_USERNAME
     admin_password: str = ADMIN_PASSWORD
     _stopped: bool = field(default=False, repr=False)
@@ -314,6 +315,21 @@ class KeycloakServer:
 
     def last_words(self) -> str:
         return tail_of_file(self.log, _LOG_LINES)
+
+    def wait_until_ready(
+        self, progress: Progress = _quiet, timeout_s: float = START_TIMEOUT_S
+    ) -> None:
+        """Return once every realm's openid-configuration answers (at once if it did before);
+        `KeycloakError`, the server stopped, if it exits first or takes longer than `timeout_s`
+        from its launch."""
+        if self.started_in_s:
+            return
+        try:
+            _wait_until_ready(self, progress, timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        progress(f"Keycloak answers at {self.url}, {self.started_in_s:.1f} s after its launch")
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -406,8 +422,8 @@ def _launch(
 def _wait_until_ready(server: KeycloakServer, progress: Progress, timeout_s: float) -> None:
     """Return once every realm's openid-configuration answers; `KeycloakError` if the server
     exits first, or takes longer than `timeout_s`."""
-    started = time.monotonic()
-    said = started
+    started = server.launched_at
+    said = time.monotonic()
     pending = list(server.realms)
     with httpx.Client(timeout=5.0, trust_env=False) as client:
         while pending:
@@ -484,7 +500,7 @@ def _template(  # noqa: PLR0913
     return template
 
 
-def start_keycloak(
+def launch_keycloak(
     realm_files: Sequence[Path],
     *,
     port: int | None = None,
@@ -492,8 +508,10 @@ def start_keycloak(
     progress: Progress = _quiet,
     timeout_s: float = START_TIMEOUT_S,
 ) -> KeycloakServer:
-    """A Keycloak server with exactly the realms of `realm_files`, answering on 127.0.0.1:`port`
-    (a free one if None). The first call fetches and builds Keycloak and imports the realms."""
+    """Start a Keycloak server with exactly the realms of `realm_files` on 127.0.0.1:`port` (a
+    free one if None), without waiting for it (`KeycloakServer.wait_until_ready`): whatever needs
+    only its address can start meanwhile. The first call fetches and builds Keycloak and imports
+    the realms, and waits for that."""
     paths = KeycloakPaths.of(layout or state_layout())
     java_home = find_java_home()
     realm_files = [path.resolve() for path in realm_files]
@@ -506,19 +524,29 @@ def start_keycloak(
         shutil.copyfile(template, home / "data" / "h2" / template.name)
     port = port or free_port()
     progress(f"starting Keycloak on {HOST}:{port} (Java {_release_version(java_home)})…")
-    server = KeycloakServer(
+    return KeycloakServer(
         home,
         port,
         _launch(home, java_home, port, import_realms=False),
         home / "keycloak.log",
         _realm_names(realm_files),
+        launched_at=time.monotonic(),
     )
-    try:
-        _wait_until_ready(server, progress, timeout_s)
-    except BaseException:
-        server.stop()
-        raise
-    progress(f"Keycloak answers at {server.url} after {server.started_in_s:.1f} s")
+
+
+def start_keycloak(
+    realm_files: Sequence[Path],
+    *,
+    port: int | None = None,
+    layout: StateLayout | None = None,
+    progress: Progress = _quiet,
+    timeout_s: float = START_TIMEOUT_S,
+) -> KeycloakServer:
+    """`launch_keycloak`, and wait until every realm answers."""
+    server = launch_keycloak(
+        realm_files, port=port, layout=layout, progress=progress, timeout_s=timeout_s
+    )
+    server.wait_until_ready(progress, timeout_s)
     return server
 
 

@@ -8,8 +8,8 @@ through the realm's `nearhome-pages` client as one of `USERS`, with `PASSWORD`.
 """
 
 import asyncio
+import shutil
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,8 @@ import pytest
 from fresh import fresh_database, fresh_topics
 
 from identity.served import ServedService, served
-from infra.local.keycloak import KeycloakServer, running_keycloak
+from infra.local.keycloak import KeycloakServer, launch_keycloak
+from services.platform.migrations import upgrade_to_head_async
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 REALM_FILE = REPOSITORY / "deploy" / "keycloak" / "nearhome-realm.json"
@@ -138,6 +139,7 @@ class Keycloak:
             "NEARHOME_OIDC_ISSUER": self.issuer(),
             "NEARHOME_OIDC_AUDIENCE": AUDIENCE,
             "NEARHOME_OIDC_ROLE_CLAIM": ROLE_CLAIM,
+            "NEARHOME_OIDC_PAGES_CLIENT_ID": PAGES_CLIENT,
             **overrides,
         }
 
@@ -147,13 +149,24 @@ def _progress(message: str) -> None:
 
 
 @pytest.fixture(scope="package")
-def keycloak() -> Iterator[Keycloak]:
-    """One Keycloak server for the whole package (started in well under a minute once the first
-    run has fetched, built and imported it; stopped after the package's last test)."""
-    started = time.monotonic()
-    with running_keycloak([REALM_FILE, ELSEWHERE_REALM_FILE], progress=_progress) as server:
-        _progress(f"ready in {time.monotonic() - started:.1f} s at {server.url}")
+def keycloak_launched() -> Iterator[Keycloak]:
+    """The package's Keycloak server, launched but perhaps not answering yet: enough for what needs
+    only its address (services' settings), so that they can start while it does."""
+    server = launch_keycloak([REALM_FILE, ELSEWHERE_REALM_FILE], progress=_progress)
+    try:
         yield Keycloak(server)
+    finally:
+        server.stop()
+        shutil.rmtree(server.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def keycloak(keycloak_launched: Keycloak) -> Keycloak:
+    """One Keycloak server for the whole package, answering (about 30 s after its launch on this
+    2-core machine, once a first run has fetched, built and imported it; stopped after the
+    package's last test)."""
+    keycloak_launched.server.wait_until_ready(_progress)
+    return keycloak_launched
 
 
 # What every service of the suite is told besides the issuer: no clock skew allowed (so that a
@@ -179,13 +192,21 @@ class Services:
 
 @pytest.fixture(scope="package")
 async def services(
-    keycloak: Keycloak, _real_infrastructure: None, tmp_path_factory: pytest.TempPathFactory
+    keycloak_launched: Keycloak,
+    _real_infrastructure: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Services]:
     """`nearhome serve` for the authority, the provider and the ledger in production, on one
-    database and one set of topics of their own, for the whole package."""
+    database and one set of topics of their own, for the whole package (started while Keycloak
+    starts: a service fetches the provider's keys only when the first token arrives)."""
+    keycloak = keycloak_launched
     logs = tmp_path_factory.mktemp("identity-services")
     trusting = keycloak.service_environment(**TEST_IDENTITY_SETTINGS)
     async with fresh_database() as url, fresh_topics() as prefix:
+        # In production the migrations are a step of their own (`nearhome migrate`); one after
+        # another, as tests/fresh.py says.
+        for name in ("authority", "provider", "ledger"):
+            await upgrade_to_head_async(name, url)
         running = Services(
             authority=served("authority", url, prefix, logs, **trusting),
             provider=served("provider", url, prefix, logs, **trusting),
