@@ -9,7 +9,8 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from fresh import fresh_database, fresh_topics
+from fresh import Databases, databases, fresh_topics
+from fresh import migrated_template as migrated_template_database
 
 from infra.local import ensure_up
 
@@ -28,10 +29,34 @@ def _needs_infrastructure(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("_real_infrastructure")
 
 
+@pytest.fixture(scope="session")
+async def migrated_template(_real_infrastructure: None) -> AsyncIterator[str]:
+    """The name of a database with every service's schema at its head, made once per session (and
+    dropped after it), that `fresh_database_url` copies (see `fresh.migrated_template`)."""
+    async with migrated_template_database() as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+async def _databases(migrated_template: str) -> AsyncIterator[Databases]:
+    # Each test's database is made ahead and dropped in the background (see `fresh.Databases`);
+    # every one is gone before the template they are copies of is dropped.
+    async with databases() as made:
+        yield made
+
+
 @pytest.fixture
-async def fresh_database_url(_real_infrastructure: None) -> AsyncIterator[str]:
-    """A new, empty database for one test (dropped after it), on the real local PostgreSQL."""
-    async with fresh_database() as url:
+async def fresh_database_url(migrated_template: str, _databases: Databases) -> AsyncIterator[str]:
+    """A new database for one test (dropped after it), on the real local PostgreSQL: every
+    service's schema at its head and no rows, as the services' start-up migrations leave it."""
+    async with _databases.fresh(migrated_template) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(_databases: Databases) -> AsyncIterator[str]:
+    """A new, empty database for one test (dropped after it): for a test of the migrations."""
+    async with _databases.fresh() as url:
         yield url
 
 

@@ -46,13 +46,13 @@ def tables_in(connection: Connection, schema: str) -> set[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_the_migrated_schema_is_the_one_the_code_uses_and_downgrades_to_nothing(
-    fresh_database_url, service
+    empty_database_url, service
 ):
     metadata = metadata_of(service)
     assert metadata.schema is not None
-    engine = create_engine(fresh_database_url)
+    engine = create_engine(empty_database_url)
     try:
-        await upgrade_to_head_async(service, fresh_database_url)
+        await upgrade_to_head_async(service, empty_database_url)
         async with engine.connect() as connection:
             assert await connection.run_sync(differences, metadata) == []
             assert await connection.run_sync(tables_in, metadata.schema) == {
@@ -60,12 +60,12 @@ async def test_the_migrated_schema_is_the_one_the_code_uses_and_downgrades_to_no
             }
 
         # Alembic's env.py runs its own event loop, so it cannot run on this one.
-        config = alembic_config(service, fresh_database_url)
+        config = alembic_config(service, empty_database_url)
         await asyncio.to_thread(command.downgrade, config, "base")
         async with engine.connect() as connection:
             assert await connection.run_sync(tables_in, metadata.schema) == set()
 
-        await upgrade_to_head_async(service, fresh_database_url)
+        await upgrade_to_head_async(service, empty_database_url)
         async with engine.connect() as connection:
             assert await connection.run_sync(differences, metadata) == []
     finally:
