@@ -13,7 +13,9 @@ Keycloak 26 needs Java 21 or later: `JAVA_HOME` if it is one, else the newest JD
 /usr/lib/jvm.
 """
 
+import argparse
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -23,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -54,6 +57,8 @@ HEAP = "-Xms64m -Xmx512m"
 JVM_EXTRA = "-XX:TieredStopAtLevel=1"
 
 START_TIMEOUT_S = 300.0
+# A first start creates the schema and imports the realms: minutes on a busy 2-core machine.
+TEMPLATE_TIMEOUT_S = 900.0
 STOP_TIMEOUT_S = 30.0
 _MAVEN_TIMEOUT_S = 900.0
 _BUILD_TIMEOUT_S = 600.0
@@ -61,6 +66,8 @@ _POLL_S = 0.25
 _PROGRESS_EVERY_S = 10.0
 _LOG_LINES = 25
 _READY_MARKER = ".nearhome-ready"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_TEMPLATES_KEPT = 3
 
 
 class KeycloakError(InfraError):
@@ -382,6 +389,13 @@ def _new_home(server: Path, runs: Path) -> Path:
     return home
 
 
+def _die_with_parent() -> None:
+    """In the child, before kc.sh runs: SIGTERM it (which it passes on to its JVM) when the thread
+    that started it ends, so that a test run killed outright leaves no server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _launch(
     home: Path, java_home: Path, port: int, *, import_realms: bool
 ) -> subprocess.Popen[bytes]:
@@ -414,6 +428,7 @@ def _launch(
             cwd=home,
             env=environment,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
         )
     finally:
         log.close()
@@ -489,7 +504,9 @@ def _template(  # noqa: PLR0913
             f"(exit code {server.process.returncode}):\n{server.last_words()}"
         )
     paths.templates.mkdir(parents=True, exist_ok=True)
-    for stale in paths.templates.iterdir():  # other realm files' (or older versions')
+    # Other sets of realm files' templates (or older versions'): the few most recent are kept.
+    others = sorted(paths.templates.iterdir(), key=lambda path: path.stat().st_mtime)
+    for stale in others[:-_TEMPLATES_KEPT]:
         shutil.rmtree(stale, ignore_errors=True)
     partial = template.parent.with_name(f"{key}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -518,7 +535,12 @@ def launch_keycloak(
     with _exclusive(paths, progress):
         server_home = ensure_distribution(paths, java_home, progress)
         template = _template(
-            paths, server_home, java_home, realm_files, progress=progress, timeout_s=timeout_s
+            paths,
+            server_home,
+            java_home,
+            realm_files,
+            progress=progress,
+            timeout_s=max(timeout_s, TEMPLATE_TIMEOUT_S),
         )
         home = _new_home(server_home, paths.runs)
         shutil.copyfile(template, home / "data" / "h2" / template.name)
@@ -568,3 +590,35 @@ def running_keycloak(
         server.stop()
         if not keep_home:
             shutil.rmtree(server.home, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m infra.local.keycloak [--port N] [realm files]`: a server until Ctrl-C, with the
+    realm of deploy/keycloak/nearhome-realm.json unless other realm files are named."""
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local.keycloak", description=main.__doc__
+    )
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("realms", nargs="*", type=Path)
+    options = parser.parse_args(argv)
+    realm_files = options.realms or [Path("deploy/keycloak/nearhome-realm.json")]
+
+    def say(message: str) -> None:
+        print(message, flush=True)  # noqa: T201
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
+    try:
+        with running_keycloak(realm_files, port=options.port, progress=say) as server:
+            for realm in server.realms:
+                say(f"realm {realm}: issuer {server.issuer(realm)}")
+            say(f"admin console: {server.url}/admin ({server.admin_username}); Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                server.process.wait()
+    except KeycloakError as error:
+        say(str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
