@@ -12,6 +12,7 @@ from uuid import uuid4
 
 import pytest
 from alembic import command
+from common import free_port
 from fresh import fresh_database
 from identity_provider import IdentityProvider, serving_identity_provider
 from ledger_fixtures import served_process
@@ -171,3 +172,27 @@ async def test_serve_in_production_refuses_a_database_never_migrated(
         "the ledger schema has no migrations applied, not at head 0003: run `nearhome migrate "
         "ledger`" in log
     )
+
+
+async def test_run_in_production_starts_nothing_unless_every_schema_is_at_head(
+    empty_database_url: str, identity: IdentityProvider
+) -> None:
+    production = {
+        "NEARHOME_ENV": "production",
+        "NEARHOME_OIDC_ISSUER": identity.issuer,
+        "NEARHOME_OIDC_AUDIENCE": "nearhome-api",
+        "PROVIDER_PORT": str(free_port()),
+        "LEDGER_PORT": str(free_port()),
+    }
+    assert nearhome(empty_database_url, "migrate", "provider").returncode == 0
+
+    refused = nearhome(
+        empty_database_url, "run", "--no-infra", "--only", "provider,ledger", **production
+    )
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (
+        "error: the services cannot start: the ledger schema has no migrations applied, not at "
+        "head 0003: run `nearhome migrate ledger`" in refused.stdout
+    )
+    assert "started provider" not in refused.stdout
