@@ -68,6 +68,7 @@ _LOG_LINES = 25
 _READY_MARKER = ".nearhome-ready"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _TEMPLATES_KEPT = 3
+_RUN_KEPT_S = 24 * 3600.0
 
 
 class KeycloakError(InfraError):
@@ -376,11 +377,27 @@ def _template_key(distribution_key: str, realm_files: Sequence[Path]) -> str:
     return digest.hexdigest()[:24]
 
 
+def _prune_runs(runs: Path) -> None:
+    """Remove the folders of servers gone for a day (a failed start keeps its log meanwhile)."""
+    if not runs.is_dir():
+        return
+    for home in runs.iterdir():
+        with contextlib.suppress(OSError):
+            if time.time() - home.stat().st_mtime > _RUN_KEPT_S and not _in_use(home):
+                shutil.rmtree(home, ignore_errors=True)
+
+
+def _in_use(home: Path) -> bool:
+    log = home / "keycloak.log"
+    return log.is_file() and time.time() - log.stat().st_mtime < _RUN_KEPT_S
+
+
 def _new_home(server: Path, runs: Path) -> Path:
     """A folder that is a Keycloak home of its own: a copy of `bin` (kc.sh finds its home from
     where it lies), the built server's `lib`, `conf`, `providers` and `themes` linked, an empty
     `data`."""
     runs.mkdir(parents=True, exist_ok=True)
+    _prune_runs(runs)
     home = Path(tempfile.mkdtemp(prefix="keycloak-", dir=runs))
     shutil.copytree(server / "bin", home / "bin", symlinks=True)
     for name in ("lib", "conf", "providers", "themes"):
