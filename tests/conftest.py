@@ -11,10 +11,16 @@ from collections.abc import AsyncIterator
 import pytest
 from fresh import Databases, databases, fresh_topics
 from fresh import migrated_template as migrated_template_database
+from hypothesis import settings
 
 from infra.local import ensure_up
 
 os.environ["NEARHOME_ENV"] = "development"
+
+# Property tests assert what holds, never how fast: on a busy 2-core machine one example can take
+# longer than Hypothesis's default 200 ms deadline (speed is measured in bench/ instead).
+settings.register_profile("nearhome", deadline=None)
+settings.load_profile("nearhome")
 
 
 @pytest.fixture(scope="session")
