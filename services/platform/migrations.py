@@ -55,9 +55,15 @@ async def upgrade_to_head_async(
     try:
         await asyncio.to_thread(upgrade_to_head, service, database_url, tls)
     except Exception as error:
-        cause = database_setup_error(error, database_url, tls)
-        if cause is None:
-            raise
+        _raise_if_refused(service, error, database_url, tls)
+        raise
+
+
+def _raise_if_refused(service: str, error: Exception, database_url: str, tls: DatabaseTls) -> None:
+    """If `error` is the database refusing the service as configured (certificate, TLS, password),
+    say so in one critical line and raise it as a `DatabaseSetupError`; else return."""
+    cause = database_setup_error(error, database_url, tls)
+    if cause is not None:
         logger.critical("the %s service cannot use its database: %s", service, cause)
         raise cause from error
 
@@ -144,11 +150,8 @@ async def require_schema_at_head(
             f"({error}): run `nearhome migrate {service}`, which grants the role its schema"
         )
     except Exception as error:
-        cause = database_setup_error(error, database_url, tls)
-        if cause is None:
-            raise
-        logger.critical("the %s service cannot use its database: %s", service, cause)
-        raise cause from error
+        _raise_if_refused(service, error, database_url, tls)
+        raise
     else:
         problem = not_at_head(service, current, head)
     if problem is not None:
@@ -171,11 +174,8 @@ async def prepare_schema(
     except asyncpg.InsufficientPrivilegeError:
         current = None  # the upgrade below says what is wrong
     except Exception as error:
-        cause = database_setup_error(error, database_url, tls)
-        if cause is None:
-            raise
-        logger.critical("the %s service cannot use its database: %s", service, cause)
-        raise cause from error
+        _raise_if_refused(service, error, database_url, tls)
+        raise
     if current == head:
         return
     await upgrade_to_head_async(service, database_url, tls)
