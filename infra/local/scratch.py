@@ -34,15 +34,14 @@ async def scratch_database(
 ) -> AsyncIterator[str]:
     """The URL of a new database `name` on `base_url`'s server, dropped after (even while in use)
     unless `keep`: empty, or a copy of the database `template` (see `scratch_template`)."""
-    admin = await asyncpg.connect(_plain(base_url))
+    async with _admin(base_url) as admin:
+        url = await create_database(admin, base_url, name, template=template)
     try:
-        yield await create_database(admin, base_url, name, template=template)
+        yield url
     finally:
-        try:
-            if not keep:
+        if not keep:
+            async with _admin(base_url) as admin:
                 await drop_database(admin, name)
-        finally:
-            await admin.close()
 
 
 async def create_database(
@@ -61,15 +60,25 @@ async def scratch_template(
     """`name`, a new database on `base_url`'s server that `prepare` (given its URL) fills, then
     closed to connections so that `scratch_database(..., template=name)` can copy it at any time
     (PostgreSQL refuses to copy a database someone is connected to); dropped after."""
+    async with _admin(base_url) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        await prepare(_on(base_url, name))
+        async with _admin(base_url) as admin:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        yield name
+    finally:
+        async with _admin(base_url) as admin:
+            await drop_database(admin, name)
+
+
+@contextlib.asynccontextmanager
+async def _admin(base_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for one step, none held while a database is in use: the server may restart
+    meanwhile (`nearhome infra down` and `up` in tests/integration/test_infra.py)."""
     admin = await asyncpg.connect(_plain(base_url))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            await prepare(_on(base_url, name))
-            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-            yield name
-        finally:
-            await drop_database(admin, name)
+        yield admin
     finally:
         await admin.close()
 

@@ -5,23 +5,31 @@ fresh database and topic namespace for each test."""
 import asyncio
 import contextlib
 import os
-import signal
-import sys
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaProducer
+from serve_processes import NEARHOME, ExitedWhileStartingError, ServeProcess
 
 from contracts.topics import ALERT_EVENTS, PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
-from faults.fault_infra import FaultInfra, free_port
+from faults.fault_infra import FaultInfra
 from infra.local.scratch import scratch_topics
 
-NEARHOME = str(Path(sys.executable).parent / "nearhome")
+__all__ = [
+    "CONSUMES",
+    "NEARHOME",  # the secured suite starts it too
+    "PUBLISHES",
+    "SECRET",
+    "SERVICES",
+    "Exchange",
+    "ExitedWhileStartingError",
+    "ServiceProcess",
+    "exchange_on",
+]
+
 SECRET = "fault-suite-secret-of-at-least-32-bytes"
 SERVICES = ("provider", "authority", "ledger", "alerting")
 # What each service publishes through its outbox, and what its exactly-once consumers read.
@@ -36,56 +44,22 @@ CONSUMES: Mapping[str, tuple[TopicSpec, ...]] = {
     "ledger": (PROVIDER_EVENTS, REFERRAL_EVENTS),
     "alerting": (PROVIDER_EVENTS, REFERRAL_EVENTS),
 }
-READY_TIMEOUT_S = 60.0
-
-
-class ExitedWhileStartingError(AssertionError):
-    """The process ended before it was ready (a failpoint can fire while it catches up)."""
 
 
 @dataclass
-class ServiceProcess:
-    """One `nearhome serve <name>`, its output in `log`."""
+class ServiceProcess(ServeProcess):
+    """One `nearhome serve <name>`, its output in `log`, and how it ended each time it did by
+    itself."""
 
-    name: str
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: asyncio.subprocess.Process | None = None
     exits: list[int] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def start(self, **extra_env: str) -> None:
         """Start the process (with `extra_env`, e.g. armed failpoints) and wait until /ready."""
-        with self.log.open("ab") as log:
-            log.write(f"--- started with {extra_env or 'no extra settings'}\n".encode())
-            self.process = await asyncio.create_subprocess_exec(
-                NEARHOME,
-                "serve",
-                self.name,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, **self.env, **extra_env},
-                start_new_session=True,
-            )
+        await self.spawn(
+            {**os.environ, **self.env, **extra_env},
+            note=f"started with {extra_env or 'no extra settings'}",
+        )
         await self.until_ready()
-
-    async def until_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
-            while True:
-                assert self.process is not None
-                if self.process.returncode is not None:
-                    raise ExitedWhileStartingError(f"{self.name} exited:\n{self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/ready")).status_code == 200:
-                        return
-                assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.tail()}"
-                await asyncio.sleep(0.2)
 
     async def exited(self, timeout_s: float = 60) -> int:
         """Wait for the process to end by itself (a failpoint, a crash); its return code."""
@@ -97,20 +71,6 @@ class ServiceProcess:
             raise AssertionError(f"{self.name} is still running:\n{self.tail()}") from None
         self.exits.append(code)
         return code
-
-    async def kill(self) -> None:
-        """SIGKILL the process group, and reap it (not counted among `exits`)."""
-        if self.process is None or self.process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        await self.process.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.output().splitlines()[-lines:])
 
 
 @dataclass
@@ -256,11 +216,7 @@ async def exchange_on(infra: FaultInfra, logs: Path) -> AsyncIterator[Exchange]:
     async with scratch_topics(infra.broker.bootstrap, prefix, keep=True):
         env = _environment(infra, url, prefix)
         services = {
-            name: ServiceProcess(
-                name, port, {**env, f"{name.upper()}_PORT": str(port)}, logs / f"{name}.log"
-            )
-            for name in SERVICES
-            for port in [free_port()]
+            name: ServiceProcess.on_free_port(name, env, logs / f"{name}.log") for name in SERVICES
         }
         exchange = Exchange(infra, url, prefix, services)
         try:

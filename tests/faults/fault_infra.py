@@ -1,130 +1,49 @@
 """A broker and a PostgreSQL server of the fault suite's own, on free ports and in a folder of its
 own, so that killing and restarting them disturbs no other test (or developer) on the machine.
 
-The broker runs the same Kafka jars and configuration template as `nearhome infra up`, with its
-ports and data folder changed; the database is a new cluster of Debian's PostgreSQL whose
-superuser is the services' role. Both are thrown away at the end of the session.
+They are tests/scratch_servers.py's, the broker's session timeout shortened so that a killed
+node's next incarnation is let in within seconds. Both are thrown away at the end of the session.
 """
 
-import asyncio
 import contextlib
-import os
-import shutil
 import signal
-import socket
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from string import Template
+from typing import ClassVar
 
-import asyncpg
+from scratch_servers import (
+    HOST,
+    ScratchBroker,
+    ScratchDatabase,
+    free_port,
+    running_servers,
+    scratch_folder,
+    until,
+)
 
-from infra.local import kafka as local_kafka
-from infra.local import postgres as local_postgres
-from infra.local.processes import as_postgres_user, run_command, running_as_root
-from infra.local.state import recipe, state_layout
-from infra.local.status import quiet
 from services.platform.network import port_accepts
 
-HOST = "127.0.0.1"
-ROLE = "nearhome"
-PASSWORD = "nearhome-faults"
-START_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"{what} within {timeout_s:.0f}s")
-        await asyncio.sleep(0.2)
+__all__ = [
+    "FaultBroker",
+    "FaultDatabase",
+    "FaultInfra",
+    "fault_infra",
+    "free_port",  # the secured suite's services take their ports from it too
+]
 
 
 @dataclass
-class FaultBroker:
+class FaultBroker(ScratchBroker):
     """One Kafka node (KRaft, broker and controller in one JVM) that the suite may SIGKILL."""
 
-    folder: Path
-    port: int
-    controller_port: int
-    process: asyncio.subprocess.Process | None = None
+    label: ClassVar[str] = "the fault suite's broker"
 
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def config(self) -> Path:
-        return self.folder / "server.properties"
-
-    def _java(self, main_class: str, *args: str) -> list[str]:
-        libs = state_layout().kafka_libs
-        return [
-            shutil.which("java") or "java",
-            "-Xmx384m",
-            # Quick to start and light on two cores: the client compiler only, one GC thread.
-            "-XX:TieredStopAtLevel=1",
-            "-XX:+UseSerialGC",
-            f"-Dlog4j2.configurationFile={self.folder / 'log4j2.xml'}",
-            f"-Dkafka.logs.dir={self.folder / 'logs'}",
-            "-cp",
-            f"{libs}/*",
-            main_class,
-            *args,
-        ]
-
-    async def create(self) -> None:
-        """Write the configuration (the local template with our ports) and format the storage."""
-        await local_kafka.ensure_kafka_jars(state_layout(), quiet)
-        (self.folder / "logs").mkdir(parents=True)
-        rendered = Template(recipe("kafka-server.properties.template").read_text("utf-8"))
-        text = rendered.substitute(data_dir=self.folder / "data")
-        text = text.replace(f"{HOST}:9092", self.bootstrap)
-        text = text.replace(f"{HOST}:9093", f"{HOST}:{self.controller_port}")
+    def _configuration(self) -> str:
         # A restarted node is refused until its killed incarnation's session expires: 3 s, not 9.
-        text += "\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=750\n"
-        self.config.write_text(text)
-        (self.folder / "log4j2.xml").write_bytes(recipe("log4j2.xml").read_bytes())
-        await run_command(
-            self._java(
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "--config",
-                str(self.config),
-                "--cluster-id",
-                local_kafka.new_cluster_id(),
-            ),
-            action="formatting the fault suite's Kafka storage",
-            timeout_s=120,
+        return (
+            super()._configuration()
+            + "\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=750\n"
         )
-
-    async def start(self) -> None:
-        """Start the JVM on the existing storage and return once the broker answers."""
-        with (self.folder / "logs" / "console.log").open("ab") as console:
-            self.process = await asyncio.create_subprocess_exec(
-                *self._java("kafka.Kafka", str(self.config)),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=console,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        async def answers() -> bool:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise RuntimeError(f"the fault suite's broker exited: see {self.folder}/logs")
-            return await local_kafka.broker_answers(self.bootstrap)
-
-        await _until(answers, "the fault suite's broker did not answer", START_TIMEOUT_S)
 
     async def kill(self) -> None:
         """SIGKILL the broker, as the kernel's OOM killer or a power cut would, and reap it."""
@@ -136,92 +55,14 @@ class FaultBroker:
         async def ports_free() -> bool:
             return not await port_accepts(HOST, self.port)
 
-        await _until(ports_free, "the killed broker's port did not close", 10)
+        await until(ports_free, "the killed broker's port did not close", 10)
 
 
 @dataclass
-class FaultDatabase:
+class FaultDatabase(ScratchDatabase):
     """A PostgreSQL cluster that the suite may stop (immediately, as in a crash) and start."""
 
-    folder: Path
-    port: int
-
-    @property
-    def data(self) -> Path:
-        return self.folder / "data"
-
-    @property
-    def url(self) -> str:
-        """The server's `postgres` database, as the services' role: what scratch databases are
-        created from."""
-        return f"postgresql+asyncpg://{ROLE}:{PASSWORD}@{HOST}:{self.port}/postgres"
-
-    async def _pg_ctl(self, *args: str) -> None:
-        bin_dir = local_postgres.installed_bin_dir()
-        assert bin_dir is not None, "PostgreSQL is installed by `nearhome infra up`"
-        await run_command(
-            as_postgres_user([str(bin_dir / "pg_ctl"), f"--pgdata={self.data}", *args]),
-            action=f"pg_ctl {args[0]} (the fault suite's cluster)",
-            timeout_s=90,
-        )
-
-    async def create(self) -> None:
-        bin_dir = local_postgres.installed_bin_dir()
-        assert bin_dir is not None, "PostgreSQL is installed by `nearhome infra up`"
-        self.folder.mkdir(parents=True)
-        password_file = self.folder / "password"
-        password_file.write_text(PASSWORD + "\n")
-        if running_as_root():
-            import pwd  # noqa: PLC0415 - only when the cluster must belong to the postgres user
-
-            account = pwd.getpwnam("postgres")
-            for path in (self.folder, password_file):
-                os.chown(path, account.pw_uid, account.pw_gid)
-        await run_command(
-            as_postgres_user(
-                [
-                    str(bin_dir / "initdb"),
-                    f"--pgdata={self.data}",
-                    f"--username={ROLE}",
-                    f"--pwfile={password_file}",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--no-locale",
-                ]
-            ),
-            action="initdb (the fault suite's cluster)",
-            timeout_s=120,
-        )
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"\nlisten_addresses = '{HOST}'\nport = {self.port}\n"
-                f"unix_socket_directories = '{self.folder}'\n"
-                # A crash of the server process, not of the machine: the OS keeps what was written.
-                "fsync = off\nfull_page_writes = off\nmax_connections = 200\n"
-            )
-
-    async def start(self) -> None:
-        await self._pg_ctl("start", f"--log={self.folder / 'postgres.log'}", "--wait")
-
-        async def accepts() -> bool:
-            try:
-                connection = await asyncpg.connect(self.url.replace("+asyncpg", ""), timeout=2)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                return False
-            await connection.close()
-            return True
-
-        await _until(accepts, "the fault suite's PostgreSQL did not accept connections", 60)
-
-    async def crash(self) -> None:
-        """Stop the server at once: every backend quits without a checkpoint (crash recovery
-        runs at the next start), and every client's connection breaks."""
-        await self._pg_ctl("stop", "--mode=immediate", "--wait")
-
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._pg_ctl("stop", "--mode=immediate", "--wait")
+    label: ClassVar[str] = "the fault suite's cluster"
 
 
 @dataclass
@@ -230,25 +71,11 @@ class FaultInfra:
     database: FaultDatabase
 
 
-def _new_folder() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="nearhome-faults-"))
-    folder.chmod(0o755)  # the postgres OS user must reach its cluster inside
-    return folder
-
-
 @contextlib.asynccontextmanager
 async def fault_infra() -> AsyncIterator[FaultInfra]:
     """A broker and a database of the suite's own, running; both removed afterwards."""
-    folder = _new_folder()
+    folder = scratch_folder("nearhome-faults-")
     broker = FaultBroker(folder / "kafka", free_port(), free_port())
     database = FaultDatabase(folder / "postgres", free_port())
-    try:
-        await asyncio.gather(broker.create(), database.create())
-        await asyncio.gather(broker.start(), database.start())
+    async with running_servers(folder, broker, database):
         yield FaultInfra(broker, database)
-    finally:
-        if broker.process is not None and broker.process.returncode is None:
-            broker.process.send_signal(signal.SIGKILL)
-            await broker.process.wait()
-        await database.stop()
-        shutil.rmtree(folder, ignore_errors=True)

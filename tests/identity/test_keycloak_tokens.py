@@ -7,12 +7,12 @@ import base64
 import json
 import time
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import jwt
 import pytest
-from builders import REFERRAL_DETAILS, SETTING_DETAILS
+from builders import SETTING_DETAILS
+from council_referrals import referral_body
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity.conftest import (
@@ -36,10 +36,6 @@ LEEDS = "E08000035"  # a council outside the North West
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def referral_body() -> dict[str, Any]:
-    return {"reference": f"SEF-{uuid4().hex[:10]}", **REFERRAL_DETAILS}
 
 
 def setting_body() -> dict[str, Any]:

@@ -15,11 +15,9 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-import httpx
 import pytest
-from builders import REFERRAL_DETAILS
+from council_referrals import open_referral
 from integration.dashboard_browser import chromium
 from integration.pages_browser import expect, origin_of, person
 from playwright.async_api import Browser, Page
@@ -72,10 +70,6 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
-def referral_body() -> dict[str, Any]:
-    return {"reference": f"SEF-{uuid4().hex[:10]}", **REFERRAL_DETAILS}
-
-
 def claims_of(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
     claims: dict[str, Any] = json.loads(
@@ -103,14 +97,7 @@ async def test_the_home_finder_signs_in_at_keycloak_and_sees_the_councils_referr
 ) -> None:
     sefton = USERS["sefton"]
     # The council's referral, opened beforehand (with a token of the realm's test client).
-    async with httpx.AsyncClient(base_url=authority.url, trust_env=False) as client:
-        opened = await client.post(
-            "/v1/referrals",
-            json=referral_body(),
-            headers={"Authorization": f"Bearer {keycloak.token(sefton)}"},
-        )
-    assert opened.status_code == 201, opened.text
-    reference = opened.json()["reference"]
+    reference = await open_referral(authority.url, keycloak.token(sefton))
 
     home_finder = await person(browser, "keycloak-sign-in")
     page = home_finder.page

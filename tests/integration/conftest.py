@@ -1,14 +1,15 @@
 """Fixtures shared by integration tests: the authority's service and a referral.events probe, the
-provider's service, a provider.events probe and a new provider's id, and an engine on a database
-migrated to the alerting schema's head.
+provider's service, a provider.events probe and a new provider's id, an engine on a database
+migrated to the alerting schema's head, and a stand-in identity provider.
 
 A test module that needs them configured differently defines its own fixture of the same name.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from authority_fixtures import RunningAuthority, referral_events_probe, running_authority
+from identity_provider import IdentityProvider, serving_identity_provider
 from kafka_probe import TopicProbe
 from provider_fixtures import (
     ProviderEvents,
@@ -77,3 +78,10 @@ async def provider_events() -> AsyncIterator[ProviderEvents]:
 def provider_id() -> str:
     """A new provider's id, so that the test's events are told from any other test's."""
     return new_provider_id()
+
+
+@pytest.fixture
+def identity_provider() -> Iterator[IdentityProvider]:
+    """A stand-in OpenID Connect provider, serving its discovery document and key set."""
+    with serving_identity_provider() as provider:
+        yield provider

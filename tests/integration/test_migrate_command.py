@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -14,8 +14,8 @@ import pytest
 from alembic import command
 from common import free_port
 from fresh import fresh_database
-from identity_provider import IdentityProvider, serving_identity_provider
-from ledger_fixtures import served_process
+from identity_provider import IdentityProvider
+from production_services import identity_environment, production_process
 
 from services.platform.migrate import default_role
 from services.platform.migrations import alembic_config
@@ -102,28 +102,19 @@ async def test_migrate_refuses_what_it_cannot_do_with_a_status_and_one_line(
     assert "check the password in DATABASE_URL" in wrong_password.stderr
 
 
-@pytest.fixture
-def identity() -> Iterator[IdentityProvider]:
-    with serving_identity_provider() as provider:
-        yield provider
-
-
 async def test_serve_in_production_refuses_a_schema_behind_head_until_it_is_migrated(
-    empty_database_url: str, topic_prefix: str, identity: IdentityProvider, tmp_path: Path
+    empty_database_url: str, topic_prefix: str, identity_provider: IdentityProvider, tmp_path: Path
 ) -> None:
     # Migrated and granted, then one revision back, as a deployment of newer code finds it.
     assert nearhome(empty_database_url, "migrate", "provider").returncode == 0
     await asyncio.to_thread(command.downgrade, alembic_config("provider", empty_database_url), "-1")
-    provider = served_process(
+    provider = production_process(
         "provider",
         runtime_url(empty_database_url, default_role("provider")),
         topic_prefix,
         tmp_path / "provider.log",
-        NEARHOME_OIDC_ISSUER=identity.issuer,
-        NEARHOME_OIDC_AUDIENCE="nearhome-api",
-        NEARHOME_OIDC_ROLE_CLAIM="realm_access.roles",
+        identity_provider,
     )
-    provider.environment.pop("NEARHOME_ENV", None)  # production
 
     provider.start()
     assert provider.process is not None
@@ -151,17 +142,11 @@ async def test_serve_in_production_refuses_a_schema_behind_head_until_it_is_migr
 
 
 async def test_serve_in_production_refuses_a_database_never_migrated(
-    empty_database_url: str, topic_prefix: str, identity: IdentityProvider, tmp_path: Path
+    empty_database_url: str, topic_prefix: str, identity_provider: IdentityProvider, tmp_path: Path
 ) -> None:
-    ledger = served_process(
-        "ledger",
-        empty_database_url,
-        topic_prefix,
-        tmp_path / "ledger.log",
-        NEARHOME_OIDC_ISSUER=identity.issuer,
-        NEARHOME_OIDC_AUDIENCE="nearhome-api",
+    ledger = production_process(
+        "ledger", empty_database_url, topic_prefix, tmp_path / "ledger.log", identity_provider
     )
-    ledger.environment.pop("NEARHOME_ENV", None)
     ledger.start()
     assert ledger.process is not None
     status = await asyncio.to_thread(ledger.process.wait, 60)
@@ -175,12 +160,11 @@ async def test_serve_in_production_refuses_a_database_never_migrated(
 
 
 async def test_run_in_production_starts_nothing_unless_every_schema_is_at_head(
-    empty_database_url: str, identity: IdentityProvider
+    empty_database_url: str, identity_provider: IdentityProvider
 ) -> None:
     production = {
         "NEARHOME_ENV": "production",
-        "NEARHOME_OIDC_ISSUER": identity.issuer,
-        "NEARHOME_OIDC_AUDIENCE": "nearhome-api",
+        **identity_environment(identity_provider),
         "PROVIDER_PORT": str(free_port()),
         "LEDGER_PORT": str(free_port()),
     }

@@ -14,19 +14,19 @@ tests/identity/test_pages_sign_in.py does the same against a real Keycloak.
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import pytest
-from authority_fixtures import referral_body
+from council_referrals import open_referral
 from dashboard_browser import chromium
-from identity_provider import IdentityProvider, serving_identity_provider
-from ledger_fixtures import ServedProcess, served_process
+from identity_provider import IdentityProvider
+from ledger_fixtures import ServedProcess
 from pages_browser import Person, expect, origin_of, person
 from playwright.async_api import Browser, Route
+from production_services import production_process
 
 from services.platform.auth import Role, principal_for
 
@@ -38,12 +38,6 @@ CODE = "the-authorization-code"
 
 
 @pytest.fixture
-def provider() -> Iterator[IdentityProvider]:
-    with serving_identity_provider() as serving:
-        yield serving
-
-
-@pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as launched:
         yield launched
@@ -51,19 +45,16 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def authority(
-    fresh_database_url: str, topic_prefix: str, provider: IdentityProvider, tmp_path: Path
+    fresh_database_url: str, topic_prefix: str, identity_provider: IdentityProvider, tmp_path: Path
 ) -> AsyncIterator[ServedProcess]:
-    served = served_process(
+    served = production_process(
         "authority",
         fresh_database_url,
         topic_prefix,
         tmp_path / "authority.log",
-        NEARHOME_OIDC_ISSUER=provider.issuer,
-        NEARHOME_OIDC_AUDIENCE="nearhome-api",
-        NEARHOME_OIDC_ROLE_CLAIM="realm_access.roles",
+        identity_provider,
         NEARHOME_OIDC_PAGES_CLIENT_ID=CLIENT_ID,
     )
-    served.environment.pop("NEARHOME_ENV", None)  # production
     served.start()
     try:
         await served.until_answering("/ready")
@@ -159,20 +150,13 @@ class StandInSignIn:
 
 
 async def test_the_home_finder_signs_in_with_pkce_and_works_with_the_providers_token(
-    authority: ServedProcess, provider: IdentityProvider, browser: Browser
+    authority: ServedProcess, identity_provider: IdentityProvider, browser: Browser
 ) -> None:
-    stand_in = StandInSignIn(provider, authority.url)
-    async with httpx.AsyncClient(base_url=authority.url, trust_env=False) as client:
-        opened = await client.post(
-            "/v1/referrals",
-            json=referral_body(),
-            headers={"Authorization": f"Bearer {stand_in.access_token}"},
-        )
-        assert opened.status_code == 201, opened.text
-    reference = opened.json()["reference"]
+    stand_in = StandInSignIn(identity_provider, authority.url)
+    reference = await open_referral(authority.url, stand_in.access_token)
 
     home_finder = await person(browser, "sign-in-stand-in")
-    await home_finder.page.route(f"{provider.base_url}/**", stand_in.handle)
+    await home_finder.page.route(f"{identity_provider.base_url}/**", stand_in.handle)
     page = home_finder.page
     await page.goto(authority.url + "/")
     sign_in = page.get_by_role("button", name="Sign in")
@@ -216,7 +200,7 @@ async def test_the_home_finder_signs_in_with_pkce_and_works_with_the_providers_t
     assert not any(key.startswith("oidc.user:") for key in json.loads(stored))
 
     alerting = "http://127.0.0.1:8004"  # the page's link (not running here)
-    allowed = {authority.url, origin_of(provider.issuer), alerting}
+    allowed = {authority.url, origin_of(identity_provider.issuer), alerting}
     outside = sorted({url for url in home_finder.requests if origin_of(url) not in allowed})
     assert not outside, outside
     scripts = [
@@ -251,10 +235,10 @@ async def stored_access_token(home_finder: Person) -> str:
 
 
 async def test_an_expiring_sign_in_is_renewed_with_the_refresh_token(
-    authority: ServedProcess, provider: IdentityProvider, browser: Browser
+    authority: ServedProcess, identity_provider: IdentityProvider, browser: Browser
 ) -> None:
     # oidc-client-ts renews 60 s before expiry: at once for a token good for 62 s.
-    stand_in = StandInSignIn(provider, authority.url, expires_in=62, refresh=True)
+    stand_in = StandInSignIn(identity_provider, authority.url, expires_in=62, refresh=True)
     home_finder = await signed_in(authority, stand_in, browser, "sign-in-renewed")
     first = await stored_access_token(home_finder)
     for _ in range(100):
@@ -278,9 +262,9 @@ async def test_an_expiring_sign_in_is_renewed_with_the_refresh_token(
 
 
 async def test_a_sign_in_that_cannot_be_renewed_ends_and_asks_to_sign_in_again(
-    authority: ServedProcess, provider: IdentityProvider, browser: Browser
+    authority: ServedProcess, identity_provider: IdentityProvider, browser: Browser
 ) -> None:
-    stand_in = StandInSignIn(provider, authority.url, expires_in=4, refresh=False)
+    stand_in = StandInSignIn(identity_provider, authority.url, expires_in=4, refresh=False)
     home_finder = await signed_in(authority, stand_in, browser, "sign-in-ended")
     page = home_finder.page
     await expect(page.locator("#signed-in")).to_have_text(

@@ -3,14 +3,13 @@ production) trusts the identity provider's tokens and nothing else: the role and
 the claims, and the key set is found through the issuer's openid-configuration."""
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from authority_fixtures import referral_body
-from identity_provider import IdentityProvider, rsa_key, serving_identity_provider
-from ledger_fixtures import served_process
+from identity_provider import IdentityProvider, rsa_key
+from production_services import production_process
 
 from services.platform.auth import DEVELOPMENT_SECRET, Role, issue_token, principal_for
 from services.platform.migrations import upgrade_to_head_async
@@ -21,25 +20,12 @@ SEFTON = "E08000014"
 WIRRAL = "E08000015"
 
 
-@pytest.fixture
-def provider() -> Iterator[IdentityProvider]:
-    with serving_identity_provider() as serving:
-        yield serving
-
-
 async def test_a_production_service_takes_the_role_and_scope_from_the_providers_tokens(
-    fresh_database_url: str, topic_prefix: str, provider: IdentityProvider, tmp_path: Path
+    fresh_database_url: str, topic_prefix: str, identity_provider: IdentityProvider, tmp_path: Path
 ) -> None:
-    authority = served_process(
-        "authority",
-        fresh_database_url,
-        topic_prefix,
-        tmp_path / "authority.log",
-        NEARHOME_OIDC_ISSUER=provider.issuer,
-        NEARHOME_OIDC_AUDIENCE="nearhome-api",
-        NEARHOME_OIDC_ROLE_CLAIM="realm_access.roles",
+    authority = production_process(
+        "authority", fresh_database_url, topic_prefix, tmp_path / "authority.log", identity_provider
     )
-    authority.environment.pop("NEARHOME_ENV", None)
     assert "NEARHOME_ENV" not in authority.environment
     assert os.environ["NEARHOME_ENV"] == "development"  # the suite's; not the child's
     # In production the migrations are a step of their own (`nearhome migrate`).
@@ -49,7 +35,7 @@ async def test_a_production_service_takes_the_role_and_scope_from_the_providers_
         await authority.until_answering("/ready")
 
         def council(code: str) -> dict[str, str]:
-            token = provider.token_for(principal_for(Role.AUTHORITY, authority_code=code))
+            token = identity_provider.token_for(principal_for(Role.AUTHORITY, authority_code=code))
             return {"Authorization": f"Bearer {token}"}
 
         async with httpx.AsyncClient(base_url=authority.url, trust_env=False) as client:
@@ -73,9 +59,9 @@ async def test_a_production_service_takes_the_role_and_scope_from_the_providers_
                 referral,
                 headers={
                     "Authorization": "Bearer "
-                    + provider.token(
+                    + identity_provider.token(
                         {"realm_access": {"roles": ["authority"]}, "authority_code": SEFTON},
-                        key=rsa_key(kid=provider.rsa.kid),
+                        key=rsa_key(kid=identity_provider.rsa.kid),
                     )
                 },
             )
@@ -86,5 +72,5 @@ async def test_a_production_service_takes_the_role_and_scope_from_the_providers_
     for refused in (development, forged):
         assert refused.status_code == 401, refused.text
         assert refused.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
-    assert provider.discovery_fetches == 1
-    assert provider.jwks_fetches == 1
+    assert identity_provider.discovery_fetches == 1
+    assert identity_provider.jwks_fetches == 1

@@ -5,28 +5,27 @@ The broker runs the same jars and configuration template as `nearhome infra up`,
 listener changed: SASL_SSL, with a PEM key store, and a SCRAM-SHA-512 user created when the
 storage is formatted (`kafka-storage format --add-scram`). The controller and the broker's own
 inter-broker traffic stay on PLAINTEXT listeners of their own, which no client of the test uses.
-The database is the fault suite's (`FaultDatabase`), with `ssl = on` and the test CA's
+The database is a scratch cluster (tests/scratch_servers.py) with `ssl = on` and the test CA's
 certificate.
 """
 
-import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import ssl
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from string import Template
+from typing import ClassVar
 
-from faults.fault_infra import HOST, START_TIMEOUT_S, FaultDatabase, _until, free_port
+from scratch_servers import (
+    HOST,
+    ScratchBroker,
+    ScratchDatabase,
+    free_port,
+    running_servers,
+    scratch_folder,
+)
 
-from infra.local import kafka as local_kafka
-from infra.local.processes import run_command
-from infra.local.state import recipe, state_layout
-from infra.local.status import quiet
 from secured.certificates import CertificateAuthority, ServerCertificate
 from services.platform.connections import KafkaSecurity
 from services.platform.network import port_accepts
@@ -36,25 +35,15 @@ SCRAM_USER = "nearhome-services"
 SCRAM_PASSWORD = "scram-secret-of-the-test"
 
 
-@dataclass
-class SecuredBroker:
+@dataclass(kw_only=True)
+class SecuredBroker(ScratchBroker):
     """One KRaft node whose client listener is SASL_SSL with SCRAM-SHA-512."""
 
-    folder: Path
     server: ServerCertificate
     authority: CertificateAuthority
-    port: int
     internal_port: int
-    controller_port: int
-    process: asyncio.subprocess.Process | None = None
 
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def config(self) -> Path:
-        return self.folder / "server.properties"
+    label: ClassVar[str] = "the secured broker"
 
     def security(self, password: str = SCRAM_PASSWORD) -> KafkaSecurity:
         """How a client of the test connects: SCRAM over TLS, trusting the test CA."""
@@ -66,24 +55,7 @@ class SecuredBroker:
             ca_file=self.authority.certificate,
         )
 
-    def _java(self, main_class: str, *args: str) -> list[str]:
-        return [
-            shutil.which("java") or "java",
-            "-Xmx384m",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:+UseSerialGC",
-            f"-Dlog4j2.configurationFile={self.folder / 'log4j2.xml'}",
-            f"-Dkafka.logs.dir={self.folder / 'logs'}",
-            "-cp",
-            f"{state_layout().kafka_libs}/*",
-            main_class,
-            *args,
-        ]
-
     def _configuration(self) -> str:
-        text = Template(recipe("kafka-server.properties.template").read_text("utf-8")).substitute(
-            data_dir=self.folder / "data"
-        )
         listeners = (
             f"SECURE://{HOST}:{self.port},INTERNAL://{HOST}:{self.internal_port},"
             f"CONTROLLER://{HOST}:{self.controller_port}"
@@ -98,7 +70,7 @@ class SecuredBroker:
             ),
         }
         lines = []
-        for line in text.splitlines():
+        for line in self._template().splitlines():
             for key, value in replaced.items():
                 if line.startswith(key):
                     line = key + value  # noqa: PLW2901 - the line, with our value
@@ -113,65 +85,28 @@ class SecuredBroker:
         ]
         return "\n".join(lines) + "\n"
 
-    async def create(self) -> None:
-        """Write the configuration, and format the storage with the SCRAM user in it."""
-        await local_kafka.ensure_kafka_jars(state_layout(), quiet)
-        (self.folder / "logs").mkdir(parents=True)
-        self.config.write_text(self._configuration())
-        (self.folder / "log4j2.xml").write_bytes(recipe("log4j2.xml").read_bytes())
-        await run_command(
-            self._java(
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "--config",
-                str(self.config),
-                "--cluster-id",
-                local_kafka.new_cluster_id(),
-                "--add-scram",
-                f"SCRAM-SHA-512=[name={SCRAM_USER},password={SCRAM_PASSWORD}]",
-            ),
-            action="formatting the secured broker's storage",
-            timeout_s=120,
-        )
+    def _format_options(self) -> tuple[str, ...]:
+        # The SCRAM user is created with the storage.
+        return ("--add-scram", f"SCRAM-SHA-512=[name={SCRAM_USER},password={SCRAM_PASSWORD}]")
 
-    async def start(self) -> None:
-        """Start the JVM and return once it answers a SCRAM client over TLS."""
-        with (self.folder / "logs" / "console.log").open("ab") as console:
-            self.process = await asyncio.create_subprocess_exec(
-                *self._java("kafka.Kafka", str(self.config)),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=console,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        async def answers() -> bool:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise RuntimeError(f"the secured broker exited: see {self.folder}/logs")
-            # A quiet TCP check first: aiokafka logs every refused connection as an error.
-            if not await port_accepts(HOST, self.port):
-                return False
-            return await broker_answers(self.bootstrap, 3.0, security=self.security())
-
-        await _until(answers, "the secured broker did not answer", START_TIMEOUT_S)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-            await self.process.wait()
+    async def _answers(self) -> bool:
+        """Whether it answers a SCRAM client over TLS."""
+        # A quiet TCP check first: aiokafka logs every refused connection as an error.
+        if not await port_accepts(HOST, self.port):
+            return False
+        return await broker_answers(self.bootstrap, 3.0, security=self.security())
 
 
-@dataclass
-class TlsDatabase(FaultDatabase):
-    """The fault suite's PostgreSQL cluster, offering TLS with a certificate of the test CA."""
+@dataclass(kw_only=True)
+class TlsDatabase(ScratchDatabase):
+    """A scratch PostgreSQL cluster, offering TLS with a certificate of the test CA."""
 
-    server: ServerCertificate | None = None
+    server: ServerCertificate
+
+    label: ClassVar[str] = "the secured suite's cluster"
 
     async def create(self) -> None:
         await super().create()
-        assert self.server is not None
         # PostgreSQL reads its key and certificate from its data folder, as the cluster's owner.
         owner = self.data.stat()
         for source, name in (
@@ -207,31 +142,19 @@ class SecuredInfra:
         return ssl.create_default_context(cafile=str(self.authority.certificate))
 
 
-def _new_folder() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="nearhome-secured-"))
-    folder.chmod(0o755)  # the postgres OS user must reach its cluster inside
-    return folder
-
-
 @contextlib.asynccontextmanager
 async def secured_infra() -> AsyncIterator[SecuredInfra]:
     """A secured broker and a TLS database, running; both removed afterwards."""
-    folder = _new_folder()
+    folder = scratch_folder("nearhome-secured-")
     authority = CertificateAuthority.create(folder / "pki")
     broker = SecuredBroker(
         folder / "kafka",
-        authority.issue("broker"),
-        authority,
         free_port(),
         free_port(),
-        free_port(),
+        server=authority.issue("broker"),
+        authority=authority,
+        internal_port=free_port(),
     )
     database = TlsDatabase(folder / "postgres", free_port(), server=authority.issue("postgres"))
-    try:
-        await asyncio.gather(broker.create(), database.create())
-        await asyncio.gather(broker.start(), database.start())
+    async with running_servers(folder, broker, database):
         yield SecuredInfra(authority, broker, database)
-    finally:
-        await broker.stop()
-        await database.stop()
-        shutil.rmtree(folder, ignore_errors=True)
