@@ -4,7 +4,7 @@ The cluster's superuser (`postgres`) has no password and logs in only through a 
 the state folder; the services log in over TCP with the credentials in `DATABASE_URL`. That role
 owns the database and the schemas; beside it each service has a runtime role of its own
 (`nearhome_provider`, …, whose development password is its name), as in production (README,
-"Production database"): `nearhome migrate` grants each its schema, and `nearhome run` runs each
+"Production"): `nearhome migrate` grants each its schema, and `nearhome run` runs each
 service as its role. The owner is made a member of the runtime roles, so that it may end their
 sessions (a scratch database is dropped `WITH (FORCE)`).
 """

@@ -148,7 +148,7 @@ class IdentityNotConfiguredError(RuntimeError):
 
 NOT_CONFIGURED = (
     "no identity provider is configured: set NEARHOME_OIDC_ISSUER and NEARHOME_OIDC_AUDIENCE "
-    "(README, 'Production identity'), or NEARHOME_ENV=development to trust tokens made by "
+    "(README, 'Production'), or NEARHOME_ENV=development to trust tokens made by "
     "`nearhome token issue`"
 )
 

@@ -1,5 +1,5 @@
 """`nearhome migrate`: a service's migrations, applied as the owner of its schema, and its runtime
-role granted what it needs there, and nothing elsewhere (README, "Production database").
+role granted what it needs there, and nothing elsewhere (README, "Production").
 
 Each service runs as a role of its own (`<SERVICE>_DATABASE_ROLE`, `nearhome_<service>` by
 default) that can reach only its own schema: USAGE on it, SELECT/INSERT/UPDATE/DELETE on its

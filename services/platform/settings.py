@@ -46,7 +46,7 @@ class CommonSettings(BaseSettings):
     )
 
     # How every broker, producer, consumer and admin client connects to Kafka (README,
-    # "Production connections"): PLAINTEXT locally; SASL_SSL with a SCRAM user in production.
+    # "Production"): PLAINTEXT locally; SASL_SSL with a SCRAM user in production.
     kafka_security_protocol: KafkaProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
