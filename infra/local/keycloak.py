@@ -534,30 +534,6 @@ def _template(  # noqa: PLR0913
     return template
 
 
-def prepare_keycloak(
-    realm_files: Sequence[Path],
-    *,
-    layout: StateLayout | None = None,
-    progress: Progress = _quiet,
-    timeout_s: float = START_TIMEOUT_S,
-) -> None:
-    """What a first `launch_keycloak` does before it starts the server: fetch and build Keycloak
-    and import `realm_files` into a template, unless that is done already (then it returns at
-    once). A test session runs it in the background while other tests run."""
-    paths = KeycloakPaths.of(layout or state_layout())
-    java_home = find_java_home()
-    with _exclusive(paths, progress):
-        server_home = ensure_distribution(paths, java_home, progress)
-        _template(
-            paths,
-            server_home,
-            java_home,
-            [path.resolve() for path in realm_files],
-            progress=progress,
-            timeout_s=max(timeout_s, TEMPLATE_TIMEOUT_S),
-        )
-
-
 def launch_keycloak(
     realm_files: Sequence[Path],
     *,

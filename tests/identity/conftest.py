@@ -8,10 +8,8 @@ through the realm's `nearhome-pages` client as one of `USERS`, with `PASSWORD`.
 """
 
 import asyncio
-import contextlib
 import shutil
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 from fresh import fresh_database, fresh_topics
 
 from identity.served import ServedService, served
-from infra.local.keycloak import KeycloakServer, launch_keycloak, prepare_keycloak
+from infra.local.keycloak import KeycloakServer, launch_keycloak
 from services.platform.migrations import upgrade_to_head_async
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -148,23 +146,6 @@ class Keycloak:
 
 def _progress(message: str) -> None:
     print(f"keycloak: {message}", file=sys.stderr, flush=True)  # noqa: T201
-
-
-def _prepare_quietly() -> None:
-    # Whatever fails here fails again, and is reported, in `keycloak_launched`.
-    with contextlib.suppress(Exception):
-        prepare_keycloak([REALM_FILE, ELSEWHERE_REALM_FILE], progress=_progress)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """When this package's tests are to run, prepare Keycloak (on a first run: fetch, build and
-    import the realms, a minute or more) in the background while the tests before them run;
-    `launch_keycloak` waits for it to finish (one preparation at a time)."""
-    here = Path(__file__).resolve().parent
-    if session.config.option.collectonly:
-        return
-    if any(item.path.resolve().is_relative_to(here) for item in session.items):
-        threading.Thread(target=_prepare_quietly, name="keycloak-prepare", daemon=True).start()
 
 
 @pytest.fixture(scope="package")
