@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from typing import Annotated
 
 import typer
 
@@ -20,11 +21,23 @@ def _fail(error: InfraError) -> typer.Exit:
 
 
 @app.command()
-def up() -> None:
-    """Start the broker and the database if needed, then declare topics and schemas."""
+def up(
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            "--brokers",
+            help="local Kafka brokers: 1, or a replicated KRaft cluster of 3 to 5 (topics with 3 "
+            "replicas, 2 in sync), on 127.0.0.1:9092, 9094, 9096…; default: as many as are "
+            "running, else 1",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Start the broker (or brokers) and the database if needed, then declare topics and
+    schemas."""
     started = time.monotonic()
     try:
-        infra = asyncio.run(lifecycle.up(typer.echo))
+        infra = asyncio.run(lifecycle.up(typer.echo, brokers=brokers))
     except InfraError as error:
         raise _fail(error) from error
     typer.echo(infra.describe())
@@ -33,7 +46,7 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the broker and the database, only if `up` started them."""
+    """Stop the broker (or brokers) and the database, only if `up` started them."""
     try:
         asyncio.run(lifecycle.down(typer.echo))
     except InfraError as error:
@@ -42,7 +55,8 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Show where the broker and the database are and who runs them; exit 1 unless both are up."""
+    """Show where each broker and the database are and who runs them; exit 1 unless all are
+    up."""
     try:
         infra = asyncio.run(lifecycle.status())
     except InfraError as error:

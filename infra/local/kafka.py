@@ -6,6 +6,7 @@ import hashlib
 import re
 import shutil
 import uuid
+from collections.abc import Iterable, Sequence
 from importlib.resources import as_file
 from pathlib import Path
 from string import Template
@@ -48,8 +49,10 @@ _FORMAT_TIMEOUT_S = 120.0
 _PROBE_TIMEOUT_S = 3.0
 _RETRY_INTERVAL_S = 0.5
 
-_BROKER_MAIN = "kafka.Kafka"
-_STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
+_SINGLE_BROKER_HEAP_MIB = 512
+
+BROKER_MAIN = "kafka.Kafka"
+STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
 _JARS_RESOLVED_MARKER = ".resolved-from-pom"
 _SERVER_LOG_SCAN_LINES = 400
 # The levels in the broker's log4j pattern ("[date] LEVEL message (logger)").
@@ -98,7 +101,12 @@ async def ensure_broker(
         progress(f"a broker not started by nearhome infra answers at {LOCAL_BOOTSTRAP}: using it")
         return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.ALREADY_RUNNING)
     else:
-        await _refuse_taken_ports()
+        await refuse_taken_ports(
+            (
+                (_BROKER_PORT, "the local Kafka broker"),
+                (_CONTROLLER_PORT, "the local Kafka controller"),
+            )
+        )
         pid = await start_broker_and_wait(layout, progress)
     return ComponentStatus("broker", LOCAL_BOOTSTRAP, up=True, origin=Origin.STARTED_HERE, pid=pid)
 
@@ -146,7 +154,7 @@ async def start_local_broker(layout: StateLayout, progress: Progress) -> int:
     await format_storage_once(layout, progress)
     progress("starting the Kafka broker…")
     pid = start_detached(
-        _java_command(layout, _BROKER_MAIN, str(layout.broker_config)),
+        _java_command(layout, BROKER_MAIN, str(layout.broker_config)),
         log_path=layout.broker_console_log,
         cwd=layout.kafka_dir,
     )
@@ -172,7 +180,7 @@ def recorded_broker_pid(layout: StateLayout) -> int | None:
 
 
 def _broker_markers(layout: StateLayout) -> tuple[str, str]:
-    return (_BROKER_MAIN, str(layout.broker_config))
+    return (BROKER_MAIN, str(layout.broker_config))
 
 
 async def ensure_kafka_jars(layout: StateLayout, progress: Progress) -> None:
@@ -228,7 +236,7 @@ async def format_storage_once(layout: StateLayout, progress: Progress) -> None:
     await run_command(
         _java_command(
             layout,
-            _STORAGE_TOOL_MAIN,
+            STORAGE_TOOL_MAIN,
             "format",
             "--standalone",
             "--config",
@@ -251,14 +259,39 @@ def new_cluster_id() -> str:
 
 
 def _java_command(layout: StateLayout, main_class: str, *args: str) -> list[str]:
+    return java_command(
+        libs=layout.kafka_libs,
+        log_config=layout.broker_log_config,
+        logs_dir=layout.kafka_logs,
+        heap_mib=_SINGLE_BROKER_HEAP_MIB,
+        main_class=main_class,
+        args=args,
+    )
+
+
+def java_command(  # noqa: PLR0913 - every part of the command line is the caller's
+    *,
+    libs: Path,
+    log_config: Path,
+    logs_dir: Path,
+    heap_mib: int,
+    main_class: str,
+    args: Sequence[str],
+    quick_start: bool = False,
+) -> list[str]:
+    """The JVM command line running Kafka's `main_class` with the jars in `libs`, logging (by
+    `log_config`) under `logs_dir`, its heap capped at `heap_mib`. `quick_start`: the client
+    compiler only and one GC thread, so that several JVMs start quickly on two cores."""
     java = require_program("java", "install a Java 17+ runtime (apt-get install default-jre)")
+    tuning = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] if quick_start else []
     return [
         java,
-        "-Xmx512m",
-        f"-Dlog4j2.configurationFile={layout.broker_log_config}",
-        f"-Dkafka.logs.dir={layout.kafka_logs}",
+        f"-Xmx{heap_mib}m",
+        *tuning,
+        f"-Dlog4j2.configurationFile={log_config}",
+        f"-Dkafka.logs.dir={logs_dir}",
         "-cp",
-        f"{layout.kafka_libs}/*",
+        f"{libs}/*",
         main_class,
         *args,
     ]
@@ -291,7 +324,7 @@ async def _has_exited(pid: int, layout: StateLayout) -> bool:
     ago. A second broker started beside a live one, on the same folder, corrupts its metadata log.
     """
     # The controller listens on the port after the broker's (`write_broker_config`).
-    host, broker_port = _split_address(LOCAL_BOOTSTRAP)
+    host, broker_port = split_address(LOCAL_BOOTSTRAP)
     return has_exited(pid, *_broker_markers(layout)) and not await port_accepts(
         host, broker_port + 1
     )
@@ -300,38 +333,40 @@ async def _has_exited(pid: int, layout: StateLayout) -> bool:
 class BrokerExitedError(BrokerError):
     """The broker's process ended before it answered: how it ended, and what it last logged."""
 
-    def __init__(self, pid: int, how: str | None, layout: StateLayout) -> None:
-        self.summary = f"the broker (pid {pid}) exited while starting ({how or 'how is unknown'})"
+    def __init__(
+        self, pid: int, how: str | None, layout: StateLayout, *, name: str = "the broker"
+    ) -> None:
+        self.summary = f"{name} (pid {pid}) exited while starting ({how or 'how is unknown'})"
         super().__init__(
-            f"{self.summary}{_likely_cause(how)}; {_machine_headroom(layout)}. "
+            f"{self.summary}{likely_cause(how)}; {machine_headroom(layout.root)}. "
             f"See {layout.broker_server_log} and {layout.broker_console_log}.\n"
-            f"{_last_broker_words(layout)}"
+            f"{last_broker_words(layout.broker_console_log, layout.broker_server_log)}"
         )
 
 
-def _likely_cause(how: str | None) -> str:
+def likely_cause(how: str | None) -> str:
     if how == "killed by SIGKILL":
         return "; an unexplained SIGKILL usually comes from the kernel's out-of-memory killer"
     return ""
 
 
-def _machine_headroom(layout: StateLayout) -> str:
+def machine_headroom(root: Path) -> str:
+    """Memory available, free disk under `root`, the cgroup's limit and OOM kills: what a
+    broker that vanished while starting most likely ran out of."""
     memory = memory_available_mib()
-    disk = shutil.disk_usage(layout.root).free // (1024 * 1024)
+    disk = shutil.disk_usage(root).free // (1024 * 1024)
     memory_text = "unknown" if memory is None else f"{memory} MiB"
-    headroom = f"memory available now: {memory_text}, free disk under {layout.root}: {disk} MiB"
+    headroom = f"memory available now: {memory_text}, free disk under {root}: {disk} MiB"
     cgroup = cgroup_memory_report()
     return headroom if cgroup is None else f"{headroom}, {cgroup}"
 
 
-def _last_broker_words(layout: StateLayout) -> str:
+def last_broker_words(console: Path, server_log: Path) -> str:
     """What the JVM printed (crashes, bad flags), then the broker log's warnings or last lines."""
     parts = []
-    console = layout.broker_console_log
     if console.is_file() and console.stat().st_size > 0:
         parts.append(f"  console.log ends:\n{tail_of_file(console)}")
-    server_log = layout.broker_server_log
-    recent = _recent_lines(server_log, _SERVER_LOG_SCAN_LINES)
+    recent = recent_lines(server_log, _SERVER_LOG_SCAN_LINES)
     complaints = "\n".join(line for line in recent if _COMPLAINT.search(line))
     if complaints:
         parts.append(f"  server.log's last warnings and errors:\n{tail(complaints)}")
@@ -340,7 +375,7 @@ def _last_broker_words(layout: StateLayout) -> str:
     return "\n".join(parts)
 
 
-def _recent_lines(path: Path, count: int) -> list[str]:
+def recent_lines(path: Path, count: int) -> list[str]:
     try:
         return path.read_text(errors="replace").splitlines()[-count:]
     except FileNotFoundError:
@@ -353,7 +388,7 @@ async def broker_answers(
     """Whether a Kafka broker at `bootstrap` answers a metadata request (connecting as
     `security` says)."""
     bootstrap = normalise_bootstrap(bootstrap)
-    addresses = [_split_address(address) for address in bootstrap.split(",")]
+    addresses = [split_address(address) for address in bootstrap.split(",")]
     # A quiet TCP check first: aiokafka logs every refused connection as an error.
     if not any([await port_accepts(host, port) for host, port in addresses]):
         return False
@@ -371,17 +406,18 @@ async def broker_answers(
     return True
 
 
-async def _refuse_taken_ports() -> None:
-    for port, role in ((_BROKER_PORT, "broker"), (_CONTROLLER_PORT, "controller")):
+async def refuse_taken_ports(ports: Iterable[tuple[int, str]]) -> None:
+    """`PortTakenError` if any of `ports` (each with what it is for) on 127.0.0.1 accepts."""
+    for port, role in ports:
         if await port_accepts(_HOST, port):
             raise PortTakenError(
-                f"port {_HOST}:{port} (the local Kafka {role}) is taken by something that is not "
+                f"port {_HOST}:{port} ({role}) is taken by something that is not "
                 "a Kafka broker started by nearhome infra; stop it, or set KAFKA_BOOTSTRAP_SERVERS "
                 "to a broker you run yourself"
             )
 
 
-def _split_address(address: str) -> tuple[str, int]:
+def split_address(address: str) -> tuple[str, int]:
     host, separator, port = address.rpartition(":")
     if not separator or not port.isdigit():
         return (address, _BROKER_PORT)

@@ -3,26 +3,27 @@
 import asyncio
 
 from contracts.topics import all_topics
-from infra.local import kafka, postgres
+from infra.local import cluster, postgres
 from infra.local.errors import InfraError
 from infra.local.state import StateLayout, exclusive, state_layout
-from infra.local.status import ComponentStatus, InfraStatus, Progress, quiet
+from infra.local.status import InfraStatus, Progress, quiet
 from infra.local.topics import declare_topics
 from services.platform.settings import SERVICE_SCHEMAS, CommonSettings
 
 
-async def up(progress: Progress = quiet) -> InfraStatus:
+async def up(progress: Progress = quiet, *, brokers: int | None = None) -> InfraStatus:
     """Bring the broker and the database up (or find them up), then declare topics and schemas.
 
-    Idempotent: what is already running is used as it is.
+    Idempotent: what is already running is used as it is. `brokers`: how many local Kafka brokers
+    (1, or a replicated cluster of 3 to 5); None: as many as `up` started and still run, else 1.
     """
     settings = CommonSettings()
     layout = state_layout()
     async with exclusive(layout, progress):
         # Both start in parallel: the broker's JVM and Postgres's initdb each take seconds. Each
         # runs to its end even when the other fails, so a failure never interrupts a half-made one.
-        broker, database = await asyncio.gather(
-            _broker_with_topics(settings, layout, progress),
+        kafka, database = await asyncio.gather(
+            _brokers_with_topics(settings, layout, progress, brokers),
             postgres.ensure_database(
                 settings.database_url,
                 SERVICE_SCHEMAS,
@@ -32,9 +33,9 @@ async def up(progress: Progress = quiet) -> InfraStatus:
             ),
             return_exceptions=True,
         )
-    if isinstance(broker, BaseException) or isinstance(database, BaseException):
-        raise _first_failure(broker, database)
-    return InfraStatus(broker=broker, database=database)
+    if isinstance(kafka, BaseException) or isinstance(database, BaseException):
+        raise _first_failure(kafka, database)
+    return InfraStatus(broker=kafka.brokers[0], database=database, more_brokers=kafka.brokers[1:])
 
 
 def _first_failure(*outcomes: object) -> BaseException:
@@ -45,28 +46,28 @@ def _first_failure(*outcomes: object) -> BaseException:
     return failures[0]
 
 
-async def _broker_with_topics(
-    settings: CommonSettings, layout: StateLayout, progress: Progress
-) -> ComponentStatus:
+async def _brokers_with_topics(
+    settings: CommonSettings, layout: StateLayout, progress: Progress, brokers: int | None
+) -> cluster.LocalKafka:
     security = settings.kafka_security
-    broker = await kafka.ensure_broker(
-        settings.kafka_bootstrap_servers, layout, progress, security=security
+    kafka = await cluster.ensure_brokers(
+        settings.kafka_bootstrap_servers, layout, progress, brokers=brokers, security=security
     )
     await declare_topics(
-        broker.address, all_topics(settings.topic_prefix), progress, security=security
+        kafka.bootstrap, all_topics(settings.topic_prefix), progress, security=security
     )
-    return broker
+    return kafka
 
 
 async def down(progress: Progress = quiet) -> None:
     """Stop the broker and the database if, and only if, `up` started them."""
     layout = state_layout()
     async with exclusive(layout, progress):
-        broker_pid = await kafka.stop_local_broker(layout)
+        stopped = await cluster.stop_local_kafka(layout)
         database_pid = await postgres.stop_local_cluster(layout)
     progress(
-        f"stopped the broker (pid {broker_pid})"
-        if broker_pid is not None
+        "stopped " + ", ".join(f"{name} (pid {pid})" for name, pid in stopped)
+        if stopped
         else "no broker started by nearhome infra is running"
     )
     progress(
@@ -79,13 +80,13 @@ async def down(progress: Progress = quiet) -> None:
 async def status() -> InfraStatus:
     settings = CommonSettings()
     layout = state_layout()
-    broker, database = await asyncio.gather(
-        kafka.broker_status(
+    brokers, database = await asyncio.gather(
+        cluster.brokers_status(
             settings.kafka_bootstrap_servers, layout, security=settings.kafka_security
         ),
         postgres.database_status(settings.database_url, layout, tls=settings.database_tls),
     )
-    return InfraStatus(broker=broker, database=database)
+    return InfraStatus(broker=brokers[0], database=database, more_brokers=brokers[1:])
 
 
 async def ensure_up(progress: Progress = quiet) -> InfraStatus:

@@ -233,6 +233,17 @@ async def stop_process(pid: int, *markers: str, timeout_s: float) -> None:
         raise InfraError(f"process {pid} survived SIGKILL")
 
 
+async def kill_process(pid: int, *markers: str, timeout_s: float = _KILL_GRACE_S) -> bool:
+    """SIGKILL `pid` if it is still the process the markers describe (as the kernel's OOM killer
+    would) and wait until it is gone; whether it was running."""
+    if not is_running(pid, *markers):
+        return False
+    os.kill(pid, signal.SIGKILL)
+    if not await _wait_until_gone(pid, markers, timeout_s):
+        raise InfraError(f"process {pid} survived SIGKILL")
+    return True
+
+
 async def _wait_until_gone(pid: int, markers: tuple[str, ...], timeout_s: float) -> bool:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

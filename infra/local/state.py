@@ -76,6 +76,16 @@ class StateLayout:
     def broker_pid_file(self) -> Path:
         return self.kafka_dir / "broker.pid"
 
+    def kafka_cluster_dir(self, brokers: int) -> Path:
+        """The folder of a local cluster of `brokers` nodes (`nearhome infra up --brokers 3`):
+        one `node-<id>/` per node. Each size has its own, apart from the single broker's `kafka/`:
+        a cluster's storage is formatted for its voters and cannot change size."""
+        return self.root / f"kafka-{brokers}-brokers"
+
+    def kafka_cluster_dirs(self) -> list[Path]:
+        """The folders of every local cluster formatted here, whatever its size."""
+        return sorted(self.root.glob("kafka-*-brokers"))
+
     @property
     def postgres_dir(self) -> Path:
         return self.root / "postgres"

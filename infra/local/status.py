@@ -43,12 +43,19 @@ class ComponentStatus:
 
 @dataclass(frozen=True, slots=True)
 class InfraStatus:
+    """The broker (a cluster's first node) and the database; a local cluster's other nodes."""
+
     broker: ComponentStatus
     database: ComponentStatus
+    more_brokers: tuple[ComponentStatus, ...] = ()
+
+    @property
+    def brokers(self) -> tuple[ComponentStatus, ...]:
+        return (self.broker, *self.more_brokers)
 
     @property
     def all_up(self) -> bool:
-        return self.broker.up and self.database.up
+        return all(broker.up for broker in self.brokers) and self.database.up
 
     def describe(self) -> str:
-        return f"{self.broker.describe()}\n{self.database.describe()}"
+        return "\n".join(c.describe() for c in (*self.brokers, self.database))

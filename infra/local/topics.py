@@ -18,6 +18,21 @@ _TOPIC_ALREADY_EXISTS = 36
 _PREFERRED_REPLICATION = 3
 
 
+def min_insync_replicas(replication: int) -> int:
+    """How many replicas an acks=all write needs: all but one, so that one broker may be lost
+    without refusing writes, and never fewer than one."""
+    return max(1, replication - 1)
+
+
+def topic_configs(spec: TopicSpec, replication: int) -> dict[str, str]:
+    """The configuration a catalogue topic is created with on `replication` brokers: its
+    retention and, when replicated, `min.insync.replicas` (a broker's default may be 1)."""
+    configs = {"retention.ms": str(spec.retention_ms)}
+    if replication > 1:
+        configs["min.insync.replicas"] = str(min_insync_replicas(replication))
+    return configs
+
+
 @dataclass(frozen=True, slots=True)
 class TopicDeclaration:
     """What declaring the catalogue did: topics it created and topics that were already there."""
@@ -80,7 +95,7 @@ async def _create_topics(
                 name=spec.name,
                 num_partitions=spec.partitions,
                 replication_factor=replication,
-                topic_configs={"retention.ms": str(spec.retention_ms)},
+                topic_configs=topic_configs(spec, replication),
             )
             for spec in specs
         ]
