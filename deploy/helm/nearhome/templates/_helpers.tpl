@@ -56,7 +56,7 @@ app.kubernetes.io/component: {{ .service }}
 {{/* The Secret a service reads its credentials from. */}}
 {{- define "nearhome.serviceSecretName" -}}
 {{- $spec := index .root.Values.services .service -}}
-{{- default (printf "%s-%s" (include "nearhome.fullname" .root) .service) $spec.existingSecret -}}
+{{- default (printf "%s-%s-secrets" (include "nearhome.fullname" .root) .service) $spec.existingSecret -}}
 {{- end -}}
 
 {{- define "nearhome.migrationSecretName" -}}
@@ -115,19 +115,20 @@ alerting:
 {{- printf "%s-rw.%s.svc" (include "nearhome.postgresClusterName" .) .Release.Namespace -}}
 {{- end -}}
 
-{{/* Environment variables that make DATABASE_URL (or, with "variable", another one) from a
-     role's basic-auth Secret (cloudnativepg mode): (dict "root" $ "role" "provider"
-     "variable" "DATABASE_URL"). The password is put into the URL as it is. */}}
+{{/* The database URL of a role (cloudnativepg mode): (dict "root" $ "role" "provider"
+     "variable" "DATABASE_URL"). The URL names the role but holds no password: asyncpg, which
+     every engine and connection of NearHome's uses, takes it from PGPASSWORD when the URL has
+     none, and PGPASSWORD comes from the role's basic-auth Secret, the one CloudNativePG sets the
+     role's password from. So a password needs no URL encoding and lives in one Secret only. */}}
 {{- define "nearhome.cnpgDatabaseUrlEnv" -}}
-{{- $secret := include "nearhome.roleSecretName" (dict "root" .root "role" .role) -}}
-- name: NEARHOME_DATABASE_USERNAME_
-  valueFrom:
-    secretKeyRef: {name: {{ $secret }}, key: username}
-- name: NEARHOME_DATABASE_PASSWORD_
-  valueFrom:
-    secretKeyRef: {name: {{ $secret }}, key: password}
+{{- $role := ternary .root.Values.postgresql.cloudnativepg.owner (index .root.Values.migration.roles .role | default "") (eq .role "owner") -}}
 - name: {{ .variable }}
-  value: {{ printf "postgresql+asyncpg://$(NEARHOME_DATABASE_USERNAME_):$(NEARHOME_DATABASE_PASSWORD_)@%s:5432/%s" (include "nearhome.postgresHost" .root) .root.Values.postgresql.cloudnativepg.database | quote }}
+  value: {{ printf "postgresql+asyncpg://%s@%s:5432/%s" $role (include "nearhome.postgresHost" .root) .root.Values.postgresql.cloudnativepg.database | quote }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "nearhome.roleSecretName" (dict "root" .root "role" .role) }}
+      key: password
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- environment */}}
