@@ -13,14 +13,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker, KafkaMessage
 
-from contracts.topics import ALERT_EVENTS
+from contracts.topics import ALERT_EVENTS, PROVIDER_EVENTS, REFERRAL_EVENTS
 from services.alerting.delivery import DeliveryWorker
 from services.alerting.delivery_targets import WebhookTargets
 from services.alerting.handlers import CONSUMED_TOPICS, router
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection
 from services.alerting.settings import Settings
+from services.alerting.shards import FeedOptions, OwnShardsOfAssignedPartitions, Shards
 from services.alerting.store import STREAM_CHANNEL
 from services.alerting.stream import AlertStream
 from services.alerting.tables import DELIVERIES, METADATA, SCHEMA, STREAM_EVENTS
@@ -28,10 +30,16 @@ from services.alerting.use_cases import Alerting
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
 from services.platform.composition import compose_writing_service
-from services.platform.consumer import ConsumerMetrics
+from services.platform.consumer import ConsumerMetrics, KafkaDeadLetters
 from services.platform.database import create_engine
 from services.platform.http import allow_browser_origins
-from services.platform.kafka import ConsumerPlacement, consume_exactly_once, start_consuming
+from services.platform.kafka import (
+    ConsumerPlacement,
+    deliveries_of,
+    exactly_once_subscriber,
+    observe_lag,
+    start_consuming,
+)
 from services.platform.limits import add_input_limits
 from services.platform.migrations import prepare_schema
 
@@ -93,6 +101,10 @@ def asyncpg_dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+async def _described_only(message: KafkaMessage) -> None:  # noqa: ARG001 - never called
+    raise RuntimeError("this subscriber only describes the shards' reading; it never runs")
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     # The engine, the consumers' broker, the outbox's own broker, its relay and the writer.
     service = compose_writing_service(
@@ -100,7 +112,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     )
     engine, relay = service.engine, service.relay
     metrics = AlertingMetrics(service.registry)
-    projection = AlertingProjection(metrics, clock, freeze_gc=settings.freeze_gc_after_load)
     # The delivery drains get a pool of their own: however many subscriptions have work, they
     # never keep the consumer, the relay or the API waiting for a connection.
     delivery_engine = create_engine(
@@ -119,31 +130,70 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         backlog_page=settings.sse_backlog_page,
     )
 
-    async def after_batch() -> None:
+    async def after_batch(projection: AlertingProjection) -> None:
         relay.wake()
         deliveries.wake()
         await projection.settle_metrics(engine)
 
-    consume_exactly_once(
-        service.broker,
-        projection,
-        CONSUMED_TOPICS,
-        ConsumerPlacement(
-            engine,
-            SCHEMA,
-            settings.consumer_group,
-            topic_prefix=settings.topic_prefix,
+    consumer_metrics = ConsumerMetrics(service.registry)
+    purposes = {topic.name: purpose for topic, purpose in CONSUMED_TOPICS}
+    shards = Shards(
+        engine,
+        SCHEMA,
+        metrics,
+        consumer_metrics,
+        KafkaDeadLetters(service.broker.publish),
+        FeedOptions(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix + PROVIDER_EVENTS.name,
+            client_id=service.service,
             max_records=settings.max_records,
+            retry_interval=settings.broker_retry_interval,
+            security=settings.kafka_security,
         ),
-        ConsumerMetrics(service.registry),
-        after_batch=after_batch,
+        clock,
+        after_batch,
+        freeze_gc=settings.freeze_gc_after_load,
     )
+    placement = ConsumerPlacement(
+        engine,
+        SCHEMA,
+        settings.consumer_group,
+        topic_prefix=settings.topic_prefix,
+        max_records=settings.max_records,
+    )
+    subscriber = exactly_once_subscriber(
+        service.broker,
+        REFERRAL_EVENTS,
+        placement,
+        purposes[REFERRAL_EVENTS.name],
+        wrap_listener=lambda resume, consumer: OwnShardsOfAssignedPartitions(
+            shards, resume, consumer
+        ),
+    )
+
+    @subscriber
+    async def on_referral_events(message: KafkaMessage) -> None:
+        batch = deliveries_of(message)
+        await shards.on_referral_batch(batch)
+        await observe_lag(subscriber.consumer, batch, consumer_metrics)
+
+    # Each shard reads provider.events with a consumer of its own (shards.py), outside FastStream:
+    # this broker, never started, only describes that reading in the AsyncAPI document.
+    described = KafkaBroker(settings.kafka_bootstrap_servers)
+    described.subscriber(
+        settings.topic_prefix + PROVIDER_EVENTS.name,
+        batch=True,
+        title=f"{PROVIDER_EVENTS.name}:{settings.consumer_group}",
+        description=f"{purposes[PROVIDER_EVENTS.name]} Every shard reads every partition"
+        f" (the shards are the partitions of {REFERRAL_EVENTS.name}). Messages as"
+        f" `{PROVIDER_EVENTS.name}:publish` describes them.",
+    )(_described_only)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await prepare_schema(service.service, settings.database_url, settings.database_tls)
-            await projection.warm_up(engine)
             try:
                 async with running(
                     stream.run(),
@@ -165,6 +215,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                     yield
             finally:
                 await service.broker.stop()
+                await shards.stop()
                 await service.publisher.close()
         finally:
             await delivery_engine.dispose()
@@ -195,7 +246,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     )
     app.state.alert_stream = stream
     service.add_operational_routes(app)
-    service.add_asyncapi_route(app)
+    service.add_asyncapi_route(app, described)
     allow_browser_origins(app, settings.browser_origins)
     app.include_router(router)
     add_input_limits(app, settings)

@@ -1,9 +1,10 @@
-"""Alerting's part in the exactly-once processor, keeping the in-memory book in step with commits.
+"""Alerting's part in the exactly-once processor, keeping one shard's in-memory book in step with
+commits (services/alerting/shards.py splits the work into shards).
 
 The processor calls `load`, `apply` for each due event, then `save`, in one transaction that may
 still roll back after `save`. The book in memory is changed by `apply` at once, so it must be
 thrown away whenever its batch did not commit. Every `save` bumps the `index_epoch` row and the
-projection remembers the epoch it wrote; at the next `load` (holding the book's lock, so no other
+projection remembers the epoch it wrote; at the next `load` (holding the shard's lock, so no other
 batch is in between) a database epoch other than the remembered one means that batch rolled back,
 or another process changed the state, and the book is loaded again from the database. A batch
 that failed before `save` leaves nothing remembered, which forces the same reload.
@@ -47,8 +48,14 @@ class AlertingProjection:
     """Loads (or reuses) the book, applies events to it, and saves each batch's changes."""
 
     def __init__(
-        self, metrics: AlertingMetrics, clock: Clock = utc_now, *, freeze_gc: bool = False
+        self,
+        metrics: AlertingMetrics,
+        clock: Clock = utc_now,
+        *,
+        shard: int = 0,
+        freeze_gc: bool = False,
     ) -> None:
+        self.shard = shard
         self._metrics = metrics
         self._clock = clock
         self._freeze_gc = freeze_gc
@@ -63,18 +70,23 @@ class AlertingProjection:
             raise RuntimeError("the alert book is not loaded yet")
         return self._book
 
+    @property
+    def loaded_book(self) -> AlertBook | None:
+        """The book, or None before its first load."""
+        return self._book
+
     async def warm_up(self, engine: AsyncEngine) -> None:
         """Load the book at start-up, so that the first batch matches at once."""
         async with connection_of(engine) as connection, connection.transaction():
-            await store.lock_book(connection)
-            await self._reload(connection, await store.current_epoch(connection))
+            await store.lock_book(connection, self.shard)
+            await self._reload(connection, await store.current_epoch(connection, self.shard))
         if self._freeze_gc:
             gc.collect()
             self._freeze()
 
     async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> Batch:  # noqa: ARG002 - the book holds every record
-        await store.lock_book(connection)
-        epoch = await store.current_epoch(connection)
+        await store.lock_book(connection, self.shard)
+        epoch = await store.current_epoch(connection, self.shard)
         # Holding the lock, no batch is in flight: one that saved a later epoch rolled back.
         self._count_committed(epoch, forget_later=True)
         if self._book is None or self._expected_epoch != epoch:
@@ -86,13 +98,10 @@ class AlertingProjection:
         self.book.apply(event, batch.changes)
 
     async def save(self, connection: asyncpg.Connection, batch: Batch) -> None:
-        saved = await store.save_changes(connection, batch.changes)
+        saved = await store.save_changes(connection, batch.changes, self.shard)
         self._expected_epoch = saved.epoch
         self._uncounted.append(_count(saved.epoch, batch.changes))
         book = self.book
-        self._metrics.open_referrals.set(len(book.referrals))
-        self._metrics.open_vacancies.set(len(book.index.vacancies))
-        self._metrics.open_alerts.set(len(book.alerts))
         if self._freeze_gc and _size(book) > 1.2 * self._frozen_size + 10_000:
             self._freeze()
 
@@ -114,11 +123,12 @@ class AlertingProjection:
         if not self._uncounted:
             return
         async with connection_of(engine) as connection:
-            self._count_committed(await store.current_epoch(connection), forget_later=False)
+            epoch = await store.current_epoch(connection, self.shard)
+            self._count_committed(epoch, forget_later=False)
 
     async def _reload(self, connection: asyncpg.Connection, epoch: int) -> None:
-        logger.info("loading the alert book (epoch %s)", epoch)
-        self._book = await store.load_book(connection, self._clock)
+        logger.info("loading the alert book of shard %s (epoch %s)", self.shard, epoch)
+        self._book = await store.load_book(connection, self._clock, self.shard)
         self._expected_epoch = epoch
         self._metrics.book_loads.inc()
 

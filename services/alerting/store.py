@@ -73,8 +73,13 @@ STREAM_CHANNEL = "alerting_stream"
 # PostgreSQL refuses a notification of 8000 bytes or more (and with it the whole transaction): an
 # event longer than this is notified without its data, which the stream reads from the table.
 NOTIFICATION_LIMIT = 7900
-# Held by each consumer transaction: one batch at a time changes the book, in any process.
-BOOK_LOCK_ID = 8104
+# Held by each consumer transaction, with its shard's number as the second key: one batch at a
+# time changes a shard's book, in any process.
+BOOK_LOCK_CLASS = 8104
+# Held from a batch's first stream event until it commits, so that stream positions become
+# visible in increasing order whichever shards' batches commit at once (services/alerting/
+# stream.py reads them in that order).
+STREAM_LOCK_ID = 8105
 
 
 @cache
@@ -87,17 +92,27 @@ async def _save(connection: asyncpg.Connection, table: Table, values: dict[str, 
     await connection.execute(_upsert(table, tuple(values)), *values.values())
 
 
-async def _save_open(
+async def _save_in_shard(
+    connection: asyncpg.Connection, table: Table, shard: int, values: dict[str, list[Any]]
+) -> None:
+    """`_save` into `shard`'s rows of `table`."""
+    rows = len(next(iter(values.values())))
+    await _save(connection, table, {"shard": [shard] * rows, **values})
+
+
+async def _save_open(  # noqa: PLR0913, PLR0917 - the table, its shard, the records, 2 columns
     connection: asyncpg.Connection,
     table: Table,
+    shard: int,
     states: Sequence[BaseModel],
     id_name: str,
     key_name: str,
 ) -> None:
     """Insert or overwrite open records kept as their id, one key column and their JSON state."""
-    await _save(
+    await _save_in_shard(
         connection,
         table,
+        shard,
         {
             id_name: [getattr(state, id_name) for state in states],
             key_name: [getattr(state, key_name) for state in states],
@@ -110,10 +125,12 @@ async def _save_open(
 # --- the book: loading committed state ------------------------------------------------------------
 
 # States are read as JSON text: the contracts parse their own JSON (ids and dates from strings).
-_LOAD_SETTINGS = f"SELECT state::text, is_open FROM {qualified(SETTINGS)}"  # noqa: S608
-_LOAD_OCCUPANCY = select_columns(SETTING_OCCUPANCY, ["setting_id", "occupied_beds"])
-_LOAD_VACANCIES = f"SELECT state::text FROM {qualified(VACANCIES)} WHERE is_open"  # noqa: S608
-_LOAD_REFERRALS = f"SELECT state::text FROM {qualified(REFERRALS)} WHERE is_open"  # noqa: S608
+_LOAD_SETTINGS = f"SELECT state::text, is_open FROM {qualified(SETTINGS)} WHERE shard = $1"  # noqa: S608
+_LOAD_OCCUPANCY = (
+    select_columns(SETTING_OCCUPANCY, ["setting_id", "occupied_beds"]) + " WHERE shard = $1"
+)
+_LOAD_VACANCIES = f"SELECT state::text FROM {qualified(VACANCIES)} WHERE shard = $1 AND is_open"  # noqa: S608
+_LOAD_REFERRALS = f"SELECT state::text FROM {qualified(REFERRALS)} WHERE shard = $1 AND is_open"  # noqa: S608
 # A fit is kept as the alert's columns of the same names.
 _FIT_COLUMNS = tuple(ALERTS.c[fit_field.name] for fit_field in fields(Fit))
 _ALERT_NAMES = ", ".join(
@@ -122,21 +139,29 @@ _ALERT_NAMES = ", ".join(
 # The profile as JSON text too, parsed by its contract.
 _LOAD_ALERTS = f"""
 SELECT {_ALERT_NAMES}, setting_profile::text AS setting_profile FROM {qualified(ALERTS)}
-WHERE status = 'open'
+WHERE status = 'open' AND shard = $1
 """  # noqa: S608 - names from the tables' own metadata
 # A hold is kept as the columns of the same names.
 _HOLD_NAMES = tuple(hold_field.name for hold_field in fields(Hold))
-_LOAD_HOLDS = select_columns(HOLDS, _HOLD_NAMES)
-_CURRENT_EPOCH = select_columns(INDEX_EPOCH, ["epoch"]) + " WHERE id = 1"
+_LOAD_HOLDS = select_columns(HOLDS, _HOLD_NAMES) + " WHERE shard = $1"
+_CURRENT_EPOCH = select_columns(INDEX_EPOCH, ["epoch"]) + " WHERE id = $1"
+_FIRST_EPOCH = (
+    f"INSERT INTO {qualified(INDEX_EPOCH)} (id, epoch) VALUES ($1, 0) ON CONFLICT DO NOTHING"  # noqa: S608
+)
 
 
-async def lock_book(connection: asyncpg.Connection) -> None:
-    """Hold the book's lock until the caller's transaction ends."""
-    await connection.execute("SELECT pg_advisory_xact_lock($1)", BOOK_LOCK_ID)
+async def lock_book(connection: asyncpg.Connection, shard: int) -> None:
+    """Hold the lock of `shard`'s book until the caller's transaction ends."""
+    await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", BOOK_LOCK_CLASS, shard)
 
 
-async def current_epoch(connection: asyncpg.Connection) -> int:
-    epoch: int = await connection.fetchval(_CURRENT_EPOCH)
+async def current_epoch(connection: asyncpg.Connection, shard: int) -> int:
+    """The epoch of `shard` (its row made, at 0, the first time it is asked for)."""
+    epoch: int | None = await connection.fetchval(_CURRENT_EPOCH, shard)
+    if epoch is None:
+        await connection.execute(_FIRST_EPOCH, shard)
+        epoch = await connection.fetchval(_CURRENT_EPOCH, shard)
+    assert epoch is not None
     return epoch
 
 
@@ -154,14 +179,14 @@ def _alert(row: asyncpg.Record) -> Alert:
     )
 
 
-async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
-    """Every open record and open alert, as committed, in a new book with its index."""
-    settings = await connection.fetch(_LOAD_SETTINGS)
-    occupancy = await connection.fetch(_LOAD_OCCUPANCY)
-    vacancies = await connection.fetch(_LOAD_VACANCIES)
-    referrals = await connection.fetch(_LOAD_REFERRALS)
-    alerts = await connection.fetch(_LOAD_ALERTS)
-    holds = await connection.fetch(_LOAD_HOLDS)
+async def load_book(connection: asyncpg.Connection, clock: Clock, shard: int) -> AlertBook:
+    """Every open record and open alert of `shard`, as committed, in a new book with its index."""
+    settings = await connection.fetch(_LOAD_SETTINGS, shard)
+    occupancy = await connection.fetch(_LOAD_OCCUPANCY, shard)
+    vacancies = await connection.fetch(_LOAD_VACANCIES, shard)
+    referrals = await connection.fetch(_LOAD_REFERRALS, shard)
+    alerts = await connection.fetch(_LOAD_ALERTS, shard)
+    holds = await connection.fetch(_LOAD_HOLDS, shard)
     return AlertBook.of(
         settings=(SettingRow(SettingState.model_validate_json(r[0]), r[1]) for r in settings),
         occupied={r[0]: r[1] for r in occupancy},
@@ -175,10 +200,12 @@ async def load_book(connection: asyncpg.Connection, clock: Clock) -> AlertBook:
 
 # --- saving a batch's changes ---------------------------------------------------------------------
 
-_BUMP_EPOCH = f"UPDATE {qualified(INDEX_EPOCH)} SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch"  # noqa: S608
-_CLOSE_VACANCIES = f"UPDATE {qualified(VACANCIES)} SET is_open = false WHERE vacancy_id = any($1)"  # noqa: S608
+_BUMP_EPOCH = f"UPDATE {qualified(INDEX_EPOCH)} SET epoch = epoch + 1 WHERE id = $1 RETURNING epoch"  # noqa: S608
+_CLOSE_VACANCIES = (
+    f"UPDATE {qualified(VACANCIES)} SET is_open = false WHERE shard = $1 AND vacancy_id = any($2)"  # noqa: S608
+)
 _CLOSE_REFERRALS = f"UPDATE {qualified(REFERRALS)} SET is_open = false WHERE referral_id = any($1)"  # noqa: S608
-_RELEASE_HOLDS = f"DELETE FROM {qualified(HOLDS)} WHERE request_id = any($1)"  # noqa: S608
+_RELEASE_HOLDS = f"DELETE FROM {qualified(HOLDS)} WHERE shard = $1 AND request_id = any($2)"  # noqa: S608
 _RETRACT_ALERTS = f"""
 UPDATE {qualified(ALERTS)} a SET status = 'retracted', retracted_at = u.retracted_at,
     retraction_reason = u.retraction_reason
@@ -295,11 +322,12 @@ def stream_notification(position: int, streamed: Streamed) -> str:
     return notification if len(notification.encode()) < NOTIFICATION_LIMIT else head + "\n"
 
 
-async def save_changes(connection: asyncpg.Connection, changes: Changes) -> Saved:
-    """Write one batch's changes, bump the epoch, and queue its events, webhooks and notices."""
-    epoch: int = await connection.fetchval(_BUMP_EPOCH)
-    await _save_records(connection, changes)
-    await _save_alerts(connection, changes)
+async def save_changes(connection: asyncpg.Connection, changes: Changes, shard: int) -> Saved:
+    """Write one batch's changes to `shard`, bump its epoch, and queue its events, webhooks and
+    notices."""
+    epoch: int = await connection.fetchval(_BUMP_EPOCH, shard)
+    await _save_records(connection, changes, shard)
+    await _save_alerts(connection, changes, shard)
     deliveries, alerts_streamed = await _queue_alert_notices(connection, changes)
     notices_deliveries, notices_streamed = await _queue_loop_notices(
         connection, changes.loop_notices
@@ -312,6 +340,7 @@ async def _stream(connection: asyncpg.Connection, events: list[Streamed]) -> Non
     """Keep the batch's stream events, numbered in order, and notify the streams of each."""
     if not events:
         return
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", STREAM_LOCK_ID)
     rows = await connection.fetch(
         _INSERT_STREAM_EVENTS,
         [e.recipient.audience.value for e in events],
@@ -394,11 +423,12 @@ async def _queue_alert_notices(
     return len(deliveries), streamed
 
 
-async def _save_records(connection: asyncpg.Connection, changes: Changes) -> None:
+async def _save_records(connection: asyncpg.Connection, changes: Changes, shard: int) -> None:
     if settings := list(changes.settings.values()):
-        await _save(
+        await _save_in_shard(
             connection,
             SETTINGS,
+            shard,
             {
                 "setting_id": [row.state.setting_id for row in settings],
                 "state": [row.state.model_dump_json() for row in settings],
@@ -406,33 +436,35 @@ async def _save_records(connection: asyncpg.Connection, changes: Changes) -> Non
             },
         )
     if changes.occupancy:
-        await _save(
+        await _save_in_shard(
             connection,
             SETTING_OCCUPANCY,
+            shard,
             {
                 "setting_id": list(changes.occupancy),
                 "occupied_beds": list(changes.occupancy.values()),
             },
         )
     if vacancies := list(changes.vacancies_posted.values()):
-        await _save_open(connection, VACANCIES, vacancies, "vacancy_id", "setting_id")
+        await _save_open(connection, VACANCIES, shard, vacancies, "vacancy_id", "setting_id")
     if changes.vacancies_closed:
-        await connection.execute(_CLOSE_VACANCIES, list(changes.vacancies_closed))
+        await connection.execute(_CLOSE_VACANCIES, shard, list(changes.vacancies_closed))
     if referrals := list(changes.referrals.values()):
-        await _save_open(connection, REFERRALS, referrals, "referral_id", "authority_code")
+        await _save_open(connection, REFERRALS, shard, referrals, "referral_id", "authority_code")
     if changes.referrals_closed:
         await connection.execute(_CLOSE_REFERRALS, list(changes.referrals_closed))
     if changes.holds_released:
-        await connection.execute(_RELEASE_HOLDS, list(changes.holds_released))
+        await connection.execute(_RELEASE_HOLDS, shard, list(changes.holds_released))
     if holds := list(changes.holds.values()):
-        await _save(
+        await _save_in_shard(
             connection,
             HOLDS,
+            shard,
             {name: [getattr(hold, name) for hold in holds] for name in _HOLD_NAMES},
         )
 
 
-async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None:
+async def _save_alerts(connection: asyncpg.Connection, changes: Changes, shard: int) -> None:
     # Retractions of earlier alerts first, so that a pair retracted and alerted again in the same
     # batch never has two open alerts at once.
     earlier = [n for alert_id, n in changes.retracted.items() if alert_id not in changes.raised]
@@ -450,9 +482,10 @@ async def _save_alerts(connection: asyncpg.Connection, changes: Changes) -> None
             for column in _FIT_COLUMNS
         }
         # Every alert id is new: nothing is overwritten.
-        await _save(
+        await _save_in_shard(
             connection,
             ALERTS,
+            shard,
             {
                 "alert_id": [a.alert_id for a in raised],
                 **fits,

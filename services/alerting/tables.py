@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, SmallInteger, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -37,11 +37,22 @@ class AlertingTable(SQLModel, registry=REGISTRY):
 
 
 # --- the records the book is loaded from ----------------------------------------------------------
+#
+# The book is split into shards, one per partition of `referral.events` (services/alerting/
+# shards.py): a shard holds the referrals whose events that partition carries, their alerts, and
+# its own copy of every setting, vacancy and hold (what it matches them against), each copy kept
+# in step with the provider events that shard has applied.
+
+
+def _shard() -> Any:  # noqa: ANN401 - a field, as sqlmodel's Field gives it
+    """The shard a row belongs to: the first part of its key where every shard has a copy."""
+    return Field(primary_key=True, sa_type=SmallInteger)
 
 
 class StoredSetting(AlertingTable, table=True):
     __tablename__ = "settings"
 
+    shard: int = _shard()
     setting_id: UUID = Field(primary_key=True)
     state: dict[str, Any] = Field(sa_type=JSONB)  # the latest SettingRegistered/Updated payload
     is_open: bool
@@ -50,6 +61,7 @@ class StoredSetting(AlertingTable, table=True):
 class SettingOccupancy(AlertingTable, table=True):
     __tablename__ = "setting_occupancy"
 
+    shard: int = _shard()
     setting_id: UUID = Field(primary_key=True)
     occupied_beds: int
 
@@ -58,6 +70,7 @@ class StoredVacancy(AlertingTable, table=True):
     __tablename__ = "vacancies"
     __table_args__ = (Index("vacancies_by_setting", "setting_id"),)
 
+    shard: int = _shard()
     vacancy_id: UUID = Field(primary_key=True)
     setting_id: UUID
     state: dict[str, Any] = Field(sa_type=JSONB)  # its VacancyPosted payload
@@ -66,8 +79,10 @@ class StoredVacancy(AlertingTable, table=True):
 
 class StoredReferral(AlertingTable, table=True):
     __tablename__ = "referrals"
+    __table_args__ = (Index("referrals_by_shard", "shard", "is_open"),)
 
     referral_id: UUID = Field(primary_key=True)
+    shard: int = Field(sa_type=SmallInteger)  # the partition of referral.events carrying its events
     authority_code: str = Field(sa_type=Text)
     state: dict[str, Any] = Field(sa_type=JSONB)  # the latest state, with its current search scope
     is_open: bool
@@ -78,6 +93,7 @@ class StoredHold(AlertingTable, table=True):
 
     __tablename__ = "holds"
 
+    shard: int = _shard()
     request_id: UUID = Field(primary_key=True)
     vacancy_id: UUID
     referral_id: UUID
@@ -86,8 +102,9 @@ class StoredHold(AlertingTable, table=True):
 
 
 class IndexEpoch(AlertingTable, table=True):
-    """One row, bumped by every consumer transaction: a process can tell whether the batch it
-    applied to its in-memory book committed (the epoch it wrote is there) or rolled back."""
+    """One row per shard (`id` is the shard), bumped by every consumer transaction of that shard:
+    a process can tell whether the batch it applied to its in-memory book committed (the epoch it
+    wrote is there) or rolled back, or another process has changed the shard since."""
 
     __tablename__ = "index_epoch"
 
@@ -139,9 +156,11 @@ class StoredAlert(AlertFields, AlertingTable, table=True):
         ),
         Index("alerts_by_council", "authority_code", "status"),
         Index("alerts_by_referral", "referral_id"),
+        Index("alerts_open_by_shard", "shard", postgresql_where=text("status = 'open'")),
     )
 
     authority_code: str = Field(sa_type=Text)  # the referring council's: only it reads the alert
+    shard: int = Field(sa_type=SmallInteger)  # its referral's shard
 
 
 # --- webhooks: subscriptions and their deliveries -------------------------------------------------
@@ -328,4 +347,6 @@ STREAM_EVENTS = table_of(StreamEvent)
 # idempotency keys, and the consumer's inbox, positions, aggregate versions and parked events.
 OUTBOX = outbox_table(METADATA)
 IDEMPOTENCY_KEYS = idempotency_table(METADATA)
-INBOX, CONSUMER_POSITIONS, AGGREGATE_VERSIONS, PARKED_EVENTS = consumer_tables(METADATA)
+INBOX, CONSUMER_POSITIONS, AGGREGATE_VERSIONS, PARKED_EVENTS = consumer_tables(
+    METADATA, sharded=True
+)

@@ -159,9 +159,10 @@ class WritingService:
             kafka_security=self.settings.kafka_security,
         )
 
-    def add_asyncapi_route(self, app: FastAPI) -> None:
-        """The service's part of the AsyncAPI document: both brokers' channels."""
-        add_asyncapi_route(app, self.broker, self.outbox_broker)
+    def add_asyncapi_route(self, app: FastAPI, *described: KafkaBroker) -> None:
+        """The service's part of the AsyncAPI document: both brokers' channels (and those of
+        brokers that only `described` what the service reads outside FastStream)."""
+        add_asyncapi_route(app, self.broker, self.outbox_broker, *described)
 
 
 def compose_writing_service(

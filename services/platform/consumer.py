@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -31,6 +31,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -61,18 +62,30 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def consumer_tables(metadata: MetaData) -> tuple[Table, ...]:
-    """The inbox, stored positions, aggregate versions and parked events, in a service's schema."""
+def consumer_tables(metadata: MetaData, *, sharded: bool = False) -> tuple[Table, ...]:
+    """The inbox, stored positions, aggregate versions and parked events, in a service's schema.
+
+    `sharded`: each table's key starts with a `shard` column, for a service whose state is split
+    into shards that each read (some of) the same records on their own (alerting, see
+    services/alerting/shards.py): every shard keeps its own inbox, positions and versions.
+    """
+
+    def keyed_by(*key: str) -> list[Column[Any] | PrimaryKeyConstraint]:
+        if not sharded:
+            return [PrimaryKeyConstraint(*key)]
+        return [Column("shard", SmallInteger, nullable=False), PrimaryKeyConstraint("shard", *key)]
+
     return (
         Table(
             "inbox",
             metadata,
-            Column("event_id", Uuid, primary_key=True),
+            Column("event_id", Uuid, nullable=False),
             Column("topic", Text, nullable=False),
             Column("partition", Integer, nullable=False),
             Column("offset", BigInteger, nullable=False),
             Column("received_at", DateTime(timezone=True), server_default=func.now()),
             Index("inbox_received_at", "received_at"),  # retention's horizon
+            *keyed_by("event_id"),
         ),
         Table(
             "consumer_positions",
@@ -80,23 +93,25 @@ def consumer_tables(metadata: MetaData) -> tuple[Table, ...]:
             Column("topic", Text, nullable=False),
             Column("partition", Integer, nullable=False),
             Column("next_offset", BigInteger, nullable=False),
-            PrimaryKeyConstraint("topic", "partition"),
+            *keyed_by("topic", "partition"),
         ),
         Table(
             "aggregate_versions",
             metadata,
-            Column("aggregate_id", Uuid, primary_key=True),
+            Column("aggregate_id", Uuid, nullable=False),
             Column("version", Integer, nullable=False),
+            *keyed_by("aggregate_id"),
         ),
         Table(
             "parked_events",
             metadata,
-            Column("event_id", Uuid, primary_key=True),
+            Column("event_id", Uuid, nullable=False),
             Column("aggregate_id", Uuid, nullable=False),
             Column("sequence", Integer, nullable=False),
             Column("body", LargeBinary, nullable=False),
             Column("parked_at", DateTime(timezone=True), server_default=func.now()),
             Index("parked_events_by_aggregate", "aggregate_id", "sequence"),
+            *keyed_by("event_id"),
         ),
     )
 
@@ -146,6 +161,13 @@ class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         outcome = "Events received by the consumer, by what became of them"
         self.events = Counter("nearhome_consumer_events", outcome, ["outcome"], registry=registry)
+        self.lag = Gauge(
+            "nearhome_consumer_lag",
+            "Records of a partition not yet read by this consumer (high watermark - position),"
+            " as of its last batch",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.event_age = Histogram(
             "nearhome_event_age_when_applied_seconds",
             "Time from an event's occurred_at to its effect being committed",
@@ -172,6 +194,20 @@ class ExactlyOnceProcessor(Generic[StateT]):
     _: KW_ONLY
     max_attempts: int = 3
     retry_backoff_s: float = 0.5
+    # In a sharded schema (`consumer_tables(sharded=True)`), the shard whose inbox, positions
+    # and versions this processor keeps.
+    shard: int | None = None
+
+    def _of_shard(self, parameter: int) -> str:
+        """The condition limiting a statement to this processor's shard (parameter `$n`)."""
+        return "" if self.shard is None else f" AND shard = ${parameter}"
+
+    def _shard_argument(self) -> list[int]:
+        return [] if self.shard is None else [self.shard]
+
+    def _shard_column(self, parameter: int) -> tuple[str, str]:
+        """The shard's column and the value inserted into it (parameter `$n`), to insert with."""
+        return ("", "") if self.shard is None else (", shard", f", ${parameter}::smallint")
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Process one batch: afterwards its effect is committed and its positions stored."""
@@ -290,8 +326,9 @@ class ExactlyOnceProcessor(Generic[StateT]):
             versions=dict(
                 await connection.fetch(
                     f"SELECT aggregate_id, version FROM {s}.aggregate_versions"  # noqa: S608
-                    " WHERE aggregate_id = any($1::uuid[])",
+                    " WHERE aggregate_id = any($1::uuid[])" + self._of_shard(2),
                     aggregates,
+                    *self._shard_argument(),
                 )
             ),
             parked=await self._parked(connection, aggregates),
@@ -331,8 +368,9 @@ class ExactlyOnceProcessor(Generic[StateT]):
             return {}
         rows = await connection.fetch(
             f"SELECT topic, partition, next_offset FROM {self.schema}.consumer_positions"  # noqa: S608
-            " WHERE topic = any($1::text[])",
+            " WHERE topic = any($1::text[])" + self._of_shard(2),
             list({delivery.topic for delivery, _ in parsed}),
+            *self._shard_argument(),
         )
         return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
@@ -341,14 +379,17 @@ class ExactlyOnceProcessor(Generic[StateT]):
     ) -> set[UUID]:
         if not received:
             return set()
+        column, value = self._shard_column(5)
         rows = await connection.fetch(
-            f'INSERT INTO {self.schema}.inbox (event_id, topic, partition, "offset")'  # noqa: S608
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[])"
+            f'INSERT INTO {self.schema}.inbox (event_id, topic, partition, "offset"{column})'  # noqa: S608
+            f" SELECT *{value}"
+            " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[])"
             " ON CONFLICT DO NOTHING RETURNING event_id",
             [event_id for _, event_id in received],
             [d.topic for d, _ in received],
             [d.partition for d, _ in received],
             [d.offset for d, _ in received],
+            *self._shard_argument(),
         )
         return {row["event_id"] for row in rows}
 
@@ -367,8 +408,9 @@ class ExactlyOnceProcessor(Generic[StateT]):
     ) -> dict[UUID, dict[int, Event]]:
         rows = await connection.fetch(
             f"SELECT body FROM {self.schema}.parked_events"  # noqa: S608
-            " WHERE aggregate_id = any($1::uuid[])",
+            " WHERE aggregate_id = any($1::uuid[])" + self._of_shard(2),
             aggregates,
+            *self._shard_argument(),
         )
         parked: dict[UUID, dict[int, Event]] = {}
         for row in rows:
@@ -380,29 +422,36 @@ class ExactlyOnceProcessor(Generic[StateT]):
         self, connection: asyncpg.Connection, sequencer: Sequencer, where: dict[UUID, Delivery]
     ) -> None:
         s = self.schema
+        column, value = self._shard_column(3)
+        conflict = "shard, aggregate_id" if self.shard is not None else "aggregate_id"
         if sequencer.changed_versions:
             changed = list(sequencer.changed_versions)
             await connection.execute(
-                f"INSERT INTO {s}.aggregate_versions (aggregate_id, version)"  # noqa: S608
-                " SELECT * FROM unnest($1::uuid[], $2::int[])"
-                " ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version",
+                f"INSERT INTO {s}.aggregate_versions (aggregate_id, version{column})"  # noqa: S608
+                f" SELECT *{value} FROM unnest($1::uuid[], $2::int[])"
+                f" ON CONFLICT ({conflict}) DO UPDATE SET version = excluded.version",
                 changed,
                 [sequencer.versions[aggregate] for aggregate in changed],
+                *self._shard_argument(),
             )
         if sequencer.newly_parked:
             parked = list(sequencer.newly_parked.values())
             await connection.execute(
-                f"INSERT INTO {s}.parked_events (event_id, aggregate_id, sequence, body)"  # noqa: S608
-                " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bytea[])",
+                f"INSERT INTO {s}.parked_events (event_id, aggregate_id, sequence, body{column})"  # noqa: S608
+                f" SELECT *{self._shard_column(5)[1]}"
+                " FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bytea[])",
                 [e.event_id for e in parked],
                 [e.aggregate_id for e in parked],
                 [e.sequence for e in parked],
                 [where[e.event_id].value for e in parked],
+                *self._shard_argument(),
             )
         if sequencer.unparked:
             await connection.execute(
-                f"DELETE FROM {s}.parked_events WHERE event_id = any($1::uuid[])",  # noqa: S608
+                f"DELETE FROM {s}.parked_events WHERE event_id = any($1::uuid[])"  # noqa: S608
+                + self._of_shard(2),
                 [e.event_id for e in sequencer.unparked],
+                *self._shard_argument(),
             )
 
     async def _store_positions(
@@ -414,14 +463,18 @@ class ExactlyOnceProcessor(Generic[StateT]):
         for d in deliveries:
             key = (d.topic, d.partition)
             next_offsets[key] = max(next_offsets.get(key, 0), d.offset + 1)
+        column, value = self._shard_column(4)
+        conflict = "shard, topic, partition" if self.shard is not None else "topic, partition"
         await connection.execute(
-            f"INSERT INTO {self.schema}.consumer_positions (topic, partition, next_offset)"  # noqa: S608
-            " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
-            " ON CONFLICT (topic, partition) DO UPDATE"
+            f"INSERT INTO {self.schema}.consumer_positions (topic, partition, next_offset{column})"  # noqa: S608
+            f" SELECT *{value}"
+            " FROM unnest($1::text[], $2::int[], $3::bigint[])"
+            f" ON CONFLICT ({conflict}) DO UPDATE"
             " SET next_offset = GREATEST(consumer_positions.next_offset, excluded.next_offset)",
             [topic for topic, _ in next_offsets],
             [partition for _, partition in next_offsets],
             list(next_offsets.values()),
+            *self._shard_argument(),
         )
 
 

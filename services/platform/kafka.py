@@ -6,6 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition
 from faststream import AckPolicy, StreamMessage
 from faststream.kafka import KafkaBroker, KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -144,26 +147,49 @@ async def _left_as_bytes(message: StreamMessage[Any]) -> Any:  # noqa: ANN401 - 
     return message.body
 
 
-def _exactly_once_subscriber(
-    broker: KafkaBroker, topic: TopicSpec, placement: ConsumerPlacement, description: str
+# Wraps a subscriber's listener (seeking to the stored positions) with what a service does when
+# partitions are assigned or revoked (alerting owns the shards of the partitions it is given).
+ListenerWrapper = Callable[
+    [ConsumerRebalanceListener, Callable[[], Any]], ConsumerRebalanceListener
+]
+
+
+def group_of(placement: ConsumerPlacement, topic: TopicSpec) -> str:
+    """The consumer group of a service's subscriber to `topic`: one group per topic, so that a
+    rebalance of one topic's consumers never hangs on another topic's metadata."""
+    return f"{placement.group_id}.{topic.name}"
+
+
+def exactly_once_subscriber(
+    broker: KafkaBroker,
+    topic: TopicSpec,
+    placement: ConsumerPlacement,
+    description: str,
+    *,
+    wrap_listener: ListenerWrapper | None = None,
 ) -> "KafkaSubscriber":
     """A batch subscriber that acks after each batch and resumes from the stored positions."""
     subscriber: KafkaSubscriber | None = None
 
-    def consumer() -> object:
+    def consumer() -> Any:  # noqa: ANN401 - an aiokafka consumer
         assert subscriber is not None
         return subscriber.consumer
 
+    listener: ConsumerRebalanceListener = ResumeFromStoredPositions(
+        placement.engine, placement.schema, consumer
+    )
+    if wrap_listener is not None:
+        listener = wrap_listener(listener, consumer)
     subscriber = broker.subscriber(
         placement.topic_prefix + topic.name,
         batch=True,
-        group_id=placement.group_id,
+        group_id=group_of(placement, topic),
         auto_offset_reset="earliest",
         # On an error (not a poison message: the processor dead-letters those) seek back and
         # redeliver the batch; acking it would let a later batch store a position past it.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=placement.max_records,
-        listener=ResumeFromStoredPositions(placement.engine, placement.schema, consumer),
+        listener=listener,
         decoder=_left_as_bytes,
         # One title per consumer group: two services reading one topic are two operations.
         title=f"{topic.name}:{placement.group_id}",
@@ -177,6 +203,43 @@ def _exactly_once_subscriber(
 def deliveries_of(message: KafkaMessage) -> list[Delivery]:
     """The records of a batch message, as the processor takes them."""
     return [Delivery.of(record) for record in message.raw_message]
+
+
+async def observe_lag(
+    consumer: Any,  # noqa: ANN401 - an aiokafka consumer
+    deliveries: Sequence[Delivery],
+    metrics: ConsumerMetrics,
+) -> None:
+    """Set the lag gauge of each partition `deliveries` came from: records not yet read."""
+    if consumer is None:
+        return
+    for topic, partition in {(d.topic, d.partition) for d in deliveries}:
+        assigned = TopicPartition(topic, partition)
+        highwater = consumer.highwater(assigned)
+        if highwater is None:
+            continue
+        try:
+            position = await consumer.position(assigned)
+        except IllegalStateError:
+            continue  # revoked meanwhile
+        metrics.lag.labels(topic, str(partition)).set(max(highwater - position, 0))
+
+
+def _batch_handler(
+    topic: TopicSpec,
+    subscriber: "KafkaSubscriber",
+    processor: ExactlyOnceProcessor[Any],
+    after_batch: Callable[[], Awaitable[None]] | None,
+) -> Callable[[KafkaMessage], Awaitable[None]]:
+    async def on_batch(message: KafkaMessage) -> None:
+        deliveries = deliveries_of(message)
+        await processor.handle(deliveries)
+        await observe_lag(subscriber.consumer, deliveries, processor.metrics)
+        if after_batch is not None:
+            await after_batch()
+
+    on_batch.__name__ = "on_" + topic.name.replace(".", "_")
+    return on_batch
 
 
 def consume(
@@ -193,14 +256,8 @@ def consume(
     batch raised). FastStream registers each subscriber, so it appears in the AsyncAPI document.
     """
     for topic, description in topics:
-
-        async def on_batch(message: KafkaMessage) -> None:
-            await processor.handle(deliveries_of(message))
-            if after_batch is not None:
-                await after_batch()
-
-        on_batch.__name__ = "on_" + topic.name.replace(".", "_")
-        _exactly_once_subscriber(broker, topic, placement, description)(on_batch)
+        subscriber = exactly_once_subscriber(broker, topic, placement, description)
+        subscriber(_batch_handler(topic, subscriber, processor, after_batch))
 
 
 def consume_exactly_once(  # noqa: PLR0913 - the parts of one service's consumers
