@@ -47,7 +47,10 @@ quick: infra-up ## the whole suite but the slow browser, fault, secured and iden
 unit: $(INSTALLED) ## only the tests that need no broker or database
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-check: lint types test ## lint, types and the whole test suite: what CI runs
+deploy-check: $(INSTALLED) ## the image, compose file and Helm chart: rendered, validated, linted, scanned, checked against the code
+	$(BIN)/python -m tools.deploy_check
+
+check: lint types deploy-check test ## lint, types, the deployment checks and the whole test suite: what CI runs
 
 demo: infra-up ## run the exchange locally, with a simulated North West, until Ctrl-C
 	NEARHOME_ENV=development $(BIN)/nearhome run --demo --no-infra
@@ -55,4 +58,4 @@ demo: infra-up ## run the exchange locally, with a simulated North West, until C
 run: infra-up ## run the four services under one supervisor (no simulator), until Ctrl-C
 	NEARHOME_ENV=development $(BIN)/nearhome run --no-infra
 
-.PHONY: help install infra-up infra-down lint types test quick unit check demo run
+.PHONY: help install infra-up infra-down lint types deploy-check test quick unit check demo run

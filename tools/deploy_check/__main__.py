@@ -1,0 +1,3 @@
+from tools.deploy_check.cli import main
+
+raise SystemExit(main())
