@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from contracts.topics import PROVIDER_EVENTS
 from services.platform.clock import Clock, utc_now
@@ -52,8 +53,16 @@ def create_app(
     # After a batch the relay wakes: a withdrawn request may have released an offer.
     parts.consume(RequestInbox(clock), CONSUMED_TOPICS, tables.SCHEMA)
 
+    overdue = Gauge(
+        "nearhome_provider_stale_vacancies",
+        "Open vacancies past their confirmation deadline that the last expiry run left open"
+        " (0 when expiry keeps up)",
+        registry=parts.registry,
+    )
+
     async def expire_stale_vacancies() -> None:
         await service.expire_stale_vacancies(settings.expiry_batch_size)
+        overdue.set(await service.stale_vacancies())
 
     async def expire_offers() -> None:
         await service.expire_offers(settings.expiry_batch_size)

@@ -38,6 +38,7 @@ __all__ = [
     "beds_held",
     "capacities",
     "capacity",
+    "count_stale_vacancies",
     "holding_requests",
     "load",
     "lock_expired_offers",
@@ -147,6 +148,14 @@ async def lock_stale_vacancies(
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
+
+
+async def count_stale_vacancies(session: AsyncSession, confirmed_before: datetime) -> int:
+    """How many open vacancies were last confirmed before the cut-off."""
+    query = select(func.count()).where(
+        Vacancy.status == VacancyStatus.OPEN, Vacancy.last_confirmed_at <= confirmed_before
+    )
+    return int(await session.scalar(query) or 0)
 
 
 # --- placement requests ---------------------------------------------------------------------------

@@ -363,6 +363,13 @@ class ProviderService:
             if len(stale) < batch_size:
                 return expired
 
+    async def stale_vacancies(self) -> int:
+        """How many open vacancies are past their confirmation deadline (expiry's backlog)."""
+        async with self._sessions() as session:
+            return await store.count_stale_vacancies(
+                session, self._clock() - self.vacancy_expire_after
+            )
+
     # --- placement requests: the inbox fills them from referral.events; the provider answers ----
 
     async def _locked_vacancies(
