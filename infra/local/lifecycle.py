@@ -17,6 +17,8 @@ async def up(progress: Progress = quiet, *, brokers: int | None = None) -> Infra
     Idempotent: what is already running is used as it is. `brokers`: how many local Kafka brokers
     (1, or a replicated cluster of 3 to 5); None: as many as `up` started and still run, else 1.
     """
+    if brokers is not None:
+        cluster.check_broker_count(brokers)  # before anything starts
     settings = CommonSettings()
     layout = state_layout()
     async with exclusive(layout, progress):
