@@ -364,7 +364,13 @@ class Run:
         setting_ids: list[str] = await in_chunks(
             [register(body) for body in setting_bodies(self.generator, count)], 25
         )
-        await until_rows(self.database, "SELECT count(*) FROM alerting.settings", count, "settings")
+        await until_rows(
+            self.database,
+            "SELECT count(*) FROM (SELECT setting_id FROM alerting.settings GROUP BY setting_id"
+            f" HAVING count(*) = {REFERRAL_EVENTS.partitions}) AS in_every_shard",
+            count,
+            "settings",
+        )
         print(f"{count:,} settings registered in {time.perf_counter() - started:.1f} s")
         return setting_ids
 

@@ -38,12 +38,15 @@ from starlette.routing import Route
 
 from contracts.envelope import Envelope, envelop
 from contracts.serialization import payload_from, to_bytes
-from contracts.topics import topic_for_event
+from contracts.topics import REFERRAL_EVENTS, topic_for_event
 from services.alerting.app import Settings, create_app
 from services.platform.auth import Principal, Role, issue_token, principal_for
 from services.platform.environment import is_development
 from services.platform.migrations import upgrade_to_head_async
 from services.platform.tables import connection_of
+
+# Alerting's shards: one per partition of referral.events (services/alerting/shards.py).
+SHARDS = REFERRAL_EVENTS.partitions
 
 SECRET = "alerting-test-secret-of-at-least-32-bytes"
 LOCAL_RECEIVERS = "127.0.0.1"
@@ -157,19 +160,23 @@ class RunningAlerting:
         return await self.fetch("SELECT * FROM alerting.alerts ORDER BY raised_at, alert_id")
 
     async def knows_vacancy(self, vacancy_id: Any) -> bool:
+        """Every shard has the vacancy (each keeps its own copy)."""
         rows = await self.fetch(
-            "SELECT 1 FROM alerting.vacancies WHERE vacancy_id = $1", UUID(str(vacancy_id))
+            "SELECT shard FROM alerting.vacancies WHERE vacancy_id = $1", UUID(str(vacancy_id))
         )
-        return bool(rows)
+        return len(rows) == SHARDS
 
     async def consumed_past(self, topic: str, partition: int, offset: int) -> bool:
+        """The shard of a referral.events partition, or every shard for provider.events, has
+        stored a position past `offset`."""
         rows = await self.fetch(
             "SELECT next_offset FROM alerting.consumer_positions"
             " WHERE topic = $1 AND partition = $2",
             topic,
             partition,
         )
-        return bool(rows) and rows[0]["next_offset"] > offset
+        readers = 1 if topic.endswith(REFERRAL_EVENTS.name) else SHARDS
+        return len(rows) == readers and all(row["next_offset"] > offset for row in rows)
 
     async def metrics(self) -> Metrics:
         return await metrics_of(self.client)
