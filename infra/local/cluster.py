@@ -528,7 +528,8 @@ async def ensure_brokers(
     await kafka.ensure_kafka_jars(layout, progress)
     plan = local_plan(layout, wanted)
     if running is not None:
-        progress(f"cluster of {wanted} brokers already running (pids {running_nodes(plan)})")
+        listed = ", ".join(f"{n}: {pid}" for n, pid in sorted(running_nodes(plan).items()))
+        progress(f"cluster of {wanted} brokers already running (node: pid {listed})")
     pids = await start_cluster(plan, progress)
     statuses = tuple(
         ComponentStatus(
@@ -547,8 +548,8 @@ async def _somebody_elses(wanted: int | None, progress: Progress) -> LocalKafka:
         if size != wanted:
             raise InfraError(
                 f"a Kafka not started by nearhome infra answers at {address} with {size} "
-                f"brokers, not {wanted}: stop it to let `up --brokers {wanted}` start its own, "
-                "or leave out --brokers to use it as it is"
+                f"broker{'' if size == 1 else 's'}, not {wanted}: stop it to let "
+                f"`up --brokers {wanted}` start its own, or leave out --brokers to use it as it is"
             )
     progress(f"a broker not started by nearhome infra answers at {address}: using it")
     return LocalKafka(
