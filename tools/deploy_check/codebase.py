@@ -123,6 +123,13 @@ def commands() -> dict[str, Command]:
         required=frozenset(),
         required_in_production=frozenset(),
     )
+    found["ledger-rebuild"] = Command(
+        name="ledger-rebuild",
+        reads=_union((LedgerSettings, LogSettings, Environment)) | PLAIN_VARIABLES,
+        # Connects as the owner (NEARHOME_MIGRATE_DATABASE_URL, else DATABASE_URL).
+        required=frozenset({"KAFKA_BOOTSTRAP_SERVERS"}),
+        required_in_production=frozenset(),
+    )
     found["topics"] = Command(
         name="topics",
         reads=_union((CommonSettings, LogSettings, Environment)),

@@ -150,6 +150,8 @@ def command_of(arguments: Sequence[str], commands: Mapping[str, Command]) -> str
             return words[index + 1]
     if "migrate" in words:
         return "migrate"
+    if words[:2] == ["ledger", "rebuild"] or words[1:3] == ["ledger", "rebuild"]:
+        return "ledger-rebuild"
     return None
 
 
@@ -183,7 +185,7 @@ def check_environment(container: Container, commands: Mapping[str, Command]) -> 
     required = set(command.required)
     if not development:
         required |= command.required_in_production
-    if command.name == "migrate" and not (
+    if command.name in {"migrate", "ledger-rebuild"} and not (
         {"DATABASE_URL", "NEARHOME_MIGRATE_DATABASE_URL"} & set(container.env)
     ):
         required.add("NEARHOME_MIGRATE_DATABASE_URL")
