@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tools.deploy_check.codebase import Command, catalogue, commands
-from tools.deploy_check.consistency import Json, check_chart, check_compose
+from tools.deploy_check.consistency import NOTE, Json, check_chart, check_compose
 from tools.deploy_check.findings import Finding
 from tools.deploy_check.paths import (
     CHART,
@@ -225,7 +225,12 @@ def main() -> int:
         check.hadolint()
         check.checkov(rendered)
     elapsed = time.monotonic() - started
-    findings = sorted(set(check.findings))
+    notes = sorted({finding for finding in check.findings if finding.check == NOTE})
+    findings = sorted({finding for finding in check.findings if finding.check != NOTE})
+    if notes:
+        say(f"\ndeploy-check: {len(notes)} note(s), not failures (what the files cannot show):")
+        for note in notes:
+            say(f"  {note}")
     if not findings:
         say(f"deploy-check: no findings ({elapsed:.0f} s)")
         return 0

@@ -2,8 +2,11 @@
 settings (the environment variables its pydantic-settings classes read), each service's port, the
 settings a deployment must give, and the topic catalogue."""
 
+import importlib.util
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
@@ -34,8 +37,20 @@ PAGE_SERVICES = ("provider", "authority", "ledger")
 RUNTIME_VARIABLES = frozenset(
     {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONFAULTHANDLER", "TZ"}
 )
-# Variables read outside a settings class (os.environ), by every process.
-PLAIN_VARIABLES = frozenset({FAILPOINTS_ENV, KEYS_VARIABLE})
+
+
+def _asyncpg_variables() -> frozenset[str]:
+    """libpq's variables that asyncpg reads when DATABASE_URL leaves a part out (PGPASSWORD, say),
+    found in its own source (asyncpg/connect_utils.py)."""
+    spec = importlib.util.find_spec("asyncpg")
+    if spec is None or spec.origin is None:
+        return frozenset()
+    source = Path(spec.origin).with_name("connect_utils.py").read_text(encoding="utf-8")
+    return frozenset(re.findall(r"""os\.(?:environ\.get|getenv)\(\s*['"](PG[A-Z_]+)['"]""", source))
+
+
+# Variables read outside a settings class (os.environ, and asyncpg's), by every process.
+PLAIN_VARIABLES = frozenset({FAILPOINTS_ENV, KEYS_VARIABLE}) | _asyncpg_variables()
 
 
 def env_names(settings: type[BaseSettings]) -> frozenset[str]:

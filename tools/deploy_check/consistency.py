@@ -11,6 +11,8 @@ The same checks run on the compose file's services. Nothing here reads a file or
 `tools.deploy_check.cli` parses the files and hands over the objects.
 """
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +22,8 @@ from tools.deploy_check.findings import Finding
 
 Json = Mapping[str, object]
 
+# A finding that does not fail the check: something that cannot be verified from the files.
+NOTE = "note"
 READY_PATH = "/ready"
 HEALTH_PATH = "/health"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -190,15 +194,30 @@ def check_environment(container: Container, commands: Mapping[str, Command]) -> 
     ):
         required.add("NEARHOME_MIGRATE_DATABASE_URL")
     missing = sorted(name for name in required if name not in container.env)
+    production = "" if development else " (production: NEARHOME_ENV is not development)"
     if missing and not container.opaque_sources:
         findings.append(
             Finding(
                 "settings",
                 container.where,
-                f"`{command.name}` needs {', '.join(missing)}"
-                + ("" if development else " (production: NEARHOME_ENV is not development)"),
+                f"`{command.name}` needs {', '.join(missing)}{production}",
             )
         )
+    elif missing:
+        # They may be keys of a Secret or ConfigMap the operator makes: a note, not a failure.
+        findings.append(
+            Finding(
+                NOTE,
+                container.where,
+                f"`{command.name}` needs {', '.join(missing)}{production}: not set here, so they "
+                f"must come from {' or '.join(container.opaque_sources)} (not rendered)",
+            )
+        )
+    findings += [
+        Finding("settings", container.where, f"{name} is set but empty; `{command.name}` needs it")
+        for name in sorted(required)
+        if container.env.get(name, None) == ""
+    ]
     host = container.env.get("HOST")
     if command.port is not None and host is not None and host.strip() in _LOOPBACK:
         findings.append(
@@ -292,9 +311,10 @@ def _env_of(
             if found is None:
                 # Not rendered: made by the operator (an existing secret); keys unknown.
                 continue
-            keys = set(_map(found.get("data"))) | set(_map(found.get("stringData")))
-            for variable in keys:
-                env[prefix + variable] = None
+            for variable, value in _map(found.get("data")).items():
+                env[prefix + variable] = _decoded(kind, value)
+            for variable, value in _map(found.get("stringData")).items():
+                env[prefix + variable] = _str(value)
     opaque = tuple(
         f"{key} {_map(source.get(key)).get('name')}"
         for source in _list(container.get("envFrom"))
@@ -306,6 +326,17 @@ def _env_of(
         if name is not None:
             env[name] = _str(entry.get("value")) if "value" in entry else None
     return env, opaque
+
+
+def _decoded(kind: str, value: object) -> str | None:
+    """A ConfigMap's value as written; a Secret's `data` value decoded from base64."""
+    text = _str(value)
+    if text is None or kind != "Secret":
+        return text
+    try:
+        return base64.b64decode(text, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def _probes(container: Json) -> dict[str, tuple[str | None, int | str | None]]:
