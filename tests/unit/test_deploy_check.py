@@ -2,6 +2,7 @@
 compose file that agrees with the code has no findings, and each kind of disagreement is named."""
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -394,3 +395,45 @@ def test_crd_schemas_are_made_strict_where_the_api_server_would_prune() -> None:
     assert made["properties"]["spec"]["additionalProperties"] is False
     assert "additionalProperties" not in made["properties"]["config"]
     assert made["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+
+
+def test_a_required_setting_set_empty_is_named() -> None:
+    documents = chart()
+    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
+    issuer = next(e for e in container["env"] if e["name"] == "NEARHOME_OIDC_ISSUER")
+    issuer["value"] = ""
+
+    assert [f.what for f in findings_of(documents)] == [
+        "NEARHOME_OIDC_ISSUER is set but empty; `provider` needs it"
+    ]
+
+
+def test_settings_that_may_come_from_a_secret_not_rendered_are_a_note() -> None:
+    documents = chart()
+    container = documents[6]["spec"]["template"]["spec"]["containers"][0]  # alerting
+    container["env"] = [e for e in container["env"] if e["name"] != "NEARHOME_SECRET_KEYS"]
+    container["envFrom"] = [{"secretRef": {"name": "made-by-the-operator"}}]
+
+    found = findings_of(documents)
+
+    note = (
+        "`alerting` needs NEARHOME_SECRET_KEYS (production: NEARHOME_ENV is not development): "
+        "not set here, so they must come from secretRef made-by-the-operator (not rendered)"
+    )
+    assert [(f.check, f.what) for f in found] == [("note", note)]
+
+
+def test_variables_asyncpg_reads_are_allowed() -> None:
+    documents = chart()
+    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
+    container["env"].append({"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {}}})
+
+    assert findings_of(documents) == []
+
+
+def test_the_committed_compose_file_agrees_with_the_code() -> None:
+    yaml = pytest.importorskip("yaml")
+    compose_file = Path(__file__).resolve().parents[2] / "deploy" / "compose.yaml"
+    document = yaml.safe_load(compose_file.read_text(encoding="utf-8"))
+
+    assert check_compose(document, COMMANDS, all_topics()) == []
