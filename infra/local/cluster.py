@@ -364,17 +364,27 @@ def existing_cluster_id(plan: ClusterPlan) -> str | None:
     return None
 
 
+async def cluster_is_whole(plan: ClusterPlan) -> bool:
+    """Whether every node of `plan` answers and knows every other as registered (each learns of
+    the others from the metadata log at its own pace: one may still count two of three)."""
+    wanted = {node.node_id for node in plan.nodes}
+    for node in plan.nodes:
+        if await registered_brokers(node.address) != wanted:
+            return False
+    return True
+
+
 async def wait_for_cluster(plan: ClusterPlan, pids: dict[int, int], progress: Progress) -> None:
-    """Return once every node of `plan` is registered with the cluster; a node that exits on the
-    way is started once more (as the single broker is), then `NodeExitedError`."""
-    if await registered_brokers(plan.bootstrap) == {node.node_id for node in plan.nodes}:
+    """Return once every node of `plan` is registered with the cluster, as every node sees it; a
+    node that exits on the way is started once more (as the single broker is), then
+    `NodeExitedError`."""
+    if await cluster_is_whole(plan):
         return
     progress(f"waiting for the {plan.brokers} brokers to answer at {plan.bootstrap}…")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CLUSTER_START_TIMEOUT_S
     attempts = dict.fromkeys(pids, 1)
-    wanted = {node.node_id for node in plan.nodes}
-    while await registered_brokers(plan.bootstrap) != wanted:
+    while not await cluster_is_whole(plan):
         for node in plan.nodes:
             pid = pids[node.node_id]
             if not await _node_has_exited(node, pid):
@@ -487,10 +497,12 @@ async def cluster_status(plan: ClusterPlan) -> tuple[ComponentStatus, ...]:
 
 @dataclass(frozen=True, slots=True)
 class LocalKafka:
-    """What `up` found or started: each broker's status, and the address to declare topics at."""
+    """What `up` found or started: each broker's status, the address to declare topics at, and
+    the replicas a new topic gets (None: as many as the brokers counted then, up to three)."""
 
     brokers: tuple[ComponentStatus, ...]
     bootstrap: str
+    replication: int | None = None
 
 
 async def ensure_brokers(
@@ -537,7 +549,7 @@ async def ensure_brokers(
         )
         for node in plan.nodes
     )
-    return LocalKafka(statuses, plan.bootstrap)
+    return LocalKafka(statuses, plan.bootstrap, plan.replication)
 
 
 async def _somebody_elses(wanted: int | None, progress: Progress) -> LocalKafka:

@@ -56,7 +56,11 @@ async def _brokers_with_topics(
         settings.kafka_bootstrap_servers, layout, progress, brokers=brokers, security=security
     )
     await declare_topics(
-        kafka.bootstrap, all_topics(settings.topic_prefix), progress, security=security
+        kafka.bootstrap,
+        all_topics(settings.topic_prefix),
+        progress,
+        security=security,
+        replication=kafka.replication,
     )
     return kafka
 

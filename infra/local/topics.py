@@ -47,9 +47,12 @@ async def declare_topics(
     progress: Progress,
     *,
     security: KafkaSecurity = PLAINTEXT,
+    replication: int | None = None,
 ) -> TopicDeclaration:
     """Create the missing topics; `TopicMismatchError` if an existing one has other partitions.
-    `security` is how to connect (`CommonSettings.kafka_security`)."""
+    `security` is how to connect (`CommonSettings.kafka_security`). New topics get `replication`
+    replicas if given (a local cluster's), else three, or as many as there are brokers if fewer
+    (a broker that has just joined may not be counted yet: a cluster known to be whole says)."""
     wanted = tuple(specs)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
@@ -62,7 +65,8 @@ async def declare_topics(
         missing = [spec for spec in wanted if spec.name not in present]
         if missing:
             progress(f"creating topics: {', '.join(spec.name for spec in missing)}")
-            replication = min(_PREFERRED_REPLICATION, await _broker_count(admin))
+            if replication is None:
+                replication = min(_PREFERRED_REPLICATION, await _broker_count(admin))
             await _create_topics(admin, missing, replication)
     except KafkaError as error:
         raise BrokerError(f"could not declare topics on {bootstrap}: {error!r}") from error

@@ -107,7 +107,7 @@ async def three_brokers(folder: Path, figures: Figures) -> AsyncIterator[cluster
     try:
         await cluster.start_cluster(plan, print)
         figures.mark("cluster up")
-        await declare_topics(plan.bootstrap, all_topics(), print)
+        await declare_topics(plan.bootstrap, all_topics(), print, replication=plan.replication)
         figures.mark("topics declared")
         yield plan
     finally:
@@ -226,6 +226,18 @@ async def _partitions(plan: cluster.ClusterPlan) -> list[Mapping[str, Any]]:
     return partitions
 
 
+async def _led_partitions(plan: cluster.ClusterPlan) -> list[Mapping[str, Any]]:
+    """provider.events' partitions once every one has a leader: a node learns of a new topic
+    from the metadata log a moment after it is created."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        partitions = await _partitions(plan)
+        led = [p for p in partitions if p["leader"] >= 0]
+        if len(led) == PROVIDER_EVENTS.partitions or time.monotonic() > deadline:
+            return partitions
+        await asyncio.sleep(0.2)
+
+
 async def _min_insync(plan: cluster.ClusterPlan) -> str:
     admin = await _admin(plan)
     try:
@@ -285,6 +297,19 @@ class Outcome:
     providers: Providers
 
 
+async def _failed_over(plan: cluster.ClusterPlan, survivors: set[int], figures: Figures) -> None:
+    """Wait until the cluster has fenced the killed broker (only the survivors registered) and
+    the survivors lead every provider.events partition; when, in `figures`."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if await cluster.registered_brokers(plan.bootstrap) == survivors and all(
+            p["leader"] in survivors for p in await _partitions(plan)
+        ):
+            figures.mark("failed over")
+            return
+        await asyncio.sleep(0.25)
+
+
 async def _write_kill_and_observe(
     plan: cluster.ClusterPlan,
     victim: int,
@@ -302,8 +327,11 @@ async def _write_kill_and_observe(
     await cluster.kill_node(plan, victim)
     providers.killed.set()
     figures.mark(f"broker {victim} killed")
+    survivors = {node.node_id for node in plan.nodes} - {victim}
+    failing_over = asyncio.create_task(_failed_over(plan, survivors, figures))
     await writing
     figures.mark("posts done")
+    await failing_over
     return await _outcome(plan, database_url, running["ledger"], figures, providers)
 
 
@@ -354,7 +382,8 @@ async def test_a_broker_killed_mid_stream_loses_and_doubles_no_acknowledged_writ
 ) -> None:
     figures = Figures()
     async with three_brokers(tmp_path / "kafka", figures) as plan:
-        before = await _partitions(plan)
+        before = await _led_partitions(plan)
+        assert len(before) == PROVIDER_EVENTS.partitions, before
         assert {len(p["replicas"]) for p in before} == {3}, before
         assert await _min_insync(plan) == "2"
         # The broker leading the most provider.events partitions.
