@@ -3,7 +3,8 @@
 1. The event ids the writers committed (their outbox tables) are the event ids on their topics:
    nothing lost, nothing invented (a copy of an id already there is no new event).
 2. For every consumer and every topic it reads, the ids on the topic are the ids it recorded in its
-   inbox (applied, or received and dead-lettered) together with the ids dead-lettered; a record
+   inbox (applied, or received and dead-lettered; each of alerting's shards keeps its own inbox
+   and positions of provider.events) together with the ids dead-lettered; a record
    that is not an event at all counts by its position (topic, partition, offset). It has read
    every partition to its end and has nothing left parked; a record that is no event was
    dead-lettered by every consumer of its topic.
@@ -29,12 +30,14 @@ from aiokafka.structs import TopicPartition
 
 from contracts.envelope import Envelope
 from contracts.serialization import ContractError, from_bytes
-from contracts.topics import ALERT_EVENTS, CATALOGUE, TopicSpec
+from contracts.topics import ALERT_EVENTS, CATALOGUE, PROVIDER_EVENTS, REFERRAL_EVENTS, TopicSpec
 from faults.fault_exchange import CONSUMES, PUBLISHES, Exchange
 from services.ledger.rebuild import RebuildReport, rebuild
 from services.ledger.settings import Settings as LedgerSettings
 
 SETTLE_TIMEOUT_S = 120.0
+# Alerting's shards: one per partition of referral.events (services/alerting/shards.py).
+SHARDS = REFERRAL_EVENTS.partitions
 
 
 def identity(topic: str, partition: int, offset: int, value: bytes) -> str:
@@ -180,19 +183,28 @@ async def _behind(
     """Which consumer is short of which partition's end."""
     short = []
     for consumer, specs in CONSUMES.items():
+        # Alerting's shards each keep their own position in every partition of provider.events.
         stored = {
-            (row["topic"], row["partition"]): row["next_offset"]
+            (row["topic"], row["partition"]): (row["lowest"], row["readers"])
             for row in await _rows(
                 connection,
-                f"SELECT topic, partition, next_offset FROM {consumer}.consumer_positions",
+                "SELECT topic, partition, min(next_offset) AS lowest, count(*) AS readers"
+                f" FROM {consumer}.consumer_positions GROUP BY topic, partition",
             )
         }
         read = {exchange.topic(spec) for spec in specs}
         for (topic, partition), end in ends.items():
-            at = stored.get((topic, partition), 0)
-            if topic in read and at < end:
-                short.append(f"{consumer} at {at}/{end} of {topic}[{partition}]")
+            at, readers = stored.get((topic, partition), (0, 0))
+            wanted = readers_of(consumer, topic)
+            if topic in read and (at < end or readers < wanted):
+                short.append(f"{consumer} at {at}/{end} of {topic}[{partition}] ({readers} read)")
     return short
+
+
+def readers_of(consumer: str, topic: str) -> int:
+    """How many readers of `consumer` keep a position in each partition of `topic`: one, but
+    alerting's shards each read every partition of provider.events."""
+    return SHARDS if consumer == "alerting" and topic.endswith(PROVIDER_EVENTS.name) else 1
 
 
 async def settle(exchange: Exchange, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
@@ -248,21 +260,27 @@ async def settle_and_check(exchange: Exchange) -> Settled:
         for consumer, specs in CONSUMES.items():
             for spec in specs:
                 contents = topics[spec.name]
-                received = {
-                    str(row["event_id"])
-                    for row in await _rows(
-                        connection,
-                        f"SELECT event_id FROM {consumer}.inbox WHERE topic = $1",
-                        contents.name,
-                    )
-                }
-                inbox_sizes[f"{consumer}:{spec.name}"] = len(received)
                 dead = contents.dead_lettered()
-                accounted = received | set(dead)
                 on_topic = set(contents.ids())
-                assert accounted == on_topic, _differences(
-                    f"{consumer}'s inbox and dead letters vs {spec.name}", accounted, on_topic
-                )
+                # Each of alerting's shards keeps an inbox of its own of provider.events.
+                sharded = readers_of(consumer, contents.name) > 1
+                for shard in range(SHARDS) if sharded else (None,):
+                    received = {
+                        str(row["event_id"])
+                        for row in await _rows(
+                            connection,
+                            f"SELECT event_id FROM {consumer}.inbox WHERE topic = $1"
+                            + ("" if shard is None else f" AND shard = {shard}"),
+                            contents.name,
+                        )
+                    }
+                    inbox_sizes[f"{consumer}:{spec.name}"] = len(received)
+                    accounted = received | set(dead)
+                    assert accounted == on_topic, _differences(
+                        f"{consumer}'s inbox (shard {shard}) and dead letters vs {spec.name}",
+                        accounted,
+                        on_topic,
+                    )
                 # A record that is no event has no id for an inbox: every reader dead-letters it.
                 readers = sum(1 for read in CONSUMES.values() if spec in read)
                 unread = [p for p in on_topic - contents.event_ids() if dead[p] < readers]
