@@ -138,6 +138,40 @@ async def test_the_relay_publishes_in_id_order_per_aggregate_and_marks_rows_sent
     assert published == len(staged)
 
 
+async def test_two_relays_of_one_outbox_publish_each_event_once_in_order(outbox) -> None:
+    """Two instances of a service each run a relay: one at a time holds the outbox (its advisory
+    lock), so they never publish a row twice or an aggregate's events out of order."""
+    setting_ids = [uuid4() for _ in range(4)]
+    staged = updates_of(setting_ids, count=6)
+    await outbox.stage(staged)
+    probe = await probe_from_now(BOOTSTRAP, PROVIDER_EVENTS)
+    try:
+        async with publisher_to(BOOTSTRAP) as first, publisher_to(BOOTSTRAP) as second:
+            relays = [
+                outbox.relay(first.send, batch_size=3),
+                outbox.relay(second.send, batch_size=3),
+            ]
+
+            async def drain(relay: OutboxRelay) -> int:
+                published = 0
+                while await outbox.unsent_event_ids():
+                    published += await relay.publish_pending()
+                return published
+
+            shares = await asyncio.gather(*(drain(relay) for relay in relays))
+        await probe.wait_for(of_settings(setting_ids), count=len(staged))  # type: ignore[arg-type]
+        await probe.settle()
+        arrivals = probe.matching(of_settings(setting_ids))  # type: ignore[arg-type]
+    finally:
+        await probe.close()
+
+    assert sum(shares) == len(staged), f"published by each relay: {shares}"
+    assert sorted(a.event.event_id for a in arrivals) == sorted(e.event_id for e in staged)
+    for setting_id in setting_ids:
+        mine = [a.event.sequence for a in arrivals if a.event.aggregate_id == setting_id]
+        assert mine == [1, 2, 3, 4, 5, 6]
+
+
 class RelayCrashedError(BaseException):
     """Stands for the relay's process dying: no `except Exception` in the relay catches it."""
 
