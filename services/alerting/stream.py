@@ -3,8 +3,9 @@
 
 The consumer's transaction keeps every stream event (an alert raised or retracted, for its
 council; a loop notice, for its council or provider) in `stream_events`, numbered by a position,
-and calls `pg_notify` for each with its position and recipient (store.py). The transaction holds
-the book's lock until it commits, so positions become visible in increasing order, and
+and calls `pg_notify` for each with its position and recipient (store.py). The transaction takes
+the stream's lock (`STREAM_LOCK_ID`) before its first stream event and holds it until it commits,
+so positions become visible in increasing order whichever shards commit at once, and
 PostgreSQL delivers the notifications only if, and when, it commits, to every process listening.
 `AlertStream` listens on one connection and hands each notification to the stream clients of its
 recipient (never anyone else's). Each event's `id:` is its position.

@@ -306,8 +306,8 @@ class StreamEvent(AlertingTable, table=True):
     """An event of `GET /v1/alerts/stream` (an alert raised or retracted, or a loop notice), kept
     for a while so that a client that reconnects with `Last-Event-ID` gets what it missed.
 
-    Written in the consumer's transaction that made it, which holds the book's lock until it
-    commits: positions are handed out, and become visible, in the order the events happened.
+    Written in the consumer's transaction that made it, which holds the stream's lock from then
+    until it commits: positions are handed out, and become visible, in the order of the commits.
     """
 
     __tablename__ = "stream_events"
