@@ -333,10 +333,8 @@ async def _has_exited(pid: int, layout: StateLayout) -> bool:
 class BrokerExitedError(BrokerError):
     """The broker's process ended before it answered: how it ended, and what it last logged."""
 
-    def __init__(
-        self, pid: int, how: str | None, layout: StateLayout, *, name: str = "the broker"
-    ) -> None:
-        self.summary = f"{name} (pid {pid}) exited while starting ({how or 'how is unknown'})"
+    def __init__(self, pid: int, how: str | None, layout: StateLayout) -> None:
+        self.summary = f"the broker (pid {pid}) exited while starting ({how or 'how is unknown'})"
         super().__init__(
             f"{self.summary}{likely_cause(how)}; {machine_headroom(layout.root)}. "
             f"See {layout.broker_server_log} and {layout.broker_console_log}.\n"
