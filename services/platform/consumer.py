@@ -168,6 +168,7 @@ class ConsumerMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.lag_series: set[tuple[str, int]] = set()  # the partitions `lag` has a series of
         self.event_age = Histogram(
             "nearhome_event_age_when_applied_seconds",
             "Time from an event's occurred_at to its effect being committed",

@@ -213,6 +213,13 @@ async def observe_lag(
     """Set the lag gauge of each partition `deliveries` came from: records not yet read."""
     if consumer is None:
         return
+    assignment = consumer.assignment()
+    subscribed = consumer.subscription()  # the metrics may be shared with other topics' consumers
+    for topic, partition in list(metrics.lag_series):
+        if topic in subscribed and TopicPartition(topic, partition) not in assignment:
+            # Revoked: another member reports it now (a stale value here would alarm falsely).
+            metrics.lag.remove(topic, str(partition))
+            metrics.lag_series.discard((topic, partition))
     for topic, partition in {(d.topic, d.partition) for d in deliveries}:
         assigned = TopicPartition(topic, partition)
         highwater = consumer.highwater(assigned)
@@ -223,6 +230,7 @@ async def observe_lag(
         except IllegalStateError:
             continue  # revoked meanwhile
         metrics.lag.labels(topic, str(partition)).set(max(highwater - position, 0))
+        metrics.lag_series.add((topic, partition))
 
 
 def _batch_handler(
