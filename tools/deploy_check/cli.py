@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tools.deploy_check.codebase import Command, catalogue, commands
@@ -211,8 +212,11 @@ def main() -> int:
     started = time.monotonic()
     say("== make deploy-check: the image, the compose file and the Helm chart against the code")
     try:
-        venv = ensure_venv(say)
-        helm = ensure_helm(say)
+        # Independent: the venv mostly waits on the network, the Helm build on the CPU.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            installing = pool.submit(ensure_venv, say)
+            helm = ensure_helm(say)
+            venv = installing.result()
     except ToolError as error:
         say(f"deploy-check: cannot install its tools: {error}")
         return 2

