@@ -437,3 +437,28 @@ def test_the_committed_compose_file_agrees_with_the_code() -> None:
     document = yaml.safe_load(compose_file.read_text(encoding="utf-8"))
 
     assert check_compose(document, COMMANDS, all_topics()) == []
+
+
+def test_an_autoscaler_or_disruption_budget_for_nothing_is_named() -> None:
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "nearhome-ledger"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "nearhome-leger"}},
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "nearhome-provider"},
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/component": "providers"}}},
+    }
+
+    found = findings_of([*chart(), autoscaler, budget])
+
+    assert sorted((f.where, f.what) for f in found) == [
+        (
+            "chart: HorizontalPodAutoscaler nearhome-ledger",
+            "scales Deployment nearhome-leger, not a Deployment of the chart",
+        ),
+        ("chart: PodDisruptionBudget nearhome-provider", "selects no Deployment's pods"),
+    ]

@@ -506,6 +506,48 @@ def check_service_monitors(documents: Sequence[Json], where: str) -> list[Findin
     return findings
 
 
+def check_scaling(documents: Sequence[Json], where: str) -> list[Finding]:
+    """Each HorizontalPodAutoscaler must scale a Deployment of the chart, and each
+    PodDisruptionBudget must select the pods of one."""
+    findings: list[Finding] = []
+    deployments = [d for d in documents if d.get("kind") == "Deployment"]
+    names = {str(_map(d.get("metadata")).get("name")) for d in deployments}
+    pod_labels = [
+        {
+            str(k): str(v)
+            for k, v in _map(
+                _map(_map(_map(d.get("spec")).get("template")).get("metadata")).get("labels")
+            ).items()
+        }
+        for d in deployments
+    ]
+    for document in documents:
+        spec = _map(document.get("spec"))
+        if document.get("kind") == "HorizontalPodAutoscaler":
+            target = _map(spec.get("scaleTargetRef"))
+            if target.get("kind") != "Deployment" or str(target.get("name")) not in names:
+                findings.append(
+                    Finding(
+                        "chart",
+                        f"{where}: {describe(document)}",
+                        f"scales {target.get('kind')} {target.get('name')}, not a Deployment of "
+                        "the chart",
+                    )
+                )
+        if document.get("kind") == "PodDisruptionBudget":
+            match = {
+                str(k): str(v)
+                for k, v in _map(_map(spec.get("selector")).get("matchLabels")).items()
+            }
+            if not any(all(labels.get(k) == v for k, v in match.items()) for labels in pod_labels):
+                findings.append(
+                    Finding(
+                        "chart", f"{where}: {describe(document)}", "selects no Deployment's pods"
+                    )
+                )
+    return findings
+
+
 def topic_prefix(containers: Iterable[Container]) -> str:
     """The topic prefix the chart gives its services (the first one set; '' if none)."""
     for container in containers:
@@ -539,6 +581,7 @@ def check_chart(
         findings += check_ports(container, commands)
     findings += check_services(documents, containers, commands, where)
     findings += check_service_monitors(documents, where)
+    findings += check_scaling(documents, where)
     if expect_topics:
         prefix = topic_prefix(containers)
         findings += check_topics(documents, [t.prefixed(prefix) for t in catalogue], where)
