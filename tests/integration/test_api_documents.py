@@ -1,9 +1,11 @@
 """The API documents tell the truth: Schemathesis runs its coverage, fuzzing and stateful phases
 against each service's `/openapi.json`, with every check it has, and must find nothing.
 
-Each service runs with its real lifespan on a fresh database and fresh topics, served by uvicorn on
-a free port of 127.0.0.1; the `schemathesis run` command (a child process, so the server keeps
-answering on the test's event loop) calls it with a valid token of the role its routes are for.
+Each service runs with its real lifespan on a fresh database (a copy of the session's migrated
+template) and fresh topics, served by uvicorn on a free port of 127.0.0.1 in a child process of its
+own (this module run as a script: the same app and settings the test builds, so the four services
+and the four Schemathesis runs share both cores, not one event loop); the `schemathesis run`
+command (a child process too) calls it with a valid token of the role its routes are for.
 The run is reproducible: a fixed seed, deterministic generation, no example database, one worker.
 """
 
@@ -12,14 +14,18 @@ import base64
 import contextlib
 import importlib
 import os
+import signal
 import sys
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from alerting_fixtures import serving
-from common import settings_for_test
+import uvicorn
+from common import free_port, settings_for_test
 from fastapi import FastAPI
 from fresh import fresh_database
 
@@ -44,6 +50,9 @@ SEED = 13
 # The stream of alerts ends after this many seconds (its client reconnects), so a test case
 # reading it is answered promptly.
 STREAM_SECONDS = 0.5
+# How long a service's process may take to answer, and to stop once told.
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,85 @@ enabled = true
 {EXCEPTIONS}"""
 
 
+def serve(name: str, database_url: str, topic_prefix: str, port: str) -> None:
+    """In the child process: `name`'s app (as `Service.app` builds it for the test) with its real
+    lifespan, served by uvicorn on 127.0.0.1:`port` until SIGTERM."""
+    (service,) = (service for service in SERVICES if service.name == name)
+    uvicorn.run(
+        service.app(database_url, topic_prefix),
+        host="127.0.0.1",
+        port=int(port),
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        access_log=False,
+    )
+
+
+async def _answers(name: str, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
+    """Return once `url` serves its API document; fail if the process exits first."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with httpx.AsyncClient(base_url=url, timeout=5, trust_env=False) as client:
+        while True:
+            if process.returncode is not None:
+                output = await asyncio.to_thread(log.read_text, errors="replace")
+                pytest.fail(f"{name} exited:\n{output}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get("/openapi.json")).status_code == 200:
+                    return
+            assert time.monotonic() < deadline, f"{name} did not answer at {url}"
+            await asyncio.sleep(0.05)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM (uvicorn ends the lifespan), SIGKILL if it lingers."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    services: Sequence[tuple[Service, str]], topic_prefix: str, logs: Path
+) -> AsyncIterator[list[str]]:
+    """`serve` for each service (on its database) in a child process of its own, all started at
+    once; their base URLs, once every one answers. Stopped after."""
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join((str(HERE), str(HERE.parent), str(REPO))),
+    }
+    started: list[tuple[Service, asyncio.subprocess.Process, str, Path]] = []
+    try:
+        for service, database_url in services:
+            port = free_port()
+            log = logs / f"{service.name}.log"
+            with log.open("ab") as output:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    service.name,
+                    database_url,
+                    topic_prefix,
+                    str(port),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=environment,
+                )
+            started.append((service, process, f"http://127.0.0.1:{port}", log))
+        await asyncio.gather(
+            *(_answers(service.name, process, url, log) for service, process, url, log in started)
+        )
+        yield [url for _, _, url, _ in started]
+    finally:
+        await asyncio.gather(*(_stop(process) for _, process, _, _ in started))
+
+
 async def schemathesis_run(url: str, token: str, directory: Path) -> str | None:
     """Schemathesis against the service at `url`: None if it found nothing, else its report."""
     config = directory / "schemathesis.toml"
@@ -172,15 +260,17 @@ async def schemathesis_run(url: str, token: str, directory: Path) -> str | None:
 
 
 async def test_schemathesis_finds_every_document_true_to_its_service(
-    topic_prefix: str, tmp_path: Path
+    topic_prefix: str, migrated_template: str, tmp_path: Path
 ) -> None:
     async with contextlib.AsyncExitStack() as running:
-        urls = []
-        # One after another: each lifespan migrates its own fresh database first.
-        for service in SERVICES:
-            app = service.app(await running.enter_async_context(fresh_database()), topic_prefix)
-            await running.enter_async_context(app.router.lifespan_context(app))
-            urls.append(await running.enter_async_context(serving(app)))
+        # Each lifespan runs its start-up migrations on its own fresh database, a copy of the
+        # session's migrated template, so they find its schema at head (as tests/fresh.py says;
+        # the migrations themselves are test_migrations.py's to prove): the four start at once.
+        databases = [
+            (service, await running.enter_async_context(fresh_database(template=migrated_template)))
+            for service in SERVICES
+        ]
+        urls = await running.enter_async_context(serving(databases, topic_prefix, tmp_path))
         # Then the four runs at once: most of a run is waiting for answers.
         reports = await asyncio.gather(
             *(
@@ -198,3 +288,7 @@ async def test_schemathesis_finds_every_document_true_to_its_service(
     assert not failed, "Schemathesis found these documents untrue:\n" + "\n".join(
         f"=== {name} ===\n{report}" for name, report in failed.items()
     )
+
+
+if __name__ == "__main__":
+    serve(*sys.argv[1:])
