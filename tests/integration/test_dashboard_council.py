@@ -16,9 +16,9 @@ import pytest
 from alerting_fixtures import bearer
 from authority_fixtures import referral_body
 from dashboard_browser import OUTPUT, chromium, open_dashboard
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 from provider_fixtures import setting_body, vacancy_body
-from supervised import Supervised, running_exchange
+from supervised import Supervised, services_run
 
 from services.platform.auth import Role, issue_token, principal_for
 
@@ -36,9 +36,28 @@ def token_for(role: Role, **scope: Any) -> str:
 
 
 @pytest.fixture
-async def exchange(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[Supervised]:
-    async with running_exchange(fresh_database_url, topic_prefix, SECRET) as supervised:
+async def starting_exchange(
+    fresh_database_url: str, topic_prefix: str
+) -> AsyncIterator[Supervised]:
+    """The four services under `nearhome run --no-infra`, started, not yet waited for."""
+    async with services_run(
+        "--no-infra", database_url=fresh_database_url, topic_prefix=topic_prefix, secret=SECRET
+    ) as supervised:
         yield supervised
+
+
+@pytest.fixture
+async def browser(starting_exchange: Supervised) -> AsyncIterator[Browser]:
+    """Chromium, launched while the exchange starts."""
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def exchange(starting_exchange: Supervised, browser: Browser) -> Supervised:
+    """The exchange, once `nearhome run` says it is up (the browser launched meanwhile)."""
+    await starting_exchange.wait_for_line(r"^NearHome is running", within=60.0)
+    return starting_exchange
 
 
 class Exchange:
@@ -79,12 +98,12 @@ def referral_row(page: Page, referral_id: str) -> Any:
 
 
 async def test_a_council_sees_its_open_referrals_and_their_alerts_change_live(
-    exchange: Supervised, tmp_path: Path
+    exchange: Supervised, browser: Browser, tmp_path: Path
 ) -> None:
     sefton = token_for(Role.AUTHORITY, authority_code=SEFTON)
     wirral = token_for(Role.AUTHORITY, authority_code=WIRRAL)
     provider = token_for(Role.PROVIDER, provider_id="acme-care")
-    async with httpx.AsyncClient(timeout=10, trust_env=False) as http, chromium() as browser:
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
         api = Exchange(http, exchange.ports)
         referral = await api.call(
             "POST", "authority", "/v1/referrals", sefton, json=referral_body()
@@ -142,5 +161,7 @@ async def test_a_council_sees_its_open_referrals_and_their_alerts_change_live(
             "0 open referrals, 0 open alerts."
         )
         assert elsewhere == []
+        # Nothing of the browser's left open on the services as they stop (the page's context).
+        await page.close()
 
     assert await exchange.stop() == 0, exchange.transcript()

@@ -5,6 +5,7 @@ database, one test's topics), drives Debian's chromium (/usr/bin/chromium) with 
 saves a screenshot under `test-output/` (git-ignored).
 """
 
+import asyncio
 import contextlib
 import re
 import time
@@ -118,11 +119,11 @@ async def services_running(
         "ledger", database_url, topic_prefix, logs / "ledger.log", LEDGER_HISTORY_INTERVAL="1"
     )
     with stopping(provider, ledger):
-        # One after the other: both run their migrations on the same new database.
+        # Both at once: their start-up migrations find the fresh database (a copy of the
+        # session's migrated template, tests/fresh.py) at head, and change nothing.
         provider.start()
-        await provider.until_answering("/health")
         ledger.start()
-        await ledger.until_answering("/health")
+        await asyncio.gather(provider.until_answering("/health"), ledger.until_answering("/health"))
         yield provider, ledger
 
 
