@@ -19,6 +19,7 @@ At each step every page on screen is photographed into `test-output/` and checke
 at the end, no page has asked anything of an origin outside the exchange's.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,8 +48,11 @@ def token_for(role: Role, **scope: Any) -> str:
 
 
 @pytest.fixture
-async def exchange(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[Supervised]:
-    """The four services on free ports, each page told where the others are."""
+async def starting_exchange(
+    fresh_database_url: str, topic_prefix: str
+) -> AsyncIterator[Supervised]:
+    """The four services on free ports, each page told where the others are: `nearhome run`
+    started, not yet waited for (`exchange` waits)."""
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
@@ -62,14 +66,21 @@ async def exchange(fresh_database_url: str, topic_prefix: str) -> AsyncIterator[
         **{f"NEARHOME_{name.upper()}_URL": url for name, url in urls.items()},
     }
     async with nearhome_run("--no-infra", env=env, ports=ports) as supervised:
-        await supervised.wait_for_line(r"^NearHome is running", within=60.0)
         yield supervised
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def browser(starting_exchange: Supervised) -> AsyncIterator[Browser]:
+    """Chromium, launched while the exchange starts."""
     async with chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+async def exchange(starting_exchange: Supervised, browser: Browser) -> Supervised:
+    """The exchange, once `nearhome run` says it is running (the browser launched meanwhile)."""
+    await starting_exchange.wait_for_line(r"^NearHome is running", within=60.0)
+    return starting_exchange
 
 
 def url_of(exchange: Supervised, service: str) -> str:
@@ -138,13 +149,16 @@ async def test_the_loop_in_two_browsers_at_once(  # noqa: PLR0915 (one story, to
     analyst = await person(browser, "dashboard")
     sefton = await person(browser, "other-council")
     bay_homes = await person(browser, "other-provider")
-    await home_finder.open(
-        authority, token_for(Role.AUTHORITY, authority_code=WESTMORLAND_AND_FURNESS)
+    # Five people at five browsers open their workspaces at once.
+    await asyncio.gather(
+        home_finder.open(
+            authority, token_for(Role.AUTHORITY, authority_code=WESTMORLAND_AND_FURNESS)
+        ),
+        lakeland.open(provider_url, token_for(Role.PROVIDER, provider_id=LAKELAND)),
+        analyst.open(ledger, token_for(Role.COLLABORATIVE, footprints=[PLACEMENTS_NORTH_WEST])),
+        sefton.open(authority, token_for(Role.AUTHORITY, authority_code=SEFTON)),
+        bay_homes.open(provider_url, token_for(Role.PROVIDER, provider_id=BAY_HOMES)),
     )
-    await lakeland.open(provider_url, token_for(Role.PROVIDER, provider_id=LAKELAND))
-    await analyst.open(ledger, token_for(Role.COLLABORATIVE, footprints=[PLACEMENTS_NORTH_WEST]))
-    await sefton.open(authority, token_for(Role.AUTHORITY, authority_code=SEFTON))
-    await bay_homes.open(provider_url, token_for(Role.PROVIDER, provider_id=BAY_HOMES))
     await expect(home_finder.page.get_by_role("heading", name="Open referrals")).to_be_visible()
     await home_finder.step(1, "empty workspace")
     await lakeland.step(2, "empty workspace")
