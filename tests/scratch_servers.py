@@ -51,7 +51,7 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout_s: 
     while not await condition():
         if asyncio.get_running_loop().time() > deadline:
             raise RuntimeError(f"{what} within {timeout_s:.0f}s")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
 
 
 @dataclass

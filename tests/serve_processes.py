@@ -84,7 +84,7 @@ class ServeProcess:
                     if (await client.get("/ready")).status_code == 200:
                         return
                 assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.tail()}"
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.05)
 
     def _signal(self, signal_number: int) -> None:
         assert self.process is not None
