@@ -106,7 +106,7 @@ async def test_the_demo_has_westmorland_and_sefton_capacity_and_delivers_alerts_
             delivered = [hook for hook in receiver.requests if hook.status == 200]
             if delivered and all(min(figures) > 0 for figures in capacity.values()):
                 break
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
         else:
             pytest.fail(
                 f"after {WITHIN:g} s: capacity (registered, occupied) {capacity}, "
