@@ -49,8 +49,12 @@ SECRET = "three-brokers-secret-of-at-least-32-bytes"
 SETTINGS = 6
 PLACES = 40
 WRITERS = 3
-POSTS = 90
+POSTS = 90  # at least, by the writers together
 KILL_AFTER = 30  # acknowledged posts before a broker is killed
+# Each writer goes on until it has posted this many once the survivors lead every partition...
+POSTS_AFTER_FAILOVER = 5
+# ... but never more than this many in all (1.5 beds each on average: within its homes' places).
+MOST_POSTS_PER_WRITER = 60
 PACE_S = 0.1  # between one writer's posts: they go on through the failover (a few seconds)
 SETTLE_TIMEOUT_S = 60.0
 # Below the kernel's ephemeral ports (32768 up, by default): no outgoing connection takes one
@@ -158,7 +162,9 @@ class Providers:
     acknowledged: dict[str, int] = field(default_factory=dict)  # vacancy id to beds
     refused: Counter[str] = field(default_factory=Counter)
     after_kill: int = 0
+    after_failover: int = 0
     killed: asyncio.Event = field(default_factory=asyncio.Event)
+    failed_over: asyncio.Event = field(default_factory=asyncio.Event)
 
     def client(self) -> httpx.AsyncClient:
         headers = _bearer(principal_for(Role.PROVIDER, provider_id=self.provider_id))
@@ -184,12 +190,16 @@ class Providers:
                 assert answer.is_success, answer.text
                 self.settings.append(answer.json()["setting_id"])
 
-    async def post(self, writer: int, count: int) -> None:
-        """Post `count` vacancies of 1 or 2 beds to this writer's settings, once each (an
-        answer other than 2xx, or none, is counted as refused, not retried)."""
+    async def post(self, writer: int) -> None:
+        """Post vacancies of 1 or 2 beds to this writer's settings, once each (an answer other
+        than 2xx, or none, is counted as refused, not retried): its share of `POSTS`, and on
+        until `POSTS_AFTER_FAILOVER` were acknowledged after the failover."""
         mine = self.settings[writer::WRITERS]
+        after_failover = 0
         async with self.client() as client:
-            for n in range(count):
+            for n in range(MOST_POSTS_PER_WRITER):
+                if n >= POSTS // WRITERS and after_failover >= POSTS_AFTER_FAILOVER:
+                    return
                 beds = 1 + (n + writer) % 2
                 setting_id = mine[n % len(mine)]
                 body = {"setting_id": setting_id, "beds": beds, "available_from": "2027-01-04"}
@@ -207,6 +217,9 @@ class Providers:
                 self.acknowledged[answer.json()["vacancy_id"]] = beds
                 if self.killed.is_set():
                     self.after_kill += 1
+                if self.failed_over.is_set():
+                    self.after_failover += 1
+                    after_failover += 1
 
 
 async def _admin(plan: cluster.ClusterPlan) -> AIOKafkaAdminClient:
@@ -297,14 +310,17 @@ class Outcome:
     providers: Providers
 
 
-async def _failed_over(plan: cluster.ClusterPlan, survivors: set[int], figures: Figures) -> None:
+async def _failed_over(
+    plan: cluster.ClusterPlan, survivors: set[int], providers: Providers, figures: Figures
+) -> None:
     """Wait until the cluster has fenced the killed broker (only the survivors registered) and
-    the survivors lead every provider.events partition; when, in `figures`."""
+    the survivors lead every provider.events partition; tell the writers, and `figures` when."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while time.monotonic() < deadline:
         if await cluster.registered_brokers(plan.bootstrap) == survivors and all(
             p["leader"] in survivors for p in await _partitions(plan)
         ):
+            providers.failed_over.set()
             figures.mark("failed over")
             return
         await asyncio.sleep(0.25)
@@ -317,18 +333,18 @@ async def _write_kill_and_observe(
     database_url: str,
     figures: Figures,
 ) -> Outcome:
-    """Post vacancies, SIGKILL broker `victim` after `KILL_AFTER` are acknowledged, post on; once
-    the exchange has settled, what it holds."""
+    """Post vacancies, SIGKILL broker `victim` after `KILL_AFTER` are acknowledged, post on (past
+    the failover); once the exchange has settled, what it holds."""
     providers = Providers(running["provider"])
     await providers.register_settings()
-    writing = asyncio.gather(*(providers.post(w, POSTS // WRITERS) for w in range(WRITERS)))
+    writing = asyncio.gather(*(providers.post(w) for w in range(WRITERS)))
     while len(providers.acknowledged) < KILL_AFTER and not writing.done():
         await asyncio.sleep(0.02)
     await cluster.kill_node(plan, victim)
     providers.killed.set()
     figures.mark(f"broker {victim} killed")
     survivors = {node.node_id for node in plan.nodes} - {victim}
-    failing_over = asyncio.create_task(_failed_over(plan, survivors, figures))
+    failing_over = asyncio.create_task(_failed_over(plan, survivors, providers, figures))
     await writing
     figures.mark("posts done")
     await failing_over
@@ -405,6 +421,7 @@ async def test_a_broker_killed_mid_stream_loses_and_doubles_no_acknowledged_writ
     figures.counts.update(
         acknowledged=len(acknowledged),
         acknowledged_after_kill=providers.after_kill,
+        acknowledged_after_failover=providers.after_failover,
         refused=sum(providers.refused.values()),
         events_committed=len(outcome.committed),
         records_on_topic=sum(outcome.on_topic.values()),
@@ -415,6 +432,7 @@ async def test_a_broker_killed_mid_stream_loses_and_doubles_no_acknowledged_writ
 
     assert len(acknowledged) >= KILL_AFTER
     assert providers.after_kill > 0, "writes were acknowledged after the kill"
+    assert providers.after_failover > 0, "and after the survivors took over"
     in_ledger = outcome.in_ledger
     assert {v: in_ledger.get(v) for v in acknowledged} == acknowledged, "each, with its beds"
     # A write whose answer was lost may have committed: never more of them than were refused.
