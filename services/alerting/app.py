@@ -35,6 +35,7 @@ from services.platform.database import create_engine
 from services.platform.http import allow_browser_origins
 from services.platform.kafka import (
     ConsumerPlacement,
+    bootstrap_hosts,
     deliveries_of,
     exactly_once_subscriber,
     observe_lag,
@@ -180,7 +181,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     # Each shard reads provider.events with a consumer of its own (shards.py), outside FastStream:
     # this broker, never started, only describes that reading in the AsyncAPI document.
-    described = KafkaBroker(settings.kafka_bootstrap_servers)
+    described = KafkaBroker(bootstrap_hosts(settings.kafka_bootstrap_servers))
     described.subscriber(
         settings.topic_prefix + PROVIDER_EVENTS.name,
         batch=True,

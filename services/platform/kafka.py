@@ -53,7 +53,7 @@ def event_broker(
     configured (`services.platform.logs`), not by a handler of FastStream's own on stdout.
     """
     return KafkaBroker(
-        bootstrap_servers,
+        bootstrap_hosts(bootstrap_servers),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -61,6 +61,12 @@ def event_broker(
         security=security.faststream(),
         logger=logging.getLogger("faststream.access.kafka"),
     )
+
+
+def bootstrap_hosts(bootstrap_servers: str) -> list[str]:
+    """`KAFKA_BOOTSTRAP_SERVERS` ("host:port,host:port") as the list FastStream takes: given one
+    string, it would look for a single host named by the whole of it."""
+    return [host.strip() for host in bootstrap_servers.split(",") if host.strip()]
 
 
 def envelope_of(topic: TopicSpec) -> Any:  # noqa: ANN401 - a type built at run time

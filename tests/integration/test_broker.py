@@ -14,6 +14,7 @@ from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.serialization import from_bytes, to_bytes
 from contracts.topics import PROVIDER_EVENTS
+from services.platform.kafka import event_broker
 from services.platform.settings import CommonSettings
 
 pytestmark = pytest.mark.kafka
@@ -60,3 +61,15 @@ async def test_subscriber_receives_a_keyed_event_published_to_a_catalogue_topic(
     committed = await _committed_offsets(bootstrap, group_id)
     partition = TopicPartition(PROVIDER_EVENTS.name, record.partition)
     assert committed[partition] > record.offset, "acked after handling, so its offset is committed"
+
+
+async def test_a_broker_list_with_one_unreachable_address_still_connects_and_publishes() -> None:
+    """KAFKA_BOOTSTRAP_SERVERS may name several brokers (a cluster, one of them down)."""
+    bootstrap = CommonSettings().kafka_bootstrap_servers
+    broker = event_broker(f"127.0.0.1:1,{bootstrap}", f"test-list-{uuid4().hex[:8]}")
+    sent = sample_envelope("VacancyPosted", setting_id=str(uuid4()))
+    async with broker:
+        await broker.start()
+        acknowledged = await broker.publish(to_bytes(sent), PROVIDER_EVENTS.name, key=sent.key)
+    assert acknowledged.topic == PROVIDER_EVENTS.name
+    assert acknowledged.offset >= 0
