@@ -19,6 +19,8 @@ The template's server also leaves, as it exits, a class-data archive of the clas
 loading, verifying and linking them one by one from the jars, which is most of a start's time
 (about 25 s to about 15 s on a busy 2-core machine). The archive changes only how fast classes
 load; if the JVM finds it unusable it says so in the log and loads them from the jars as before.
+(Its log's first lines, "[error][cds] Mismatched values for property jdk.module...", are about the
+JDK's own base archive, dumped without kc.sh's `--add-opens`: the JVM maps ours all the same.)
 
 Keycloak 26 needs Java 21 or later: `JAVA_HOME` if it is one, else the newest JDK under
 /usr/lib/jvm.
