@@ -7,7 +7,7 @@ for local work alone: webhooks to local receivers, a built-in encryption key.
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT: Literal["development"] = "development"
@@ -15,10 +15,12 @@ PRODUCTION: Literal["production"] = "production"
 
 
 class Environment(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # Read from `NEARHOME_ENV` only: never from a variable named after the field (`NAME`), which a
+    # container may well have for reasons of its own.
+    model_config = SettingsConfigDict(extra="ignore")
 
     name: Literal["development", "production"] = Field(
-        default=PRODUCTION, validation_alias=AliasChoices("NEARHOME_ENV", "name")
+        default=PRODUCTION, validation_alias="NEARHOME_ENV"
     )
 
     @property

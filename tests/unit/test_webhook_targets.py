@@ -112,3 +112,13 @@ def test_the_allowed_hosts_are_read_from_the_environment_beside_the_browser_orig
     settings = Settings()
     assert settings.webhook_allowed_hosts == ("127.0.0.1", "hooks.local")
     assert settings.browser_origins == ("http://a.example", "http://b.example")
+
+
+def test_only_nearhome_env_switches_development_on_not_a_variable_named_after_its_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NEARHOME_ENV", raising=False)
+    monkeypatch.setenv("NAME", "development")
+    assert not Environment().is_development
+    monkeypatch.setenv("NEARHOME_ENV", "development")
+    assert Environment().is_development
