@@ -127,7 +127,8 @@ async def _delete_in_batches(
 async def _delete_by_pair_in_batches(
     engine: AsyncEngine, table: Table, where: ColumnElement[bool], batch_size: int
 ) -> int:
-    """As `_delete_in_batches`, for a table keyed by two columns (the idempotency keys)."""
+    """As `_delete_in_batches`, for a table keyed by two columns (the idempotency keys, a sharded
+    inbox)."""
     first, second = table.primary_key.columns
     deleted = 0
     while True:
@@ -170,14 +171,22 @@ async def prune_inbox(  # noqa: PLR0913 - the two tables, the horizon, the batch
 ) -> int:
     """Delete inbox ids received before `now() - older_than` whose partition's stored position is
     past their offset (see the module's docstring for why both)."""
+    same_partition = [
+        positions.c.topic == inbox.c.topic,
+        positions.c.partition == inbox.c.partition,
+    ]
+    sharded = "shard" in inbox.c  # each shard's ids against its own positions (alerting)
+    if sharded:
+        same_partition.append(positions.c.shard == inbox.c.shard)
     read_past = (
         select(positions.c.next_offset)
-        .where(positions.c.topic == inbox.c.topic, positions.c.partition == inbox.c.partition)
+        .where(*same_partition)
         .where(positions.c.next_offset > inbox.c.offset)
         .exists()
     )
     where = and_(inbox.c.received_at < now() - older_than, read_past)
-    return await _delete_in_batches(engine, inbox, where, batch_size)
+    delete_batches = _delete_by_pair_in_batches if sharded else _delete_in_batches
+    return await delete_batches(engine, inbox, where, batch_size)
 
 
 async def prune_delivered_webhooks(

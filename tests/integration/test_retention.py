@@ -179,6 +179,50 @@ async def test_an_inbox_id_goes_only_once_its_partition_is_read_past_it_and_the_
     assert kept == {ids["old_unread"], ids["recent_read"], ids["no_position"]}
 
 
+async def test_a_sharded_inbox_id_goes_once_its_own_shard_has_read_past_it(
+    fresh_database_url: str,
+) -> None:
+    """Alerting's shards each keep an inbox and positions: one shard's position prunes only its
+    own copy of an id."""
+    metadata = MetaData(schema="sharded")
+    inbox, positions, _, _ = consumer_tables(metadata, sharded=True)
+    engine = create_engine(fresh_database_url)
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("CREATE SCHEMA sharded")
+        await connection.run_sync(metadata.create_all)
+    event_id, old = uuid4(), datetime.now(UTC) - 40 * DAY
+    connection = await asyncpg.connect(_dsn(fresh_database_url))
+    try:
+        # Shard 0 has read partition 0 past offset 5, shard 1 not yet.
+        await connection.execute(
+            "INSERT INTO sharded.consumer_positions (topic, partition, next_offset, shard)"
+            " VALUES ('t', 0, 10, 0), ('t', 0, 5, 1)"
+        )
+        await connection.execute(
+            'INSERT INTO sharded.inbox (event_id, topic, partition, "offset", received_at, shard)'
+            " SELECT $1, 't', 0, 5, $2, shard FROM generate_series(0, 1) AS shard",
+            event_id,
+            old,
+        )
+        pruned = await prune_inbox(
+            engine,
+            inbox,
+            positions,
+            older_than=30 * DAY,
+            batch_size=1,
+            now=lambda: datetime.now(UTC),
+        )
+        kept = [
+            tuple(row)
+            for row in await connection.fetch("SELECT shard, event_id FROM sharded.inbox")
+        ]
+    finally:
+        await connection.close()
+        await engine.dispose()
+    assert pruned == 1
+    assert kept == [(1, event_id)]
+
+
 async def test_an_old_duplicate_replayed_after_its_inbox_id_was_pruned_changes_nothing(
     fresh_database_url: str, topic_prefix: str
 ) -> None:
