@@ -215,6 +215,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                 ):
                     yield
             finally:
+                shards.stopping = True  # the group may still assign partitions as it is left
                 await service.broker.stop()
                 await shards.stop()
                 await service.publisher.close()

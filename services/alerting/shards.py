@@ -50,6 +50,9 @@ from services.platform.tables import connection_of
 
 logger = logging.getLogger(__name__)
 
+# How long a shard's feed may take to stop its consumer once told to.
+FEED_STOP_TIMEOUT_S = 10.0
+
 
 def shard_of(referral_id: UUID, shards: int) -> int:
     """The partition Kafka's default partitioner gives a referral's events: its shard."""
@@ -108,11 +111,14 @@ class Shards:
     freeze_gc: bool = False
     shard_count: int = 0  # the partitions of referral.events: set at the first assignment
     owned: dict[int, Shard] = field(default_factory=dict)
+    stopping: bool = False  # once the service stops, an assignment arriving late is ignored
 
     # --- ownership, as the group assigns the partitions of referral.events ---------------------
 
     def acquire(self, partitions: Sequence[int], shard_count: int) -> None:
         """Own the shards of `partitions` (of `shard_count`): each starts its provider feed."""
+        if self.stopping:
+            return
         self.shard_count = shard_count
         for number in partitions:
             if number in self.owned:
@@ -145,11 +151,18 @@ class Shards:
                 if shard.feed is not None:
                     shard.feed.cancel()
             if shard.feed is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shard.feed
+                # Its consumer is stopped as it ends: bounded, so that a consumer cancelled while
+                # it was starting can never hold up a rebalance or the service's stop.
+                done, _ = await asyncio.wait({shard.feed}, timeout=FEED_STOP_TIMEOUT_S)
+                if not done:
+                    logger.warning(
+                        "shard %s's feed did not stop within %.0fs", number, FEED_STOP_TIMEOUT_S
+                    )
         self._set_gauges()
 
     async def stop(self) -> None:
+        """Give up every shard, and own none from now on."""
+        self.stopping = True
         await self.release(list(self.owned))
 
     # --- the two streams -------------------------------------------------------------------------
@@ -209,7 +222,8 @@ class Shards:
                     "shard %s failed a batch; resuming from its positions", shard.number
                 )
             finally:
-                await consumer.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.stop(), FEED_STOP_TIMEOUT_S)
             await asyncio.sleep(options.retry_interval)
 
     async def _follow(self, shard: Shard, consumer: AIOKafkaConsumer) -> None:

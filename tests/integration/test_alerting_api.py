@@ -100,12 +100,14 @@ async def test_a_subscription_is_the_councils_own_and_its_secret_is_shown_only_o
     assert (read.status_code, read.json()) == (200, listed)
 
     # Another council cannot read or delete it, and cannot tell that it exists.
-    for other in (council_headers(LANCASHIRE), provider_headers()):
+    for other, whose in (
+        (council_headers(LANCASHIRE), "council"),
+        (provider_headers(), "provider"),
+    ):
         answer = await alerting.client.get(path, headers=other)
         assert answer.status_code == 404
         assert answer.json() == {
-            "detail": f"no subscription {created['subscription_id']} for this "
-            + ("council" if other == council_headers(LANCASHIRE) else "provider")
+            "detail": f"no subscription {created['subscription_id']} for this {whose}"
         }
     answer = await alerting.client.delete(path, headers=council_headers(LANCASHIRE))
     assert answer.status_code == 404
