@@ -58,7 +58,7 @@ async def test_migrate_says_each_services_revisions_and_exits_0_then_again_at_he
             ("provider", "0004"),
             ("authority", "0003"),
             ("ledger", "0003"),
-            ("alerting", "0007"),
+            ("alerting", "0008"),
         )
     ]
     assert again.returncode == 0, again.stderr
