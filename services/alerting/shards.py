@@ -46,6 +46,7 @@ from services.platform.consumer import (
     Delivery,
     ExactlyOnceProcessor,
 )
+from services.platform.kafka import observe_lag
 from services.platform.tables import connection_of
 
 logger = logging.getLogger(__name__)
@@ -239,11 +240,7 @@ class Shards:
             if not records:
                 continue
             await self._handle(shard, records)
-            for partition in fetched:
-                lag = (consumer.highwater(partition) or 0) - await consumer.position(partition)
-                self.consumer_metrics.lag.labels(partition.topic, str(partition.partition)).set(
-                    max(lag, 0)
-                )
+            await observe_lag(consumer, records, self.consumer_metrics)
 
     async def _partitions(self, topic: str) -> list[int]:
         admin = AIOKafkaAdminClient(

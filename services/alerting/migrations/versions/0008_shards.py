@@ -79,45 +79,35 @@ def _key_by_shard(table: str, key: str) -> None:
     )
 
 
-def _shard_referrals() -> None:
-    """Give every referral its shard (computed here: PostgreSQL has no murmur2)."""
-    ops.add_column("referrals", sa.Column("shard", sa.SmallInteger(), nullable=True))
-    bind = op.get_bind()
-    ids = [row[0] for row in bind.execute(sa.text("SELECT referral_id FROM alerting.referrals"))]
-    for start in range(0, len(ids), 10_000):
-        chunk = ids[start : start + 10_000]
-        bind.execute(
-            sa.text(
-                "UPDATE alerting.referrals r SET shard = u.shard"
-                " FROM unnest(CAST(:ids AS uuid[]), CAST(:shards AS smallint[])) AS u(id, shard)"
-                " WHERE r.referral_id = u.id"
-            ),
-            {"ids": chunk, "shards": [_shard_of(i) for i in chunk]},
-        )
-    ops.alter_column("referrals", "shard", nullable=False)
-    ops.create_index("referrals_by_shard", "referrals", ["shard", "is_open"])
-
-
-def _shard_alerts() -> None:
-    ops.add_column("alerts", sa.Column("shard", sa.SmallInteger(), nullable=True))
+def _shard_by_referral(table: str) -> None:
+    """Give every row of `table` the shard of its `referral_id` (computed here: PostgreSQL has no
+    murmur2), in chunks of 10,000 referrals."""
+    ops.add_column(table, sa.Column("shard", sa.SmallInteger(), nullable=True))
     bind = op.get_bind()
     ids = [
         row[0]
-        for row in bind.execute(
-            sa.text("SELECT DISTINCT referral_id FROM alerting.alerts WHERE shard IS NULL")
-        )
+        for row in bind.execute(sa.text(f"SELECT DISTINCT referral_id FROM alerting.{table}"))  # noqa: S608
     ]
     for start in range(0, len(ids), 10_000):
         chunk = ids[start : start + 10_000]
         bind.execute(
             sa.text(
-                "UPDATE alerting.alerts a SET shard = u.shard"
+                f"UPDATE alerting.{table} t SET shard = u.shard"  # noqa: S608
                 " FROM unnest(CAST(:ids AS uuid[]), CAST(:shards AS smallint[])) AS u(id, shard)"
-                " WHERE a.referral_id = u.id"
+                " WHERE t.referral_id = u.id"
             ),
             {"ids": chunk, "shards": [_shard_of(i) for i in chunk]},
         )
-    ops.alter_column("alerts", "shard", nullable=False)
+    ops.alter_column(table, "shard", nullable=False)
+
+
+def _shard_referrals() -> None:
+    _shard_by_referral("referrals")
+    ops.create_index("referrals_by_shard", "referrals", ["shard", "is_open"])
+
+
+def _shard_alerts() -> None:
+    _shard_by_referral("alerts")
     op.create_index(
         "alerts_open_by_shard",
         "alerts",
