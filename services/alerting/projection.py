@@ -25,6 +25,7 @@ from services.alerting import store
 from services.alerting.domain import AlertBook, Changes, NoticeKind
 from services.alerting.metrics import AlertingMetrics
 from services.platform.clock import Clock, utc_now
+from services.platform.consumer import TRANSIENT_ERRORS
 from services.platform.sequencing import Event
 from services.platform.tables import connection_of
 
@@ -122,9 +123,13 @@ class AlertingProjection:
         """Count the alerts of batches that have committed (called after each batch's handling)."""
         if not self._uncounted:
             return
-        async with connection_of(engine) as connection:
-            epoch = await store.current_epoch(connection, self.shard)
-            self._count_committed(epoch, forget_later=False)
+        try:
+            async with connection_of(engine) as connection:
+                epoch = await store.current_epoch(connection, self.shard)
+        except TRANSIENT_ERRORS:
+            logger.warning("shard %s's alerts are counted after its next batch", self.shard)
+            return
+        self._count_committed(epoch, forget_later=False)
 
     async def _reload(self, connection: asyncpg.Connection, epoch: int) -> None:
         logger.info("loading the alert book of shard %s (epoch %s)", self.shard, epoch)

@@ -49,14 +49,17 @@ logger = logging.getLogger(__name__)
 
 StateT = TypeVar("StateT")
 
-# Errors that say the database is unreachable for now, not that the message is bad.
+# Errors that say the database is unreachable for now, not that the message is bad: among them
+# every connection exception (class 08, such as a connection closed under a statement as the
+# server shuts down or its backend is terminated) and the server shutting down or restarting.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
-    asyncpg.ConnectionFailureError,
     asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
@@ -250,14 +253,7 @@ class ExactlyOnceProcessor(Generic[StateT]):
 
     async def _until_reachable(self, work: Callable[[], Awaitable[_BatchResult]]) -> _BatchResult:
         """Retry while the database is unreachable: that is an outage, not a bad message."""
-        delay = self.retry_backoff_s
-        while True:
-            try:
-                return await work()
-            except TRANSIENT_ERRORS:
-                logger.exception("consumer cannot reach the database; retrying in %.1fs", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        return await until_reachable(work, "consumer", first_delay=self.retry_backoff_s)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         about = logs.event_id.set(_event_id_in(delivery))
@@ -498,6 +494,23 @@ async def stored_positions(engine: AsyncEngine, schema: str) -> dict[TopicPartit
     return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
+ResultT = TypeVar("ResultT")
+
+
+async def until_reachable(
+    work: Callable[[], Awaitable[ResultT]], who: str, *, first_delay: float = 0.5
+) -> ResultT:
+    """`work()`, tried again (backing off to every 30 s) while the database is unreachable."""
+    delay = first_delay
+    while True:
+        try:
+            return await work()
+        except TRANSIENT_ERRORS:
+            logger.exception("%s cannot reach the database; retrying in %.1fs", who, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 @dataclass(eq=False)
 class ResumeFromStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, seek each partition to the position stored with the effect.
@@ -519,7 +532,11 @@ class ResumeFromStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc
         # group's committed offsets meanwhile are handed out before the seek takes effect.
         consumer.pause(*assigned)
         try:
-            positions = await stored_positions(self.engine, self.schema)
+            # Waited for through an outage: resumed without its positions, a partition would
+            # start from the group's committed offset instead.
+            positions = await until_reachable(
+                lambda: stored_positions(self.engine, self.schema), "resuming from positions"
+            )
             for partition in assigned:
                 # No effect stored yet: start at the beginning whatever the group committed, so a
                 # new or rebuilt schema under an old group id cannot skip history (offset 0 out of
