@@ -1,6 +1,7 @@
 """JSON bytes in and out of the envelope, with errors that name the field at fault."""
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,8 +31,45 @@ def to_bytes(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json().encode()
 
 
+# The envelope's `event_type` member, as `to_bytes` writes it (and any JSON writer may): enough to
+# choose the payload's type without parsing the whole record first.
+_EVENT_TYPE = re.compile(rb'"event_type"\s*:\s*"([A-Za-z0-9_]+)"')
+# Envelope[payload type] for each type met so far: subscripting a generic model is not free.
+_ENVELOPES: dict[type[EventPayload], type[Envelope[Any]]] = {}
+
+
 def from_bytes(data: bytes, upcasters: Upcasters = UPCASTERS) -> Envelope[EventPayload]:
     """Parse one event: upcast an old payload to the current version, then validate all of it."""
+    current = _current_event(data, upcasters)
+    return current if current is not None else _upcast_and_validate(data, upcasters)
+
+
+def _envelope_of(payload_type: type[EventPayload]) -> type[Envelope[Any]]:
+    envelope = _ENVELOPES.get(payload_type)
+    if envelope is None:
+        envelope = _ENVELOPES[payload_type] = Envelope[payload_type]  # type: ignore[valid-type]
+    return envelope
+
+
+def _current_event(data: bytes, upcasters: Upcasters) -> Envelope[EventPayload] | None:
+    """The event validated straight from its bytes (pydantic-core parses and validates in one
+    pass, about twice as fast as `json.loads` and a dict pass) when it is a valid event at its
+    type's current schema version; None for anything else, which `_upcast_and_validate` then
+    upcasts or refuses, naming what is wrong, exactly as it always has."""
+    found = _EVENT_TYPE.search(data) if isinstance(data, bytes) else None
+    payload_type = upcasters.current_types.get(found[1].decode()) if found else None
+    if payload_type is None:
+        return None
+    try:
+        envelope: Envelope[EventPayload] = _envelope_of(payload_type).model_validate_json(data)
+    except ValidationError:
+        return None
+    # An older version goes through its upcasters; the envelope's own check has already tied its
+    # event_type to the payload's type.
+    return envelope if envelope.schema_version == payload_type.schema_version else None
+
+
+def _upcast_and_validate(data: bytes, upcasters: Upcasters) -> Envelope[EventPayload]:
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
