@@ -112,7 +112,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         settings, METADATA, publishes=ALERT_EVENTS, relay_lock_id=RELAY_LOCK_ID
     )
     engine, relay = service.engine, service.relay
-    metrics = AlertingMetrics(service.registry)
+    metrics = AlertingMetrics(service.registry, stages=relay.metrics.stages)
     # The delivery drains get a pool of their own: however many subscriptions have work, they
     # never keep the consumer, the relay or the API waiting for a connection.
     delivery_engine = create_engine(
@@ -175,8 +175,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     @subscriber
     async def on_referral_events(message: KafkaMessage) -> None:
+        consumed_at = shards.consumed(message.raw_message)
         batch = deliveries_of(message)
-        await shards.on_referral_batch(batch)
+        await shards.on_referral_batch(batch, consumed_at)
         await observe_lag(subscriber.consumer, batch, consumer_metrics)
 
     # Each shard reads provider.events with a consumer of its own (shards.py), outside FastStream:

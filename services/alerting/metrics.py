@@ -2,9 +2,15 @@
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.platform.outbox import pipeline_stage_histogram
+
 
 class AlertingMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """`stages`: the registry's `nearhome_pipeline_stage_seconds` where the outbox's metrics made
+    it already (a registry takes each name once); a new one in `registry` otherwise."""
+
+    def __init__(self, registry: CollectorRegistry, *, stages: Histogram | None = None) -> None:
+        self.stages = stages if stages is not None else pipeline_stage_histogram(registry)
         self.alerts_raised = Counter(
             "nearhome_alerts_raised",
             "Alerts raised (committed), by whether the fit is local",

@@ -24,6 +24,7 @@ session timeout; they resume each shard from its stored positions.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ from services.platform.consumer import (
     ExactlyOnceProcessor,
 )
 from services.platform.kafka import observe_lag
+from services.platform.outbox import PipelineStage
 from services.platform.tables import connection_of
 
 logger = logging.getLogger(__name__)
@@ -168,8 +170,21 @@ class Shards:
 
     # --- the two streams -------------------------------------------------------------------------
 
-    async def on_referral_batch(self, deliveries: Sequence[Delivery]) -> None:
-        """Apply a batch of referral records, each partition's to its shard."""
+    def consumed(self, records: Sequence[Any]) -> float:
+        """Time the `consumed` stage of the records a consumer was just handed (aiokafka's, whose
+        timestamps are the relay's sending times); returns now, when the `committed` stage of
+        each record starts."""
+        now = time.time()
+        stage = self.metrics.stages.labels(PipelineStage.CONSUMED)
+        for record in records:
+            stage.observe(max(now - record.timestamp / 1000, 0.0))
+        return now
+
+    async def on_referral_batch(
+        self, deliveries: Sequence[Delivery], consumed_at: float | None = None
+    ) -> None:
+        """Apply a batch of referral records, each partition's to its shard (consumed at
+        `consumed_at`, for the `committed` stage)."""
         by_partition: dict[int, list[Delivery]] = {}
         for delivery in deliveries:
             by_partition.setdefault(delivery.partition, []).append(delivery)
@@ -181,11 +196,18 @@ class Shards:
                     "shard %s is no longer ours: its records are left to its owner", partition
                 )
                 continue
-            await self._handle(shard, records)
+            await self._handle(shard, records, consumed_at)
 
-    async def _handle(self, shard: Shard, records: Sequence[Delivery]) -> None:
+    async def _handle(
+        self, shard: Shard, records: Sequence[Delivery], consumed_at: float | None
+    ) -> None:
         async with shard.lock:
             await shard.processor.handle(records)
+        if consumed_at is not None:
+            stage = self.metrics.stages.labels(PipelineStage.COMMITTED)
+            took = max(time.time() - consumed_at, 0.0)
+            for _ in records:
+                stage.observe(took)
         self._set_gauges()
         await self.after_batch(shard.projection)
 
@@ -236,10 +258,12 @@ class Shards:
             consumer.seek(partition, positions.get(partition.partition, 0))
         while True:
             fetched = await consumer.getmany(timeout_ms=1000, max_records=self.feed.max_records)
-            records = [Delivery.of(record) for batch in fetched.values() for record in batch]
-            if not records:
+            raw = [record for batch in fetched.values() for record in batch]
+            if not raw:
                 continue
-            await self._handle(shard, records)
+            consumed_at = self.consumed(raw)
+            records = [Delivery.of(record) for record in raw]
+            await self._handle(shard, records, consumed_at)
             await observe_lag(consumer, records, self.consumer_metrics)
 
     async def _partitions(self, topic: str) -> list[int]:

@@ -128,13 +128,22 @@ class OutboxPublisher:
     async def send(self, message: OutgoingMessage) -> Awaitable[object]:
         await self._ensure_connected()
         return await self._publishers[message.topic].publish(
-            message.body, key=message.key, headers=message.headers, no_confirm=True
+            message.body,
+            key=message.key,
+            headers=message.headers,
+            timestamp_ms=message.timestamp_ms,
+            no_confirm=True,
         )
 
     async def close(self) -> None:
         if self._connected:
             await self._broker.stop()
             self._connected = False
+
+
+# How long the broker may hold a fetch that finds nothing new (aiokafka's default); the floor's
+# consumer (bench/alerting/floor.py) is given the same.
+FETCH_MAX_WAIT_MS = 500
 
 
 @dataclass(frozen=True, slots=True)

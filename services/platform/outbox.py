@@ -12,6 +12,7 @@ fails and the relay tries again after `retry_interval`.)
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -128,6 +129,9 @@ class OutgoingMessage:
     key: bytes
     body: bytes
     headers: dict[str, str]
+    # The record's timestamp (milliseconds since the epoch): the moment the relay sent it, so
+    # that a consumer times its own stage from the relay's (`PipelineStage.CONSUMED`).
+    timestamp_ms: int | None = None
 
 
 # Sends one message and returns an awaitable that resolves once the broker has acknowledged it,
@@ -135,8 +139,50 @@ class OutgoingMessage:
 Send = Callable[[OutgoingMessage], Awaitable[Awaitable[object]]]
 
 
+class PipelineStage:
+    """The stages of an event's way from a write to a webhook, each timed from the one before it
+    for the same event, on clocks every process of one machine shares (the wall clock):
+
+    - `relayed`: the outbox row's `created_at` (the event's `occurred_at`, set in the writing
+      transaction just before it commits) to the relay sending it (the Kafka record's timestamp);
+    - `consumed`: the record's timestamp to a consumer having it in hand (broker, acknowledgement
+      and fetch);
+    - `committed`: in hand to the batch's transaction committing (alerting: per shard, the wait
+      for the shard, matching and the alerts, webhooks and outbox rows written);
+    - `answered`: the alert's commit to its webhook's receiver answering a first try (the wait
+      for the delivery worker, signing and the request).
+    """
+
+    RELAYED = "relayed"
+    CONSUMED = "consumed"
+    COMMITTED = "committed"
+    ANSWERED = "answered"
+
+
+# Fine at the low end: the floor of a stage is milliseconds, and the benchmark reads quantiles
+# from these buckets.
+_STAGE_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75,
+    1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"),
+)  # fmt: skip
+
+
+def pipeline_stage_histogram(registry: CollectorRegistry) -> Histogram:
+    """`nearhome_pipeline_stage_seconds{stage}`: one per registry (the outbox's metrics make it,
+    and a service's consumers and workers observe their stages on that one)."""
+    return Histogram(
+        "nearhome_pipeline_stage_seconds",
+        "Time an event spent in one stage of its way from a write to a webhook, from the end of"
+        " the stage before it (relayed, consumed, committed, answered)",
+        ["stage"],
+        registry=registry,
+        buckets=_STAGE_BUCKETS,
+    )
+
+
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.stages = pipeline_stage_histogram(registry)
         self.backlog = Gauge(
             "nearhome_outbox_backlog", "Events in the outbox not yet published", registry=registry
         )
@@ -214,15 +260,19 @@ class OutboxRelay:
     async def _send_in_order(self, rows: Sequence[Any]) -> int:
         """How many rows, from the first, the broker acknowledged (a failure ends the prefix)."""
         pending: list[Awaitable[object]] = []
+        relayed = self.metrics.stages.labels(PipelineStage.RELAYED)
         try:
             for row in rows:
+                sent_at = time.time()
                 message = OutgoingMessage(
                     topic=row.topic,
                     key=row.message_key,
                     body=row.body,
                     headers={"event_type": row.event_type, "event_id": str(row.event_id)},
+                    timestamp_ms=int(sent_at * 1000),
                 )
                 pending.append(await self.send(message))
+                relayed.observe(max(sent_at - row.created_at.timestamp(), 0.0))
         except Exception:
             failed = {"event_id": str(rows[len(pending)].event_id)}  # the one being sent
             logger.exception("the broker refused an event from the outbox", extra=failed)
