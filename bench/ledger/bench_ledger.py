@@ -1,6 +1,7 @@
 """How fast the ledger applies events, against how fast a bare consumer can read them.
 
 Run: .venv/bin/python bench/ledger/bench_ledger.py [--events 200000] [--max-records 2000]
+     [--profile ledger.prof]
 
 It makes its own prefixed topics and a fresh database on the local broker and PostgreSQL
 (`nearhome infra up`), fills `provider.events` and `referral.events` with a synthetic but valid
@@ -12,9 +13,11 @@ database are dropped afterwards unless --keep.
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import logging
 import os
+import pstats
 import time
 from datetime import timedelta
 from typing import Any
@@ -44,6 +47,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the topics and the database")
     parser.add_argument(
         "--no-verify", action="store_true", help="skip comparing the result with a pure fold"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="profile the ledger's run (cProfile, slower) into FILE and print where its time went",
     )
     return parser.parse_args()
 
@@ -198,7 +206,14 @@ async def main() -> None:
             max_records=arguments.max_records,
             history_interval=3600.0,
         )
+        profiler = cProfile.Profile() if arguments.profile else None
+        if profiler is not None:
+            profiler.enable()
         total, steady, counted = await run_ledger(settings, len(events))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(arguments.profile)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         ledger_rate = counted / steady
         print(
             f"(b) ledger (max_records {arguments.max_records}): {len(events):,} records applied"
