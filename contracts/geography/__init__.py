@@ -21,9 +21,12 @@ from contracts.geography._distance import (
     EARTH_RADIUS_MILES,
     LOCAL_RADIUS_MILES,
     NEIGHBOUR_RADIUS_MILES,
+    Position,
     distance_miles,
     is_local,
     lies_in_council,
+    miles_apart,
+    position,
 )
 from contracts.geography._footprints import (
     Footprint,
@@ -51,6 +54,7 @@ __all__ = [
     "District",
     "Footprint",
     "FootprintKind",
+    "Position",
     "UnknownAreaError",
     "UnknownCouncilError",
     "UnknownDistrictError",
@@ -69,7 +73,9 @@ __all__ = [
     "is_known_district",
     "is_local",
     "lies_in_council",
+    "miles_apart",
     "parse_collaboratives",
+    "position",
     "regions",
     "straddles_councils",
 ]

@@ -1,0 +1,275 @@
+"""The candidate index's own representation gives the answers of the rules it stands for.
+
+The index files records by district with the districts within 20 miles of each worked out once,
+checks rule 1 as bits (`required_bits`, `missing_bits`) and a few integer comparisons, and builds
+fits without the dataclass's __init__ (`fit_of`). Each is held here to the plain rule it replaces;
+test_alerting_matching.py holds the index as a whole to checking everyone.
+"""
+
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts import geography
+from contracts.enums import RATING_RANK, Need, OfstedRating, PlacementType, SearchScope, Sex
+from services.alerting import candidate_index
+from services.alerting.candidate_index import CandidateIndex
+from services.alerting.matching import (
+    OpenReferral,
+    OpenVacancy,
+    brute_force_referrals_fitting,
+    brute_force_vacancies_fitting,
+    fit_in_reach,
+    fit_of,
+    meets_rule_1,
+    missing_bits,
+    required_bits,
+)
+
+LONDON = "E12000007"
+SOUTH_EAST = "E12000008"
+NEEDED_BY = date(2026, 12, 1)
+ALL_DISTRICTS = tuple(place.code for place in geography.districts())
+# London and the South East: hundreds of districts, many within 20 miles of each other, where a
+# match has the most candidates in reach, in and out of the setting's council and region.
+DENSE = tuple(
+    place.code for place in geography.districts() if place.region_code in {LONDON, SOUTH_EAST}
+)
+COUNCILS_THERE = tuple(
+    council.code
+    for region in (LONDON, SOUTH_EAST)
+    for council in geography.councils_in_region(region)
+)
+
+TYPES = (PlacementType.CHILDRENS_HOME, PlacementType.FOSTER_CARE_IFA)
+GRADES = st.sampled_from([rating for rating in OfstedRating if rating in RATING_RANK])
+DAYS = st.integers(-2, 2).map(lambda days: NEEDED_BY + timedelta(days))
+
+
+@st.composite
+def referrals(draw: st.DrawFn, places: tuple[str, ...] = DENSE) -> OpenReferral:
+    home = draw(st.sampled_from(places))
+    council = draw(
+        st.one_of(st.just(geography.district(home).authority_code), st.sampled_from(COUNCILS_THERE))
+    )
+    return OpenReferral(
+        referral_id=UUID(int=draw(st.integers(1, 10**6))),
+        authority_code=council,
+        region_code=geography.council(council).region_code,
+        home_postcode_district=home,
+        age=draw(st.integers(0, 17)),
+        sex=draw(st.sampled_from(Sex)),
+        needs=draw(st.frozensets(st.sampled_from(Need), max_size=3)),
+        sibling_group_size=draw(st.integers(1, 3)),
+        placement_types=draw(st.frozensets(st.sampled_from(TYPES), min_size=1)),
+        needed_by=draw(DAYS),
+        min_ofsted_rating=draw(GRADES),
+        accept_not_yet_inspected=draw(st.booleans()),
+        search_scope=draw(st.sampled_from(SearchScope)),
+    )
+
+
+@st.composite
+def vacancies(draw: st.DrawFn, places: tuple[str, ...] = DENSE) -> OpenVacancy:
+    district = draw(st.sampled_from(places))
+    council = draw(
+        st.one_of(
+            st.just(geography.district(district).authority_code), st.sampled_from(COUNCILS_THERE)
+        )
+    )
+    age_min = draw(st.integers(0, 17))
+    return OpenVacancy(
+        vacancy_id=UUID(int=10**7 + draw(st.integers(1, 10**6))),
+        setting_id=UUID(int=draw(st.integers(1, 10**6))),
+        authority_code=council,
+        region_code=geography.council(council).region_code,
+        postcode_district=district,
+        placement_type=draw(st.sampled_from(TYPES)),
+        ofsted_rating=draw(st.sampled_from(OfstedRating)),
+        age_min=age_min,
+        age_max=draw(st.integers(age_min, 17)),
+        sexes_accepted=draw(st.frozensets(st.sampled_from(Sex))),
+        needs_met=draw(st.frozensets(st.sampled_from(Need))),
+        beds=draw(st.integers(1, 3)),
+        available_from=draw(DAYS),
+        setting_has_other_children=draw(st.booleans()),
+    )
+
+
+def _meets_rule_1_as_the_index_checks(referral: OpenReferral, vacancy: OpenVacancy) -> bool:
+    return (
+        not required_bits(referral) & missing_bits(vacancy)
+        and vacancy.age_min <= referral.age <= vacancy.age_max
+        and referral.sibling_group_size <= vacancy.beds
+        and vacancy.available_from <= referral.needed_by
+        and vacancy.placement_type in referral.placement_types
+    )
+
+
+@settings(max_examples=500)
+@given(referral=referrals(), vacancy=vacancies())
+def test_rule_1_as_bits_is_rule_1(referral: OpenReferral, vacancy: OpenVacancy):
+    assert _meets_rule_1_as_the_index_checks(referral, vacancy) == meets_rule_1(referral, vacancy)
+
+
+@given(referral=referrals(), vacancy=vacancies(), data=st.data())
+def test_each_part_of_rule_1_as_bits_decides_alone(
+    referral: OpenReferral, vacancy: OpenVacancy, data: st.DataObject
+):
+    """A pair made to fit every other part, then broken in one part, is refused by the bits."""
+    fitting = replace(
+        vacancy,
+        age_min=0,
+        age_max=17,
+        sexes_accepted=frozenset(Sex),
+        needs_met=frozenset(Need),
+        ofsted_rating=OfstedRating.OUTSTANDING,
+        beds=3,
+        available_from=referral.needed_by,
+        setting_has_other_children=False,
+        placement_type=min(referral.placement_types),
+    )
+    assert _meets_rule_1_as_the_index_checks(referral, fitting)
+    broken: dict[str, Any] = data.draw(
+        st.sampled_from(
+            [
+                {"sexes_accepted": frozenset(Sex) - {referral.sex}},
+                {"ofsted_rating": OfstedRating.NOT_YET_INSPECTED},
+                {"ofsted_rating": OfstedRating.INADEQUATE},
+                {"setting_has_other_children": True},
+                *({"needs_met": frozenset(Need) - {need}} for need in referral.needs),
+            ]
+        )
+    )
+    vacancy = replace(fitting, **broken)
+
+    assert _meets_rule_1_as_the_index_checks(referral, vacancy) == meets_rule_1(referral, vacancy)
+
+
+@given(referral=referrals(), vacancy=vacancies())
+def test_a_fit_built_for_speed_is_the_fit(referral: OpenReferral, vacancy: OpenVacancy):
+    fit = fit_in_reach(referral.with_scope(SearchScope.REGIONAL), vacancy)
+    if fit is not None:
+        assert fit_of(referral, vacancy, fit.distance_miles, local=fit.local) == fit
+
+
+# --- distances and the districts within 20 miles -------------------------------------------------
+
+PAIRS = st.tuples(st.sampled_from(ALL_DISTRICTS), st.sampled_from(ALL_DISTRICTS))
+
+
+@settings(max_examples=2_000)
+@given(pair=PAIRS)
+def test_distances_between_positions_are_the_distances_between_districts(pair: tuple[str, str]):
+    first, second = pair
+    miles = geography.distance_miles(first, second)
+    there, back = geography.position(first), geography.position(second)
+
+    assert geography.miles_apart(there, back) == miles
+    assert geography.miles_apart(back, there) == miles
+
+
+def test_a_position_is_asked_of_a_known_district():
+    assert geography.position(" l20 ") == geography.position("L20")
+    try:
+        geography.position("ZZ99")
+    except geography.UnknownDistrictError:
+        pass
+    else:
+        raise AssertionError("an unknown district has no position")
+
+
+@settings(max_examples=40, deadline=None)
+@given(here=st.sampled_from(ALL_DISTRICTS))
+def test_the_districts_within_20_miles_are_every_one_of_them(here: str):
+    local = candidate_index._local_districts(here)
+
+    within = {
+        other: round(miles, 1)
+        for other in ALL_DISTRICTS
+        if (miles := geography.distance_miles(other, here)) <= geography.LOCAL_RADIUS_MILES
+    }
+    assert dict(local) == within
+
+
+# --- the index against checking everyone, where it is densest ------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    population=st.tuples(
+        st.lists(referrals(), min_size=1, max_size=60, unique_by=lambda r: r.referral_id),
+        st.lists(vacancies(), min_size=1, max_size=30, unique_by=lambda v: v.vacancy_id),
+    ),
+    queries=st.tuples(st.lists(referrals(), max_size=5), st.lists(vacancies(), max_size=5)),
+)
+def test_the_index_agrees_with_checking_everyone_in_london_and_the_south_east(
+    population: tuple[list[OpenReferral], list[OpenVacancy]],
+    queries: tuple[list[OpenReferral], list[OpenVacancy]],
+):
+    open_referrals, open_vacancies = population
+    index = CandidateIndex()
+    for referral in open_referrals:
+        index.add_referral(referral)
+    for vacancy in open_vacancies:
+        index.add_vacancy(vacancy)
+    new_referrals, new_vacancies = queries
+
+    for vacancy in [*open_vacancies, *new_vacancies]:
+        assert index.referrals_fitting(vacancy) == brute_force_referrals_fitting(
+            vacancy, open_referrals
+        )
+        examined = index.candidate_referrals(vacancy)
+        assert len(examined) == len({r.referral_id for r in examined})
+    for referral in [*open_referrals, *new_referrals]:
+        assert index.vacancies_fitting(referral) == brute_force_vacancies_fitting(
+            referral, open_vacancies
+        )
+
+
+def test_a_district_written_otherwise_is_the_same_district():
+    home = "L20"
+    index = CandidateIndex()
+    referral = OpenReferral(
+        referral_id=UUID(int=1),
+        authority_code="E08000014",
+        region_code="E12000002",
+        home_postcode_district=" l20",
+        age=13,
+        sex=Sex.FEMALE,
+        needs=frozenset(),
+        sibling_group_size=1,
+        placement_types=frozenset({PlacementType.CHILDRENS_HOME}),
+        needed_by=NEEDED_BY,
+        min_ofsted_rating=OfstedRating.GOOD,
+        accept_not_yet_inspected=False,
+        search_scope=SearchScope.LOCAL,
+    )
+    vacancy = OpenVacancy(
+        vacancy_id=UUID(int=2),
+        setting_id=UUID(int=3),
+        authority_code="E10000017",  # Lancashire: local to the child by distance only
+        region_code="E12000002",
+        postcode_district="wn8",
+        placement_type=PlacementType.CHILDRENS_HOME,
+        ofsted_rating=OfstedRating.GOOD,
+        age_min=8,
+        age_max=17,
+        sexes_accepted=frozenset(Sex),
+        needs_met=frozenset(),
+        beds=1,
+        available_from=NEEDED_BY,
+        setting_has_other_children=False,
+    )
+    index.add_referral(referral)
+    index.add_vacancy(vacancy)
+
+    assert index.referrals_fitting(vacancy) == brute_force_referrals_fitting(vacancy, [referral])
+    assert index.vacancies_fitting(replace(referral, home_postcode_district=home)) == (
+        brute_force_vacancies_fitting(referral, [vacancy])
+    )
+    assert [fit.postcode_district for fit in index.vacancies_fitting(referral)] == ["wn8"]
