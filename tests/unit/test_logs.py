@@ -207,7 +207,7 @@ async def test_the_access_line_has_method_path_status_duration_and_request_id_no
         await logs.with_access_log(app)(scope, receive, send)
 
     assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
-    [record] = caplog.records
+    [record] = access_records(caplog)
     assert record.getMessage() == "GET /v1/alerts 404"
     fields = {name: getattr(record, name) for name in ("method", "path", "status", "request_id")}
     assert fields == {
@@ -231,8 +231,14 @@ async def test_an_app_that_raises_is_logged_as_a_500(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger=logs.ACCESS_LOGGER), pytest.raises(RuntimeError):
         await logs.with_access_log(app)(scope, nothing, nothing)
 
-    [record] = caplog.records
+    [record] = access_records(caplog)
     assert record.getMessage() == "POST /v1/referrals 500"
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The access log's records: caplog also holds whatever else logged meanwhile (another test's
+    client still closing, in the same process)."""
+    return [record for record in caplog.records if record.name == logs.ACCESS_LOGGER]
 
 
 def encode(value: str) -> int:
