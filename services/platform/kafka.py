@@ -141,9 +141,12 @@ class OutboxPublisher:
             self._connected = False
 
 
-# How long the broker may hold a fetch that finds nothing new (aiokafka's default); the floor's
-# consumer (bench/alerting/floor.py) is given the same.
-FETCH_MAX_WAIT_MS = 500
+# How long the broker may hold a fetch that finds nothing new. aiokafka keeps one fetch in flight
+# per broker, covering the assigned partitions that have nothing waiting to be consumed; a
+# partition whose records were just handed out joins only the next fetch, so a record arriving on
+# it waits for the one in flight to end: up to this long (at aiokafka's 500 ms, most of an
+# alert's second). An idle consumer asks this often: 40 small requests a second.
+FETCH_MAX_WAIT_MS = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,7 @@ def exactly_once_subscriber(
         # redeliver the batch; acking it would let a later batch store a position past it.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=placement.max_records,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         listener=listener,
         decoder=_left_as_bytes,
         # One title per consumer group: two services reading one topic are two operations.

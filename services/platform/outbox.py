@@ -327,6 +327,9 @@ class OutboxRelay:
 
     async def _publish_forever(self) -> None:
         while True:
+            # Cleared before the rows are read, never after: a write committing while a batch is
+            # in flight leaves it set, and its row goes in the next batch rather than a poll later.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 await self.measure_backlog()
@@ -340,7 +343,6 @@ class OutboxRelay:
                 continue
             if published == self.batch_size:
                 continue
-            self._wake.clear()
             await wait_for_event(self._wake, self.idle_interval)
 
 
