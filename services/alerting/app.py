@@ -9,6 +9,7 @@ then starts the consumers, the outbox relay, the webhook delivery worker and the
 feeds the server-sent streams.
 """
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -132,8 +133,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     )
 
     async def after_batch(projection: AlertingProjection) -> None:
+        # Taken before anything is awaited: no other batch of the shard has begun meanwhile.
+        handed, others = projection.take_committed_deliveries()
+        deliveries.hand_over(handed, committed_at=time.time())
+        if others:
+            deliveries.wake()
         relay.wake()
-        deliveries.wake()
         await projection.settle_metrics(engine)
 
     consumer_metrics = ConsumerMetrics(service.registry)
@@ -155,6 +160,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         clock,
         after_batch,
         freeze_gc=settings.freeze_gc_after_load,
+        lease_s=deliveries.lease_s,
     )
     placement = ConsumerPlacement(
         engine,

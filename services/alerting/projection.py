@@ -9,7 +9,9 @@ batch is in between) a database epoch other than the remembered one means that b
 or another process changed the state, and the book is loaded again from the database. A batch
 that failed before `save` leaves nothing remembered, which forces the same reload.
 
-Metrics count a batch's alerts only once its epoch is seen committed.
+Metrics count a batch's alerts only once its epoch is seen committed, and the webhooks a batch
+leased to this process's delivery worker are handed to it only once the batch has committed
+(`take_committed_deliveries`): a batch rolled back never sends one.
 """
 
 import gc
@@ -55,8 +57,18 @@ class AlertingProjection:
         *,
         shard: int = 0,
         freeze_gc: bool = False,
+        lease_s: float | None = None,
     ) -> None:
         self.shard = shard
+        # How long a batch's raised alerts' webhooks are leased to this process's worker (None:
+        # none is, and the worker claims them all from the table).
+        self._lease_s = lease_s
+        # The webhooks leased by the last save, until its commit is known; those of saves known
+        # to have committed, until the worker takes them; whether any other was queued.
+        self._handed_unconfirmed: list[store.HandedDelivery] = []
+        self._handed: list[store.HandedDelivery] = []
+        self._others_unconfirmed = False
+        self._others = False
         self._metrics = metrics
         self._clock = clock
         self._freeze_gc = freeze_gc
@@ -80,7 +92,9 @@ class AlertingProjection:
         """Load the book at start-up, so that the first batch matches at once."""
         async with connection_of(engine) as connection, connection.transaction():
             await store.lock_book(connection, self.shard)
-            await self._reload(connection, await store.current_epoch(connection, self.shard))
+            epoch = await store.current_epoch(connection, self.shard)
+            self._confirm_deliveries(epoch)
+            await self._reload(connection, epoch)
         if self._freeze_gc:
             gc.collect()
             self._freeze()
@@ -90,6 +104,7 @@ class AlertingProjection:
         epoch = await store.current_epoch(connection, self.shard)
         # Holding the lock, no batch is in flight: one that saved a later epoch rolled back.
         self._count_committed(epoch, forget_later=True)
+        self._confirm_deliveries(epoch)
         if self._book is None or self._expected_epoch != epoch:
             await self._reload(connection, epoch)
         self._expected_epoch = None  # until this batch's save says which epoch it wrote
@@ -99,8 +114,12 @@ class AlertingProjection:
         self.book.apply(event, batch.changes)
 
     async def save(self, connection: asyncpg.Connection, batch: Batch) -> None:
-        saved = await store.save_changes(connection, batch.changes, self.shard)
+        saved = await store.save_changes(
+            connection, batch.changes, self.shard, lease_s=self._lease_s
+        )
         self._expected_epoch = saved.epoch
+        self._handed_unconfirmed = saved.handed
+        self._others_unconfirmed = saved.deliveries > len(saved.handed)
         self._uncounted.append(_count(saved.epoch, batch.changes))
         book = self.book
         if self._freeze_gc and _size(book) > 1.2 * self._frozen_size + 10_000:
@@ -119,9 +138,33 @@ class AlertingProjection:
         gc.freeze()
         self._frozen_size = _size(self.book)
 
+    def _confirm_deliveries(self, epoch: int) -> None:
+        """Keep the last save's leased webhooks if it committed (its epoch is the current one),
+        and forget them if it rolled back (another process's epoch would also differ: then they
+        wait out their lease, and are claimed from the table)."""
+        if self._expected_epoch == epoch:
+            self._handed.extend(self._handed_unconfirmed)
+            self._others = self._others or self._others_unconfirmed
+        self._handed_unconfirmed = []
+        self._others_unconfirmed = False
+
+    def take_committed_deliveries(self) -> tuple[list[store.HandedDelivery], bool]:
+        """Once a batch's handling has returned (its last transaction committed): the webhooks
+        leased to this process's worker by committed batches, and whether those batches queued
+        others (retractions, loop notices) for the worker to claim."""
+        if self._expected_epoch is not None:
+            self._confirm_deliveries(self._expected_epoch)
+        handed, others = self._handed, self._others
+        self._handed, self._others = [], False
+        return handed, others
+
     async def settle_metrics(self, engine: AsyncEngine) -> None:
-        """Count the alerts of batches that have committed (called after each batch's handling)."""
+        """Count the alerts of batches that have committed (called after each batch's handling,
+        which has returned: its last save committed, so no query is needed to know its epoch)."""
         if not self._uncounted:
+            return
+        if self._expected_epoch is not None:
+            self._count_committed(self._expected_epoch, forget_later=False)
             return
         try:
             async with connection_of(engine) as connection:

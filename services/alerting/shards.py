@@ -47,7 +47,7 @@ from services.platform.consumer import (
     Delivery,
     ExactlyOnceProcessor,
 )
-from services.platform.kafka import observe_lag
+from services.platform.kafka import FETCH_MAX_WAIT_MS, observe_lag
 from services.platform.outbox import PipelineStage
 from services.platform.tables import connection_of
 
@@ -112,6 +112,9 @@ class Shards:
     clock: Clock
     after_batch: Callable[[AlertingProjection], Awaitable[None]]
     freeze_gc: bool = False
+    # How long a batch's raised alerts' webhooks are leased to this process's delivery worker,
+    # which `after_batch` hands them to (None: the worker claims every one from the table).
+    lease_s: float | None = None
     shard_count: int = 0  # the partitions of referral.events: set at the first assignment
     owned: dict[int, Shard] = field(default_factory=dict)
     stopping: bool = False  # once the service stops, an assignment arriving late is ignored
@@ -127,7 +130,11 @@ class Shards:
             if number in self.owned:
                 continue
             projection = AlertingProjection(
-                self.metrics, self.clock, shard=number, freeze_gc=self.freeze_gc
+                self.metrics,
+                self.clock,
+                shard=number,
+                freeze_gc=self.freeze_gc,
+                lease_s=self.lease_s,
             )
             processor = ExactlyOnceProcessor(
                 self.engine,
@@ -219,6 +226,7 @@ class Shards:
                 bootstrap_servers=options.bootstrap_servers,
                 client_id=f"{options.client_id}-shard-{shard.number}",
                 group_id=None,
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 **options.security.client_options(),

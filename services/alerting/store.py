@@ -235,10 +235,35 @@ RETURNING delivery_id
 """  # noqa: S608 - names from the tables' own metadata
 
 
-# An alert goes to the referring council's subscriptions.
-_INSERT_DELIVERIES = _insert_deliveries(
-    "alert_id", (SUBSCRIPTIONS.c.authority_code,), "s.authority_code = u.authority_code"
+# An alert goes to the referring council's subscriptions. A raised alert's deliveries are leased
+# as they are written (for `$6` seconds, when given) to the delivery worker of the process that
+# writes them, which is handed them once the batch commits (`HandedDelivery`): none waits for a
+# claim, and no other worker takes them while the lease lasts. A retraction is claimed as
+# before, once its alert's delivery is no longer pending.
+_ALERT_NOTICES = unnest(
+    SUBSCRIPTIONS.c.authority_code,
+    DELIVERIES.c.alert_id,
+    DELIVERIES.c.kind,
+    DELIVERIES.c.body,
+    DELIVERIES.c.source_occurred_at,
+    ordinality=True,
 )
+_INSERT_DELIVERIES = f"""
+WITH inserted AS (
+    INSERT INTO {qualified(DELIVERIES)} (subscription_id, alert_id, kind, body, status,
+        next_attempt_at, source_occurred_at, lease_until)
+    SELECT s.subscription_id, u.alert_id, u.kind, u.body, 'pending', now(), u.source_occurred_at,
+        CASE WHEN u.kind = 'raised' THEN now() + make_interval(secs => $6::float8) END
+    FROM {_ALERT_NOTICES} JOIN {qualified(SUBSCRIPTIONS)} s ON s.authority_code = u.authority_code
+    ORDER BY u.n, s.subscription_id
+    RETURNING delivery_id, subscription_id, alert_id, kind, body, attempts, source_occurred_at,
+        lease_until
+)
+SELECT i.delivery_id, i.subscription_id, i.alert_id, i.kind, i.body, i.attempts,
+    i.source_occurred_at, s.url, s.secret_ciphertext, s.secret_key_id, s.secret,
+    i.lease_until IS NOT NULL AS leased
+FROM inserted i JOIN {qualified(SUBSCRIPTIONS)} s USING (subscription_id)
+"""  # noqa: S608 - names from the tables' own metadata
 _NOTIFY = "SELECT count(pg_notify($1, body)) FROM unnest($2::text[]) WITH ORDINALITY AS u(body, n)"
 # A notice is made once: a redelivered event finds its id taken and makes nothing.
 _INSERT_NOTICES = f"""
@@ -289,6 +314,9 @@ RETURNING position
 class Saved:
     epoch: int
     deliveries: int
+    # The deliveries leased to this process's worker as they were written: it is handed them
+    # once the batch has committed (the others are claimed from the table).
+    handed: list["HandedDelivery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,18 +350,21 @@ def stream_notification(position: int, streamed: Streamed) -> str:
     return notification if len(notification.encode()) < NOTIFICATION_LIMIT else head + "\n"
 
 
-async def save_changes(connection: asyncpg.Connection, changes: Changes, shard: int) -> Saved:
+async def save_changes(
+    connection: asyncpg.Connection, changes: Changes, shard: int, *, lease_s: float | None = None
+) -> Saved:
     """Write one batch's changes to `shard`, bump its epoch, and queue its events, webhooks and
-    notices."""
+    notices; with `lease_s`, the raised alerts' webhooks are leased for that long to the caller's
+    delivery worker (`Saved.handed`)."""
     epoch: int = await connection.fetchval(_BUMP_EPOCH, shard)
     await _save_records(connection, changes, shard)
     await _save_alerts(connection, changes, shard)
-    deliveries, alerts_streamed = await _queue_alert_notices(connection, changes)
+    deliveries, alerts_streamed, handed = await _queue_alert_notices(connection, changes, lease_s)
     notices_deliveries, notices_streamed = await _queue_loop_notices(
         connection, changes.loop_notices
     )
     await _stream(connection, [*alerts_streamed, *notices_streamed])
-    return Saved(epoch, deliveries + notices_deliveries)
+    return Saved(epoch, deliveries + notices_deliveries, handed)
 
 
 async def _stream(connection: asyncpg.Connection, events: list[Streamed]) -> None:
@@ -394,12 +425,13 @@ async def _queue_loop_notices(
 
 
 async def _queue_alert_notices(
-    connection: asyncpg.Connection, changes: Changes
-) -> tuple[int, list[Streamed]]:
-    """Queue the alert events and the council's webhooks of a batch; its stream events."""
+    connection: asyncpg.Connection, changes: Changes, lease_s: float | None
+) -> tuple[int, list[Streamed], list["HandedDelivery"]]:
+    """Queue the alert events and the council's webhooks of a batch; its stream events, and the
+    webhooks leased to the caller's worker (none without `lease_s`)."""
     notices = changes.notices
     if not notices:
-        return 0, []
+        return 0, [], []
     envelopes = [notice.envelope() for notice in notices]
     # In the order given: the outbox's ids are the order the relay publishes an alert's events in.
     await stage_in_outbox(connection, OUTBOX, envelopes)
@@ -411,6 +443,7 @@ async def _queue_alert_notices(
         [n.kind.value for n in notices],
         bodies,
         [n.source.occurred_at for n in notices],
+        lease_s,
     )
     streamed = [
         Streamed(
@@ -420,7 +453,25 @@ async def _queue_alert_notices(
         )
         for n, body in zip(notices, bodies, strict=True)
     ]
-    return len(deliveries), streamed
+    vacancies = {n.alert.alert_id: n.alert.fit.vacancy_id for n in notices}
+    return len(deliveries), streamed, _handed(deliveries, vacancies)
+
+
+def _handed(rows: Sequence[asyncpg.Record], vacancies: dict[UUID, UUID]) -> list["HandedDelivery"]:
+    """The leased deliveries, each ranked among the same vacancy's to the same subscription:
+    a council hears of each new vacancy first, then of its other referrals that fit it."""
+    leased = sorted((row for row in rows if row["leased"]), key=lambda row: row["delivery_id"])
+    seen: dict[tuple[UUID, UUID], int] = {}
+    handed = []
+    for row in leased:
+        values = dict(row)
+        del values["leased"]
+        delivery = DueDelivery(**values)
+        key = (delivery.subscription_id, vacancies[values["alert_id"]])
+        rank = seen.get(key, 0)
+        seen[key] = rank + 1
+        handed.append(HandedDelivery(delivery, rank))
+    return handed
 
 
 async def _save_records(connection: asyncpg.Connection, changes: Changes, shard: int) -> None:
@@ -524,6 +575,15 @@ class DueDelivery:
     secret_ciphertext: bytes | None
     secret_key_id: str | None
     secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandedDelivery:
+    """A delivery leased, as it was written, to the worker of the process that wrote it; `rank`
+    orders a subscription's queue (0 for the first of a vacancy's alerts to it)."""
+
+    delivery: DueDelivery
+    rank: int
 
 
 _DELIVERIES = qualified(DELIVERIES)
