@@ -44,6 +44,7 @@ from services.ledger.tables import (
     AGGREGATE_VERSIONS,
     ANSWERS,
     CAPACITY_HISTORY,
+    CONSUMER_POSITIONS,
     FLOW_HISTORY,
     INBOX,
     PARKED_EVENTS,
@@ -70,8 +71,12 @@ if TYPE_CHECKING:
 __all__ = [
     "METADATA",
     "SCHEMA",
+    "CountedCapacity",
     "LedgerProjection",
+    "Positions",
+    "consumed_positions",
     "council_capacity",
+    "counted_capacity",
     "events_applied",
     "history_as_of",
     "history_between",
@@ -302,7 +307,9 @@ _FIGURES = tuple(f.name for f in fields(CouncilFigures))
 # vacancy for good; the vacancy is the offer's, from its answer) (never below 0 per vacancy), and
 # open vacancies last confirmed before $1 (stale); summed by council and type. `vacant` is clamped
 # per setting, so an over-full home never hides another home's empty beds.
-# `domain.council_figures` is the same arithmetic.
+# `domain.council_figures` is the same arithmetic. For `counted_capacity`: `last_stale`, the
+# latest last confirmation among the stale open vacancies (the last to have turned stale), and
+# `next_stale`, the earliest among those not stale yet (the next to turn stale).
 _SETTING_FIGURES = """
 WITH occupied AS (
     SELECT setting_id, sum(beds) AS beds FROM {placements}
@@ -321,7 +328,9 @@ WITH occupied AS (
 ), offered AS (
     SELECT v.setting_id,
            sum(greatest(v.beds - coalesce(h.beds, 0) - coalesce(t.beds, 0), 0)) AS beds,
-           count(*) FILTER (WHERE v.last_confirmed_at < $1) AS stale
+           count(*) FILTER (WHERE v.last_confirmed_at < $1) AS stale,
+           max(v.last_confirmed_at) FILTER (WHERE v.last_confirmed_at < $1) AS last_stale,
+           min(v.last_confirmed_at) FILTER (WHERE v.last_confirmed_at >= $1) AS next_stale
     FROM {vacancies} v
     LEFT JOIN holds h ON h.vacancy_id = v.vacancy_id
     LEFT JOIN taken t ON t.vacancy_id = v.vacancy_id
@@ -333,7 +342,9 @@ SELECT s.authority_code, s.placement_type,
        sum(greatest(s.registered_places - coalesce(o.beds, 0), 0))::int AS vacant,
        sum(coalesce(v.beds, 0))::int AS offered,
        sum(coalesce(h.beds, 0))::int AS held,
-       sum(coalesce(v.stale, 0))::int AS stale_vacancies
+       sum(coalesce(v.stale, 0))::int AS stale_vacancies,
+       max(v.last_stale) AS last_stale,
+       min(v.next_stale) AS next_stale
 FROM {settings} s
 LEFT JOIN occupied o ON o.setting_id = s.setting_id
 LEFT JOIN offered v ON v.setting_id = s.setting_id
@@ -408,6 +419,7 @@ class _Queries:
     record_flows: str
     counts: dict[str, str]
     events_applied: str
+    positions: str
 
 
 @functools.cache
@@ -429,6 +441,9 @@ def _queries(schema: str) -> _Queries:
         counts={name: f"SELECT count(*) FROM {names[name]}" for name in counted},  # noqa: S608
         events_applied=(
             f"SELECT coalesce(sum(version), 0) FROM {names[AGGREGATE_VERSIONS.name]}"  # noqa: S608
+        ),
+        positions=select_columns(
+            table_in(CONSUMER_POSITIONS, schema), ("topic", "partition", "next_offset")
         ),
     )
 
@@ -462,6 +477,39 @@ async def council_capacity(
 
     Run it inside a repeatable-read transaction when the figures and flows must agree.
     """
+    counted = await counted_capacity(
+        connection, schema, now=now, stale_after=stale_after, councils=councils
+    )
+    return counted.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class CountedCapacity:
+    """Capacity as counted at some instant, and the span of instants at which counting the same
+    records again gives the same figures: the time enters them only through the stale vacancies,
+    so the span runs from just after the last of them turned stale (`holds_after`) to the moment
+    the next one turns stale (`holds_until`); None where there is no such vacancy."""
+
+    capacity: CouncilCapacity
+    holds_after: datetime | None
+    holds_until: datetime | None
+
+    def holds_at(self, now: datetime) -> bool:
+        """Whether counting the same records at `now` would give the same figures."""
+        return (self.holds_after is None or now > self.holds_after) and (
+            self.holds_until is None or now <= self.holds_until
+        )
+
+
+async def counted_capacity(
+    connection: asyncpg.Connection,
+    schema: str,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    councils: Collection[str] | None = None,
+) -> CountedCapacity:
+    """`council_capacity`, with how long it holds (see `CountedCapacity`)."""
     queries = _queries(schema)
     only = None if councils is None else list(councils)
     cutoff = stale_before(now, stale_after)
@@ -473,7 +521,26 @@ async def council_capacity(
         figures[_council_key(row)] += _figures(row)
     for row in referral_rows:
         figures[_council_key(row)] += CouncilFigures(open_referrals=row["open_referrals"])
-    return CouncilCapacity(dict(figures), {_flow_key(r): r["beds"] for r in flow_rows})
+    capacity = CouncilCapacity(dict(figures), {_flow_key(r): r["beds"] for r in flow_rows})
+    # An open vacancy last confirmed at t is stale at the instants after t + stale_after.
+    turned = [row["last_stale"] for row in setting_rows if row["last_stale"] is not None]
+    turning = [row["next_stale"] for row in setting_rows if row["next_stale"] is not None]
+    return CountedCapacity(
+        capacity,
+        holds_after=max(turned) + stale_after if turned else None,
+        holds_until=min(turning) + stale_after if turning else None,
+    )
+
+
+Positions = dict[tuple[str, int], int]
+
+
+async def consumed_positions(connection: asyncpg.Connection, schema: str) -> Positions:
+    """The next offset the consumer stored for each (topic, partition) it has read. It is stored
+    in the transaction of every batch, and only ever grows, so records read in a snapshot whose
+    positions are at least those read earlier include everything committed up to then."""
+    rows = await connection.fetch(_queries(schema).positions)
+    return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
 
 async def history_as_of(

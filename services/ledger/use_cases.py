@@ -1,8 +1,11 @@
 """The ledger's reads and its history snapshots: one method per question the API answers."""
 
+import asyncio
 import contextlib
+import functools
+from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,6 +18,7 @@ from services.ledger import store
 from services.ledger.domain import (
     CouncilCapacity,
     CountedBy,
+    FootprintCapacity,
     TypeCapacity,
     changed_since,
     footprint_capacity,
@@ -72,8 +76,26 @@ class LedgerMetrics:
                     )
 
 
+@functools.cache
 def _footprints_by_id() -> dict[str, Footprint]:
     return {footprint.id: footprint for footprint in geography.footprints()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """A footprint's councils' capacity (and rolled up to the footprint), and the consumer's
+    positions in the snapshot counted."""
+
+    positions: store.Positions
+    counted: store.CountedCapacity
+    rolled: FootprintCapacity
+
+    def includes(self, committed: store.Positions, now: datetime) -> bool:
+        """Whether the count includes every batch committed when `committed` was read, and
+        holds at `now`."""
+        return self.counted.holds_at(now) and all(
+            self.positions.get(partition, -1) >= at for partition, at in committed.items()
+        )
 
 
 class Ledger:
@@ -93,6 +115,10 @@ class Ledger:
         self._metrics = metrics
         self._schema = schema
         self._clock = clock
+        # The last count of each footprint's councils: read again only once a batch has been
+        # committed since (by any instance) or a vacancy has turned stale.
+        self._counted: dict[str, _Counted] = {}
+        self._counting: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[asyncpg.Connection]:
@@ -121,30 +147,50 @@ class Ledger:
             raise ForbiddenError(f"a {principal.role} token may not read capacity")
         return [f for f in readable if kind is None or f.kind == kind]
 
-    async def _council_capacity(self, footprint: Footprint, now: datetime) -> CouncilCapacity:
-        async with self._reading() as connection:
-            return await store.council_capacity(
-                connection,
-                self._schema,
-                now=now,
-                stale_after=self._stale_after,
-                councils=footprint.member_councils,
-            )
+    async def _counted_capacity(self, footprint: Footprint, now: datetime) -> _Counted:
+        """The capacity of the footprint's councils at `now`, including every batch committed
+        when the call began: counted again only if the last count may not.
+
+        The consumer stores its positions in each batch's transaction, whichever instance
+        commits it, so a count whose snapshot had positions at least those read on arrival
+        includes every batch committed by then; it is reused only while counting again at `now`
+        would give the same figures (`CountedCapacity.holds_at`). Readers who find no such count
+        count once between them: the others wait for that count, then judge it as their own.
+        """
+        async with connection_of(self._engine) as connection:
+            committed = await store.consumed_positions(connection, self._schema)
+        last = self._counted.get(footprint.id)
+        if last is not None and last.includes(committed, now):
+            return last
+        async with self._counting[footprint.id]:
+            last = self._counted.get(footprint.id)
+            if last is not None and last.includes(committed, now):
+                return last
+            async with self._reading() as connection:
+                positions = await store.consumed_positions(connection, self._schema)
+                counted = await store.counted_capacity(
+                    connection,
+                    self._schema,
+                    now=now,
+                    stale_after=self._stale_after,
+                    councils=footprint.member_councils,
+                )
+            rolled = footprint_capacity(footprint.member_councils, counted.capacity)
+            last = self._counted[footprint.id] = _Counted(positions, counted, rolled)
+            return last
 
     async def capacity(self, principal: Principal, footprint_id: str) -> CapacityView:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
-        capacity = await self._council_capacity(footprint, now)
-        rolled = footprint_capacity(footprint.member_councils, capacity)
-        return CapacityView.of(footprint, now, rolled)
+        counted = await self._counted_capacity(footprint, now)
+        return CapacityView.of(footprint, now, counted.rolled)
 
     async def flows(self, principal: Principal, footprint_id: str) -> FlowsView:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
-        capacity = await self._council_capacity(footprint, now)
-        return FlowsView.of(
-            footprint, now, footprint_flows(footprint.member_councils, capacity.flows)
-        )
+        counted = await self._counted_capacity(footprint, now)
+        flows = counted.counted.capacity.flows
+        return FlowsView.of(footprint, now, footprint_flows(footprint.member_councils, flows))
 
     async def responses(self, principal: Principal, footprint_id: str) -> ResponsesView:
         footprint = self.readable_footprint(principal, footprint_id)

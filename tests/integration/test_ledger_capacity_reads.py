@@ -1,0 +1,126 @@
+"""Capacity reads answered from the last count of a footprint: never an answer that counting the
+committed records again at that moment would not give.
+
+A count is reused only while the consumer's stored positions are unchanged and no open vacancy
+has turned stale (or back, for a clock read earlier) since; these tests change exactly those two
+things between reads of the same footprints and compare each answer with a fresh count.
+"""
+
+import asyncio
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from builders import sample_envelope, vacancy_envelope
+from ledger_fixtures import (
+    NORTH_WEST,
+    PLACEMENTS_NORTH_WEST,
+    WESTMORLAND_AND_FURNESS,
+    RunningLedger,
+    publish_events,
+    running_ledger,
+)
+
+from contracts.envelope import Envelope
+from contracts.geography import footprint
+from services.ledger.domain import council_figures, fold, footprint_capacity
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+FOOTPRINTS = (WESTMORLAND_AND_FURNESS, NORTH_WEST, PLACEMENTS_NORTH_WEST)
+POSTED_AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # the samples' occurred_at
+
+
+def _counted_afresh(
+    events: list[Envelope[Any]], footprint_id: str, now: datetime
+) -> dict[str, Any]:
+    """What a count of `events` at `now` gives for the footprint, as the API writes it."""
+    stale_after = timedelta(hours=72)
+    rolled = footprint_capacity(
+        footprint(footprint_id).member_councils, council_figures(fold(events), now, stale_after)
+    )
+    return {
+        "by_type": {t.value: asdict(f) for t, f in rolled.by_type.items()},
+        "totals": asdict(rolled.totals),
+    }
+
+
+async def _answers_as_counted(
+    ledger: RunningLedger, events: list[Envelope[Any]], now: datetime
+) -> None:
+    ledger.clock.fixed = now
+    for footprint_id in FOOTPRINTS:
+        for _ in range(2):  # the second is the one a stored count may answer
+            answer = await ledger.capacity(footprint_id)
+            assert datetime.fromisoformat(answer["as_of"]) == now
+            shown = {"by_type": answer["by_type"], "totals": answer["totals"]}
+            assert shown == _counted_afresh(events, footprint_id, now), (footprint_id, now)
+
+
+async def test_a_read_after_a_batch_is_committed_counts_what_it_changed(
+    fresh_database_url, topic_prefix
+) -> None:
+    setting_id, vacancy_id = uuid4(), uuid4()
+    registered = sample_envelope("SettingRegistered", setting_id=str(setting_id))
+    posted = vacancy_envelope("VacancyPosted", setting_id, vacancy_id, beds=2)
+    updated = sample_envelope(
+        "SettingUpdated", sequence=2, setting_id=str(setting_id), registered_places=6
+    )
+    now = POSTED_AT + timedelta(hours=1)
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await _answers_as_counted(ledger, [], now)
+        applied: list[Envelope[Any]] = []
+        for event in (registered, posted, updated):
+            await publish_events([event], topic_prefix)
+            applied.append(event)
+            await ledger.database.until_processed(len(applied))
+            await _answers_as_counted(ledger, applied, now)
+
+
+async def test_a_vacancy_turning_stale_changes_the_answer_with_no_event_between_reads(
+    fresh_database_url, topic_prefix
+) -> None:
+    setting_id = uuid4()
+    events: list[Envelope[Any]] = [
+        sample_envelope("SettingRegistered", setting_id=str(setting_id)),
+        vacancy_envelope("VacancyPosted", setting_id, uuid4()),
+        vacancy_envelope("VacancyPosted", setting_id, uuid4(), beds=2),
+    ]
+    turns_stale = POSTED_AT + timedelta(hours=72)
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await publish_events(events, topic_prefix)
+        await ledger.database.until_processed(len(events))
+        for now in (
+            POSTED_AT,
+            turns_stale,  # still fresh: stale only after
+            turns_stale + timedelta(microseconds=1),
+            turns_stale + timedelta(days=30),
+            turns_stale,  # a clock read earlier: fresh again
+            POSTED_AT - timedelta(days=1),
+        ):
+            await _answers_as_counted(ledger, events, now)
+
+
+async def test_readers_at_once_all_get_the_count(fresh_database_url, topic_prefix) -> None:
+    setting_id = uuid4()
+    events: list[Envelope[Any]] = [
+        sample_envelope("SettingRegistered", setting_id=str(setting_id)),
+        vacancy_envelope("VacancyPosted", setting_id, uuid4(), beds=3),
+    ]
+
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await publish_events(events, topic_prefix)
+        await ledger.database.until_processed(len(events))
+        ledger.clock.fixed = now = POSTED_AT + timedelta(hours=1)
+        answers = await asyncio.gather(
+            *(ledger.capacity(FOOTPRINTS[turn % len(FOOTPRINTS)]) for turn in range(24))
+        )
+
+    for turn, answer in enumerate(answers):
+        footprint_id = FOOTPRINTS[turn % len(FOOTPRINTS)]
+        shown = {"by_type": answer["by_type"], "totals": answer["totals"]}
+        assert shown == _counted_afresh(events, footprint_id, now)
