@@ -3,9 +3,8 @@
 import asyncio
 import contextlib
 import functools
-from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -81,14 +80,14 @@ def _footprints_by_id() -> dict[str, Footprint]:
     return {footprint.id: footprint for footprint in geography.footprints()}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Counted:
-    """A footprint's councils' capacity (and rolled up to the footprint), and the consumer's
-    positions in the snapshot counted."""
+    """Every council's capacity, the consumer's positions in the snapshot counted, and the
+    footprints' roll-ups of it as they are asked for."""
 
     positions: store.Positions
     counted: store.CountedCapacity
-    rolled: FootprintCapacity
+    rolled: dict[str, FootprintCapacity] = field(default_factory=dict)
 
     def includes(self, committed: store.Positions, now: datetime) -> bool:
         """Whether the count includes every batch committed when `committed` was read, and
@@ -96,6 +95,15 @@ class _Counted:
         return self.counted.holds_at(now) and all(
             self.positions.get(partition, -1) >= at for partition, at in committed.items()
         )
+
+    def rolled_up(self, footprint: Footprint) -> FootprintCapacity:
+        found = self.rolled.get(footprint.id)
+        if found is None:
+            capacity = self.counted.capacity
+            found = self.rolled[footprint.id] = footprint_capacity(
+                footprint.member_councils, capacity
+            )
+        return found
 
 
 class Ledger:
@@ -115,10 +123,13 @@ class Ledger:
         self._metrics = metrics
         self._schema = schema
         self._clock = clock
-        # The last count of each footprint's councils: read again only once a batch has been
-        # committed since (by any instance) or a vacancy has turned stale.
-        self._counted: dict[str, _Counted] = {}
-        self._counting: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # The last count of every council, which every footprint's capacity and flows roll up:
+        # counted again only once a batch has been committed since (by any instance) or a vacancy
+        # has turned stale. Counting one footprint's councils aggregates every council's records
+        # anyway (the placements, offers and vacancies of all settings), so one count of all of
+        # them costs about as much, and serves every footprint.
+        self._counted: _Counted | None = None
+        self._counting = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[asyncpg.Connection]:
@@ -147,9 +158,9 @@ class Ledger:
             raise ForbiddenError(f"a {principal.role} token may not read capacity")
         return [f for f in readable if kind is None or f.kind == kind]
 
-    async def _counted_capacity(self, footprint: Footprint, now: datetime) -> _Counted:
-        """The capacity of the footprint's councils at `now`, including every batch committed
-        when the call began: counted again only if the last count may not.
+    async def _counted_capacity(self, now: datetime) -> _Counted:
+        """Every council's capacity at `now`, including every batch committed when the call
+        began: counted again only if the last count may not.
 
         The consumer stores its positions in each batch's transaction, whichever instance
         commits it, so a count whose snapshot had positions at least those read on arrival
@@ -159,36 +170,31 @@ class Ledger:
         """
         async with connection_of(self._engine) as connection:
             committed = await store.consumed_positions(connection, self._schema)
-        last = self._counted.get(footprint.id)
+        last = self._counted
         if last is not None and last.includes(committed, now):
             return last
-        async with self._counting[footprint.id]:
-            last = self._counted.get(footprint.id)
+        async with self._counting:
+            last = self._counted
             if last is not None and last.includes(committed, now):
                 return last
             async with self._reading() as connection:
                 positions = await store.consumed_positions(connection, self._schema)
                 counted = await store.counted_capacity(
-                    connection,
-                    self._schema,
-                    now=now,
-                    stale_after=self._stale_after,
-                    councils=footprint.member_councils,
+                    connection, self._schema, now=now, stale_after=self._stale_after
                 )
-            rolled = footprint_capacity(footprint.member_councils, counted.capacity)
-            last = self._counted[footprint.id] = _Counted(positions, counted, rolled)
+            last = self._counted = _Counted(positions, counted)
             return last
 
     async def capacity(self, principal: Principal, footprint_id: str) -> CapacityView:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
-        counted = await self._counted_capacity(footprint, now)
-        return CapacityView.of(footprint, now, counted.rolled)
+        counted = await self._counted_capacity(now)
+        return CapacityView.of(footprint, now, counted.rolled_up(footprint))
 
     async def flows(self, principal: Principal, footprint_id: str) -> FlowsView:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
-        counted = await self._counted_capacity(footprint, now)
+        counted = await self._counted_capacity(now)
         flows = counted.counted.capacity.flows
         return FlowsView.of(footprint, now, footprint_flows(footprint.member_councils, flows))
 
