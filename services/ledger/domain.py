@@ -8,6 +8,7 @@ count until the setting is, and a hold taken by a placement is released whicheve
 ledger saw first. Within one record, the consumer applies events in sequence.
 """
 
+import functools
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -236,12 +237,24 @@ def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) ->
 def _record_from(record_type: type[RecordT], payload: EventPayload, **given: object) -> RecordT:
     """A new record: the fields `given`, each other field the payload's field of the same name,
     and a field the payload does not have, its default."""
-    named = {
-        f.name: getattr(payload, f.name)
+    names = _fields_taken(record_type, type(payload), frozenset(given))
+    return record_type(**{name: getattr(payload, name) for name in names}, **given)
+
+
+@functools.cache
+def _fields_taken(
+    record_type: type["DataclassInstance"],
+    payload_type: type[EventPayload],
+    given: frozenset[str],
+) -> tuple[str, ...]:
+    """The fields of `record_type` that a payload of `payload_type` gives (the same for every
+    payload of the type: a model's fields and methods are its class's), less those `given`."""
+    return tuple(
+        f.name
         for f in fields(record_type)
-        if f.name not in given and hasattr(payload, f.name)
-    }
-    return record_type(**named, **given)
+        if f.name not in given
+        and (f.name in payload_type.model_fields or hasattr(payload_type, f.name))
+    )
 
 
 # Events that set fields of the (existing) record they are about to fixed values.
