@@ -20,16 +20,11 @@ from services.ledger.use_cases import Ledger, LedgerMetrics
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
-from services.platform.consumer import ConsumerMetrics
+from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
 from services.platform.database import create_engine
 from services.platform.http import add_operational_routes
 from services.platform.identity import token_verifier
-from services.platform.kafka import (
-    ConsumerPlacement,
-    consume_exactly_once,
-    event_broker,
-    start_consuming,
-)
+from services.platform.kafka import ConsumerPlacement, consume, event_broker, start_consuming
 from services.platform.limits import add_input_limits
 from services.platform.migrations import prepare_schema
 from services.platform.pages import PageSettings
@@ -73,7 +68,9 @@ def create_app(
     consumer_metrics = ConsumerMetrics(registry)
     ledger_metrics = LedgerMetrics(registry)
     # An engine connects lazily; the probes need it before the lifespan starts.
-    engine = create_engine(settings.database_url, tls=settings.database_tls)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size, tls=settings.database_tls
+    )
 
     broker = event_broker(
         settings.kafka_bootstrap_servers,
@@ -81,19 +78,24 @@ def create_app(
         request_timeout_ms=settings.kafka_request_timeout_ms,
         security=settings.kafka_security,
     )
-    consume_exactly_once(
-        broker,
-        store.LedgerProjection(store.SCHEMA),
-        CONSUMED_TOPICS,
-        ConsumerPlacement(
-            engine=engine,
-            schema=store.SCHEMA,
-            group_id=settings.consumer_group,
-            topic_prefix=settings.topic_prefix,
-            max_records=settings.max_records,
-        ),
-        consumer_metrics,
+    placement = ConsumerPlacement(
+        engine=engine,
+        schema=store.SCHEMA,
+        group_id=settings.consumer_group,
+        topic_prefix=settings.topic_prefix,
+        max_records=settings.max_records,
     )
+    processor = ExactlyOnceProcessor(
+        engine,
+        store.SCHEMA,
+        store.LedgerProjection(store.SCHEMA),
+        KafkaDeadLetters(broker.publish),
+        consumer_metrics,
+        # Each record is changed by the events of its own aggregate alone, and an aggregate's
+        # events share a partition: the partitions of a batch never touch the same rows.
+        partitions_apart=True,
+    )
+    consume(broker, processor, CONSUMED_TOPICS, placement)
     ledger = Ledger(
         engine, stale_after=settings.vacancy_stale_after, metrics=ledger_metrics, clock=clock
     )

@@ -151,6 +151,7 @@ class _Replay:
             store.LedgerProjection(REBUILD_SCHEMA),
             self.dead_letters,
             ConsumerMetrics(self._registry),
+            partitions_apart=True,  # as the live ledger's (app.py): no row is in two partitions
         )
         self.replayed = 0
 

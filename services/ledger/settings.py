@@ -34,6 +34,13 @@ class Settings(ServiceSettings, InputLimitSettings, RetentionSettings):
         gt=0,
         validation_alias=AliasChoices("LEDGER_HISTORY_INTERVAL", "history_interval"),
     )
+    # Connections kept open to the database: the consumers' batches (one per topic at a time),
+    # the snapshots and the readers. Beyond it, each busy moment opens (and closes) more of them.
+    database_pool_size: int = Field(
+        default=10,
+        ge=2,
+        validation_alias=AliasChoices("LEDGER_DATABASE_POOL_SIZE", "database_pool_size"),
+    )
     # How long to wait before trying again to connect the consumers when the broker is down.
     broker_retry_interval: float = Field(default=2.0, gt=0)
     # The dead-letter producer's request timeout (connecting, metadata, produce requests).

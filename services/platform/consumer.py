@@ -201,6 +201,12 @@ class ExactlyOnceProcessor(Generic[StateT]):
     # In a sharded schema (`consumer_tables(sharded=True)`), the shard whose inbox, positions
     # and versions this processor keeps.
     shard: int | None = None
+    # Apply the records of each partition in a batch in a transaction of their own, all at once:
+    # the database works on one partition's statements while this process parses and applies
+    # another's. Only for a projection whose every row is changed by the events of one partition
+    # alone (no two transactions then touch the same row): the ledger's, whose records each have
+    # one aggregate, keyed to one partition. Otherwise one transaction holds the whole batch.
+    partitions_apart: bool = False
 
     def _of_shard(self, parameter: int) -> str:
         """The condition limiting a statement to this processor's shard (parameter `$n`)."""
@@ -215,6 +221,24 @@ class ExactlyOnceProcessor(Generic[StateT]):
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Process one batch: afterwards its effect is committed and its positions stored."""
+        if self.partitions_apart:
+            by_partition: dict[tuple[str, int], list[Delivery]] = {}
+            for delivery in deliveries:
+                by_partition.setdefault((delivery.topic, delivery.partition), []).append(delivery)
+            if len(by_partition) > 1:
+                # Each ends (committed, or failed and rolled back) before the batch is answered.
+                outcomes = await asyncio.gather(
+                    *(self._handle_together(records) for records in by_partition.values()),
+                    return_exceptions=True,
+                )
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                return
+        await self._handle_together(deliveries)
+
+    async def _handle_together(self, deliveries: Sequence[Delivery]) -> None:
+        """Process `deliveries` in one transaction (one at a time if one of them is poison)."""
         parsed: list[tuple[Delivery, Event]] = []
         for delivery in deliveries:
             try:
