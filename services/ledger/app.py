@@ -6,6 +6,7 @@ it), then starts the consumers (retrying while the broker is away, so the read A
 the database meanwhile) and the capacity-history snapshots.
 """
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -104,6 +105,10 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await prepare_schema(SERVICE, settings.database_url, settings.database_tls)
+            # What is built by now (modules, the app, the geography) lives as long as the process:
+            # left to the cycle collector, every full collection would walk all of it again, and
+            # each batch's thousands of short-lived objects set one off every few batches.
+            gc.freeze()
             try:
                 async with running(
                     start_consuming(
