@@ -1,7 +1,7 @@
 """How fast the ledger applies events, against how fast a bare consumer can read them.
 
 Run: .venv/bin/python bench/ledger/bench_ledger.py [--events 200000] [--max-records 2000]
-     [--profile ledger.prof]
+     [--instances 2] [--profile ledger.prof]
 
 It makes its own prefixed topics and a fresh database on the local broker and PostgreSQL
 (`nearhome infra up`), fills `provider.events` and `referral.events` with a synthetic but valid
@@ -18,13 +18,19 @@ import gc
 import logging
 import os
 import pstats
+import signal
+import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import Envelope
 from contracts.serialization import to_bytes
@@ -35,6 +41,7 @@ from services.ledger.app import Settings, create_app
 from services.ledger.domain import council_figures, fold
 from services.platform.clock import utc_now
 from services.platform.database import create_engine
+from services.platform.migrations import prepare_schema
 from services.platform.tables import connection_of
 from tools.synthetic.history import SyntheticHistory, topic_of
 
@@ -47,6 +54,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the topics and the database")
     parser.add_argument(
         "--no-verify", action="store_true", help="skip comparing the result with a pure fold"
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="ledger instances: 1 runs the app in this process; more run that many"
+        " `nearhome serve ledger` processes in one consumer group, as a deployment does",
     )
     parser.add_argument(
         "--profile",
@@ -141,7 +155,69 @@ async def run_ledger(settings: Settings, total: int) -> tuple[float, float, int]
                 await asyncio.sleep(0.05)
         finally:
             await engine.dispose()
-    finished = time.perf_counter()
+    assert first_commit is not None
+    return finished - started, finished - first_commit, total - done_at_first
+
+
+async def processed(engine: AsyncEngine) -> int:
+    """Records the ledger is past: the sum of its stored positions."""
+    async with connection_of(engine) as connection:
+        return int(
+            await connection.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM ledger.consumer_positions"
+            )
+        )
+
+
+def serve_ledger(settings: Settings) -> subprocess.Popen[bytes]:
+    """`nearhome serve ledger` on a free port, on the benchmark's database, topics and group."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "NEARHOME_TOPIC_PREFIX": settings.topic_prefix,
+        "LEDGER_CONSUMER_GROUP": settings.consumer_group,
+        "LEDGER_MAX_RECORDS": str(settings.max_records),
+        "LEDGER_HISTORY_INTERVAL": str(settings.history_interval),
+        "LEDGER_PORT": str(port),
+        "NEARHOME_LOG_LEVEL": "WARNING",
+    }
+    command = [str(Path(sys.executable).with_name("nearhome")), "serve", "ledger"]
+    return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
+
+
+async def run_instances(settings: Settings, total: int, instances: int) -> tuple[float, float, int]:
+    """`run_ledger`, with the ledger as `instances` processes sharing the partitions."""
+    await prepare_schema("ledger", settings.database_url)  # once, before they all start
+    engine = create_engine(settings.database_url)
+    started = time.perf_counter()
+    children = [serve_ledger(settings) for _ in range(instances)]
+    try:
+        first_commit: float | None = None
+        done_at_first = 0
+        last_report = started
+        while (done := await processed(engine)) < total:
+            now = time.perf_counter()
+            if first_commit is None and done:
+                first_commit, done_at_first = now, done
+            if now - last_report >= 5:
+                print(f"  ledger: {done:,}/{total:,} records processed")
+                last_report = now
+            if any(child.poll() is not None for child in children):
+                raise RuntimeError("a ledger instance exited")
+            await asyncio.sleep(0.05)
+        finished = time.perf_counter()
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        await engine.dispose()
     assert first_commit is not None
     return finished - started, finished - first_commit, total - done_at_first
 
@@ -209,14 +285,18 @@ async def main() -> None:
         profiler = cProfile.Profile() if arguments.profile else None
         if profiler is not None:
             profiler.enable()
-        total, steady, counted = await run_ledger(settings, len(events))
+        if arguments.instances > 1:
+            total, steady, counted = await run_instances(settings, len(events), arguments.instances)
+        else:
+            total, steady, counted = await run_ledger(settings, len(events))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(arguments.profile)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         ledger_rate = counted / steady
         print(
-            f"(b) ledger (max_records {arguments.max_records}): {len(events):,} records applied"
+            f"(b) ledger (max_records {arguments.max_records}, {arguments.instances} instance(s)):"
+            f" {len(events):,} records applied"
             f" in {total:.1f}s from start-up ({len(events) / total:,.0f}/s);"
             f" {ledger_rate:,.0f}/s from its first commit"
         )
