@@ -155,6 +155,7 @@ async def run_ledger(settings: Settings, total: int) -> tuple[float, float, int]
                 await asyncio.sleep(0.05)
         finally:
             await engine.dispose()
+    finished = time.perf_counter()
     assert first_commit is not None
     return finished - started, finished - first_commit, total - done_at_first
 
