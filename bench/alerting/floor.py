@@ -82,12 +82,11 @@ class Front:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.pool: asyncpg.Pool | None = None
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=True, linger_ms=0
-        )
+        self.producer: AIOKafkaProducer | None = None
 
     async def post(self, request: Request) -> Response:
         assert self.pool is not None
+        assert self.producer is not None
         body = await request.body()
         event_id = uuid4()
         await self.pool.execute(
@@ -104,6 +103,9 @@ class Front:
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         self.pool = await asyncpg.create_pool(self.args.database_url, min_size=5, max_size=5)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.args.bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+        )
         await self.producer.start()
         try:
             yield
