@@ -305,9 +305,10 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until cancelled: at once when woken, otherwise every `idle_interval`.
 
-        The backlog gauges are also measured every `backlog_interval` on their own: while the
-        broker is away an idempotent producer retries rather than failing, so the publishing
-        loop waits with it, and the backlog is what an operator needs to see then.
+        The backlog gauges are measured every `backlog_interval` on their own, not after each
+        batch (two more round trips before the next batch could start): while the broker is away
+        an idempotent producer retries rather than failing, so the publishing loop waits with it,
+        and the backlog is what an operator needs to see then.
         """
         measuring = asyncio.create_task(self._measure_backlog_every(self.backlog_interval))
         try:
@@ -332,7 +333,6 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 published = await self.publish_pending()
-                await self.measure_backlog()
             except BrokerUnavailableError as error:
                 logger.warning("outbox relay waiting for the broker: %s", error)
                 await asyncio.sleep(self.retry_interval)
