@@ -115,8 +115,14 @@ class Shards:
     # How long a batch's raised alerts' webhooks are leased to this process's delivery worker,
     # which `after_batch` hands them to (None: the worker claims every one from the table).
     lease_s: float | None = None
+    # Shard batches applied at once in this process: the others wait their turn, first come
+    # first served. Every shard applies every vacancy; six at once on one event loop share it
+    # and all commit late, where two at a time commit the first (and its webhooks) soonest while
+    # one's database round trips still overlap another's matching.
+    batches_at_once: int = 2
     shard_count: int = 0  # the partitions of referral.events: set at the first assignment
     owned: dict[int, Shard] = field(default_factory=dict)
+    _turns: asyncio.Semaphore | None = field(default=None, init=False)
     stopping: bool = False  # once the service stops, an assignment arriving late is ignored
 
     # --- ownership, as the group assigns the partitions of referral.events ---------------------
@@ -208,7 +214,9 @@ class Shards:
     async def _handle(
         self, shard: Shard, records: Sequence[Delivery], consumed_at: float | None
     ) -> None:
-        async with shard.lock:
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(self.batches_at_once)
+        async with self._turns, shard.lock:
             await shard.processor.handle(records)
         if consumed_at is not None:
             stage = self.metrics.stages.labels(PipelineStage.COMMITTED)
