@@ -247,6 +247,42 @@ async def counting(port: int, tokens: Tokens, within: float) -> None:
             await asyncio.sleep(0.5)
 
 
+# The ledger's own account of its reads (services/ledger/use_cases.py), where it keeps one.
+WATCHED = (
+    'nearhome_ledger_capacity_reads_total{answered="counted"}',
+    'nearhome_ledger_capacity_reads_total{answered="reused"}',
+    "nearhome_ledger_capacity_count_seconds_sum",
+    'nearhome_consumer_events_total{outcome="applied"}',
+)
+
+
+async def ledger_counters(port: int, tokens: Tokens) -> dict[str, float]:
+    """The WATCHED samples of the ledger's /metrics (those it has)."""
+    reader = Reader(port, tokens)
+    try:
+        _, body = await reader.get("/metrics")
+    finally:
+        await reader.close()
+    found = {}
+    for sample in body.decode().splitlines():
+        name, _, value = sample.rpartition(" ")
+        if name in WATCHED:
+            found[name] = float(value)
+    return found
+
+
+def counters_line(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    if not after:
+        return "  (the ledger keeps no account of its reads)"
+    change = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in WATCHED}
+    counted, reused, counting, applied = change.values()
+    mean = f"{counting / counted * 1000:.1f} ms each" if counted else "none"
+    return (
+        f"  ledger: {counted:,.0f} reads counted the councils again ({mean}),"
+        f" {reused:,.0f} reused the last count; {applied / seconds:,.0f} events applied a second"
+    )
+
+
 # --- the phases -------------------------------------------------------------------------------
 
 
@@ -256,6 +292,7 @@ class Phase:
     seconds: float
     millis: dict[str, list[float]] = field(default_factory=dict)
     failures: dict[int, int] = field(default_factory=dict)  # answers other than 200, by status
+    ledger: str = ""  # what the ledger says it did meanwhile
 
     def all_millis(self) -> list[float]:
         return [m for values in self.millis.values() for m in values]
@@ -282,10 +319,12 @@ async def run_phase(port: int, tokens: Tokens, readers: int, seconds: float) -> 
     try:
         for client in clients:  # connected (and warm) before the clock starts
             await client.get(f"/v1/capacity/{FOOTPRINTS[0]}")
+        before = await ledger_counters(port, tokens)
         until = time.perf_counter() + seconds
         await asyncio.gather(
             *(read_for(client, phase, index, until) for index, client in enumerate(clients))
         )
+        phase.ledger = counters_line(before, await ledger_counters(port, tokens), seconds)
     finally:
         for client in clients:
             await client.close()
@@ -311,6 +350,7 @@ def report(phase: Phase) -> bool:
     print(line("all footprints", every, phase.seconds))
     if phase.failures:
         print(f"  answers other than 200 (by status): {phase.failures}")
+    print(phase.ledger)
     return bool(every) and percentile(every, 0.95) < TARGET_P95_MS and not phase.failures
 
 

@@ -3,12 +3,13 @@
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import geography
@@ -61,6 +62,20 @@ class LedgerMetrics:
             "nearhome_ledger_last_snapshot_timestamp_seconds",
             "When the last capacity snapshot was taken",
             registry=registry,
+        )
+        self.capacity_reads = Counter(
+            "nearhome_ledger_capacity_reads",
+            "Capacity and flows reads, by whether they counted the councils again (`counted`) or"
+            " were answered from the last count (`reused`: no batch committed and no vacancy"
+            " turned stale since)",
+            ["answered"],
+            registry=registry,
+        )
+        self.counting = Histogram(
+            "nearhome_ledger_capacity_count_seconds",
+            "Time to count every council's capacity for the reads",
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, float("inf")),
         )
 
     def show(self, capacity: CouncilCapacity) -> None:
@@ -171,19 +186,25 @@ class Ledger:
         async with connection_of(self._engine) as connection:
             committed = await store.consumed_positions(connection, self._schema)
         last = self._counted
-        if last is not None and last.includes(committed, now):
-            return last
-        async with self._counting:
-            last = self._counted
-            if last is not None and last.includes(committed, now):
-                return last
-            async with self._reading() as connection:
-                positions = await store.consumed_positions(connection, self._schema)
-                counted = await store.counted_capacity(
-                    connection, self._schema, now=now, stale_after=self._stale_after
-                )
-            last = self._counted = _Counted(positions, counted)
-            return last
+        if last is None or not last.includes(committed, now):
+            async with self._counting:
+                last = self._counted
+                if last is None or not last.includes(committed, now):
+                    last = self._counted = await self._count(now)
+                    self._metrics.capacity_reads.labels("counted").inc()
+                    return last
+        self._metrics.capacity_reads.labels("reused").inc()
+        return last
+
+    async def _count(self, now: datetime) -> _Counted:
+        started = time.perf_counter()
+        async with self._reading() as connection:
+            positions = await store.consumed_positions(connection, self._schema)
+            counted = await store.counted_capacity(
+                connection, self._schema, now=now, stale_after=self._stale_after
+            )
+        self._metrics.counting.observe(time.perf_counter() - started)
+        return _Counted(positions, counted)
 
     async def capacity(self, principal: Principal, footprint_id: str) -> CapacityView:
         footprint = self.readable_footprint(principal, footprint_id)
