@@ -12,7 +12,9 @@ candidate is then checked against rule 1 with a few integer operations (`require
 """
 
 import math
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from datetime import date
 from functools import cache
 from types import MappingProxyType
 from typing import Final, Generic, TypeVar
@@ -21,6 +23,7 @@ from uuid import UUID
 from contracts import geography
 from contracts.enums import RATING_RANK, SearchScope
 from services.alerting.matching import (
+    RULE_1_BITS,
     Fit,
     OpenReferral,
     OpenVacancy,
@@ -31,7 +34,7 @@ from services.alerting.matching import (
 
 Cell = tuple[int, int]
 _T = TypeVar("_T")
-_E = TypeVar("_E")
+_R = TypeVar("_R")
 
 # Cells only find the districts near a district, once per district: any size gives the same
 # answers, the size only trades the number of cells visited against the districts measured.
@@ -109,53 +112,113 @@ def _rounded_miles(home: str, setting: str) -> float:
     return round(geography.miles_apart(geography.position(home), geography.position(setting)), 1)
 
 
-class _Shelf(Generic[_E]):
-    """Entries filed by a key, then by district: a match takes a district's entries together."""
+class _Entries(Generic[_R]):
+    """The records of one district on one shelf, each with its key (`_referral_key`,
+    `_vacancy_key`) in an array beside it.
+
+    A match reads every key of the districts in reach and a record only when its key lets it
+    through: the keys lie side by side in memory, where one object per candidate, scattered over
+    the heap, cost a cache miss each (most of a large match's time).
+    """
+
+    __slots__ = ("_ids", "_positions", "keys", "records")
+
+    def __init__(self) -> None:
+        self.keys = array("Q")
+        self.records: list[_R] = []
+        self._ids: list[UUID] = []
+        self._positions: dict[UUID, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, record_id: UUID, key: int, record: _R) -> None:
+        position = self._positions.setdefault(record_id, len(self.records))
+        if position == len(self.records):
+            self.keys.append(key)
+            self.records.append(record)
+            self._ids.append(record_id)
+        else:
+            self.keys[position] = key
+            self.records[position] = record
+
+    def discard(self, record_id: UUID) -> None:
+        """Take the record out, moving the last one into its place."""
+        position = self._positions.pop(record_id, None)
+        if position is None:
+            return
+        last_key, last_record, last_id = self.keys.pop(), self.records.pop(), self._ids.pop()
+        if position < len(self.records):
+            self.keys[position], self.records[position] = last_key, last_record
+            self._ids[position] = last_id
+            self._positions[last_id] = position
+
+
+class _Shelf(Generic[_R]):
+    """Records filed by a key, then by district: a match takes a district's records together."""
 
     __slots__ = ("_rows",)
 
     def __init__(self) -> None:
-        self._rows: dict[Hashable, dict[str, dict[UUID, _E]]] = {}
+        self._rows: dict[Hashable, dict[str, _Entries[_R]]] = {}
 
-    def add(self, key: Hashable, district: str, record_id: UUID, entry: _E) -> None:
-        self._rows.setdefault(key, {}).setdefault(district, {})[record_id] = entry
+    def add(self, key: Hashable, district: str, record_id: UUID, entry: int, record: _R) -> None:
+        self._rows.setdefault(key, {}).setdefault(district, _Entries()).add(
+            record_id, entry, record
+        )
 
     def discard(self, key: Hashable, district: str, record_id: UUID) -> None:
-        """Take the entry out; a district or key left empty is dropped."""
+        """Take the record out; a district or key left empty is dropped."""
         row = self._rows.get(key)
         if row is None:
             return
         entries = row.get(district)
         if entries is not None:
-            entries.pop(record_id, None)
+            entries.discard(record_id)
             if not entries:
                 del row[district]
         if not row:
             del self._rows[key]
 
-    def get(self, key: Hashable) -> Mapping[str, Mapping[UUID, _E]]:
+    def get(self, key: Hashable) -> Mapping[str, _Entries[_R]]:
         row = self._rows.get(key)
         return {} if row is None else row
 
 
-# What a match reads of a referral, as a tuple so that a loop unpacks it at once: its
-# `required_bits`, the child's age, the sibling group's size, the day needed by as an ordinal.
-_Sought = tuple[int, int, int, int, OpenReferral]
-# And of a vacancy: its `missing_bits`, youngest and oldest age, free beds, first day as an ordinal.
-_Offered = tuple[int, int, int, int, int, OpenVacancy]
-# Where an entry is filed: the shelf, its key there, and its district.
-_Placement = tuple[_Shelf[_E], Hashable, str]
-
-
-# The candidates of one district a match takes together: whether they are local, their distance
-# when already known (None: worked out once one of them meets rule 1), the district, the entries.
-_Group = tuple[bool, float | None, str, Mapping[UUID, _E]]
-# A record that meets rule 1, ranked as `rank_key` ranks fits (services/alerting/matching.py):
-# one side of every fit of a match is the same record, so its id (and a vacancy's rating) never
-# decides. Not local last, then further last, then (a vacancy) worse rated, then by the other
-# side's id as an integer, which is how ids compare; ids are unique, so records are never compared.
+# A record's key: its rule 1 bits (`required_bits`, `missing_bits`), and above them the day a
+# referral is needed by or a vacancy is open from, counted from _FIRST_DAY and held within the
+# bits left, so that one comparison of keys compares the days (a day held at either end is
+# compared again on the records, which a match reads anyway for the ages and beds).
+_DAY_SHIFT: Final = RULE_1_BITS
+_BELOW_THE_DAY: Final = (1 << _DAY_SHIFT) - 1
+_FIRST_DAY: Final = date(2000, 1, 1).toordinal()
+_LAST_DAY: Final = (1 << (array("Q").itemsize * 8 - _DAY_SHIFT)) - 1
+if date(2100, 1, 1).toordinal() - _FIRST_DAY > _LAST_DAY:
+    raise RuntimeError("a record's key no longer holds the days of this century")
+# Where a record is filed: the shelf, its key there, and its district.
+_Placement = tuple[_Shelf[_R], Hashable, str]
+# The records of one district a match takes together: whether they are local, their distance
+# when already known (None: worked out once one of them fits), the district, the records.
+_Group = tuple[bool, float | None, str, _Entries[_R]]
+# A record that fits, ranked as `rank_key` ranks fits (services/alerting/matching.py): one side
+# of every fit of a match is the same record, so its id (and a vacancy's rating) never decides.
+# Not local last, then further last, then (a vacancy) worse rated, then by the other side's id
+# as an integer, which is how ids compare; ids are unique, so records are never compared.
 _RankedReferral = tuple[bool, float, int, OpenReferral]
 _RankedVacancy = tuple[bool, float, int, int, OpenVacancy]
+
+
+def _day(day: date) -> int:
+    """The day's place in a key, shifted: never before the first day, never after the last."""
+    return min(max(day.toordinal() - _FIRST_DAY, 0), _LAST_DAY) << _DAY_SHIFT
+
+
+def _referral_key(referral: OpenReferral) -> int:
+    return _day(referral.needed_by) | required_bits(referral)
+
+
+def _vacancy_key(vacancy: OpenVacancy) -> int:
+    return _day(vacancy.available_from) | missing_bits(vacancy)
 
 
 class _Distances:
@@ -174,51 +237,46 @@ class _Distances:
         return known
 
 
-def _sought(referral: OpenReferral) -> _Sought:
-    return (
-        required_bits(referral),
-        referral.age,
-        referral.sibling_group_size,
-        referral.needed_by.toordinal(),
-        referral,
-    )
-
-
-def _offered(vacancy: OpenVacancy) -> _Offered:
-    return (
-        missing_bits(vacancy),
+def _referrals_fitting(
+    groups: Iterable[_Group[OpenReferral]], vacancy: OpenVacancy, miles: _Distances
+) -> list[_RankedReferral]:
+    """Each referral in `groups` that the vacancy fits, ready to rank: rule 1 (its placement
+    type aside, the shelves' business) by keys, then by ages and beds; a referral of the
+    setting's own council taken only from a local group (it is local, and found there)."""
+    missing, earliest = missing_bits(vacancy), _day(vacancy.available_from)
+    age_min, age_max, beds, available_from, own_council = (
         vacancy.age_min,
         vacancy.age_max,
         vacancy.beds,
-        vacancy.available_from.toordinal(),
-        vacancy,
+        vacancy.available_from,
+        vacancy.authority_code,
     )
-
-
-def _referrals_meeting_rule_1(
-    groups: Iterable[_Group[_Sought]], offered: _Offered, own_council: str, miles: _Distances
-) -> list[_RankedReferral]:
-    """Each referral in `groups` that the offer meets rule 1 for (placement type aside), ready to
-    rank; a referral of the setting's own council is taken only from a local group."""
-    missing, age_min, age_max, beds, available_from, _ = offered
     return [
         (not local, known if known is not None else miles(home), referral.referral_id.int, referral)
         for local, known, home, entries in groups
-        for required, age, group, needed_by, referral in entries.values()
-        if not required & missing
-        and age_min <= age <= age_max
-        and group <= beds
-        and available_from <= needed_by
+        for key, referral in zip(entries.keys, entries.records, strict=True)
+        if not key & missing
+        and key >= earliest
+        and age_min <= referral.age <= age_max
+        and referral.sibling_group_size <= beds
+        and available_from <= referral.needed_by
         and (local or referral.authority_code != own_council)
     ]
 
 
-def _vacancies_meeting_rule_1(
-    groups: Iterable[_Group[_Offered]], sought: _Sought, own_council: str, miles: _Distances
+def _vacancies_fitting(
+    groups: Iterable[_Group[OpenVacancy]], referral: OpenReferral, miles: _Distances
 ) -> list[_RankedVacancy]:
-    """Each vacancy in `groups` that meets rule 1 for the referral (placement type aside), ready
-    to rank; a vacancy in the referring council is taken only from a local group."""
-    required, age, group, needed_by, _ = sought
+    """Each vacancy in `groups` that fits the referral, ready to rank (as `_referrals_fitting`);
+    a vacancy in the referring council taken only from a local group."""
+    required = required_bits(referral)
+    latest = _day(referral.needed_by) | _BELOW_THE_DAY
+    age, group, needed_by, own_council = (
+        referral.age,
+        referral.sibling_group_size,
+        referral.needed_by,
+        referral.authority_code,
+    )
     return [
         (
             not local,
@@ -228,11 +286,12 @@ def _vacancies_meeting_rule_1(
             vacancy,
         )
         for local, known, setting, entries in groups
-        for missing, age_min, age_max, beds, available_from, vacancy in entries.values()
-        if not required & missing
-        and age_min <= age <= age_max
-        and group <= beds
-        and available_from <= needed_by
+        for key, vacancy in zip(entries.keys, entries.records, strict=True)
+        if not key & required
+        and key <= latest
+        and vacancy.age_min <= age <= vacancy.age_max
+        and group <= vacancy.beds
+        and vacancy.available_from <= needed_by
         and (local or vacancy.authority_code != own_council)
     ]
 
@@ -241,22 +300,23 @@ def _index(
     records: dict[UUID, _T],
     record_id: UUID,
     record: _T,
-    entry: Callable[[_T], _E],
-    placements: Callable[[_T], Iterator[_Placement[_E]]],
+    key_of: Callable[[_T], int],
+    placements: Callable[[_T], Iterator[_Placement[_T]]],
 ) -> None:
-    """File `record` by id and its entry at each of its `placements`, replacing an earlier one."""
+    """File `record` by id and with its key at each of its `placements`, replacing an earlier
+    version."""
     where = list(placements(record))  # an unknown district raises here, before any change
-    filed = entry(record)
+    key = key_of(record)
     _unindex(records, record_id, placements)
     records[record_id] = record
-    for shelf, key, district in where:
-        shelf.add(key, district, record_id, filed)
+    for shelf, shelf_key, district in where:
+        shelf.add(shelf_key, district, record_id, key, record)
 
 
 def _unindex(
     records: dict[UUID, _T],
     record_id: UUID,
-    placements: Callable[[_T], Iterator[_Placement[_E]]],
+    placements: Callable[[_T], Iterator[_Placement[_T]]],
 ) -> _T | None:
     """The record taken out of `records` and its shelves, or None when it was not there."""
     record = records.pop(record_id, None)
@@ -273,13 +333,13 @@ class CandidateIndex:
         self._vacancies: dict[UUID, OpenVacancy] = {}
         self._referrals: dict[UUID, OpenReferral] = {}
         # By placement type, then by district; by (placement type, council); by (type, region).
-        self._vacancies_by_district = _Shelf[_Offered]()
-        self._vacancies_by_council = _Shelf[_Offered]()
-        self._vacancies_by_region = _Shelf[_Offered]()
-        self._referrals_by_district = _Shelf[_Sought]()
-        self._referrals_by_council = _Shelf[_Sought]()
+        self._vacancies_by_district = _Shelf[OpenVacancy]()
+        self._vacancies_by_council = _Shelf[OpenVacancy]()
+        self._vacancies_by_region = _Shelf[OpenVacancy]()
+        self._referrals_by_district = _Shelf[OpenReferral]()
+        self._referrals_by_council = _Shelf[OpenReferral]()
         # Only referrals searching their region: a local one is never reached through its region.
-        self._regional_referrals_by_region = _Shelf[_Sought]()
+        self._regional_referrals_by_region = _Shelf[OpenReferral]()
 
     @property
     def vacancies(self) -> Mapping[UUID, OpenVacancy]:
@@ -293,7 +353,7 @@ class CandidateIndex:
 
     def add_vacancy(self, vacancy: OpenVacancy) -> None:
         """Index the vacancy, replacing any earlier version of it."""
-        _index(self._vacancies, vacancy.vacancy_id, vacancy, _offered, self._vacancy_placements)
+        _index(self._vacancies, vacancy.vacancy_id, vacancy, _vacancy_key, self._vacancy_placements)
 
     def remove_vacancy(self, vacancy_id: UUID) -> OpenVacancy | None:
         """The vacancy removed, or None when it was not indexed (a repeated removal, say)."""
@@ -301,7 +361,13 @@ class CandidateIndex:
 
     def add_referral(self, referral: OpenReferral) -> None:
         """Index the referral under each placement type it wants, replacing any earlier version."""
-        _index(self._referrals, referral.referral_id, referral, _sought, self._referral_placements)
+        _index(
+            self._referrals,
+            referral.referral_id,
+            referral,
+            _referral_key,
+            self._referral_placements,
+        )
 
     def remove_referral(self, referral_id: UUID) -> OpenReferral | None:
         """The referral removed, or None when it was not indexed."""
@@ -311,10 +377,9 @@ class CandidateIndex:
 
     def referrals_fitting(self, vacancy: OpenVacancy) -> list[Fit]:
         """The open referrals the vacancy fits, best first."""
-        ranked = _referrals_meeting_rule_1(
+        ranked = _referrals_fitting(
             self._referral_groups(vacancy),
-            _offered(vacancy),
-            vacancy.authority_code,
+            vacancy,
             _Distances(_district_code(vacancy.postcode_district)),
         )
         ranked.sort()
@@ -324,10 +389,9 @@ class CandidateIndex:
 
     def vacancies_fitting(self, referral: OpenReferral) -> list[Fit]:
         """The open vacancies that fit the referral, best first."""
-        ranked = _vacancies_meeting_rule_1(
+        ranked = _vacancies_fitting(
             self._vacancy_groups(referral),
-            _sought(referral),
-            referral.authority_code,
+            referral,
             _Distances(_district_code(referral.home_postcode_district)),
         )
         ranked.sort()
@@ -340,7 +404,7 @@ class CandidateIndex:
         return [
             referral
             for local, _, _, entries in self._referral_groups(vacancy)
-            for *_, referral in entries.values()
+            for referral in entries.records
             if local or referral.authority_code != vacancy.authority_code
         ]
 
@@ -349,13 +413,13 @@ class CandidateIndex:
         return [
             vacancy
             for local, _, _, entries in self._vacancy_groups(referral)
-            for *_, vacancy in entries.values()
+            for vacancy in entries.records
             if local or vacancy.authority_code != referral.authority_code
         ]
 
     # --- where a match looks ----------------------------------------------------------------------
 
-    def _referral_groups(self, vacancy: OpenVacancy) -> Iterator[_Group[_Sought]]:
+    def _referral_groups(self, vacancy: OpenVacancy) -> Iterator[_Group[OpenReferral]]:
         """The referrals in reach of the vacancy, by home district, each district once a shelf.
 
         Home within 20 miles; else of the setting's council; else searching the setting's region
@@ -380,7 +444,7 @@ class CandidateIndex:
             if home not in local:
                 yield False, None, home, entries
 
-    def _vacancy_groups(self, referral: OpenReferral) -> Iterator[_Group[_Offered]]:
+    def _vacancy_groups(self, referral: OpenReferral) -> Iterator[_Group[OpenVacancy]]:
         """The vacancies in reach of the referral, by setting district (as `_referral_groups`):
         within 20 miles of home; else in the referring council; else, for a regional search, in
         the referring council's region."""
@@ -406,7 +470,7 @@ class CandidateIndex:
 
     # --- where each record is filed ---------------------------------------------------------------
 
-    def _vacancy_placements(self, vacancy: OpenVacancy) -> Iterator[_Placement[_Offered]]:
+    def _vacancy_placements(self, vacancy: OpenVacancy) -> Iterator[_Placement[OpenVacancy]]:
         district = _district_code(vacancy.postcode_district)
         _local_districts(district)  # worked out as the record arrives, not by its first match
         placement_type = vacancy.placement_type
@@ -414,7 +478,7 @@ class CandidateIndex:
         yield self._vacancies_by_council, (placement_type, vacancy.authority_code), district
         yield self._vacancies_by_region, (placement_type, vacancy.region_code), district
 
-    def _referral_placements(self, referral: OpenReferral) -> Iterator[_Placement[_Sought]]:
+    def _referral_placements(self, referral: OpenReferral) -> Iterator[_Placement[OpenReferral]]:
         home = _district_code(referral.home_postcode_district)
         _local_districts(home)
         regional = referral.search_scope is SearchScope.REGIONAL

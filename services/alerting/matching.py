@@ -207,21 +207,26 @@ def fit_in_reach(referral: OpenReferral, vacancy: OpenVacancy) -> Fit | None:
 
 # --- rule 1 as bits, for the candidate index --------------------------------------------------
 
-# One bit for each need, each sex, each rating a referral may refuse, and a child's need to live
-# alone. A referral sets the bits of what it needs, its child's sex and the ratings it refuses; a
-# vacancy the bits of what it does not offer. The two share no bit exactly when the needs, sex,
-# rating and solo parts of rule 1 hold: one integer operation instead of four tests on sets.
+# One bit for each need, each sex, each rating a referral may refuse, a child's need to live
+# alone, and each age a child may be. A referral sets the bits of what it needs, its child's sex
+# and age and the ratings it refuses; a vacancy the bits of what it does not offer. The two share
+# no bit exactly when the needs, sex, rating and solo parts of rule 1 hold and, for a child of an
+# age the events allow (`AGES`), the age part: one integer operation instead of five tests.
+AGES: Final = range(18)
 _NEED_BITS: Final = {need: 1 << number for number, need in enumerate(Need)}
 _SEX_BITS: Final = {sex: 1 << (len(Need) + number) for number, sex in enumerate(Sex)}
 _RATING_BITS: Final = {
     rating: 1 << (len(Need) + len(Sex) + number) for number, rating in enumerate(OfstedRating)
 }
 _SOLO_BIT: Final = 1 << (len(Need) + len(Sex) + len(OfstedRating))
+_AGE_BITS: Final = {age: _SOLO_BIT << (1 + age) for age in AGES}
+RULE_1_BITS: Final = len(Need) + len(Sex) + len(OfstedRating) + 1 + len(AGES)  # how many in all
 
 
 def required_bits(referral: OpenReferral) -> int:
-    """The referral's needs, its child's sex, the ratings it refuses, and whether it needs a
-    setting with no other child: what `missing_bits` of a vacancy must not share."""
+    """The referral's needs, its child's sex and age, the ratings it refuses, and whether it needs
+    a setting with no other child: what `missing_bits` of a vacancy must not share. A child of an
+    age outside `AGES` sets no age bit, so that only comparing the ages can refuse it."""
     bits = _SEX_BITS[referral.sex]
     for need in referral.needs:
         bits |= _NEED_BITS[need]
@@ -230,13 +235,13 @@ def required_bits(referral: OpenReferral) -> int:
             bits |= bit
     if Need.SOLO_PLACEMENT in referral.needs:
         bits |= _SOLO_BIT
-    return bits
+    return bits | _AGE_BITS.get(referral.age, 0)
 
 
 def missing_bits(vacancy: OpenVacancy) -> int:
-    """The needs the vacancy does not meet, the sexes it does not accept, its own rating, and
-    whether another child lives at its setting: what a referral's `required_bits` must not share.
-    """
+    """The needs the vacancy does not meet, the sexes and ages it does not accept, its own rating,
+    and whether another child lives at its setting: what a referral's `required_bits` must not
+    share."""
     bits = _RATING_BITS[vacancy.ofsted_rating]
     for need, bit in _NEED_BITS.items():
         if need not in vacancy.needs_met:
@@ -246,6 +251,9 @@ def missing_bits(vacancy: OpenVacancy) -> int:
             bits |= bit
     if vacancy.setting_has_other_children:
         bits |= _SOLO_BIT
+    for age, bit in _AGE_BITS.items():
+        if not vacancy.age_min <= age <= vacancy.age_max:
+            bits |= bit
     return bits
 
 

@@ -120,7 +120,8 @@ def test_rule_1_as_bits_is_rule_1(referral: OpenReferral, vacancy: OpenVacancy):
 def test_each_part_of_rule_1_as_bits_decides_alone(
     referral: OpenReferral, vacancy: OpenVacancy, data: st.DataObject
 ):
-    """A pair made to fit every other part, then broken in one part, is refused by the bits."""
+    """A pair made to fit every part, then broken in one part the bits hold, is refused by the
+    bits alone."""
     fitting = replace(
         vacancy,
         age_min=0,
@@ -133,6 +134,7 @@ def test_each_part_of_rule_1_as_bits_decides_alone(
         setting_has_other_children=False,
         placement_type=min(referral.placement_types),
     )
+    assert not required_bits(referral) & missing_bits(fitting)
     assert _meets_rule_1_as_the_index_checks(referral, fitting)
     broken: dict[str, Any] = data.draw(
         st.sampled_from(
@@ -140,13 +142,21 @@ def test_each_part_of_rule_1_as_bits_decides_alone(
                 {"sexes_accepted": frozenset(Sex) - {referral.sex}},
                 {"ofsted_rating": OfstedRating.NOT_YET_INSPECTED},
                 {"ofsted_rating": OfstedRating.INADEQUATE},
-                {"setting_has_other_children": True},
+                {"age_min": referral.age + 1},
+                {"age_max": referral.age - 1},
                 *({"needs_met": frozenset(Need) - {need}} for need in referral.needs),
+                *(
+                    [{"setting_has_other_children": True}]
+                    if Need.SOLO_PLACEMENT in referral.needs
+                    else []
+                ),
             ]
         )
     )
     vacancy = replace(fitting, **broken)
 
+    refused = bool(required_bits(referral) & missing_bits(vacancy))
+    assert refused == (not meets_rule_1(referral, vacancy))
     assert _meets_rule_1_as_the_index_checks(referral, vacancy) == meets_rule_1(referral, vacancy)
 
 
@@ -273,3 +283,31 @@ def test_a_district_written_otherwise_is_the_same_district():
         brute_force_vacancies_fitting(referral, [vacancy])
     )
     assert [fit.postcode_district for fit in index.vacancies_fitting(referral)] == ["wn8"]
+
+
+@given(needed_by=st.dates(), available_from=st.dates(), referral=referrals(), vacancy=vacancies())
+def test_days_far_from_now_are_compared_as_days(
+    needed_by: date, available_from: date, referral: OpenReferral, vacancy: OpenVacancy
+):
+    """The index keeps the days of this century in its keys; any other day is compared too."""
+    referral = replace(referral, needed_by=needed_by, search_scope=SearchScope.REGIONAL)
+    vacancy = replace(
+        vacancy,
+        available_from=available_from,
+        postcode_district=referral.home_postcode_district,
+        placement_type=min(referral.placement_types),
+        age_min=0,
+        age_max=17,
+        sexes_accepted=frozenset(Sex),
+        needs_met=frozenset(Need),
+        ofsted_rating=OfstedRating.OUTSTANDING,
+        beds=3,
+        setting_has_other_children=False,
+    )
+    index = CandidateIndex()
+    index.add_referral(referral)
+    index.add_vacancy(vacancy)
+
+    assert index.referrals_fitting(vacancy) == brute_force_referrals_fitting(vacancy, [referral])
+    assert index.vacancies_fitting(referral) == brute_force_vacancies_fitting(referral, [vacancy])
+    assert bool(index.vacancies_fitting(referral)) == (available_from <= needed_by)
