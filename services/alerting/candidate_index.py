@@ -7,8 +7,9 @@ reach, not with the national total. Pure data structures; no I/O.
 
 Records are filed by district, so the candidates of one district are taken together at the one
 distance they share: the districts within 20 miles of each district are worked out once, and each
-candidate is then checked against rule 1 with a few integer operations (`required_bits`,
-`missing_bits`). A match examines only candidates in reach, and builds a `Fit` only for a fit.
+candidate is then checked against rule 1 by one integer key (`required_bits`, `missing_bits` and a
+day) kept in an array beside the district's records. A match examines only candidates in reach,
+reads a record only when its key lets it through, and builds a `Fit` only for a fit.
 """
 
 import math
@@ -187,8 +188,9 @@ class _Shelf(Generic[_R]):
 
 # A record's key: its rule 1 bits (`required_bits`, `missing_bits`), and above them the day a
 # referral is needed by or a vacancy is open from, counted from _FIRST_DAY and held within the
-# bits left, so that one comparison of keys compares the days (a day held at either end is
-# compared again on the records, which a match reads anyway for the ages and beds).
+# bits left, so that one comparison of keys compares the days of this century. The key only
+# lets a record through: the days, ages and beds of a record it lets through are compared
+# exactly on the record, which a match reads then anyway.
 _DAY_SHIFT: Final = RULE_1_BITS
 _BELOW_THE_DAY: Final = (1 << _DAY_SHIFT) - 1
 _FIRST_DAY: Final = date(2000, 1, 1).toordinal()
