@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
@@ -121,6 +121,40 @@ class _Counted:
         return found
 
 
+class _SharedReads:
+    """The consumer's positions for readers arriving together: each caller gets the result of a
+    query that started after it called, and one query runs at a time, so that many readers at
+    once cost the database one query, not one each."""
+
+    def __init__(self, read: Callable[[], Awaitable[store.Positions]]) -> None:
+        self._read = read
+        self._next: asyncio.Future[store.Positions] | None = None
+        self._reading: asyncio.Task[None] | None = None
+
+    async def positions(self) -> store.Positions:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        answer = self._next
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._answer_each())
+        return await asyncio.shield(answer)
+
+    async def _answer_each(self) -> None:
+        answering: asyncio.Future[store.Positions] | None = None
+        try:
+            while (answering := self._next) is not None:
+                self._next = None  # who calls from now on waits for the next query
+                try:
+                    answering.set_result(await self._read())
+                except Exception as error:  # noqa: BLE001 - each waiting caller gets it
+                    answering.set_exception(error)
+        finally:
+            self._reading = None
+            for unanswered in (answering, self._next):  # stopped (cancelled) meanwhile
+                if unanswered is not None and not unanswered.done():
+                    unanswered.cancel()
+
+
 class Ledger:
     """Capacity, flows and history per footprint, for callers allowed to read them."""
 
@@ -145,6 +179,7 @@ class Ledger:
         # them costs about as much, and serves every footprint.
         self._counted: _Counted | None = None
         self._counting = asyncio.Lock()
+        self._shared = _SharedReads(self._committed)
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[asyncpg.Connection]:
@@ -183,8 +218,7 @@ class Ledger:
         would give the same figures (`CountedCapacity.holds_at`). Readers who find no such count
         count once between them: the others wait for that count, then judge it as their own.
         """
-        async with connection_of(self._engine) as connection:
-            committed = await store.consumed_positions(connection, self._schema)
+        committed = await self._shared.positions()
         last = self._counted
         if last is None or not last.includes(committed, now):
             async with self._counting:
@@ -195,6 +229,10 @@ class Ledger:
                     return last
         self._metrics.capacity_reads.labels("reused").inc()
         return last
+
+    async def _committed(self) -> store.Positions:
+        async with connection_of(self._engine) as connection:
+            return await store.consumed_positions(connection, self._schema)
 
     async def _count(self, now: datetime) -> _Counted:
         started = time.perf_counter()
