@@ -97,6 +97,9 @@ class Shard:
     processor: ExactlyOnceProcessor[Batch]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     feed: "asyncio.Task[None] | None" = None
+    # Set when the shard is given up: its feed ends at its next turn even if the cancellation
+    # was lost (as one arriving while aiokafka starts or stops a consumer can be).
+    released: bool = False
 
 
 @dataclass(eq=False)
@@ -163,6 +166,7 @@ class Shards:
             shard = self.owned.pop(number, None)
             if shard is None:
                 continue
+            shard.released = True
             async with shard.lock:  # let a batch in hand commit
                 if shard.feed is not None:
                     shard.feed.cancel()
@@ -227,9 +231,9 @@ class Shards:
         await self.after_batch(shard.projection)
 
     async def _run_feed(self, shard: Shard) -> None:
-        """Read every partition of provider.events from the shard's positions, for ever."""
+        """Read every partition of provider.events from the shard's positions until released."""
         options = self.feed
-        while True:
+        while not shard.released:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=options.bootstrap_servers,
                 client_id=f"{options.client_id}-shard-{shard.number}",
@@ -272,7 +276,7 @@ class Shards:
         positions = await self._positions(shard.number, topic)
         for partition in partitions:
             consumer.seek(partition, positions.get(partition.partition, 0))
-        while True:
+        while not shard.released:
             fetched = await consumer.getmany(timeout_ms=1000, max_records=self.feed.max_records)
             raw = [record for batch in fetched.values() for record in batch]
             if not raw:
