@@ -54,6 +54,7 @@ from infra.local.scratch import scratch_database, scratch_topics
 from services.alerting.webhooks import verify
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.settings import CommonSettings
+from tools.benchmarks import free_port, percentile
 from tools.synthetic.population import setting_profile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,18 +75,6 @@ TARGETS: dict[float, tuple[Target, ...]] = {
     10: (Target("first", 0.25), Target("every", 1.0)),
     50: (Target("first", 1.0),),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def summary(label: str, seconds: Sequence[float]) -> str:

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from uuid import uuid4
 from infra.local.scratch import scratch_database, scratch_topics
 from services.platform.auth import Role, issue_token, principal_for
 from services.platform.settings import CommonSettings
+from tools.benchmarks import free_port, percentile
 
 SECRET = "bench-reads-secret-of-at-least-thirty-two-bytes"
 SERVICES = ("provider", "authority", "ledger", "alerting")
@@ -60,18 +60,6 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database and the topics")
     return parser.parse_args()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 # --- the demo, as `make demo` runs it ---------------------------------------------------------
