@@ -21,11 +21,16 @@ from services.ledger.use_cases import Ledger, LedgerMetrics
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
-from services.platform.consumer import ConsumerMetrics, ExactlyOnceProcessor, KafkaDeadLetters
+from services.platform.consumer import ConsumerMetrics
 from services.platform.database import create_engine
 from services.platform.http import add_operational_routes
 from services.platform.identity import token_verifier
-from services.platform.kafka import ConsumerPlacement, consume, event_broker, start_consuming
+from services.platform.kafka import (
+    ConsumerPlacement,
+    consume_exactly_once,
+    event_broker,
+    start_consuming,
+)
 from services.platform.limits import add_input_limits
 from services.platform.migrations import prepare_schema
 from services.platform.pages import PageSettings
@@ -79,24 +84,22 @@ def create_app(
         request_timeout_ms=settings.kafka_request_timeout_ms,
         security=settings.kafka_security,
     )
-    placement = ConsumerPlacement(
-        engine=engine,
-        schema=store.SCHEMA,
-        group_id=settings.consumer_group,
-        topic_prefix=settings.topic_prefix,
-        max_records=settings.max_records,
-    )
-    processor = ExactlyOnceProcessor(
-        engine,
-        store.SCHEMA,
+    consume_exactly_once(
+        broker,
         store.LedgerProjection(store.SCHEMA),
-        KafkaDeadLetters(broker.publish),
+        CONSUMED_TOPICS,
+        ConsumerPlacement(
+            engine=engine,
+            schema=store.SCHEMA,
+            group_id=settings.consumer_group,
+            topic_prefix=settings.topic_prefix,
+            max_records=settings.max_records,
+        ),
         consumer_metrics,
         # Each record is changed by the events of its own aggregate alone, and an aggregate's
         # events share a partition: the partitions of a batch never touch the same rows.
         partitions_apart=True,
     )
-    consume(broker, processor, CONSUMED_TOPICS, placement)
     ledger = Ledger(
         engine, stale_after=settings.vacancy_stale_after, metrics=ledger_metrics, clock=clock
     )

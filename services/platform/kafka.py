@@ -295,15 +295,18 @@ def consume_exactly_once(  # noqa: PLR0913 - the parts of one service's consumer
     metrics: ConsumerMetrics,
     *,
     after_batch: Callable[[], Awaitable[None]] | None = None,
+    partitions_apart: bool = False,
 ) -> None:
     """`consume` with a processor applying `projection` in the placement's schema, poison records
-    dead-lettered through `broker` to each topic's `.dlq` twin."""
+    dead-lettered through `broker` to each topic's `.dlq` twin (`partitions_apart`: see
+    `ExactlyOnceProcessor`)."""
     processor = ExactlyOnceProcessor(
         placement.engine,
         placement.schema,
         projection,
         KafkaDeadLetters(broker.publish),
         metrics,
+        partitions_apart=partitions_apart,
     )
     consume(broker, processor, topics, placement, after_batch=after_batch)
 
