@@ -154,16 +154,18 @@ _bearer = HTTPBearer(
 )
 
 
-def authenticated(
+async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """FastAPI dependency: the caller's principal, or 401 (run in a worker thread by FastAPI)."""
+    """FastAPI dependency: the caller's principal, or 401. Checked on the event loop unless the
+    verifier may block (`verify_token`): a worker thread for every request cost a busy service
+    more than the check itself."""
     if credentials is None:
         raise UnauthenticatedError("a bearer token is required", token_sent=False)
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        return verifier.verify(credentials.credentials)
+        return await verify_token(verifier, credentials.credentials)
     except IdentityProviderUnavailableError as error:
         raise HTTPException(503, str(error), headers={"Retry-After": "5"}) from error
 
