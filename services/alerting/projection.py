@@ -3,11 +3,12 @@ commits (services/alerting/shards.py splits the work into shards).
 
 The processor calls `load`, `apply` for each due event, then `save`, in one transaction that may
 still roll back after `save`. The book in memory is changed by `apply` at once, so it must be
-thrown away whenever its batch did not commit. Every `save` bumps the `index_epoch` row and the
-projection remembers the epoch it wrote; at the next `load` (holding the shard's lock, so no other
-batch is in between) a database epoch other than the remembered one means that batch rolled back,
-or another process changed the state, and the book is loaded again from the database. A batch
-that failed before `save` leaves nothing remembered, which forces the same reload.
+thrown away whenever its batch did not commit. Every `load` moves the shard's `index_epoch` row on
+(locking it, and with it the shard's book, until the transaction ends), and `save` remembers the
+epoch its batch wrote; at the next `load` (holding the lock, so no other batch is in between) a
+committed epoch other than the remembered one means that batch rolled back, or another process
+changed the state, and the book is loaded again from the database. A batch that failed before
+`save` leaves nothing remembered, which forces the same reload.
 
 Metrics count a batch's alerts only once its epoch is seen committed, and the webhooks a batch
 leased to this process's delivery worker are handed to it only once the batch has committed
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Batch:
+    epoch: int  # the shard's epoch once this batch commits
     changes: Changes = field(default_factory=Changes)
 
 
@@ -91,8 +93,7 @@ class AlertingProjection:
     async def warm_up(self, engine: AsyncEngine) -> None:
         """Load the book at start-up, so that the first batch matches at once."""
         async with connection_of(engine) as connection, connection.transaction():
-            await store.lock_book(connection, self.shard)
-            epoch = await store.current_epoch(connection, self.shard)
+            epoch = await store.lock_book(connection, self.shard)
             self._confirm_deliveries(epoch)
             await self._reload(connection, epoch)
         if self._freeze_gc:
@@ -100,15 +101,15 @@ class AlertingProjection:
             self._freeze()
 
     async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> Batch:  # noqa: ARG002 - the book holds every record
-        await store.lock_book(connection, self.shard)
-        epoch = await store.current_epoch(connection, self.shard)
+        batch_epoch = await store.lock_book_for_a_batch(connection, self.shard)
+        epoch = batch_epoch - 1  # as committed
         # Holding the lock, no batch is in flight: one that saved a later epoch rolled back.
         self._count_committed(epoch, forget_later=True)
         self._confirm_deliveries(epoch)
         if self._book is None or self._expected_epoch != epoch:
             await self._reload(connection, epoch)
         self._expected_epoch = None  # until this batch's save says which epoch it wrote
-        return Batch()
+        return Batch(batch_epoch)
 
     def apply(self, batch: Batch, event: Event) -> None:
         self.book.apply(event, batch.changes)
@@ -117,10 +118,10 @@ class AlertingProjection:
         saved = await store.save_changes(
             connection, batch.changes, self.shard, lease_s=self._lease_s
         )
-        self._expected_epoch = saved.epoch
+        self._expected_epoch = batch.epoch
         self._handed_unconfirmed = saved.handed
         self._others_unconfirmed = saved.deliveries > len(saved.handed)
-        self._uncounted.append(_count(saved.epoch, batch.changes))
+        self._uncounted.append(_count(batch.epoch, batch.changes))
         book = self.book
         if self._freeze_gc and _size(book) > 1.2 * self._frozen_size + 10_000:
             self._freeze()

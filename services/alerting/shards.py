@@ -12,10 +12,10 @@ partition of `provider.events` from the positions that shard stored (a consumer 
 assigned rather than grouped), and applies both streams to the shard's book through one
 exactly-once processor keeping the shard's inbox, positions and versions
 (`consumer_tables(sharded=True)`). A shard's batches run one at a time: in this process under the
-shard's `asyncio.Lock`, across processes under its advisory lock (`store.lock_book`), so a shard
-handed over in a rebalance, or owned for a moment by a process the group has already given up on,
-is still changed by one batch at a time, and the other process's book is reloaded (its epoch
-moved).
+shard's `asyncio.Lock`, across processes under the lock of its epoch's row (`store.lock_book`), so
+a shard handed over in a rebalance, or owned for a moment by a process the group has already
+given up on, is still changed by one batch at a time, and the other process's book is reloaded
+(its epoch moved).
 
 When an instance stops or dies, the group hands its partitions to the others within the
 session timeout; they resume each shard from its stored positions.

@@ -73,9 +73,6 @@ STREAM_CHANNEL = "alerting_stream"
 # PostgreSQL refuses a notification of 8000 bytes or more (and with it the whole transaction): an
 # event longer than this is notified without its data, which the stream reads from the table.
 NOTIFICATION_LIMIT = 7900
-# Held by each consumer transaction, with its shard's number as the second key: one batch at a
-# time changes a shard's book, in any process.
-BOOK_LOCK_CLASS = 8104
 # Held from a batch's first stream event until it commits, so that stream positions become
 # visible in increasing order whichever shards' batches commit at once (services/alerting/
 # stream.py reads them in that order).
@@ -148,11 +145,28 @@ _CURRENT_EPOCH = select_columns(INDEX_EPOCH, ["epoch"]) + " WHERE id = $1"
 _FIRST_EPOCH = (
     f"INSERT INTO {qualified(INDEX_EPOCH)} (id, epoch) VALUES ($1, 0) ON CONFLICT DO NOTHING"  # noqa: S608
 )
+# Moves a shard's epoch on by $2 (made at $2 the first time) and returns it. Its row stays locked
+# until the transaction ends, so one transaction at a time changes a shard's book, in any process:
+# one round trip locks the book, reads the epoch as committed and takes the batch's new one.
+_MOVE_EPOCH = f"""
+INSERT INTO {qualified(INDEX_EPOCH)} AS e (id, epoch) VALUES ($1, $2)
+ON CONFLICT (id) DO UPDATE SET epoch = e.epoch + $2
+RETURNING epoch
+"""  # noqa: S608 - names from the tables' own metadata
 
 
-async def lock_book(connection: asyncpg.Connection, shard: int) -> None:
-    """Hold the lock of `shard`'s book until the caller's transaction ends."""
-    await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", BOOK_LOCK_CLASS, shard)
+async def lock_book(connection: asyncpg.Connection, shard: int) -> int:
+    """Hold the lock of `shard`'s book until the caller's transaction ends; its epoch."""
+    epoch: int = await connection.fetchval(_MOVE_EPOCH, shard, 0)
+    return epoch
+
+
+async def lock_book_for_a_batch(connection: asyncpg.Connection, shard: int) -> int:
+    """Hold the lock of `shard`'s book until the caller's transaction ends, and move its epoch on
+    by one: the batch's epoch, which commits with the batch's changes (the epoch before it is one
+    less)."""
+    epoch: int = await connection.fetchval(_MOVE_EPOCH, shard, 1)
+    return epoch
 
 
 async def current_epoch(connection: asyncpg.Connection, shard: int) -> int:
@@ -200,7 +214,6 @@ async def load_book(connection: asyncpg.Connection, clock: Clock, shard: int) ->
 
 # --- saving a batch's changes ---------------------------------------------------------------------
 
-_BUMP_EPOCH = f"UPDATE {qualified(INDEX_EPOCH)} SET epoch = epoch + 1 WHERE id = $1 RETURNING epoch"  # noqa: S608
 _CLOSE_VACANCIES = (
     f"UPDATE {qualified(VACANCIES)} SET is_open = false WHERE shard = $1 AND vacancy_id = any($2)"  # noqa: S608
 )
@@ -312,7 +325,6 @@ RETURNING position
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    epoch: int
     deliveries: int
     # The deliveries leased to this process's worker as they were written: it is handed them
     # once the batch has committed (the others are claimed from the table).
@@ -353,10 +365,10 @@ def stream_notification(position: int, streamed: Streamed) -> str:
 async def save_changes(
     connection: asyncpg.Connection, changes: Changes, shard: int, *, lease_s: float | None = None
 ) -> Saved:
-    """Write one batch's changes to `shard`, bump its epoch, and queue its events, webhooks and
-    notices; with `lease_s`, the raised alerts' webhooks are leased for that long to the caller's
-    delivery worker (`Saved.handed`)."""
-    epoch: int = await connection.fetchval(_BUMP_EPOCH, shard)
+    """Write one batch's changes to `shard` (whose book the transaction has locked for the batch,
+    `lock_book_for_a_batch`), and queue its events, webhooks and notices; with `lease_s`, the
+    raised alerts' webhooks are leased for that long to the caller's delivery worker
+    (`Saved.handed`)."""
     await _save_records(connection, changes, shard)
     await _save_alerts(connection, changes, shard)
     deliveries, alerts_streamed, handed = await _queue_alert_notices(connection, changes, lease_s)
@@ -364,7 +376,7 @@ async def save_changes(
         connection, changes.loop_notices
     )
     await _stream(connection, [*alerts_streamed, *notices_streamed])
-    return Saved(epoch, deliveries + notices_deliveries, handed)
+    return Saved(deliveries + notices_deliveries, handed)
 
 
 async def _stream(connection: asyncpg.Connection, events: list[Streamed]) -> None:

@@ -380,7 +380,7 @@ def test_an_event_of_an_unknown_type_is_refused_at_every_dispatch_point_and_chan
 def test_the_projection_refuses_an_event_of_an_unknown_type_and_counts_nothing_for_it():
     projection = AlertingProjection(AlertingMetrics(CollectorRegistry()), clock=lambda: NOW)
     projection._book = book_with_alert()  # as loaded from the database at start-up
-    batch = Batch()
+    batch = Batch(epoch=1)
 
     with pytest.raises(UnappliableEventError, match="VacancyReserved"):
         projection.apply(batch, reserved(S, V))
