@@ -7,15 +7,17 @@ vacancy and hold, against which it matches them. Every alert pair belongs to exa
 two places.
 
 Instances share the partitions of `referral.events` in one consumer group; each partition
-assigned to an instance is a shard it owns. For each shard it owns, the instance also reads every
-partition of `provider.events` from the positions that shard stored (a consumer of its own,
-assigned rather than grouped), and applies both streams to the shard's book through one
-exactly-once processor keeping the shard's inbox, positions and versions
-(`consumer_tables(sharded=True)`). A shard's batches run one at a time: in this process under the
-shard's `asyncio.Lock`, across processes under the lock of its epoch's row (`store.lock_book`), so
-a shard handed over in a rebalance, or owned for a moment by a process the group has already
-given up on, is still changed by one batch at a time, and the other process's book is reloaded
-(its epoch moved).
+assigned to an instance is a shard it owns. The instance also reads every partition of
+`provider.events` (one consumer, its feed, assigned rather than grouped) and gives each record to
+every shard it owns from that shard's stored position on; it applies both streams to each shard's
+book through one exactly-once processor keeping the shard's inbox, positions and versions
+(`consumer_tables(sharded=True)`). One feed rather than one per shard: each record is fetched and
+decoded once per instance, and an idle instance polls the broker once, not once per shard.
+
+A shard's batches run one at a time: in this process under the shard's `asyncio.Lock`, across
+processes under the lock of its epoch's row (`store.lock_book`), so a shard handed over in a
+rebalance, or owned for a moment by a process the group has already given up on, is still
+changed by one batch at a time, and the other process's book is reloaded (its epoch moved).
 
 When an instance stops or dies, the group hands its partitions to the others within the
 session timeout; they resume each shard from its stored positions.
@@ -39,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerting.metrics import AlertingMetrics
 from services.alerting.projection import AlertingProjection, Batch
+from services.platform.background import wait_for_event
 from services.platform.clock import Clock
 from services.platform.connections import PLAINTEXT, KafkaSecurity
 from services.platform.consumer import (
@@ -96,15 +99,18 @@ class Shard:
     projection: AlertingProjection
     processor: ExactlyOnceProcessor[Batch]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    feed: "asyncio.Task[None] | None" = None
-    # Set when the shard is given up: its feed ends at its next turn even if the cancellation
-    # was lost (as one arriving while aiokafka starts or stops a consumer can be).
+    # The next offset of each partition of provider.events the shard is to apply: the feed gives
+    # it records from there on. None until the feed has loaded its book and read its stored
+    # positions (and again after one of its batches failed).
+    reads_from: dict[int, int] | None = None
+    # Set when the shard is given up: a batch of it not begun by then is never applied here.
     released: bool = False
 
 
 @dataclass(eq=False)
 class Shards:
-    """The shards this instance owns, their books, processors and provider feeds."""
+    """The shards this instance owns, their books and processors, and the instance's feed of
+    provider.events."""
 
     engine: AsyncEngine
     schema: str
@@ -125,13 +131,21 @@ class Shards:
     batches_at_once: int = 2
     shard_count: int = 0  # the partitions of referral.events: set at the first assignment
     owned: dict[int, Shard] = field(default_factory=dict)
+    # Reads provider.events for every shard owned, from the first assignment until the stop.
+    feed_task: "asyncio.Task[None] | None" = None
     _turns: asyncio.Semaphore | None = field(default=None, init=False)
-    stopping: bool = False  # once the service stops, an assignment arriving late is ignored
+    # Set by each assignment: a feed that owns no shard waits for it.
+    _acquired: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # Once the service stops, an assignment arriving late is ignored, and the feed ends at its
+    # next turn even if its cancellation was lost (as one arriving while aiokafka starts or
+    # stops a consumer can be).
+    stopping: bool = False
 
     # --- ownership, as the group assigns the partitions of referral.events ---------------------
 
     def acquire(self, partitions: Sequence[int], shard_count: int) -> None:
-        """Own the shards of `partitions` (of `shard_count`): each starts its provider feed."""
+        """Own the shards of `partitions` (of `shard_count`): the feed gives each the records of
+        provider.events from its stored positions on."""
         if self.stopping:
             return
         self.shard_count = shard_count
@@ -155,35 +169,36 @@ class Shards:
                 self.consumer_metrics,
                 shard=number,
             )
-            shard = Shard(number, projection, processor)
-            shard.feed = asyncio.create_task(self._run_feed(shard), name=f"alerting shard {number}")
-            self.owned[number] = shard
+            self.owned[number] = Shard(number, projection, processor)
+        self._acquired.set()
+        if self.feed_task is None:
+            self.feed_task = asyncio.create_task(self._run_feed(), name="alerting feed")
         logger.info("alerting owns shards %s of %s", sorted(self.owned), shard_count)
 
     async def release(self, partitions: Sequence[int]) -> None:
-        """Give up the shards of `partitions`: stop their feeds once their batch in hand is done."""
+        """Give up the shards of `partitions`, once their batch in hand is done."""
         for number in partitions:
             shard = self.owned.pop(number, None)
             if shard is None:
                 continue
             shard.released = True
             async with shard.lock:  # let a batch in hand commit
-                if shard.feed is not None:
-                    shard.feed.cancel()
-            if shard.feed is not None:
-                # Its consumer is stopped as it ends: bounded, so that a consumer cancelled while
-                # it was starting can never hold up a rebalance or the service's stop.
-                done, _ = await asyncio.wait({shard.feed}, timeout=FEED_STOP_TIMEOUT_S)
-                if not done:
-                    logger.warning(
-                        "shard %s's feed did not stop within %.0fs", number, FEED_STOP_TIMEOUT_S
-                    )
+                pass
         self._set_gauges()
 
     async def stop(self) -> None:
-        """Give up every shard, and own none from now on."""
+        """Give up every shard, own none from now on, and stop the feed."""
         self.stopping = True
         await self.release(list(self.owned))
+        feed = self.feed_task
+        if feed is None:
+            return
+        feed.cancel()
+        # Its consumer is stopped as it ends: bounded, so that a consumer cancelled while it was
+        # starting can never hold up the service's stop.
+        done, _ = await asyncio.wait({feed}, timeout=FEED_STOP_TIMEOUT_S)
+        if not done:
+            logger.warning("the alerting feed did not stop within %.0fs", FEED_STOP_TIMEOUT_S)
 
     # --- the two streams -------------------------------------------------------------------------
 
@@ -221,6 +236,8 @@ class Shards:
         if self._turns is None:
             self._turns = asyncio.Semaphore(self.batches_at_once)
         async with self._turns, shard.lock:
+            if shard.released:
+                return  # its new owner applies these from the shard's stored positions
             await shard.processor.handle(records)
         if consumed_at is not None:
             stage = self.metrics.stages.labels(PipelineStage.COMMITTED)
@@ -230,13 +247,13 @@ class Shards:
         self._set_gauges()
         await self.after_batch(shard.projection)
 
-    async def _run_feed(self, shard: Shard) -> None:
-        """Read every partition of provider.events from the shard's positions until released."""
+    async def _run_feed(self) -> None:
+        """Read every partition of provider.events for the shards owned, until the service stops."""
         options = self.feed
-        while not shard.released:
+        while not self.stopping:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=options.bootstrap_servers,
-                client_id=f"{options.client_id}-shard-{shard.number}",
+                client_id=f"{options.client_id}-feed",
                 group_id=None,
                 fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 enable_auto_commit=False,
@@ -244,47 +261,106 @@ class Shards:
                 **options.security.client_options(),
             )
             try:
-                async with shard.lock:
-                    await shard.projection.warm_up(self.engine)
-                self._set_gauges()
                 await consumer.start()
-                await self._follow(shard, consumer)
+                await self._follow(consumer)
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError):
                 logger.exception(
-                    "shard %s cannot read %s; retrying in %.1fs",
-                    shard.number,
+                    "alerting cannot read %s; retrying in %.1fs",
                     options.provider_topic,
                     options.retry_interval,
                 )
             except Exception:
-                # Not a bad record (the processor dead-letters those): start again from the
-                # stored positions, as a subscriber nacking the batch would.
                 logger.exception(
-                    "shard %s failed a batch; resuming from its positions", shard.number
+                    "the alerting feed failed; resuming every shard from its positions"
                 )
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), FEED_STOP_TIMEOUT_S)
+            for shard in self.owned.values():
+                shard.reads_from = None  # a new consumer starts each from its stored positions
             await asyncio.sleep(options.retry_interval)
 
-    async def _follow(self, shard: Shard, consumer: AIOKafkaConsumer) -> None:
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.feed.provider_topic
-        partitions = [TopicPartition(topic, number) for number in await self._partitions(topic)]
-        consumer.assign(partitions)
-        positions = await self._positions(shard.number, topic)
-        for partition in partitions:
-            consumer.seek(partition, positions.get(partition.partition, 0))
-        while not shard.released:
+        partitions = {
+            number: TopicPartition(topic, number) for number in await self._partitions(topic)
+        }
+        consumer.assign(list(partitions.values()))
+        # The next offset the consumer hands out, by partition, as far as it has been sought.
+        reading: dict[int, int] = {}
+        while not self.stopping:
+            shards = list(self.owned.values())
+            if not shards:
+                self._acquired.clear()
+                await wait_for_event(self._acquired, 1.0)
+                continue
+            await self._start_new(shards, consumer, partitions, reading)
             fetched = await consumer.getmany(timeout_ms=1000, max_records=self.feed.max_records)
             raw = [record for batch in fetched.values() for record in batch]
             if not raw:
                 continue
             consumed_at = self.consumed(raw)
             records = [Delivery.of(record) for record in raw]
-            await self._handle(shard, records, consumed_at)
+            for record in records:
+                reading[record.partition] = record.offset + 1
+            failed = await asyncio.gather(
+                *(self._feed_shard(shard, records, consumed_at) for shard in shards)
+            )
             await observe_lag(consumer, records, self.consumer_metrics)
+            if any(failed):
+                await asyncio.sleep(self.feed.retry_interval)
+
+    async def _start_new(
+        self,
+        shards: Sequence[Shard],
+        consumer: AIOKafkaConsumer,
+        partitions: dict[int, TopicPartition],
+        reading: dict[int, int],
+    ) -> None:
+        """Load the book and read the stored positions of each shard the feed has not started
+        yet, and seek the consumer back to the earliest of them where it is ahead (the other
+        shards skip what they have applied)."""
+        new = [shard for shard in shards if shard.reads_from is None]
+        if not new:
+            return
+        starts: list[dict[int, int]] = []
+        for shard in shards:
+            if shard.reads_from is None:
+                async with shard.lock:
+                    await shard.projection.warm_up(self.engine)
+                shard.reads_from = await self._positions(shard.number, self.feed.provider_topic)
+            starts.append(shard.reads_from)
+        self._set_gauges()
+        for number, partition in partitions.items():
+            earliest = min(start.get(number, 0) for start in starts)
+            if number not in reading or earliest < reading[number]:
+                consumer.seek(partition, earliest)
+                reading[number] = earliest
+
+    async def _feed_shard(
+        self, shard: Shard, records: Sequence[Delivery], consumed_at: float
+    ) -> bool:
+        """Apply to the shard the records from its positions on; whether its batch failed (then
+        the feed starts it again from its stored positions at its next turn)."""
+        reads_from = shard.reads_from
+        if reads_from is None:
+            return False  # started again meanwhile: its records come at the feed's next turn
+        due = [r for r in records if r.offset >= reads_from.get(r.partition, 0)]
+        if not due:
+            return False
+        try:
+            await self._handle(shard, due, consumed_at)
+        except Exception:
+            # Not a bad record (the processor dead-letters those): start again from the stored
+            # positions, as a subscriber nacking the batch would.
+            logger.exception("shard %s failed a batch; resuming from its positions", shard.number)
+            shard.reads_from = None
+            return True
+        for record in due:
+            reads_from[record.partition] = record.offset + 1
+        return False
 
     async def _partitions(self, topic: str) -> list[int]:
         admin = AIOKafkaAdminClient(
