@@ -122,9 +122,10 @@ class Notice:
         return body
 
     def raised(self) -> AlertRaised:
-        """The alert as its `AlertRaised` event tells it."""
+        """The alert as its `AlertRaised` event tells it. Built without validating it again: every
+        field is a validated event's or matching's own, and a vacancy raises dozens of alerts."""
         fit = self.alert.fit
-        return AlertRaised(
+        return AlertRaised.model_construct(
             alert_id=self.alert.alert_id,
             referral_id=fit.referral_id,
             vacancy_id=fit.vacancy_id,
@@ -149,8 +150,8 @@ class Notice:
                 sequence = 1
             case NoticeKind.RETRACTED:
                 # The same alert, referral, vacancy, setting and council as its raising.
-                about = raised.model_dump(include=set(AlertEvent.model_fields))
-                payload = AlertRetracted(**about, reason=self.retraction_reason())
+                about = {name: getattr(raised, name) for name in AlertEvent.model_fields}
+                payload = AlertRetracted.model_construct(**about, reason=self.retraction_reason())
                 sequence = 2
             case _:
                 assert_never(self.kind)
