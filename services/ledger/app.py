@@ -17,7 +17,7 @@ from services.ledger import store
 from services.ledger.dashboard import add_dashboard
 from services.ledger.handlers import CONSUMED_TOPICS, router
 from services.ledger.settings import Settings
-from services.ledger.use_cases import Ledger, LedgerMetrics
+from services.ledger.use_cases import CommittingProjection, Ledger, LedgerMetrics
 from services.platform.asyncapi import add_asyncapi_route
 from services.platform.background import every, running
 from services.platform.clock import Clock, utc_now
@@ -86,7 +86,7 @@ def create_app(
     )
     consume_exactly_once(
         broker,
-        store.LedgerProjection(store.SCHEMA),
+        CommittingProjection(store.SCHEMA),
         CONSUMED_TOPICS,
         ConsumerPlacement(
             engine=engine,
@@ -120,6 +120,7 @@ def create_app(
                         bootstrap_servers=settings.kafka_bootstrap_servers,
                         security=settings.kafka_security,
                     ),
+                    ledger.follow_commits(),
                     every(settings.history_interval, ledger.take_snapshot, "capacity history"),
                     *(every(*job) for job in Retention(engine, store.METADATA, settings).jobs()),
                 ):

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, fields
@@ -19,6 +20,7 @@ from services.ledger.domain import (
     CouncilCapacity,
     CountedBy,
     FootprintCapacity,
+    LedgerState,
     TypeCapacity,
     changed_since,
     footprint_capacity,
@@ -40,7 +42,16 @@ from services.platform.clock import Clock, utc_now
 from services.platform.errors import ForbiddenError, NotFoundError
 from services.platform.tables import connection_of
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_HISTORY_SPAN = timedelta(hours=24)
+# Every transaction of the ledger's consumer (any instance's) sends a notice here; PostgreSQL
+# delivers it to every listener when, and only if, the transaction commits.
+COMMITS_CHANNEL = "nearhome_ledger_commits"
+LISTEN_AGAIN_AFTER_S = 1.0
+# How long a count is trusted on the notices alone: a batch committed by a writer that sends
+# none (an instance of an earlier version, during an upgrade) is shown at most this late.
+TRUSTED_UNASKED_S = 1.0
 
 
 class LedgerMetrics:
@@ -95,14 +106,103 @@ def _footprints_by_id() -> dict[str, Footprint]:
     return {footprint.id: footprint for footprint in geography.footprints()}
 
 
+class CommittingProjection(store.LedgerProjection):
+    """The ledger's projection, each batch's transaction also notifying COMMITS_CHANNEL: the
+    notice reaches every instance's `CommitNotices` as the batch commits (never for one rolled
+    back), so a reader learns of a commit without asking the database."""
+
+    async def save(self, connection: asyncpg.Connection, state: LedgerState) -> None:
+        await super().save(connection, state)
+        await connection.execute(f"NOTIFY {COMMITS_CHANNEL}")
+
+
+class CommitNotices:
+    """The notices of the ledger's commits, heard on a connection of their own.
+
+    `heard()` numbers what has been heard: it changes with every notice, and whenever listening
+    starts again, and is None while nothing listens (not yet connected, or the connection lost).
+    A count made after `heard()` said n includes every batch committed while it still says n."""
+
+    def __init__(self) -> None:
+        self._heard = 0
+        self._listening = False
+
+    def heard(self) -> int | None:
+        return self._heard if self._listening else None
+
+    async def listen(self, engine: AsyncEngine) -> None:
+        """Listen until cancelled, listening again after LISTEN_AGAIN_AFTER_S whenever the
+        connection is lost or cannot be made (reads ask the database meanwhile)."""
+        while True:
+            try:
+                await self._listen_until_lost(engine)
+            except Exception:  # not fatal: reads check the positions meanwhile
+                logger.warning("not hearing the ledger's commits; trying again", exc_info=True)
+            await asyncio.sleep(LISTEN_AGAIN_AFTER_S)
+
+    async def _listen_until_lost(self, engine: AsyncEngine) -> None:
+        lost = asyncio.Event()
+
+        def on_lost(_: object) -> None:
+            lost.set()
+
+        async with connection_of(engine) as connection:
+            connection.add_termination_listener(on_lost)
+            try:
+                await connection.add_listener(COMMITS_CHANNEL, self._on_notice)
+                self._heard += 1  # a count made before now may have missed a commit meanwhile
+                self._listening = True
+                await lost.wait()
+            finally:
+                self._listening = False
+                connection.remove_termination_listener(on_lost)
+                with contextlib.suppress(Exception):  # the connection may be the lost one
+                    await connection.remove_listener(COMMITS_CHANNEL, self._on_notice)
+
+    def _on_notice(self, *_: object) -> None:
+        self._heard += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """What the `CommitNotices` had heard (`CommitNotices.heard`), and when (`time.monotonic`)."""
+
+    notices: int | None
+    at: float
+
+    @classmethod
+    def now(cls, notices: "CommitNotices") -> "_Heard":
+        return cls(notices.heard(), time.monotonic())
+
+    def same_as(self, earlier: "_Heard") -> bool:
+        """Whether nothing has been heard since `earlier`, and it is recent enough to trust."""
+        return (
+            self.notices is not None
+            and self.notices == earlier.notices
+            and self.at - earlier.at < TRUSTED_UNASKED_S
+        )
+
+
 @dataclass(slots=True)
 class _Counted:
-    """Every council's capacity, the consumer's positions in the snapshot counted, and the
-    footprints' roll-ups of it as they are asked for."""
+    """Every council's capacity, the consumer's positions in the snapshot counted, what had been
+    heard when it was last known to include every committed batch, and the footprints' roll-ups
+    of it as they are asked for."""
 
     positions: store.Positions
     counted: store.CountedCapacity
+    whole: _Heard
     rolled: dict[str, FootprintCapacity] = field(default_factory=dict)
+
+    def unchanged(self, heard: _Heard, now: datetime) -> bool:
+        """Whether no commit has been heard of since the count was known to be whole, lately
+        enough, and it holds at `now`: then it needs no question to the database."""
+        return heard.same_as(self.whole) and self.counted.holds_at(now)
+
+    def known_whole_at(self, heard: _Heard) -> None:
+        """The count includes every batch committed before `heard` was taken."""
+        if heard.notices is not None and heard.at > self.whole.at:
+            self.whole = heard
 
     def includes(self, committed: store.Positions, now: datetime) -> bool:
         """Whether the count includes every batch committed when `committed` was read, and
@@ -180,6 +280,12 @@ class Ledger:
         self._counted: _Counted | None = None
         self._counting = asyncio.Lock()
         self._shared = _SharedReads(self._committed)
+        self._notices = CommitNotices()
+
+    async def follow_commits(self) -> None:
+        """Hear of the consumer's commits (`CommittingProjection`) until cancelled, so that a read
+        after none needs no question to the database."""
+        await self._notices.listen(self._engine)
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[asyncpg.Connection]:
@@ -210,23 +316,31 @@ class Ledger:
 
     async def _counted_capacity(self, now: datetime) -> _Counted:
         """Every council's capacity at `now`, including every batch committed when the call
-        began: counted again only if the last count may not.
+        began whose notice has reached this process, and in any case every batch committed
+        TRUSTED_UNASKED_S before: counted again only if the last count may not include them.
 
-        The consumer stores its positions in each batch's transaction, whichever instance
-        commits it, so a count whose snapshot had positions at least those read on arrival
-        includes every batch committed by then; it is reused only while counting again at `now`
-        would give the same figures (`CountedCapacity.holds_at`). Readers who find no such count
-        count once between them: the others wait for that count, then judge it as their own.
+        A count is reused only while counting again at `now` would give the same figures
+        (`CountedCapacity.holds_at`), and while either of these says that no batch has been
+        committed since it was known to include every one:
+        - no commit notice has been heard since, and that was under TRUSTED_UNASKED_S ago
+          (`CommitNotices`): no question to the database;
+        - else the consumer's positions, which it stores in each batch's transaction (whichever
+          instance commits it), read on arrival, are no further on than the count's snapshot.
+        Readers who find no such count count once between them: the others wait for that count,
+        then judge it as their own.
         """
-        committed = await self._shared.positions()
+        heard = _Heard.now(self._notices)
         last = self._counted
-        if last is None or not last.includes(committed, now):
-            async with self._counting:
-                last = self._counted
-                if last is None or not last.includes(committed, now):
-                    last = self._counted = await self._count(now)
-                    self._metrics.capacity_reads.labels("counted").inc()
-                    return last
+        if last is None or not last.unchanged(heard, now):
+            committed = await self._shared.positions()  # read by a query begun after `heard`
+            if last is None or not last.includes(committed, now):
+                async with self._counting:
+                    last = self._counted
+                    if last is None or not last.includes(committed, now):
+                        last = self._counted = await self._count(now)
+                        self._metrics.capacity_reads.labels("counted").inc()
+                        return last
+            last.known_whole_at(heard)
         self._metrics.capacity_reads.labels("reused").inc()
         return last
 
@@ -235,6 +349,7 @@ class Ledger:
             return await store.consumed_positions(connection, self._schema)
 
     async def _count(self, now: datetime) -> _Counted:
+        heard = _Heard.now(self._notices)  # before the snapshot: a later commit is heard after
         started = time.perf_counter()
         async with self._reading() as connection:
             positions = await store.consumed_positions(connection, self._schema)
@@ -242,7 +357,7 @@ class Ledger:
                 connection, self._schema, now=now, stale_after=self._stale_after
             )
         self._metrics.counting.observe(time.perf_counter() - started)
-        return _Counted(positions, counted)
+        return _Counted(positions, counted, heard)
 
     async def capacity(self, principal: Principal, footprint_id: str) -> CapacityView:
         footprint = self.readable_footprint(principal, footprint_id)

@@ -1,9 +1,11 @@
 """Capacity reads answered from the last count of a footprint: never an answer that counting the
 committed records again at that moment would not give.
 
-A count is reused only while the consumer's stored positions are unchanged and no open vacancy
-has turned stale (or back, for a clock read earlier) since; these tests change exactly those two
-things between reads of the same footprints and compare each answer with a fresh count.
+A count is reused only while no batch has been committed since (no commit notice heard, or else
+the consumer's stored positions unchanged) and no open vacancy has turned stale (or back, for a
+clock read earlier); these tests change exactly those things between reads of the same
+footprints, commit on another instance, and stop the notices, and compare each answer with a
+fresh count.
 """
 
 import asyncio
@@ -124,3 +126,69 @@ async def test_readers_at_once_all_get_the_count(fresh_database_url, topic_prefi
         footprint_id = FOOTPRINTS[turn % len(FOOTPRINTS)]
         shown = {"by_type": answer["by_type"], "totals": answer["totals"]}
         assert shown == _counted_afresh(events, footprint_id, now)
+
+
+def _registered_settings(count: int) -> list[Envelope[Any]]:
+    """Settings of their own (so keys, and partitions, of their own), each with a vacancy."""
+    events: list[Envelope[Any]] = []
+    for _ in range(count):
+        setting_id = uuid4()
+        events.append(sample_envelope("SettingRegistered", setting_id=str(setting_id)))
+        events.append(vacancy_envelope("VacancyPosted", setting_id, uuid4(), beds=2))
+    return events
+
+
+async def test_a_batch_another_instance_commits_is_counted_by_the_next_read_of_each(
+    fresh_database_url, topic_prefix
+) -> None:
+    group = f"ledger-test-{uuid4().hex[:10]}"  # one group: the instances share the partitions
+    now = POSTED_AT + timedelta(hours=1)
+    async with (
+        running_ledger(fresh_database_url, topic_prefix, consumer_group=group) as one,
+        running_ledger(fresh_database_url, topic_prefix, consumer_group=group) as two,
+    ):
+        applied: list[Envelope[Any]] = []
+        for events in ([], _registered_settings(4), _registered_settings(4)):
+            await publish_events(events, topic_prefix)
+            applied += events
+            await one.database.until_processed(len(applied))
+            for ledger in (one, two):  # each counts what either committed
+                await _answers_as_counted(ledger, applied, now)
+
+
+async def _end_listening(ledger: RunningLedger) -> None:
+    """End the ledger's connection listening for commit notices, as a server restart would."""
+    ended = await ledger.database.fetch(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+    )
+    assert [row["ended"] for row in ended] == [True]
+
+
+async def _until_listening(ledger: RunningLedger, timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not await ledger.database.fetch(
+            "SELECT 1 FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        ):
+            await asyncio.sleep(0.1)
+
+
+async def test_reads_count_every_committed_batch_while_no_commit_notice_can_be_heard(
+    fresh_database_url, topic_prefix
+) -> None:
+    now = POSTED_AT + timedelta(hours=1)
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        await _until_listening(ledger)
+        await _answers_as_counted(ledger, [], now)
+        await _end_listening(ledger)
+        applied = _registered_settings(2)
+        await publish_events(applied, topic_prefix)
+        await ledger.database.until_processed(len(applied))
+        await _answers_as_counted(ledger, applied, now)
+
+        await _until_listening(ledger)  # it listens again by itself
+        more = _registered_settings(2)
+        await publish_events(more, topic_prefix)
+        await ledger.database.until_processed(len(applied + more))
+        await _answers_as_counted(ledger, applied + more, now)
