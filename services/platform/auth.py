@@ -5,6 +5,7 @@ trusts (its `TokenVerifier`) is decided by services/platform/identity.py: an Ope
 provider's (services/platform/oidc.py) or, in development only, the HS256 tokens made here.
 """
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -141,11 +142,45 @@ class LocalTokens:
         return decode_token(token, self._secret)
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    verifier: TokenVerifier
+    token: str
+    principal: Principal
+
+
+# The token the rate limit (services/platform/limits.py) checked last in this task: a server
+# answers each request in a task of its own, and the rate limit checks the bearer token before
+# the route does, so the route's check (`authenticated`) takes that answer rather than checking
+# the same token again (once per request: it is cleared as it is taken).
+_checked_by_rate_limit: ContextVar[_Checked | None] = ContextVar(
+    "checked_by_rate_limit", default=None
+)
+
+
 async def verify_token(verifier: TokenVerifier, token: str) -> Principal:
-    """`verifier.verify(token)`, off the event loop if it may block."""
+    """`verifier.verify(token)`, off the event loop if it may block; remembered for the route's
+    check of the same request (`authenticated`)."""
+    principal = await _verified(verifier, token)
+    _checked_by_rate_limit.set(_Checked(verifier, token, principal))
+    return principal
+
+
+async def _verified(verifier: TokenVerifier, token: str) -> Principal:
     if verifier.blocking:
         return await run_in_threadpool(verifier.verify, token)
     return verifier.verify(token)
+
+
+def _taken_from_rate_limit(verifier: TokenVerifier, token: str) -> Principal | None:
+    """The principal the rate limit found for `token` in this request, if it checked it."""
+    checked = _checked_by_rate_limit.get()
+    if checked is None:
+        return None
+    _checked_by_rate_limit.set(None)
+    if checked.verifier is not verifier or checked.token != token:
+        return None
+    return checked.principal
 
 
 _bearer = HTTPBearer(
@@ -158,14 +193,16 @@ async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """FastAPI dependency: the caller's principal, or 401. Checked on the event loop unless the
-    verifier may block (`verify_token`): a worker thread for every request cost a busy service
-    more than the check itself."""
+    """FastAPI dependency: the caller's principal, or 401. The rate limit's check of the same
+    token in this request is taken if there was one; else the token is checked here, on the event
+    loop unless the verifier may block (a worker thread for every request cost a busy service
+    more than the check itself)."""
     if credentials is None:
         raise UnauthenticatedError("a bearer token is required", token_sent=False)
     verifier: TokenVerifier = request.app.state.token_verifier
+    token = credentials.credentials
     try:
-        return await verify_token(verifier, credentials.credentials)
+        return _taken_from_rate_limit(verifier, token) or await _verified(verifier, token)
     except IdentityProviderUnavailableError as error:
         raise HTTPException(503, str(error), headers={"Retry-After": "5"}) from error
 

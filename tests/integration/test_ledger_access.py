@@ -15,6 +15,7 @@ from ledger_fixtures import (
 )
 
 from contracts.geography import footprint, footprints
+from services.platform.auth import LocalTokens, Principal
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -97,3 +98,32 @@ async def test_an_unknown_footprint_is_not_found_for_anyone_who_may_read_capacit
     assert answers[0].json() == {"detail": "no footprint 'atlantis'"}
     assert lower_case.status_code == 200
     assert lower_case.json()["footprint_id"] == WESTMORLAND_AND_FURNESS
+
+
+async def test_each_request_checks_its_token_once_and_answers_as_that_token_may(
+    fresh_database_url, topic_prefix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    verify = LocalTokens.verify
+
+    def counted(self: LocalTokens, token: str) -> Principal:
+        checked.append(token)
+        return verify(self, token)
+
+    monkeypatch.setattr(LocalTokens, "verify", counted)
+    north_west_collaborative = collaborative_headers(PLACEMENTS_NORTH_WEST)
+    requests = (
+        (PLACEMENTS_NORTH_WEST, north_west_collaborative),
+        (LEEDS, north_west_collaborative),
+        (PLACEMENTS_NORTH_WEST, provider_headers()),
+        (LEEDS, authority_headers(SEFTON)),
+    )
+    async with running_ledger(fresh_database_url, topic_prefix) as ledger:
+        statuses = [
+            (await ledger.client.get(f"/v1/capacity/{footprint_id}", headers=headers)).status_code
+            for footprint_id, headers in requests
+        ]
+
+    assert statuses == [200, 403, 403, 200]
+    # Once a request (by the rate limit; the route takes its answer), each its own token.
+    assert checked == [headers["Authorization"].removeprefix("Bearer ") for _, headers in requests]
