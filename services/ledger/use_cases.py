@@ -19,7 +19,6 @@ from services.ledger import store
 from services.ledger.domain import (
     CouncilCapacity,
     CountedBy,
-    FootprintCapacity,
     LedgerState,
     TypeCapacity,
     changed_since,
@@ -186,13 +185,13 @@ class _Heard:
 @dataclass(slots=True)
 class _Counted:
     """Every council's capacity, the consumer's positions in the snapshot counted, what had been
-    heard when it was last known to include every committed batch, and the footprints' roll-ups
-    of it as they are asked for."""
+    heard when it was last known to include every committed batch, and the footprints' answers
+    from it as they are asked for."""
 
     positions: store.Positions
     counted: store.CountedCapacity
     whole: _Heard
-    rolled: dict[str, FootprintCapacity] = field(default_factory=dict)
+    views: dict[str, CapacityView] = field(default_factory=dict)
 
     def unchanged(self, heard: _Heard, now: datetime) -> bool:
         """Whether no commit has been heard of since the count was known to be whole, lately
@@ -211,14 +210,14 @@ class _Counted:
             self.positions.get(partition, -1) >= at for partition, at in committed.items()
         )
 
-    def rolled_up(self, footprint: Footprint) -> FootprintCapacity:
-        found = self.rolled.get(footprint.id)
-        if found is None:
-            capacity = self.counted.capacity
-            found = self.rolled[footprint.id] = footprint_capacity(
-                footprint.member_councils, capacity
-            )
-        return found
+    def capacity_view(self, footprint: Footprint, now: datetime) -> CapacityView:
+        """The footprint's answer as of `now`: rolled up and built once per count, then copied
+        with each read's time (the figures are the count's, whenever it is read)."""
+        built = self.views.get(footprint.id)
+        if built is None:
+            rolled = footprint_capacity(footprint.member_councils, self.counted.capacity)
+            built = self.views[footprint.id] = CapacityView.of(footprint, now, rolled)
+        return built.model_copy(update={"as_of": now})
 
 
 class _SharedReads:
@@ -363,7 +362,7 @@ class Ledger:
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
         counted = await self._counted_capacity(now)
-        return CapacityView.of(footprint, now, counted.rolled_up(footprint))
+        return counted.capacity_view(footprint, now)
 
     async def flows(self, principal: Principal, footprint_id: str) -> FlowsView:
         footprint = self.readable_footprint(principal, footprint_id)
