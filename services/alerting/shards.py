@@ -99,12 +99,42 @@ class Shard:
     projection: AlertingProjection
     processor: ExactlyOnceProcessor[Batch]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # The next offset of each partition of provider.events the shard is to apply: the feed gives
-    # it records from there on. None until the feed has loaded its book and read its stored
-    # positions (and again after one of its batches failed).
+    # The next offset of each partition of provider.events the feed is to give the shard. None
+    # until the feed has loaded its book and read its stored positions (and again once one of
+    # its batches failed, or the feed's consumer started again).
     reads_from: dict[int, int] | None = None
-    # Set when the shard is given up: a batch of it not begun by then is never applied here.
+    # Records given to the shard that its worker has not taken yet, each fetch's with the time
+    # it was consumed; `arrived` wakes the worker, `taken` a feed waiting for room.
+    queued: list[tuple[float, list[Delivery]]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    taken: asyncio.Event = field(default_factory=asyncio.Event)
+    # Applies what the feed gives the shard, so that each shard keeps its own pace.
+    worker: "asyncio.Task[None] | None" = None
+    # Set when the shard is given up: a batch of it not begun by then is never applied here, and
+    # its worker ends at its next turn even if its cancellation was lost.
     released: bool = False
+
+    def backlog(self) -> int:
+        return sum(len(records) for _, records in self.queued)
+
+    def start_again(self) -> None:
+        """Drop what is queued: the feed gives the shard its records again from its stored
+        positions."""
+        self.queued.clear()
+        self.reads_from = None
+
+    def give(self, records: Sequence[Delivery], consumed_at: float) -> None:
+        """Queue the records from the shard's position on for its worker."""
+        reads_from = self.reads_from
+        if reads_from is None or self.released:
+            return
+        due = [r for r in records if r.offset >= reads_from.get(r.partition, 0)]
+        if not due:
+            return
+        for record in due:
+            reads_from[record.partition] = record.offset + 1
+        self.queued.append((consumed_at, due))
+        self.arrived.set()
 
 
 @dataclass(eq=False)
@@ -169,7 +199,9 @@ class Shards:
                 self.consumer_metrics,
                 shard=number,
             )
-            self.owned[number] = Shard(number, projection, processor)
+            shard = Shard(number, projection, processor)
+            shard.worker = asyncio.create_task(self._work(shard), name=f"alerting shard {number}")
+            self.owned[number] = shard
         self._acquired.set()
         if self.feed_task is None:
             self.feed_task = asyncio.create_task(self._run_feed(), name="alerting feed")
@@ -183,7 +215,8 @@ class Shards:
                 continue
             shard.released = True
             async with shard.lock:  # let a batch in hand commit
-                pass
+                if shard.worker is not None:
+                    shard.worker.cancel()
         self._set_gauges()
 
     async def stop(self) -> None:
@@ -228,22 +261,46 @@ class Shards:
                     "shard %s is no longer ours: its records are left to its owner", partition
                 )
                 continue
-            await self._handle(shard, records, consumed_at)
+            await self._handle(
+                shard, records, [] if consumed_at is None else [consumed_at] * len(records)
+            )
+
+    async def _work(self, shard: Shard) -> None:
+        """Apply what the feed gives the shard, everything queued at once, until it is given up."""
+        while not shard.released:
+            await wait_for_event(shard.arrived, 1.0)
+            shard.arrived.clear()
+            queued, shard.queued = shard.queued, []
+            shard.taken.set()
+            if not queued:
+                continue
+            records = [record for _, fetched in queued for record in fetched]
+            try:
+                await self._handle(shard, records, [at for at, fetched in queued for _ in fetched])
+            except Exception:
+                # Not a bad record (the processor dead-letters those): start again from the
+                # stored positions, as a subscriber nacking the batch would.
+                logger.exception(
+                    "shard %s failed a batch; resuming from its positions", shard.number
+                )
+                shard.start_again()
+                await asyncio.sleep(self.feed.retry_interval)
 
     async def _handle(
-        self, shard: Shard, records: Sequence[Delivery], consumed_at: float | None
+        self, shard: Shard, records: Sequence[Delivery], consumed: Sequence[float]
     ) -> None:
+        """Apply records to the shard; `consumed` says when each was consumed (for the `committed`
+        stage; empty: not timed)."""
         if self._turns is None:
             self._turns = asyncio.Semaphore(self.batches_at_once)
         async with self._turns, shard.lock:
             if shard.released:
                 return  # its new owner applies these from the shard's stored positions
             await shard.processor.handle(records)
-        if consumed_at is not None:
-            stage = self.metrics.stages.labels(PipelineStage.COMMITTED)
-            took = max(time.time() - consumed_at, 0.0)
-            for _ in records:
-                stage.observe(took)
+        stage = self.metrics.stages.labels(PipelineStage.COMMITTED)
+        now = time.time()
+        for at in consumed:
+            stage.observe(max(now - at, 0.0))
         self._set_gauges()
         await self.after_batch(shard.projection)
 
@@ -279,7 +336,7 @@ class Shards:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), FEED_STOP_TIMEOUT_S)
             for shard in self.owned.values():
-                shard.reads_from = None  # a new consumer starts each from its stored positions
+                shard.start_again()  # a new consumer starts each from its stored positions
             await asyncio.sleep(options.retry_interval)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
@@ -297,6 +354,7 @@ class Shards:
                 await wait_for_event(self._acquired, 1.0)
                 continue
             await self._start_new(shards, consumer, partitions, reading)
+            await self._room_in(shards)
             fetched = await consumer.getmany(timeout_ms=1000, max_records=self.feed.max_records)
             raw = [record for batch in fetched.values() for record in batch]
             if not raw:
@@ -305,12 +363,9 @@ class Shards:
             records = [Delivery.of(record) for record in raw]
             for record in records:
                 reading[record.partition] = record.offset + 1
-            failed = await asyncio.gather(
-                *(self._feed_shard(shard, records, consumed_at) for shard in shards)
-            )
+            for shard in shards:
+                shard.give(records, consumed_at)
             await observe_lag(consumer, records, self.consumer_metrics)
-            if any(failed):
-                await asyncio.sleep(self.feed.retry_interval)
 
     async def _start_new(
         self,
@@ -339,28 +394,13 @@ class Shards:
                 consumer.seek(partition, earliest)
                 reading[number] = earliest
 
-    async def _feed_shard(
-        self, shard: Shard, records: Sequence[Delivery], consumed_at: float
-    ) -> bool:
-        """Apply to the shard the records from its positions on; whether its batch failed (then
-        the feed starts it again from its stored positions at its next turn)."""
-        reads_from = shard.reads_from
-        if reads_from is None:
-            return False  # started again meanwhile: its records come at the feed's next turn
-        due = [r for r in records if r.offset >= reads_from.get(r.partition, 0)]
-        if not due:
-            return False
-        try:
-            await self._handle(shard, due, consumed_at)
-        except Exception:
-            # Not a bad record (the processor dead-letters those): start again from the stored
-            # positions, as a subscriber nacking the batch would.
-            logger.exception("shard %s failed a batch; resuming from its positions", shard.number)
-            shard.reads_from = None
-            return True
-        for record in due:
-            reads_from[record.partition] = record.offset + 1
-        return False
+    async def _room_in(self, shards: Sequence[Shard]) -> None:
+        """Wait until no shard has a fetch's worth of records waiting: a shard that falls behind
+        holds up the feed rather than filling memory."""
+        for shard in shards:
+            while shard.backlog() >= self.feed.max_records and not shard.released:
+                shard.taken.clear()
+                await wait_for_event(shard.taken, 1.0)
 
     async def _partitions(self, topic: str) -> list[int]:
         admin = AIOKafkaAdminClient(
