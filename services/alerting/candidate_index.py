@@ -14,9 +14,11 @@ reads a record only when its key lets it through, and builds a `Fit` only for a 
 
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import date
 from functools import cache
+from itertools import chain
 from types import MappingProxyType
 from typing import Final, Generic, TypeVar
 from uuid import UUID
@@ -29,6 +31,7 @@ from services.alerting.matching import (
     OpenReferral,
     OpenVacancy,
     fit_of,
+    fits_of_vacancy,
     missing_bits,
     required_bits,
 )
@@ -114,45 +117,42 @@ def _rounded_miles(home: str, setting: str) -> float:
 
 
 class _Entries(Generic[_R]):
-    """The records of one district on one shelf, each with its key (`_referral_key`,
-    `_vacancy_key`) in an array beside it.
+    """The records of one district on one shelf in the order of their ids, each with its key
+    (`_referral_key`, `_vacancy_key`) in an array beside it.
 
     A match reads every key of the districts in reach and a record only when its key lets it
     through: the keys lie side by side in memory, where one object per candidate, scattered over
-    the heap, cost a cache miss each (most of a large match's time).
+    the heap, cost a cache miss each (most of a large match's time). In id order, the records one
+    district contributes to a match are already in the order its fits rank at their distance.
     """
 
-    __slots__ = ("_ids", "_positions", "keys", "records")
+    __slots__ = ("_ids", "keys", "records")
 
     def __init__(self) -> None:
         self.keys = array("Q")
         self.records: list[_R] = []
-        self._ids: list[UUID] = []
-        self._positions: dict[UUID, int] = {}
+        self._ids: list[int] = []  # each record's id as an integer, which is how ids compare
 
     def __len__(self) -> int:
         return len(self.records)
 
     def add(self, record_id: UUID, key: int, record: _R) -> None:
-        position = self._positions.setdefault(record_id, len(self.records))
-        if position == len(self.records):
-            self.keys.append(key)
-            self.records.append(record)
-            self._ids.append(record_id)
-        else:
+        position = bisect_left(self._ids, record_id.int)
+        if self._holds(position, record_id):
             self.keys[position] = key
             self.records[position] = record
+        else:
+            self._ids.insert(position, record_id.int)
+            self.keys.insert(position, key)
+            self.records.insert(position, record)
 
     def discard(self, record_id: UUID) -> None:
-        """Take the record out, moving the last one into its place."""
-        position = self._positions.pop(record_id, None)
-        if position is None:
-            return
-        last_key, last_record, last_id = self.keys.pop(), self.records.pop(), self._ids.pop()
-        if position < len(self.records):
-            self.keys[position], self.records[position] = last_key, last_record
-            self._ids[position] = last_id
-            self._positions[last_id] = position
+        position = bisect_left(self._ids, record_id.int)
+        if self._holds(position, record_id):
+            del self._ids[position], self.keys[position], self.records[position]
+
+    def _holds(self, position: int, record_id: UUID) -> bool:
+        return position < len(self._ids) and self._ids[position] == record_id.int
 
 
 class _Shelf(Generic[_R]):
@@ -189,8 +189,9 @@ class _Shelf(Generic[_R]):
 # A record's key: its rule 1 bits (`required_bits`, `missing_bits`), and above them the day a
 # referral is needed by or a vacancy is open from, counted from _FIRST_DAY and held within the
 # bits left, so that one comparison of keys compares the days of this century. The key only
-# lets a record through: the days, ages and beds of a record it lets through are compared
-# exactly on the record, which a match reads then anyway.
+# lets a record through: the ages and beds of a record it lets through are compared exactly on
+# the record, which a match reads then anyway, and so are the days when a key may hold another
+# day in the place of one (`_compared_exactly`).
 _DAY_SHIFT: Final = RULE_1_BITS
 _BELOW_THE_DAY: Final = (1 << _DAY_SHIFT) - 1
 _FIRST_DAY: Final = date(2000, 1, 1).toordinal()
@@ -202,17 +203,24 @@ _Placement = tuple[_Shelf[_R], Hashable, str]
 # The records of one district a match takes together: whether they are local, their distance
 # when already known (None: worked out once one of them fits), the district, the records.
 _Group = tuple[bool, float | None, str, _Entries[_R]]
-# A record that fits, ranked as `rank_key` ranks fits (services/alerting/matching.py): one side
-# of every fit of a match is the same record, so its id (and a vacancy's rating) never decides.
-# Not local last, then further last, then (a vacancy) worse rated, then by the other side's id
-# as an integer, which is how ids compare; ids are unique, so records are never compared.
-_RankedReferral = tuple[bool, float, int, OpenReferral]
-_RankedVacancy = tuple[bool, float, int, int, OpenVacancy]
+# The records of one group that fit, in the order they rank among themselves (by id; vacancies by
+# rating first), with the group's reach, distance when known, and district.
+_Found = tuple[bool, float | None, str, list[_R]]
+# The records that fit at one reach and distance, in rank order: every fit of a match's one record
+# with them is as local and as far, so its fits with them rank together.
+_Ranked = tuple[bool, float, list[_R]]
 
 
 def _day(day: date) -> int:
     """The day's place in a key, shifted: never before the first day, never after the last."""
     return min(max(day.toordinal() - _FIRST_DAY, 0), _LAST_DAY) << _DAY_SHIFT
+
+
+def _compared_exactly(day: date) -> bool:
+    """Whether keys compare this day with any other as the dates compare: true of a day strictly
+    between the key's first and last, which no other day is put in the place of. A match by such
+    a day need not read the other side's date (an object of its own, a cache miss each)."""
+    return 0 < day.toordinal() - _FIRST_DAY < _LAST_DAY
 
 
 def _referral_key(referral: OpenReferral) -> int:
@@ -223,29 +231,15 @@ def _vacancy_key(vacancy: OpenVacancy) -> int:
     return _day(vacancy.available_from) | missing_bits(vacancy)
 
 
-class _Distances:
-    """The distance from one district, rounded as a fit shows it, worked out once per district."""
-
-    __slots__ = ("_here", "_known")
-
-    def __init__(self, district: str) -> None:
-        self._here = district
-        self._known: dict[str, float] = {}
-
-    def __call__(self, district: str) -> float:
-        known = self._known.get(district)
-        if known is None:
-            known = self._known[district] = _rounded_miles(district, self._here)
-        return known
-
-
-def _referrals_fitting(
-    groups: Iterable[_Group[OpenReferral]], vacancy: OpenVacancy, miles: _Distances
-) -> list[_RankedReferral]:
-    """Each referral in `groups` that the vacancy fits, ready to rank: rule 1 (its placement
-    type aside, the shelves' business) by keys, then by ages and beds; a referral of the
-    setting's own council taken only from a local group (it is local, and found there)."""
+def _referrals_found(
+    groups: Iterable[_Group[OpenReferral]], vacancy: OpenVacancy
+) -> Iterator[_Found[OpenReferral]]:
+    """For each group with any, the referrals in it that the vacancy fits, in id order: rule 1
+    (its placement type aside, the shelves' business) by keys, then by ages, beds and (when the
+    keys do not) days; a referral of the setting's own council taken only from a local group (it
+    is local, and found there)."""
     missing, earliest = missing_bits(vacancy), _day(vacancy.available_from)
+    days_in_keys = _compared_exactly(vacancy.available_from)
     age_min, age_max, beds, available_from, own_council = (
         vacancy.age_min,
         vacancy.age_max,
@@ -253,48 +247,79 @@ def _referrals_fitting(
         vacancy.available_from,
         vacancy.authority_code,
     )
-    return [
-        (not local, known if known is not None else miles(home), referral.referral_id.int, referral)
-        for local, known, home, entries in groups
-        for key, referral in zip(entries.keys, entries.records, strict=True)
-        if not key & missing
-        and key >= earliest
-        and age_min <= referral.age <= age_max
-        and referral.sibling_group_size <= beds
-        and available_from <= referral.needed_by
-        and (local or referral.authority_code != own_council)
-    ]
+    for local, known, home, entries in groups:
+        records = entries.records
+        found = [
+            referral
+            for position, key in enumerate(entries.keys)
+            if not key & missing
+            and key >= earliest
+            and age_min <= (referral := records[position]).age <= age_max
+            and referral.sibling_group_size <= beds
+            and (days_in_keys or available_from <= referral.needed_by)
+            and (local or referral.authority_code != own_council)
+        ]
+        if found:
+            yield local, known, home, found
 
 
-def _vacancies_fitting(
-    groups: Iterable[_Group[OpenVacancy]], referral: OpenReferral, miles: _Distances
-) -> list[_RankedVacancy]:
-    """Each vacancy in `groups` that fits the referral, ready to rank (as `_referrals_fitting`);
-    a vacancy in the referring council taken only from a local group."""
+def _vacancies_found(
+    groups: Iterable[_Group[OpenVacancy]], referral: OpenReferral
+) -> Iterator[_Found[OpenVacancy]]:
+    """For each group with any, the vacancies in it that fit the referral, better rated first and
+    then in id order (as `_referrals_found`); a vacancy in the referring council taken only from a
+    local group."""
     required = required_bits(referral)
     latest = _day(referral.needed_by) | _BELOW_THE_DAY
+    days_in_keys = _compared_exactly(referral.needed_by)
     age, group, needed_by, own_council = (
         referral.age,
         referral.sibling_group_size,
         referral.needed_by,
         referral.authority_code,
     )
+    for local, known, setting, entries in groups:
+        records = entries.records
+        found = [
+            vacancy
+            for position, key in enumerate(entries.keys)
+            if not key & required
+            and key <= latest
+            and (vacancy := records[position]).age_min <= age <= vacancy.age_max
+            and group <= vacancy.beds
+            and (days_in_keys or vacancy.available_from <= needed_by)
+            and (local or vacancy.authority_code != own_council)
+        ]
+        if found:
+            found.sort(key=_vacancy_order)
+            yield local, known, setting, found
+
+
+def _referral_order(referral: OpenReferral) -> int:
+    return referral.referral_id.int
+
+
+def _vacancy_order(vacancy: OpenVacancy) -> tuple[int, int]:
+    return -RATING_RANK.get(vacancy.ofsted_rating, 0), vacancy.vacancy_id.int
+
+
+def _ranked(
+    found: Iterable[_Found[_R]], here: str, order: Callable[[_R], int | tuple[int, int]]
+) -> list[_Ranked[_R]]:
+    """The records found, by reach and distance from `here` as fits rank them (`rank_key` in
+    services/alerting/matching.py): local first, then nearer; at one reach and distance, in
+    `order`, the order each group's records are found in.
+
+    One side of every fit of a match is the same record, so its id never decides; ids are
+    unique, so `order` never ties. Only districts at the same distance need their records merged.
+    """
+    by_place: dict[tuple[bool, float], list[list[_R]]] = {}
+    for local, known, district, records in found:
+        miles = known if known is not None else _rounded_miles(district, here)
+        by_place.setdefault((not local, miles), []).append(records)
     return [
-        (
-            not local,
-            known if known is not None else miles(setting),
-            -RATING_RANK.get(vacancy.ofsted_rating, 0),
-            vacancy.vacancy_id.int,
-            vacancy,
-        )
-        for local, known, setting, entries in groups
-        for key, vacancy in zip(entries.keys, entries.records, strict=True)
-        if not key & required
-        and key <= latest
-        and vacancy.age_min <= age <= vacancy.age_max
-        and group <= vacancy.beds
-        and vacancy.available_from <= needed_by
-        and (local or vacancy.authority_code != own_council)
+        (not far, miles, lists[0] if len(lists) == 1 else sorted(chain(*lists), key=order))
+        for (far, miles), lists in sorted(by_place.items())
     ]
 
 
@@ -379,26 +404,28 @@ class CandidateIndex:
 
     def referrals_fitting(self, vacancy: OpenVacancy) -> list[Fit]:
         """The open referrals the vacancy fits, best first."""
-        ranked = _referrals_fitting(
-            self._referral_groups(vacancy),
-            vacancy,
-            _Distances(_district_code(vacancy.postcode_district)),
+        ranked = _ranked(
+            _referrals_found(self._referral_groups(vacancy), vacancy),
+            _district_code(vacancy.postcode_district),
+            _referral_order,
         )
-        ranked.sort()
         return [
-            fit_of(referral, vacancy, miles, local=not far) for far, miles, _, referral in ranked
+            fit
+            for local, miles, referrals in ranked
+            for fit in fits_of_vacancy(vacancy, referrals, miles, local=local)
         ]
 
     def vacancies_fitting(self, referral: OpenReferral) -> list[Fit]:
         """The open vacancies that fit the referral, best first."""
-        ranked = _vacancies_fitting(
-            self._vacancy_groups(referral),
-            referral,
-            _Distances(_district_code(referral.home_postcode_district)),
+        ranked = _ranked(
+            _vacancies_found(self._vacancy_groups(referral), referral),
+            _district_code(referral.home_postcode_district),
+            _vacancy_order,
         )
-        ranked.sort()
         return [
-            fit_of(referral, vacancy, miles, local=not far) for far, miles, _, _, vacancy in ranked
+            fit_of(referral, vacancy, miles, local=local)
+            for local, miles, vacancies in ranked
+            for vacancy in vacancies
         ]
 
     def candidate_referrals(self, vacancy: OpenVacancy) -> list[OpenReferral]:

@@ -7,7 +7,7 @@ contracts/matching.py (the authority checks a placement request by them too); `C
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Final, Self
+from typing import Any, Final, Self
 from uuid import UUID
 
 from contracts import geography
@@ -108,9 +108,11 @@ class Fit:
     beds: int
 
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__; setting the slots
-# directly builds the same Fit in about half the time, which counts when a vacancy fits thousands
-# of referrals (bench/alerting/bench_matching.py). The setters are taken in the fields' order.
+# A frozen dataclass's __init__ sets each field through object.__setattr__, some ten times slower
+# than setting a slot, which counts when a vacancy fits thousands of referrals
+# (bench/alerting/bench_matching.py). `_OpenFit` has Fit's slots and no __setattr__ of its own: a
+# fit is built as one, slot by slot, then made the Fit it is (a class change Python allows between
+# classes of the same slots); the Fit is frozen as soon as it is one.
 _FIT_FIELDS: Final = (
     "referral_id",
     "vacancy_id",
@@ -124,38 +126,52 @@ _FIT_FIELDS: Final = (
     "beds",
 )
 if tuple(field.name for field in fields(Fit)) != _FIT_FIELDS:
-    raise RuntimeError("fit_of sets every field of Fit: add the new one to _FIT_FIELDS")
-(
-    _set_referral_id,
-    _set_vacancy_id,
-    _set_setting_id,
-    _set_authority_code,
-    _set_distance_miles,
-    _set_local,
-    _set_placement_type,
-    _set_ofsted_rating,
-    _set_postcode_district,
-    _set_beds,
-) = (getattr(Fit, name).__set__ for name in _FIT_FIELDS)
+    raise RuntimeError("fits_of_vacancy sets every field of Fit: add the new one to _FIT_FIELDS")
+
+
+class _OpenFit:
+    """A Fit being built: Fit's slots, in Fit's order, and nothing else."""
+
+    __slots__ = _FIT_FIELDS
+
+
+def fits_of_vacancy(
+    vacancy: OpenVacancy, referrals: Iterable[OpenReferral], distance_miles: float, *, local: bool
+) -> list[Fit]:
+    """The fits of the vacancy to referrals found to fit it at one distance (rounded to 0.1) and
+    reach, in the referrals' order: each the same Fit as `fit_in_reach` makes, built without the
+    dataclass's __init__ (see `_OpenFit`)."""
+    vacancy_id, setting_id, placement_type, ofsted_rating, postcode_district, beds = (
+        vacancy.vacancy_id,
+        vacancy.setting_id,
+        vacancy.placement_type,
+        vacancy.ofsted_rating,
+        vacancy.postcode_district,
+        vacancy.beds,
+    )
+    built: list[Fit] = []
+    for referral in referrals:
+        fit: Any = _OpenFit()  # mypy cannot see slots named by a constant, nor the class change
+        fit.referral_id = referral.referral_id
+        fit.vacancy_id = vacancy_id
+        fit.setting_id = setting_id
+        fit.authority_code = referral.authority_code
+        fit.distance_miles = distance_miles
+        fit.local = local
+        fit.placement_type = placement_type
+        fit.ofsted_rating = ofsted_rating
+        fit.postcode_district = postcode_district
+        fit.beds = beds
+        fit.__class__ = Fit  # the same slots: now a (frozen) Fit
+        built.append(fit)
+    return built
 
 
 def fit_of(
     referral: OpenReferral, vacancy: OpenVacancy, distance_miles: float, *, local: bool
 ) -> Fit:
-    """The fit of a pair found to fit at that distance (rounded to 0.1) and reach: the same Fit as
-    `fit_in_reach` makes, built without the dataclass's __init__ (see `_FIT_FIELDS`)."""
-    fit: Fit = object.__new__(Fit)
-    _set_referral_id(fit, referral.referral_id)
-    _set_vacancy_id(fit, vacancy.vacancy_id)
-    _set_setting_id(fit, vacancy.setting_id)
-    _set_authority_code(fit, referral.authority_code)
-    _set_distance_miles(fit, distance_miles)
-    _set_local(fit, local)
-    _set_placement_type(fit, vacancy.placement_type)
-    _set_ofsted_rating(fit, vacancy.ofsted_rating)
-    _set_postcode_district(fit, vacancy.postcode_district)
-    _set_beds(fit, vacancy.beds)
-    return fit
+    """The fit of a pair found to fit at that distance (rounded to 0.1) and reach."""
+    return fits_of_vacancy(vacancy, (referral,), distance_miles, local=local)[0]
 
 
 RankKey = tuple[bool, float, int, UUID, UUID]

@@ -6,11 +6,12 @@ fits without the dataclass's __init__ (`fit_of`). Each is held here to the plain
 test_alerting_matching.py holds the index as a whole to checking everyone.
 """
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from contracts.enums import RATING_RANK, Need, OfstedRating, PlacementType, Sear
 from services.alerting import candidate_index
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.matching import (
+    Fit,
     OpenReferral,
     OpenVacancy,
     brute_force_referrals_fitting,
@@ -31,6 +33,7 @@ from services.alerting.matching import (
 )
 
 LONDON = "E12000007"
+SOUTHWARK = "E09000028"
 SOUTH_EAST = "E12000008"
 NEEDED_BY = date(2026, 12, 1)
 ALL_DISTRICTS = tuple(place.code for place in geography.districts())
@@ -311,3 +314,114 @@ def test_days_far_from_now_are_compared_as_days(
     assert index.referrals_fitting(vacancy) == brute_force_referrals_fitting(vacancy, [referral])
     assert index.vacancies_fitting(referral) == brute_force_vacancies_fitting(referral, [vacancy])
     assert bool(index.vacancies_fitting(referral)) == (available_from <= needed_by)
+
+
+# --- what the index builds for speed is what the rules give -------------------------------------
+
+
+@given(referral=referrals(), vacancy=vacancies())
+def test_a_fit_built_for_speed_is_a_frozen_fit(referral: OpenReferral, vacancy: OpenVacancy):
+    fit = fit_in_reach(referral.with_scope(SearchScope.REGIONAL), vacancy)
+    if fit is not None:
+        built = fit_of(referral, vacancy, fit.distance_miles, local=fit.local)
+        assert type(built) is Fit
+        assert hash(built) == hash(fit)
+        with pytest.raises(FrozenInstanceError):
+            built.beds = fit.beds + 1  # type: ignore[misc]
+        assert built == fit
+
+
+FIRST_IN_KEYS = candidate_index._FIRST_DAY
+EDGE_DAYS = (
+    date.min,
+    *(
+        date.fromordinal(ordinal)
+        for edge in (FIRST_IN_KEYS, FIRST_IN_KEYS + candidate_index._LAST_DAY)
+        for ordinal in (edge - 1, edge, edge + 1)
+    ),
+    date.max,
+)
+
+
+@pytest.mark.parametrize("needed_by", EDGE_DAYS)
+@pytest.mark.parametrize("available_from", EDGE_DAYS)
+def test_days_at_the_edges_of_the_keys_are_compared_as_days(needed_by: date, available_from: date):
+    """The first and last days a key holds, the days beside them, and the first and last dates."""
+    referral = _always_fitting_referral(needed_by=needed_by)
+    vacancy = _always_fitting_vacancy(referral, available_from=available_from)
+    index = CandidateIndex()
+    index.add_referral(referral)
+    index.add_vacancy(vacancy)
+
+    fit = available_from <= needed_by
+    assert bool(index.referrals_fitting(vacancy)) == fit
+    assert bool(index.vacancies_fitting(referral)) == fit
+
+
+def test_referrals_from_districts_at_one_distance_rank_by_id_across_the_districts():
+    """Each district gives its fits in id order; two at the same distance are merged by id."""
+    setting = "SE1"
+    by_distance: dict[float, list[str]] = {}
+    for home in ALL_DISTRICTS:
+        miles = geography.distance_miles(home, setting)
+        if miles <= geography.LOCAL_RADIUS_MILES:
+            by_distance.setdefault(round(miles, 1), []).append(home)
+    miles, (first, second, *_) = next(
+        (miles, homes) for miles, homes in sorted(by_distance.items()) if len(homes) > 1
+    )
+    nearer = min(by_distance)
+    referrals = [
+        _always_fitting_referral(referral_id=UUID(int=number), home_postcode_district=home)
+        for number, home in enumerate([first, second] * 3 + by_distance[nearer][:1], start=1)
+    ]
+    vacancy = _always_fitting_vacancy(referrals[0], postcode_district=setting)
+    index = CandidateIndex()
+    for referral in reversed(referrals):
+        index.add_referral(referral)
+
+    found = index.referrals_fitting(vacancy)
+
+    assert found == brute_force_referrals_fitting(vacancy, referrals)
+    assert [(fit.distance_miles, fit.referral_id.int) for fit in found] == [
+        (nearer, 7),
+        *((miles, number) for number in range(1, 7)),
+    ]
+
+
+def _always_fitting_referral(**changes: Any) -> OpenReferral:
+    referral = OpenReferral(
+        referral_id=UUID(int=1),
+        authority_code=SOUTHWARK,
+        region_code=LONDON,
+        home_postcode_district="SE1",
+        age=13,
+        sex=Sex.FEMALE,
+        needs=frozenset(),
+        sibling_group_size=1,
+        placement_types=frozenset({PlacementType.CHILDRENS_HOME}),
+        needed_by=NEEDED_BY,
+        min_ofsted_rating=OfstedRating.REQUIRES_IMPROVEMENT,
+        accept_not_yet_inspected=True,
+        search_scope=SearchScope.LOCAL,
+    )
+    return replace(referral, **changes)
+
+
+def _always_fitting_vacancy(referral: OpenReferral, **changes: Any) -> OpenVacancy:
+    vacancy = OpenVacancy(
+        vacancy_id=UUID(int=10**7),
+        setting_id=UUID(int=10**7 + 1),
+        authority_code=referral.authority_code,
+        region_code=referral.region_code,
+        postcode_district=referral.home_postcode_district,
+        placement_type=PlacementType.CHILDRENS_HOME,
+        ofsted_rating=OfstedRating.OUTSTANDING,
+        age_min=0,
+        age_max=17,
+        sexes_accepted=frozenset(Sex),
+        needs_met=frozenset(Need),
+        beds=3,
+        available_from=NEEDED_BY,
+        setting_has_other_children=False,
+    )
+    return replace(vacancy, **changes)
