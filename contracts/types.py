@@ -3,6 +3,7 @@
 Numbers and booleans are strict (no "3" for 3); dates, times and ids parse from their JSON strings.
 """
 
+import functools
 import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -32,7 +33,21 @@ EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2099, 12, 31)
 
 
+@functools.cache
+def _canonical_districts() -> frozenset[str]:
+    """The districts as `_postcode_district` returns them: each such value is returned as given."""
+    return frozenset(d.code for d in geography.districts() if _OUTWARD_CODE.fullmatch(d.code))
+
+
+@functools.cache
+def _canonical_councils() -> frozenset[str]:
+    """The council codes as `_authority_code` returns them: each such value is returned as given."""
+    return frozenset(c.code for c in geography.councils() if _ONS_AUTHORITY.fullmatch(c.code))
+
+
 def _postcode_district(value: str) -> str:
+    if value in _canonical_districts():
+        return value  # as every event written by the exchange has it: one set lookup
     code = value.strip().upper()
     if not _OUTWARD_CODE.fullmatch(code):
         # The value is not echoed: a full postcode may be a child's address, and errors get logged.
@@ -43,6 +58,8 @@ def _postcode_district(value: str) -> str:
 
 
 def _authority_code(value: str) -> str:
+    if value in _canonical_councils():
+        return value  # as every event written by the exchange has it: one set lookup
     code = value.strip().upper()
     if not _ONS_AUTHORITY.fullmatch(code):
         raise ValueError(f"{value!r} is not an ONS council code such as E06000064")

@@ -193,36 +193,63 @@ RECORDS_FIELD: Mapping[RecordKind, str] = {
 DescribedT = TypeVar("DescribedT", SettingRecord, ReferralRecord)
 
 
+# The record each kind of event changes, and the payload field that names it.
+_RECORD_FIELDS: tuple[tuple[tuple[type[EventPayload], ...], RecordKind, str], ...] = (
+    ((SettingRegistered, SettingUpdated, SettingClosed), RecordKind.SETTING, "setting_id"),
+    (
+        (VacancyPosted, VacancyConfirmed, VacancyWithdrawn, VacancyExpired),
+        RecordKind.VACANCY,
+        "vacancy_id",
+    ),
+    ((PlacementStarted, PlacementEnded), RecordKind.PLACEMENT, "placement_id"),
+    (
+        (ReferralOpened, ReferralUpdated, ReferralWidened, ReferralClosed),
+        RecordKind.REFERRAL,
+        "referral_id",
+    ),
+    ((PlacementRequested, RequestWithdrawn, OfferAccepted), RecordKind.REQUEST, "request_id"),
+    (
+        (PlacementOffered, PlacementDeclined, OfferExpired, OfferWithdrawn),
+        RecordKind.ANSWER,
+        "request_id",
+    ),
+)
+
+
+@functools.cache
+def _record_field(payload_type: type[EventPayload]) -> tuple[RecordKind, str]:
+    """The kind of record a payload of `payload_type` changes and the field naming it: worked
+    out once per type (an isinstance check on a pydantic model goes through ABCMeta)."""
+    for types, kind, field_name in _RECORD_FIELDS:
+        if issubclass(payload_type, types):
+            return kind, field_name
+    raise UnappliableEventError(f"the ledger does not apply {payload_type.event_type()} events")
+
+
 def record_of(payload: EventPayload) -> tuple[RecordKind, UUID]:
     """The record an event changes; UnappliableEventError for an event the ledger does not keep."""
-    match payload:
-        case SettingRegistered() | SettingUpdated() | SettingClosed():
-            return RecordKind.SETTING, payload.setting_id
-        case VacancyPosted() | VacancyConfirmed() | VacancyWithdrawn() | VacancyExpired():
-            return RecordKind.VACANCY, payload.vacancy_id
-        case PlacementStarted() | PlacementEnded():
-            return RecordKind.PLACEMENT, payload.placement_id
-        case ReferralOpened() | ReferralUpdated() | ReferralWidened() | ReferralClosed():
-            return RecordKind.REFERRAL, payload.referral_id
-        case PlacementRequested() | RequestWithdrawn() | OfferAccepted():
-            return RecordKind.REQUEST, payload.request_id
-        case PlacementOffered() | PlacementDeclined() | OfferExpired() | OfferWithdrawn():
-            return RecordKind.ANSWER, payload.request_id
-        case _:
-            raise UnappliableEventError(f"the ledger does not apply {payload.event_type()} events")
+    kind, field_name = _record_field(type(payload))
+    record_id: UUID = getattr(payload, field_name)
+    return kind, record_id
+
+
+@functools.cache
+def _aggregate_field(payload_type: type[EventPayload]) -> str | None:
+    """The payload field naming the aggregate whose sequence an event belongs to: a request's
+    halves belong to the referral (the council's events) and to the vacancy (the provider's);
+    None for the other records, each its own aggregate."""
+    if issubclass(payload_type, RequestAnswer):
+        return "vacancy_id"
+    if issubclass(payload_type, RequestEvent):
+        return "referral_id"
+    return None
 
 
 def aggregate_of(payload: EventPayload, record_id: UUID) -> UUID:
-    """The aggregate whose sequence an event belongs to: a request's halves belong to the
-    referral (the council's events) and to the vacancy (the provider's); other records are their
-    own aggregate."""
-    match payload:
-        case RequestAnswer():
-            return payload.vacancy_id
-        case RequestEvent():
-            return payload.referral_id
-        case _:
-            return record_id
+    """The aggregate whose sequence an event belongs to (see `_aggregate_field`)."""
+    field_name = _aggregate_field(type(payload))
+    aggregate_id: UUID = record_id if field_name is None else getattr(payload, field_name)
+    return aggregate_id
 
 
 def _existing(records: Mapping[UUID, RecordT], record_id: UUID, event: Event) -> RecordT:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -119,9 +119,9 @@ def consumer_tables(metadata: MetaData, *, sharded: bool = False) -> tuple[Table
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One Kafka record as the consumer received it."""
+class Delivery(NamedTuple):
+    """One Kafka record as the consumer received it (a named tuple: one is made for every record,
+    and a tuple is made in a fraction of the time a frozen dataclass takes)."""
 
     topic: str
     partition: int

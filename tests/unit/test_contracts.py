@@ -6,8 +6,9 @@ from typing import Any, ClassVar
 import pytest
 from builders import SAMPLE_PAYLOADS, sample_envelope, sample_payload
 
+from contracts import geography
 from contracts.enums import Sex
-from contracts.events import EVENT_TYPES, SettingRegistered, VacancyPosted
+from contracts.events import EVENT_TYPES, ReferralClosed, SettingRegistered, VacancyPosted
 from contracts.serialization import ContractError, from_bytes, payload_from, to_bytes
 from contracts.topics import all_topics, topic_for_event
 from contracts.upcasting import Upcasters
@@ -104,6 +105,22 @@ def test_postcode_districts_and_council_codes_are_normalised_to_upper_case() -> 
 
     assert isinstance(payload, SettingRegistered)
     assert payload.postcode_district == "LA9"
+
+
+def test_every_council_and_district_reads_the_same_as_written_and_in_any_case() -> None:
+    council_codes = [council.code for council in geography.councils()]
+    district_codes = [district.code for district in geography.districts()]
+
+    for code in council_codes:
+        for written in (code, f" {code.lower()} "):
+            closed = sample_payload("ReferralClosed", authority_code=written)
+            assert isinstance(closed, ReferralClosed)
+            assert closed.authority_code == code
+    for code in district_codes:
+        for written in (code, f" {code.lower()} "):
+            payload = sample_payload("SettingRegistered", postcode_district=written)
+            assert isinstance(payload, SettingRegistered)
+            assert payload.postcode_district == code
 
 
 def test_envelope_rejects_an_event_type_that_does_not_match_its_payload() -> None:
