@@ -476,10 +476,8 @@ def _handed(rows: Sequence[asyncpg.Record], vacancies: dict[UUID, UUID]) -> list
     seen: dict[tuple[UUID, UUID], int] = {}
     handed = []
     for row in leased:
-        values = dict(row)
-        del values["leased"]
-        delivery = DueDelivery(**values)
-        key = (delivery.subscription_id, vacancies[values["alert_id"]])
+        delivery = DueDelivery(**{name: row[name] for name in _DUE_FIELDS})
+        key = (delivery.subscription_id, vacancies[row["alert_id"]])
         rank = seen.get(key, 0)
         seen[key] = rank + 1
         handed.append(HandedDelivery(delivery, rank))
@@ -587,6 +585,9 @@ class DueDelivery:
     secret_ciphertext: bytes | None
     secret_key_id: str | None
     secret: str | None
+
+
+_DUE_FIELDS = tuple(due_field.name for due_field in fields(DueDelivery))
 
 
 @dataclass(frozen=True, slots=True)
@@ -709,20 +710,21 @@ class Failed:
 async def record_outcomes(
     connection: asyncpg.Connection, delivered: list[Delivered], failed: list[Failed]
 ) -> None:
-    """What became of a set of tries, in one transaction: each delivery and its subscription."""
-    async with connection.transaction():
-        if delivered:
-            await connection.execute(
-                _DELIVERED, [d.delivery_id for d in delivered], [d.at for d in delivered]
-            )
-        if failed:
-            await connection.execute(
-                _FAILED,
-                [f.delivery_id for f in failed],
-                [f.error[:1000] for f in failed],
-                [f.next_attempt_at for f in failed],
-                [f.at for f in failed],
-            )
+    """What became of a set of tries: each delivery and its subscription. Each statement commits
+    on its own (no transaction's two round trips): both change only deliveries still pending, so
+    recording the set again after the second failed changes nothing twice."""
+    if delivered:
+        await connection.execute(
+            _DELIVERED, [d.delivery_id for d in delivered], [d.at for d in delivered]
+        )
+    if failed:
+        await connection.execute(
+            _FAILED,
+            [f.delivery_id for f in failed],
+            [f.error[:1000] for f in failed],
+            [f.next_attempt_at for f in failed],
+            [f.at for f in failed],
+        )
 
 
 # --- the alert stream's stored events -------------------------------------------------------------

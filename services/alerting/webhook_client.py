@@ -8,8 +8,9 @@ redirects, cookies, proxies, HTTP/2 or streaming), so this sends it on asyncio s
 doing the HTTP/1.1 framing, at about a tenth of the cost.
 
 One `WebhookSender` per subscription keeps up to `max_idle` connections to its receiver alive.
-A connection the receiver closed while it was idle fails before any answer arrives; the request
-is then sent once more on a new connection (as browsers and HTTP libraries do).
+One the receiver is known to have closed while it was idle is dropped unused; one whose closing
+had not arrived yet fails before any answer arrives, and the request is then sent once more on
+another connection (as browsers and HTTP libraries do).
 
 Each new connection asks `resolve` for the address to connect to (delivery_targets.py resolves
 the host and refuses an internal address), and connects to exactly that address, with the host
@@ -89,8 +90,12 @@ class WebhookSender:
         try:
             async with asyncio.timeout(self._timeout_s):
                 while self._idle:
+                    connection = self._idle.pop()
+                    if connection.reader.at_eof():  # closed by the receiver while it was idle
+                        connection.close()
+                        continue
                     try:
-                        return await self._exchange(self._idle.pop(), message, reused=True)
+                        return await self._exchange(connection, message, reused=True)
                     except _StaleConnectionError:
                         continue
                 return await self._exchange(await self._connect(), message, reused=False)
