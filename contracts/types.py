@@ -5,11 +5,20 @@ Numbers and booleans are strict (no "3" for 3); dates, times and ids parse from 
 
 import functools
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from contracts import geography
 from contracts.enums import Need, PlacementType, Sex
@@ -80,33 +89,59 @@ def _whole_match(pattern: re.Pattern[str], problem: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """Pydantic's own constraints (a `pattern`, bounds `ge` and `le`) checked after the type's
+    other checks, refusing with `problem` as a ValueError raised by a validator would (the same
+    error type and message), without calling into Python for every value.
+
+    A problem that quotes the value cannot be said this way: those stay `_whole_match`.
+    """
+
+    problem: str
+    pattern: str | None = None
+    ge: date | None = None
+    le: date | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: type[object], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        checked = handler(source)
+        constraints = {"pattern": self.pattern, "ge": self.ge, "le": self.le}
+        constrained = core_schema.custom_error_schema(
+            {**checked, **{k: v for k, v in constraints.items() if v is not None}},
+            "value_error",
+            custom_error_context={"error": self.problem},
+        )
+        return core_schema.chain_schema([checked, constrained])
+
+
+def _whole(pattern: re.Pattern[str]) -> str:
+    """`pattern` anchored, to match a value whole (the Rust engine's `$` is the very end)."""
+    return f"^(?:{pattern.pattern})$"
+
+
 _SLUG_ONLY = _whole_match(
     _SLUG, "{value!r} is not a slug: lower-case letters and digits joined by '-'"
 )
-_REFERENCE_ONLY = _whole_match(
-    _REFERENCE,
+_REFERENCE_ONLY = _Checked(
     "a reference is the council's own opaque case reference: 1-40 letters, digits "
     "and / _ . - (no spaces, never a name)",
+    pattern=_whole(_REFERENCE),
 )
 _OFSTED_URN_ONLY = _whole_match(
     _OFSTED_URN, "{value!r} is not an Ofsted URN: SC and 6 digits, or 6 or 7 digits"
 )
-_PHONE_ONLY = _whole_match(
-    _PHONE, "a telephone number is 10-19 digits, spaces allowed, + allowed first"
+_PHONE_ONLY = _Checked(
+    "a telephone number is 10-19 digits, spaces allowed, + allowed first", pattern=_whole(_PHONE)
 )
+_ONE_LINE = _Checked("must be a single line", pattern=r"^[^\r\n]*$")
 
 
-def _one_line(value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError("must be a single line")
-    return value
-
-
-def _sensible_date(value: date) -> date:
-    if not EARLIEST_DATE <= value <= LATEST_DATE:
-        # The value is not echoed: a referral's dates are a child's details, and errors get logged.
-        raise ValueError(f"must be from {EARLIEST_DATE} to {LATEST_DATE}")
-    return value
+# The value is not echoed: a referral's dates are a child's details, and errors get logged.
+_SENSIBLE = _Checked(
+    f"must be from {EARLIEST_DATE} to {LATEST_DATE}", ge=EARLIEST_DATE, le=LATEST_DATE
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -174,13 +209,13 @@ SettingName = Annotated[
     str,
     Strict(),
     Field(min_length=1, max_length=120, json_schema_extra={"pattern": "^[^\r\n]*$"}),
-    AfterValidator(_one_line),
+    _ONE_LINE,
 ]
 SettingBlurb = Annotated[str, Strict(), Field(max_length=600)]
 WeeklyFee = Annotated[float, Field(ge=0, le=100_000)]
 SensibleDate = Annotated[
     date,
-    AfterValidator(_sensible_date),
+    _SENSIBLE,
     Field(description=f"A date from {EARLIEST_DATE} to {LATEST_DATE}"),
 ]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]

@@ -213,3 +213,36 @@ def test_a_rejected_full_postcode_is_not_repeated_in_the_error() -> None:
 
     assert "home_postcode_district" in str(raised.value)
     assert "3AB" not in str(raised.value)
+
+
+# Checked by pydantic's own constraints, each refusal says why as the field's rule words it.
+REFUSED_WITH: list[tuple[str, dict[str, Any], str]] = [
+    ("ReferralOpened", {"reference": "Jane Smith"}, "never a name"),
+    ("ReferralOpened", {"reference": "x" * 41}, "1-40 letters"),
+    ("ReferralOpened", {"needed_by": "2100-01-01"}, "must be from 2000-01-01 to 2099-12-31"),
+    ("SettingRegistered", {"referrals_phone": "0123"}, "a telephone number is 10-19 digits"),
+    ("SettingRegistered", {"name": "Oak\nHouse"}, "must be a single line"),
+]
+
+
+@pytest.mark.parametrize(("event_type", "changes", "reason"), REFUSED_WITH)
+def test_a_value_breaking_a_fields_rule_is_refused_saying_why(
+    event_type: str, changes: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(ContractError) as raised:
+        payload_from(event_type, {**SAMPLE_PAYLOADS[event_type], **changes})
+
+    ((field, problem),) = raised.value.problems
+    assert field == next(iter(changes))
+    assert problem.startswith("Value error, ")
+    assert reason in problem
+
+
+def test_a_refused_date_is_not_repeated_in_the_error() -> None:
+    # A referral's dates are a child's details; errors end up in logs and dead letters.
+    with pytest.raises(ContractError) as raised:
+        payload_from(
+            "ReferralOpened", {**SAMPLE_PAYLOADS["ReferralOpened"], "needed_by": "1899-07-14"}
+        )
+
+    assert "1899" not in str(raised.value)
