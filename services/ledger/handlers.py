@@ -38,7 +38,9 @@ CONSUMED_TOPICS: Final[tuple[tuple[TopicSpec, str], ...]] = (
 # --- the read API ---------------------------------------------------------------------------------
 
 
-def ledger_of(request: Request) -> Ledger:
+async def ledger_of(request: Request) -> Ledger:
+    # Async on purpose: FastAPI runs a plain function dependency on a worker thread, a hop that
+    # cost more than the rest of a reused capacity read.
     ledger: Ledger = request.app.state.ledger
     return ledger
 
