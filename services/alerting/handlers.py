@@ -57,12 +57,12 @@ def subscriber_of(principal: Annotated[Principal, Depends(authenticated)]) -> Re
     return Recipient(Audience.PROVIDER, principal.provider_id)
 
 
-def alerting_of(request: Request) -> Alerting:
+async def alerting_of(request: Request) -> Alerting:
     alerting: Alerting = request.app.state.alerting
     return alerting
 
 
-def stream_of(request: Request) -> AlertStream:
+async def stream_of(request: Request) -> AlertStream:
     stream: AlertStream = request.app.state.alert_stream
     return stream
 

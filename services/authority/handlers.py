@@ -108,7 +108,7 @@ def _caller(request: Request, principal: Annotated[Principal, Depends(authentica
     )
 
 
-def _referrals(request: Request) -> Referrals:
+async def _referrals(request: Request) -> Referrals:
     referrals: Referrals = request.app.state.referrals
     return referrals
 
@@ -117,7 +117,7 @@ AuthorityCaller = Annotated[Caller, Depends(_caller)]
 ReferralsDep = Annotated[Referrals, Depends(_referrals)]
 
 
-def _placement_requests(request: Request) -> PlacementRequests:
+async def _placement_requests(request: Request) -> PlacementRequests:
     requests: PlacementRequests = request.app.state.placement_requests
     return requests
 

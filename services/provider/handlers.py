@@ -44,7 +44,7 @@ def provider_id_of(principal: Annotated[Principal, Depends(authenticated)]) -> s
     return principal.provider_id
 
 
-def provider_service(request: Request) -> ProviderService:
+async def provider_service(request: Request) -> ProviderService:
     service: ProviderService = request.app.state.provider_service
     return service
 
