@@ -83,7 +83,7 @@ class OneShardDeadLetters:
 
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
-    """How a shard's own consumer of `provider.events` reaches Kafka."""
+    """How an instance's one consumer of `provider.events` (its shards' feed) reaches Kafka."""
 
     bootstrap_servers: str
     provider_topic: str
