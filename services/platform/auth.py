@@ -5,7 +5,7 @@ trusts (its `TokenVerifier`) is decided by services/platform/identity.py: an Ope
 provider's (services/platform/oidc.py) or, in development only, the HS256 tokens made here.
 """
 
-from contextvars import ContextVar
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -142,45 +142,29 @@ class LocalTokens:
         return decode_token(token, self._secret)
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    verifier: TokenVerifier
-    token: str
-    principal: Principal
-
-
-# The token the rate limit (services/platform/limits.py) checked last in this task: a server
-# answers each request in a task of its own, and the rate limit checks the bearer token before
-# the route does, so the route's check (`authenticated`) takes that answer rather than checking
-# the same token again (once per request: it is cleared as it is taken).
-_checked_by_rate_limit: ContextVar[_Checked | None] = ContextVar(
-    "checked_by_rate_limit", default=None
-)
-
-
 async def verify_token(verifier: TokenVerifier, token: str) -> Principal:
-    """`verifier.verify(token)`, off the event loop if it may block; remembered for the route's
-    check of the same request (`authenticated`)."""
-    principal = await _verified(verifier, token)
-    _checked_by_rate_limit.set(_Checked(verifier, token, principal))
-    return principal
-
-
-async def _verified(verifier: TokenVerifier, token: str) -> Principal:
+    """`verifier.verify(token)`, off the event loop if it may block."""
     if verifier.blocking:
         return await run_in_threadpool(verifier.verify, token)
     return verifier.verify(token)
 
 
-def _taken_from_rate_limit(verifier: TokenVerifier, token: str) -> Principal | None:
-    """The principal the rate limit found for `token` in this request, if it checked it."""
-    checked = _checked_by_rate_limit.get()
-    if checked is None:
+# Where in a request's state the rate limit (services/platform/limits.py), which checks the bearer
+# token before the route does, leaves what it found, so that the route's check (`authenticated`)
+# does not check the same token again.
+_CHECKED = "nearhome_checked_token"
+
+
+def remember_checked(scope: MutableMapping[str, Any], token: str, principal: Principal) -> None:
+    """Keep `principal` as what `token` was found to be, for this request only."""
+    scope.setdefault("state", {})[_CHECKED] = (token, principal)
+
+
+def _checked_before(request: Request, token: str) -> Principal | None:
+    checked: tuple[str, Principal] | None = getattr(request.state, _CHECKED, None)
+    if checked is None or checked[0] != token:
         return None
-    _checked_by_rate_limit.set(None)
-    if checked.verifier is not verifier or checked.token != token:
-        return None
-    return checked.principal
+    return checked[1]
 
 
 _bearer = HTTPBearer(
@@ -202,7 +186,7 @@ async def authenticated(
     verifier: TokenVerifier = request.app.state.token_verifier
     token = credentials.credentials
     try:
-        return _taken_from_rate_limit(verifier, token) or await _verified(verifier, token)
+        return _checked_before(request, token) or await verify_token(verifier, token)
     except IdentityProviderUnavailableError as error:
         raise HTTPException(503, str(error), headers={"Retry-After": "5"}) from error
 

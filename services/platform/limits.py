@@ -20,7 +20,12 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.platform.auth import IdentityProviderUnavailableError, TokenVerifier, verify_token
+from services.platform.auth import (
+    IdentityProviderUnavailableError,
+    TokenVerifier,
+    remember_checked,
+    verify_token,
+)
 from services.platform.errors import UnauthenticatedError
 from services.platform.http import Problem, json_answer, operations, refine_openapi
 from services.platform.settings import ServiceSettings
@@ -113,7 +118,7 @@ class InputLimits:
             await self._app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value for name, value in scope["headers"]}
-        wait = await self._wait_for(headers.get("authorization"))
+        wait = await self._wait_for(scope, headers.get("authorization"))
         if wait:
             retry_after = str(max(1, math.ceil(wait)))
             detail = "too many requests for this token: try again later"
@@ -130,16 +135,18 @@ class InputLimits:
             return
         await self._app(scope, _replay(body, receive), send)
 
-    async def _wait_for(self, authorization: bytes | None) -> float:
+    async def _wait_for(self, scope: Scope, authorization: bytes | None) -> float:
         if self._buckets is None or authorization is None:
             return 0.0
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return 0.0
+        token = token.strip()
         try:
-            principal = await verify_token(self._verifier, token.strip())
+            principal = await verify_token(self._verifier, token)
         except (UnauthenticatedError, IdentityProviderUnavailableError):
             return 0.0  # the app answers 401 (or 503); it has no subject to count
+        remember_checked(scope, token, principal)
         return self._buckets.take(principal.organisation_id)
 
     async def _read_body(self, receive: Receive) -> Message:
