@@ -247,20 +247,12 @@ def test_the_index_agrees_with_checking_everyone_in_london_and_the_south_east(
 def test_a_district_written_otherwise_is_the_same_district():
     home = "L20"
     index = CandidateIndex()
-    referral = OpenReferral(
-        referral_id=UUID(int=1),
+    referral = _always_fitting_referral(
         authority_code="E08000014",
         region_code="E12000002",
         home_postcode_district=" l20",
-        age=13,
-        sex=Sex.FEMALE,
-        needs=frozenset(),
-        sibling_group_size=1,
-        placement_types=frozenset({PlacementType.CHILDRENS_HOME}),
-        needed_by=NEEDED_BY,
         min_ofsted_rating=OfstedRating.GOOD,
         accept_not_yet_inspected=False,
-        search_scope=SearchScope.LOCAL,
     )
     vacancy = OpenVacancy(
         vacancy_id=UUID(int=2),
