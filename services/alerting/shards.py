@@ -377,8 +377,7 @@ class Shards:
         """Load the book and read the stored positions of each shard the feed has not started
         yet, and seek the consumer back to the earliest of them where it is ahead (the other
         shards skip what they have applied)."""
-        new = [shard for shard in shards if shard.reads_from is None]
-        if not new:
+        if all(shard.reads_from is not None for shard in shards):
             return
         starts: list[dict[int, int]] = []
         for shard in shards:
