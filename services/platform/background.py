@@ -117,7 +117,13 @@ def serve(app: Any, host: str, port: int) -> int:  # noqa: ANN401 - any ASGI app
     (`services.platform.logs`), with one access line per request answered."""
     log_config = logs.configure(_service_name(app))
     uvicorn.run(
-        logs.with_access_log(app), host=host, port=port, log_config=log_config, access_log=False
+        logs.with_access_log(app),
+        host=host,
+        port=port,
+        loop="uvloop",  # named, not "auto": a missing uvloop fails here rather than runs slower
+        http="httptools",
+        log_config=log_config,
+        access_log=False,
     )
     health = getattr(app.state, "background", None)
     if isinstance(health, BackgroundHealth) and health.failure is not None:
