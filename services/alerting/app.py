@@ -161,7 +161,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         after_batch,
         freeze_gc=settings.freeze_gc_after_load,
         lease_s=deliveries.lease_s,
-        batches_at_once=settings.shard_batches_at_once,
     )
     placement = ConsumerPlacement(
         engine,

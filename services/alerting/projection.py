@@ -17,7 +17,7 @@ leased to this process's delivery worker are handed to it only once the batch ha
 
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import assert_never
 
@@ -101,7 +101,13 @@ class AlertingProjection:
             self._freeze()
 
     async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> Batch:  # noqa: ARG002 - the book holds every record
-        batch_epoch = await store.lock_book_for_a_batch(connection, self.shard)
+        """Lock the book for a batch of this shard alone (`ShardBooks` locks several at once)."""
+        epochs = await store.lock_books_for_a_batch(connection, [self.shard])
+        return await self.begin(connection, epochs[self.shard])
+
+    async def begin(self, connection: asyncpg.Connection, batch_epoch: int) -> Batch:
+        """A batch of the shard, whose book the transaction has locked and whose epoch it has moved
+        on to `batch_epoch`: the book as committed, loaded again if it may not be."""
         epoch = batch_epoch - 1  # as committed
         # Holding the lock, no batch is in flight: one that saved a later epoch rolled back.
         self._count_committed(epoch, forget_later=True)
@@ -116,11 +122,15 @@ class AlertingProjection:
 
     async def save(self, connection: asyncpg.Connection, batch: Batch) -> None:
         saved = await store.save_changes(
-            connection, batch.changes, self.shard, lease_s=self._lease_s
+            connection, [(self.shard, batch.changes)], lease_s=self._lease_s
         )
+        self.saved(batch, saved[self.shard])
+
+    def saved(self, batch: Batch, saved: store.Saved) -> None:
+        """Remember what the batch's save wrote, until its commit is known."""
         self._expected_epoch = batch.epoch
         self._handed_unconfirmed = saved.handed
-        self._others_unconfirmed = saved.deliveries > len(saved.handed)
+        self._others_unconfirmed = saved.others
         self._uncounted.append(_count(batch.epoch, batch.changes))
         book = self.book
         if self._freeze_gc and _size(book) > 1.2 * self._frozen_size + 10_000:
@@ -210,3 +220,34 @@ def _count(epoch: int, changes: Changes) -> _Uncounted:
             case _:
                 assert_never(notice.kind)
     return _Uncounted(epoch, local, elsewhere, retracted)
+
+
+@dataclass(eq=False)
+class ShardBooks:
+    """The books of the shards an instance owns, as the sharded processor applies them: every
+    shard's batch in one transaction, its books locked and their changes written by one statement
+    each, however many shards there are."""
+
+    owned: Mapping[int, AlertingProjection]
+    lease_s: float | None = None
+
+    async def load(
+        self, connection: asyncpg.Connection, due: Mapping[int, Sequence[Event]]
+    ) -> dict[int, Batch]:
+        epochs = await store.lock_books_for_a_batch(connection, due)
+        return {
+            shard: await self.owned[shard].begin(connection, epoch)
+            for shard, epoch in sorted(epochs.items())
+        }
+
+    def apply(self, state: dict[int, Batch], shard: int, event: Event) -> None:
+        self.owned[shard].apply(state[shard], event)
+
+    async def save(self, connection: asyncpg.Connection, state: dict[int, Batch]) -> None:
+        saved = await store.save_changes(
+            connection,
+            [(shard, batch.changes) for shard, batch in state.items()],
+            lease_s=self.lease_s,
+        )
+        for shard, batch in state.items():
+            self.owned[shard].saved(batch, saved[shard])

@@ -18,13 +18,6 @@ class Settings(WritingServiceSettings, InputLimitSettings):
         min_length=1,
         validation_alias=AliasChoices("ALERTING_CONSUMER_GROUP", "consumer_group"),
     )
-    # Shard batches applied at once by one instance (services/alerting/shards.py): the others
-    # wait their turn, so the first shard to match a vacancy commits (and sends) soonest.
-    shard_batches_at_once: int = Field(
-        default=2,
-        ge=1,
-        validation_alias=AliasChoices("ALERTING_SHARD_BATCHES_AT_ONCE", "shard_batches_at_once"),
-    )
     # Records per batch: each batch is one PostgreSQL transaction.
     max_records: int = Field(
         default=500, ge=1, validation_alias=AliasChoices("ALERTING_MAX_RECORDS", "max_records")

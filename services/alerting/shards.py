@@ -9,15 +9,18 @@ two places.
 Instances share the partitions of `referral.events` in one consumer group; each partition
 assigned to an instance is a shard it owns. The instance also reads every partition of
 `provider.events` (one consumer, its feed, assigned rather than grouped) and gives each record to
-every shard it owns from that shard's stored position on; it applies both streams to each shard's
-book through one exactly-once processor keeping the shard's inbox, positions and versions
-(`consumer_tables(sharded=True)`). One feed rather than one per shard: each record is fetched and
-decoded once per instance, and an idle instance polls the broker once, not once per shard.
+every shard it owns from that shard's stored position on. One worker applies what the feed has
+given every shard in one transaction (`ShardedProcessor`, which keeps each shard's own inbox,
+positions and versions: `consumer_tables(sharded=True)`), with one statement per table for all the
+shards: a vacancy costs the same round trips to the database however many shards it is matched
+in. One feed rather than one per shard: each record is fetched and decoded once per instance, and
+an idle instance polls the broker once, not once per shard.
 
-A shard's batches run one at a time: in this process under the shard's `asyncio.Lock`, across
-processes under the lock of its epoch's row (`store.lock_book`), so a shard handed over in a
-rebalance, or owned for a moment by a process the group has already given up on, is still
-changed by one batch at a time, and the other process's book is reloaded (its epoch moved).
+A shard's batches run one at a time: in this process under the shard's `asyncio.Lock` (a batch
+takes the locks of its shards in their order), across processes under the lock of its epoch's row
+(`store.lock_books_for_a_batch`), so a shard handed over in a rebalance, or owned for a moment by
+a process the group has already given up on, is still changed by one batch at a time, and the
+other process's book is reloaded (its epoch moved).
 
 When an instance stops or dies, the group hands its partitions to the others within the
 session timeout; they resume each shard from its stored positions.
@@ -40,7 +43,7 @@ from aiokafka.structs import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerting.metrics import AlertingMetrics
-from services.alerting.projection import AlertingProjection, Batch
+from services.alerting.projection import AlertingProjection, Batch, ShardBooks
 from services.platform.background import wait_for_event
 from services.platform.clock import Clock
 from services.platform.connections import PLAINTEXT, KafkaSecurity
@@ -48,7 +51,7 @@ from services.platform.consumer import (
     ConsumerMetrics,
     DeadLetterSink,
     Delivery,
-    ExactlyOnceProcessor,
+    ShardedProcessor,
 )
 from services.platform.kafka import FETCH_MAX_WAIT_MS, observe_lag
 from services.platform.outbox import PipelineStage
@@ -97,21 +100,15 @@ class FeedOptions:
 class Shard:
     number: int
     projection: AlertingProjection
-    processor: ExactlyOnceProcessor[Batch]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The next offset of each partition of provider.events the feed is to give the shard. None
     # until the feed has loaded its book and read its stored positions (and again once one of
     # its batches failed, or the feed's consumer started again).
     reads_from: dict[int, int] | None = None
-    # Records given to the shard that its worker has not taken yet, each fetch's with the time
-    # it was consumed; `arrived` wakes the worker, `taken` a feed waiting for room.
+    # Records given to the shard that the worker has not taken yet, each fetch's with the time it
+    # was consumed.
     queued: list[tuple[float, list[Delivery]]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    taken: asyncio.Event = field(default_factory=asyncio.Event)
-    # Applies what the feed gives the shard, so that each shard keeps its own pace.
-    worker: "asyncio.Task[None] | None" = None
-    # Set when the shard is given up: a batch of it not begun by then is never applied here, and
-    # its worker ends at its next turn even if its cancellation was lost.
+    # Set when the shard is given up: a batch of it not begun by then is never applied here.
     released: bool = False
 
     def backlog(self) -> int:
@@ -123,24 +120,24 @@ class Shard:
         self.queued.clear()
         self.reads_from = None
 
-    def give(self, records: Sequence[Delivery], consumed_at: float) -> None:
-        """Queue the records from the shard's position on for its worker."""
+    def give(self, records: Sequence[Delivery], consumed_at: float) -> bool:
+        """Queue the records from the shard's position on for the worker; whether there were any."""
         reads_from = self.reads_from
         if reads_from is None or self.released:
-            return
+            return False
         due = [r for r in records if r.offset >= reads_from.get(r.partition, 0)]
         if not due:
-            return
+            return False
         for record in due:
             reads_from[record.partition] = record.offset + 1
         self.queued.append((consumed_at, due))
-        self.arrived.set()
+        return True
 
 
 @dataclass(eq=False)
 class Shards:
-    """The shards this instance owns, their books and processors, and the instance's feed of
-    provider.events."""
+    """The shards this instance owns, their books, the instance's feed of provider.events and the
+    worker that applies what it gives them."""
 
     engine: AsyncEngine
     schema: str
@@ -154,18 +151,21 @@ class Shards:
     # How long a batch's raised alerts' webhooks are leased to this process's delivery worker,
     # which `after_batch` hands them to (None: the worker claims every one from the table).
     lease_s: float | None = None
-    # Shard batches applied at once in this process: the others wait their turn, first come
-    # first served. Every shard applies every vacancy; six at once on one event loop share it
-    # and all commit late, where two at a time commit the first (and its webhooks) soonest while
-    # one's database round trips still overlap another's matching.
-    batches_at_once: int = 2
     shard_count: int = 0  # the partitions of referral.events: set at the first assignment
     owned: dict[int, Shard] = field(default_factory=dict)
     # Reads provider.events for every shard owned, from the first assignment until the stop.
     feed_task: "asyncio.Task[None] | None" = None
-    _turns: asyncio.Semaphore | None = field(default=None, init=False)
+    # Applies what the feed gives the shards, from the first assignment until the stop.
+    worker_task: "asyncio.Task[None] | None" = None
     # Set by each assignment: a feed that owns no shard waits for it.
     _acquired: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # Set when the feed gives a shard records (waking the worker), and when the worker takes them
+    # (waking a feed waiting for room).
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _taken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # The books of the shards owned, by number, as the processor applies them.
+    _books: dict[int, AlertingProjection] = field(default_factory=dict, init=False)
+    _processor: "ShardedProcessor[dict[int, Batch]] | None" = field(default=None, init=False)
     # Once the service stops, an assignment arriving late is ignored, and the feed ends at its
     # next turn even if its cancellation was lost (as one arriving while aiokafka starts or
     # stops a consumer can be).
@@ -189,22 +189,13 @@ class Shards:
                 freeze_gc=self.freeze_gc,
                 lease_s=self.lease_s,
             )
-            processor = ExactlyOnceProcessor(
-                self.engine,
-                self.schema,
-                projection,
-                OneShardDeadLetters(
-                    self.dead_letters, number, shard_count, self.feed.provider_topic
-                ),
-                self.consumer_metrics,
-                shard=number,
-            )
-            shard = Shard(number, projection, processor)
-            shard.worker = asyncio.create_task(self._work(shard), name=f"alerting shard {number}")
-            self.owned[number] = shard
+            self.owned[number] = Shard(number, projection)
+            self._books[number] = projection
         self._acquired.set()
         if self.feed_task is None:
             self.feed_task = asyncio.create_task(self._run_feed(), name="alerting feed")
+        if self.worker_task is None:
+            self.worker_task = asyncio.create_task(self._work(), name="alerting shards")
         logger.info("alerting owns shards %s of %s", sorted(self.owned), shard_count)
 
     async def release(self, partitions: Sequence[int]) -> None:
@@ -215,23 +206,36 @@ class Shards:
                 continue
             shard.released = True
             async with shard.lock:  # let a batch in hand commit
-                if shard.worker is not None:
-                    shard.worker.cancel()
+                self._books.pop(number, None)
         self._set_gauges()
 
     async def stop(self) -> None:
-        """Give up every shard, own none from now on, and stop the feed."""
+        """Give up every shard, own none from now on, and stop the feed and the worker."""
         self.stopping = True
         await self.release(list(self.owned))
-        feed = self.feed_task
-        if feed is None:
+        tasks = {task for task in (self.feed_task, self.worker_task) if task is not None}
+        for task in tasks:
+            task.cancel()
+        if not tasks:
             return
-        feed.cancel()
-        # Its consumer is stopped as it ends: bounded, so that a consumer cancelled while it was
-        # starting can never hold up the service's stop.
-        done, _ = await asyncio.wait({feed}, timeout=FEED_STOP_TIMEOUT_S)
-        if not done:
+        # The feed's consumer is stopped as it ends: bounded, so that a consumer cancelled while
+        # it was starting can never hold up the service's stop.
+        _, pending = await asyncio.wait(tasks, timeout=FEED_STOP_TIMEOUT_S)
+        if pending:
             logger.warning("the alerting feed did not stop within %.0fs", FEED_STOP_TIMEOUT_S)
+
+    def _processor_of_shards(self) -> "ShardedProcessor[dict[int, Batch]]":
+        if self._processor is None:
+            self._processor = ShardedProcessor(
+                self.engine,
+                self.schema,
+                ShardBooks(self._books, self.lease_s),
+                lambda shard: OneShardDeadLetters(
+                    self.dead_letters, shard, self.shard_count, self.feed.provider_topic
+                ),
+                self.consumer_metrics,
+            )
+        return self._processor
 
     # --- the two streams -------------------------------------------------------------------------
 
@@ -248,11 +252,12 @@ class Shards:
     async def on_referral_batch(
         self, deliveries: Sequence[Delivery], consumed_at: float | None = None
     ) -> None:
-        """Apply a batch of referral records, each partition's to its shard (consumed at
-        `consumed_at`, for the `committed` stage)."""
+        """Apply a batch of referral records, each partition's to its shard, in one transaction
+        (consumed at `consumed_at`, for the `committed` stage)."""
         by_partition: dict[int, list[Delivery]] = {}
         for delivery in deliveries:
             by_partition.setdefault(delivery.partition, []).append(delivery)
+        batch: dict[Shard, list[Delivery]] = {}
         for partition, records in by_partition.items():
             shard = self.owned.get(partition)
             if shard is None:
@@ -261,48 +266,65 @@ class Shards:
                     "shard %s is no longer ours: its records are left to its owner", partition
                 )
                 continue
+            batch[shard] = records
+        if batch:
             await self._handle(
-                shard, records, [] if consumed_at is None else [consumed_at] * len(records)
+                batch, [] if consumed_at is None else [consumed_at] * len(deliveries)
             )
 
-    async def _work(self, shard: Shard) -> None:
-        """Apply what the feed gives the shard, everything queued at once, until it is given up."""
-        while not shard.released:
-            await wait_for_event(shard.arrived, 1.0)
-            shard.arrived.clear()
-            queued, shard.queued = shard.queued, []
-            shard.taken.set()
-            if not queued:
+    async def _work(self) -> None:
+        """Apply what the feed gives the shards, everything queued at once, until the stop."""
+        while not self.stopping:
+            await wait_for_event(self._arrived, 1.0)
+            self._arrived.clear()
+            batch: dict[Shard, list[Delivery]] = {}
+            # When each record was consumed, once each (every shard is given the same records).
+            consumed: dict[tuple[int, int], float] = {}
+            for shard in list(self.owned.values()):
+                queued, shard.queued = shard.queued, []
+                if not queued:
+                    continue
+                batch[shard] = [record for _, fetched in queued for record in fetched]
+                for at, fetched in queued:
+                    for record in fetched:
+                        consumed.setdefault((record.partition, record.offset), at)
+            self._taken.set()
+            if not batch:
                 continue
-            records = [record for _, fetched in queued for record in fetched]
             try:
-                await self._handle(shard, records, [at for at, fetched in queued for _ in fetched])
+                await self._handle(batch, list(consumed.values()))
             except Exception:
                 # Not a bad record (the processor dead-letters those): start again from the
                 # stored positions, as a subscriber nacking the batch would.
                 logger.exception(
-                    "shard %s failed a batch; resuming from its positions", shard.number
+                    "shards %s failed a batch; resuming from their positions",
+                    sorted(shard.number for shard in batch),
                 )
-                shard.start_again()
+                for shard in batch:
+                    shard.start_again()
                 await asyncio.sleep(self.feed.retry_interval)
 
-    async def _handle(
-        self, shard: Shard, records: Sequence[Delivery], consumed: Sequence[float]
-    ) -> None:
-        """Apply records to the shard; `consumed` says when each was consumed (for the `committed`
-        stage; empty: not timed)."""
-        if self._turns is None:
-            self._turns = asyncio.Semaphore(self.batches_at_once)
-        async with self._turns, shard.lock:
-            if shard.released:
-                return  # its new owner applies these from the shard's stored positions
-            await shard.processor.handle(records)
+    async def _handle(self, batch: dict[Shard, list[Delivery]], consumed: Sequence[float]) -> None:
+        """Apply each shard's records, all in one transaction; `consumed` says when each record
+        was consumed (for the `committed` stage; empty: not timed)."""
+        shards = sorted(batch, key=lambda shard: shard.number)
+        async with contextlib.AsyncExitStack() as locks:
+            for shard in shards:
+                await locks.enter_async_context(shard.lock)
+            # A shard given up meanwhile is left to its new owner, from its stored positions.
+            applied = [shard for shard in shards if not shard.released]
+            if not applied:
+                return
+            await self._processor_of_shards().handle(
+                {shard.number: batch[shard] for shard in applied}
+            )
         stage = self.metrics.stages.labels(PipelineStage.COMMITTED)
         now = time.time()
         for at in consumed:
             stage.observe(max(now - at, 0.0))
         self._set_gauges()
-        await self.after_batch(shard.projection)
+        for shard in applied:
+            await self.after_batch(shard.projection)
 
     async def _run_feed(self) -> None:
         """Read every partition of provider.events for the shards owned, until the service stops."""
@@ -363,8 +385,9 @@ class Shards:
             records = [Delivery.of(record) for record in raw]
             for record in records:
                 reading[record.partition] = record.offset + 1
-            for shard in shards:
-                shard.give(records, consumed_at)
+            given = [shard.give(records, consumed_at) for shard in shards]  # to every shard
+            if any(given):
+                self._arrived.set()
             await observe_lag(consumer, records, self.consumer_metrics)
 
     async def _start_new(
@@ -394,12 +417,12 @@ class Shards:
                 reading[number] = earliest
 
     async def _room_in(self, shards: Sequence[Shard]) -> None:
-        """Wait until no shard has a fetch's worth of records waiting: a shard that falls behind
-        holds up the feed rather than filling memory."""
+        """Wait until no shard has a fetch's worth of records waiting: shards that fall behind
+        hold up the feed rather than filling memory."""
         for shard in shards:
             while shard.backlog() >= self.feed.max_records and not shard.released:
-                shard.taken.clear()
-                await wait_for_event(shard.taken, 1.0)
+                self._taken.clear()
+                await wait_for_event(self._taken, 1.0)
 
     async def _partitions(self, topic: str) -> list[int]:
         admin = AIOKafkaAdminClient(

@@ -6,11 +6,12 @@ bulk, one array per column (`unnest`), with the columns and their types taken fr
 """
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -89,28 +90,37 @@ async def _save(connection: asyncpg.Connection, table: Table, values: dict[str, 
     await connection.execute(_upsert(table, tuple(values)), *values.values())
 
 
-async def _save_in_shard(
-    connection: asyncpg.Connection, table: Table, shard: int, values: dict[str, list[Any]]
-) -> None:
-    """`_save` into `shard`'s rows of `table`."""
-    rows = len(next(iter(values.values())))
-    await _save(connection, table, {"shard": [shard] * rows, **values})
+_T = TypeVar("_T")
 
 
-async def _save_open(  # noqa: PLR0913, PLR0917 - the table, its shard, the records, 2 columns
+def _in_shards(
+    batches: Sequence[tuple[int, Changes]], items_of: Callable[[Changes], Iterable[_T]]
+) -> tuple[list[int], list[_T]]:
+    """What `items_of` finds in each shard's changes, all together, and the shard of each."""
+    shards: list[int] = []
+    items: list[_T] = []
+    for shard, changes in batches:
+        found = list(items_of(changes))
+        shards.extend([shard] * len(found))
+        items.extend(found)
+    return shards, items
+
+
+async def _save_open(  # noqa: PLR0913, PLR0917 - the table, the shards, the records, 2 columns
     connection: asyncpg.Connection,
     table: Table,
-    shard: int,
+    shards: list[int],
     states: Sequence[BaseModel],
     id_name: str,
     key_name: str,
 ) -> None:
-    """Insert or overwrite open records kept as their id, one key column and their JSON state."""
-    await _save_in_shard(
+    """Insert or overwrite open records kept as their id, one key column and their JSON state,
+    each in its shard."""
+    await _save(
         connection,
         table,
-        shard,
         {
+            "shard": shards,
             id_name: [getattr(state, id_name) for state in states],
             key_name: [getattr(state, key_name) for state in states],
             "state": [state.model_dump_json() for state in states],
@@ -153,6 +163,14 @@ INSERT INTO {qualified(INDEX_EPOCH)} AS e (id, epoch) VALUES ($1, $2)
 ON CONFLICT (id) DO UPDATE SET epoch = e.epoch + $2
 RETURNING epoch
 """  # noqa: S608 - names from the tables' own metadata
+# The same for several shards at once, their rows locked in the order of their ids (so that two
+# processes locking some of the same shards never each wait for the other).
+_MOVE_EPOCHS = f"""
+INSERT INTO {qualified(INDEX_EPOCH)} AS e (id, epoch)
+SELECT id, 1 FROM unnest($1::int[]) AS u(id) ORDER BY id
+ON CONFLICT (id) DO UPDATE SET epoch = e.epoch + 1
+RETURNING id, epoch
+"""  # noqa: S608 - names from the tables' own metadata
 
 
 async def lock_book(connection: asyncpg.Connection, shard: int) -> int:
@@ -161,12 +179,14 @@ async def lock_book(connection: asyncpg.Connection, shard: int) -> int:
     return epoch
 
 
-async def lock_book_for_a_batch(connection: asyncpg.Connection, shard: int) -> int:
-    """Hold the lock of `shard`'s book until the caller's transaction ends, and move its epoch on
-    by one: the batch's epoch, which commits with the batch's changes (the epoch before it is one
-    less)."""
-    epoch: int = await connection.fetchval(_MOVE_EPOCH, shard, 1)
-    return epoch
+async def lock_books_for_a_batch(
+    connection: asyncpg.Connection, shards: Iterable[int]
+) -> dict[int, int]:
+    """Hold the lock of each shard's book until the caller's transaction ends, and move its epoch
+    on by one: by shard, the batch's epoch, which commits with the batch's changes (the epoch
+    before it is one less)."""
+    rows = await connection.fetch(_MOVE_EPOCHS, sorted(shards))
+    return {row["id"]: row["epoch"] for row in rows}
 
 
 async def current_epoch(connection: asyncpg.Connection, shard: int) -> int:
@@ -214,11 +234,15 @@ async def load_book(connection: asyncpg.Connection, clock: Clock, shard: int) ->
 
 # --- saving a batch's changes ---------------------------------------------------------------------
 
-_CLOSE_VACANCIES = (
-    f"UPDATE {qualified(VACANCIES)} SET is_open = false WHERE shard = $1 AND vacancy_id = any($2)"  # noqa: S608
-)
+_CLOSE_VACANCIES = f"""
+UPDATE {qualified(VACANCIES)} SET is_open = false
+WHERE (shard, vacancy_id) IN (SELECT * FROM {unnest(VACANCIES.c.shard, VACANCIES.c.vacancy_id)})
+"""  # noqa: S608 - names from the tables' own metadata
 _CLOSE_REFERRALS = f"UPDATE {qualified(REFERRALS)} SET is_open = false WHERE referral_id = any($1)"  # noqa: S608
-_RELEASE_HOLDS = f"DELETE FROM {qualified(HOLDS)} WHERE shard = $1 AND request_id = any($2)"  # noqa: S608
+_RELEASE_HOLDS = f"""
+DELETE FROM {qualified(HOLDS)}
+WHERE (shard, request_id) IN (SELECT * FROM {unnest(HOLDS.c.shard, HOLDS.c.request_id)})
+"""  # noqa: S608 - names from the tables' own metadata
 _RETRACT_ALERTS = f"""
 UPDATE {qualified(ALERTS)} a SET status = 'retracted', retracted_at = u.retracted_at,
     retraction_reason = u.retraction_reason
@@ -244,7 +268,7 @@ INSERT INTO {qualified(DELIVERIES)} (subscription_id, {about}, kind, body, statu
 SELECT s.subscription_id, u.{about}, u.kind, u.body, 'pending', now(), u.source_occurred_at
 FROM {notices} JOIN {qualified(SUBSCRIPTIONS)} s ON {subscribed}
 ORDER BY u.n, s.subscription_id
-RETURNING delivery_id
+RETURNING delivery_id, {about}
 """  # noqa: S608 - names from the tables' own metadata
 
 
@@ -325,10 +349,12 @@ RETURNING position
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    deliveries: int
-    # The deliveries leased to this process's worker as they were written: it is handed them
-    # once the batch has committed (the others are claimed from the table).
-    handed: list["HandedDelivery"]
+    """What a shard's changes queued: the deliveries leased to this process's worker as they were
+    written (it is handed them once the batch has committed), and whether there are others (to
+    be claimed from the table)."""
+
+    handed: list["HandedDelivery"] = field(default_factory=list)
+    others: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,20 +389,26 @@ def stream_notification(position: int, streamed: Streamed) -> str:
 
 
 async def save_changes(
-    connection: asyncpg.Connection, changes: Changes, shard: int, *, lease_s: float | None = None
-) -> Saved:
-    """Write one batch's changes to `shard` (whose book the transaction has locked for the batch,
-    `lock_book_for_a_batch`), and queue its events, webhooks and notices; with `lease_s`, the
-    raised alerts' webhooks are leased for that long to the caller's delivery worker
-    (`Saved.handed`)."""
-    await _save_records(connection, changes, shard)
-    await _save_alerts(connection, changes, shard)
-    deliveries, alerts_streamed, handed = await _queue_alert_notices(connection, changes, lease_s)
-    notices_deliveries, notices_streamed = await _queue_loop_notices(
-        connection, changes.loop_notices
-    )
+    connection: asyncpg.Connection,
+    batches: Sequence[tuple[int, Changes]],
+    *,
+    lease_s: float | None = None,
+) -> dict[int, Saved]:
+    """Write each shard's changes of one batch (the transaction has locked their books for it,
+    `lock_books_for_a_batch`), and queue their events, webhooks and notices: what each shard
+    queued. With `lease_s`, the raised alerts' webhooks are leased for that long to the caller's
+    delivery worker (`Saved.handed`)."""
+    await _save_records(connection, batches)
+    await _save_alerts(connection, batches)
+    alerts, handed, alerts_streamed = await _queue_alert_notices(connection, batches, lease_s)
+    notices, notices_streamed = await _queue_loop_notices(connection, batches)
     await _stream(connection, [*alerts_streamed, *notices_streamed])
-    return Saved(deliveries + notices_deliveries, handed)
+    saved = {}
+    for shard, _ in batches:
+        leased = handed.get(shard, [])
+        others = alerts.get(shard, 0) > len(leased) or notices.get(shard, 0) > 0
+        saved[shard] = Saved(leased, others)
+    return saved
 
 
 async def _stream(connection: asyncpg.Connection, events: list[Streamed]) -> None:
@@ -400,25 +432,31 @@ async def _stream(connection: asyncpg.Connection, events: list[Streamed]) -> Non
 
 
 async def _queue_loop_notices(
-    connection: asyncpg.Connection, notices: list[LoopNotice]
-) -> tuple[int, list[Streamed]]:
-    """Make each notice not made before and queue its webhooks; its stream events."""
-    if not notices:
-        return 0, []
+    connection: asyncpg.Connection, batches: Sequence[tuple[int, Changes]]
+) -> tuple[dict[int, int], list[Streamed]]:
+    """Make each notice not made before and queue its webhooks: how many each shard queued, and
+    the stream events."""
+    shards, notices = _in_shards(batches, lambda changes: changes.loop_notices)
+    # Every shard applies the provider's events: a notice that more than one makes is made once.
+    first: dict[UUID, tuple[int, LoopNotice]] = {}
+    for shard, notice in zip(shards, notices, strict=True):
+        first.setdefault(notice.notice_id, (shard, notice))
+    if not first:
+        return {}, []
     made = {
         row[0]
         for row in await connection.fetch(
             _INSERT_NOTICES,
-            [n.notice_id for n in notices],
-            [n.kind.value for n in notices],
-            [n.recipient.audience.value for n in notices],
-            [n.recipient.organisation_id for n in notices],
-            [n.occurred_at for n in notices],
+            [n.notice_id for _, n in first.values()],
+            [n.kind.value for _, n in first.values()],
+            [n.recipient.audience.value for _, n in first.values()],
+            [n.recipient.organisation_id for _, n in first.values()],
+            [n.occurred_at for _, n in first.values()],
         )
     }
-    new = [n for n in notices if n.notice_id in made]
+    new = [n for _, n in first.values() if n.notice_id in made]
     if not new:
-        return 0, []
+        return {}, []
     bodies = [webhook_bytes(n.body) for n in new]
     deliveries = await connection.fetch(
         _INSERT_NOTICE_DELIVERIES,
@@ -429,21 +467,23 @@ async def _queue_loop_notices(
         bodies,
         [n.occurred_at for n in new],
     )
+    queued = Counter(first[row["notice_id"]][0] for row in deliveries)
     streamed = [
         Streamed(n.recipient, n.kind.value, body.decode())
         for n, body in zip(new, bodies, strict=True)
     ]
-    return len(deliveries), streamed
+    return dict(queued), streamed
 
 
 async def _queue_alert_notices(
-    connection: asyncpg.Connection, changes: Changes, lease_s: float | None
-) -> tuple[int, list[Streamed], list["HandedDelivery"]]:
-    """Queue the alert events and the council's webhooks of a batch; its stream events, and the
-    webhooks leased to the caller's worker (none without `lease_s`)."""
-    notices = changes.notices
+    connection: asyncpg.Connection, batches: Sequence[tuple[int, Changes]], lease_s: float | None
+) -> tuple[dict[int, int], dict[int, list["HandedDelivery"]], list[Streamed]]:
+    """Queue the alert events and the council's webhooks of a batch: how many webhooks each shard
+    queued, those leased to the caller's worker (none without `lease_s`) by shard, and the
+    stream events."""
+    shards, notices = _in_shards(batches, lambda changes: changes.notices)
     if not notices:
-        return 0, [], []
+        return {}, {}, []
     envelopes = [notice.envelope() for notice in notices]
     # In the order given: the outbox's ids are the order the relay publishes an alert's events in.
     await stage_in_outbox(connection, OUTBOX, envelopes)
@@ -465,8 +505,14 @@ async def _queue_alert_notices(
         )
         for n, body in zip(notices, bodies, strict=True)
     ]
+    # Every alert is of one shard: its referral's.
+    shard_of = {n.alert.alert_id: shard for shard, n in zip(shards, notices, strict=True)}
+    shard_of_delivery = {row["delivery_id"]: shard_of[row["alert_id"]] for row in deliveries}
     vacancies = {n.alert.alert_id: n.alert.fit.vacancy_id for n in notices}
-    return len(deliveries), streamed, _handed(deliveries, vacancies)
+    handed: dict[int, list[HandedDelivery]] = {}
+    for delivery in _handed(deliveries, vacancies):
+        handed.setdefault(shard_of_delivery[delivery.delivery.delivery_id], []).append(delivery)
+    return dict(Counter(shard_of_delivery.values())), handed, streamed
 
 
 def _handed(rows: Sequence[asyncpg.Record], vacancies: dict[UUID, UUID]) -> list["HandedDelivery"]:
@@ -484,51 +530,71 @@ def _handed(rows: Sequence[asyncpg.Record], vacancies: dict[UUID, UUID]) -> list
     return handed
 
 
-async def _save_records(connection: asyncpg.Connection, changes: Changes, shard: int) -> None:
-    if settings := list(changes.settings.values()):
-        await _save_in_shard(
+async def _save_records(
+    connection: asyncpg.Connection, batches: Sequence[tuple[int, Changes]]
+) -> None:
+    """Write each shard's records: one statement per kind of change for all the shards."""
+    shards, settings = _in_shards(batches, lambda changes: changes.settings.values())
+    if settings:
+        await _save(
             connection,
             SETTINGS,
-            shard,
             {
+                "shard": shards,
                 "setting_id": [row.state.setting_id for row in settings],
                 "state": [row.state.model_dump_json() for row in settings],
                 "is_open": [row.is_open for row in settings],
             },
         )
-    if changes.occupancy:
-        await _save_in_shard(
+    shards, occupancy = _in_shards(batches, lambda changes: changes.occupancy.items())
+    if occupancy:
+        await _save(
             connection,
             SETTING_OCCUPANCY,
-            shard,
             {
-                "setting_id": list(changes.occupancy),
-                "occupied_beds": list(changes.occupancy.values()),
+                "shard": shards,
+                "setting_id": [setting_id for setting_id, _ in occupancy],
+                "occupied_beds": [beds for _, beds in occupancy],
             },
         )
-    if vacancies := list(changes.vacancies_posted.values()):
-        await _save_open(connection, VACANCIES, shard, vacancies, "vacancy_id", "setting_id")
-    if changes.vacancies_closed:
-        await connection.execute(_CLOSE_VACANCIES, shard, list(changes.vacancies_closed))
-    if referrals := list(changes.referrals.values()):
-        await _save_open(connection, REFERRALS, shard, referrals, "referral_id", "authority_code")
-    if changes.referrals_closed:
-        await connection.execute(_CLOSE_REFERRALS, list(changes.referrals_closed))
-    if changes.holds_released:
-        await connection.execute(_RELEASE_HOLDS, shard, list(changes.holds_released))
-    if holds := list(changes.holds.values()):
-        await _save_in_shard(
+    shards, vacancies = _in_shards(batches, lambda changes: changes.vacancies_posted.values())
+    if vacancies:
+        await _save_open(connection, VACANCIES, shards, vacancies, "vacancy_id", "setting_id")
+    shards, closed = _in_shards(batches, lambda changes: changes.vacancies_closed)
+    if closed:
+        await connection.execute(_CLOSE_VACANCIES, shards, closed)
+    shards, referrals = _in_shards(batches, lambda changes: changes.referrals.values())
+    if referrals:
+        await _save_open(connection, REFERRALS, shards, referrals, "referral_id", "authority_code")
+    _, referrals_closed = _in_shards(batches, lambda changes: changes.referrals_closed)
+    if referrals_closed:
+        await connection.execute(_CLOSE_REFERRALS, referrals_closed)
+    shards, released = _in_shards(batches, lambda changes: changes.holds_released)
+    if released:
+        await connection.execute(_RELEASE_HOLDS, shards, released)
+    shards, holds = _in_shards(batches, lambda changes: changes.holds.values())
+    if holds:
+        await _save(
             connection,
             HOLDS,
-            shard,
-            {name: [getattr(hold, name) for hold in holds] for name in _HOLD_NAMES},
+            {
+                "shard": shards,
+                **{name: [getattr(hold, name) for hold in holds] for name in _HOLD_NAMES},
+            },
         )
 
 
-async def _save_alerts(connection: asyncpg.Connection, changes: Changes, shard: int) -> None:
+async def _save_alerts(
+    connection: asyncpg.Connection, batches: Sequence[tuple[int, Changes]]
+) -> None:
     # Retractions of earlier alerts first, so that a pair retracted and alerted again in the same
     # batch never has two open alerts at once.
-    earlier = [n for alert_id, n in changes.retracted.items() if alert_id not in changes.raised]
+    earlier = [
+        notice
+        for _, changes in batches
+        for alert_id, notice in changes.retracted.items()
+        if alert_id not in changes.raised
+    ]
     if earlier:
         await connection.execute(
             _RETRACT_ALERTS,
@@ -536,18 +602,24 @@ async def _save_alerts(connection: asyncpg.Connection, changes: Changes, shard: 
             [n.at for n in earlier],
             [n.reason.value if n.reason else None for n in earlier],
         )
-    if raised := list(changes.raised.values()):
-        gone = [changes.retracted.get(alert.alert_id) for alert in raised]
+    shards, raised = _in_shards(batches, lambda changes: changes.raised.values())
+    if raised:
+        retracted = {
+            alert_id: notice
+            for _, changes in batches
+            for alert_id, notice in changes.retracted.items()
+        }
+        gone = [retracted.get(alert.alert_id) for alert in raised]
         fits = {
             column.name: [as_written(column, getattr(a.fit, column.name)) for a in raised]
             for column in _FIT_COLUMNS
         }
         # Every alert id is new: nothing is overwritten.
-        await _save_in_shard(
+        await _save(
             connection,
             ALERTS,
-            shard,
             {
+                "shard": shards,
                 "alert_id": [a.alert_id for a in raised],
                 **fits,
                 "status": [
