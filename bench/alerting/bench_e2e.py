@@ -248,6 +248,68 @@ def start_service(name: str, environment: dict[str, str], log: Path) -> Service:
     return Service(name, port, process)
 
 
+# --- where the machine's two cores went during the load -------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (`/proc/<pid>/stat`)."""
+    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent not idle so far (`/proc/stat`)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds used so far by the provider, alerting, this process (load and receiver) and
+    the whole machine, and when."""
+
+    at: float
+    provider: float
+    alerting: float
+    bench: float
+    machine: float
+
+    @classmethod
+    def now(cls, provider: Service, alerting: Service) -> "CpuUse":
+        own = os.times()
+        return cls(
+            time.perf_counter(),
+            cpu_seconds(provider.process.pid),
+            cpu_seconds(alerting.process.pid),
+            own.user + own.system,
+            machine_busy_seconds(),
+        )
+
+
+def print_cpu(before: CpuUse, after: CpuUse, vacancies: int, webhooks: int) -> None:
+    """Where the cores went from the first POST until the last webhook was delivered: each
+    process's CPU per vacancy (and alerting's per webhook), and what the rest of the machine
+    (PostgreSQL, Kafka) took."""
+    took = after.at - before.at
+    provider = after.provider - before.provider
+    alerting = after.alerting - before.alerting
+    bench = after.bench - before.bench
+    machine = after.machine - before.machine
+    rest = machine - provider - alerting - bench
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU over {took:.1f} s (cores busy {machine / took:.2f} of {cores}): provider"
+        f" {provider:.1f} s ({provider / max(vacancies, 1) * 1000:.1f} ms per vacancy), alerting"
+        f" {alerting:.1f} s ({alerting / max(vacancies, 1) * 1000:.1f} ms per vacancy,"
+        f" {alerting / max(webhooks, 1) * 1000:.2f} ms per webhook), this process (load and"
+        f" receiver) {bench:.1f} s, PostgreSQL, Kafka and the rest {rest:.1f} s;"
+        f" {machine / max(vacancies, 1) * 1000:.0f} ms of CPU per vacancy in all"
+    )
+
+
 async def wait_healthy(service: Service, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(base_url=service.url, timeout=2) as client:
@@ -725,9 +787,16 @@ async def run(args: argparse.Namespace) -> int:
                 setting_ids = await world.register_settings(max(args.settings, count // 4 + 1))
                 webhooks_before = receiver.count
                 stages_before = await world.stages()
+                cpu_before = CpuUse.now(provider, alerting)
                 started = time.perf_counter()
                 posted = await world.post_vacancies(setting_ids, count)
                 figures = await world.report(posted, time.perf_counter() - started, webhooks_before)
+                print_cpu(
+                    cpu_before,
+                    CpuUse.now(provider, alerting),
+                    len(posted),
+                    receiver.count - webhooks_before,
+                )
                 print_stages(stages_before, await world.stages())
                 if not args.no_floor:
                     print_floor(figures, await world.floor(count), count)
