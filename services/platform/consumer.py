@@ -291,6 +291,9 @@ class _Lanes(Generic[StateT]):
                 except ContractError as error:
                     await self._dead_letter(shard, delivery, str(error))
             lanes.append(_Lane(shard, deliveries, parsed))
+        await self._handle_parsed(lanes)
+
+    async def _handle_parsed(self, lanes: Sequence[_Lane]) -> None:
         try:
             result = await self._until_reachable(lambda: self._process(lanes))
         except PoisonError:
@@ -298,7 +301,7 @@ class _Lanes(Generic[StateT]):
                 await self._one_at_a_time(lanes[0])
             else:
                 for lane in lanes:
-                    await self.handle([(lane.shard, lane.deliveries)])
+                    await self._handle_parsed([lane])
             return
         self._observe(result)
 

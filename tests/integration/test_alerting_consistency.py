@@ -21,9 +21,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import Envelope
+from contracts.serialization import to_bytes
 from contracts.topics import DLQ_SUFFIX, REFERRAL_EVENTS
 from services.alerting.metrics import AlertingMetrics
-from services.alerting.projection import AlertingProjection
+from services.alerting.projection import AlertingProjection, ShardBooks
+from services.platform.consumer import ConsumerMetrics, Delivery, ShardedProcessor
 from services.platform.tables import connection_of
 
 pytestmark = pytest.mark.postgres
@@ -243,3 +245,65 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_matching_goe
         headers = {name: value.decode() for name, value in letter.headers}
         assert "not open here" in headers["dlq-error"]
         assert letter.key == str(unknown).encode()
+
+
+async def test_a_batch_for_several_shards_dead_letters_what_is_bad_once_and_applies_the_rest(
+    alerting_engine: AsyncEngine,
+) -> None:
+    metrics = AlertingMetrics(CollectorRegistry())
+    books = {shard: AlertingProjection(metrics, shard=shard) for shard in (2, 3)}
+    for book in books.values():
+        await book.warm_up(alerting_engine)
+    letters: list[tuple[int, str, int]] = []
+
+    class Letters:
+        def __init__(self, shard: int) -> None:
+            self.shard = shard
+
+        async def send(self, delivery: Delivery, reason: str) -> None:
+            letters.append((self.shard, delivery.topic, delivery.offset))
+
+    processor = ShardedProcessor(
+        alerting_engine,
+        "alerting",
+        ShardBooks(books),
+        Letters,
+        ConsumerMetrics(CollectorRegistry()),
+        retry_backoff_s=0.01,
+    )
+    setting_id, unknown = uuid4(), uuid4()
+    poison = event(
+        "ReferralWidened",
+        unknown,
+        organisation_id=SEFTON,
+        referral_id=str(unknown),
+        authority_code=SEFTON,
+        search_scope="regional",
+    )
+    setting = Delivery("provider.events", 0, 0, None, to_bytes(setting_registered(setting_id)))
+    unparseable = Delivery("referral.events", 2, 0, None, b"not an event")
+    unappliable = Delivery("referral.events", 2, 1, None, to_bytes(poison))
+
+    # Shard 2's records fail the one transaction: each shard's are then applied on their own.
+    await processor.handle({2: [setting, unparseable, unappliable], 3: [setting]})
+
+    assert letters == [(2, "referral.events", 0), (2, "referral.events", 1)]
+    settings = await rows(alerting_engine, "SELECT shard, setting_id FROM alerting.settings")
+    assert sorted((r["shard"], r["setting_id"]) for r in settings) == [
+        (2, setting_id),
+        (3, setting_id),
+    ]
+    positions = await rows(
+        alerting_engine,
+        "SELECT shard, topic, partition, next_offset FROM alerting.consumer_positions",
+    )
+    assert sorted(tuple(r.values()) for r in positions) == [
+        (2, "provider.events", 0, 1),
+        (2, "referral.events", 2, 2),
+        (3, "provider.events", 0, 1),
+    ]
+    # Both shards received the setting once, and shard 2 the poison (as dead).
+    inbox = await rows(
+        alerting_engine, "SELECT shard, count(*) AS n FROM alerting.inbox GROUP BY shard"
+    )
+    assert {r["shard"]: r["n"] for r in inbox} == {2: 2, 3: 1}
