@@ -28,6 +28,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import uvicorn
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.half == "front":
         Front(args).serve()
     else:
-        asyncio.run(back(args))
+        uvloop.run(back(args))  # the event loop the services run on, as uvicorn's is for the front
     return 0
 
 

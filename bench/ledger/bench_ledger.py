@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -310,4 +311,6 @@ async def main() -> None:
 if __name__ == "__main__":
     # A local run: the ledger's app trusts development tokens (none are sent here).
     os.environ.setdefault("NEARHOME_ENV", "development")
-    asyncio.run(main())
+    # On the event loop the services run on (`nearhome serve`): the one-instance run is the
+    # ledger's app in this process, and the bare consumer is measured on the same loop.
+    uvloop.run(main())
