@@ -103,6 +103,18 @@ def widened(referral_id: UUID) -> Envelope[Any]:
     )
 
 
+def widening_unknown(referral_id: UUID) -> Envelope[Any]:
+    """The first event of a referral the book has never seen: one that cannot be applied."""
+    return event(
+        "ReferralWidened",
+        referral_id,
+        organisation_id=SEFTON,
+        referral_id=str(referral_id),
+        authority_code=SEFTON,
+        search_scope="regional",
+    )
+
+
 async def test_a_batch_rolled_back_after_its_save_leaves_nothing_behind_in_memory(
     alerting_engine: AsyncEngine,
 ) -> None:
@@ -217,14 +229,7 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_matching_goe
 ) -> None:
     async with running_alerting(fresh_database_url, topic_prefix) as alerting:
         unknown, referral_id, setting_id, vacancy_id = uuid4(), uuid4(), uuid4(), uuid4()
-        poison = event(
-            "ReferralWidened",
-            unknown,
-            organisation_id=SEFTON,
-            referral_id=str(unknown),
-            authority_code=SEFTON,
-            search_scope="regional",
-        )
+        poison = widening_unknown(unknown)
         await publish(
             [
                 poison,
@@ -272,14 +277,7 @@ async def test_a_batch_for_several_shards_dead_letters_what_is_bad_once_and_appl
         retry_backoff_s=0.01,
     )
     setting_id, unknown = uuid4(), uuid4()
-    poison = event(
-        "ReferralWidened",
-        unknown,
-        organisation_id=SEFTON,
-        referral_id=str(unknown),
-        authority_code=SEFTON,
-        search_scope="regional",
-    )
+    poison = widening_unknown(unknown)
     setting = Delivery("provider.events", 0, 0, None, to_bytes(setting_registered(setting_id)))
     unparseable = Delivery("referral.events", 2, 0, None, b"not an event")
     unappliable = Delivery("referral.events", 2, 1, None, to_bytes(poison))
