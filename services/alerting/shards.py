@@ -163,7 +163,8 @@ class Shards:
     # (waking a feed waiting for room).
     _arrived: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _taken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    # The books of the shards owned, by number, as the processor applies them.
+    # The books of the shards owned, by number, as the processor applies them: a shard given up
+    # leaves `owned` at once, but its book stays here until its batch in hand has committed.
     _books: dict[int, AlertingProjection] = field(default_factory=dict, init=False)
     _processor: "ShardedProcessor[dict[int, Batch]] | None" = field(default=None, init=False)
     # Once the service stops, an assignment arriving late is ignored, and the feed ends at its
