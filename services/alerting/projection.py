@@ -1,14 +1,16 @@
 """Alerting's part in the exactly-once processor, keeping one shard's in-memory book in step with
 commits (services/alerting/shards.py splits the work into shards).
 
-The processor calls `load`, `apply` for each due event, then `save`, in one transaction that may
-still roll back after `save`. The book in memory is changed by `apply` at once, so it must be
-thrown away whenever its batch did not commit. Every `load` moves the shard's `index_epoch` row on
-(locking it, and with it the shard's book, until the transaction ends), and `save` remembers the
-epoch its batch wrote; at the next `load` (holding the lock, so no other batch is in between) a
-committed epoch other than the remembered one means that batch rolled back, or another process
-changed the state, and the book is loaded again from the database. A batch that failed before
-`save` leaves nothing remembered, which forces the same reload.
+The sharded processor applies a batch through `ShardBooks`: `load` moves the `index_epoch` row of
+each shard in the batch on (locking it, and with it the shard's book, until the transaction ends)
+and `begin`s each shard's batch, `apply` changes a shard's book for each due event, and `save`
+writes every shard's changes and tells each what it `saved`, in one transaction that may still
+roll back after `save`. The book in memory is changed by `apply` at once, so it must be thrown
+away whenever its batch did not commit. `saved` remembers the epoch the shard's batch wrote; at
+the next `begin` (holding the lock, so no other batch is in between) a committed epoch other than
+the remembered one means that batch rolled back, or another process changed the state, and the
+book is loaded again from the database. A batch that failed before `save` leaves nothing
+remembered, which forces the same reload.
 
 Metrics count a batch's alerts only once its epoch is seen committed, and the webhooks a batch
 leased to this process's delivery worker are handed to it only once the batch has committed
@@ -65,12 +67,8 @@ class AlertingProjection:
         *,
         shard: int = 0,
         freeze_gc: bool = False,
-        lease_s: float | None = None,
     ) -> None:
         self.shard = shard
-        # How long a batch's raised alerts' webhooks are leased to this process's worker (None:
-        # none is, and the worker claims them all from the table).
-        self._lease_s = lease_s
         # The webhooks leased by the last save, until its commit is known; those of saves known
         # to have committed, until the worker takes them; whether any other was queued.
         self._handed_unconfirmed: list[store.HandedDelivery] = []
@@ -106,11 +104,6 @@ class AlertingProjection:
             gc.collect()
             self._freeze()
 
-    async def load(self, connection: asyncpg.Connection, events: Sequence[Event]) -> Batch:  # noqa: ARG002 - the book holds every record
-        """Lock the book for a batch of this shard alone (`ShardBooks` locks several at once)."""
-        epochs = await store.lock_books_for_a_batch(connection, [self.shard])
-        return await self.begin(connection, epochs[self.shard])
-
     async def begin(self, connection: asyncpg.Connection, batch_epoch: int) -> Batch:
         """A batch of the shard, whose book the transaction has locked and whose epoch it has moved
         on to `batch_epoch`: the book as committed, loaded again if it may not be."""
@@ -125,12 +118,6 @@ class AlertingProjection:
 
     def apply(self, batch: Batch, event: Event) -> None:
         self.book.apply(event, batch.changes)
-
-    async def save(self, connection: asyncpg.Connection, batch: Batch) -> None:
-        saved = await store.save_changes(
-            connection, [(self.shard, batch.changes)], lease_s=self._lease_s
-        )
-        self.saved(batch, saved[self.shard])
 
     def saved(self, batch: Batch, saved: store.Saved) -> None:
         """Remember what the batch's save wrote, until its commit is known."""
@@ -235,6 +222,8 @@ class ShardBooks:
     each, however many shards there are."""
 
     owned: Mapping[int, AlertingProjection]
+    # How long a batch's raised alerts' webhooks are leased to this process's delivery worker
+    # (None: none is, and the worker claims them all from the table).
     lease_s: float | None = None
 
     async def load(

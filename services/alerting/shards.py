@@ -188,7 +188,6 @@ class Shards:
                 self.clock,
                 shard=number,
                 freeze_gc=self.freeze_gc,
-                lease_s=self.lease_s,
             )
             self.owned[number] = Shard(number, projection)
             self._books[number] = projection

@@ -45,16 +45,19 @@ async def run_batch(
     *,
     commit: bool = True,
 ) -> None:
-    """What the exactly-once processor does with a batch: load, apply each, save, in one
-    transaction, which here may roll back after the save (as a failed position write would)."""
+    """What the sharded processor does with a batch of the projection's shard: load, apply each,
+    save, in one transaction, which here may roll back after the save (as a failed position write
+    would)."""
+    shard = projection.shard
+    books = ShardBooks({shard: projection})
     async with connection_of(engine) as connection:
         transaction = connection.transaction()
         await transaction.start()
         try:
-            batch = await projection.load(connection, events)
+            state = await books.load(connection, {shard: events})
             for each in events:
-                projection.apply(batch, each)
-            await projection.save(connection, batch)
+                books.apply(state, shard, each)
+            await books.save(connection, state)
         except BaseException:
             await transaction.rollback()
             raise
