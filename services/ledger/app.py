@@ -24,7 +24,7 @@ from services.platform.clock import Clock, utc_now
 from services.platform.consumer import ConsumerMetrics
 from services.platform.database import create_engine
 from services.platform.http import add_operational_routes
-from services.platform.identity import token_verifier
+from services.platform.identity import trusted_tokens
 from services.platform.kafka import (
     ConsumerPlacement,
     consume_exactly_once,
@@ -138,7 +138,7 @@ def create_app(
         lifespan=lifespan,
         openapi_tags=[{"name": "capacity", "description": "Aggregates per footprint"}],
     )
-    app.state.token_verifier = token_verifier(settings)
+    app.state.token_verifier = trusted_tokens(settings)
     app.state.ledger = ledger
     add_operational_routes(
         app,

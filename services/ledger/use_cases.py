@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import geography
@@ -191,7 +192,7 @@ class _Counted:
     positions: store.Positions
     counted: store.CountedCapacity
     whole: _Heard
-    views: dict[str, CapacityView] = field(default_factory=dict)
+    answers: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
 
     def unchanged(self, heard: _Heard, now: datetime) -> bool:
         """Whether no commit has been heard of since the count was known to be whole, lately
@@ -210,14 +211,31 @@ class _Counted:
             self.positions.get(partition, -1) >= at for partition, at in committed.items()
         )
 
-    def capacity_view(self, footprint: Footprint, now: datetime) -> CapacityView:
-        """The footprint's answer as of `now`: rolled up and built once per count, then copied
-        with each read's time (the figures are the count's, whenever it is read)."""
-        built = self.views.get(footprint.id)
-        if built is None:
+    def capacity_json(self, footprint: Footprint, now: datetime) -> bytes:
+        """The footprint's answer (a `CapacityView`) as of `now`, as JSON: rolled up and written
+        once per count, then given each read's `as_of` (the figures are the count's, whenever it
+        is read). Written once, a read's answer costs no model to copy, check and serialize."""
+        around = self.answers.get(footprint.id)
+        if around is None:
             rolled = footprint_capacity(footprint.member_councils, self.counted.capacity)
-            built = self.views[footprint.id] = CapacityView.of(footprint, now, rolled)
-        return built.model_copy(update={"as_of": now})
+            around = self.answers[footprint.id] = _around_as_of(
+                CapacityView.of(footprint, _AS_OF_MARK, rolled)
+            )
+        before, after = around
+        return before + _AS_OF.dump_json(now) + after
+
+
+# How an answer writes its `as_of`, and a time no answer is ever as of, to find where it goes.
+_AS_OF: TypeAdapter[datetime] = TypeAdapter(datetime)
+_AS_OF_MARK = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _around_as_of(view: CapacityView) -> tuple[bytes, bytes]:
+    """The view's JSON (as of `_AS_OF_MARK`) before and after the value of its `as_of`."""
+    whole = view.model_dump_json().encode()
+    field_name = b'"as_of":'
+    marked = whole.index(field_name + _AS_OF.dump_json(_AS_OF_MARK)) + len(field_name)
+    return whole[:marked], whole[marked + len(_AS_OF.dump_json(_AS_OF_MARK)) :]
 
 
 class _SharedReads:
@@ -358,11 +376,12 @@ class Ledger:
         self._metrics.counting.observe(time.perf_counter() - started)
         return _Counted(positions, counted, heard)
 
-    async def capacity(self, principal: Principal, footprint_id: str) -> CapacityView:
+    async def capacity(self, principal: Principal, footprint_id: str) -> bytes:
+        """The footprint's `CapacityView`, as JSON."""
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
         counted = await self._counted_capacity(now)
-        return counted.capacity_view(footprint, now)
+        return counted.capacity_json(footprint, now)
 
     async def flows(self, principal: Principal, footprint_id: str) -> FlowsView:
         footprint = self.readable_footprint(principal, footprint_id)

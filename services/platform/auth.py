@@ -5,7 +5,12 @@ trusts (its `TokenVerifier`) is decided by services/platform/identity.py: an Ope
 provider's (services/platform/oidc.py) or, in development only, the HS256 tokens made here.
 """
 
-from collections.abc import MutableMapping
+import base64
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -142,8 +147,83 @@ class LocalTokens:
         return decode_token(token, self._secret)
 
 
+# How long a token once verified is taken again without verifying it (never past its `exp`), and
+# how many such tokens a process remembers: see `RememberedTokens`.
+REMEMBER_VERIFIED_S = 60.0
+REMEMBERED_TOKENS = 10_000
+
+
+class RememberedTokens:
+    """A `TokenVerifier` that remembers what `verifier` found each token to be, for a while.
+
+    A dashboard or a provider's system sends the same bearer token with every request. Verifying
+    it again each time (PyJWT's decoding and the signature check, about 180 microseconds; for a
+    provider's tokens, a worker thread as well) cost a capacity read a fifth of its time. A
+    token is taken from memory only while it has not expired (its `exp`) and for at most
+    `remember_s` after it was verified; then it is verified again, so a signing key the identity
+    provider stops publishing is no longer trusted `remember_s` after its keys are fetched anew.
+    A token refused is never remembered. At most `size` tokens are kept, the one used least
+    lately dropped first. The memory is shared by the event loop and the worker threads a
+    blocking verifier runs on, so it is locked."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        remember_s: float = REMEMBER_VERIFIED_S,
+        size: int = REMEMBERED_TOKENS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.verifier = verifier
+        self.blocking = verifier.blocking
+        self._remember_s = remember_s
+        self._size = size
+        self._clock = clock
+        self._known: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def recall(self, token: str) -> Principal | None:
+        """What `token` was verified to be, if that is still to be trusted; else None."""
+        with self._lock:
+            known = self._known.get(token)
+            if known is None:
+                return None
+            principal, until = known
+            if self._clock() >= until:
+                del self._known[token]
+                return None
+            self._known.move_to_end(token)
+            return principal
+
+    def verify(self, token: str) -> Principal:
+        principal = self.recall(token)
+        if principal is not None:
+            return principal
+        verified_at = self._clock()
+        principal = self.verifier.verify(token)
+        until = min(_expires_at(token), verified_at + self._remember_s)
+        with self._lock:
+            self._known[token] = (principal, until)
+            self._known.move_to_end(token)
+            while len(self._known) > self._size:
+                self._known.popitem(last=False)
+        return principal
+
+
+def _expires_at(token: str) -> float:
+    """The `exp` of a token just verified (so its payload is well formed and `exp` is there)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return float(claims["exp"])
+
+
 async def verify_token(verifier: TokenVerifier, token: str) -> Principal:
-    """`verifier.verify(token)`, off the event loop if it may block."""
+    """`verifier.verify(token)`, off the event loop if it may block (a token remembered by a
+    `RememberedTokens` is answered at once, on the loop)."""
+    if isinstance(verifier, RememberedTokens):
+        remembered = verifier.recall(token)
+        if remembered is not None:
+            return remembered
     if verifier.blocking:
         return await run_in_threadpool(verifier.verify, token)
     return verifier.verify(token)

@@ -26,7 +26,7 @@ from services.platform.background import every, running
 from services.platform.consumer import ConsumerMetrics, Projection
 from services.platform.database import create_engine, session_factory
 from services.platform.http import add_operational_routes
-from services.platform.identity import token_verifier
+from services.platform.identity import trusted_tokens
 from services.platform.kafka import (
     ConsumerPlacement,
     OutboxPublisher,
@@ -147,7 +147,7 @@ class WritingService:
     def add_token_check(self, app: FastAPI) -> None:
         """What the app trusts its bearer tokens from (raises `IdentityNotConfiguredError` outside
         development without an identity provider)."""
-        app.state.token_verifier = token_verifier(self.settings)
+        app.state.token_verifier = trusted_tokens(self.settings)
 
     def add_operational_routes(self, app: FastAPI) -> None:
         """The probes and metrics (with the platform's middleware) of the engine and broker."""

@@ -21,6 +21,7 @@ from services.platform.auth import (
     ISSUER,
     LocalTokens,
     Principal,
+    RememberedTokens,
     Role,
     TokenVerifier,
 )
@@ -183,6 +184,12 @@ def token_verifier(settings: IdentitySettings) -> TokenVerifier:
     if development:
         return DevelopmentTokens(LocalTokens(settings.jwt_secret), provider)
     return provider
+
+
+def trusted_tokens(settings: IdentitySettings) -> RememberedTokens:
+    """What a service checks its callers' tokens with: `token_verifier`'s verifier, its answers
+    remembered for a while (`RememberedTokens`)."""
+    return RememberedTokens(token_verifier(settings))
 
 
 def require_development(what: str) -> None:
