@@ -5,8 +5,10 @@ Run: .venv/bin/python bench/ledger/bench_ledger.py [--events 200000] [--max-reco
 
 It makes its own prefixed topics and a fresh database on the local broker and PostgreSQL
 (`nearhome infra up`), fills `provider.events` and `referral.events` with a synthetic but valid
-history, then measures (a) a bare aiokafka consumer reading both topics from offset 0 to the end
-and (b) the real ledger (its app lifespan: FastStream subscribers, the exactly-once processor,
+history, then measures (a) a bare aiokafka consumer reading both topics from offset 0 to the end,
+(a2) the same consumer also validating each record against the contracts, as the ledger must
+before it applies anything (what is left of the time a record may take at 20,000/s), and (b) the
+real ledger (its app lifespan: FastStream subscribers, the exactly-once processor,
 the projection's bulk SQL) from offset 0 until every record is processed. Both topics and the
 database are dropped afterwards unless --keep.
 """
@@ -34,7 +36,7 @@ from aiokafka.structs import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import Envelope
-from contracts.serialization import to_bytes
+from contracts.serialization import from_bytes, to_bytes
 from contracts.topics import PROVIDER_EVENTS, REFERRAL_EVENTS
 from infra.local.scratch import scratch_database, scratch_topics
 from services.ledger import store
@@ -45,6 +47,9 @@ from services.platform.database import create_engine
 from services.platform.migrations import prepare_schema
 from services.platform.tables import connection_of
 from tools.synthetic.history import SyntheticHistory, topic_of
+
+# The issue's target for the ledger from offset 0, on this machine.
+TARGET_RATE = 20_000
 
 
 def _arguments() -> argparse.Namespace:
@@ -95,8 +100,10 @@ async def produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> fl
     return time.perf_counter() - started
 
 
-async def raw_consume(bootstrap: str, prefix: str) -> tuple[int, float]:
-    """A bare consumer (manual assignment, no group) reading both topics from 0 to the end."""
+async def raw_consume(bootstrap: str, prefix: str, *, validate: bool = False) -> tuple[int, float]:
+    """A bare consumer (manual assignment, no group) reading both topics from 0 to the end; with
+    `validate`, also parsing and checking each record against the contracts (`from_bytes`), as
+    the ledger does before anything else."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -116,6 +123,10 @@ async def raw_consume(bootstrap: str, prefix: str) -> tuple[int, float]:
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
             read += sum(len(records) for records in batches.values())
+            if validate:
+                for records in batches.values():
+                    for record in records:
+                        from_bytes(record.value)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
@@ -275,6 +286,18 @@ async def main() -> None:
         print(
             f"(a) bare aiokafka consumer: {read:,} records in {raw_seconds:.2f}s"
             f" = {raw_rate:,.0f}/s"
+        )
+
+        checked, checked_seconds = await raw_consume(
+            base.kafka_bootstrap_servers, prefix, validate=True
+        )
+        reading_us = raw_seconds / read * 1e6
+        validating_us = (checked_seconds - raw_seconds) / read * 1e6
+        print(
+            f"(a2) the same, validating each record (`from_bytes`): {checked:,} records in"
+            f" {checked_seconds:.2f}s = {checked / checked_seconds:,.0f}/s; per record"
+            f" {reading_us:.1f} µs reading and {validating_us:.1f} µs validating, of the"
+            f" {1e6 / TARGET_RATE:.0f} µs a record may take at {TARGET_RATE:,}/s"
         )
 
         settings = Settings(
