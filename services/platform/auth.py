@@ -176,7 +176,7 @@ class RememberedTokens:
     ) -> None:
         self.verifier = verifier
         self.blocking = verifier.blocking
-        self._remember_s = remember_s
+        self.remember_s = remember_s
         self._size = size
         self._clock = clock
         self._known: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -201,7 +201,7 @@ class RememberedTokens:
             return principal
         verified_at = self._clock()
         principal = self.verifier.verify(token)
-        until = min(_expires_at(token), verified_at + self._remember_s)
+        until = min(_expires_at(token), verified_at + self.remember_s)
         with self._lock:
             self._known[token] = (principal, until)
             self._known.move_to_end(token)

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.platform.auth import (
     DEVELOPMENT_SECRET,
     ISSUER,
+    REMEMBER_VERIFIED_S,
     LocalTokens,
     Principal,
     RememberedTokens,
@@ -188,8 +189,16 @@ def token_verifier(settings: IdentitySettings) -> TokenVerifier:
 
 def trusted_tokens(settings: IdentitySettings) -> RememberedTokens:
     """What a service checks its callers' tokens with: `token_verifier`'s verifier, its answers
-    remembered for a while (`RememberedTokens`)."""
-    return RememberedTokens(token_verifier(settings))
+    remembered for a while (`RememberedTokens`): REMEMBER_VERIFIED_S, but never longer than the
+    provider's key set is kept (NEARHOME_OIDC_JWKS_CACHE_SECONDS). A token signed with a key the
+    provider withdraws is then refused at most twice that time after the withdrawal: up to one
+    for the key set fetched before it to expire, up to one more for the token's last check to be
+    forgotten."""
+    config = settings.oidc_config()
+    remember_s = REMEMBER_VERIFIED_S
+    if config is not None:
+        remember_s = min(remember_s, config.jwks_cache_seconds)
+    return RememberedTokens(token_verifier(settings), remember_s=remember_s)
 
 
 def require_development(what: str) -> None:

@@ -16,6 +16,7 @@ from services.platform.auth import (
     verify_token,
 )
 from services.platform.errors import UnauthenticatedError
+from services.platform.identity import IdentitySettings, trusted_tokens
 
 SECRET = "a-test-secret-of-at-least-thirty-two-bytes"
 
@@ -98,3 +99,13 @@ async def test_only_so_many_tokens_are_remembered_the_least_used_lately_dropped_
     await verify_token(tokens, first)
     await verify_token(tokens, second)
     assert counted.verified == [first, second, third, second]
+
+
+def test_a_providers_tokens_are_remembered_no_longer_than_its_key_set_is_kept() -> None:
+    issuer, audience = "https://id.example/realms/nearhome", "nearhome"
+    kept_briefly = IdentitySettings(
+        oidc_issuer=issuer, oidc_audience=audience, oidc_jwks_cache_seconds=2
+    )
+    assert trusted_tokens(kept_briefly).remember_s == 2.0
+    kept_long = IdentitySettings(oidc_issuer=issuer, oidc_audience=audience)
+    assert trusted_tokens(kept_long).remember_s == 60.0
