@@ -71,15 +71,17 @@ async def capacity(footprint_id: str, caller: Caller, ledger: Reads) -> Response
     vacancy and not held), or vacant and not offered. Per vacancy, offered = its beds minus the
     beds its open offers hold (never below 0); an offer's hold ends when it expires, is withdrawn,
     or a placement starts from its request (the beds then count as occupied)."""
-    # The answer comes written (once per count, see `Ledger.capacity`): as a CapacityView it
-    # would be checked and serialized again on every read.
+    # The answer comes written (once per count, see `_Counted._written`): as a CapacityView it
+    # would be checked and serialized again on every read (the same for flows).
     return Response(await ledger.capacity(caller, footprint_id), media_type="application/json")
 
 
-@router.get("/capacity/{footprint_id}/flows", responses=problem_responses(404))
-async def flows(footprint_id: str, caller: Caller, ledger: Reads) -> FlowsView:
+@router.get(
+    "/capacity/{footprint_id}/flows", response_model=FlowsView, responses=problem_responses(404)
+)
+async def flows(footprint_id: str, caller: Caller, ledger: Reads) -> Response:
     """Who places children in the footprint's homes: placing council to beds occupied."""
-    return await ledger.flows(caller, footprint_id)
+    return Response(await ledger.flows(caller, footprint_id), media_type="application/json")
 
 
 @router.get("/capacity/{footprint_id}/responses", responses=problem_responses(404))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import geography
@@ -192,7 +192,8 @@ class _Counted:
     positions: store.Positions
     counted: store.CountedCapacity
     whole: _Heard
-    answers: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    # Each answer written from the count: (answer, footprint id) -> its JSON around its `as_of`.
+    answers: dict[tuple[str, str], tuple[bytes, bytes]] = field(default_factory=dict)
 
     def unchanged(self, heard: _Heard, now: datetime) -> bool:
         """Whether no commit has been heard of since the count was known to be whole, lately
@@ -212,15 +213,33 @@ class _Counted:
         )
 
     def capacity_json(self, footprint: Footprint, now: datetime) -> bytes:
-        """The footprint's answer (a `CapacityView`) as of `now`, as JSON: rolled up and written
-        once per count, then given each read's `as_of` (the figures are the count's, whenever it
-        is read). Written once, a read's answer costs no model to copy, check and serialize."""
-        around = self.answers.get(footprint.id)
-        if around is None:
+        """The footprint's capacity (a `CapacityView`) as of `now`, as JSON (`_written`)."""
+
+        def view() -> CapacityView:
             rolled = footprint_capacity(footprint.member_councils, self.counted.capacity)
-            around = self.answers[footprint.id] = _around_as_of(
-                CapacityView.of(footprint, _AS_OF_MARK, rolled)
-            )
+            return CapacityView.of(footprint, _AS_OF_MARK, rolled)
+
+        return self._written("capacity", footprint, now, view)
+
+    def flows_json(self, footprint: Footprint, now: datetime) -> bytes:
+        """Who places children in the footprint's homes (a `FlowsView`) as of `now`, as JSON
+        (`_written`)."""
+
+        def view() -> FlowsView:
+            flows = footprint_flows(footprint.member_councils, self.counted.capacity.flows)
+            return FlowsView.of(footprint, _AS_OF_MARK, flows)
+
+        return self._written("flows", footprint, now, view)
+
+    def _written(
+        self, answer: str, footprint: Footprint, now: datetime, view: Callable[[], BaseModel]
+    ) -> bytes:
+        """The footprint's `answer` as of `now`: rolled up and written as JSON once per count,
+        then given each read's `as_of` (the figures are the count's, whenever it is read).
+        Written once, a read's answer costs no model to build, check and serialize."""
+        around = self.answers.get((answer, footprint.id))
+        if around is None:
+            around = self.answers[answer, footprint.id] = _around_as_of(view())
         before, after = around
         return before + _AS_OF.dump_json(now) + after
 
@@ -230,7 +249,7 @@ _AS_OF: TypeAdapter[datetime] = TypeAdapter(datetime)
 _AS_OF_MARK = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _around_as_of(view: CapacityView) -> tuple[bytes, bytes]:
+def _around_as_of(view: BaseModel) -> tuple[bytes, bytes]:
     """The view's JSON (as of `_AS_OF_MARK`) before and after the value of its `as_of`."""
     whole = view.model_dump_json().encode()
     field_name = b'"as_of":'
@@ -383,12 +402,12 @@ class Ledger:
         counted = await self._counted_capacity(now)
         return counted.capacity_json(footprint, now)
 
-    async def flows(self, principal: Principal, footprint_id: str) -> FlowsView:
+    async def flows(self, principal: Principal, footprint_id: str) -> bytes:
+        """The footprint's `FlowsView`, as JSON."""
         footprint = self.readable_footprint(principal, footprint_id)
         now = self._clock()
         counted = await self._counted_capacity(now)
-        flows = counted.counted.capacity.flows
-        return FlowsView.of(footprint, now, footprint_flows(footprint.member_councils, flows))
+        return counted.flows_json(footprint, now)
 
     async def responses(self, principal: Principal, footprint_id: str) -> ResponsesView:
         footprint = self.readable_footprint(principal, footprint_id)

@@ -26,8 +26,8 @@ from ledger_fixtures import (
 
 from contracts.envelope import Envelope
 from contracts.geography import footprint
-from services.ledger.domain import council_figures, fold, footprint_capacity
-from services.ledger.models import CapacityView
+from services.ledger.domain import council_figures, fold, footprint_capacity, footprint_flows
+from services.ledger.models import CapacityView, FlowsView
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -47,6 +47,14 @@ def _counted_afresh(
     return CapacityView.of(place, now, rolled).model_dump(mode="json")
 
 
+def _flows_afresh(events: list[Envelope[Any]], footprint_id: str, now: datetime) -> dict[str, Any]:
+    """Who places children in the footprint's homes, by a count of `events` at `now`."""
+    place = footprint(footprint_id)
+    counted = council_figures(fold(events), now, timedelta(hours=72))
+    flows = footprint_flows(place.member_councils, counted.flows)
+    return FlowsView.of(place, now, flows).model_dump(mode="json")
+
+
 async def _answers_as_counted(
     ledger: RunningLedger, events: list[Envelope[Any]], now: datetime
 ) -> None:
@@ -57,6 +65,8 @@ async def _answers_as_counted(
             answer = await ledger.capacity(footprint_id)
             assert datetime.fromisoformat(answer["as_of"]) == at
             assert answer == _counted_afresh(events, footprint_id, at), (footprint_id, at)
+            flows = await ledger.get(f"/v1/capacity/{footprint_id}/flows")
+            assert flows == _flows_afresh(events, footprint_id, at), (footprint_id, at)
 
 
 async def test_a_read_after_a_batch_is_committed_counts_what_it_changed(
