@@ -247,14 +247,14 @@ class _Counted:
 # How an answer writes its `as_of`, and a time no answer is ever as of, to find where it goes.
 _AS_OF: TypeAdapter[datetime] = TypeAdapter(datetime)
 _AS_OF_MARK = datetime(1970, 1, 1, tzinfo=UTC)
+_AS_OF_FIELD, _AS_OF_MARKED = b'"as_of":', _AS_OF.dump_json(_AS_OF_MARK)
 
 
 def _around_as_of(view: BaseModel) -> tuple[bytes, bytes]:
     """The view's JSON (as of `_AS_OF_MARK`) before and after the value of its `as_of`."""
     whole = view.model_dump_json().encode()
-    field_name = b'"as_of":'
-    marked = whole.index(field_name + _AS_OF.dump_json(_AS_OF_MARK)) + len(field_name)
-    return whole[:marked], whole[marked + len(_AS_OF.dump_json(_AS_OF_MARK)) :]
+    value = whole.index(_AS_OF_FIELD + _AS_OF_MARKED) + len(_AS_OF_FIELD)
+    return whole[:value], whole[value + len(_AS_OF_MARKED) :]
 
 
 class _SharedReads:

@@ -196,9 +196,10 @@ class RememberedTokens:
             return principal
 
     def verify(self, token: str) -> Principal:
-        principal = self.recall(token)
-        if principal is not None:
-            return principal
+        return self.recall(token) or self.verify_anew(token)
+
+    def verify_anew(self, token: str) -> Principal:
+        """`verifier`'s answer for `token`, remembered (a refusal is raised, not remembered)."""
         verified_at = self._clock()
         principal = self.verifier.verify(token)
         until = min(_expires_at(token), verified_at + self.remember_s)
@@ -220,13 +221,15 @@ def _expires_at(token: str) -> float:
 async def verify_token(verifier: TokenVerifier, token: str) -> Principal:
     """`verifier.verify(token)`, off the event loop if it may block (a token remembered by a
     `RememberedTokens` is answered at once, on the loop)."""
+    verify = verifier.verify
     if isinstance(verifier, RememberedTokens):
         remembered = verifier.recall(token)
         if remembered is not None:
             return remembered
+        verify = verifier.verify_anew
     if verifier.blocking:
-        return await run_in_threadpool(verifier.verify, token)
-    return verifier.verify(token)
+        return await run_in_threadpool(verify, token)
+    return verify(token)
 
 
 # Where in a request's state the rate limit (services/platform/limits.py), which checks the bearer
