@@ -216,6 +216,7 @@ def run(  # noqa: PLR0913 - one population's sizes and the run's options
         index.add_referral(referral)
     for vacancy in population.vacancies:
         index.add_vacancy(vacancy)
+    index.settle()  # as the alerting service's book does once loaded
     built = time.perf_counter() - started
     print(
         f"index of {len(index.referrals):,} open referrals and {len(index.vacancies):,} open "

@@ -12,19 +12,16 @@ day) kept in an array beside the district's records. A match examines only candi
 reads a record only when its key lets it through, and builds a `Fit` only for a fit.
 """
 
-import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import date
-from functools import cache
-from itertools import chain
+from itertools import chain, repeat
 from types import MappingProxyType
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from contracts import geography
-from contracts.enums import RATING_RANK, SearchScope
+from contracts.enums import RATING_RANK, PlacementType, SearchScope
 from services.alerting.matching import (
     RULE_1_BITS,
     Fit,
@@ -35,85 +32,12 @@ from services.alerting.matching import (
     missing_bits,
     required_bits,
 )
+from services.alerting.reach import district_code, local_districts, rounded_miles
+from services.alerting.referral_columns import TAIL_LIMIT, ReferralColumns
 
-Cell = tuple[int, int]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-
-# Cells only find the districts near a district, once per district: any size gives the same
-# answers, the size only trades the number of cells visited against the districts measured.
-_CELL_MILES: Final = 10.0
-_MILES_PER_DEGREE: Final = geography.EARTH_RADIUS_MILES * math.pi / 180
-_CELL_LAT_DEGREES: Final = _CELL_MILES / _MILES_PER_DEGREE
-# Roughly square in the middle of England; further north cells are narrower in miles.
-_CELL_LON_DEGREES: Final = _CELL_LAT_DEGREES / math.cos(math.radians(52.5))
-# Widens the reach by a few centimetres so rounding in the distance can never lose a candidate.
-_MARGIN_DEGREES: Final = 1e-6
-
-
-def _cell_of(postcode_district: str) -> Cell:
-    centroid = geography.district(postcode_district)
-    return (
-        math.floor(centroid.lat / _CELL_LAT_DEGREES),
-        math.floor(centroid.lon / _CELL_LON_DEGREES),
-    )
-
-
-def _cells_in_reach(postcode_district: str) -> tuple[Cell, ...]:
-    """Every cell holding a point within 20 miles (great circle) of the district's centroid."""
-    centroid = geography.district(postcode_district)
-    radius = geography.LOCAL_RADIUS_MILES / geography.EARTH_RADIUS_MILES  # in radians
-    # A spherical cap's bounding box: its widest longitude is asin(sin r / cos latitude) away.
-    lat_reach = math.degrees(radius) + _MARGIN_DEGREES
-    lon_reach = (
-        math.degrees(math.asin(min(1.0, math.sin(radius) / math.cos(math.radians(centroid.lat)))))
-        + _MARGIN_DEGREES
-    )
-    rows = range(
-        math.floor((centroid.lat - lat_reach) / _CELL_LAT_DEGREES),
-        math.floor((centroid.lat + lat_reach) / _CELL_LAT_DEGREES) + 1,
-    )
-    columns = range(
-        math.floor((centroid.lon - lon_reach) / _CELL_LON_DEGREES),
-        math.floor((centroid.lon + lon_reach) / _CELL_LON_DEGREES) + 1,
-    )
-    return tuple((row, column) for row in rows for column in columns)
-
-
-@cache
-def _districts_by_cell() -> Mapping[Cell, tuple[str, ...]]:
-    cells: dict[Cell, list[str]] = {}
-    for place in geography.districts():
-        cells.setdefault(_cell_of(place.code), []).append(place.code)
-    return {cell: tuple(codes) for cell, codes in cells.items()}
-
-
-@cache
-def _district_code(postcode_district: str) -> str:
-    """The district's code as the reference data spells it; raises UnknownDistrictError."""
-    return geography.district(postcode_district).code
-
-
-@cache
-def _local_districts(code: str) -> Mapping[str, float]:
-    """Every district within 20 miles of this one (itself too), with the distance a fit shows.
-
-    Kept for each district asked for: a bounded table (England has some 2,200 districts, each with
-    about a hundred within 20 miles), worked out on the first match or record in the district.
-    """
-    here = geography.position(code)
-    found: dict[str, float] = {}
-    for cell in _cells_in_reach(code):
-        for other in _districts_by_cell().get(cell, ()):
-            miles = geography.miles_apart(geography.position(other), here)
-            if miles <= geography.LOCAL_RADIUS_MILES:
-                found[other] = round(miles, 1)
-    return MappingProxyType(found)
-
-
-def _rounded_miles(home: str, setting: str) -> float:
-    """Between two districts' centroids, rounded to 0.1 as a fit shows it."""
-    return round(geography.miles_apart(geography.position(home), geography.position(setting)), 1)
+_R_contra = TypeVar("_R_contra", contravariant=True)
 
 
 class _Entries(Generic[_R]):
@@ -153,6 +77,16 @@ class _Entries(Generic[_R]):
 
     def _holds(self, position: int, record_id: UUID) -> bool:
         return position < len(self._ids) and self._ids[position] == record_id.int
+
+
+class _Files(Protocol[_R_contra]):
+    """Where records are filed by a key and district: a `_Shelf`, or `_ReferralsByType`."""
+
+    def add(
+        self, key: Hashable, district: str, record_id: UUID, entry: int, record: _R_contra
+    ) -> None: ...
+
+    def discard(self, key: Hashable, district: str, record_id: UUID) -> None: ...
 
 
 class _Shelf(Generic[_R]):
@@ -199,7 +133,7 @@ _LAST_DAY: Final = (1 << (array("Q").itemsize * 8 - _DAY_SHIFT)) - 1
 if date(2100, 1, 1).toordinal() - _FIRST_DAY > _LAST_DAY:
     raise RuntimeError("a record's key no longer holds the days of this century")
 # Where a record is filed: the shelf, its key there, and its district.
-_Placement = tuple[_Shelf[_R], Hashable, str]
+_Placement = tuple[_Files[_R], Hashable, str]
 # The records of one district a match takes together: whether they are local, their distance
 # when already known (None: worked out once one of them fits), the district, the records.
 _Group = tuple[bool, float | None, str, _Entries[_R]]
@@ -315,7 +249,7 @@ def _ranked(
     """
     by_place: dict[tuple[bool, float], list[list[_R]]] = {}
     for local, known, district, records in found:
-        miles = known if known is not None else _rounded_miles(district, here)
+        miles = known if known is not None else rounded_miles(district, here)
         by_place.setdefault((not local, miles), []).append(records)
     return [
         (not far, miles, lists[0] if len(lists) == 1 else sorted(chain(*lists), key=order))
@@ -353,17 +287,59 @@ def _unindex(
     return record
 
 
+class _ReferralsByType:
+    """The referrals of each placement type as columns by home district (referral_columns.py),
+    filed as a `_Shelf` files them."""
+
+    __slots__ = ("_columns", "_tail_limit")
+
+    def __init__(self, tail_limit: int) -> None:
+        self._columns: dict[Hashable, ReferralColumns] = {}
+        self._tail_limit = tail_limit
+
+    def add(
+        self,
+        key: Hashable,
+        district: str,
+        record_id: UUID,  # noqa: ARG002 - the record's own, which the columns read
+        entry: int,  # noqa: ARG002 - the columns keep each part of the record's key apart
+        record: OpenReferral,
+    ) -> None:
+        columns = self._columns.get(key)
+        if columns is None:
+            columns = self._columns[key] = ReferralColumns(self._tail_limit)
+        columns.add(district, record)
+
+    def discard(self, key: Hashable, district: str, record_id: UUID) -> None:
+        columns = self._columns.get(key)
+        if columns is not None:
+            columns.discard(district, record_id)
+
+    def settle(self) -> None:
+        for columns in self._columns.values():
+            columns.settle()
+
+    def get(self, key: PlacementType) -> ReferralColumns:
+        columns = self._columns.get(key)
+        return _NO_REFERRALS if columns is None else columns
+
+
+_NO_REFERRALS: Final = ReferralColumns()
+
+
 class CandidateIndex:
     """The open referrals and open vacancies, filed by placement type and by district."""
 
-    def __init__(self) -> None:
+    def __init__(self, tail_limit: int = TAIL_LIMIT) -> None:
+        """`tail_limit`: how many new referrals of a type a match checks one by one before the
+        columns are rebuilt with them (referral_columns.py)."""
         self._vacancies: dict[UUID, OpenVacancy] = {}
         self._referrals: dict[UUID, OpenReferral] = {}
         # By placement type, then by district; by (placement type, council); by (type, region).
         self._vacancies_by_district = _Shelf[OpenVacancy]()
         self._vacancies_by_council = _Shelf[OpenVacancy]()
         self._vacancies_by_region = _Shelf[OpenVacancy]()
-        self._referrals_by_district = _Shelf[OpenReferral]()
+        self._referrals_nearby = _ReferralsByType(tail_limit)
         self._referrals_by_council = _Shelf[OpenReferral]()
         # Only referrals searching their region: a local one is never reached through its region.
         self._regional_referrals_by_region = _Shelf[OpenReferral]()
@@ -400,26 +376,42 @@ class CandidateIndex:
         """The referral removed, or None when it was not indexed."""
         return _unindex(self._referrals, referral_id, self._referral_placements)
 
+    def settle(self) -> None:
+        """Put every new referral into the columns now (after a load, say), not at the next match
+        of a vacancy of its type."""
+        self._referrals_nearby.settle()
+
     # --- matching ---------------------------------------------------------------------------------
 
     def referrals_fitting(self, vacancy: OpenVacancy) -> list[Fit]:
-        """The open referrals the vacancy fits, best first."""
-        ranked = _ranked(
-            _referrals_found(self._referral_groups(vacancy), vacancy),
-            _district_code(vacancy.postcode_district),
+        """The open referrals the vacancy fits, best first: those whose homes are within 20 miles,
+        found in the columns in rank order, then those farther off in its council or region."""
+        here = district_code(vacancy.postcode_district)
+        miles, nearby = self._referrals_nearby.get(vacancy.placement_type).fitting(vacancy, here)
+        farther = _ranked(
+            _referrals_found(self._farther_referral_groups(vacancy, here), vacancy),
+            here,
             _referral_order,
         )
-        return [
-            fit
-            for local, miles, referrals in ranked
-            for fit in fits_of_vacancy(vacancy, referrals, miles, local=local)
-        ]
+        # A home in the council beyond 20 miles may be shown at the distance of the farthest
+        # within them (20.0, rounded), where ids decide between them: merged then.
+        while farther and farther[0][0] and miles and farther[0][1] <= miles[-1]:
+            _, distance_miles, referrals = farther.pop(0)
+            merged = sorted(
+                chain(zip(miles, nearby, strict=True), ((distance_miles, r) for r in referrals)),
+                key=lambda pair: (pair[0], pair[1].referral_id.int),
+            )
+            miles, nearby = [pair[0] for pair in merged], [pair[1] for pair in merged]
+        fits = fits_of_vacancy(vacancy, nearby, miles, local=True)
+        for local, distance_miles, referrals in farther:
+            fits += fits_of_vacancy(vacancy, referrals, repeat(distance_miles), local=local)
+        return fits
 
     def vacancies_fitting(self, referral: OpenReferral) -> list[Fit]:
         """The open vacancies that fit the referral, best first."""
         ranked = _ranked(
             _vacancies_found(self._vacancy_groups(referral), referral),
-            _district_code(referral.home_postcode_district),
+            district_code(referral.home_postcode_district),
             _vacancy_order,
         )
         return [
@@ -429,13 +421,18 @@ class CandidateIndex:
         ]
 
     def candidate_referrals(self, vacancy: OpenVacancy) -> list[OpenReferral]:
-        """Each referral a match of the vacancy examines: of its placement type and in reach."""
-        return [
-            referral
-            for local, _, _, entries in self._referral_groups(vacancy)
-            for referral in entries.records
-            if local or referral.authority_code != vacancy.authority_code
-        ]
+        """Each referral a match of the vacancy examines, once: of its placement type, in the runs
+        of districts in reach (referral_columns.py) or farther in its council or region."""
+        here = district_code(vacancy.postcode_district)
+        examined = {
+            referral.referral_id: referral
+            for referral in self._referrals_nearby.get(vacancy.placement_type).in_reach(here)
+        }
+        for local, _, _, entries in self._farther_referral_groups(vacancy, here):
+            for referral in entries.records:
+                if local or referral.authority_code != vacancy.authority_code:
+                    examined[referral.referral_id] = referral
+        return list(examined.values())
 
     def candidate_vacancies(self, referral: OpenReferral) -> list[OpenVacancy]:
         """Each vacancy a match of the referral examines: of a type it wants and in reach."""
@@ -448,20 +445,16 @@ class CandidateIndex:
 
     # --- where a match looks ----------------------------------------------------------------------
 
-    def _referral_groups(self, vacancy: OpenVacancy) -> Iterator[_Group[OpenReferral]]:
-        """The referrals in reach of the vacancy, by home district, each district once a shelf.
-
-        Home within 20 miles; else of the setting's council; else searching the setting's region
-        (where the setting's own council's referrals are found again, to be left out: they are
-        local, and found in their council's group).
-        """
-        local = _local_districts(_district_code(vacancy.postcode_district))
+    def _farther_referral_groups(
+        self, vacancy: OpenVacancy, here: str
+    ) -> Iterator[_Group[OpenReferral]]:
+        """The referrals whose homes are more than 20 miles from the vacancy's district `here` and
+        still in reach, by home district: of the setting's council; else searching the setting's
+        region (where the setting's own council's referrals are found again, to be left out:
+        they are local, and found in their council's group). Those within 20 miles are in the
+        referral columns."""
+        local = local_districts(here)
         placement_type = vacancy.placement_type
-        nearby = self._referrals_by_district.get(placement_type)
-        for home, miles in local.items():
-            entries = nearby.get(home)
-            if entries:
-                yield True, miles, home, entries
         for home, entries in self._referrals_by_council.get(
             (placement_type, vacancy.authority_code)
         ).items():
@@ -477,7 +470,7 @@ class CandidateIndex:
         """The vacancies in reach of the referral, by setting district (as `_referral_groups`):
         within 20 miles of home; else in the referring council; else, for a regional search, in
         the referring council's region."""
-        local = _local_districts(_district_code(referral.home_postcode_district))
+        local = local_districts(district_code(referral.home_postcode_district))
         regional = referral.search_scope is SearchScope.REGIONAL
         for placement_type in referral.placement_types:
             nearby = self._vacancies_by_district.get(placement_type)
@@ -500,19 +493,19 @@ class CandidateIndex:
     # --- where each record is filed ---------------------------------------------------------------
 
     def _vacancy_placements(self, vacancy: OpenVacancy) -> Iterator[_Placement[OpenVacancy]]:
-        district = _district_code(vacancy.postcode_district)
-        _local_districts(district)  # worked out as the record arrives, not by its first match
+        district = district_code(vacancy.postcode_district)
+        local_districts(district)  # worked out as the record arrives, not by its first match
         placement_type = vacancy.placement_type
         yield self._vacancies_by_district, placement_type, district
         yield self._vacancies_by_council, (placement_type, vacancy.authority_code), district
         yield self._vacancies_by_region, (placement_type, vacancy.region_code), district
 
     def _referral_placements(self, referral: OpenReferral) -> Iterator[_Placement[OpenReferral]]:
-        home = _district_code(referral.home_postcode_district)
-        _local_districts(home)
+        home = district_code(referral.home_postcode_district)
+        local_districts(home)
         regional = referral.search_scope is SearchScope.REGIONAL
         for placement_type in referral.placement_types:
-            yield self._referrals_by_district, placement_type, home
+            yield self._referrals_nearby, placement_type, home
             yield self._referrals_by_council, (placement_type, referral.authority_code), home
             if regional:
                 yield (

@@ -136,11 +136,15 @@ class _OpenFit:
 
 
 def fits_of_vacancy(
-    vacancy: OpenVacancy, referrals: Iterable[OpenReferral], distance_miles: float, *, local: bool
+    vacancy: OpenVacancy,
+    referrals: Iterable[OpenReferral],
+    distances_miles: Iterable[float],
+    *,
+    local: bool,
 ) -> list[Fit]:
-    """The fits of the vacancy to referrals found to fit it at one distance (rounded to 0.1) and
-    reach, in the referrals' order: each the same Fit as `fit_in_reach` makes, built without the
-    dataclass's __init__ (see `_OpenFit`)."""
+    """The fits of the vacancy to referrals found to fit it, each at its distance (rounded to 0.1)
+    and all at one reach, in the referrals' order: each the same Fit as `fit_in_reach` makes,
+    built without the dataclass's __init__ (see `_OpenFit`)."""
     vacancy_id, setting_id, placement_type, ofsted_rating, postcode_district, beds = (
         vacancy.vacancy_id,
         vacancy.setting_id,
@@ -150,7 +154,7 @@ def fits_of_vacancy(
         vacancy.beds,
     )
     built: list[Fit] = []
-    for referral in referrals:
+    for referral, distance_miles in zip(referrals, distances_miles, strict=False):
         fit: Any = _OpenFit()  # mypy cannot see slots named by a constant, nor the class change
         fit.referral_id = referral.referral_id
         fit.vacancy_id = vacancy_id
@@ -171,7 +175,7 @@ def fit_of(
     referral: OpenReferral, vacancy: OpenVacancy, distance_miles: float, *, local: bool
 ) -> Fit:
     """The fit of a pair found to fit at that distance (rounded to 0.1) and reach."""
-    return fits_of_vacancy(vacancy, (referral,), distance_miles, local=local)[0]
+    return fits_of_vacancy(vacancy, (referral,), (distance_miles,), local=local)[0]
 
 
 RankKey = tuple[bool, float, int, UUID, UUID]

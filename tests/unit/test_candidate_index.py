@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from contracts import geography
 from contracts.enums import RATING_RANK, Need, OfstedRating, PlacementType, SearchScope, Sex
-from services.alerting import candidate_index
+from services.alerting import candidate_index, reach
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.matching import (
     Fit,
@@ -199,7 +199,7 @@ def test_a_position_is_asked_of_a_known_district():
 @settings(max_examples=40, deadline=None)
 @given(here=st.sampled_from(ALL_DISTRICTS))
 def test_the_districts_within_20_miles_are_every_one_of_them(here: str):
-    local = candidate_index._local_districts(here)
+    local = reach.local_districts(here)
 
     within = {
         other: round(miles, 1)
@@ -219,13 +219,16 @@ def test_the_districts_within_20_miles_are_every_one_of_them(here: str):
         st.lists(vacancies(), min_size=1, max_size=30, unique_by=lambda v: v.vacancy_id),
     ),
     queries=st.tuples(st.lists(referrals(), max_size=5), st.lists(vacancies(), max_size=5)),
+    # Referrals all in the columns (0), all among the new ones a match checks one by one (64).
+    tail_limit=st.sampled_from([0, 64]),
 )
 def test_the_index_agrees_with_checking_everyone_in_london_and_the_south_east(
     population: tuple[list[OpenReferral], list[OpenVacancy]],
     queries: tuple[list[OpenReferral], list[OpenVacancy]],
+    tail_limit: int,
 ):
     open_referrals, open_vacancies = population
-    index = CandidateIndex()
+    index = CandidateIndex(tail_limit=tail_limit)
     for referral in open_referrals:
         index.add_referral(referral)
     for vacancy in open_vacancies:
@@ -242,6 +245,51 @@ def test_the_index_agrees_with_checking_everyone_in_london_and_the_south_east(
         assert index.vacancies_fitting(referral) == brute_force_vacancies_fitting(
             referral, open_vacancies
         )
+
+
+# A change: a referral opened (or replaced by a new version), one closed (by its place among those
+# opened so far), a vacancy matched against the referrals open then, or every referral put into
+# the columns (as after a load).
+CHANGES = st.lists(
+    st.one_of(
+        st.tuples(st.just("open"), referrals()),
+        st.tuples(st.just("close"), st.integers(0, 200)),
+        st.tuples(st.just("match"), vacancies()),
+        st.tuples(st.just("settle"), st.none()),
+    ),
+    min_size=1,
+    max_size=80,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(changes=CHANGES, tail_limit=st.sampled_from([0, 1, 5, 64]))
+def test_the_index_agrees_with_checking_everyone_as_referrals_open_and_close(
+    changes: list[tuple[str, Any]], tail_limit: int
+):
+    """Referrals wait among the new ones, join the columns when those are rebuilt, are replaced
+    and closed wherever they are: every match in between finds what checking everyone finds."""
+    index = CandidateIndex(tail_limit=tail_limit)
+    open_referrals: dict[UUID, OpenReferral] = {}
+    opened: list[UUID] = []
+    for change, subject in changes:
+        if change == "open":
+            index.add_referral(subject)
+            open_referrals[subject.referral_id] = subject
+            opened.append(subject.referral_id)
+        elif change == "close" and opened:
+            referral_id = opened[subject % len(opened)]
+            closed = index.remove_referral(referral_id)
+            assert closed == open_referrals.pop(referral_id, None)
+        elif change == "match":
+            assert index.referrals_fitting(subject) == brute_force_referrals_fitting(
+                subject, open_referrals.values()
+            )
+            examined = {referral.referral_id for referral in index.candidate_referrals(subject)}
+            assert examined >= {fit.referral_id for fit in index.referrals_fitting(subject)}
+        elif change == "settle":
+            index.settle()
+    assert dict(index.referrals) == open_referrals
 
 
 def test_a_district_written_otherwise_is_the_same_district():
@@ -377,6 +425,41 @@ def test_referrals_from_districts_at_one_distance_rank_by_id_across_the_district
     assert [(fit.distance_miles, fit.referral_id.int) for fit in found] == [
         (nearer, 7),
         *((miles, number) for number in range(1, 7)),
+    ]
+
+
+@pytest.mark.parametrize("tail_limit", [0, 64])
+def test_a_home_in_the_council_just_beyond_20_miles_ranks_by_id_with_those_shown_as_as_far(
+    tail_limit: int,
+):
+    """From GU4 in Surrey, SW15 is 19.96 miles and CR3, also in Surrey, 20.02: both are shown as
+    20.0 miles, so ids decide between the one found within 20 miles and the one found through
+    the setting's council."""
+    surrey, wandsworth = "E10000030", "E09000032"
+    assert geography.distance_miles("SW15", "GU4") <= geography.LOCAL_RADIUS_MILES
+    assert geography.distance_miles("CR3", "GU4") > geography.LOCAL_RADIUS_MILES
+    within = _always_fitting_referral(
+        referral_id=UUID(int=2), authority_code=wandsworth, home_postcode_district="SW15"
+    )
+    beyond = _always_fitting_referral(
+        referral_id=UUID(int=1),
+        authority_code=surrey,
+        region_code=SOUTH_EAST,
+        home_postcode_district="CR3",
+    )
+    vacancy = _always_fitting_vacancy(
+        within, postcode_district="GU4", authority_code=surrey, region_code=SOUTH_EAST
+    )
+    index = CandidateIndex(tail_limit=tail_limit)
+    index.add_referral(within)
+    index.add_referral(beyond)
+
+    found = index.referrals_fitting(vacancy)
+
+    assert found == brute_force_referrals_fitting(vacancy, [within, beyond])
+    assert [(fit.referral_id.int, fit.distance_miles, fit.local) for fit in found] == [
+        (1, 20.0, True),
+        (2, 20.0, True),
     ]
 
 
