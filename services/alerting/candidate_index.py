@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Final, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from contracts.enums import RATING_RANK, PlacementType, SearchScope
+from contracts.enums import RATING_RANK, SearchScope
 from services.alerting.matching import (
     RULE_1_BITS,
     Fit,
@@ -32,7 +32,7 @@ from services.alerting.matching import (
     missing_bits,
     required_bits,
 )
-from services.alerting.reach import district_code, local_districts, rounded_miles
+from services.alerting.reach import district_code, local_districts, rounded_miles, work_out
 from services.alerting.referral_columns import TAIL_LIMIT, ReferralColumns
 
 _T = TypeVar("_T")
@@ -319,7 +319,7 @@ class _ReferralsByType:
         for columns in self._columns.values():
             columns.settle()
 
-    def get(self, key: PlacementType) -> ReferralColumns:
+    def get(self, key: Hashable) -> ReferralColumns:
         columns = self._columns.get(key)
         return _NO_REFERRALS if columns is None else columns
 
@@ -342,7 +342,7 @@ class CandidateIndex:
         self._referrals_nearby = _ReferralsByType(tail_limit)
         self._referrals_by_council = _Shelf[OpenReferral]()
         # Only referrals searching their region: a local one is never reached through its region.
-        self._regional_referrals_by_region = _Shelf[OpenReferral]()
+        self._regional_referrals_by_region = _ReferralsByType(tail_limit)
 
     @property
     def vacancies(self) -> Mapping[UUID, OpenVacancy]:
@@ -380,32 +380,40 @@ class CandidateIndex:
         """Put every new referral into the columns now (after a load, say), not at the next match
         of a vacancy of its type."""
         self._referrals_nearby.settle()
+        self._regional_referrals_by_region.settle()
 
     # --- matching ---------------------------------------------------------------------------------
 
     def referrals_fitting(self, vacancy: OpenVacancy) -> list[Fit]:
-        """The open referrals the vacancy fits, best first: those whose homes are within 20 miles,
-        found in the columns in rank order, then those farther off in its council or region."""
+        """The open referrals the vacancy fits, best first: those whose homes are within 20 miles
+        (in the columns, in rank order), then those of the setting's council farther off, then
+        those searching its region from farther off (in their columns, in rank order)."""
         here = district_code(vacancy.postcode_district)
         miles, nearby = self._referrals_nearby.get(vacancy.placement_type).fitting(vacancy, here)
         farther = _ranked(
-            _referrals_found(self._farther_referral_groups(vacancy, here), vacancy),
+            _referrals_found(self._farther_council_groups(vacancy, here), vacancy),
             here,
             _referral_order,
         )
         # A home in the council beyond 20 miles may be shown at the distance of the farthest
         # within them (20.0, rounded), where ids decide between them: merged then.
-        while farther and farther[0][0] and miles and farther[0][1] <= miles[-1]:
+        while farther and miles and farther[0][1] <= miles[-1]:
             _, distance_miles, referrals = farther.pop(0)
             merged = sorted(
                 chain(zip(miles, nearby, strict=True), ((distance_miles, r) for r in referrals)),
                 key=lambda pair: (pair[0], pair[1].referral_id.int),
             )
             miles, nearby = [pair[0] for pair in merged], [pair[1] for pair in merged]
-        fits = fits_of_vacancy(vacancy, nearby, miles, local=True)
-        for local, distance_miles, referrals in farther:
-            fits += fits_of_vacancy(vacancy, referrals, repeat(distance_miles), local=local)
-        return fits
+        for _, distance_miles, referrals in farther:
+            miles.extend(repeat(distance_miles, len(referrals)))
+            nearby.extend(referrals)
+        regional_miles, regional = self._regional_referrals_by_region.get(
+            (vacancy.placement_type, vacancy.region_code)
+        ).fitting_farther(vacancy, here)
+        return [
+            *fits_of_vacancy(vacancy, nearby, miles, local=True),
+            *fits_of_vacancy(vacancy, regional, regional_miles, local=False),
+        ]
 
     def vacancies_fitting(self, referral: OpenReferral) -> list[Fit]:
         """The open vacancies that fit the referral, best first."""
@@ -422,16 +430,22 @@ class CandidateIndex:
 
     def candidate_referrals(self, vacancy: OpenVacancy) -> list[OpenReferral]:
         """Each referral a match of the vacancy examines, once: of its placement type, in the runs
-        of districts in reach (referral_columns.py) or farther in its council or region."""
+        of districts in reach (referral_columns.py), in the setting's council farther off, or
+        searching its region."""
         here = district_code(vacancy.postcode_district)
+        placement_type = vacancy.placement_type
         examined = {
             referral.referral_id: referral
-            for referral in self._referrals_nearby.get(vacancy.placement_type).in_reach(here)
+            for referral in chain(
+                self._referrals_nearby.get(placement_type).in_reach(here),
+                (
+                    referral
+                    for _, _, _, entries in self._farther_council_groups(vacancy, here)
+                    for referral in entries.records
+                ),
+                self._regional_referrals_by_region.get((placement_type, vacancy.region_code)),
+            )
         }
-        for local, _, _, entries in self._farther_referral_groups(vacancy, here):
-            for referral in entries.records:
-                if local or referral.authority_code != vacancy.authority_code:
-                    examined[referral.referral_id] = referral
         return list(examined.values())
 
     def candidate_vacancies(self, referral: OpenReferral) -> list[OpenVacancy]:
@@ -445,26 +459,17 @@ class CandidateIndex:
 
     # --- where a match looks ----------------------------------------------------------------------
 
-    def _farther_referral_groups(
+    def _farther_council_groups(
         self, vacancy: OpenVacancy, here: str
     ) -> Iterator[_Group[OpenReferral]]:
-        """The referrals whose homes are more than 20 miles from the vacancy's district `here` and
-        still in reach, by home district: of the setting's council; else searching the setting's
-        region (where the setting's own council's referrals are found again, to be left out:
-        they are local, and found in their council's group). Those within 20 miles are in the
-        referral columns."""
+        """The referrals of the setting's council whose homes are more than 20 miles from the
+        vacancy's district `here`, by home district: local, as the council's own."""
         local = local_districts(here)
-        placement_type = vacancy.placement_type
         for home, entries in self._referrals_by_council.get(
-            (placement_type, vacancy.authority_code)
+            (vacancy.placement_type, vacancy.authority_code)
         ).items():
             if home not in local:
                 yield True, None, home, entries
-        for home, entries in self._regional_referrals_by_region.get(
-            (placement_type, vacancy.region_code)
-        ).items():
-            if home not in local:
-                yield False, None, home, entries
 
     def _vacancy_groups(self, referral: OpenReferral) -> Iterator[_Group[OpenVacancy]]:
         """The vacancies in reach of the referral, by setting district (as `_referral_groups`):
@@ -494,7 +499,7 @@ class CandidateIndex:
 
     def _vacancy_placements(self, vacancy: OpenVacancy) -> Iterator[_Placement[OpenVacancy]]:
         district = district_code(vacancy.postcode_district)
-        local_districts(district)  # worked out as the record arrives, not by its first match
+        work_out(district)  # as the record arrives, not at its first match
         placement_type = vacancy.placement_type
         yield self._vacancies_by_district, placement_type, district
         yield self._vacancies_by_council, (placement_type, vacancy.authority_code), district
@@ -502,7 +507,7 @@ class CandidateIndex:
 
     def _referral_placements(self, referral: OpenReferral) -> Iterator[_Placement[OpenReferral]]:
         home = district_code(referral.home_postcode_district)
-        local_districts(home)
+        work_out(home)
         regional = referral.search_scope is SearchScope.REGIONAL
         for placement_type in referral.placement_types:
             yield self._referrals_nearby, placement_type, home

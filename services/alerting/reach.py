@@ -81,6 +81,19 @@ def district_number(code: str) -> int:
     return _numbering()[0][code]
 
 
+_COUNCIL_NUMBERS: Final[dict[str, int]] = {}
+
+
+def council_number(code: str) -> int:
+    """A number for the council of that code, the same for the process's life."""
+    return _COUNCIL_NUMBERS.setdefault(code, len(_COUNCIL_NUMBERS))
+
+
+def district_of_number(number: int) -> str:
+    """The code of the district of that number."""
+    return _numbering()[2][number]
+
+
 @cache
 def local_districts(code: str) -> Mapping[str, float]:
     """Every district within 20 miles of this one (itself too), with the distance a fit shows.
@@ -121,10 +134,18 @@ def runs_in_reach(code: str) -> tuple[Numbers, Numbers]:
 def tenths_in_reach(code: str) -> Tenths:
     """By district number, the tenths of a mile from this district to each within 20 miles (the
     distance a fit shows, `local_districts`), and NOT_IN_REACH for every other: 4 kB a district."""
+    local = local_districts(code)
     tenths = np.full(len(_numbering()[2]), NOT_IN_REACH, dtype=np.int16)
-    for other, miles in local_districts(code).items():
-        tenths[district_number(other)] = round(miles * 10)
+    tenths[[district_number(other) for other in local]] = [
+        round(miles * 10) for miles in local.values()
+    ]
     return tenths
+
+
+def work_out(code: str) -> None:
+    """Work out now what a match in or near the district will ask (as a record arrives there)."""
+    tenths_in_reach(code)
+    runs_in_reach(code)
 
 
 def rounded_miles(home: str, setting: str) -> float:

@@ -21,13 +21,16 @@ from typing import Final
 from uuid import UUID
 
 import numpy as np
+import numpy.typing as npt
 
 from services.alerting.matching import OpenReferral, OpenVacancy, missing_bits, required_bits
 from services.alerting.reach import (
     NOT_IN_REACH,
     Numbers,
-    Tenths,
+    council_number,
     district_number,
+    district_of_number,
+    rounded_miles,
     runs_in_reach,
     tenths_in_reach,
 )
@@ -50,6 +53,7 @@ class ReferralColumns:
         "_age",
         "_alive",
         "_bits",
+        "_council",
         "_dead",
         "_district",
         "_group",
@@ -94,6 +98,14 @@ class ReferralColumns:
             self._alive[row] = False
             self._dead += 1
 
+    def __iter__(self) -> Iterator[OpenReferral]:
+        """Every referral filed here."""
+        self._settle()
+        for row in np.flatnonzero(self._alive).tolist():
+            yield self._records[row]
+        for *_, referral in self._tail.values():
+            yield referral
+
     def in_reach(self, code: str) -> Iterator[OpenReferral]:
         """Each referral a match of a setting in district `code` examines: those whose homes are
         in the runs of districts in reach, in the columns or new."""
@@ -111,47 +123,92 @@ class ReferralColumns:
         is the columns' own."""
         self._settle()
         tenths = tenths_in_reach(code)
-        rows, _ = self._rows_in_runs(code)
-        rows = rows[(self._bits[rows] & np.uint64(missing_bits(vacancy))) == 0]
-        rows = rows[self._alive[rows]]
+        rows = self._meeting_rule_1(self._rows_in_runs(code)[0], vacancy)
         distance = tenths[self._district[rows]]
+        rows, distance = rows[distance != NOT_IN_REACH], distance[distance != NOT_IN_REACH]
+        # A tenth's float is the one `round(miles, 1)` gives: both are the nearest to the decimal.
+        return self._in_order(rows, distance, distance / 10, vacancy, code, in_reach=True)
+
+    def fitting_farther(self, vacancy: OpenVacancy, code: str) -> Nearby:
+        """The referrals whose homes are more than 20 miles from the vacancy's district `code`,
+        of another council than the setting's, which meet rule 1 with it, by distance then id,
+        with their distances: among the referrals searching a region, those the regional
+        widening finds (the setting's own council's are local, and found through it)."""
+        self._settle()
+        tenths = tenths_in_reach(code)
+        rows = self._meeting_rule_1(np.flatnonzero(self._alive), vacancy)
+        rows = rows[
+            (tenths[self._district[rows]] == NOT_IN_REACH)
+            & (self._council[rows] != council_number(vacancy.authority_code))
+        ]
+        homes, each = np.unique(self._district[rows], return_inverse=True)
+        miles = np.array(
+            [rounded_miles(district_of_number(home), code) for home in homes.tolist()],
+            dtype=np.float64,
+        )[each]
+        return self._in_order(rows, miles, miles, vacancy, code, in_reach=False)
+
+    def _meeting_rule_1(self, rows: Numbers, vacancy: OpenVacancy) -> Numbers:
+        """Those of the rows still open whose referrals meet rule 1 with the vacancy."""
+        rows = rows[(self._bits[rows] & np.uint64(missing_bits(vacancy))) == 0]
         age = self._age[rows]
-        fit = (
-            (distance != NOT_IN_REACH)
+        return rows[
+            self._alive[rows]
             & (age >= vacancy.age_min)
             & (age <= vacancy.age_max)
             & (self._group[rows] <= vacancy.beds)
             & (self._needed_by[rows] >= vacancy.available_from.toordinal())
-        )
-        rows, distance = rows[fit], distance[fit]
-        ordered = np.lexsort((self._id_low[rows], self._id_high[rows], distance))
-        # A tenth's float is the one `round(miles, 1)` gives: both are the nearest to the decimal.
-        miles: list[float] = (distance[ordered] / 10).tolist()
+        ]
+
+    def _in_order(  # noqa: PLR0913 - the rows found, and how the new referrals are to be
+        self,
+        rows: Numbers,
+        order_by: npt.NDArray[np.int16] | npt.NDArray[np.float64],
+        miles: npt.NDArray[np.float64],
+        vacancy: OpenVacancy,
+        code: str,
+        *,
+        in_reach: bool,
+    ) -> Nearby:
+        """The rows' referrals and miles by distance then id, with the new referrals that fit
+        (within 20 miles of `code`, or beyond them) put in their places."""
+        ordered = np.lexsort((self._id_low[rows], self._id_high[rows], order_by))
+        found_miles: list[float] = miles[ordered].tolist()
         referrals: list[OpenReferral] = self._records[rows[ordered]].tolist()
-        for distance_miles, referral in self._tail_fitting(vacancy, tenths):
+        for distance_miles, referral in self._tail_fitting(vacancy, code, in_reach=in_reach):
             place = bisect_right(
                 range(len(referrals)),
                 (distance_miles, referral.referral_id.int),
-                key=lambda row: (miles[row], referrals[row].referral_id.int),
+                key=lambda row: (found_miles[row], referrals[row].referral_id.int),
             )
-            miles.insert(place, distance_miles)
+            found_miles.insert(place, distance_miles)
             referrals.insert(place, referral)
-        return miles, referrals
+        return found_miles, referrals
 
     def _tail_fitting(
-        self, vacancy: OpenVacancy, tenths: Tenths
+        self, vacancy: OpenVacancy, code: str, *, in_reach: bool
     ) -> Iterator[tuple[float, OpenReferral]]:
+        """The new referrals that meet rule 1 with the vacancy, within 20 miles of `code` or
+        beyond them and of another council than the setting's, each with its distance."""
+        tenths = tenths_in_reach(code)
         missing = missing_bits(vacancy)
         for number, bits, referral in self._tail.values():
-            distance = int(tenths[number])
-            if (
-                distance != NOT_IN_REACH
-                and not bits & missing
+            if not (
+                not bits & missing
                 and vacancy.age_min <= referral.age <= vacancy.age_max
                 and referral.sibling_group_size <= vacancy.beds
                 and vacancy.available_from <= referral.needed_by
             ):
+                continue
+            distance = int(tenths[number])
+            if in_reach and distance != NOT_IN_REACH:
                 yield distance / 10, referral
+            elif (
+                not in_reach
+                and distance == NOT_IN_REACH
+                and referral.authority_code != vacancy.authority_code
+            ):
+                yield rounded_miles(district_of_number(number), code), referral
 
     def _rows_in_runs(self, code: str) -> tuple[Numbers, int]:
         firsts, lasts = runs_in_reach(code)
@@ -202,4 +259,7 @@ class ReferralColumns:
         ]
         self._age = np.array([r.age for r in referrals], dtype=np.int64)[order]
         self._group = np.array([r.sibling_group_size for r in referrals], dtype=np.int64)[order]
+        self._council = np.array(
+            [council_number(r.authority_code) for r in referrals], dtype=np.int64
+        )[order]
         self._alive = np.ones(len(referrals), dtype=bool)
