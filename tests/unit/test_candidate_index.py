@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from contracts import geography
 from contracts.enums import RATING_RANK, Need, OfstedRating, PlacementType, SearchScope, Sex
-from services.alerting import candidate_index, reach
+from services.alerting import reach
 from services.alerting.candidate_index import CandidateIndex
 from services.alerting.matching import (
     Fit,
@@ -247,14 +247,17 @@ def test_the_index_agrees_with_checking_everyone_in_london_and_the_south_east(
         )
 
 
-# A change: a referral opened (or replaced by a new version), one closed (by its place among those
-# opened so far), a vacancy matched against the referrals open then, or every referral put into
-# the columns (as after a load).
+# A change: a referral opened (or replaced by a new version) or a vacancy posted (likewise), one
+# closed or withdrawn (by its place among those filed so far), a vacancy or a referral matched
+# against those open then, or every record put into its columns' arrays (as after a load).
 CHANGES = st.lists(
     st.one_of(
         st.tuples(st.just("open"), referrals()),
+        st.tuples(st.just("post"), vacancies()),
         st.tuples(st.just("close"), st.integers(0, 200)),
-        st.tuples(st.just("match"), vacancies()),
+        st.tuples(st.just("withdraw"), st.integers(0, 200)),
+        st.tuples(st.just("match vacancy"), vacancies()),
+        st.tuples(st.just("match referral"), referrals()),
         st.tuples(st.just("settle"), st.none()),
     ),
     min_size=1,
@@ -262,34 +265,46 @@ CHANGES = st.lists(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(changes=CHANGES, tail_limit=st.sampled_from([0, 1, 5, 64]))
-def test_the_index_agrees_with_checking_everyone_as_referrals_open_and_close(
+def test_the_index_agrees_with_checking_everyone_as_records_come_and_go(
     changes: list[tuple[str, Any]], tail_limit: int
 ):
-    """Referrals wait among the new ones, join the columns when those are rebuilt, are replaced
-    and closed wherever they are: every match in between finds what checking everyone finds."""
+    """Records wait among the new ones, join the arrays when those are rebuilt, are replaced and
+    taken out wherever they are: every match in between finds what checking everyone finds."""
     index = CandidateIndex(tail_limit=tail_limit)
     open_referrals: dict[UUID, OpenReferral] = {}
-    opened: list[UUID] = []
+    open_vacancies: dict[UUID, OpenVacancy] = {}
+    filed: list[UUID] = []
     for change, subject in changes:
         if change == "open":
             index.add_referral(subject)
             open_referrals[subject.referral_id] = subject
-            opened.append(subject.referral_id)
-        elif change == "close" and opened:
-            referral_id = opened[subject % len(opened)]
-            closed = index.remove_referral(referral_id)
-            assert closed == open_referrals.pop(referral_id, None)
-        elif change == "match":
-            assert index.referrals_fitting(subject) == brute_force_referrals_fitting(
-                subject, open_referrals.values()
-            )
+            filed.append(subject.referral_id)
+        elif change == "post":
+            index.add_vacancy(subject)
+            open_vacancies[subject.vacancy_id] = subject
+            filed.append(subject.vacancy_id)
+        elif change == "close" and filed:
+            referral_id = filed[subject % len(filed)]
+            assert index.remove_referral(referral_id) == open_referrals.pop(referral_id, None)
+        elif change == "withdraw" and filed:
+            vacancy_id = filed[subject % len(filed)]
+            assert index.remove_vacancy(vacancy_id) == open_vacancies.pop(vacancy_id, None)
+        elif change == "match vacancy":
+            found = index.referrals_fitting(subject)
+            assert found == brute_force_referrals_fitting(subject, open_referrals.values())
             examined = {referral.referral_id for referral in index.candidate_referrals(subject)}
-            assert examined >= {fit.referral_id for fit in index.referrals_fitting(subject)}
+            assert examined >= {fit.referral_id for fit in found}
+        elif change == "match referral":
+            found = index.vacancies_fitting(subject)
+            assert found == brute_force_vacancies_fitting(subject, open_vacancies.values())
+            examined = {vacancy.vacancy_id for vacancy in index.candidate_vacancies(subject)}
+            assert examined >= {fit.vacancy_id for fit in found}
         elif change == "settle":
             index.settle()
     assert dict(index.referrals) == open_referrals
+    assert dict(index.vacancies) == open_vacancies
 
 
 def test_a_district_written_otherwise_is_the_same_district():
@@ -371,22 +386,23 @@ def test_a_fit_built_for_speed_is_a_frozen_fit(referral: OpenReferral, vacancy: 
         assert built == fit
 
 
-FIRST_IN_KEYS = candidate_index._FIRST_DAY
 EDGE_DAYS = (
     date.min,
-    *(
-        date.fromordinal(ordinal)
-        for edge in (FIRST_IN_KEYS, FIRST_IN_KEYS + candidate_index._LAST_DAY)
-        for ordinal in (edge - 1, edge, edge + 1)
-    ),
+    date.min + timedelta(1),
+    NEEDED_BY - timedelta(1),
+    NEEDED_BY,
+    NEEDED_BY + timedelta(1),
+    date.max - timedelta(1),
     date.max,
 )
 
 
 @pytest.mark.parametrize("needed_by", EDGE_DAYS)
 @pytest.mark.parametrize("available_from", EDGE_DAYS)
-def test_days_at_the_edges_of_the_keys_are_compared_as_days(needed_by: date, available_from: date):
-    """The first and last days a key holds, the days beside them, and the first and last dates."""
+def test_days_at_the_edges_of_the_calendar_are_compared_as_days(
+    needed_by: date, available_from: date
+):
+    """The first and last dates, the days beside them, and days beside each other now."""
     referral = _always_fitting_referral(needed_by=needed_by)
     vacancy = _always_fitting_vacancy(referral, available_from=available_from)
     index = CandidateIndex()
