@@ -4,7 +4,7 @@ Districts are found through cells of the map about 10 miles square: the district
 are those of the cells its 20 miles' bounding box covers, measured one by one. Districts are also
 numbered along the rows of those cells (`district_number`), so that the districts in reach of one
 lie in a few runs of numbers, one per row of cells (`runs_in_reach`), which the referral columns
-(referral_columns.py) search. Pure functions of the packaged reference data; no I/O.
+(columns.py) search. Pure functions of the packaged reference data; no I/O.
 """
 
 import math
