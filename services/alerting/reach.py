@@ -3,7 +3,7 @@
 Districts are found through cells of the map about 10 miles square: the districts near a district
 are those of the cells its 20 miles' bounding box covers, measured one by one. Districts are also
 numbered along the rows of those cells (`district_number`), so that the districts in reach of one
-lie in a few runs of numbers, one per row of cells (`runs_in_reach`), which the referral columns
+lie in a few runs of numbers, one per row of cells (`runs_in_reach`), which the columns
 (columns.py) search. Pure functions of the packaged reference data; no I/O.
 """
 
