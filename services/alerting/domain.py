@@ -348,7 +348,7 @@ class AlertBook:
             book.index.add_referral(OpenReferral.from_event(referral))
         for alert in alerts:
             book._file(alert)
-        book.index.settle()  # the referrals in columns now, not at the first match
+        book.index.settle()  # every record in its columns' arrays now, not at the first match
         return book
 
     # --- reading ----------------------------------------------------------------------------------

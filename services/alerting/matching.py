@@ -154,7 +154,7 @@ def fits_of_vacancy(
         vacancy.beds,
     )
     built: list[Fit] = []
-    for referral, distance_miles in zip(referrals, distances_miles, strict=False):
+    for referral, distance_miles in zip(referrals, distances_miles, strict=True):
         fit: Any = _OpenFit()  # mypy cannot see slots named by a constant, nor the class change
         fit.referral_id = referral.referral_id
         fit.vacancy_id = vacancy_id

@@ -1,10 +1,10 @@
 """Which postcode districts are within 20 miles of each other, worked out once per district.
 
-Districts are found through cells of the map about 10 miles square: the districts near a district
-are those of the cells its 20 miles' bounding box covers, measured one by one. Districts are also
-numbered along the rows of those cells (`district_number`), so that the districts in reach of one
-lie in a few runs of numbers, one per row of cells (`runs_in_reach`), which the columns
-(columns.py) search. Pure functions of the packaged reference data; no I/O.
+Districts are numbered along rows of cells of the map about 10 miles square (`district_number`),
+so that the districts near a district lie in a few runs of numbers, one per row of cells its 20
+miles' bounding box covers (`runs_in_reach`). Those are measured one by one (`local_districts`),
+and the columns (columns.py) search the same runs. Pure functions of the packaged reference data;
+no I/O.
 """
 
 import math
@@ -102,12 +102,10 @@ def local_districts(code: str) -> Mapping[str, float]:
     about a hundred within 20 miles), worked out on the first match or record in the district.
     """
     here = geography.position(code)
-    (south, west), (north, east) = _box_in_reach(code)
-    _, cells, codes = _numbering()
+    codes = _numbering()[2]
     found: dict[str, float] = {}
-    for row in range(south, north + 1):
-        for number in range(bisect_left(cells, (row, west)), bisect_right(cells, (row, east))):
-            other = codes[number]
+    for first, last in zip(*runs_in_reach(code), strict=True):
+        for other in codes[first : last + 1]:
             miles = geography.miles_apart(geography.position(other), here)
             if miles <= geography.LOCAL_RADIUS_MILES:
                 found[other] = round(miles, 1)
